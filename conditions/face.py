@@ -1,0 +1,125 @@
+"""Face-identity energy: a detector finds the face in the reference, an embedder compares identities.
+
+Real photos use facenet-pytorch, as Universal Guidance did: MTCNN boxes (no gradient) and
+InceptionResnetV1 (vggface2) embeddings of a differentiable crop resized to 160. The embedded
+world substitutes its own detector and embedder through the two protocols below.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from guidance.errors import NoFaceFoundError, WeightsUnavailableError
+
+from .base import Energy
+from .images import module_device, resize, to_tensor
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of width and height
+DISTANCES = ("l2", "l1", "cosine")
+
+
+class FaceDetector(Protocol):
+    def box(self, image: Image.Image) -> Box | None:
+        """The most confident face's box, or None when there is no face."""
+
+
+class FaceEmbedder(Protocol):
+    input_size: int
+
+    def __call__(self, crops: Tensor) -> Tensor:
+        """(B, D) embeddings of face crops (B, 3, input_size, input_size) in [-1, 1]; differentiable."""
+
+
+class MTCNNDetector:
+    """facenet-pytorch's MTCNN (its weights ship in the wheel); boxes widened by `margin` of their size."""
+
+    def __init__(self, min_probability: float = 0.9, margin: float = 0.1, device: str | torch.device = "cpu"):
+        from facenet_pytorch import MTCNN
+
+        self.mtcnn = MTCNN(keep_all=False, device=device)
+        self.min_probability, self.margin = min_probability, margin
+
+    def box(self, image: Image.Image) -> Box | None:
+        boxes, probs = self.mtcnn.detect(image)
+        if boxes is None or probs[0] is None or probs[0] < self.min_probability:
+            return None
+        x0, y0, x1, y1 = boxes[0].tolist()
+        mx, my = self.margin * (x1 - x0) / 2, self.margin * (y1 - y0) / 2
+        w, h = image.size
+        return (max(0.0, (x0 - mx) / w), max(0.0, (y0 - my) / h), min(1.0, (x1 + mx) / w), min(1.0, (y1 + my) / h))
+
+
+class FacenetEmbedder(nn.Module):
+    """InceptionResnetV1 on 160x160 crops with facenet's standardisation (x - 127.5) / 128."""
+
+    input_size = 160
+
+    def __init__(self, pretrained: str | None = "vggface2"):
+        super().__init__()
+        from facenet_pytorch import InceptionResnetV1
+
+        if pretrained is not None and not _facenet_weights_cached(pretrained):
+            raise WeightsUnavailableError(
+                f"InceptionResnetV1 {pretrained} weights",
+                str(_facenet_cache()),
+                "facenet-pytorch downloads them on first use; run once with network access, or use the embedded world.",
+            )
+        self.net = InceptionResnetV1(pretrained=pretrained).eval().requires_grad_(False)
+
+    def forward(self, crops: Tensor) -> Tensor:
+        return self.net(crops * (127.5 / 128))
+
+
+def _facenet_cache() -> Path:
+    return Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "checkpoints"
+
+
+def _facenet_weights_cached(pretrained: str) -> bool:
+    return any(_facenet_cache().glob(f"*{pretrained}*")) if _facenet_cache().exists() else False
+
+
+def crop(images: Tensor, box: Box, size: int) -> Tensor:
+    """Differentiable crop of a fractional box, resized to size x size."""
+    h, w = images.shape[-2:]
+    x0, y0, x1, y1 = round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)
+    return resize(images[..., y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)], size)
+
+
+def distance(a: Tensor, b: Tensor, kind: str) -> Tensor:
+    """Per-sample distance between embeddings (B, D) and a reference (1, D)."""
+    if kind == "l2":
+        return (a - b).norm(dim=1)
+    if kind == "l1":
+        return (a - b).abs().sum(1)
+    return 1 - torch.cosine_similarity(a, b.expand_as(a), dim=1)
+
+
+class FaceIDEnergy(Energy):
+    """E = distance(embed(crop(x0)), embed(crop(reference))), the crop at the reference's face box.
+
+    [ours] The generated image is cropped at the box found in the reference (FreeDoM crops at fixed
+    positions too); `distance` is "l2" (FreeDoM, default), "l1" (Universal Guidance) or "cosine".
+    """
+
+    name, metric_name = "face", "id_distance"
+
+    def __init__(self, reference: Image.Image, embedder: FaceEmbedder, detector: FaceDetector, distance: str = "l2"):
+        super().__init__()
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}")
+        box = detector.box(reference)
+        if box is None:
+            raise NoFaceFoundError("no face was found in the reference image; upload a clear, front-facing photo")
+        self.embedder, self.box, self.distance = embedder, box, distance
+        with torch.no_grad():
+            self.reference_crop = crop(to_tensor(reference).to(module_device(embedder)), box, embedder.input_size)
+            self.register_buffer("reference_embedding", embedder(self.reference_crop).detach())
+
+    def forward(self, images: Tensor) -> Tensor:
+        embeddings = self.embedder(crop(images, self.box, self.embedder.input_size))
+        return distance(embeddings, self.reference_embedding, self.distance)

@@ -1,0 +1,103 @@
+"""Reading user images safely: any file, mode or size becomes RGB or a typed, readable error."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from guidance.errors import ImageInputError
+
+MAX_FILE_BYTES = 20 * 2**20
+MAX_PIXELS = 40_000_000
+MIN_SIDE = 32
+
+ImageSource = str | Path | bytes | Image.Image | np.ndarray
+
+
+def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> Image.Image:
+    """An RGB PIL image from a path, bytes, array or PIL image; transparency is laid on white."""
+    image = _open(source, max_pixels)
+    if min(image.size) < min_side:
+        raise ImageInputError(f"image is {image.width}x{image.height}; it must be at least {min_side} pixels on each side")
+    return to_rgb(image)
+
+
+def _open(source: ImageSource, max_pixels: int) -> Image.Image:
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        image = Image.fromarray(source)
+    else:
+        data = source if isinstance(source, bytes) else _read_file(Path(source))
+        image = _decode(lambda: Image.open(io.BytesIO(data)))
+        _check_pixels(image, max_pixels)
+        _decode(image.load)
+    _check_pixels(image, max_pixels)
+    return ImageOps.exif_transpose(image)
+
+
+def _decode(read):
+    """Runs a PIL read (lazy open, then load), turning its many failure types into one."""
+    try:
+        return read()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageInputError(f"could not read the image ({type(error).__name__}): is it a PNG, JPEG or WebP file?") from error
+
+
+def _check_pixels(image: Image.Image, max_pixels: int) -> None:
+    if image.width * image.height > max_pixels:
+        raise ImageInputError(f"image is {image.width}x{image.height}; at most {max_pixels / 1e6:.0f} megapixels are accepted")
+
+
+def _read_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise ImageInputError(f"no image file at {path}")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ImageInputError(f"{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB")
+    return path.read_bytes()
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB from any PIL mode: greyscale, palette, CMYK, 16-bit, with or without alpha."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I", "I;16", "I;16B", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        span = max(array.max() - array.min(), 1e-12)
+        image = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8))
+    if "A" in image.getbands() or image.mode == "P" and "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def to_tensor(image: Image.Image, size: int | None = None) -> torch.Tensor:
+    """(1, 3, H, W) in [-1, 1]; with `size`, the central square resized to size x size."""
+    if size is not None:
+        image = ImageOps.fit(image, (size, size), Image.LANCZOS)
+    array = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32).copy()) / 127.5 - 1
+    return array.permute(2, 0, 1)[None]
+
+
+def module_device(module: object) -> torch.device:
+    """The device of a module's first parameter; the CPU for anything else."""
+    parameters = list(module.parameters())[:1] if isinstance(module, torch.nn.Module) else []
+    return parameters[0].device if parameters else torch.device("cpu")
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """PIL images from (B, 3, H, W) in [-1, 1]."""
+    array = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a) for a in array]
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Differentiable bilinear resize of (B, C, H, W) to size x size."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=size < images.shape[-1])

@@ -1,0 +1,55 @@
+"""Style energy (FreeDoM's definition): distance between Gram matrices of early CLIP patch tokens."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from .base import Energy
+from .clip import CLIP_MODEL, CLIP_WEIGHTS, clip_pixels, load_clip
+from .images import module_device, to_tensor
+
+
+class StyleFeatures(Protocol):
+    def __call__(self, images: Tensor) -> Tensor:
+        """(B, N, D) feature tokens of pixels (B, 3, H, W) in [-1, 1]; differentiable."""
+
+
+class CLIPPatchTokens(nn.Module):
+    """OpenCLIP ViT patch tokens after transformer block `block` (1-based), the CLS token dropped."""
+
+    def __init__(self, model: str = CLIP_MODEL, pretrained: str | None = CLIP_WEIGHTS, block: int = 3, device="cpu"):
+        super().__init__()
+        clip, _ = load_clip(model, pretrained, device)
+        self.visual, self.block = clip.visual, block
+        self.visual.prune_intermediate_layers(indices=[block - 1], prune_norm=True, prune_head=True)
+        self.size = self.visual.image_size[0] if isinstance(self.visual.image_size, tuple) else self.visual.image_size
+
+    def forward(self, images: Tensor) -> Tensor:
+        out = self.visual.forward_intermediates(
+            clip_pixels(images, self.size), indices=[self.block - 1], intermediates_only=True, output_fmt="NLC"
+        )
+        return out["image_intermediates"][0]
+
+
+def gram(tokens: Tensor) -> Tensor:
+    """F^T F per sample, (B, D, D), unnormalised as in FreeDoM."""
+    return tokens.transpose(1, 2) @ tokens
+
+
+class StyleEnergy(Energy):
+    """E = || Gram(F(x0)) - Gram(F(style)) ||_F."""
+
+    name, metric_name = "style", "style_distance"
+
+    def __init__(self, reference: Image.Image, features: StyleFeatures):
+        super().__init__()
+        self.features = features
+        with torch.no_grad():
+            reference_tensor = to_tensor(reference, 224).to(module_device(features))
+            self.register_buffer("reference_gram", gram(features(reference_tensor)).detach())
+
+    def forward(self, images: Tensor) -> Tensor:
+        return (gram(self.features(images)) - self.reference_gram).flatten(1).norm(dim=1)

@@ -1,0 +1,113 @@
+"""The interface between the sampling loop and a model world (Stable Diffusion or the embedded world).
+
+A backbone owns the denoiser (and optionally a ControlNet and a weaker "guide" denoiser for
+Autoguidance), the noise schedule, the conditioning encoder and the decoder to pixels.
+It counts denoiser evaluations so that every run reports its NFE.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .errors import MethodConfigError
+
+Condition = str | None  # a prompt or class name; None is the unconditional (null) condition
+
+
+@dataclass
+class Control:
+    """A control map fed to the backbone's ControlNet.
+
+    image: (B, 3, H, W) in [0, 1] at the backbone's pixel size; scale: conditioning scale.
+    """
+
+    image: Tensor
+    scale: float = 1.0
+
+
+class Backbone(ABC):
+    """A denoiser with its schedule, condition encoder and decoder.
+
+    Subclasses set: name, device, dtype, alphas_cumprod (float32, CPU), scheduler_config (a
+    diffusers DDPM-family config dict), prediction_type, sample_shape (C, H, W), image_size
+    (pixels), class_names (or None for free prompts), has_controlnet, has_guide_model.
+    """
+
+    name: str
+    device: torch.device
+    dtype: torch.dtype
+    alphas_cumprod: Tensor
+    scheduler_config: dict
+    prediction_type: str
+    sample_shape: tuple[int, int, int]
+    image_size: int
+    class_names: tuple[str, ...] | None = None
+    has_controlnet: bool = False
+    has_guide_model: bool = False
+
+    def __init__(self) -> None:
+        self.evaluations = 0  # denoiser evaluations, summed over samples
+
+    @abstractmethod
+    def embed(self, conditions: Sequence[Condition]) -> Tensor:
+        """Encoder hidden states for each condition, shape (B, L, D)."""
+
+    @abstractmethod
+    def _forward(self, x: Tensor, t: Tensor, embeddings: Tensor, control: Control | None, guide: bool) -> Tensor:
+        """Raw model output (of `prediction_type`) for a batch; `guide` selects the guide model."""
+
+    @abstractmethod
+    def decode(self, x0: Tensor) -> Tensor:
+        """Pixels in [-1, 1], (B, 3, H, W), from a clean estimate; differentiable."""
+
+    def predict(self, x: Tensor, t: Tensor, embeddings: Tensor, control: Control | None = None, guide: bool = False) -> Tensor:
+        """One denoiser evaluation per sample of the batch; counted in `evaluations`."""
+        if guide and not self.has_guide_model:
+            raise MethodConfigError(f"{self.name} has no guide model for Autoguidance")
+        self.evaluations += x.shape[0]
+        t = t.to(self.device).expand(x.shape[0]) if t.ndim else t.to(self.device).repeat(x.shape[0])
+        if control is not None and control.image.shape[0] != x.shape[0]:
+            repeats = x.shape[0] // control.image.shape[0]
+            control = Control(control.image.repeat(repeats, 1, 1, 1), control.scale)
+        out = self._forward(x.to(self.dtype), t, embeddings.to(self.dtype), control, guide)
+        return out.float()
+
+    def prepare_control(self, image: Tensor, scale: float = 1.0) -> Control:
+        """A control map (B, 3, H, W) in [0, 1] moved to the backbone's device and dtype."""
+        if not self.has_controlnet:
+            raise MethodConfigError(f"{self.name} was loaded without a ControlNet")
+        return Control(image.to(self.device, self.dtype), scale)
+
+    def alpha(self, t: int | Tensor) -> float:
+        """a_t (alpha-bar) at an integer timestep; 1.0 below zero (the clean end)."""
+        t = int(t)
+        return 1.0 if t < 0 else float(self.alphas_cumprod[t])
+
+    def initial_noise(self, batch: int, generator: torch.Generator) -> Tensor:
+        """Standard normal x_T drawn on the CPU (reproducible on every device), then moved."""
+        return torch.randn((batch, *self.sample_shape), generator=generator).to(self.device)
+
+
+class UNetBackbone(Backbone):
+    """A diffusers UNet2DConditionModel, with an optional ControlNetModel and a guide UNet (Autoguidance)."""
+
+    def __init__(self, unet, controlnet=None, guide_unet=None) -> None:
+        super().__init__()
+        self.unet, self.controlnet, self.guide_unet = unet, controlnet, guide_unet
+        self.has_controlnet, self.has_guide_model = controlnet is not None, guide_unet is not None
+        self.device, self.dtype = unet.device, unet.dtype
+
+    def _forward(self, x: Tensor, t: Tensor, embeddings: Tensor, control: Control | None, guide: bool) -> Tensor:
+        residuals = {}
+        if control is not None:
+            down, mid = self.controlnet(
+                x, t, encoder_hidden_states=embeddings, controlnet_cond=control.image,
+                conditioning_scale=control.scale, return_dict=False,
+            )  # fmt: skip
+            residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+        unet = self.guide_unet if guide else self.unet
+        return unet(x, t, encoder_hidden_states=embeddings, **residuals).sample

@@ -1,0 +1,33 @@
+"""Typed errors: every failure a user can cause has its own class and a readable message."""
+
+
+class GuidanceError(Exception):
+    """Base of every error this library raises on purpose."""
+
+
+class WeightsUnavailableError(GuidanceError):
+    """Model weights could not be loaded (offline, not cached, wrong id or folder)."""
+
+    def __init__(self, what: str, where: str, how: str):
+        self.what, self.where, self.how = what, where, how
+        super().__init__(f"{what} are not available (looked in: {where}). {how}")
+
+
+class ImageInputError(GuidanceError, ValueError):
+    """An input image is unreadable, too small, too large or otherwise unusable."""
+
+
+class NoFaceFoundError(ImageInputError):
+    """The face detector found no face in an image that must contain one."""
+
+
+class MethodConfigError(GuidanceError, ValueError):
+    """A method, scheduler or option combination that cannot work."""
+
+
+class SamplingNaNError(GuidanceError, FloatingPointError):
+    """Sampling produced NaN or infinite values (usually a guidance scale far too large)."""
+
+
+class DeviceOutOfMemoryError(GuidanceError, MemoryError):
+    """The device ran out of memory; fewer samples or steps, or a smaller size, may fit."""

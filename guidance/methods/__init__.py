@@ -1,0 +1,91 @@
+"""Guidance methods, and `build_method` which turns a name such as "figd+dsg" into one."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import MethodConfigError
+from .base import Guidance, Prediction, StepContext, TimeTravel, Window
+from .dps import DPS
+from .dsg import DSG
+from .figd import FIGD
+from .freedom import FreeDoM
+from .gfcg import GFCG, Classifier
+from .predictors import CFG, Autoguidance, Predictor
+
+GRADIENT_METHODS = {"freedom": FreeDoM, "figd": FIGD, "dps": DPS}
+TOKENS = {"plain", "cfg", "atg", "gfcg", "dsg", *GRADIENT_METHODS}
+METHODS = (
+    "plain", "cfg", "atg", "gfcg", "cfg+gfcg", "atg+gfcg",
+    "freedom", "figd", "dps", "freedom+dsg", "figd+dsg", "dps+dsg",
+)  # fmt: skip
+
+
+@dataclass
+class Settings:
+    """Every method option in one place (the app's sliders map onto these fields).
+
+    cfg_scale: w of CFG or Autoguidance (1 disables CFG for gradient methods).
+    scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
+    fisher_weight: FIGD's w_t rule. dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options.
+    """
+
+    cfg_scale: float = 1.0
+    scale: float = 1.0
+    step_rule: str = "auto"
+    window: tuple[float, float] = (0.0, 1.0)
+    repeats: int = 1
+    travel_window: tuple[float, float] = (0.0, 1.0)
+    fisher_weight: str = "gaussian"
+    dsg_rate: float = 0.1
+    dsg_interval: int = 1
+    gfcg_max_scale: float = 2.0
+    gfcg_rule: str = "confusion"
+    gfcg_fused: bool = False
+    gfcg_window: tuple[float, float] = (0.0, 1.0)
+
+
+def build_method(name: str, settings: Settings | None = None, classifier: Classifier | None = None) -> Guidance:
+    """A method from "+"-joined parts: a base (plain, cfg, atg), gfcg, one gradient method, dsg."""
+    s = settings or Settings()
+    parts = set(name.lower().split("+"))
+    if not parts <= TOKENS:
+        raise MethodConfigError(f"unknown method parts {sorted(parts - TOKENS)} in {name!r}; known: {sorted(TOKENS)}")
+    gradient = parts & set(GRADIENT_METHODS)
+    if len(gradient) > 1 or ("dsg" in parts and not gradient):
+        raise MethodConfigError(f"{name!r}: DSG plugs into exactly one of {sorted(GRADIENT_METHODS)}")
+    predictor = _predictor(parts, s, classifier, use_cfg=bool(gradient) and s.cfg_scale != 1.0)
+    if not gradient:
+        guidance = Guidance(predictor)
+        guidance.name = name.lower()
+        return guidance
+    cls = GRADIENT_METHODS[gradient.pop()]
+    extra = {"fisher_weight": s.fisher_weight} if cls is FIGD else {}
+    rule = {} if cls is DPS and s.step_rule == "auto" else {"step_rule": s.step_rule}
+    return cls(
+        predictor,
+        scale=s.scale,
+        window=Window(*s.window),
+        time_travel=TimeTravel(s.repeats, Window(*s.travel_window)),
+        dsg=DSG(s.dsg_rate, s.dsg_interval) if "dsg" in parts else None,
+        **rule,
+        **extra,
+    )
+
+
+def _predictor(parts: set[str], s: Settings, classifier: Classifier | None, use_cfg: bool) -> Predictor:
+    if "gfcg" in parts:
+        if classifier is None:
+            raise MethodConfigError("GFCG needs a classifier")
+        base = "cfg" if "cfg" in parts else "atg" if "atg" in parts else "none"
+        return GFCG(classifier, s.gfcg_max_scale, base, s.cfg_scale, s.gfcg_rule, s.gfcg_fused and base == "atg", s.gfcg_window)
+    if "atg" in parts:
+        return Autoguidance(s.cfg_scale)
+    if "cfg" in parts or use_cfg:
+        return CFG(s.cfg_scale)
+    return Predictor()
+
+
+__all__ = [
+    "CFG", "DPS", "DSG", "FIGD", "GFCG", "METHODS", "Autoguidance", "Classifier", "FreeDoM", "Guidance",
+    "Prediction", "Predictor", "Settings", "StepContext", "TimeTravel", "Window", "build_method",
+]  # fmt: skip

@@ -1,0 +1,109 @@
+"""What every guidance method plugs into: the step context, the prediction, and the base class.
+
+The sampling loop (guidance/sampling.py) calls, per step and per time-travel repeat:
+  1. `method.predict(ctx)`  -> Prediction (model output for the scheduler, x0 estimate, gradient)
+  2. the scheduler gives the unguided mean of x_{t-1} and its noise std sigma_t
+  3. `method.update(ctx, prediction, mean, sigma, noise)` -> x_{t-1}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..backbone import Backbone, Control
+from ..schedule import from_eps, to_eps_and_x0
+from .predictors import Predictor
+
+
+@dataclass
+class StepContext:
+    """Everything a method may read at one step. Tensors are (B, C, H, W) unless noted."""
+
+    backbone: Backbone
+    x: Tensor
+    t: Tensor  # integer timestep, 0-d
+    index: int  # 0 is the first (noisiest) step
+    steps: int
+    a_t: float
+    a_prev: float
+    conditions: list[str | None]
+    embeddings: Tensor  # (B, L, D) of `conditions`
+    null_embeddings: Tensor  # (B, L, D) of the null condition
+    control: Control | None = None
+    energy: "torch.nn.Module | None" = None
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the run done before this step: 0 at the first step."""
+        return self.index / self.steps
+
+
+@dataclass
+class Prediction:
+    """Model output for the scheduler (guided, detached) and what was learnt along the way."""
+
+    model_output: Tensor
+    eps: Tensor
+    x0: Tensor
+    guidance_delta: Tensor | None = None  # eps_c - eps_u where CFG ran: sizes FreeDoM's normalised step
+    gradient: Tensor | None = None  # grad of the energy w.r.t. x_t (or an estimate of it)
+    energy: Tensor | None = None  # (B,) energy of x0 where the method computed it
+
+
+@dataclass
+class Window:
+    """A range of progress fractions [start, end): 0 is the first step, 1 the end of sampling."""
+
+    start: float = 0.0
+    end: float = 1.0
+
+    def __contains__(self, progress: float) -> bool:
+        return self.start <= progress < self.end
+
+
+class Guidance:
+    """Plain sampling: the predictor's output, the scheduler's step, no energy."""
+
+    name = "plain"
+    uses_energy = False
+
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
+
+    def repeats(self, ctx: StepContext) -> int:
+        """How many times the step is run (FreeDoM's time travel repeats it)."""
+        return 1
+
+    def predict(self, ctx: StepContext) -> Prediction:
+        with torch.no_grad():
+            eps, delta = self.predictor(ctx, ctx.x)
+        return self._prediction(ctx, eps, delta)
+
+    def update(self, ctx: StepContext, pred: Prediction, mean: Tensor, sigma: float, noise: Tensor) -> Tensor:
+        """x_{t-1} from the unguided mean and noise std of the scheduler's step (None: noise already in)."""
+        return mean if sigma is None else mean + sigma * noise
+
+    @staticmethod
+    def _prediction(ctx: StepContext, eps: Tensor, delta: Tensor | None, **extra) -> Prediction:
+        eps = eps.detach()
+        _, x0 = to_eps_and_x0(ctx.x.detach(), eps, ctx.a_t, "epsilon")
+        out = from_eps(ctx.x.detach(), eps, ctx.a_t, ctx.backbone.prediction_type)
+        delta = None if delta is None else delta.detach()
+        return Prediction(model_output=out, eps=eps, x0=x0, guidance_delta=delta, **extra)
+
+    def describe(self) -> dict:
+        """Options for reports and captions."""
+        return {"method": self.name, "predictor": self.predictor.describe()}
+
+
+@dataclass
+class TimeTravel:
+    """FreeDoM's repeats: inside `window`, each step runs `repeats` times, re-noising between runs."""
+
+    repeats: int = 1
+    window: Window = field(default_factory=Window)
+
+    def count(self, progress: float) -> int:
+        return self.repeats if progress in self.window else 1

@@ -1,0 +1,13 @@
+"""DPS (Chung et al., ICLR 2023): the gradient through the denoiser with a constant step size."""
+from __future__ import annotations
+
+from .freedom import FreeDoM
+
+
+class DPS(FreeDoM):
+    """FreeDoM's gradient with rho_t = scale at every step: the step DSG's official code plugs into."""
+
+    name = "dps"
+
+    def __init__(self, *args, step_rule: str = "constant", **kwargs):
+        super().__init__(*args, step_rule=step_rule, **kwargs)

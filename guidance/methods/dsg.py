@@ -1,0 +1,41 @@
+"""DSG: diffusion with spherical Gaussian constraint (Yang et al., ICML 2024), a plug-in update rule."""
+from __future__ import annotations
+
+import math
+
+from torch import Tensor
+
+from ..errors import MethodConfigError
+from ..schedule import expand, norm
+
+
+class DSG:
+    """Replaces "mean + sigma z - rho g" by a step of length sqrt(n) sigma_t on the sphere.
+
+    methods.md, DSG steps 3-5: r = sqrt(n) sigma_t, d* = -r g / ||g||, d_m = sigma_t z + rate (d* - sigma_t z),
+    x_{t-1} = mean + r d_m / ||d_m||, with per-sample norms. Guidance acts when step % interval == 0.
+    """
+
+    def __init__(self, rate: float = 0.1, interval: int = 1):
+        if not 0.0 <= rate <= 1.0:
+            raise MethodConfigError(f"DSG guidance rate must lie in [0, 1], got {rate}")
+        if interval < 1:
+            raise MethodConfigError(f"DSG interval must be >= 1, got {interval}")
+        self.rate, self.interval = rate, interval
+
+    def applies(self, index: int) -> bool:
+        return index % self.interval == 0
+
+    def step(self, mean: Tensor, sigma: float | None, noise: Tensor, gradient: Tensor) -> Tensor:
+        if sigma is None:
+            raise MethodConfigError("DSG needs a scheduler that exposes its noise (use DDIM, eta > 0)")
+        if sigma == 0:  # deterministic or last step: nothing to constrain
+            return mean
+        radius = math.sqrt(mean[0].numel()) * sigma
+        d_star = -radius * gradient / expand(norm(gradient) + 1e-12, gradient)
+        d_sample = sigma * noise
+        d_mix = d_sample + self.rate * (d_star - d_sample)
+        return mean + radius * d_mix / expand(norm(d_mix) + 1e-12, d_mix)
+
+    def describe(self) -> dict:
+        return {"dsg_rate": self.rate, "dsg_interval": self.interval}

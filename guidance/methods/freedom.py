@@ -1,0 +1,98 @@
+"""FreeDoM (Yu et al., ICCV 2023): energy guidance with the gradient taken through the denoiser."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..errors import MethodConfigError
+from ..schedule import expand, rms, to_eps_and_x0
+from .base import Guidance, Prediction, StepContext, TimeTravel, Window
+from .dsg import DSG
+from .predictors import Predictor
+
+STEP_RULES = ("auto", "alpha", "normalized", "constant")
+
+
+class FreeDoM(Guidance):
+    """x_{t-1} = step(x_t) - rho_t grad_{x_t} E(c, x0_hat(x_t)), back-propagating through the UNet.
+
+    Step-size rules (methods.md, FreeDoM): "alpha" rho_t = scale sqrt(a_t) (pixel face models);
+    "normalized" rho_t = scale * RMS(w_cfg (eps_c - eps_u)) / RMS(g) (SD, the paper's k); [ours] without
+    an unconditional branch RMS(eps) stands in for the CFG term; "constant" rho_t = scale (DPS);
+    "auto" is "normalized" when CFG or Autoguidance runs, else "alpha".
+    With `dsg`, the update is DSG's spherical step instead (the scale is then unused).
+    """
+
+    name = "freedom"
+    uses_energy = True
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        scale: float = 1.0,
+        step_rule: str = "auto",
+        window: Window | None = None,
+        time_travel: TimeTravel | None = None,
+        dsg: DSG | None = None,
+    ):
+        super().__init__(predictor)
+        if step_rule not in STEP_RULES:
+            raise MethodConfigError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
+        self.scale, self.step_rule = scale, step_rule
+        self.window = window or Window()
+        self.time_travel = time_travel or TimeTravel()
+        self.dsg = dsg
+        if dsg is not None:
+            self.name = f"{self.name}+dsg"
+
+    def active(self, ctx: StepContext) -> bool:
+        return ctx.progress in self.window and (self.dsg is None or self.dsg.applies(ctx.index))
+
+    def repeats(self, ctx: StepContext) -> int:
+        return self.time_travel.count(ctx.progress) if ctx.progress in self.window else 1
+
+    def predict(self, ctx: StepContext) -> Prediction:
+        if not self.active(ctx):
+            return super().predict(ctx)
+        eps, delta, gradient, energy = self.energy_gradient(ctx)
+        return self._prediction(ctx, eps, delta, gradient=gradient.detach(), energy=energy.detach())
+
+    def energy_gradient(self, ctx: StepContext) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+        """(eps, delta, grad_{x_t} E, E): autograd through the denoiser, the decoder and the energy."""
+        x = ctx.x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            eps, delta = self.predictor(ctx, x)
+            _, x0 = to_eps_and_x0(x, eps, ctx.a_t, "epsilon")
+            energy = ctx.energy(ctx.backbone.decode(x0))
+            (gradient,) = torch.autograd.grad(energy.sum(), x)
+        return eps, delta, gradient, energy
+
+    def update(self, ctx: StepContext, pred: Prediction, mean: Tensor, sigma: float | None, noise: Tensor) -> Tensor:
+        if pred.gradient is None:
+            return super().update(ctx, pred, mean, sigma, noise)
+        if self.dsg is not None:
+            return self.dsg.step(mean, sigma, noise, pred.gradient)
+        return super().update(ctx, pred, mean, sigma, noise) - expand(self.step_size(ctx, pred), mean) * pred.gradient
+
+    def step_size(self, ctx: StepContext, pred: Prediction) -> Tensor:
+        """rho_t per sample, shape (B,)."""
+        rule = self.step_rule
+        if rule == "auto":
+            rule = "normalized" if pred.guidance_delta is not None else "alpha"
+        if rule == "alpha":
+            return torch.full((pred.eps.shape[0],), self.scale * ctx.a_t**0.5)
+        if rule == "constant":
+            return torch.full((pred.eps.shape[0],), float(self.scale))
+        cfg_scale = getattr(self.predictor, "scale", 1.0)
+        reference = pred.eps if pred.guidance_delta is None else cfg_scale * pred.guidance_delta
+        return (self.scale * rms(reference) / (rms(pred.gradient) + 1e-12)).cpu()
+
+    def describe(self) -> dict:
+        options = {
+            "scale": self.scale,
+            "step_rule": self.step_rule,
+            "window": [self.window.start, self.window.end],
+            "repeats": self.time_travel.repeats,
+            "travel_window": [self.time_travel.window.start, self.time_travel.window.end],
+        }
+        return {**super().describe(), **options, **(self.dsg.describe() if self.dsg else {})}

@@ -1,0 +1,75 @@
+"""How the denoiser's branches combine into one noise estimate: conditional, CFG, Autoguidance.
+
+Each predictor returns (eps, delta): the combined noise estimate, and eps_c - eps_u where an
+unconditional branch ran (None otherwise), which FreeDoM's normalised step size uses.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from ..schedule import to_eps_and_x0
+
+if TYPE_CHECKING:
+    from .base import StepContext
+
+
+def branch_eps(ctx: "StepContext", x: Tensor, embeddings: Tensor, guide: bool = False) -> Tensor:
+    """Noise estimate of one denoiser branch (any prediction type is converted to eps)."""
+    out = ctx.backbone.predict(x, ctx.t, embeddings, ctx.control, guide=guide)
+    return to_eps_and_x0(x, out, ctx.a_t, ctx.backbone.prediction_type)[0]
+
+
+def paired_eps(ctx: "StepContext", x: Tensor, first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
+    """Two branches of the same model in one batched call."""
+    both = branch_eps(ctx, torch.cat([x, x]), torch.cat([first, second]))
+    return both.chunk(2)
+
+
+class Predictor:
+    """The conditional branch alone: D = D(x_t; c)."""
+
+    name = "cond"
+
+    def __call__(self, ctx: "StepContext", x: Tensor) -> tuple[Tensor, Tensor | None]:
+        return branch_eps(ctx, x, ctx.embeddings), None
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+
+class CFG(Predictor):
+    """Classifier-free guidance (Ho & Salimans 2022): D = D_u + w (D_c - D_u)."""
+
+    name = "cfg"
+
+    def __init__(self, scale: float = 7.5):
+        self.scale = scale
+
+    def __call__(self, ctx: "StepContext", x: Tensor) -> tuple[Tensor, Tensor | None]:
+        eps_c, eps_u = paired_eps(ctx, x, ctx.embeddings, ctx.null_embeddings)
+        delta = eps_c - eps_u
+        return eps_u + self.scale * delta, delta
+
+    def describe(self) -> dict:
+        return {"name": self.name, "scale": self.scale}
+
+
+class Autoguidance(Predictor):
+    """Autoguidance (Karras et al. 2024): D = D_guide(c) + w (D_c - D_guide(c)), the guide a weaker model."""
+
+    name = "atg"
+
+    def __init__(self, scale: float = 2.0):
+        self.scale = scale
+
+    def __call__(self, ctx: "StepContext", x: Tensor) -> tuple[Tensor, Tensor | None]:
+        eps_c = branch_eps(ctx, x, ctx.embeddings)
+        eps_g = branch_eps(ctx, x, ctx.embeddings, guide=True)
+        delta = eps_c - eps_g
+        return eps_g + self.scale * delta, delta
+
+    def describe(self) -> dict:
+        return {"name": self.name, "scale": self.scale}

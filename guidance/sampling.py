@@ -1,0 +1,187 @@
+"""One sampling loop for every method and scheduler, with per-step records.
+
+`sample` drives a diffusers scheduler; the method plugs in through `predict` and `update`
+(guidance/methods/base.py). Each step records its wall time (CUDA-synchronised), its denoiser
+evaluations and the energy of the current clean estimate.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import psutil
+import torch
+from torch import Tensor
+
+from .backbone import Backbone, Condition, Control
+from .errors import DeviceOutOfMemoryError, MethodConfigError, SamplingNaNError
+from .methods import Guidance, StepContext
+from .schedule import renoise
+from .schedulers import STATELESS, make_scheduler, mean_and_sigma, previous_alpha
+
+
+@dataclass
+class StepRecord:
+    """One sampling step: wall seconds, denoiser evaluations per sample, energy per sample."""
+
+    index: int
+    timestep: int
+    seconds: float
+    nfe: float
+    energy: list[float] | None = None
+
+
+@dataclass
+class SamplingResult:
+    """A run's outputs. images: (B, 3, H, W) in [-1, 1], float32, on the CPU."""
+
+    images: Tensor
+    method: str
+    scheduler: str
+    steps: list[StepRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    nfe: float = 0.0
+    peak_mem_mb: float = 0.0
+    final_energy: list[float] | None = None  # E(c, x) of the final images
+    metric: list[float] | None = None  # the energy's user-facing metric of the final images
+    metric_name: str | None = None
+    cancelled: bool = False
+    options: dict = field(default_factory=dict)
+
+    @property
+    def ms_per_step(self) -> list[float]:
+        return [1000 * s.seconds for s in self.steps]
+
+    @property
+    def energy_per_step(self) -> list[float | None]:
+        return [None if s.energy is None else sum(s.energy) / len(s.energy) for s in self.steps]
+
+
+class PeakMemory:
+    """Peak memory above the start of a block, in MB: CUDA's allocator peak, or sampled RSS on a CPU."""
+
+    def __init__(self, device: torch.device, interval: float = 0.002):
+        self.device, self.interval, self.peak_mb = device, interval, 0.0
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+        else:
+            self._process = psutil.Process()
+            self._start = self._peak = self._process.memory_info().rss
+            self._done = threading.Event()
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.interval):
+            self._peak = max(self._peak, self._process.memory_info().rss)
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._done.set()
+            self._thread.join()
+            peak = self._peak
+        self.peak_mb = (peak - self._start) / 2**20
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def track_energy(energy: torch.nn.Module | None, backbone: Backbone, x0: Tensor) -> list[float] | None:
+    """The energy of a clean estimate, for the record (not part of the timed step)."""
+    return None if energy is None else energy(backbone.decode(x0)).float().cpu().tolist()
+
+
+def sample(
+    backbone: Backbone,
+    method: Guidance,
+    conditions: Sequence[Condition],
+    *,
+    steps: int = 50,
+    scheduler: str = "ddim",
+    eta: float = 0.0,
+    seed: int = 0,
+    energy: torch.nn.Module | None = None,
+    control: Control | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SamplingResult:
+    """Sample one image per condition with `method`; reproducible for a seed on a device."""
+    if method.uses_energy and energy is None:
+        raise MethodConfigError(f"{method.name} needs an energy (a face, style or control-map condition)")
+    sched = make_scheduler(scheduler, backbone.scheduler_config)
+    sched.set_timesteps(steps, device=backbone.device)
+    generator = torch.Generator().manual_seed(seed)
+    conditions = list(conditions)
+    x = backbone.initial_noise(len(conditions), generator) * sched.init_noise_sigma
+    embeddings, null_embeddings = backbone.embed(conditions), backbone.embed([None] * len(conditions))
+    backbone.evaluations = 0
+    result = SamplingResult(images=torch.empty(0), method=method.name, scheduler=scheduler, options=method.describe())
+    x0 = x
+    try:
+        with PeakMemory(backbone.device) as memory:
+            for index, t in enumerate(sched.timesteps):
+                if should_stop is not None and should_stop():
+                    result.cancelled = True
+                    break
+                ctx = StepContext(
+                    backbone, x, t, index, steps, backbone.alpha(t), previous_alpha(sched, index),
+                    conditions, embeddings, null_embeddings, control, energy,
+                )  # fmt: skip
+                x, x0, record = _timed_step(sched, method, ctx, eta, generator)
+                record.energy = record.energy or track_energy(energy, backbone, x0)
+                result.steps.append(record)
+                if progress is not None:
+                    progress(index + 1, steps)
+    except torch.cuda.OutOfMemoryError as error:
+        raise DeviceOutOfMemoryError(f"out of memory on {backbone.device} at step {index}: {error}") from error
+    result.seconds = sum(s.seconds for s in result.steps)
+    result.nfe = backbone.evaluations / len(conditions)
+    result.peak_mem_mb = memory.peak_mb
+    with torch.no_grad():
+        final = x if not result.cancelled else x0
+        result.images = backbone.decode(final.to(backbone.dtype)).float().clamp(-1, 1).cpu()
+    if energy is not None:
+        final_images = result.images.to(backbone.device)
+        with torch.no_grad():
+            result.final_energy = energy(final_images).float().cpu().tolist()
+        result.metric = energy.metric(final_images).float().cpu().tolist()
+        result.metric_name = energy.metric_name
+    return result
+
+
+def _timed_step(sched, method: Guidance, ctx: StepContext, eta: float, generator: torch.Generator):
+    """One step, with FreeDoM's time-travel repeats where the method asks for them."""
+    device, before = ctx.backbone.device, ctx.backbone.evaluations
+    repeats = method.repeats(ctx)
+    if repeats > 1 and not isinstance(sched, STATELESS):
+        raise MethodConfigError("time travel repeats a step: use DDIM or DDPM, not a multistep solver")
+    synchronize(device)
+    start = time.perf_counter()
+    for repeat in range(repeats):
+        pred = method.predict(ctx)
+        mean, sigma = mean_and_sigma(sched, pred.model_output, ctx.t, ctx.x, eta, generator)
+        noise = torch.randn(ctx.x.shape, generator=generator).to(device)
+        x_prev = method.update(ctx, pred, mean, sigma, noise)
+        if repeat + 1 < repeats:
+            back_noise = torch.randn(ctx.x.shape, generator=generator).to(device)
+            ctx.x = renoise(x_prev, ctx.a_t, ctx.a_prev, back_noise)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    if not torch.isfinite(x_prev).all():
+        raise SamplingNaNError(
+            f"{method.name} produced NaN/inf at step {ctx.index} (t={int(ctx.t)}); lower the guidance scale or step size"
+        )
+    nfe = (ctx.backbone.evaluations - before) / ctx.x.shape[0]
+    energy = None if pred.energy is None else pred.energy.float().cpu().tolist()
+    return x_prev, pred.x0, StepRecord(ctx.index, int(ctx.t), seconds, nfe, energy)

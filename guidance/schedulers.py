@@ -1,0 +1,65 @@
+"""The diffusers schedulers the loop can drive, built from a backbone's DDPM-family config."""
+from __future__ import annotations
+
+import inspect
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from torch import Tensor
+
+from .errors import MethodConfigError
+
+SCHEDULERS = ("ddim", "ddpm", "dpmsolver++", "unipc", "evodiff")
+STATELESS = (DDIMScheduler, DDPMScheduler)  # a step can be repeated (FreeDoM's time travel)
+
+
+def make_scheduler(name: str, config: dict) -> SchedulerMixin:
+    """A scheduler by name; DPM-Solver++ is the 2M variant, EVODiff is ours (guidance/evodiff.py)."""
+    from .evodiff import EVODiffScheduler
+
+    if name == "ddim":
+        return DDIMScheduler.from_config(config)
+    if name == "ddpm":
+        return DDPMScheduler.from_config(config)
+    if name == "dpmsolver++":
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+    if name == "unipc":
+        return UniPCMultistepScheduler.from_config(config)
+    if name == "evodiff":
+        return EVODiffScheduler.from_config(config)
+    raise MethodConfigError(f"unknown scheduler {name!r}; known: {SCHEDULERS}")
+
+
+def mean_and_sigma(
+    scheduler: SchedulerMixin, out: Tensor, t: Tensor, x: Tensor, eta: float, generator: torch.Generator
+) -> tuple[Tensor, float | None]:
+    """The scheduler's step split into its unguided mean and noise std sigma_t.
+
+    DDIM (any eta): the mean is the step with zero variance noise, sigma the step's response to unit
+    noise. Deterministic solvers: sigma = 0. DDPM adds its own noise: sigma is None (not exposed).
+    """
+    if isinstance(scheduler, DDIMScheduler):
+        mean = scheduler.step(out, t, x, eta=eta, variance_noise=torch.zeros_like(x)).prev_sample
+        if eta == 0:
+            return mean, 0.0
+        unit = scheduler.step(out, t, x, eta=eta, variance_noise=torch.ones_like(x)).prev_sample
+        return mean, float((unit - mean).flatten()[0])
+    if isinstance(scheduler, DDPMScheduler):
+        return scheduler.step(out, t, x, generator=generator).prev_sample, None
+    if "generator" in inspect.signature(scheduler.step).parameters:
+        return scheduler.step(out, t, x, generator=generator).prev_sample, 0.0
+    return scheduler.step(out, t, x).prev_sample, 0.0
+
+
+def previous_alpha(scheduler: SchedulerMixin, index: int) -> float:
+    """a_prev: alpha-bar where the step at `index` lands (DDIM's own rule for DDIM)."""
+    t = int(scheduler.timesteps[index])
+    if isinstance(scheduler, DDIMScheduler):
+        prev = t - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
+        return float(scheduler.alphas_cumprod[prev]) if prev >= 0 else float(scheduler.final_alpha_cumprod)
+    if isinstance(scheduler, DDPMScheduler):
+        prev = int(scheduler.previous_timestep(t))
+        return float(scheduler.alphas_cumprod[prev]) if prev >= 0 else 1.0
+    following = scheduler.timesteps[index + 1 :]
+    return float(scheduler.alphas_cumprod[int(following[0])]) if len(following) else 1.0

@@ -1,0 +1,104 @@
+"""Stable Diffusion 1.5 (+ ControlNet) as a backbone, loaded with diffusers by hub id or local folder."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+from huggingface_hub import constants as hub_constants
+from huggingface_hub.errors import HTTPError
+from torch import Tensor
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from .backbone import Condition, UNetBackbone
+from .errors import WeightsUnavailableError
+
+SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+LOAD_ERRORS = (OSError, ValueError, ConnectionError, HTTPError)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class StableDiffusionBackbone(UNetBackbone):
+    """Latent backbone: CLIP text conditioning, 4x(H/8)x(W/8) latents, VAE decoding."""
+
+    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config: dict, controlnet=None, image_size: int = 512, name: str = SD15):
+        super().__init__(unet, controlnet)
+        self.vae, self.text_encoder, self.tokenizer = vae, text_encoder, tokenizer
+        self.name, self.image_size = name, image_size
+        self.scheduler_config = dict(scheduler_config)
+        self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
+        self.alphas_cumprod = DDIMScheduler.from_config(scheduler_config).alphas_cumprod.float()
+        factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.sample_shape = (unet.config.in_channels, image_size // factor, image_size // factor)
+        self._embedding_cache: dict[str, Tensor] = {}
+
+    @torch.no_grad()
+    def embed(self, conditions: Sequence[Condition]) -> Tensor:
+        """CLIP text-encoder hidden states, (B, 77, D); None is the empty prompt."""
+        prompts = ["" if c is None else c for c in conditions]
+        missing = sorted({p for p in prompts if p not in self._embedding_cache})
+        if missing:
+            tokens = self.tokenizer(
+                missing, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+            ).input_ids.to(self.device)
+            hidden = self.text_encoder(tokens)[0].to(self.dtype)
+            self._embedding_cache.update(zip(missing, hidden))
+        return torch.stack([self._embedding_cache[p] for p in prompts])
+
+    def decode(self, x0: Tensor) -> Tensor:
+        return self.vae.decode(x0.to(self.dtype) / self.vae.config.scaling_factor).sample.float()
+
+
+def _where(source: str) -> str:
+    if Path(source).exists():
+        return f"local folder {Path(source).resolve()}"
+    offline = " (HF_HUB_OFFLINE is set)" if hub_constants.HF_HUB_OFFLINE else ""
+    return f"hub id {source!r}, cache {hub_constants.HF_HUB_CACHE}{offline}"
+
+
+def _load(what: str, source: str, loader, **kwargs):
+    try:
+        return loader(source, **kwargs)
+    except LOAD_ERRORS as error:
+        how = (
+            "Download them once with network access (e.g. `huggingface-cli download "
+            f"{source}`), or pass a local folder saved with `save_pretrained`."
+        )
+        raise WeightsUnavailableError(what, _where(source), f"{how} Cause: {type(error).__name__}: {error}") from error
+
+
+def load_sd15(
+    model: str = SD15,
+    controlnet: str | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    image_size: int = 512,
+    local_files_only: bool | None = None,
+) -> StableDiffusionBackbone:
+    """Stable Diffusion 1.5 components (and a ControlNet) by hub id or folder; fp16 on CUDA, fp32 on CPU.
+
+    Raises WeightsUnavailableError naming the missing weights; nothing is half-loaded.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    if local_files_only is None:
+        local_files_only = bool(os.environ.get("HF_HUB_OFFLINE")) or Path(model).exists()
+    common = {"local_files_only": local_files_only}
+    unet = _load("Stable Diffusion UNet weights", model, UNet2DConditionModel.from_pretrained, subfolder="unet", torch_dtype=dtype, **common)
+    vae = _load("Stable Diffusion VAE weights", model, AutoencoderKL.from_pretrained, subfolder="vae", torch_dtype=dtype, **common)
+    text_encoder = _load("CLIP text encoder weights", model, CLIPTextModel.from_pretrained, subfolder="text_encoder", torch_dtype=dtype, **common)
+    tokenizer = _load("CLIP tokenizer files", model, CLIPTokenizer.from_pretrained, subfolder="tokenizer", **common)
+    scheduler_config = _load("the scheduler config", model, DDIMScheduler.load_config, subfolder="scheduler", **common)
+    control = None
+    if controlnet is not None:
+        local = {"local_files_only": bool(os.environ.get("HF_HUB_OFFLINE")) or Path(controlnet).exists()}
+        control = _load("ControlNet weights", controlnet, ControlNetModel.from_pretrained, torch_dtype=dtype, **local)
+    for module in (unet, vae, text_encoder, control):
+        if module is not None:
+            module.to(device).eval().requires_grad_(False)
+    return StableDiffusionBackbone(unet, vae, text_encoder, tokenizer, scheduler_config, control, image_size, name=model)

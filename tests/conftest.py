@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny Stable-Diffusion-layout repository written and loaded offline."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(2)
+
+from tiny_sd import build_tiny_sd  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_folders(tmp_path_factory) -> tuple[Path, Path]:
+    return build_tiny_sd(tmp_path_factory.mktemp("tiny_sd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tiny_sd_folders):
+    from guidance.sd15 import load_sd15
+
+    sd, controlnet = tiny_sd_folders
+    return load_sd15(str(sd), controlnet=str(controlnet), device="cpu", image_size=16)

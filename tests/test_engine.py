@@ -1,0 +1,247 @@
+"""Properties of the sampling loop and the methods that can fail, on tiny SD components."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conditions.base import Energy
+from guidance.errors import MethodConfigError, SamplingNaNError, WeightsUnavailableError
+from guidance.methods import DSG, GFCG, FreeDoM, Settings, StepContext, build_method
+from guidance.sampling import sample
+from guidance.sd15 import load_sd15
+
+PROMPTS = ["a red cat", "a blue dog"]
+
+
+class MeanColour(Energy):
+    """Distance of each image's mean colour to a target colour: simple, smooth, differentiable."""
+
+    def __init__(self, target=(0.8, -0.6, 0.2)):
+        super().__init__()
+        self.register_buffer("target", torch.tensor(target).view(1, 3))
+
+    def forward(self, images):
+        return (images.mean((2, 3)) - self.target).norm(dim=1)
+
+
+class TargetImage(Energy):
+    """L2 distance to a fixed image that the decoder can produce (so guidance can reach it)."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.register_buffer("target", target)
+
+    def forward(self, images):
+        return (images - self.target).flatten(1).norm(dim=1)
+
+
+def reachable_target(backbone) -> TargetImage:
+    with torch.no_grad():
+        latent = torch.randn((1, *backbone.sample_shape), generator=torch.Generator().manual_seed(9))
+        return TargetImage(backbone.decode(latent))
+
+
+class NaNEnergy(Energy):
+    def forward(self, images):
+        return images.mean((1, 2, 3)) * float("nan")
+
+
+def run(backbone, name, energy=None, **kw):
+    settings = Settings(**{k: kw.pop(k) for k in list(kw) if hasattr(Settings, k)})
+    return sample(backbone, build_method(name, settings), PROMPTS, energy=energy, **{"steps": 6, "seed": 3, **kw})
+
+
+def count_unet_backwards(backbone) -> list[int]:
+    calls = [0]
+    handle = backbone.unet.conv_in.register_full_backward_hook(lambda *a: calls.__setitem__(0, calls[0] + 1))
+    return calls, handle
+
+
+def test_loader_reads_saved_components(tiny_sd):
+    assert tiny_sd.sample_shape == (4, 2, 2) or tiny_sd.sample_shape[0] == 4
+    assert tiny_sd.has_controlnet and tiny_sd.embed(PROMPTS).shape[0] == 2
+
+
+def test_missing_weights_raise_typed_error(tmp_path):
+    with pytest.raises(WeightsUnavailableError) as info:
+        load_sd15(str(tmp_path / "nowhere"), device="cpu")
+    assert "UNet" in str(info.value) and "nowhere" in str(info.value)
+    with pytest.raises(WeightsUnavailableError):
+        load_sd15("no-such-org/no-such-model", device="cpu", local_files_only=True)
+
+
+def test_plain_run_records_every_step(tiny_sd):
+    result = run(tiny_sd, "cfg", MeanColour(), cfg_scale=3.0)
+    assert result.images.shape == (2, 3, 16, 16) and result.images.abs().max() <= 1
+    assert len(result.steps) == 6 and all(s.seconds > 0 and s.nfe == 2 for s in result.steps)
+    assert result.nfe == 12 and all(e is not None for e in result.energy_per_step)
+
+
+def test_runs_are_reproducible_and_seeded(tiny_sd):
+    a, b = run(tiny_sd, "figd", MeanColour(), scale=0.5), run(tiny_sd, "figd", MeanColour(), scale=0.5)
+    c = run(tiny_sd, "figd", MeanColour(), scale=0.5, seed=4)
+    assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
+
+
+def test_figd_never_backpropagates_through_the_unet_but_freedom_does(tiny_sd):
+    calls, handle = count_unet_backwards(tiny_sd)
+    try:
+        run(tiny_sd, "figd", MeanColour(), scale=0.5)
+        assert calls[0] == 0
+        run(tiny_sd, "freedom", MeanColour(), scale=0.5)
+        assert calls[0] == 6
+    finally:
+        handle.remove()
+
+
+def test_freedom_gradient_matches_finite_differences(tiny_sd_folders):
+    sd, _ = tiny_sd_folders
+    backbone = load_sd15(str(sd), device="cpu", dtype=torch.float64, image_size=16)
+    method = build_method("freedom", Settings(cfg_scale=2.0))
+    backbone.predict = _float64_predict(backbone)
+    x = torch.randn((2, *backbone.sample_shape), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    energy = MeanColour().double()
+    ctx = _context(backbone, x, energy)
+    _, _, gradient, _ = method.energy_gradient(ctx)
+    direction = torch.randn_like(x)
+    h = 1e-2  # decode() returns float32 pixels, so smaller steps drown in rounding
+
+    def total(z):
+        with torch.no_grad():
+            eps, _ = method.predictor(_context(backbone, z, energy), z)
+            a = ctx.a_t
+            return energy(backbone.decode((z - (1 - a) ** 0.5 * eps) / a**0.5)).sum()
+
+    numeric = (total(x + h * direction) - total(x - h * direction)) / (2 * h)
+    analytic = (gradient * direction).sum()
+    assert abs(analytic - numeric) <= 2e-3 * abs(numeric), (analytic.item(), numeric.item())
+
+
+def _float64_predict(backbone):
+    """The backbone's predict, kept in float64 (the default casts outputs to float32)."""
+    def predict(x, t, embeddings, control=None, guide=False):
+        backbone.evaluations += x.shape[0]
+        return backbone._forward(x, t.expand(x.shape[0]), embeddings.to(x.dtype), control, guide)
+    return predict
+
+
+def _context(backbone, x, energy, index=2, steps=6):
+    t = torch.tensor(500)
+    embeddings = backbone.embed(PROMPTS)
+    null = backbone.embed([None, None])
+    return StepContext(backbone, x, t, index, steps, backbone.alpha(t), backbone.alpha(t - 100), PROMPTS, embeddings, null, None, energy)
+
+
+@pytest.mark.parametrize("name", ["freedom", "figd", "dps", "freedom+dsg", "figd+dsg"])
+def test_guided_run_lowers_the_energy(tiny_sd, name):
+    energy = reachable_target(tiny_sd)
+    plain = run(tiny_sd, "plain", energy, eta=1.0, steps=10)
+    guided = run(tiny_sd, name, energy, eta=1.0, steps=10, scale=30.0, dsg_rate=0.3)
+    assert sum(guided.final_energy) < 0.9 * sum(plain.final_energy)
+
+
+def test_every_dsg_step_lies_on_the_sphere_around_the_unguided_mean(tiny_sd):
+    lengths = []
+    method = build_method("figd+dsg", Settings(dsg_rate=0.2))
+    original = method.update
+
+    def spy(ctx, pred, mean, sigma, noise):
+        x_prev = original(ctx, pred, mean, sigma, noise)
+        if sigma:
+            lengths.append(((x_prev - mean).flatten(1).norm(dim=1) / (math.sqrt(mean[0].numel()) * sigma)).tolist())
+        return x_prev
+
+    method.update = spy
+    sample(tiny_sd, method, PROMPTS, steps=8, eta=1.0, seed=0, energy=MeanColour())
+    assert len(lengths) == 8  # SD's config keeps a small sigma at the last step (set_alpha_to_one=False)
+    assert torch.allclose(torch.tensor(lengths), torch.ones(8, 2), atol=1e-4)
+
+
+def test_dsg_rate_one_steps_exactly_down_the_gradient():
+    mean, noise, gradient = torch.zeros(1, 4, 8, 8), torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
+    x = DSG(rate=1.0).step(mean, 0.5, noise, gradient)
+    assert torch.allclose(x, -math.sqrt(256) * 0.5 * gradient / gradient.norm(), atol=1e-5)
+
+
+def test_dsg_needs_exposed_noise(tiny_sd):
+    with pytest.raises(MethodConfigError):
+        run(tiny_sd, "figd+dsg", MeanColour(), scheduler="ddpm")
+
+
+class FixedClassifier:
+    """Returns fixed probabilities, whatever the image."""
+
+    class_names = ("cat", "dog", "fox", "owl")
+
+    def __init__(self, probs):
+        self.probs = torch.tensor(probs)
+
+    def __call__(self, images):
+        return self.probs.expand(images.shape[0], -1)
+
+
+@pytest.mark.parametrize("probs, reference", [([0.5, 0.1, 0.3, 0.1], "fox"), ([0.2, 0.1, 0.05, 0.65], "owl")])
+def test_gfcg_picks_the_most_probable_other_class(tiny_sd, probs, reference):
+    gfcg = GFCG(FixedClassifier(probs), max_scale=2.0)
+    ctx = _context(tiny_sd, torch.randn(2, *tiny_sd.sample_shape), None)
+    ctx.conditions = ["cat", "cat"]
+    names, scale = gfcg.reference(ctx, torch.zeros(2, *tiny_sd.sample_shape))
+    assert names == [reference, reference]
+    assert torch.allclose(scale, torch.full((2,), 2.0 * (1 - probs[0])))
+
+
+def test_gfcg_scale_rises_with_confusion(tiny_sd):
+    ctx = _context(tiny_sd, torch.randn(1, *tiny_sd.sample_shape), None)
+    ctx.conditions = ["cat"]
+    scales = [GFCG(FixedClassifier([p, 1 - p, 0, 0]), rule).reference(ctx, torch.zeros(1, *tiny_sd.sample_shape))[1].item()
+              for p in (0.9, 0.6, 0.3) for rule in [3.0]]  # fmt: skip
+    assert scales[0] < scales[1] < scales[2]
+
+
+def test_gfcg_runs_inside_the_loop_with_extra_evaluations(tiny_sd):
+    classifier = FixedClassifier([0.4, 0.3, 0.2, 0.1])
+    result = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0), classifier), ["cat", "dog"], steps=4)
+    assert result.nfe == 4 * 3  # conditional, unconditional, reference
+    with pytest.raises(MethodConfigError):
+        build_method("gfcg")
+
+
+def test_nan_in_sampling_raises_typed_error(tiny_sd):
+    with pytest.raises(SamplingNaNError):
+        run(tiny_sd, "figd", NaNEnergy(), scale=1.0)
+
+
+def test_time_travel_repeats_steps_and_needs_a_stateless_scheduler(tiny_sd):
+    result = run(tiny_sd, "freedom", MeanColour(), repeats=3, travel_window=(0.0, 0.5), steps=6)
+    assert [s.nfe for s in result.steps] == [3, 3, 3, 1, 1, 1]
+    with pytest.raises(MethodConfigError):
+        run(tiny_sd, "freedom", MeanColour(), repeats=3, scheduler="dpmsolver++")
+
+
+def test_method_names_are_checked():
+    with pytest.raises(MethodConfigError):
+        build_method("figd+freedom")
+    with pytest.raises(MethodConfigError):
+        build_method("dsg")
+    assert isinstance(build_method("figd+dsg"), FreeDoM)
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "ddpm", "dpmsolver++", "unipc", "evodiff"])
+def test_every_scheduler_drives_the_loop(tiny_sd, scheduler):
+    result = run(tiny_sd, "figd", MeanColour(), scheduler=scheduler, steps=5)
+    assert result.nfe == 5 and torch.isfinite(result.images).all()
+
+
+def test_controlnet_changes_the_output(tiny_sd):
+    control = tiny_sd.prepare_control(torch.rand(1, 3, 16, 16))
+    with_map = sample(tiny_sd, build_method("cfg", Settings(cfg_scale=2.0)), PROMPTS, steps=3, control=control)
+    without = sample(tiny_sd, build_method("cfg", Settings(cfg_scale=2.0)), PROMPTS, steps=3)
+    assert not torch.equal(with_map.images, without.images)
+
+
+def test_cancellation_stops_between_steps(tiny_sd):
+    seen = []
+    result = sample(tiny_sd, build_method("plain"), PROMPTS, steps=8, progress=lambda i, n: seen.append(i), should_stop=lambda: len(seen) >= 3)
+    assert result.cancelled and len(result.steps) == 3 and result.images.shape == (2, 3, 16, 16)
