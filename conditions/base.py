@@ -25,3 +25,21 @@ class Energy(nn.Module, ABC):
     def metric(self, images: Tensor) -> Tensor:
         """(B,) values of the user-facing metric; by default the energy itself."""
         return self.forward(images)
+
+
+class SumEnergy(Energy):
+    """A weighted sum of energies (e.g. a control map with a face on top); the first one's metric."""
+
+    def __init__(self, energies: list[Energy], weights: list[float] | None = None):
+        super().__init__()
+        self.energies = nn.ModuleList(energies)
+        self.weights = weights or [1.0] * len(energies)
+        self.name = "+".join(e.name for e in energies)
+        self.metric_name = energies[0].metric_name
+
+    def forward(self, images: Tensor) -> Tensor:
+        return sum(w * e(images) for w, e in zip(self.weights, self.energies))
+
+    @torch.no_grad()
+    def metric(self, images: Tensor) -> Tensor:
+        return self.energies[0].metric(images)

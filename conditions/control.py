@@ -44,12 +44,18 @@ def map_tensor(control_map: Image.Image, size: int) -> Tensor:
     return torch.from_numpy(np.asarray(square, dtype=np.float32) / 255).permute(2, 0, 1)[None]
 
 
-def soft_edges(images: Tensor, sharpness: float = 8.0) -> Tensor:
-    """Differentiable edge map in [0, 1], (B, 1, H, W): Sobel gradient magnitude of luminance, squashed."""
-    grey = (images.clamp(-1, 1) * 0.5 + 0.5).mul(torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+def soft_edges(images: Tensor, threshold: float = 0.4, sharpness: float = 10.0) -> Tensor:
+    """Differentiable edge map in [0, 1], (B, 1, H, W): a soft threshold on the Sobel magnitude of luminance.
+
+    The threshold (in [0, 1] grey units) sits near Canny's low threshold of 100 / 255, so texture
+    noise stays dark, as it does in a Canny map.
+    """
+    weights = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
+    grey = ((images.clamp(-1, 1) * 0.5 + 0.5) * weights).sum(1, keepdim=True)
     kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=images.device).view(1, 1, 3, 3)
     gx, gy = F.conv2d(grey, kx, padding=1), F.conv2d(grey, kx.transpose(2, 3), padding=1)
-    return torch.tanh(sharpness * (gx.square() + gy.square() + 1e-8).sqrt())
+    magnitude = (gx.square() + gy.square() + 1e-8).sqrt()
+    return torch.sigmoid(sharpness * (magnitude - threshold))
 
 
 class EdgeEnergy(Energy):

@@ -119,6 +119,8 @@ def sample(
     """Sample one image per condition with `method`; reproducible for a seed on a device."""
     if method.uses_energy and energy is None:
         raise MethodConfigError(f"{method.name} needs an energy (a face, style or control-map condition)")
+    if getattr(method, "dsg", None) is not None and not (scheduler == "ddim" and eta > 0):
+        raise MethodConfigError("DSG steps on the sphere of the sampler's noise: use DDIM with eta > 0 (eta = 1 in the paper)")
     sched = make_scheduler(scheduler, backbone.scheduler_config)
     sched.set_timesteps(steps, device=backbone.device)
     generator = torch.Generator().manual_seed(seed)

@@ -245,3 +245,24 @@ def test_cancellation_stops_between_steps(tiny_sd):
     seen = []
     result = sample(tiny_sd, build_method("plain"), PROMPTS, steps=8, progress=lambda i, n: seen.append(i), should_stop=lambda: len(seen) >= 3)
     assert result.cancelled and len(result.steps) == 3 and result.images.shape == (2, 3, 16, 16)
+
+
+def test_evodiff_drives_a_stock_stable_diffusion_pipeline_with_cfg(tiny_sd):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    from guidance import EVODiffScheduler
+
+    pipe = StableDiffusionPipeline(
+        vae=tiny_sd.vae, text_encoder=tiny_sd.text_encoder, tokenizer=tiny_sd.tokenizer, unet=tiny_sd.unet,
+        scheduler=DDIMScheduler.from_config(tiny_sd.scheduler_config), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.scheduler = EVODiffScheduler.from_config(pipe.scheduler.config)
+    calls = []
+    handle = tiny_sd.unet.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    try:
+        images = pipe("a cat", num_inference_steps=5, guidance_scale=3.0, height=16, width=16, output_type="pt").images
+    finally:
+        handle.remove()
+    assert calls == [2] * 5  # one batched CFG call (conditional + unconditional) per step
+    assert images.shape == (1, 3, 16, 16) and torch.isfinite(images).all()

@@ -1,0 +1,150 @@
+"""Energies, annotators and image reading: offline, with random weights where real ones would download."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conditions.classes import ClassEnergy, CLIPZeroShot
+from conditions.clip import load_clip
+from conditions.control import EdgeEnergy, annotate, canny, edge_f1, map_tensor
+from conditions.face import FaceIDEnergy, FacenetEmbedder, MTCNNDetector
+from conditions.images import load_image, to_tensor
+from conditions.style import CLIPPatchTokens, StyleEnergy
+from guidance.errors import ImageInputError, NoFaceFoundError, WeightsUnavailableError
+
+
+def picture(seed=0, size=96) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    array = np.zeros((size, size, 3), np.uint8)
+    array[size // 4 : 3 * size // 4, size // 3 : 2 * size // 3] = rng.integers(0, 255, 3)
+    array += rng.integers(0, 40, array.shape, dtype=np.uint8)
+    return Image.fromarray(array)
+
+
+def png_bytes(image: Image.Image, fmt="PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+class FixedBox:
+    def box(self, image):
+        return (0.25, 0.25, 0.75, 0.75)
+
+
+@pytest.fixture(scope="module")
+def facenet():
+    torch.manual_seed(0)
+    return FacenetEmbedder(pretrained=None)
+
+
+def test_face_energy_is_zero_for_the_reference_and_differentiable(facenet):
+    reference = picture(1)
+    energy = FaceIDEnergy(reference, facenet, FixedBox())
+    same = to_tensor(reference).requires_grad_(True)
+    other = to_tensor(picture(2))
+    assert energy(same).item() < 1e-4 < energy(other).item()
+    energy(other.requires_grad_(True)).sum().backward()
+    assert other.grad.abs().sum() > 0
+
+
+def test_no_face_in_the_reference_is_a_typed_error(facenet):
+    with pytest.raises(NoFaceFoundError, match="no face"):
+        FaceIDEnergy(Image.new("RGB", (160, 160), (90, 140, 200)), facenet, MTCNNDetector())
+
+
+def test_facenet_weights_missing_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsUnavailableError, match="vggface2"):
+        FacenetEmbedder("vggface2")
+
+
+def test_clip_weights_missing_offline():
+    with pytest.raises(WeightsUnavailableError, match="ViT-B-16"):
+        load_clip("ViT-B-16", "openai")
+
+
+@pytest.fixture(scope="module")
+def clip_tokens():
+    torch.manual_seed(0)
+    return CLIPPatchTokens(pretrained=None)
+
+
+def test_style_tokens_are_patch_tokens_after_block_three(clip_tokens):
+    tokens = clip_tokens(torch.zeros(2, 3, 64, 64))
+    assert tokens.shape == (2, 196, 768)
+    assert len(clip_tokens.visual.transformer.resblocks) == 3
+
+
+def test_style_energy_prefers_the_style_image(clip_tokens):
+    style = picture(3)
+    energy = StyleEnergy(style, clip_tokens)
+    assert energy(to_tensor(style, 224)).item() < 1e-2 * energy(to_tensor(picture(4), 224)).item()
+
+
+def test_zero_shot_classifier_and_class_energy():
+    torch.manual_seed(0)
+    classifier = CLIPZeroShot(["cat", "dog", "owl"], model="ViT-B-32", pretrained=None)
+    probs = classifier(torch.zeros(2, 3, 32, 32))
+    assert probs.shape == (2, 3) and torch.allclose(probs.sum(1), torch.ones(2))
+    energy = ClassEnergy(classifier, ["dog", "owl"])
+    assert torch.allclose(energy(torch.zeros(2, 3, 32, 32)), -probs[:, [1, 2]].diagonal().log(), atol=1e-5)
+
+
+def test_canny_map_and_edge_energy_follow_the_image():
+    image = picture(5, 64)
+    control_map = annotate(image, "canny")
+    assert control_map.size == image.size
+    target = map_tensor(control_map, 64)
+    energy = EdgeEnergy(target)
+    own, other = to_tensor(image), to_tensor(picture(6, 64).transpose(Image.ROTATE_90))
+    assert energy(own).item() < energy(other).item()
+    assert edge_f1(own, target[:, :1] > 0.5).item() > 0.95
+    assert edge_f1(other, target[:, :1] > 0.5).item() < 0.5
+    assert canny(own).shape == (1, 1, 64, 64)
+
+
+def test_annotators_needing_weights_say_so():
+    with pytest.raises(WeightsUnavailableError, match="hed"):
+        annotate(picture(), "hed")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: picture().convert("L"),
+        lambda: picture().convert("CMYK"),
+        lambda: picture().convert("RGBA"),
+        lambda: picture().convert("P"),
+        lambda: picture().convert("I;16"),
+        lambda: picture().convert("LA"),
+    ],
+)
+def test_every_image_mode_becomes_rgb(make):
+    fmt = "JPEG" if make().mode == "CMYK" else "PNG"
+    image = load_image(png_bytes(make(), fmt))
+    assert image.mode == "RGB" and image.size == (96, 96)
+
+
+def test_transparency_is_laid_on_white():
+    rgba = Image.new("RGBA", (40, 40), (255, 0, 0, 0))
+    assert load_image(rgba).getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (b"definitely not an image", "could not read"),
+        (png_bytes(Image.new("RGB", (8, 8))), "at least 32"),
+        (png_bytes(Image.new("L", (7000, 6000))), "megapixels"),
+        (png_bytes(picture())[:60], "could not read"),
+        ("/no/such/file.png", "no image file"),
+    ],
+)
+def test_bad_images_give_readable_errors(source, message):
+    with pytest.raises(ImageInputError, match=message):
+        load_image(source)
