@@ -145,8 +145,12 @@ def sample(
                 result.steps.append(record)
                 if progress is not None:
                     progress(index + 1, steps)
-    except torch.cuda.OutOfMemoryError as error:
-        raise DeviceOutOfMemoryError(f"out of memory on {backbone.device} at step {index}: {error}") from error
+    except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as error:
+        if not _out_of_memory(error):
+            raise
+        raise DeviceOutOfMemoryError(
+            f"out of memory on {backbone.device} after {len(result.steps)} steps; try fewer samples or a smaller size"
+        ) from error
     result.seconds = sum(s.seconds for s in result.steps)
     result.nfe = backbone.evaluations / len(conditions)
     result.peak_mem_mb = memory.peak_mb
@@ -160,6 +164,12 @@ def sample(
         result.metric = energy.metric(final_images).float().cpu().tolist()
         result.metric_name = energy.metric_name
     return result
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """CUDA's OOM, Python's MemoryError, or the CPU allocator's "can't allocate memory"."""
+    text = str(error).lower()
+    return isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in text or "can't allocate" in text
 
 
 def _timed_step(sched, method: Guidance, ctx: StepContext, eta: float, generator: torch.Generator):

@@ -266,3 +266,24 @@ def test_evodiff_drives_a_stock_stable_diffusion_pipeline_with_cfg(tiny_sd):
         handle.remove()
     assert calls == [2] * 5  # one batched CFG call (conditional + unconditional) per step
     assert images.shape == (1, 3, 16, 16) and torch.isfinite(images).all()
+
+
+def test_out_of_memory_becomes_a_typed_error(tiny_sd, monkeypatch):
+    from guidance.errors import DeviceOutOfMemoryError
+
+    def exhausted(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(tiny_sd, "predict", exhausted)
+    with pytest.raises(DeviceOutOfMemoryError, match="fewer samples"):
+        run(tiny_sd, "cfg", cfg_scale=2.0)
+
+
+def test_gfcg_with_evodiff_and_controlnet_with_face_style_combinations(tiny_sd):
+    classifier = FixedClassifier([0.4, 0.3, 0.2, 0.1])
+    result = sample(tiny_sd, build_method("gfcg", Settings(), classifier), ["cat"], steps=4, scheduler="evodiff")
+    assert result.nfe == 8 and torch.isfinite(result.images).all()
+    control = tiny_sd.prepare_control(torch.rand(1, 3, 16, 16))
+    guided = sample(tiny_sd, build_method("figd+dsg", Settings(cfg_scale=2.0)), PROMPTS, steps=4, eta=1.0,
+                    energy=reachable_target(tiny_sd), control=control)  # fmt: skip
+    assert torch.isfinite(guided.images).all() and guided.nfe == 8
