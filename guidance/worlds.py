@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from .backbone import Backbone
+from .errors import WeightsUnavailableError
 
 
 @dataclass
@@ -21,6 +22,27 @@ class World:
     evaluator: Any  # a Classifier with a different architecture or weights
 
 
+class Unavailable:
+    """Stands in for a network whose weights could not be had: using it raises the loading error."""
+
+    def __init__(self, error: WeightsUnavailableError):
+        self.error = error
+
+    def __getattr__(self, name: str):
+        raise self.error
+
+    def __call__(self, *args, **kwargs):
+        raise self.error
+
+
+def optional(factory, *args, **kwargs):
+    """The network, or an `Unavailable` that raises its WeightsUnavailableError when a task uses it."""
+    try:
+        return factory(*args, **kwargs)
+    except WeightsUnavailableError as error:
+        return Unavailable(error)
+
+
 def load_sd15_world(
     model: str | None = None,
     controlnet: str | None = None,
@@ -30,6 +52,8 @@ def load_sd15_world(
     """Stable Diffusion 1.5 with facenet-pytorch faces and OpenCLIP style features and classifiers.
 
     The GFCG classifier is OpenCLIP ViT-B-16 zero-shot; the evaluator is ViT-B-32, a different model.
+    The UNet, VAE and text encoder must load; face and CLIP networks whose weights are missing make
+    only the tasks that use them fail, with their WeightsUnavailableError.
     """
     from conditions.classes import CLIPZeroShot
     from conditions.face import FacenetEmbedder, MTCNNDetector
@@ -42,8 +66,8 @@ def load_sd15_world(
     return World(
         backbone=backbone,
         face_detector=MTCNNDetector(device=backbone.device),
-        face_embedder=FacenetEmbedder().to(backbone.device),
-        style_features=CLIPPatchTokens(device=backbone.device),
-        classifier=CLIPZeroShot(class_names, device=backbone.device),
-        evaluator=CLIPZeroShot(class_names, model="ViT-B-32", device=backbone.device),
+        face_embedder=optional(lambda: FacenetEmbedder().to(backbone.device)),
+        style_features=optional(CLIPPatchTokens, device=backbone.device),
+        classifier=optional(CLIPZeroShot, class_names, device=backbone.device),
+        evaluator=optional(CLIPZeroShot, class_names, model="ViT-B-32", device=backbone.device),
     )

@@ -287,3 +287,16 @@ def test_gfcg_with_evodiff_and_controlnet_with_face_style_combinations(tiny_sd):
     guided = sample(tiny_sd, build_method("figd+dsg", Settings(cfg_scale=2.0)), PROMPTS, steps=4, eta=1.0,
                     energy=reachable_target(tiny_sd), control=control)  # fmt: skip
     assert torch.isfinite(guided.images).all() and guided.nfe == 8
+
+
+def test_sd_world_loads_without_face_and_clip_weights_and_names_them_on_use(tiny_sd_folders, tmp_path, monkeypatch):
+    from guidance.worlds import load_sd15_world
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    sd, controlnet = tiny_sd_folders
+    world = load_sd15_world(str(sd), controlnet=str(controlnet), device="cpu")
+    assert world.backbone.has_controlnet
+    with pytest.raises(WeightsUnavailableError, match="vggface2"):
+        world.face_embedder(torch.zeros(1, 3, 160, 160))
+    with pytest.raises(WeightsUnavailableError, match="ViT-B-16"):
+        world.style_features(torch.zeros(1, 3, 64, 64))
