@@ -151,18 +151,21 @@ def sample(
         raise DeviceOutOfMemoryError(
             f"out of memory on {backbone.device} after {len(result.steps)} steps; try fewer samples or a smaller size"
         ) from error
-    result.seconds = sum(s.seconds for s in result.steps)
-    result.nfe = backbone.evaluations / len(conditions)
     result.peak_mem_mb = memory.peak_mb
+    return _finish(result, backbone, x0 if result.cancelled else x, energy)
+
+
+def _finish(result: SamplingResult, backbone: Backbone, final: Tensor, energy: torch.nn.Module | None) -> SamplingResult:
+    """Totals, the decoded images (the last clean estimate if cancelled) and the final energy and metric."""
+    result.seconds = sum(s.seconds for s in result.steps)
+    result.nfe = backbone.evaluations / final.shape[0]
     with torch.no_grad():
-        final = x if not result.cancelled else x0
         result.images = backbone.decode(final.to(backbone.dtype)).float().clamp(-1, 1).cpu()
-    if energy is not None:
-        final_images = result.images.to(backbone.device)
-        with torch.no_grad():
-            result.final_energy = energy(final_images).float().cpu().tolist()
-        result.metric = energy.metric(final_images).float().cpu().tolist()
-        result.metric_name = energy.metric_name
+        if energy is not None:
+            images = result.images.to(backbone.device)
+            result.final_energy = energy(images).float().cpu().tolist()
+            result.metric = energy.metric(images).float().cpu().tolist()
+            result.metric_name = energy.metric_name
     return result
 
 
