@@ -1,0 +1,103 @@
+"""`python -m guidance.bench SUITE ...`: run a suite, write its JSON (and plots), print a table.
+
+    python -m guidance.bench SUITE [--backbone embedded|sd15-random|sd15] [--device cpu|cuda] [--seeds N]
+                                   [--quick] --json PATH [--plots DIR] [--world PATH] [--grid PNG]
+                                   [--size PX] [--threads N]
+    python -m guidance.bench report JSON... [--out docs/benchmarks.md] [--figures docs/figures]
+
+SUITE is one of world, figd, dsg, gfcg, solvers, gpu. --quick is the reduced configuration (under 2
+minutes on 2 CPU cores for the embedded world); sd15-random is the SD 1.5 architecture with random weights
+(timing only) at --size pixels (default 512 on CUDA, 128 on a CPU, where its plans also take fewer steps).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from guidance.errors import GuidanceError
+
+from . import loading, report
+from .common import BenchUnavailable, Options, SuiteOutput
+from .machine import describe_machine
+from .plots import plot
+from .suites import SUITES
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m guidance.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("suite", choices=tuple(SUITES))
+    p.add_argument("--backbone", choices=loading.BACKBONES, default="embedded")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per setting (default: the suite's plan)")
+    p.add_argument("--quick", action="store_true", help="the reduced configuration")
+    p.add_argument("--json", type=Path, required=True, help="where to write the results")
+    p.add_argument("--plots", type=Path, default=None, help="folder for PNG plots")
+    p.add_argument("--world", type=Path, default=None, help="the embedded world's folder (default assets/world)")
+    p.add_argument("--grid", type=Path, default=None, help="world suite: write the sample grid (one row per class) here")
+    p.add_argument("--size", type=int, default=None, help="sd15-random: image size in pixels")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    return p
+
+
+def document(
+    suite: str, opts: Options, output: SuiteOutput, machine: dict, seconds: float, image_size: int, argv: list[str]
+) -> dict:
+    """The JSON document: suite, backbone, device, machine, rows, and how they were made."""
+    notes = list(output.notes)
+    if opts.backbone == "sd15-random":
+        notes.insert(0, f"sd15-random: the SD 1.5 architecture at its real sizes with random weights, {image_size} px, "
+                        f"on {opts.device}: right for timing, not for quality (quality figures are not computed)")  # fmt: skip
+    return {
+        "suite": suite, "backbone": opts.backbone, "device": opts.device, "machine": machine,
+        "quick": opts.quick, "image_size": image_size, "command": "python -m guidance.bench " + shlex.join(argv),
+        "created": datetime.datetime.now().isoformat(timespec="seconds"), "wall_seconds": seconds,
+        "config": output.config, "goals": output.goals, "notes": notes, "images": output.images, "rows": output.rows,
+    }  # fmt: skip
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> dict:
+    """Check, load the world, run the suite; raises BenchUnavailable / GuidanceError with a readable message."""
+    module = SUITES[args.suite]
+    opts = Options(args.backbone, args.device, args.quick, args.seeds, args.size, args.world, args.grid)
+    if hasattr(module, "check"):
+        module.check(opts)
+        opts = module.prepare(opts)
+    if opts.device == "cuda" and not torch.cuda.is_available():
+        raise BenchUnavailable("--device cuda was asked for, but torch.cuda.is_available() is False here")
+    start, machine = time.perf_counter(), describe_machine()
+    world = loading.load(opts, module.NEEDS)
+    output = module.run(world, opts)
+    return document(args.suite, opts, output, machine, time.perf_counter() - start, world.backbone.image_size, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:
+        return report.main(argv[1:])
+    args = parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        data = run(args, argv)
+    except (BenchUnavailable, GuidanceError) as error:
+        print(f"guidance.bench {args.suite}: {error}", file=sys.stderr)
+        return 2
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(data, indent=1) + "\n")
+    print(report.describe(data), report.table(data["rows"]), sep="\n\n")
+    if data["goals"]:
+        print("\n" + report.goals_table(data["goals"]))
+    if args.plots is not None:
+        for path in plot(data, args.plots):
+            print(f"plot: {path}")
+    print(f"json: {args.json}")
+    return 0

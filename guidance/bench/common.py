@@ -1,0 +1,206 @@
+"""What the suites share: options, outputs, held-out renders, sampling helpers and rows from SamplingResults.
+
+Timing conventions (every suite): `seconds_per_image` is the summed wall time of the timed sampling steps
+divided by the number of images; `ms_per_step` is the wall time of one sampling step of a whole batch
+(batch sizes are in each suite's config). Each method runs once untimed (2 steps) before it is measured.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from conditions.base import Energy
+from conditions.images import to_pil
+from guidance.methods import Settings, build_method
+from guidance.sampling import SamplingResult, sample
+from guidance.tasks import TaskRequest, preset, run_task
+from guidance.worlds import World
+
+from .metrics import accuracy, confidence, features, frechet_distance, probabilities
+
+ROW_KEYS = (
+    "task", "method", "steps", "nfe", "seconds_per_image", "ms_per_step", "peak_mem_mb", "energy", "energy_std",
+    "fd", "fd_floor", "accuracy", "id_distance", "edge_f1", "roc_auc",
+)  # fmt: skip
+REFERENCE_SEED, FD_SEEDS, CONTROL_SEED, ID_SEED = 7, (11, 12), 13, 14  # make_dataset seeds of held-out renders
+
+
+class BenchUnavailable(Exception):
+    """A suite cannot run here (e.g. `gpu` without CUDA); the CLI prints the message and exits non-zero."""
+
+
+@dataclass
+class Options:
+    """How a suite runs. seeds None: the plan's default; image_size None: the backbone's default."""
+
+    backbone: str = "embedded"
+    device: str = "cpu"
+    quick: bool = False
+    seeds: int | None = None
+    image_size: int | None = None
+    world: Path | None = None
+    grid: Path | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.backbone == "embedded"
+
+    def plan(self, plans: dict):
+        """The suite's plan for this mode: "quick"/"full", with an "-sd" variant for Stable Diffusion backbones."""
+        mode = "quick" if self.quick else "full"
+        return plans[mode if self.embedded or f"{mode}-sd" not in plans else f"{mode}-sd"]
+
+
+@dataclass
+class SuiteOutput:
+    """Rows (keys from ROW_KEYS plus suite-specific ones), goal verdicts, the configuration used, notes, and
+    pictures written along the way (paths)."""
+
+    rows: list[dict]
+    goals: list[dict] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (stdout carries the results table)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Rows(list):
+    """The rows of a suite; each appended row is also reported on stderr as it comes."""
+
+    SHOWN = ("steps", "seconds_per_image", "ms_per_step", "energy", "fd", "accuracy", "edge_f1", "roc_auc")
+
+    def __init__(self, suite: str):
+        super().__init__()
+        self.suite = suite
+
+    def append(self, row: dict) -> None:
+        super().append(row)
+        shown = ", ".join(f"{k} {row[k]:.4g}" for k in self.SHOWN if isinstance(row.get(k), (int, float)))
+        progress(f"{self.suite}: {row.get('task')} / {row.get('method')}: {shown}")
+
+
+def goal(name: str, target: str, measured: float, met: bool, unit: str = "") -> dict:
+    """A goal's verdict with the measured figure, so that a missed goal is reported with its number."""
+    return {"goal": name, "target": target, "measured": f"{measured:.4g}{unit}", "met": bool(met)}
+
+
+# ----------------------------------------------------------------------------- held-out renders
+
+
+@lru_cache(maxsize=16)
+def renders(n: int, seed: int, identities_per_class: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """n held-out renders (pixels (n, 3, 64, 64) in [-1, 1], labels, identity ids), class-balanced."""
+    from guidance.world.render import make_dataset
+
+    images, labels, ids = make_dataset(n, seed=seed, split="heldout", identities_per_class=identities_per_class)
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return pixels, torch.from_numpy(labels), torch.from_numpy(ids)
+
+
+def reference_images(size: int) -> dict[str, Image.Image]:
+    """Held-out renders used as the face reference, the style image and the source of the control map.
+
+    They are never made smaller than the renders' 64 px (Canny's annotator needs that much).
+    """
+    images, size = to_pil(renders(3, REFERENCE_SEED)[0]), max(size, 64)
+    return {task: image.resize((size, size), Image.BICUBIC) for task, image in zip(("face", "style", "control"), images)}
+
+
+def realism(world: World, images: Tensor) -> dict:
+    """Frechet distance to as many held-out renders, its floor (two disjoint render sets), evaluator confidence."""
+    n = len(images)
+    real_a, real_b = (features(world.evaluator, renders(n, seed)[0]) for seed in FD_SEEDS)
+    fd = frechet_distance(features(world.evaluator, images), real_a)
+    floor = frechet_distance(real_a, real_b)
+    return {"fd": fd, "fd_floor": floor, "confidence": confidence(probabilities(world.evaluator, images))}
+
+
+def class_quality(world: World, images: Tensor, targets: Tensor) -> dict:
+    """Evaluator accuracy of the requested classes and mean evaluator probability of them."""
+    probs = probabilities(world.evaluator, images)
+    return {"accuracy": accuracy(probs, targets), "class_probability": float(probs.gather(1, targets[:, None]).mean())}
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def balanced(class_names: Sequence[str], n: int) -> list[str]:
+    """n conditions cycling through the classes."""
+    return [class_names[i % len(class_names)] for i in range(n)]
+
+
+def generate(
+    world: World, method: str, conditions: Sequence[str | None], *, steps: int, settings: Settings | None = None,
+    scheduler: str = "ddim", eta: float = 0.0, seed: int = 0, batch: int = 16, control: Tensor | None = None,
+    energy: Energy | None = None,
+) -> list[SamplingResult]:  # fmt: skip
+    """Samples for many conditions in batches (batch k uses seed + k); `control`: (N, 3, H, W) maps in [0, 1]."""
+    guidance = build_method(method, settings, world.classifier)
+    results = []
+    for k, start in enumerate(range(0, len(conditions), batch)):
+        maps = None if control is None else world.backbone.prepare_control(control[start : start + batch])
+        chunk = list(conditions[start : start + batch])
+        results.append(sample(
+            world.backbone, guidance, chunk, steps=steps, scheduler=scheduler, eta=eta, seed=seed + k, control=maps, energy=energy,
+        ))  # fmt: skip
+    return results
+
+
+def warm_up(world: World, method: str, condition: str | None, settings: Settings | None = None, scheduler: str = "ddim") -> None:
+    """An untimed 2-step run, so that lazy initialisation is not measured."""
+    generate(world, method, [condition], steps=2, settings=settings, scheduler=scheduler)
+
+
+def images_of(results: Sequence[SamplingResult]) -> Tensor:
+    return torch.cat([r.images for r in results])
+
+
+def timing(results: Sequence[SamplingResult]) -> dict:
+    """steps, NFE per sample, seconds per image, ms per (batch) step, peak memory, over runs."""
+    images = sum(len(r.images) for r in results)
+    seconds, steps = sum(r.seconds for r in results), sum(len(r.steps) for r in results)
+    return {
+        "steps": len(results[0].steps), "nfe": results[0].nfe, "seconds_per_image": seconds / images,
+        "ms_per_step": 1000 * seconds / steps, "peak_mem_mb": max(r.peak_mem_mb for r in results),
+    }  # fmt: skip
+
+
+def energies(results: Sequence[SamplingResult]) -> dict:
+    """Final energy: mean over runs (seeds) of each run's mean, its spread (stdev over runs), and the metric."""
+    per_run = [statistics.fmean(r.final_energy) for r in results]
+    row = {"energy": statistics.fmean(per_run), "energy_std": statistics.stdev(per_run) if len(per_run) > 1 else 0.0}
+    name = results[0].metric_name
+    if name in ROW_KEYS:
+        row[name] = statistics.fmean(v for r in results for v in r.metric)
+    return row
+
+
+def task_request(world: World, task: str, method: str, references: dict[str, Image.Image], *, steps: int, samples: int,
+                 eta: float, **settings) -> TaskRequest:  # fmt: skip
+    """A single-method, unconditional request of the app's face, style or control tab, with the task's preset
+    settings (overridden by `settings`); the control map is Canny of the reference render, with the ControlNet."""
+    control = task == "control"
+    return TaskRequest(
+        task=task, methods=[method], samples=samples, steps=steps, eta=eta, settings=preset(task, **settings),
+        reference=None if control else references[task], control_image=references[task] if control else None,
+        annotator="canny", use_controlnet=world.backbone.has_controlnet,
+    )  # fmt: skip
+
+
+def run_seeds(world: World, request: TaskRequest, seeds: int) -> list[SamplingResult]:
+    """One result per seed (0..seeds-1) of a single-method request, after an untimed 2-step warm-up."""
+    run_task(world, replace(request, steps=2, samples=1))
+    return [run_task(world, replace(request, seed=seed)).results[0][1] for seed in range(seeds)]

@@ -1,0 +1,89 @@
+"""Measurements on samples: Frechet distance, evaluator accuracy and confidence, diversity, ROC-AUC, RMSE."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from torch import Tensor
+
+from conditions.images import module_device
+
+
+def _moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    features = np.asarray(features, dtype=np.float64)
+    return features.mean(0), np.atleast_2d(np.cov(features, rowvar=False))
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix (negative eigenvalues clipped)."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
+
+
+def frechet_from_moments(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2), in float64 via eigendecompositions."""
+    root = _psd_sqrt(cov1)
+    cross = np.linalg.eigvalsh(root @ cov2 @ root).clip(min=0)
+    value = np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * np.sqrt(cross).sum()
+    return float(max(value, 0.0))
+
+
+def frechet_distance(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (N, D) and (M, D)."""
+    to_array = lambda x: x.detach().cpu().double().numpy() if isinstance(x, Tensor) else np.asarray(x, np.float64)  # noqa: E731
+    return frechet_from_moments(*_moments(to_array(a)), *_moments(to_array(b)))
+
+
+@torch.no_grad()
+def features(evaluator, images: Tensor, batch: int = 250) -> Tensor:
+    """The evaluator's feature vectors (N, D) of pixels in [-1, 1] (its `.features`, or CLIP image embeddings)."""
+    if hasattr(evaluator, "features"):
+        embed = evaluator.features
+    else:  # conditions.classes.CLIPZeroShot
+        from conditions.clip import clip_pixels
+
+        embed = lambda x: evaluator.clip.encode_image(clip_pixels(x, evaluator.size), normalize=True)  # noqa: E731
+    device = module_device(evaluator)
+    return torch.cat([embed(chunk.to(device)).float().cpu() for chunk in images.split(batch)])
+
+
+@torch.no_grad()
+def probabilities(evaluator, images: Tensor, batch: int = 250) -> Tensor:
+    """Class probabilities (N, K) from a classifier that returns softmax outputs."""
+    device = module_device(evaluator)
+    return torch.cat([evaluator(chunk.to(device)).float().cpu() for chunk in images.split(batch)])
+
+
+def accuracy(probs: Tensor, targets: Tensor) -> float:
+    """Fraction of samples whose most probable class is the requested one."""
+    return float((probs.argmax(1) == targets).float().mean())
+
+
+def confidence(probs: Tensor) -> float:
+    """Mean probability of the most probable class: how clearly the evaluator recognises a sample."""
+    return float(probs.max(1).values.mean())
+
+
+def diversity(feats: Tensor, labels: Tensor) -> float | None:
+    """Mean pairwise feature distance between samples of the same class, averaged over classes (None: no pairs)."""
+    per_class = []
+    for label in labels.unique():
+        group = feats[labels == label]
+        if len(group) > 1:
+            distances = torch.cdist(group, group)
+            per_class.append(distances.sum() / (len(group) * (len(group) - 1)))
+    return float(torch.stack(per_class).mean()) if per_class else None
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties counted half."""
+    scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+    ranks = rankdata(scores)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def rmse(a: Tensor, b: Tensor) -> float:
+    """Root mean squared difference over all pixels of two image batches."""
+    return float((a.float() - b.float()).pow(2).mean().sqrt())
+

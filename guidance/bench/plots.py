@@ -1,0 +1,137 @@
+"""PNG plots of a suite's JSON (matplotlib, Agg backend), each labelled with the machine it came from."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .machine import machine_label  # noqa: E402
+
+
+def _figure(columns: int = 1):
+    fig, axes = plt.subplots(1, columns, figsize=(5.2 * columns, 4.0), squeeze=False)
+    return fig, list(axes[0])
+
+
+def _save(fig, data: dict, folder: Path, name: str) -> Path:
+    """Footer with the machine, backbone, device and mode; the file is <suite>-<backbone>-<mode>-<name>.png."""
+    mode = "quick" if data.get("quick") else "full"
+    footer = f"{data['suite']} suite, {data['backbone']} on {data['device']} ({mode}) - {machine_label(data['machine'])}"
+    fig.text(0.01, 0.01, footer, fontsize=6.5, color="0.3")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    path = Path(folder) / f"{data['suite']}-{data['backbone']}-{mode}-{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _bars(ax, labels: list[str], values: list[float], ylabel: str, title: str) -> None:
+    ax.bar(range(len(values)), values, color="tab:blue")
+    ax.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel=ylabel, title=title)
+
+
+def _lines(ax, rows: list[dict], x: str, y: str, group: str, title: str) -> None:
+    for name in dict.fromkeys(r[group] for r in rows):
+        points = sorted((r[x], r[y]) for r in rows if r[group] == name and y in r)
+        if points:
+            ax.plot(*zip(*points), marker="o", label=str(name))
+    ax.set(xlabel=x, ylabel=y, title=title)
+    ax.legend(fontsize=7)
+
+
+def plot_world(data: dict, folder: Path) -> list[Path]:
+    rows = {(r["bar"], r["method"]): r for r in data["rows"]}
+    scores = {
+        "CFG accuracy": rows[("class fidelity", "cfg")]["accuracy"],
+        "unguided accuracy": rows[("class fidelity", "plain")]["accuracy"],
+        "edge F1": rows[("ControlNet", "plain")]["edge_f1"],
+        "face ROC-AUC": rows[("face verification", "verification")]["roc_auc"],
+    }
+    targets = [0.9, 0.7, 0.6, 0.98]
+    fig, (left, right) = _figure(2)
+    _bars(left, list(scores), list(scores.values()), "score", "quality bars (x: target)")
+    left.scatter(range(len(targets)), targets, marker="x", color="tab:red", zorder=3)
+    fd = rows[("Frechet distance", "plain")]
+    _bars(right, ["samples vs renders", "floor (renders vs renders)", "3x floor"], [fd["fd"], fd["fd_floor"], 3 * fd["fd_floor"]],
+          "Frechet distance (evaluator features)", f"Frechet distance, N = {fd['n']}")  # fmt: skip
+    return [_save(fig, data, folder, "quality")]
+
+
+def plot_figd(data: dict, folder: Path) -> list[Path]:
+    tasks = list(dict.fromkeys(r["task"] for r in data["rows"]))
+    fig, axes = _figure(len(tasks))
+    for ax, task in zip(axes, tasks):
+        rows = [r for r in data["rows"] if r["task"] == task]
+        for r in rows:
+            ax.errorbar(r["seconds_per_image"], r["energy"], yerr=r["energy_std"], marker="o", capsize=3, label=r["method"])
+        ax.set(xlabel="seconds per image", ylabel="final energy", title=f"{task}: energy against time")
+        ax.legend(fontsize=7)
+    paths = [_save(fig, data, folder, "energy-time")]
+    fig, axes = _figure(len(tasks))
+    for ax, task in zip(axes, tasks):
+        rows = [r for r in data["rows"] if r["task"] == task]
+        _bars(ax, [r["method"] for r in rows], [r["ms_per_step"] for r in rows], "ms per step", f"{task}: time per step")
+    return paths + [_save(fig, data, folder, "ms-per-step")]
+
+
+def plot_dsg(data: dict, folder: Path) -> list[Path]:
+    rows = data["rows"]
+    fig, (left, right) = _figure(2)
+    for steps in dict.fromkeys(r["steps"] for r in rows):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            group = [r for r in rows if r["steps"] == steps and r["method"] == method]
+            y = "fd" if "fd" in group[0] else "ms_per_step"
+            left.plot([r["energy"] for r in group], [r[y] for r in group], marker="o", label=f"{method}, {steps} steps")
+            for r in group:
+                left.annotate(f"{r['strength']:g}", (r["energy"], r[y]), fontsize=6)
+            left.set(xlabel="final energy (face ID)", ylabel=y, title="energy against realism (labels: strength)")
+    left.legend(fontsize=7)
+    labels = [f"{r['method']} {r['strength']:g} ({r['steps']})" for r in rows]
+    _bars(right, labels, [r["ms_per_step"] for r in rows], "ms per step", "time per step")
+    return [_save(fig, data, folder, "energy-realism")]
+
+
+def plot_gfcg(data: dict, folder: Path) -> list[Path]:
+    rows = data["rows"]
+    keys = [k for k in ("accuracy", "fd", "diversity") if all(r.get(k) is not None for r in rows)] + ["ms_per_step"]
+    fig, axes = _figure(len(keys))
+    for ax, key in zip(axes, keys):
+        _bars(ax, [r["method"] for r in rows], [r[key] for r in rows], key, key.replace("_", " "))
+    return [_save(fig, data, folder, "methods")]
+
+
+def plot_solvers(data: dict, folder: Path) -> list[Path]:
+    rows = data["rows"]
+    keys = [k for k in ("fd", "rmse_ref") if k in rows[0]] or ["ms_per_step"]
+    fig, axes = _figure(len(keys))
+    for ax, key in zip(axes, keys):
+        _lines(ax, rows, "nfe", key, "method", f"{key} against NFE")
+        if key == "fd":
+            ax.axhline(rows[0]["fd_floor"], color="0.5", linestyle="--", label="floor")
+            ax.legend(fontsize=7)
+    return [_save(fig, data, folder, "nfe")]
+
+
+def plot_gpu(data: dict, folder: Path) -> list[Path]:
+    rows = data["rows"]
+    fig, (ax,) = _figure(1)
+    _bars(ax, [r["method"] for r in rows], [r["ms_per_step"] for r in rows], "ms per step", "time per step (ratio to plain)")
+    for i, r in enumerate(rows):
+        ax.annotate(f"{r['ratio_to_plain']:.2f}x", (i, r["ms_per_step"]), ha="center", va="bottom", fontsize=7)
+    return [_save(fig, data, folder, "ms-per-step")]
+
+
+PLOTTERS: dict[str, Callable[[dict, Path], list[Path]]] = {
+    "world": plot_world, "figd": plot_figd, "dsg": plot_dsg, "gfcg": plot_gfcg, "solvers": plot_solvers, "gpu": plot_gpu,
+}  # fmt: skip
+
+
+def plot(data: dict, folder: Path) -> list[Path]:
+    """Every plot of a suite's JSON document, written under `folder`."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return PLOTTERS[data["suite"]](data, Path(folder))

@@ -1,0 +1,9 @@
+"""The benchmark suites.
+
+Each module has `run(world, opts) -> SuiteOutput`, `PLANS` (quick and full, "-sd" variants for Stable
+Diffusion backbones) and `NEEDS`, the networks besides the backbone that it uses on sd15-random (which
+builds only those; quality metrics, and so the evaluator, are computed on the embedded world only).
+"""
+from . import dsg, figd, gfcg, gpu, solvers, world
+
+SUITES = {"world": world, "figd": figd, "dsg": dsg, "gfcg": gfcg, "solvers": solvers, "gpu": gpu}

@@ -1,0 +1,65 @@
+"""`figd`: FreeDoM vs FIGD, each alone and with DSG, on the face-ID, style and control-map tasks.
+
+All four methods run the task's preset (guidance.tasks.PRESETS) with the same DDIM eta (DSG needs eta > 0),
+the same steps and the same seeds. Goal: FIGD >= 2x faster per image than FreeDoM, final energy no worse
+(FIGD's mean <= FreeDoM's mean + FreeDoM's spread over seeds).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from guidance.worlds import World
+
+from ..common import Options, Rows, SuiteOutput, energies, goal, reference_images, run_seeds, task_request, timing
+
+
+NEEDS = ("face_embedder", "style_features")
+
+TASKS = ("face", "style", "control")
+METHODS = ("freedom", "figd", "freedom+dsg", "figd+dsg")
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: int
+    samples: int  # images per run
+    seeds: int
+    eta: float = 1.0
+    tasks: tuple[str, ...] = TASKS
+    methods: tuple[str, ...] = METHODS
+
+
+PLANS = {
+    "quick": Plan(steps=20, samples=2, seeds=2),
+    "full": Plan(steps=50, samples=4, seeds=3),
+    "quick-sd": Plan(steps=3, samples=1, seeds=1, tasks=("face",), methods=("freedom", "figd")),
+    "full-sd": Plan(steps=5, samples=1, seeds=1),
+}
+
+
+def run(world: World, opts: Options) -> SuiteOutput:
+    plan = opts.plan(PLANS)
+    seeds = opts.seeds or plan.seeds
+    references = reference_images(world.backbone.image_size)
+    rows = Rows("figd")
+    for task in plan.tasks:
+        for method in plan.methods:
+            request = task_request(world, task, method, references, steps=plan.steps, samples=plan.samples, eta=plan.eta)
+            results = run_seeds(world, request, seeds)
+            row = {"task": task, "method": method, **timing(results), **energies(results)}
+            rows.append(row | {"samples": plan.samples, "seeds": seeds})
+    return SuiteOutput(rows, goals(rows, plan.tasks), config={**asdict(plan), "seeds": seeds})
+
+
+def goals(rows: list[dict], tasks: tuple[str, ...]) -> list[dict]:
+    """Per task: FreeDoM / FIGD seconds per image (>= 2), and FIGD's energy against FreeDoM's."""
+    found = []
+    for task in tasks:
+        by = {r["method"]: r for r in rows if r["task"] == task}
+        freedom, figd = by["freedom"], by["figd"]
+        speedup = freedom["seconds_per_image"] / figd["seconds_per_image"]
+        found.append(goal(f"{task}: FIGD speed-up over FreeDoM", ">= 2x", speedup, speedup >= 2, "x"))
+        bound = freedom["energy"] + freedom["energy_std"]
+        target = f"<= {bound:.4g} (FreeDoM mean + spread)"
+        found.append(goal(f"{task}: FIGD final energy no worse", target, figd["energy"], figd["energy"] <= bound))
+    return found

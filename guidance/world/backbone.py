@@ -1,0 +1,56 @@
+"""The embedded world's backbone: a small pixel-space class-conditional UNet (+ guide UNet, + ControlNet)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from diffusers import DDPMScheduler
+from torch import Tensor, nn
+
+from guidance.backbone import Condition, Control, UNetBackbone
+from guidance.errors import MethodConfigError
+
+from .render import CLASS_NAMES
+
+
+class EmbeddedBackbone(UNetBackbone):
+    """Pixels are the sample (decode is the identity); conditions are class names or None (the null label).
+
+    Each model has its own label embedding (rows 0..9 the classes, row 10 the null label). `embed` returns
+    one token per model, (B, L, D): token 0 conditions the denoiser and the ControlNet, token 1 (present
+    when a guide model is loaded) the Autoguidance guide model.
+    """
+
+    name = "embedded"
+    class_names = CLASS_NAMES
+    image_size = 64
+    sample_shape = (3, 64, 64)
+
+    def __init__(self, unet, label_embedding: nn.Embedding, scheduler_config: dict, controlnet=None,
+                 guide_unet=None, guide_label_embedding: nn.Embedding | None = None):  # fmt: skip
+        super().__init__(unet, controlnet=controlnet, guide_unet=guide_unet)
+        if (guide_unet is None) != (guide_label_embedding is None):
+            raise ValueError("a guide UNet needs its own label embedding, and only then")
+        self.label_embeddings = [label_embedding] + ([guide_label_embedding] if guide_label_embedding is not None else [])
+        self.scheduler_config = dict(scheduler_config)
+        self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
+        self.alphas_cumprod = DDPMScheduler.from_config(self.scheduler_config).alphas_cumprod.float()
+
+    def labels(self, conditions: Sequence[Condition]) -> Tensor:
+        """Label indices; None is the null label len(CLASS_NAMES)."""
+        unknown = [c for c in conditions if c is not None and c not in CLASS_NAMES]
+        if unknown:
+            raise MethodConfigError(f"the embedded world knows the classes {CLASS_NAMES}, not {unknown[0]!r}")
+        return torch.tensor([len(CLASS_NAMES) if c is None else CLASS_NAMES.index(c) for c in conditions], device=self.device)
+
+    def embed(self, conditions: Sequence[Condition]) -> Tensor:
+        labels = self.labels(conditions)
+        with torch.no_grad():
+            return torch.stack([table(labels) for table in self.label_embeddings], 1).to(self.dtype)
+
+    def _forward(self, x: Tensor, t: Tensor, embeddings: Tensor, control: Control | None, guide: bool) -> Tensor:
+        token = embeddings[:, 1:2] if guide else embeddings[:, :1]
+        return super()._forward(x, t, token, None if guide else control, guide)
+
+    def decode(self, x0: Tensor) -> Tensor:
+        return x0

@@ -1,0 +1,189 @@
+"""Small CNNs of the embedded world: guide classifier, evaluator, face embedder, face detector, style features.
+
+Every network takes pixels (B, 3, 64, 64) in [-1, 1] (other sizes are resized to 64). Each is saved as
+one safetensors file whose metadata holds its constructor arguments (`save_net` / `load_net`).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file, safe_open, save_file
+from torch import Tensor, nn
+
+from .render import CLASS_NAMES
+
+SIZE = 64
+
+
+def _fit(images: Tensor) -> Tensor:
+    """Pixels resized (bilinear, antialiased when shrinking) to SIZE x SIZE."""
+    if images.shape[-2:] == (SIZE, SIZE):
+        return images
+    return F.interpolate(images, size=(SIZE, SIZE), mode="bilinear", align_corners=False, antialias=images.shape[-1] > SIZE)
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution, GroupNorm (batch-independent, so batch 1 behaves like training), SiLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(min(8, cout // 4), cout), nn.SiLU())
+
+
+class ConvTrunk(nn.Module):
+    """A stem conv at full resolution, then one stride-2 stage per further width (two convs each)."""
+
+    def __init__(self, widths: tuple[int, ...]):
+        super().__init__()
+        self.stem = _conv(3, widths[0])
+        self.stages = nn.ModuleList(nn.Sequential(_conv(a, b, 2), _conv(b, b)) for a, b in zip(widths, widths[1:]))
+
+    def forward(self, images: Tensor, stages: int | None = None) -> Tensor:
+        """Feature map after the first `stages` stages (all by default)."""
+        x = self.stem(_fit(images))
+        for stage in self.stages[:stages]:
+            x = stage(x)
+        return x
+
+
+class Classifier(nn.Module):
+    """The GFCG guide classifier: ConvTrunk, global average pool, linear head; returns softmax probabilities."""
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), classes: int = len(CLASS_NAMES)):
+        super().__init__()
+        self.config = {"widths": list(widths), "classes": classes}
+        self.class_names = CLASS_NAMES
+        self.trunk = ConvTrunk(tuple(widths))
+        self.head = nn.Linear(widths[-1], classes)
+
+    def logits(self, images: Tensor) -> Tensor:
+        return self.head(self.trunk(images).mean((2, 3)))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.logits(images).softmax(-1)
+
+
+class _ResBlock(nn.Module):
+    """Pre-activation residual block with BatchNorm and ReLU."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1),
+            nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1),
+        )  # fmt: skip
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class Evaluator(nn.Module):
+    """The metrics-only classifier: a different architecture (5x5 stem, max-pooling, residual BatchNorm blocks) and seed.
+
+    `features` gives the penultimate (B, widths[-1]) vector used for Frechet distances.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), classes: int = len(CLASS_NAMES)):
+        super().__init__()
+        self.config = {"widths": list(widths), "classes": classes}
+        self.class_names = CLASS_NAMES
+        layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 5, 1, 2), nn.MaxPool2d(2), _ResBlock(widths[0])]
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.MaxPool2d(2), nn.Conv2d(a, b, 1), _ResBlock(b)]
+        self.body = nn.Sequential(*layers, nn.BatchNorm2d(widths[-1]), nn.ReLU())
+        self.head = nn.Linear(widths[-1], classes)
+
+    def features(self, images: Tensor) -> Tensor:
+        return self.body(_fit(images)).mean((2, 3))
+
+    def logits(self, images: Tensor) -> Tensor:
+        return self.head(self.features(images))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.logits(images).softmax(-1)
+
+
+class FaceEmbedder(nn.Module):
+    """Identity embedding of a face crop (conditions.face.FaceEmbedder): L2-normalised (B, dim) vectors.
+
+    Trained with a supervised contrastive loss on identity batches; the embeddings are unit vectors, so
+    their Euclidean distance is a monotone function of their cosine similarity.
+    """
+
+    input_size = SIZE
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), dim: int = 128):
+        super().__init__()
+        self.config = {"widths": list(widths), "dim": dim}
+        self.trunk = ConvTrunk(tuple(widths))
+        self.head = nn.Linear(widths[-1], dim)
+
+    def forward(self, crops: Tensor) -> Tensor:
+        return F.normalize(self.head(self.trunk(crops).mean((2, 3))), dim=1)
+
+
+class FaceDetectorNet(nn.Module):
+    """Binary 'is there a rendered face' classifier; returns the logit (B,)."""
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64)):
+        super().__init__()
+        self.config = {"widths": list(widths)}
+        self.trunk = ConvTrunk(tuple(widths))
+        self.head = nn.Linear(widths[-1], 1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.trunk(images).mean((2, 3)))[:, 0]
+
+
+class FaceDetector:
+    """conditions.face.FaceDetector: the whole picture is the face box when p(face) > threshold, else None.
+
+    Rendered faces are always centred and fill the frame, so a classifier suffices as a detector.
+    """
+
+    def __init__(self, net: FaceDetectorNet, threshold: float = 0.5):
+        self.net, self.threshold = net, threshold
+
+    @torch.no_grad()
+    def probability(self, image: Image.Image) -> float:
+        square = image.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR)
+        pixels = torch.from_numpy(np.asarray(square, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+        device = next(self.net.parameters()).device
+        return float(torch.sigmoid(self.net(pixels.to(device)))[0])
+
+    def box(self, image: Image.Image) -> tuple[float, float, float, float] | None:
+        return (0.0, 0.0, 1.0, 1.0) if self.probability(image) > self.threshold else None
+
+
+class StyleFeatures(nn.Module):
+    """conditions.style.StyleFeatures: the guide Classifier's stem and first `stages` stages as tokens.
+
+    Images are resized to 64, so the token count (B, N, C) is fixed: N = (64 / 2**stages)**2.
+    """
+
+    def __init__(self, classifier: Classifier, stages: int = 1):
+        super().__init__()
+        self.trunk, self.stages = classifier.trunk, stages
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.trunk(images, self.stages).flatten(2).transpose(1, 2)
+
+
+def save_net(net: nn.Module, path: str | Path) -> None:
+    """Weights plus the constructor arguments (`net.config`) as safetensors metadata."""
+    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    save_file(state, str(path), metadata={"class": type(net).__name__, "config": json.dumps(net.config)})
+
+
+NETS = {cls.__name__: cls for cls in (Classifier, Evaluator, FaceEmbedder, FaceDetectorNet)}
+
+
+def load_net(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """A network saved by `save_net`, in eval mode with frozen parameters."""
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    net = NETS[meta["class"]](**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(meta["config"]).items()})
+    net.load_state_dict(load_file(str(path)))
+    return net.to(device).eval().requires_grad_(False)

@@ -1,0 +1,173 @@
+"""Benchmarks (guidance.bench): the metrics are right, and every suite's code path runs at tiny size.
+
+A tiny random-weight embedded world is written to disk and loaded with `load_world`; the suites run through
+the CLI with their quick plans swapped for tiny ones, so each writes its JSON and plots in seconds.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from guidance.bench import cli, frechet_distance, roc_auc
+from guidance.bench.common import ROW_KEYS, Options
+from guidance.bench.metrics import diversity, frechet_from_moments
+from guidance.bench.report import write_report
+from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
+from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, solvers, world
+from guidance.worlds import World
+
+TINY_PLANS = {
+    world: world.Plan(per_class=1, fd_samples=10, control_maps=2, id_images=50, steps=2, fd_steps=2, speed_repeats=1),
+    figd: figd.Plan(steps=2, samples=1, seeds=2, methods=("freedom", "figd")),
+    dsg: dsg.Plan(steps=(3,), scales=(0.3,), rates=(0.05,), samples=2, seeds=1),
+    gfcg: gfcg.Plan(samples=10, steps=2),
+    solvers: solvers.Plan(nfes=(3,), samples=10, reference_samples=2, reference_steps=6),
+}
+DOCUMENT_KEYS = {"suite", "backbone", "device", "machine", "rows"}
+
+
+def tiny_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=64, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16, 16),
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), cross_attention_dim=16, attention_head_dim=8,
+        norm_num_groups=4,
+    )  # fmt: skip
+
+
+def tiny_nets():
+    from guidance.world.nets import Classifier, Evaluator, FaceDetectorNet, FaceEmbedder
+
+    detector = FaceDetectorNet((8, 16))
+    torch.nn.init.constant_(detector.head.bias, 10.0)  # always "a face": the energies need a box
+    return {"classifier": Classifier((8, 16)), "evaluator": Evaluator((8, 16)), "face_embedder": FaceEmbedder((8, 16), 16), "face_detector": detector}
+
+
+@pytest.fixture(scope="session")
+def tiny_world_path(tmp_path_factory):
+    """An embedded-world folder with random tiny networks (attention only at 16x16, so sampling is fast)."""
+    from diffusers import ControlNetModel, DDPMScheduler
+
+    from guidance.world import LABEL_EMBEDDING, NET_FILES
+    from guidance.world.nets import save_net
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny_world")
+    unet = tiny_unet()
+    for name, model in (("unet", unet), ("guide_unet", tiny_unet())):
+        model.save_pretrained(root / name)
+        save_file({"weight": torch.randn(11, 16)}, str(root / name / LABEL_EMBEDDING))
+    ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8,)).save_pretrained(root / "controlnet")
+    DDPMScheduler(beta_start=1e-4, beta_end=0.02, beta_schedule="linear").save_pretrained(root / "scheduler")
+    for name, net in tiny_nets().items():
+        save_net(net, root / NET_FILES[name])
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_world(tiny_sd):
+    """The tiny SD backbone with tiny face, style and class networks (the gpu suite's code path on a CPU)."""
+    from guidance.world.nets import StyleFeatures
+
+    nets = tiny_nets()
+    for net in nets.values():
+        net.eval().requires_grad_(False)
+    return World(tiny_sd, FullFrameDetector(), nets["face_embedder"], StyleFeatures(nets["classifier"]), nets["classifier"], nets["evaluator"])
+
+
+@pytest.fixture()
+def tiny_plans(monkeypatch):
+    for module, plan in TINY_PLANS.items():
+        monkeypatch.setitem(module.PLANS, "quick", plan)
+
+
+def test_frechet_distance_of_identical_sets_is_zero():
+    x = np.random.default_rng(0).normal(size=(200, 6))
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_matches_the_gaussian_closed_form():
+    rng = np.random.default_rng(1)
+    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
+    var1, var2 = rng.uniform(0.5, 2.0, 4), rng.uniform(0.5, 2.0, 4)
+    closed = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(var1) - np.sqrt(var2)) ** 2)  # diagonal covariances
+    assert frechet_from_moments(mu1, np.diag(var1), mu2, np.diag(var2)) == pytest.approx(closed, rel=1e-9)
+    a = rng.normal(size=(200_000, 4)) * np.sqrt(var1) + mu1
+    b = rng.normal(size=(200_000, 4)) * np.sqrt(var2) + mu2
+    assert frechet_distance(torch.from_numpy(a), b) == pytest.approx(closed, abs=0.02)
+
+
+def test_frechet_distance_with_full_covariances_matches_scipy():
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(2)
+    m1, m2 = rng.normal(size=(5, 5)), rng.normal(size=(5, 5))
+    c1, c2 = m1 @ m1.T + np.eye(5), m2 @ m2.T + np.eye(5)
+    expected = np.trace(c1 + c2 - 2 * sqrtm(c1 @ c2).real)
+    assert frechet_from_moments(np.zeros(5), c1, np.zeros(5), c2) == pytest.approx(expected, rel=1e-7)
+
+
+def test_roc_auc_and_diversity():
+    assert roc_auc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
+    assert roc_auc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0
+    assert roc_auc([0.5, 0.5], [True, False]) == 0.5
+    feats = torch.tensor([[0.0, 0.0], [3.0, 4.0], [1.0, 1.0], [1.0, 1.0]])
+    assert diversity(feats, torch.tensor([0, 0, 1, 1])) == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers"])
+def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, tmp_path, capsys):
+    out = tmp_path / "out.json"
+    argv = [suite, "--quick", "--world", str(tiny_world_path), "--json", str(out), "--plots", str(tmp_path / "plots"), "--grid", str(tmp_path / "grid.png")]
+    assert cli.main(argv) == 0
+    data = json.loads(out.read_text())
+    assert DOCUMENT_KEYS <= set(data) and data["suite"] == suite and data["backbone"] == "embedded"
+    assert {"cpu", "cores", "torch_threads", "gpu"} <= set(data["machine"])
+    assert data["rows"] and all({"task", "method"} <= set(row) for row in data["rows"])
+    assert {k for row in data["rows"] for k in row} & set(ROW_KEYS) >= {"task", "method"}
+    assert all(isinstance(g["met"], bool) and g["measured"] for g in data["goals"])
+    assert list((tmp_path / "plots").glob(f"{suite}-embedded-*.png"))
+    printed = capsys.readouterr().out
+    assert "| task | method |" in printed and data["machine"]["cpu"] in printed
+    if suite == "world":
+        assert (tmp_path / "grid.png").exists()
+        assert {r["task"] for r in data["rows"]} == {"class", "unconditional", "control", "face"}
+    write_report([out], tmp_path / "benchmarks.md", tmp_path / "figures")
+    assert f"## `{suite}`" in (tmp_path / "benchmarks.md").read_text()
+
+
+def test_sd_plans_and_timing_rows_on_tiny_sd(tiny_sd_world, monkeypatch):
+    monkeypatch.setitem(figd.PLANS, "quick-sd", figd.Plan(steps=2, samples=1, seeds=1, methods=("freedom", "figd")))
+    output = figd.run(tiny_sd_world, Options(backbone="sd15-random", quick=True))
+    assert len(output.rows) == len(figd.TASKS) * 2 and len(output.goals) == len(figd.TASKS) * 2
+    assert all(r["seconds_per_image"] > 0 and "fd" not in r for r in output.rows)
+
+
+def test_gpu_suite_path_runs_on_a_cpu_at_tiny_size(tiny_sd_world):
+    output = gpu.measure(tiny_sd_world, gpu.Plan(steps=3), compile_unet=False)
+    assert [r["method"] for r in output.rows] == list(gpu.METHODS)
+    assert output.rows[0]["ratio_to_plain"] == 1.0 and all(r["ms_per_step"] > 0 for r in output.rows)
+    assert output.config["channels_last"] and output.config["attention"]
+
+
+def test_gpu_without_cuda_exits_with_a_clear_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cpu", "cuda"):
+        assert cli.main(["gpu", "--device", device, "--json", str(tmp_path / "gpu.json")]) == 2
+        assert "needs a CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "gpu.json").exists()
+
+
+def test_char_tokenizer_pads_to_clip_length():
+    ids = char_tokenizer()(["a cat"], padding="max_length", max_length=77, return_tensors="pt").input_ids
+    assert ids.shape == (1, 77) and ids[0, 0] == 0
+
+
+def test_every_suite_is_registered():
+    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu"}

@@ -1,0 +1,72 @@
+"""A real browser (Debian's chromium, headless, driven by playwright) uses an example, runs a tab and sees results.
+
+Never downloads a browser: without /usr/bin/chromium the test is skipped, or fails when $CI is set.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app_fixtures import app_url, world_path  # noqa: F401  (fixtures)
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SCREENSHOT = Path("/tmp/app_screenshot.png")
+
+
+def chromium() -> Path:
+    if CHROMIUM.exists():
+        return CHROMIUM
+    reason = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def test_face_tab_runs_an_example_and_the_backbone_selector_updates_the_status(app_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    browser = chromium()
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(browser), headless=True, args=ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )  # fmt: skip
+        try:
+            page = context.new_page()
+            page.goto(app_url)
+            expect(page.locator("#status")).to_contain_text("embedded world", timeout=60_000)
+
+            page.locator('#face-examples [data-testid="dataset-cell-1-0"]').click()
+            expect(page.locator("img[src*='face_ginger']").first).to_be_visible()
+            steps = page.locator("#face-steps input[type=number]")
+            steps.fill("5")
+            steps.press("Enter")
+
+            page.locator("#face-run").click()
+            gallery = page.locator("#face-gallery img")
+            expect(gallery).to_have_count(3, timeout=120_000)
+            expect(page.locator("#face-gallery")).to_contain_text("NFE")
+            for plot in ("#face-time-plot", "#face-energy-plot"):  # matplotlib figures arrive as <img>
+                drawn = page.locator(f"{plot} img")
+                expect(drawn).to_be_visible()
+                assert drawn.evaluate("img => img.naturalWidth") > 100
+            expect(page.locator("#face-metrics")).to_contain_text("figd+dsg")
+            expect(page.locator("#status")).to_contain_text("loaded")
+
+            page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+
+            page.locator("#backbone input").click()
+            page.get_by_role("option", name="Stable Diffusion 1.5").click()
+            expect(page.locator("#status")).to_contain_text("Stable Diffusion 1.5")
+            expect(page.locator("#status")).to_contain_text("loads on its first run")
+        finally:
+            context.close()
+    shutil.copyfile(tmp_path / "app.png", SCREENSHOT)
+    assert (tmp_path / "app.png").stat().st_size > 10_000
