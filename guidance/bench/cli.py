@@ -76,6 +76,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     start, machine = time.perf_counter(), describe_machine()
     world = loading.load(opts, module.NEEDS)
     output = module.run(world, opts)
+    machine["load_1m_end"] = describe_machine()["load_1m"]
     return document(args.suite, opts, output, machine, time.perf_counter() - start, world.backbone.image_size, argv)
 
 

@@ -36,4 +36,5 @@ def machine_label(machine: dict) -> str:
     """One line for captions, e.g. 'Intel Xeon ... - 2 cores, 2 torch threads - no GPU'."""
     gpu = machine.get("gpu") or "no GPU"
     load = f", load {machine['load_1m']:g} at start" if machine.get("load_1m") is not None else ""
+    load += f", {machine['load_1m_end']:g} at end" if machine.get("load_1m_end") is not None else ""
     return f"{machine['cpu']} - {machine['cores']} cores, {machine['torch_threads']} torch threads{load} - {gpu}"

@@ -73,7 +73,7 @@ def run_summary(data: dict) -> dict:
     met = sum(g["met"] for g in data["goals"])
     return {
         "suite": data["suite"], "backbone": data["backbone"], "mode": "quick" if data["quick"] else "full",
-        "device": data["device"], "torch threads": data["machine"]["torch_threads"], "load at start": data["machine"].get("load_1m"),
+        "device": data["device"], "torch threads": data["machine"]["torch_threads"], "load at start, end": f"{data['machine'].get('load_1m')}, {data['machine'].get('load_1m_end')}",
         "wall seconds": round(data["wall_seconds"]), "goals met": f"{met} of {len(data['goals'])}",
     }  # fmt: skip
 

@@ -32,7 +32,7 @@ class Plan:
 
 PLANS = {
     "quick": Plan(steps=(20, 50), scales=(0.3,), rates=(0.05,), samples=4, seeds=2),
-    "full": Plan(steps=(20, 50), scales=(0.1, 0.3, 1.0), rates=(0.02, 0.05, 0.1, 0.2), samples=8, seeds=4),
+    "full": Plan(steps=(20, 50), scales=(0.1, 0.3, 1.0), rates=(0.02, 0.05, 0.1, 0.2), samples=8, seeds=3),
     "quick-sd": Plan(steps=(4,), scales=(0.3,), rates=(0.05,), samples=1, seeds=1),
     "full-sd": Plan(steps=(10,), scales=(0.3,), rates=(0.05,), samples=1, seeds=2),
 }

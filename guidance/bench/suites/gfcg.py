@@ -31,7 +31,7 @@ class Plan:
 
 PLANS = {
     "quick": Plan(samples=20, steps=20),
-    "full": Plan(samples=300, steps=50),
+    "full": Plan(samples=160, steps=25),
     "quick-sd": Plan(samples=2, steps=4),
     "full-sd": Plan(samples=8, steps=10, batch=4),
 }
