@@ -10,6 +10,10 @@ from --world (env GUIDANCE_WORLD, default assets/world), Stable Diffusion 1.5 fr
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle OpenMP threads sleep, not spin, on a busy CPU
+
 try:  # ZeroGPU: `spaces` must be imported before torch initialises CUDA
     import spaces
 except ImportError:
@@ -19,7 +23,6 @@ import argparse
 import io
 import json
 import math
-import os
 import shutil
 import tempfile
 import threading
@@ -469,7 +472,7 @@ def common_inputs(tab: Tab, backbone: str) -> dict[str, gr.components.Component]
     if tab.task == "solvers":
         inputs["guidance"] = gr.Radio(list(GUIDED_BASES), value="cfg", label="Guidance used with every solver")
     with gr.Row():
-        inputs["samples"] = gr.Slider(1, 4, value=1, step=1, label="Samples")
+        inputs["samples"] = gr.Slider(1, 4, value=1, step=1, label="Samples", elem_id=f"{tab.task}-samples")
         inputs["seed"] = gr.Number(0, precision=0, label="Seed")
         steps = "nfe" if tab.task == "solvers" else "steps"
         inputs[steps] = gr.Slider(
@@ -509,7 +512,7 @@ def task_inputs(tab: Tab) -> dict[str, gr.components.Component]:
     """The tab's uploads and map options; their defaults are the first example."""
     first = tab.examples[0]
     if tab.task in ("face", "style"):
-        return {"reference": gr.Image(first[0], type="filepath", label=f"{tab.title} image", height=200)}
+        return {"reference": gr.Image(first[0], type="filepath", label=f"{tab.title} image", height=200, elem_id=f"{tab.task}-reference")}
     if tab.task != "control":
         return {}
     inputs = {
@@ -535,13 +538,16 @@ def example_inputs(tab: Tab, inputs: dict[str, gr.components.Component]) -> list
 
 def result_outputs(tab: Tab) -> list[gr.components.Component]:
     """Gallery, summary JSON, time and energy plots, metrics table, what was used, downloads."""
-    images = gr.Gallery(label="Results", columns=4, height=300, format="png", object_fit="contain", elem_id=f"{tab.task}-gallery")
+    images = gr.Gallery(label="Results", columns=4, height="auto", format="png", object_fit="contain", elem_id=f"{tab.task}-gallery")
     with gr.Row():
         time_plot = gr.Plot(label="Time per step", format="png", elem_id=f"{tab.task}-time-plot")
         energy_plot = gr.Plot(label="Energy per step", format="png", elem_id=f"{tab.task}-energy-plot")
     table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="Metrics", interactive=False, elem_id=f"{tab.task}-metrics")
     with gr.Row():
-        used = gr.Gallery(label="Face crop / control map used", columns=2, height=180, format="png", object_fit="contain", elem_id=f"{tab.task}-artefacts")
+        used = gr.Gallery(
+            label="Face crop / control map used", columns=3, height="auto", format="png", object_fit="contain", allow_preview=False,
+            elem_id=f"{tab.task}-artefacts",
+        )
         files = gr.File(label="Download: images and figures as JSON", file_count="multiple", elem_id=f"{tab.task}-downloads")
     with gr.Accordion("Timings and metrics (JSON)", open=False):
         summary = gr.JSON(label="Per method", elem_id=f"{tab.task}-json")

@@ -44,14 +44,14 @@ def test_face_tab_runs_an_example_and_the_backbone_selector_updates_the_status(a
             expect(page.locator("#status")).to_contain_text("embedded world", timeout=60_000)
 
             page.locator('#face-examples [data-testid="dataset-cell-1-0"]').click()
-            expect(page.locator("img[src*='face_ginger']").first).to_be_visible()
-            steps = page.locator("#face-steps input[type=number]")
-            steps.fill("5")
-            steps.press("Enter")
+            expect(page.locator("#face-reference img[src*='face_ginger']")).to_be_visible()  # the example is loaded
+            samples = page.locator("#face-samples input[type=number]")
+            samples.fill("2")
+            samples.press("Enter")
 
             page.locator("#face-run").click()
             gallery = page.locator("#face-gallery img")
-            expect(gallery).to_have_count(3, timeout=120_000)
+            expect(gallery).to_have_count(6, timeout=120_000)
             expect(page.locator("#face-gallery")).to_contain_text("NFE")
             for plot in ("#face-time-plot", "#face-energy-plot"):  # matplotlib figures arrive as <img>
                 drawn = page.locator(f"{plot} img")

@@ -8,6 +8,8 @@
 SUITE is one of world, figd, dsg, gfcg, solvers, gpu. --quick is the reduced configuration (under 2
 minutes on 2 CPU cores for the embedded world); sd15-random is the SD 1.5 architecture with random weights
 (timing only) at --size pixels (default 512 on CUDA, 128 on a CPU, where its plans also take fewer steps).
+On a CPU that other processes share, set OMP_WAIT_POLICY=PASSIVE in the environment: spinning OpenMP
+threads then stop stalling each other (it must be set before Python starts; the JSON records it).
 """
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 
 def describe_machine() -> dict:
-    """CPU model, core count, torch threads, GPU name (None without CUDA), versions, and the 1-minute load
-    average when the run started (other work on the machine slows every timing)."""
+    """CPU model, core count, torch threads, GPU name (None without CUDA), versions, the 1-minute load average
+    (other work on the machine slows every timing) and OMP_WAIT_POLICY (PASSIVE keeps a shared CPU usable)."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu_model(),
@@ -29,6 +29,7 @@ def describe_machine() -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "load_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
     }
 
 
