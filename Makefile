@@ -19,5 +19,11 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q tests
 
+# Every CPU suite in its quick configuration (each under ~2 minutes on 2 cores), then a report of them.
+# docs/benchmarks.md lists the commands of its own (full) runs at its top.
+SUITES := world figd dsg gfcg solvers
 bench: setup
-	$(PY) -m guidance.bench world --quick --json runs/bench-world.json
+	for suite in $(SUITES); do \
+		OMP_WAIT_POLICY=PASSIVE $(PY) -m guidance.bench $$suite --quick --json runs/bench/$$suite.json || exit 1; \
+	done
+	$(PY) -m guidance.bench report $(SUITES:%=runs/bench/%.json) --out runs/bench/benchmarks.md --figures runs/bench/figures

@@ -58,6 +58,7 @@ from guidance.world.render import CLASS_NAMES
 from guidance.worlds import World
 
 EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
+BENCH_FIGURES = Path(__file__).resolve().parent / "docs" / "figures"  # written by `python -m guidance.bench report`
 EMBEDDED, SD = "embedded", "sd15"
 SD_CLASSES = ("cat", "dog", "fox", "wolf", "lion", "tiger", "owl", "eagle")
 ENERGY_METHODS = ("plain", "freedom", "figd", "dps", "freedom+dsg", "figd+dsg", "dps+dsg")
@@ -89,6 +90,7 @@ class Tab:
     sd_prompt: str = ""  # the default prompt on Stable Diffusion (tabs by class offer its class names)
     steps: int = 20
     eta: float = 0.0
+    benchmark: str | None = None  # the guidance.bench suite whose committed plots the tab shows
 
     @property
     def energy(self) -> bool:
@@ -139,13 +141,14 @@ TABS = (
         methods_label="Methods (CFG is the baseline; cfg+gfcg / atg+gfcg pick GFCG's base)", choices=CLASS_METHODS,
         selected=("cfg", "atg", "atg+gfcg"), condition="ginger hair",
         examples=(("ginger hair", 0), ("brown hair", 1), ("sunglasses", 2)),
+        benchmark="gfcg",
     ),
     Tab(
         task="solvers", title="Solvers",
         intro="EVODiff against DDIM, DPM-Solver++(2M) and UniPC at the same number of steps (NFE).",
         methods_label="Solvers (DDIM is the baseline)", choices=SCHEDULERS, selected=("ddim", "dpmsolver++", "unipc", "evodiff"),
         condition="black hair", examples=(("black hair", 10), ("blue hair", 6), ("bald", 15)),
-        steps=10,
+        steps=10, benchmark="solvers",
     ),
 )
 
@@ -536,6 +539,23 @@ def example_inputs(tab: Tab, inputs: dict[str, gr.components.Component]) -> list
     return [inputs["condition"], inputs["seed" if tab.task == "classes" else "nfe"]]
 
 
+def benchmark_figures(suite: str, folder: Path = BENCH_FIGURES) -> list[Path]:
+    """The suite's committed plots on the embedded world: the full run's where there is one, else the quick run's."""
+    for mode in ("full", "quick"):
+        if found := sorted(folder.glob(f"{suite}-embedded-{mode}-*.png")):
+            return found
+    return []
+
+
+def benchmark_panel(tab: Tab) -> None:
+    """The tab's benchmark plots from docs/benchmarks.md, in a closed accordion (nothing when none are committed)."""
+    figures = benchmark_figures(tab.benchmark) if tab.benchmark else []
+    if figures:
+        with gr.Accordion(f"Benchmark: `python -m guidance.bench {tab.benchmark}` (see docs/benchmarks.md)", open=False):
+            for path in figures:
+                gr.Image(str(path), show_label=False, interactive=False, elem_id=f"{tab.task}-benchmark-{path.stem}")
+
+
 def result_outputs(tab: Tab) -> list[gr.components.Component]:
     """Gallery, summary JSON, time and energy plots, metrics table, what was used, downloads."""
     images = gr.Gallery(label="Results", columns=4, height="auto", format="png", object_fit="contain", elem_id=f"{tab.task}-gallery")
@@ -571,6 +591,7 @@ def build_tab(tab: Tab, backbone: gr.Dropdown, status: gr.Markdown, run: Callabl
                 gr.Examples([list(e) for e in tab.examples], example_inputs(tab, inputs), label="Examples", elem_id=f"{tab.task}-examples")
             with gr.Column(scale=3):
                 outputs = result_outputs(tab)
+                benchmark_panel(tab)
         start.click(
             run, inputs_kwargs={"backbone": backbone, **inputs}, outputs=[*outputs, status],
             api_name=tab.task, concurrency_id="sampling", show_progress_on=outputs[0],

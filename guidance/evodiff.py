@@ -154,6 +154,11 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
             (a_T is then set to 2**-24, as diffusers' DPM-Solver does).
         time_grid: "logsnr" (default, uniform in lambda) or "time" (uniform in the label).
         final_denoise: spend the last call on x0 = D(x_S, g_S).
+        clip_sample, clip_sample_range: clamp every data prediction to
+            [-range, range] before the solver uses it, as DDIM's option of the same
+            name (and DPM-Solver++'s static thresholding) does. [ours]: not in the
+            paper; it is off unless the config asks for it, so a DDPM config with
+            ``clip_sample=True`` makes EVODiff solve the same clipped process as DDIM.
     """
 
     _compatibles = [e.name for e in KarrasDiffusionSchedulers]
@@ -171,6 +176,8 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         rescale_betas_zero_snr: bool = False,
         time_grid: Literal["logsnr", "time"] = "logsnr",
         final_denoise: bool = False,
+        clip_sample: bool = False,
+        clip_sample_range: float = 1.0,
     ) -> None:
         if prediction_type not in ("epsilon", "v_prediction", "sample"):
             raise ValueError(f"prediction_type {prediction_type!r} is not supported by EVODiffScheduler")
@@ -310,13 +317,17 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         self._step_index = int(matches[0])
 
     def _data_prediction(self, model_output: torch.Tensor, sample: torch.Tensor, i: int) -> torch.Tensor:
-        """x0_hat at grid point i from an epsilon, v or x0 prediction."""
+        """x0_hat at grid point i from an epsilon, v or x0 prediction (clamped with ``clip_sample``)."""
         alpha, sigma = self._alpha[i], self._sigma[i]
         if self.config.prediction_type == "epsilon":
-            return (sample - sigma * model_output) / alpha
-        if self.config.prediction_type == "v_prediction":
-            return alpha * sample - sigma * model_output
-        return model_output
+            x0 = (sample - sigma * model_output) / alpha
+        elif self.config.prediction_type == "v_prediction":
+            x0 = alpha * sample - sigma * model_output
+        else:
+            x0 = model_output
+        if self.config.clip_sample:
+            return x0.clamp(-self.config.clip_sample_range, self.config.clip_sample_range)
+        return x0
 
     def _h(self, n: int) -> float:
         """h = 1/kappa_n - 1/kappa_{n-1} = e^{lambda_n} - e^{lambda_{n-1}}."""

@@ -15,7 +15,12 @@ STATELESS = (DDIMScheduler, DDPMScheduler)  # a step can be repeated (FreeDoM's 
 
 
 def make_scheduler(name: str, config: dict) -> SchedulerMixin:
-    """A scheduler by name; DPM-Solver++ is the 2M variant, EVODiff is ours (guidance/evodiff.py)."""
+    """A scheduler by name; DPM-Solver++ is the 2M variant, EVODiff is ours (guidance/evodiff.py).
+
+    A config with ``clip_sample`` (which DDIM, DDPM and EVODiff read) also turns on static thresholding at
+    ``clip_sample_range`` in DPM-Solver++ and UniPC, so that every solver keeps x0 in range; the three
+    multistep solvers then clamp the same data prediction (DDIM clips x0 but keeps the model's eps).
+    """
     from .evodiff import EVODiffScheduler
 
     if name == "ddim":
@@ -23,12 +28,24 @@ def make_scheduler(name: str, config: dict) -> SchedulerMixin:
     if name == "ddpm":
         return DDPMScheduler.from_config(config)
     if name == "dpmsolver++":
-        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2, **_static_threshold(config))
     if name == "unipc":
-        return UniPCMultistepScheduler.from_config(config)
+        return UniPCMultistepScheduler.from_config(config, **_static_threshold(config))
     if name == "evodiff":
         return EVODiffScheduler.from_config(config)
     raise MethodConfigError(f"unknown scheduler {name!r}; known: {SCHEDULERS}")
+
+
+def _static_threshold(config: dict) -> dict:
+    """DPM-Solver++ / UniPC options for the config's x0 clipping.
+
+    diffusers' dynamic thresholding clamps x0 to [-s, s] and divides by s, with
+    s = clamp(quantile(|x0|), 1, sample_max_value); for sample_max_value = clip_sample_range = 1
+    (every config we ship) s = 1, which is DDIM's clipping exactly.
+    """
+    if not config.get("clip_sample"):
+        return {"thresholding": False}
+    return {"thresholding": True, "sample_max_value": float(config.get("clip_sample_range", 1.0))}
 
 
 def mean_and_sigma(

@@ -151,3 +151,20 @@ def test_stop_ends_the_run_between_steps_with_partial_results_and_a_warning(clie
     assert warnings and "Stopped" in warnings[0] and "partial results" in warnings[0]
     after = client.predict(methods=["figd"], steps=2, api_name="/face")[1]
     assert not after["figd"]["cancelled"] and after["figd"]["steps"] == 2
+
+
+def test_benchmark_figures_prefer_the_full_run(tmp_path: Path) -> None:
+    for name in ("solvers-embedded-quick-nfe.png", "gfcg-embedded-quick-methods.png"):
+        (tmp_path / name).write_bytes(b"png")
+    assert [p.name for p in app.benchmark_figures("solvers", tmp_path)] == ["solvers-embedded-quick-nfe.png"]
+    (tmp_path / "solvers-embedded-full-nfe.png").write_bytes(b"png")
+    assert [p.name for p in app.benchmark_figures("solvers", tmp_path)] == ["solvers-embedded-full-nfe.png"]
+    assert app.benchmark_figures("dsg", tmp_path) == []
+
+
+def test_classes_and_solvers_tabs_show_the_committed_benchmark_plots(client: Client) -> None:
+    shown = {c["props"].get("elem_id") for c in client.config["components"]}
+    for tab in ("classes", "solvers"):
+        figures = app.benchmark_figures(TABS[tab].benchmark)
+        assert figures, f"no committed plots for the {tab} tab under docs/figures"
+        assert {f"{tab}-benchmark-{p.stem}" for p in figures} <= shown

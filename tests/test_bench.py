@@ -25,7 +25,7 @@ TINY_PLANS = {
     figd: figd.Plan(steps=2, samples=1, seeds=2, methods=("freedom", "figd")),
     dsg: dsg.Plan(steps=(3,), scales=(0.3,), rates=(0.05,), samples=2, seeds=1),
     gfcg: gfcg.Plan(samples=10, steps=2),
-    solvers: solvers.Plan(nfes=(3,), samples=10, reference_samples=2, reference_steps=6),
+    solvers: solvers.Plan(nfes=(3, solvers.GRID_NFE), samples=10, reference_samples=2, reference_steps=6),
 }
 DOCUMENT_KEYS = {"suite", "backbone", "device", "machine", "rows"}
 
@@ -135,11 +135,18 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
     assert list((tmp_path / "plots").glob(f"{suite}-embedded-*.png"))
     printed = capsys.readouterr().out
     assert "| task | method |" in printed and data["machine"]["cpu"] in printed
+    if suite == "solvers":  # the world's config clips x0: every solver runs clipped and as the plain ODE
+        assert {(r["method"], r["x0_clip"]) for r in data["rows"]} == {(m, c) for m in solvers.SOLVERS for c in (True, False)}
+        assert all(r["rmse_ref"] >= 0 for r in data["rows"])
+    if suite in ("world", "solvers"):
+        assert (tmp_path / "grid.png").exists() and data["images"] == [str(tmp_path / "grid.png")]
     if suite == "world":
-        assert (tmp_path / "grid.png").exists()
         assert {r["task"] for r in data["rows"]} == {"class", "unconditional", "control", "face"}
-    write_report([out], tmp_path / "benchmarks.md", tmp_path / "figures")
-    assert f"## `{suite}`" in (tmp_path / "benchmarks.md").read_text()
+    (tmp_path / "notes.md").write_text("FIGD is faster here.")
+    write_report([out], tmp_path / "benchmarks.md", tmp_path / "figures", tmp_path / "notes.md")
+    written = (tmp_path / "benchmarks.md").read_text()
+    assert f"## `{suite}`" in written and "## Reading the figures" in written and "FIGD is faster here." in written
+    assert f"--notes {tmp_path / 'notes.md'}" in written
 
 
 def test_sd_plans_and_timing_rows_on_tiny_sd(tiny_sd_world, monkeypatch):

@@ -300,3 +300,23 @@ def test_sd_world_loads_without_face_and_clip_weights_and_names_them_on_use(tiny
         world.face_embedder(torch.zeros(1, 3, 160, 160))
     with pytest.raises(WeightsUnavailableError, match="ViT-B-16"):
         world.style_features(torch.zeros(1, 3, 64, 64))
+
+
+@pytest.mark.parametrize("name", ["ddim", "dpmsolver++", "unipc", "evodiff"])
+def test_every_solver_clips_x0_as_the_config_says(name):
+    """A config with clip_sample makes every solver clamp x0_hat to [-1, 1]; the last step returns it."""
+    from diffusers import DDPMScheduler
+
+    from guidance.schedulers import make_scheduler
+
+    x = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    finals = {}
+    for clip in (True, False):
+        scheduler = make_scheduler(name, DDPMScheduler(clip_sample=clip).config)
+        scheduler.set_timesteps(4)
+        y = x
+        for t in scheduler.timesteps:
+            y = scheduler.step(-3 * torch.ones_like(y), t, y).prev_sample  # x0_hat far above 1 at every step
+        finals[clip] = y
+    assert float(finals[False].max()) > 1.5
+    assert float(finals[True].max()) < float(finals[False].max()) - 0.5

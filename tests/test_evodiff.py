@@ -220,3 +220,20 @@ def test_begin_index_and_add_noise(data_std: torch.Tensor) -> None:
     x0_hat = (x - (1 - a).sqrt() * exact_eps(x, a, data_std)) / a.sqrt()
     ddim = a1.sqrt() * x0_hat + (1 - a1).sqrt() * exact_eps(x, a, data_std)
     torch.testing.assert_close(first, ddim)
+
+
+def test_clip_sample_clamps_every_data_prediction(data_std: torch.Tensor) -> None:
+    """With clip_sample the solver sees x0_hat clamped to [-1, 1]; without it, the same run is untouched."""
+    small = data_std * 0.1  # an exact model whose x0_hat stays well inside [-1, 1] at every step
+    x = noise()
+    torch.testing.assert_close(
+        sample(EVODiffScheduler(clip_sample=True), 8, x, small), sample(EVODiffScheduler(), 8, x, small)
+    )
+    clipped, plain = EVODiffScheduler(clip_sample=True), EVODiffScheduler()
+    for scheduler in (clipped, plain):
+        scheduler.set_timesteps(8)
+    t = clipped.timesteps[3]
+    big_eps = -5 * torch.ones_like(x)  # x0_hat = (x + 5 sigma) / alpha, far above 1
+    assert float(clipped.step(big_eps, t, x).pred_original_sample.max()) == 1.0
+    assert float(plain.step(big_eps, t, x).pred_original_sample.max()) > 2.0
+    assert EVODiffScheduler.from_config(DDIMScheduler(clip_sample=True).config).config.clip_sample

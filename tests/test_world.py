@@ -1,6 +1,7 @@
 """Tests of the embedded world: the smoke training pipeline, load_world, the backbone interface, the assets."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -81,6 +82,18 @@ def test_networks_follow_their_protocols(smoke_world):
 def test_missing_weights_name_the_rebuild_command(tmp_path):
     with pytest.raises(WeightsUnavailableError, match="guidance.world.train all"):
         load_world(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["swapped", "garbage"])
+def test_stale_or_damaged_weights_are_a_typed_error(smoke, tmp_path, damage):
+    out = tmp_path / "out"
+    shutil.copytree(smoke / "out", out)
+    if damage == "swapped":  # weights of another net: shapes and keys do not fit
+        shutil.copy(out / "evaluator.safetensors", out / "face_detector.safetensors")
+    else:
+        (out / "classifier.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(WeightsUnavailableError, match="do not load.*guidance.world.train all"):
+        load_world(out)
 
 
 def test_blur_with_zero_sigma_is_the_identity():

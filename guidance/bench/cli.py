@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shlex
 import sys
 import time
@@ -44,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, required=True, help="where to write the results")
     p.add_argument("--plots", type=Path, default=None, help="folder for PNG plots")
     p.add_argument("--world", type=Path, default=None, help="the embedded world's folder (default assets/world)")
-    p.add_argument("--grid", type=Path, default=None, help="world suite: write the sample grid (one row per class) here")
+    p.add_argument("--grid", type=Path, default=None, help="world and solvers suites: write a sample grid here")
     p.add_argument("--size", type=int, default=None, help="sd15-random: image size in pixels")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     return p
@@ -60,10 +61,16 @@ def document(
                         f"on {opts.device}: right for timing, not for quality (quality figures are not computed)")  # fmt: skip
     return {
         "suite": suite, "backbone": opts.backbone, "device": opts.device, "machine": machine,
-        "quick": opts.quick, "image_size": image_size, "command": "python -m guidance.bench " + shlex.join(argv),
+        "quick": opts.quick, "image_size": image_size, "command": command(argv),
         "created": datetime.datetime.now().isoformat(timespec="seconds"), "wall_seconds": seconds,
         "config": output.config, "goals": output.goals, "notes": notes, "images": output.images, "rows": output.rows,
     }  # fmt: skip
+
+
+def command(argv: list[str]) -> str:
+    """The command line that reproduces a run, with OMP_WAIT_POLICY when it was set."""
+    policy = os.environ.get("OMP_WAIT_POLICY")
+    return ("" if policy is None else f"OMP_WAIT_POLICY={policy} ") + "python -m guidance.bench " + shlex.join(argv)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:

@@ -204,3 +204,11 @@ def run_seeds(world: World, request: TaskRequest, seeds: int) -> list[SamplingRe
     """One result per seed (0..seeds-1) of a single-method request, after an untimed 2-step warm-up."""
     run_task(world, replace(request, steps=2, samples=1))
     return [run_task(world, replace(request, seed=seed)).results[0][1] for seed in range(seeds)]
+
+
+def task_row(world: World, task: str, method: str, references: dict[str, Image.Image], seeds: int, *, steps: int,
+             samples: int, eta: float, **settings) -> tuple[dict, list[SamplingResult]]:  # fmt: skip
+    """A task tab's method over seeds: the row (task, method, timing, final energy) and the results."""
+    request = task_request(world, task, method, references, steps=steps, samples=samples, eta=eta, **settings)
+    results = run_seeds(world, request, seeds)
+    return {"task": task, "method": method, **timing(results), **energies(results)}, results

@@ -106,14 +106,22 @@ def plot_gfcg(data: dict, folder: Path) -> list[Path]:
 
 
 def plot_solvers(data: dict, folder: Path) -> list[Path]:
+    """FD and RMSE to the 1000-step solution against NFE; one panel row per x0-clipping mode."""
     rows = data["rows"]
     keys = [k for k in ("fd", "rmse_ref") if k in rows[0]] or ["ms_per_step"]
-    fig, axes = _figure(len(keys))
-    for ax, key in zip(axes, keys):
-        _lines(ax, rows, "nfe", key, "method", f"{key} against NFE")
-        if key == "fd":
-            ax.axhline(rows[0]["fd_floor"], color="0.5", linestyle="--", label="floor")
-            ax.legend(fontsize=7)
+    modes = list(dict.fromkeys(r.get("x0_clip", False) for r in rows))
+    fig, grid = plt.subplots(len(modes), len(keys), figsize=(5.2 * len(keys), 3.8 * len(modes)), squeeze=False)
+    for axes, clip in zip(grid, modes):
+        group = [r for r in rows if r.get("x0_clip", False) == clip]
+        for ax, key in zip(axes, keys):
+            what = {"fd": "Frechet distance", "rmse_ref": "RMSE to the 1000-step DDIM"}.get(key, key)
+            _lines(ax, group, "nfe", key, "method", f"{what}, x0 {'clipped' if clip else 'not clipped'}")
+            ax.set_xscale("log")
+            ax.set_xticks(sorted({r["nfe"] for r in group}), [f"{n:g}" for n in sorted({r["nfe"] for r in group})])
+            ax.minorticks_off()
+            if key == "fd":
+                ax.axhline(group[0]["fd_floor"], color="0.5", linestyle="--", label="floor")
+                ax.legend(fontsize=7)
     return [_save(fig, data, folder, "nfe")]
 
 
@@ -124,6 +132,26 @@ def plot_gpu(data: dict, folder: Path) -> list[Path]:
     for i, r in enumerate(rows):
         ax.annotate(f"{r['ratio_to_plain']:.2f}x", (i, r["ms_per_step"]), ha="center", va="bottom", fontsize=7)
     return [_save(fig, data, folder, "ms-per-step")]
+
+
+def labelled_rows(rows: list[tuple[str, "torch.Tensor"]], path: Path, title: str) -> Path:
+    """A PNG with one row of images (N, 3, H, W) in [-1, 1] per label, the label on the left."""
+    columns = max(len(images) for _, images in rows)
+    width, height = 0.9 * columns + 1.6, 0.9 * len(rows) + 0.5
+    fig, grid = plt.subplots(len(rows), columns, figsize=(width, height), squeeze=False)
+    for axes, (label, images) in zip(grid, rows):
+        for ax, image in zip(axes, images):
+            ax.imshow((image.permute(1, 2, 0).clamp(-1, 1) * 0.5 + 0.5).numpy())
+        for ax in axes:
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.spines[:].set_visible(False)
+        axes[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+    fig.suptitle(title, fontsize=8, y=1 - 0.12 / height)
+    fig.subplots_adjust(left=1.5 / width, right=0.99, bottom=0.02, top=1 - 0.35 / height, wspace=0.05, hspace=0.08)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
 
 
 PLOTTERS: dict[str, Callable[[dict, Path], list[Path]]] = {

@@ -180,10 +180,12 @@ def save_net(net: nn.Module, path: str | Path) -> None:
 NETS = {cls.__name__: cls for cls in (Classifier, Evaluator, FaceEmbedder, FaceDetectorNet)}
 
 
-def load_net(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """A network saved by `save_net`, in eval mode with frozen parameters."""
+def load_net(path: str | Path, device: str | torch.device = "cpu", expected: str | None = None) -> nn.Module:
+    """A network saved by `save_net`, in eval mode with frozen parameters; ValueError if it is not `expected`."""
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
+    if expected is not None and meta["class"] != expected:
+        raise ValueError(f"{Path(path).name} holds a {meta['class']}, not a {expected}")
     net = NETS[meta["class"]](**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(meta["config"]).items()})
     net.load_state_dict(load_file(str(path)))
     return net.to(device).eval().requires_grad_(False)

@@ -13,9 +13,7 @@ from dataclasses import asdict, dataclass
 from guidance.tasks import PRESETS
 from guidance.worlds import World
 
-from ..common import (
-    Options, Rows, SuiteOutput, energies, goal, images_of, realism, reference_images, run_seeds, task_request, timing,
-)  # fmt: skip
+from ..common import Options, Rows, SuiteOutput, goal, images_of, realism, reference_images, task_row
 
 NEEDS = ("face_embedder",)
 
@@ -31,8 +29,8 @@ class Plan:
 
 
 PLANS = {
-    "quick": Plan(steps=(20, 50), scales=(0.3,), rates=(0.05,), samples=4, seeds=2),
-    "full": Plan(steps=(20, 50), scales=(0.1, 0.3, 1.0), rates=(0.02, 0.05, 0.1, 0.2), samples=8, seeds=3),
+    "quick": Plan(steps=(20, 50), scales=(0.05,), rates=(0.05,), samples=4, seeds=2),
+    "full": Plan(steps=(20, 50), scales=(0.02, 0.05, 0.1, 0.3), rates=(0.02, 0.05, 0.1, 0.2), samples=8, seeds=2),
     "quick-sd": Plan(steps=(4,), scales=(0.3,), rates=(0.05,), samples=1, seeds=1),
     "full-sd": Plan(steps=(10,), scales=(0.3,), rates=(0.05,), samples=1, seeds=2),
 }
@@ -47,11 +45,10 @@ def run(world: World, opts: Options) -> SuiteOutput:
     for steps in plan.steps:
         sweeps = [(plan.base, "scale", s) for s in plan.scales] + [(f"{plan.base}+dsg", "dsg_rate", r) for r in plan.rates]
         for method, knob, strength in sweeps:
-            settings = {knob: strength}
-            request = task_request(world, TASK, method, references, steps=steps, samples=plan.samples, eta=plan.eta, **settings)
-            results = run_seeds(world, request, seeds)
-            row = {"task": TASK, "method": method, "strength": strength, **timing(results), **energies(results)}
-            rows.append(row | (realism(world, images_of(results)) if opts.embedded else {}))
+            row, results = task_row(
+                world, TASK, method, references, seeds, steps=steps, samples=plan.samples, eta=plan.eta, **{knob: strength}
+            )  # fmt: skip
+            rows.append(row | {"strength": strength} | (realism(world, images_of(results)) if opts.embedded else {}))
     return SuiteOutput(rows, goals(rows, plan), config={**asdict(plan), "seeds": seeds})
 
 

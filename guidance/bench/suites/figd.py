@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from guidance.worlds import World
 
-from ..common import Options, Rows, SuiteOutput, energies, goal, reference_images, run_seeds, task_request, timing
+from ..common import Options, Rows, SuiteOutput, goal, reference_images, task_row
 
 
 NEEDS = ("face_embedder", "style_features")
@@ -44,9 +44,7 @@ def run(world: World, opts: Options) -> SuiteOutput:
     rows = Rows("figd")
     for task in plan.tasks:
         for method in plan.methods:
-            request = task_request(world, task, method, references, steps=plan.steps, samples=plan.samples, eta=plan.eta)
-            results = run_seeds(world, request, seeds)
-            row = {"task": task, "method": method, **timing(results), **energies(results)}
+            row, _ = task_row(world, task, method, references, seeds, steps=plan.steps, samples=plan.samples, eta=plan.eta)
             rows.append(row | {"samples": plan.samples, "seeds": seeds})
     return SuiteOutput(rows, goals(rows, plan.tasks), config={**asdict(plan), "seeds": seeds})
 

@@ -30,8 +30,8 @@ class Plan:
 
 
 PLANS = {
-    "quick": Plan(samples=20, steps=20),
-    "full": Plan(samples=160, steps=25),
+    "quick": Plan(samples=20, steps=15),
+    "full": Plan(samples=120, steps=25),
     "quick-sd": Plan(samples=2, steps=4),
     "full-sd": Plan(samples=8, steps=10, batch=4),
 }

@@ -42,7 +42,7 @@ class Plan:
 
 
 PLANS = {
-    "quick": Plan(per_class=5, fd_samples=100, control_maps=20, id_images=200, steps=25),
+    "quick": Plan(per_class=3, fd_samples=60, control_maps=12, id_images=200, steps=25),
     "full": Plan(per_class=10, fd_samples=1000, control_maps=50, id_images=1000),
 }
 SPEED_TARGET_S = 2.0
