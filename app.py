@@ -551,7 +551,7 @@ def benchmark_panel(tab: Tab) -> None:
     """The tab's benchmark plots from docs/benchmarks.md, in a closed accordion (nothing when none are committed)."""
     figures = benchmark_figures(tab.benchmark) if tab.benchmark else []
     if figures:
-        with gr.Accordion(f"Benchmark: `python -m guidance.bench {tab.benchmark}` (see docs/benchmarks.md)", open=False):
+        with gr.Accordion(f"Benchmark plots: python -m guidance.bench {tab.benchmark} (docs/benchmarks.md)", open=False):
             for path in figures:
                 gr.Image(str(path), show_label=False, interactive=False, elem_id=f"{tab.task}-benchmark-{path.stem}")
 

@@ -70,3 +70,26 @@ def test_face_tab_runs_an_example_and_the_backbone_selector_updates_the_status(a
             context.close()
     shutil.copyfile(tmp_path / "app.png", SCREENSHOT)
     assert (tmp_path / "app.png").stat().st_size > 10_000
+
+
+def test_solvers_tab_shows_its_benchmark_plot(app_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    import app
+
+    figure = app.benchmark_figures("solvers")[0]
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(chromium()), headless=True, args=ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )  # fmt: skip
+        try:
+            page = context.new_page()
+            page.goto(app_url)
+            page.get_by_role("tab", name="Solvers").click()
+            page.get_by_text("Benchmark plots: python -m guidance.bench solvers").click()
+            plot = page.locator(f"#solvers-benchmark-{figure.stem} img")
+            expect(plot).to_be_visible(timeout=30_000)
+            assert plot.evaluate("img => img.naturalWidth") > 500
+        finally:
+            context.close()

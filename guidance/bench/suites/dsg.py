@@ -16,6 +16,8 @@ from guidance.worlds import World
 from ..common import Options, Rows, SuiteOutput, goal, images_of, realism, reference_images, task_row
 
 NEEDS = ("face_embedder",)
+TASK = "face"
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -29,12 +31,11 @@ class Plan:
 
 
 PLANS = {
-    "quick": Plan(steps=(20, 50), scales=(0.05,), rates=(0.05,), samples=4, seeds=2),
+    "quick": Plan(steps=(20, 50), scales=(PRESETS[TASK].scale,), rates=(PRESETS[TASK].dsg_rate,), samples=4, seeds=2),
     "full": Plan(steps=(20, 50), scales=(0.02, 0.05, 0.1, 0.3), rates=(0.02, 0.05, 0.1, 0.2), samples=8, seeds=2),
     "quick-sd": Plan(steps=(4,), scales=(0.3,), rates=(0.05,), samples=1, seeds=1),
     "full-sd": Plan(steps=(10,), scales=(0.3,), rates=(0.05,), samples=1, seeds=2),
 }
-TASK = "face"
 
 
 def run(world: World, opts: Options) -> SuiteOutput:

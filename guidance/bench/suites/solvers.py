@@ -29,9 +29,8 @@ from ..plots import labelled_rows
 SOLVERS = ("ddim", "dpmsolver++", "unipc", "evodiff")
 REFERENCE_SEED = 500
 GRID_NFE, GRID_COLUMNS = 10, 10
-
-
 NEEDS = ()
+
 
 @dataclass(frozen=True)
 class Plan:
