@@ -155,10 +155,11 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         time_grid: "logsnr" (default, uniform in lambda) or "time" (uniform in the label).
         final_denoise: spend the last call on x0 = D(x_S, g_S).
         clip_sample, clip_sample_range: clamp every data prediction to
-            [-range, range] before the solver uses it, as DDIM's option of the same
-            name (and DPM-Solver++'s static thresholding) does. [ours]: not in the
-            paper; it is off unless the config asks for it, so a DDPM config with
-            ``clip_sample=True`` makes EVODiff solve the same clipped process as DDIM.
+            [-range, range] before the solver uses it, as DPM-Solver++'s thresholding
+            with ``sample_max_value=1`` does. [ours]: not in the paper. It reads the key
+            of DDIM's option, so a DDPM config with ``clip_sample=True`` keeps EVODiff's
+            x0 in range as it does DDIM's (DDIM, unlike a data-prediction solver, then
+            still uses the model's own eps for its direction term).
     """
 
     _compatibles = [e.name for e in KarrasDiffusionSchedulers]

@@ -41,7 +41,7 @@ def _static_threshold(config: dict) -> dict:
 
     diffusers' dynamic thresholding clamps x0 to [-s, s] and divides by s, with
     s = clamp(quantile(|x0|), 1, sample_max_value); for sample_max_value = clip_sample_range = 1
-    (every config we ship) s = 1, which is DDIM's clipping exactly.
+    (every config we ship) s = 1: the clamp of x0 to [-1, 1] that DDIM's clip_sample applies.
     """
     if not config.get("clip_sample"):
         return {"thresholding": False}
