@@ -113,7 +113,7 @@ TABS = (
         intro="Identity guidance: the generated face should be the uploaded person (ID distance, lower is better).",
         methods_label="Methods (FreeDoM is the baseline)", choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
         condition="", sd_prompt="a headshot photo of a person",
-        examples=((_example("face_blond.png"), ""), (_example("face_ginger.png"), "ginger hair"), (_example("face_brown_hair.png"), "")),
+        examples=((_example("face_blond.png"), ""), (_example("face_ginger.png"), ""), (_example("face_black_beard.png"), "")),
         eta=0.5,  # FreeDoM's face set-up: DDIM eta 0.5
     ),
     Tab(
@@ -121,7 +121,7 @@ TABS = (
         intro="Style guidance: match the Gram matrices of early features of the uploaded image (style distance, lower is better).",
         methods_label="Methods (FreeDoM is the baseline)", choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
         condition="", sd_prompt="a portrait of a person, oil painting",
-        examples=tuple((_example(f"style_{name}.png"), "") for name in ("waves", "stripes", "checker", "dots")),
+        examples=tuple((_example(f"style_{name}.png"), "") for name in ("stripes", "checker", "dots")),
         eta=1.0,  # DSG's official style runs: DDIM eta 1
     ),
     Tab(

@@ -14,16 +14,19 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from guidance.errors import NoFaceFoundError, WeightsUnavailableError
+from guidance.errors import MethodConfigError, NoFaceFoundError, WeightsUnavailableError
 
 from .base import Energy
-from .images import module_device, resize, to_tensor
+from .images import module_device, resize, to_pil, to_tensor
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of width and height
 DISTANCES = ("l2", "l1", "cosine")
 
 
 class FaceDetector(Protocol):
+    no_face_hint: str  # what a person should do when no face is found
+    fallback_box: Box  # where a generated image is cropped while no face is found in it
+
     def box(self, image: Image.Image) -> Box | None:
         """The most confident face's box, or None when there is no face."""
 
@@ -37,6 +40,9 @@ class FaceEmbedder(Protocol):
 
 class MTCNNDetector:
     """facenet-pytorch's MTCNN (its weights ship in the wheel); boxes widened by `margin` of their size."""
+
+    no_face_hint = "upload a clear, front-facing photo"
+    fallback_box = (0.25, 0.15, 0.75, 0.75)  # [ours] a centred head-sized box: "a headshot photo" puts the face there
 
     def __init__(self, min_probability: float = 0.9, margin: float = 0.1, device: str | torch.device = "cpu"):
         from facenet_pytorch import MTCNN
@@ -100,26 +106,39 @@ def distance(a: Tensor, b: Tensor, kind: str) -> Tensor:
 
 
 class FaceIDEnergy(Energy):
-    """E = distance(embed(crop(x0)), embed(crop(reference))), the crop at the reference's face box.
+    """E = distance(embed(crop(x0, box of x0)), embed(crop(reference, box of reference))).
 
-    [ours] The generated image is cropped at the box found in the reference (FreeDoM crops at fixed
-    positions too); `distance` is "l2" (FreeDoM, default), "l1" (Universal Guidance) or "cosine".
+    The reference is cropped at the face its detector finds. Each generated sample is cropped at the face found
+    in it, as Universal Guidance does: the detector (no gradient) runs on the decoded clean estimates every
+    `redetect_every` calls, and a sample is cropped at the detector's `fallback_box` until a face is found in it
+    (docs/methods.md, "Face ID"). `distance` is "l2" (FreeDoM, default), "l1" (Universal Guidance) or "cosine".
     """
 
     name, metric_name = "face", "id_distance"
 
-    def __init__(self, reference: Image.Image, embedder: FaceEmbedder, detector: FaceDetector, distance: str = "l2"):
+    def __init__(self, reference: Image.Image, embedder: FaceEmbedder, detector: FaceDetector, distance: str = "l2",
+                 redetect_every: int = 5):  # fmt: skip
         super().__init__()
         if distance not in DISTANCES:
-            raise ValueError(f"distance must be one of {DISTANCES}")
+            raise MethodConfigError(f"distance must be one of {DISTANCES}, not {distance!r}")
         box = detector.box(reference)
         if box is None:
-            raise NoFaceFoundError("no face was found in the reference image; upload a clear, front-facing photo")
-        self.embedder, self.box, self.distance = embedder, box, distance
+            raise NoFaceFoundError(f"no face was found in the reference image; {detector.no_face_hint}")
+        self.embedder, self.detector, self.box, self.distance = embedder, detector, box, distance
+        self.redetect_every, self.calls, self.sample_boxes = redetect_every, 0, []
         with torch.no_grad():
             self.reference_crop = crop(to_tensor(reference).to(module_device(embedder)), box, embedder.input_size)
             self.register_buffer("reference_embedding", embedder(self.reference_crop).detach())
 
+    def boxes(self, images: Tensor) -> list[Box]:
+        """Each sample's face box: re-detected every `redetect_every` calls (and for a new batch size)."""
+        if self.calls % self.redetect_every == 0 or len(self.sample_boxes) != len(images):
+            found = [self.detector.box(image) for image in to_pil(images.detach())]
+            self.sample_boxes = [box or self.detector.fallback_box for box in found]
+        self.calls += 1
+        return self.sample_boxes
+
     def forward(self, images: Tensor) -> Tensor:
-        embeddings = self.embedder(crop(images, self.box, self.embedder.input_size))
-        return distance(embeddings, self.reference_embedding, self.distance)
+        size = self.embedder.input_size
+        crops = torch.cat([crop(image[None], box, size) for image, box in zip(images, self.boxes(images))])
+        return distance(self.embedder(crops), self.reference_embedding, self.distance)

@@ -41,7 +41,8 @@ class SamplingResult:
     method: str
     scheduler: str
     steps: list[StepRecord] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the sampling steps
+    decode_seconds: float = 0.0  # the final decode to pixels
     nfe: float = 0.0
     peak_mem_mb: float = 0.0
     final_energy: list[float] | None = None  # E(c, x) of the final images
@@ -160,7 +161,10 @@ def _finish(result: SamplingResult, backbone: Backbone, final: Tensor, energy: t
     result.seconds = sum(s.seconds for s in result.steps)
     result.nfe = backbone.evaluations / final.shape[0]
     with torch.no_grad():
+        synchronize(backbone.device)
+        start = time.perf_counter()
         result.images = backbone.decode(final.to(backbone.dtype)).float().clamp(-1, 1).cpu()
+        result.decode_seconds = time.perf_counter() - start
         if energy is not None:
             images = result.images.to(backbone.device)
             result.final_energy = energy(images).float().cpu().tolist()

@@ -32,6 +32,8 @@ def png_bytes(image: Image.Image, fmt="PNG") -> bytes:
 
 
 class FixedBox:
+    no_face_hint, fallback_box = "", (0.0, 0.0, 1.0, 1.0)
+
     def box(self, image):
         return (0.25, 0.25, 0.75, 0.75)
 
@@ -148,3 +150,58 @@ def test_transparency_is_laid_on_white():
 def test_bad_images_give_readable_errors(source, message):
     with pytest.raises(ImageInputError, match=message):
         load_image(source)
+
+
+# ----------------------------------------------------------------------------- a real photograph (scikit-image, offline)
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.astronaut())
+
+
+def on_canvas(photo: Image.Image, scale: float, offset: tuple[int, int], size: int = 512) -> Image.Image:
+    """The photo scaled and pasted into a larger grey canvas at `offset`."""
+    canvas = Image.new("RGB", (size, size), (128, 128, 128))
+    canvas.paste(photo.resize((round(photo.width * scale), round(photo.height * scale))), offset)
+    return canvas
+
+
+def test_mtcnn_finds_the_astronauts_face_and_finds_it_again_when_moved(astronaut):
+    detector = MTCNNDetector()
+    x0, y0, x1, y1 = detector.box(astronaut)
+    assert 0.3 < x0 < x1 < 0.7 and 0.0 < y0 < y1 < 0.5  # her face: upper middle of the photo
+    moved = detector.box(on_canvas(astronaut, 0.5, (200, 240)))
+    # the same face, at half the size, shifted by (200, 240) px of 512
+    expected = (200 / 512 + x0 * 0.5 * 512 / 512, 240 / 512 + y0 * 0.5 * 512 / 512)
+    assert moved is not None and abs(moved[0] - expected[0]) < 0.03 and abs(moved[1] - expected[1]) < 0.03
+
+
+def test_a_photo_without_a_face_is_a_typed_error(facenet):
+    from skimage import data
+
+    with pytest.raises(NoFaceFoundError, match="no face"):
+        FaceIDEnergy(Image.fromarray(data.coffee()), facenet, MTCNNDetector())
+
+
+def test_the_generated_image_is_cropped_where_its_own_face_is(astronaut, facenet):
+    """Universal Guidance's crop: the face is found in the generated estimate, not at the reference's box."""
+    energy = FaceIDEnergy(astronaut, facenet, MTCNNDetector(), redetect_every=1)
+    shifted = to_tensor(on_canvas(astronaut, 0.5, (200, 240)))
+    boxes = energy.boxes(shifted)
+    assert abs(boxes[0][0] - energy.box[0]) > 0.1  # not the reference's box
+    same_face = energy(shifted).item()
+    at_reference_box = FaceIDEnergy(astronaut, facenet, FixedBoxAt(energy.box)).forward(shifted).item()
+    assert same_face < at_reference_box  # the face is found again; the old fixed crop misses it
+    blank = to_tensor(Image.new("RGB", (256, 256), (128, 128, 128)))
+    assert energy.boxes(blank) == [MTCNNDetector.fallback_box]  # no face yet: the centred fallback
+
+
+class FixedBoxAt(FixedBox):
+    def __init__(self, box):
+        self.fixed = box
+
+    def box(self, image):
+        return self.fixed

@@ -45,7 +45,7 @@ def test_different_identities_give_different_pictures():
 def test_different_nuisances_change_picture_but_not_class():
     images = [render(identity_from_id(42), nuisance_from_seed(s)) for s in range(4)]
     assert all(not np.array_equal(images[0], other) for other in images[1:])
-    _, labels, ids = make_dataset(30, seed=3, identities_per_class=1)
+    _, labels, ids, _ = make_dataset(30, seed=3, identities_per_class=1)
     for identity_id in np.unique(ids):
         assert len(np.unique(labels[ids == identity_id])) == 1
 
@@ -80,7 +80,7 @@ def test_classes_roughly_balanced_in_the_wild():
 
 
 def test_make_dataset_balanced_and_deterministic():
-    images, labels, ids = make_dataset(60, seed=1)
+    images, labels, ids, _ = make_dataset(60, seed=1)
     assert images.shape == (60, 64, 64, 3) and images.dtype == np.uint8
     assert labels.dtype == np.int64 and ids.dtype == np.int64
     np.testing.assert_array_equal(np.bincount(labels, minlength=10), np.full(10, 6))
@@ -94,14 +94,32 @@ def test_make_dataset_balanced_and_deterministic():
 
 
 def test_make_dataset_repeats_identities_with_different_nuisances():
-    images, labels, ids = make_dataset(40, seed=0, identities_per_class=2)
+    images, labels, ids, _ = make_dataset(40, seed=0, identities_per_class=2)
     assert len(np.unique(ids)) == 20
     first = np.flatnonzero(ids == ids[0])
     assert len(first) == 2 and not np.array_equal(images[first[0]], images[first[1]])
 
 
 def test_train_and_heldout_identities_disjoint():
-    _, _, train_ids = make_dataset(50, seed=0, split="train")
-    _, _, held_ids = make_dataset(50, seed=0, split="heldout")
+    _, _, train_ids, _ = make_dataset(50, seed=0, split="train")
+    _, _, held_ids, _ = make_dataset(50, seed=0, split="heldout")
     assert not set(train_ids.tolist()) & set(held_ids.tolist())
     assert train_ids.max() < SPLIT_ID_RANGES["heldout"][0] <= held_ids.min()
+
+
+def test_attributes_follow_the_identity_and_the_nuisance():
+    from guidance.world.render import ATTRIBUTES, UNSEEN, attributes_of
+
+    _, labels, ids, attributes = make_dataset(60, seed=4)
+    assert attributes.shape == (60, len(ATTRIBUTES))
+    columns = list(ATTRIBUTES)
+    for identity_id, row in zip(ids, attributes):
+        identity = identity_from_id(int(identity_id))
+        assert row[columns.index("glasses")] == ("none", "round", "sun").index(identity.glasses)
+        assert row[columns.index("beard")] == int(identity.beard)
+        bald = identity.hair_style == "none"
+        assert (row[columns.index("hair_colour")] == UNSEEN) == bald
+    identity, nuisance = identity_from_id(3), nuisance_from_seed(11)
+    row = attributes_of(identity, nuisance)
+    assert ATTRIBUTES["background"][row[columns.index("background")]] == nuisance.background.kind
+    assert ATTRIBUTES["clothing"][row[columns.index("clothing")]] == nuisance.clothing.kind

@@ -10,8 +10,9 @@ from PIL import Image
 
 from guidance.errors import MethodConfigError, WeightsUnavailableError
 from guidance.world import ASSETS, REQUIRED, load_world
-from guidance.world.render import CLASS_NAMES, make_dataset
-from guidance.world.train import blur, run_stage
+from guidance.world.render import ATTRIBUTES, CLASS_NAMES, make_dataset
+from guidance.world.train import blur, negatives, run_stage
+from safetensors.torch import load_file
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,21 @@ def smoke_world(smoke):
 def test_smoke_pipeline_writes_every_model(smoke):
     out = smoke / "out"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest) == {"classifier", "evaluator", "face", "detector", "denoiser", "guide", "controlnet"}
+    assert set(manifest) == {"vae", "classifier", "evaluator", "face", "detector", "denoiser", "guide", "controlnet"}
     assert all(entry["params"] > 0 and entry["iterations"] > 0 for entry in manifest.values())
-    for folder in ("unet", "guide_unet", "controlnet", "scheduler"):
+    for folder in ("vae", "unet", "guide_unet", "controlnet", "scheduler"):
         assert (out / folder).is_dir()
     assert (smoke / "work" / "denoiser" / "log.csv").read_text().startswith("step,loss,seconds")
+    assert manifest["vae"]["psnr_db"] > 0 and manifest["vae"]["scaling_factor"] > 0
+
+
+def test_guide_is_an_early_snapshot_of_the_denoiser(smoke):
+    """EDM2's weaker guide: the EMA snapshot at guide_fraction of the main run, not the final weights."""
+    manifest = json.loads((smoke / "out" / "manifest.json").read_text())
+    assert manifest["guide"]["iterations"] < manifest["denoiser"]["iterations"]
+    guide = load_file(str(smoke / "out" / "guide_unet" / "diffusion_pytorch_model.safetensors"))
+    final = load_file(str(smoke / "out" / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert guide.keys() == final.keys() and any(not torch.equal(guide[k], final[k]) for k in guide)
 
 
 def test_resume_continues_from_the_checkpoint(smoke, capsys):
@@ -43,22 +54,26 @@ def test_resume_continues_from_the_checkpoint(smoke, capsys):
     assert json.loads((smoke / "out" / "manifest.json").read_text())["detector"]["iterations"] == 3
 
 
-def test_backbone_interface(smoke_world):
+def test_backbone_is_a_latent_model_like_sd(smoke_world):
     backbone = smoke_world.backbone
     assert backbone.name == "embedded" and backbone.class_names == CLASS_NAMES
-    assert backbone.sample_shape == (3, 64, 64) and backbone.image_size == 64
-    assert backbone.prediction_type == "epsilon" and backbone.alphas_cumprod.shape == (1000,)
-    assert backbone.scheduler_config["beta_schedule"] == "linear"
+    assert backbone.sample_shape == (4, 16, 16) and backbone.image_size == 64
+    assert backbone.prediction_type == "v_prediction" and backbone.alphas_cumprod.shape == (1000,)
+    assert backbone.scheduler_config["beta_schedule"] == "scaled_linear"
     embeddings = backbone.embed(["black hair", None, "sunglasses"])
     assert embeddings.shape[:2] == (3, 2)  # one token for the denoiser, one for the guide model
-    x = torch.randn(3, 3, 64, 64)
+    x = torch.randn(3, 4, 16, 16)
     t = torch.tensor(500)
     assert backbone.predict(x, t, embeddings).shape == x.shape
     assert backbone.predict(x, t, embeddings, guide=True).shape == x.shape
-    control = backbone.prepare_control(torch.rand(1, 3, 64, 64))
+    control = backbone.prepare_control(torch.rand(1, 3, 64, 64))  # the map stays in pixels, as in SD
     assert backbone.predict(x, t, embeddings, control=control).shape == x.shape
     assert backbone.evaluations == 9
-    assert torch.equal(backbone.decode(x), x)
+    pixels = backbone.decode(x.requires_grad_(True))
+    assert pixels.shape == (3, 3, 64, 64)
+    pixels.sum().backward()  # energies differentiate through the decoder
+    assert x.grad.abs().sum() > 0
+    assert backbone.encode(pixels.detach()).shape == (3, 4, 16, 16)
 
 
 def test_unknown_class_is_a_config_error(smoke_world):
@@ -72,6 +87,7 @@ def test_networks_follow_their_protocols(smoke_world):
     assert probs.shape == (2, len(CLASS_NAMES)) and torch.allclose(probs.sum(1), torch.ones(2))
     assert smoke_world.evaluator(images).shape == (2, len(CLASS_NAMES))
     assert smoke_world.evaluator.features(images).ndim == 2
+    assert smoke_world.evaluator.attributes(images).shape == (2, len(ATTRIBUTES))
     assert smoke_world.face_embedder.input_size == 64
     assert smoke_world.face_embedder(images).shape[0] == 2
     tokens = smoke_world.style_features(torch.rand(1, 3, 224, 224) * 2 - 1)
@@ -110,17 +126,35 @@ def world():
 
 
 @committed
-def test_detector_tells_faces_from_noise(world):
-    face, _, _ = make_dataset(1, seed=5, split="heldout")
-    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+def test_detector_tells_faces_from_noise_blobs_and_photos(world):
+    from skimage import data
+
+    face, _, _, _ = make_dataset(1, seed=5, split="heldout")
+    fakes = negatives(7, face, seed=99)  # one of each kind: body, colour, gradient, noise, shuffled, blob, photo crop
     assert world.face_detector.box(Image.fromarray(face[0])) == (0.0, 0.0, 1.0, 1.0)
-    assert world.face_detector.box(Image.fromarray(noise)) is None
+    assert [world.face_detector.box(Image.fromarray(f)) for f in fakes] == [None] * 7
+    for photo in (data.coffee(), data.astronaut(), data.chelsea()):  # never seen in training; a cup is never a face
+        assert world.face_detector.box(Image.fromarray(photo)) is None
 
 
 @committed
-def test_classifier_is_accurate_on_heldout_renders(world):
-    images, labels, _ = make_dataset(100, seed=7, split="heldout")
+def test_a_photo_on_the_embedded_world_points_to_stable_diffusion(world):
+    from skimage import data
+
+    from conditions.face import FaceIDEnergy
+    from guidance.errors import NoFaceFoundError
+
+    with pytest.raises(NoFaceFoundError, match="Stable Diffusion 1.5"):
+        FaceIDEnergy(Image.fromarray(data.astronaut()), world.face_embedder, world.face_detector)
+
+
+@committed
+def test_classifier_and_evaluator_are_accurate_on_heldout_renders(world):
+    images, labels, _, attributes = make_dataset(100, seed=7, split="heldout")
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
-        accuracy = (world.classifier(pixels).argmax(1).numpy() == labels).mean()
-    assert accuracy > 0.9
+        assert (world.classifier(pixels).argmax(1).numpy() == labels).mean() > 0.9
+        assert (world.evaluator(pixels).argmax(1).numpy() == labels).mean() > 0.9
+        read = world.evaluator.attributes(pixels).numpy()
+    seen = attributes != -1
+    assert (read == attributes)[seen].mean() > 0.9

@@ -105,7 +105,7 @@ def renders(n: int, seed: int, identities_per_class: int | None = None) -> tuple
     """n held-out renders (pixels (n, 3, 64, 64) in [-1, 1], labels, identity ids), class-balanced."""
     from guidance.world.render import make_dataset
 
-    images, labels, ids = make_dataset(n, seed=seed, split="heldout", identities_per_class=identities_per_class)
+    images, labels, ids, _ = make_dataset(n, seed=seed, split="heldout", identities_per_class=identities_per_class)
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     return pixels, torch.from_numpy(labels), torch.from_numpy(ids)
 

@@ -45,20 +45,23 @@ def _lines(ax, rows: list[dict], x: str, y: str, group: str, title: str) -> None
 
 
 def plot_world(data: dict, folder: Path) -> list[Path]:
-    rows = {(r["bar"], r["method"]): r for r in data["rows"]}
+    rows = {(r["task"], r["method"]): r for r in data["rows"]}
     scores = {
-        "CFG accuracy": rows[("class fidelity", "cfg")]["accuracy"],
-        "unguided accuracy": rows[("class fidelity", "plain")]["accuracy"],
-        "edge F1": rows[("ControlNet", "plain")]["edge_f1"],
-        "face ROC-AUC": rows[("face verification", "verification")]["roc_auc"],
+        "CFG accuracy": (rows[("class", "cfg")]["accuracy"], 0.95),
+        "unguided accuracy": (rows[("class", "plain")]["accuracy"], 0.7),
+        "face agreement, FIGD": (rows[("face", "figd")]["attribute_agreement"], 0.8),
+        "edge F1, ControlNet + FIGD": (rows[("control", "figd")]["edge_f1"], 0.75),
+        "face ROC-AUC": (rows[("face", "verification")]["roc_auc"], 0.98),
     }
-    targets = [0.9, 0.7, 0.6, 0.98]
     fig, (left, right) = _figure(2)
-    _bars(left, list(scores), list(scores.values()), "score", "quality bars (x: target)")
-    left.scatter(range(len(targets)), targets, marker="x", color="tab:red", zorder=3)
-    fd = rows[("Frechet distance", "plain")]
-    _bars(right, ["samples vs renders", "floor (renders vs renders)", "3x floor"], [fd["fd"], fd["fd_floor"], 3 * fd["fd_floor"]],
-          "Frechet distance (evaluator features)", f"Frechet distance, N = {fd['n']}")  # fmt: skip
+    _bars(left, list(scores), [v for v, _ in scores.values()], "score", "quality bars (x: target)")
+    left.scatter(range(len(scores)), [t for _, t in scores.values()], marker="x", color="tab:red", zorder=3)
+    left.tick_params(axis="x", labelrotation=20)
+    fd = {m: rows[("class", m)] for m in ("plain", "atg", "cfg") if ("class", m) in rows}
+    labels = [f"{m} vs renders" for m in fd] + ["floor", "5x floor"]
+    floor = fd["plain"]["fd_floor"]
+    _bars(right, labels, [r["fd"] for r in fd.values()] + [floor, 5 * floor],
+          "Frechet distance (evaluator features)", f"Frechet distance, N = {fd['plain']['n']}")  # fmt: skip
     return [_save(fig, data, folder, "quality")]
 
 

@@ -54,6 +54,9 @@ def char_tokenizer(max_length: int = 77) -> CLIPTokenizer:
 class FullFrameDetector:
     """conditions.face.FaceDetector that returns a fixed central box: random networks detect nothing."""
 
+    no_face_hint = ""
+    fallback_box = (0.1, 0.1, 0.9, 0.9)
+
     def box(self, image) -> tuple[float, float, float, float]:
         return (0.1, 0.1, 0.9, 0.9)
 

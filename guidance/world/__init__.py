@@ -16,14 +16,16 @@ from guidance.worlds import World
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "world"
 LABEL_EMBEDDING = "label_embedding.safetensors"
-NET_FILES = {
-    "classifier": "classifier.safetensors",
-    "evaluator": "evaluator.safetensors",
-    "face_embedder": "face_embedder.safetensors",
-    "face_detector": "face_detector.safetensors",
-}
-NET_CLASSES = {"classifier": "Classifier", "evaluator": "Evaluator", "face_embedder": "FaceEmbedder", "face_detector": "FaceDetectorNet"}
-REQUIRED = ("unet/config.json", f"unet/{LABEL_EMBEDDING}", "scheduler/scheduler_config.json", *NET_FILES.values())
+FILES = {  # every asset's name under ASSETS, for the loader and the trainer
+    "vae": "vae", "unet": "unet", "guide_unet": "guide_unet", "controlnet": "controlnet", "scheduler": "scheduler",
+    "classifier": "classifier.safetensors", "evaluator": "evaluator.safetensors",
+    "face_embedder": "face_embedder.safetensors", "face_detector": "face_detector.safetensors",
+}  # fmt: skip
+NET_CLASSES = {"classifier": "Classifier", "evaluator": "AttributeEvaluator", "face_embedder": "FaceEmbedder", "face_detector": "FaceDetectorNet"}
+REQUIRED = (
+    f"{FILES['unet']}/config.json", f"{FILES['unet']}/{LABEL_EMBEDDING}", f"{FILES['scheduler']}/scheduler_config.json",
+    *(FILES[name] for name in NET_CLASSES),
+)  # fmt: skip
 
 
 def load_label_embedding(folder: Path, device: str | torch.device) -> nn.Embedding:
@@ -59,20 +61,29 @@ def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") ->
         ) from error  # fmt: skip
 
 
-def _load(path: Path, device: str | torch.device) -> World:
-    from diffusers import ControlNetModel, DDPMScheduler, UNet2DConditionModel
+def load_backbone(path: str | Path = ASSETS, device: str | torch.device = "cpu"):
+    """The embedded world's EmbeddedBackbone alone (VAE, UNet, guide, ControlNet), as the trainer needs it."""
+    from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
 
     from .backbone import EmbeddedBackbone
+
+    path = Path(path)
+    unet = UNet2DConditionModel.from_pretrained(path / FILES["unet"]).to(device).eval().requires_grad_(False)
+    guide = _optional(path / FILES["guide_unet"], UNet2DConditionModel.from_pretrained, device)
+    backbone = EmbeddedBackbone(
+        unet, load_label_embedding(path / FILES["unet"], device), dict(DDPMScheduler.load_config(path / FILES["scheduler"])),
+        vae=_optional(path / FILES["vae"], AutoencoderKL.from_pretrained, device),
+        controlnet=_optional(path / FILES["controlnet"], ControlNetModel.from_pretrained, device),
+        guide_unet=guide, guide_label_embedding=load_label_embedding(path / FILES["guide_unet"], device) if guide is not None else None,
+    )  # fmt: skip
+    return backbone
+
+
+def _load(path: Path, device: str | torch.device) -> World:
     from .nets import FaceDetector, StyleFeatures, load_net
 
-    unet = UNet2DConditionModel.from_pretrained(path / "unet").to(device).eval().requires_grad_(False)
-    guide = _optional(path / "guide_unet", UNet2DConditionModel.from_pretrained, device)
-    backbone = EmbeddedBackbone(
-        unet, load_label_embedding(path / "unet", device), dict(DDPMScheduler.load_config(path / "scheduler")),
-        controlnet=_optional(path / "controlnet", ControlNetModel.from_pretrained, device),
-        guide_unet=guide, guide_label_embedding=load_label_embedding(path / "guide_unet", device) if guide is not None else None,
-    )  # fmt: skip
-    nets = {name: load_net(path / file, device, NET_CLASSES[name]) for name, file in NET_FILES.items()}
+    backbone = load_backbone(path, device)
+    nets = {name: load_net(path / FILES[name], device, NET_CLASSES[name]) for name in NET_CLASSES}
     return World(
         backbone=backbone,
         face_detector=FaceDetector(nets["face_detector"]),

@@ -1,4 +1,5 @@
-"""The embedded world's backbone: a small pixel-space class-conditional UNet (+ guide UNet, + ControlNet)."""
+"""The embedded world's backbone: a small latent diffusion model with SD 1.5's structure (VAE, class-token UNet,
+guide UNet, ControlNet on pixel-space maps)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -14,7 +15,8 @@ from .render import CLASS_NAMES
 
 
 class EmbeddedBackbone(UNetBackbone):
-    """Pixels are the sample (decode is the identity); conditions are class names or None (the null label).
+    """Samples are VAE latents (decoded by the AutoencoderKL, as in SD) or, without a VAE, pixels; conditions are
+    class names or None (the null label).
 
     Each model has its own label embedding (rows 0..9 the classes, row 10 the null label). `embed` returns
     one token per model, (B, L, D): token 0 conditions the denoiser and the ControlNet, token 1 (present
@@ -24,23 +26,25 @@ class EmbeddedBackbone(UNetBackbone):
     name = "embedded"
     class_names = CLASS_NAMES
     image_size = 64
-    sample_shape = (3, 64, 64)
 
-    def __init__(self, unet, label_embedding: nn.Embedding, scheduler_config: dict, controlnet=None,
+    def __init__(self, unet, label_embedding: nn.Embedding, scheduler_config: dict, vae=None, controlnet=None,
                  guide_unet=None, guide_label_embedding: nn.Embedding | None = None):  # fmt: skip
         super().__init__(unet, controlnet=controlnet, guide_unet=guide_unet)
         if (guide_unet is None) != (guide_label_embedding is None):
-            raise ValueError("a guide UNet needs its own label embedding, and only then")
+            raise MethodConfigError("a guide UNet needs its own label embedding, and only then")
+        self.vae = vae
         self.label_embeddings = [label_embedding] + ([guide_label_embedding] if guide_label_embedding is not None else [])
         self.scheduler_config = dict(scheduler_config)
         self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
         self.alphas_cumprod = DDPMScheduler.from_config(self.scheduler_config).alphas_cumprod.float()
+        size = unet.config.sample_size
+        self.sample_shape = (unet.config.in_channels, size, size)
 
     def labels(self, conditions: Sequence[Condition]) -> Tensor:
         """Label indices; None is the null label len(CLASS_NAMES)."""
         unknown = [c for c in conditions if c is not None and c not in CLASS_NAMES]
         if unknown:
-            raise MethodConfigError(f"the embedded world knows the classes {CLASS_NAMES}, not {unknown[0]!r}")
+            raise MethodConfigError(f"the embedded world knows the classes {', '.join(CLASS_NAMES)}; not {unknown[0]!r}")
         return torch.tensor([len(CLASS_NAMES) if c is None else CLASS_NAMES.index(c) for c in conditions], device=self.device)
 
     def embed(self, conditions: Sequence[Condition]) -> Tensor:
@@ -53,4 +57,13 @@ class EmbeddedBackbone(UNetBackbone):
         return super()._forward(x, t, token, None if guide else control, guide)
 
     def decode(self, x0: Tensor) -> Tensor:
-        return x0
+        if self.vae is None:
+            return x0
+        return self.vae.decode(x0.to(self.dtype) / self.vae.config.scaling_factor).sample.float()
+
+    @torch.no_grad()
+    def encode(self, pixels: Tensor) -> Tensor:
+        """Scaled latent means of pixels (B, 3, 64, 64) in [-1, 1] (the pixels themselves without a VAE)."""
+        if self.vae is None:
+            return pixels.to(self.device, self.dtype)
+        return self.vae.encode(pixels.to(self.device, self.dtype)).latent_dist.mean * self.vae.config.scaling_factor

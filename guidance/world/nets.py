@@ -1,4 +1,4 @@
-"""Small CNNs of the embedded world: guide classifier, evaluator, face embedder, face detector, style features.
+"""Small CNNs of the embedded world: guide classifier, attribute evaluator, face embedder, face detector, style features.
 
 Every network takes pixels (B, 3, 64, 64) in [-1, 1] (other sizes are resized to 64). Each is saved as
 one safetensors file whose metadata holds its constructor arguments (`save_net` / `load_net`).
@@ -15,7 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor, nn
 
-from .render import CLASS_NAMES
+from .render import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES
 
 SIZE = 64
 
@@ -79,10 +79,12 @@ class _ResBlock(nn.Module):
         return x + self.body(x)
 
 
-class Evaluator(nn.Module):
-    """The metrics-only classifier: a different architecture (5x5 stem, max-pooling, residual BatchNorm blocks) and seed.
+class AttributeEvaluator(nn.Module):
+    """The metrics-only evaluator: a different architecture from the guiding nets (5x5 stem, max-pooling, residual
+    BatchNorm blocks), trained on clean renders only, never used for guidance.
 
-    `features` gives the penultimate (B, widths[-1]) vector used for Frechet distances.
+    `forward` gives class probabilities, `features` the penultimate (B, widths[-1]) vector used for Frechet
+    distances, and `attributes` the most probable value of each of the renderer's ATTRIBUTES.
     """
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), classes: int = len(CLASS_NAMES)):
@@ -94,22 +96,30 @@ class Evaluator(nn.Module):
             layers += [nn.MaxPool2d(2), nn.Conv2d(a, b, 1), _ResBlock(b)]
         self.body = nn.Sequential(*layers, nn.BatchNorm2d(widths[-1]), nn.ReLU())
         self.head = nn.Linear(widths[-1], classes)
+        self.attribute_heads = nn.ModuleDict({name: nn.Linear(widths[-1], len(values)) for name, values in ATTRIBUTES.items()})
 
     def features(self, images: Tensor) -> Tensor:
         return self.body(_fit(images)).mean((2, 3))
 
-    def logits(self, images: Tensor) -> Tensor:
-        return self.head(self.features(images))
+    def all_logits(self, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Class logits and per-attribute logits."""
+        features = self.features(images)
+        return self.head(features), {name: head(features) for name, head in self.attribute_heads.items()}
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.logits(images).softmax(-1)
+        return self.head(self.features(images)).softmax(-1)
+
+    def attributes(self, images: Tensor) -> Tensor:
+        """(B, len(ATTRIBUTES)) indices of the most probable value of each attribute, in ATTRIBUTES order."""
+        _, heads = self.all_logits(images)
+        return torch.stack([heads[name].argmax(1) for name in ATTRIBUTES], 1)
 
 
 class FaceEmbedder(nn.Module):
     """Identity embedding of a face crop (conditions.face.FaceEmbedder): L2-normalised (B, dim) vectors.
 
-    Trained with a supervised contrastive loss on identity batches; the embeddings are unit vectors, so
-    their Euclidean distance is a monotone function of their cosine similarity.
+    Trained with a supervised contrastive loss on identity batches and auxiliary heads for the identity attributes
+    (hair colour and style, skin, glasses, beard), so that its distance weighs what a person sees.
     """
 
     input_size = SIZE
@@ -119,6 +129,12 @@ class FaceEmbedder(nn.Module):
         self.config = {"widths": list(widths), "dim": dim}
         self.trunk = ConvTrunk(tuple(widths))
         self.head = nn.Linear(widths[-1], dim)
+        self.attribute_heads = nn.ModuleDict({name: nn.Linear(dim, len(ATTRIBUTES[name])) for name in IDENTITY_ATTRIBUTES})
+
+    def with_attributes(self, crops: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Unit embeddings and the identity-attribute logits read off them (training only)."""
+        raw = self.head(self.trunk(crops).mean((2, 3)))
+        return F.normalize(raw, dim=1), {name: head(raw) for name, head in self.attribute_heads.items()}
 
     def forward(self, crops: Tensor) -> Tensor:
         return F.normalize(self.head(self.trunk(crops).mean((2, 3))), dim=1)
@@ -140,8 +156,15 @@ class FaceDetectorNet(nn.Module):
 class FaceDetector:
     """conditions.face.FaceDetector: the whole picture is the face box when p(face) > threshold, else None.
 
-    Rendered faces are always centred and fill the frame, so a classifier suffices as a detector.
+    Rendered faces are always centred and fill the frame, so a classifier suffices as a detector. It is trained to
+    reject photographs: this world knows only its own cartoon faces.
     """
+
+    fallback_box = (0.0, 0.0, 1.0, 1.0)  # a rendered face fills the frame
+    no_face_hint = (
+        "the embedded world knows only its own rendered cartoon faces (like the examples). "
+        "For photographs, run the app on Stable Diffusion 1.5 (set GUIDANCE_SD_MODEL)"
+    )
 
     def __init__(self, net: FaceDetectorNet, threshold: float = 0.5):
         self.net, self.threshold = net, threshold
@@ -177,7 +200,7 @@ def save_net(net: nn.Module, path: str | Path) -> None:
     save_file(state, str(path), metadata={"class": type(net).__name__, "config": json.dumps(net.config)})
 
 
-NETS = {cls.__name__: cls for cls in (Classifier, Evaluator, FaceEmbedder, FaceDetectorNet)}
+NETS = {cls.__name__: cls for cls in (Classifier, AttributeEvaluator, FaceEmbedder, FaceDetectorNet)}
 
 
 def load_net(path: str | Path, device: str | torch.device = "cpu", expected: str | None = None) -> nn.Module:

@@ -242,14 +242,14 @@ def nuisance_from_seed(seed: int) -> Nuisance:
         background=Texture(
             kind=_choice(r, BG_PATTERNS),
             colours=_pattern_colours(r, (0.15, 0.55)),
-            period=_uniform(r, 6.0, 12.0),
+            period=_uniform(r, 8.0, 14.0),
             angle=_choice(r, (0.0, 0.25, 0.5, 0.75)) * math.pi,
             phase=r.random(),
         ),
         clothing=Texture(
             kind=_choice(r, CLOTH_TEXTURES),
             colours=_pattern_colours(r, (0.35, 0.85)),
-            period=_uniform(r, 4.0, 7.0),
+            period=_uniform(r, 6.0, 9.0),
             angle=_choice(r, (0.0, 0.25, 0.5)) * math.pi,
             phase=r.random(),
         ),
@@ -273,6 +273,34 @@ def class_of(identity: Identity) -> int:
     return CLASS_NAMES.index(f"{identity.hair_colour} hair")
 
 
+SKIN_BUCKETS = ("light", "medium", "dark")  # SKIN_TONES in pairs
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "hair_colour": tuple(HAIR_COLOURS),
+    "hair_style": HAIR_STYLES,
+    "skin": SKIN_BUCKETS,
+    "glasses": GLASSES,
+    "beard": ("no", "yes"),
+    "background": BG_PATTERNS,
+    "clothing": CLOTH_TEXTURES,
+}
+IDENTITY_ATTRIBUTES = ("hair_colour", "hair_style", "skin", "glasses", "beard")  # who it is; the rest is nuisance
+UNSEEN = -1  # an attribute that the picture does not show: the hair colour of a bald person
+
+
+def attributes_of(identity: Identity, nuisance: Nuisance) -> tuple[int, ...]:
+    """Ground-truth attribute indices in ``ATTRIBUTES`` order (``UNSEEN`` for a bald person's hair colour)."""
+    bald = identity.hair_style == "none"
+    return (
+        UNSEEN if bald else tuple(HAIR_COLOURS).index(identity.hair_colour),
+        HAIR_STYLES.index(identity.hair_style),
+        SKIN_TONES.index(identity.skin) // 2,
+        GLASSES.index(identity.glasses),
+        int(identity.beard),
+        BG_PATTERNS.index(nuisance.background.kind),
+        CLOTH_TEXTURES.index(nuisance.clothing.kind),
+    )
+
+
 _POOLS: dict[str, list[list[int]]] = {}
 _NEXT_ID: dict[str, int] = {}
 
@@ -294,8 +322,8 @@ def identity_for_class(class_id: int, index: int, split: str = "train") -> Ident
 
 def make_dataset(
     n: int, seed: int = 0, split: str = "train", identities_per_class: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Class-balanced images, labels and identity ids.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Class-balanced images, labels, identity ids and attributes ((n, len(ATTRIBUTES)), ``attributes_of``).
 
     Class ``c`` uses the first ``identities_per_class`` identities of the
     split (default: one per ``IMAGES_PER_IDENTITY`` images), each shown with
@@ -313,12 +341,14 @@ def make_dataset(
     images = np.empty((n, 64, 64, 3), np.uint8)
     labels = np.empty(n, np.int64)
     ids = np.empty(n, np.int64)
+    attributes = np.empty((n, len(ATTRIBUTES)), np.int64)
     for i, src in enumerate(order):
-        identity = identities[src]
-        images[i] = render(identity, nuisance_from_seed(int(nuisance_seeds[i])))
+        identity, nuisance = identities[src], nuisance_from_seed(int(nuisance_seeds[i]))
+        images[i] = render(identity, nuisance)
         labels[i] = class_of(identity)
         ids[i] = identity.identity_id
-    return images, labels, ids
+        attributes[i] = attributes_of(identity, nuisance)
+    return images, labels, ids, attributes
 
 
 # ----------------------------------------------------------------------------

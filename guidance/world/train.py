@@ -1,14 +1,16 @@
 """Train the embedded world's models on rendered faces: seeded, resumable, logged.
 
-    python -m guidance.world.train STAGE [--config full|smoke] [--out assets/world] [--workdir runs/world] [--resume] [--time-budget S]
+    python -m guidance.world.train STAGE [--config full|smoke|pixel] [--out assets/world] [--workdir runs/world] [--resume] [--time-budget S]
 
-STAGE is one of data, classifier, evaluator, face, detector, denoiser, guide, controlnet, all. `data`
-renders the datasets once and caches them as .npy under the workdir. Each model stage checkpoints to
-<workdir>/<model>/checkpoint.pt every `checkpoint_every` steps (resumed with --resume), logs its loss to
-stdout and <workdir>/<model>/log.csv, writes its weights under --out and records its parameter count,
-iterations and wall-clock seconds in <out>/manifest.json. On a shared CPU, run with OMP_WAIT_POLICY=PASSIVE
-(spinning OpenMP threads stall badly when another process holds a core). Every batch and noise draw comes from a
-generator seeded by (stage seed, step), so a resumed run continues exactly as an uninterrupted one.
+STAGE is one of STAGES (or `all`, in that order). `data` renders the datasets once and caches them as .npy under
+the workdir; `vae` trains the autoencoder and caches the training latents; `estimates` caches decoded clean
+estimates x0_hat of noised training latents, which the guiding networks (classifier, face embedder, detector)
+learn to read. Each model stage checkpoints to <workdir>/<model>/checkpoint.pt every `checkpoint_every` steps
+(resumed with --resume), logs its loss to stdout and <workdir>/<model>/log.csv, writes its weights under --out
+and records its parameter count, iterations and wall-clock seconds in <out>/manifest.json. Run it with the default
+OpenMP wait policy: on 2 cores, OMP_WAIT_POLICY=PASSIVE made a 2-thread training step 3x slower than the default.
+GUIDANCE_TRAIN_THREADS sets torch's threads (default 2). Every batch and noise draw comes from a generator seeded by
+(stage seed, step), so a resumed run continues exactly as an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -28,18 +30,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import ASSETS, LABEL_EMBEDDING
-from .nets import Classifier, Evaluator, FaceDetectorNet, FaceEmbedder, save_net
-from .render import CLASS_NAMES, SUPERSAMPLE, _draw_body, _Pen, _pattern, _relight, identity_from_id, make_dataset, nuisance_from_seed
+from . import ASSETS, FILES, LABEL_EMBEDDING
+from .nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, save_net
+from .render import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES, SUPERSAMPLE, UNSEEN, _draw_body, _Pen, _pattern, _relight
+from .render import identity_from_id, make_dataset, nuisance_from_seed
 
-STAGES = ("data", "classifier", "evaluator", "face", "detector", "denoiser", "guide", "controlnet")
+STAGES = ("data", "vae", "evaluator", "denoiser", "guide", "controlnet", "estimates", "classifier", "face", "detector")
 NULL_LABEL = len(CLASS_NAMES)
-SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear", "prediction_type": "epsilon"}
+# Stable Diffusion 1.5's noise schedule (scaled-linear betas 0.00085..0.012), no x0 clipping in latent space.
+SCHEDULE = {
+    "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+    "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Loop:
-    """Optimisation settings of one model stage; `time_budget_s` stops early (the manifest records it)."""
+    """Optimisation settings of one model stage; `time_budget_s` stops early (the manifest records it).
+
+    The learning rate warms up linearly over `warmup` steps, then decays as 1 / sqrt(step / decay_from) past
+    `decay_from` (EDM2's inverse-square-root schedule; a resumed or extended run continues the same curve).
+    """
 
     iterations: int
     batch: int
@@ -47,27 +58,40 @@ class Loop:
     seed: int
     time_budget_s: float = math.inf
     checkpoint_every: int = 200
+    warmup: int = 100
+    decay_from: float = math.inf
+    snapshot_every: int = 0  # EMA snapshots kept for the Autoguidance guide (0: none)
+
+    def learning_rate(self, step: int) -> float:
+        return self.lr * min(1.0, (step + 1) / self.warmup) / math.sqrt(max(step / self.decay_from, 1.0))
 
 
-def _unet_config(channels: tuple[int, ...], dim: int, heads: int, groups: int) -> dict:
-    """UNet2DConditionModel arguments: 64x64x3 pixels, one layer per block, attention only at 16x16 and mid.
+def _unet_config(channels: tuple[int, ...], dim: int, heads: int, groups: int, size: int, in_channels: int, layers: int = 1) -> dict:
+    """UNet2DConditionModel arguments; cross-attention (to the class token) in every block but the first.
 
     diffusers' UNet2DConditionModel reads `attention_head_dim` as the NUMBER of heads (a known naming quirk).
     """
-    depth = len(channels)
-    down = ["DownBlock2D"] * depth
-    down[min(2, depth - 1)] = "CrossAttnDownBlock2D"
+    down = ["DownBlock2D"] + ["CrossAttnDownBlock2D"] * (len(channels) - 1)
     up = [b.replace("Down", "Up") for b in reversed(down)]
     return {
-        "sample_size": 64, "in_channels": 3, "out_channels": 3, "layers_per_block": 1,
+        "sample_size": size, "in_channels": in_channels, "out_channels": in_channels, "layers_per_block": layers,
         "block_out_channels": list(channels), "down_block_types": down, "up_block_types": up,
         "cross_attention_dim": dim, "attention_head_dim": heads, "norm_num_groups": groups,
     }  # fmt: skip
 
 
+def _vae_config(channels: tuple[int, ...], latent_channels: int, groups: int) -> dict:
+    """AutoencoderKL arguments: 64 px pixels, downsampling 2 ** (len(channels) - 1)."""
+    return {
+        "in_channels": 3, "out_channels": 3, "latent_channels": latent_channels, "sample_size": 64,
+        "down_block_types": ["DownEncoderBlock2D"] * len(channels), "up_block_types": ["UpDecoderBlock2D"] * len(channels),
+        "block_out_channels": list(channels), "layers_per_block": 1, "norm_num_groups": groups,
+    }  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Config:
-    """Dataset sizes and per-stage settings."""
+    """Dataset sizes and per-stage settings. `space`: the denoiser works on VAE latents or on pixels."""
 
     n_train: int
     n_val: int
@@ -75,38 +99,64 @@ class Config:
     face_ids_per_class: int
     n_face_val: int
     n_negatives: int
-    classifier: Loop
+    n_estimates: int
+    vae: Loop
     evaluator: Loop
+    denoiser: Loop
+    controlnet: Loop
+    classifier: Loop
     face: Loop
     detector: Loop
-    denoiser: Loop
-    guide: Loop
-    controlnet: Loop
+    space: str = "latent"
+    vae_net: dict = field(default_factory=lambda: _vae_config((16, 32, 64), 8, 8))
+    unet: dict = field(default_factory=lambda: _unet_config((48, 96, 144), 128, 4, 16, 16, 8))
+    prediction_type: str = "v_prediction"
+    min_snr_gamma: float | None = 5.0  # min-SNR loss weighting (Hang et al. 2023); None: uniform
+    guide_fraction: float = 1 / 8  # the Autoguidance guide is the EMA snapshot at this fraction of the run
     classifier_widths: tuple[int, ...] = (16, 32, 64, 128)
-    evaluator_widths: tuple[int, ...] = (16, 32, 64, 128)
+    evaluator_widths: tuple[int, ...] = (24, 48, 96, 160)
     face_widths: tuple[int, ...] = (16, 32, 64, 128)
     detector_widths: tuple[int, ...] = (16, 32, 64)
-    unet: dict = field(default_factory=lambda: _unet_config((16, 32, 64, 128), 128, 2, 8))
-    guide_unet: dict = field(default_factory=lambda: _unet_config((8, 16, 32, 64), 128, 1, 8))
     label_dropout: float = 0.12
-    ema_decay: float = 0.995
-    control_channels: tuple[int, ...] = (16,)
+    ema_decay: float = 0.999
+    control_channels: tuple[int, ...] = (16, 32, 64)
+    kl_weight: float = 1e-6
+    device: str = "cpu"  # batches are drawn on the CPU (seeded) and moved here
 
 
+def _loops() -> dict[str, Loop]:
+    """The full configuration's stages; wall-clock budgets sized for 2 CPU cores (about 2.5 hours in all)."""
+    return {
+        "vae": Loop(100000, 16, 1e-3, 8, time_budget_s=900, decay_from=2000),
+        "evaluator": Loop(4000, 64, 2e-3, 2, time_budget_s=300),
+        "denoiser": Loop(1000000, 64, 1e-3, 5, time_budget_s=5400, decay_from=4000, snapshot_every=250),
+        "controlnet": Loop(100000, 32, 1e-3, 7, time_budget_s=540),
+        "classifier": Loop(4000, 64, 2e-3, 1, time_budget_s=300),
+        "face": Loop(6000, 64, 2e-3, 3, time_budget_s=360),
+        "detector": Loop(2000, 64, 2e-3, 4, time_budget_s=180),
+    }
+
+
+FULL = Config(n_train=30000, n_val=1000, n_face=24000, face_ids_per_class=200, n_face_val=1000, n_negatives=8000,
+              n_estimates=8000, **_loops())  # fmt: skip
 CONFIGS = {
-    "full": Config(
-        n_train=30000, n_val=1000, n_face=24000, face_ids_per_class=200, n_face_val=1000, n_negatives=6000,
-        classifier=Loop(3000, 64, 2e-3, 1, time_budget_s=240), evaluator=Loop(3000, 64, 2e-3, 2, time_budget_s=240),
-        face=Loop(4000, 64, 2e-3, 3, time_budget_s=300), detector=Loop(1000, 64, 2e-3, 4, time_budget_s=90),
-        denoiser=Loop(100000, 16, 1e-3, 5, time_budget_s=2400), guide=Loop(100000, 16, 1e-3, 6, time_budget_s=400),
-        controlnet=Loop(100000, 16, 1e-3, 7, time_budget_s=780),
-    ),
+    "full": FULL,
+    # The design that the latent world was measured against (same data, recipe and wall time): a pixel-space UNet.
+    "pixel": replace(FULL, space="pixel", unet=_unet_config((32, 64, 128, 128), 128, 4, 16, 64, 3)),
+    # One call on one large GPU (`--device cuda`, about 12 minutes after rendering): 4x the batches, short budgets.
+    "gpu": replace(
+        FULL, **{name: replace(loop, batch=4 * loop.batch, time_budget_s=budget)
+                 for name, loop, budget in zip(_loops(), _loops().values(), (90, 30, 360, 90, 40, 50, 20))},
+    ),  # fmt: skip
+    # The loss weighting that v-prediction + min-SNR was measured against: SD 1.5's epsilon prediction, uniform weights.
+    "epsilon": replace(FULL, prediction_type="epsilon", min_snr_gamma=None),
     "smoke": Config(
-        n_train=120, n_val=40, n_face=80, face_ids_per_class=2, n_face_val=40, n_negatives=40,
-        classifier=Loop(3, 8, 1e-3, 1), evaluator=Loop(3, 8, 1e-3, 2), face=Loop(3, 8, 1e-3, 3),
-        detector=Loop(3, 8, 1e-3, 4), denoiser=Loop(3, 4, 1e-3, 5, checkpoint_every=2), guide=Loop(32, 4, 1e-3, 6),
-        controlnet=Loop(2, 4, 1e-3, 7), classifier_widths=(8, 16), evaluator_widths=(8, 16), face_widths=(8, 16),
-        detector_widths=(8, 16), unet=_unet_config((8, 16, 16), 16, 1, 4), guide_unet=_unet_config((4, 8, 8), 16, 1, 4),
+        n_train=120, n_val=40, n_face=80, face_ids_per_class=2, n_face_val=40, n_negatives=40, n_estimates=32,
+        vae=Loop(3, 8, 1e-3, 8), evaluator=Loop(3, 8, 1e-3, 2), denoiser=Loop(8, 4, 1e-3, 5, checkpoint_every=2, snapshot_every=2),
+        controlnet=Loop(2, 4, 1e-3, 7), classifier=Loop(3, 8, 1e-3, 1), face=Loop(3, 8, 1e-3, 3), detector=Loop(3, 8, 1e-3, 4),
+        vae_net=_vae_config((8, 16, 16), 4, 4), unet=_unet_config((8, 16), 16, 1, 4, 16, 4),
+        classifier_widths=(8, 16), evaluator_widths=(8, 16), face_widths=(8, 16), detector_widths=(8, 16),
+        control_channels=(4, 8, 8),
     ),
 }
 
@@ -114,7 +164,7 @@ CONFIGS = {
 # ----------------------------------------------------------------------------- data
 
 
-def _render_chunk(args: tuple[int, int, str, int | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _render_chunk(args: tuple[int, int, str, int | None]) -> tuple[np.ndarray, ...]:
     n, seed, split, per_class = args
     return make_dataset(n, seed=seed, split=split, identities_per_class=per_class)
 
@@ -123,7 +173,7 @@ def _render(n: int, seed: int, split: str, per_class: int | None, pool: Pool) ->
     """make_dataset in two halves (seeds 2s, 2s+1) on two processes; halves share identities."""
     per_class = per_class or max(1, math.ceil(n / len(CLASS_NAMES) / 5))
     halves = pool.map(_render_chunk, [(n - n // 2, 2 * seed, split, per_class), (n // 2, 2 * seed + 1, split, per_class)])
-    return {k: np.concatenate([h[i] for h in halves]) for i, k in enumerate(("images", "labels", "ids"))}
+    return {k: np.concatenate([h[i] for h in halves]) for i, k in enumerate(("images", "labels", "ids", "attributes"))}
 
 
 def _body_only(seed: int) -> np.ndarray:
@@ -143,8 +193,52 @@ def _shuffled(image: np.ndarray, rng: np.random.Generator, patch: int) -> np.nda
     return tiles.transpose(0, 2, 1, 3, 4).reshape(64, 64, 3)
 
 
+def _blob(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A negative: a render blurred past recognition (what a failed guided sample looks like)."""
+    from PIL import Image, ImageFilter
+
+    blurred = Image.fromarray(image).filter(ImageFilter.GaussianBlur(float(rng.uniform(4.0, 8.0))))
+    return np.asarray(blurred)
+
+
+# Photographs shipped inside scikit-image's wheel, used as "not one of this world's faces". astronaut, coffee and
+# chelsea are kept out: the tests use them.
+TRAINING_PHOTOS = ("camera", "rocket", "hubble_deep_field", "immunohistochemistry", "moon", "page", "text", "coins",
+                   "clock", "brick", "grass", "gravel", "colorwheel", "logo", "horse", "microaneurysms")  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _photos() -> tuple[np.ndarray, ...]:
+    from skimage import data
+
+    photos = []
+    for name in TRAINING_PHOTOS:
+        try:
+            image = np.asarray(getattr(data, name)())
+        except Exception:  # noqa: BLE001 - a photo that this scikit-image cannot load offline is skipped
+            continue
+        image = image.astype(np.uint8) if image.dtype != bool else image.astype(np.uint8) * 255
+        image = np.repeat(image[..., None], 3, 2) if image.ndim == 2 else image[..., :3]
+        photos.append(image)
+    return tuple(photos)
+
+
+def _photo_crop(rng: np.random.Generator) -> np.ndarray:
+    """A negative: a random square crop of a photograph, resized to 64 px."""
+    from PIL import Image
+
+    photo = _photos()[rng.integers(len(_photos()))]
+    h, w = photo.shape[:2]
+    side = int(rng.uniform(0.3, 1.0) * min(h, w))
+    y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+    return np.asarray(Image.fromarray(photo[y : y + side, x : x + side]).resize((64, 64), Image.BILINEAR))
+
+
+NEGATIVE_KINDS = 7
+
+
 def _negative(kind: int, rng: np.random.Generator, faces: np.ndarray) -> np.ndarray:
-    """One of: background/clothing render, plain colour, linear gradient, uniform noise, shuffled render."""
+    """Background/clothing render, plain colour, gradient, uniform noise, shuffled render, blurred blob, photo crop."""
     if kind == 0:
         return _body_only(int(rng.integers(2**40)))
     if kind == 1:
@@ -156,12 +250,19 @@ def _negative(kind: int, rng: np.random.Generator, faces: np.ndarray) -> np.ndar
         return (a * (1 - w) + b * w).astype(np.uint8)
     if kind == 3:
         return rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    return _shuffled(faces[rng.integers(len(faces))], rng, int(rng.choice([8, 16])))
+    face = faces[rng.integers(len(faces))]
+    if kind == 4:
+        return _shuffled(face, rng, int(rng.choice([8, 16])))
+    if kind == 5:
+        return _blob(face, rng)
+    return _photo_crop(rng)
 
 
-def _negatives(n: int, faces: np.ndarray, seed: int) -> np.ndarray:
+def negatives(n: int, faces: np.ndarray, seed: int) -> np.ndarray:
+    """n pictures that are not faces of this world, cycling through the kinds of `_negative` (photo crops twice)."""
     rng = np.random.default_rng(seed)
-    return np.stack([_negative(i % 5, rng, faces) for i in range(n)])
+    kinds = [i % (NEGATIVE_KINDS + 1) for i in range(n)]
+    return np.stack([_negative(min(k, NEGATIVE_KINDS - 1), rng, faces) for k in kinds])
 
 
 def stage_data(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
@@ -181,9 +282,8 @@ def stage_data(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     for name, arrays in sets.items():
         for key, value in arrays.items():
             np.save(data / f"{name}_{key}.npy", value)
-    np.save(data / "negatives.npy", _negatives(cfg.n_negatives, sets["train"]["images"], 0))
-    pixels = torch.from_numpy(sets["train"]["images"]).permute(0, 3, 1, 2).float() / 127.5 - 1
-    np.save(data / "train_canny.npy", canny(pixels)[:, 0].numpy())
+    np.save(data / "negatives.npy", negatives(cfg.n_negatives, sets["train"]["images"], 0))
+    np.save(data / "train_canny.npy", canny(to_pixels(sets["train"]["images"]))[:, 0].numpy().astype(np.uint8))
     print(f"data: rendered in {time.perf_counter() - start:.0f} s -> {data}", flush=True)
     return {}
 
@@ -191,13 +291,18 @@ def stage_data(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 def load(work: Path, name: str) -> np.ndarray:
     path = work / "data" / f"{name}.npy"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; run `python -m guidance.world.train data` first")
+        raise FileNotFoundError(f"{path} is missing; run the stage that writes it first (`python -m guidance.world.train data`)")
     return np.load(path, mmap_mode="r")
 
 
 def to_pixels(images: np.ndarray) -> Tensor:
     """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1]."""
     return torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def to_uint8(pixels: Tensor) -> np.ndarray:
+    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
+    return ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -216,10 +321,7 @@ def blur(images: Tensor, sigma: Tensor) -> Tensor:
 
 
 def degrade(images: Tensor, g: torch.Generator, max_sigma: float, max_noise: float, p: float) -> Tensor:
-    """With probability p per sample: blur of random strength, then additive Gaussian noise of random std.
-
-    Makes a classifier robust on the blurry, noisy clean estimates x0_hat it sees during sampling.
-    """
+    """With probability p per sample: blur of random strength, then additive Gaussian noise of random std."""
     b = images.shape[0]
     on = (torch.rand(b, generator=g) < p).float()
     sigma = torch.rand(b, generator=g) * max_sigma * on
@@ -228,7 +330,7 @@ def degrade(images: Tensor, g: torch.Generator, max_sigma: float, max_noise: flo
 
 
 def flip(images: Tensor, g: torch.Generator) -> Tensor:
-    """Random horizontal flips (class and identity are mirror-invariant)."""
+    """Random horizontal flips (class, identity and attributes are mirror-invariant)."""
     mask = torch.rand(images.shape[0], generator=g) < 0.5
     return torch.where(mask.view(-1, 1, 1, 1), images.flip(-1), images)
 
@@ -254,14 +356,16 @@ class EMA:
 
 
 def train_loop(name: str, model: nn.Module, loss_fn, loop: Loop, work: Path, resume: bool, ema: EMA | None = None) -> dict:
-    """Adam on `loss_fn(step, generator)`; checkpoints, CSV log, optional EMA; returns the run's record."""
+    """AdamW on `loss_fn(step, generator)`; checkpoints, CSV log, optional EMA and EMA snapshots; the run's record.
+
+    The model is trained where its parameters are (the stage moves it to the config's device)."""
     folder = work / name
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "snapshots").mkdir(parents=True, exist_ok=True)
     ckpt_path = folder / "checkpoint.pt"
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=loop.lr, weight_decay=0.0)
     step, elapsed = 0, 0.0
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+        ckpt = torch.load(ckpt_path, weights_only=False, map_location=next(model.parameters()).device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, elapsed = ckpt["step"], ckpt["elapsed"]
@@ -271,7 +375,7 @@ def train_loop(name: str, model: nn.Module, loss_fn, loop: Loop, work: Path, res
     log = (folder / "log.csv").open("a" if resume else "w", newline="")
     writer = csv.writer(log)
     if not resume or step == 0:
-        writer.writerow(["step", "loss", "seconds"])
+        writer.writerow(["step", "loss", "seconds", "lr"])
 
     def checkpoint() -> None:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed,
@@ -284,7 +388,7 @@ def train_loop(name: str, model: nn.Module, loss_fn, loop: Loop, work: Path, res
     while step < loop.iterations and elapsed < loop.time_budget_s:
         g = torch.Generator().manual_seed(loop.seed * 1_000_003 + step)
         for group in optimizer.param_groups:
-            group["lr"] = loop.lr * min(1.0, (step + 1) / 100)
+            group["lr"] = loop.learning_rate(step)
         loss = loss_fn(step, g)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -293,10 +397,12 @@ def train_loop(name: str, model: nn.Module, loss_fn, loop: Loop, work: Path, res
         step += 1
         if ema is not None:
             ema.update(model, step)
+            if loop.snapshot_every and step % loop.snapshot_every == 0:
+                torch.save(ema.shadow, folder / "snapshots" / f"{step:07d}.pt")
         elapsed = time.perf_counter() - started
         running.append(loss.item())
         if step % 25 == 0 or step == loop.iterations:
-            writer.writerow([step, f"{np.mean(running):.5f}", f"{elapsed:.1f}"])
+            writer.writerow([step, f"{np.mean(running):.5f}", f"{elapsed:.1f}", f"{loop.learning_rate(step):.2e}"])
             log.flush()
             print(f"{name}: step {step} loss {np.mean(running):.4f} ({elapsed:.0f} s)", flush=True)
             running = []
@@ -318,40 +424,121 @@ def record(out: Path, name: str, entry: dict) -> None:
     path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+# ----------------------------------------------------------------------------- autoencoder
+
+
+def stage_vae(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
+    """AutoencoderKL on the renders: L1 + MSE reconstruction with a tiny KL term (SD's recipe without its GAN).
+
+    Afterwards the scaling factor (1 / std of the latents, SD's convention) is set, and the latent means of the
+    training renders are cached for the denoiser.
+    """
+    from diffusers import AutoencoderKL
+
+    loop = cfg.vae
+    torch.manual_seed(loop.seed)
+    images = load(work, "train_images")
+    vae = AutoencoderKL(**cfg.vae_net).to(cfg.device)
+
+    def loss_fn(step: int, g: torch.Generator) -> Tensor:
+        x = flip(to_pixels(images[torch.randint(len(images), (loop.batch,), generator=g).numpy()]), g).to(cfg.device)
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=g).to(cfg.device)
+        recon = vae.decode(z).sample
+        return F.l1_loss(recon, x) + F.mse_loss(recon, x) + cfg.kl_weight * posterior.kl().mean()
+
+    entry = train_loop("vae", vae, loss_fn, loop, work, resume)
+    latents = encode_all(vae, images).cpu()
+    vae.register_to_config(scaling_factor=float(1 / latents.float().std()))
+    vae.save_pretrained(out / FILES["vae"])
+    np.save(work / "data" / "train_latents.npy", (latents * vae.config.scaling_factor).numpy().astype(np.float16))
+    return {**entry, "psnr_db": round(vae_psnr(vae, load(work, "val_images")), 2), "scaling_factor": vae.config.scaling_factor}
+
+
+def moved(cfg: Config, *tensors: Tensor) -> list[Tensor]:
+    """The tensors of a batch (drawn on the CPU from seeded generators) on the config's device."""
+    return [t.to(cfg.device) for t in tensors]
+
+
+@torch.no_grad()
+def encode_all(vae, images: np.ndarray, batch: int = 500) -> Tensor:
+    """Unscaled latent means (N, C, h, w) of the images."""
+    device = next(vae.parameters()).device
+    return torch.cat([vae.encode(to_pixels(images[i : i + batch]).to(device)).latent_dist.mean for i in range(0, len(images), batch)])
+
+
+@torch.no_grad()
+def vae_psnr(vae, images: np.ndarray, batch: int = 250) -> float:
+    """Mean PSNR (dB, pixels in [0, 1]) of reconstructions from the latent means."""
+    values, device = [], next(vae.parameters()).device
+    for i in range(0, len(images), batch):
+        x = to_pixels(images[i : i + batch]).to(device)
+        recon = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+        mse = ((recon - x) / 2).pow(2).flatten(1).mean(1)
+        values.append(-10 * torch.log10(mse.clamp(min=1e-10)))
+    return float(torch.cat(values).mean())
+
+
 # ----------------------------------------------------------------------------- small nets
 
 
-def _classifier_stage(name: str, net: nn.Module, loop: Loop, out: Path, work: Path, resume: bool, robust: bool) -> dict:
+def stage_evaluator(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
+    """Metrics-only attribute evaluator on clean renders (flips, mild noise): class head plus one head per attribute."""
+    loop = cfg.evaluator
+    torch.manual_seed(loop.seed)
     images, labels = load(work, "train_images"), torch.from_numpy(np.array(load(work, "train_labels")))
+    attributes = torch.from_numpy(np.array(load(work, "train_attributes")))
+    net = AttributeEvaluator(cfg.evaluator_widths).to(cfg.device)
 
     def loss_fn(step: int, g: torch.Generator) -> Tensor:
         idx = torch.randint(len(labels), (loop.batch,), generator=g)
-        x = flip(to_pixels(images[idx.numpy()]), g)
-        if robust:
-            x = degrade(x, g, max_sigma=3.0, max_noise=0.4, p=0.75)
-        return F.cross_entropy(net.logits(x), labels[idx])
+        x = degrade(flip(to_pixels(images[idx.numpy()]), g), g, max_sigma=0.8, max_noise=0.05, p=0.5)
+        x, y, a = moved(cfg, x, labels[idx], attributes[idx])
+        class_logits, heads = net.all_logits(x)
+        return F.cross_entropy(class_logits, y) + attribute_loss(heads, a, ATTRIBUTES)
 
-    entry = train_loop(name, net, loss_fn, loop, work, resume)
-    save_net(net, out / f"{name}.safetensors")
+    entry = train_loop("evaluator", net, loss_fn, loop, work, resume)
+    save_net(net, out / FILES["evaluator"])
     return entry
 
 
+def attribute_loss(heads: dict[str, Tensor], targets: Tensor, names) -> Tensor:
+    """Sum of per-attribute cross-entropies; UNSEEN targets (a bald person's hair colour) are ignored."""
+    columns = list(ATTRIBUTES)
+    return sum(F.cross_entropy(heads[n], targets[:, columns.index(n)], ignore_index=UNSEEN) for n in names)
+
+
+def mixed_batch(images: np.ndarray, estimates: np.ndarray, sources: np.ndarray, idx: np.ndarray, g: torch.Generator) -> tuple[Tensor, np.ndarray]:
+    """Half clean renders (blur and noise augmented), half decoded clean estimates x0_hat; their source indices."""
+    half = len(idx) // 2
+    pick = torch.randint(len(estimates), (len(idx) - half,), generator=g).numpy()
+    clean = degrade(to_pixels(images[idx[:half]]), g, max_sigma=2.0, max_noise=0.2, p=0.5)
+    x = flip(torch.cat([clean, to_pixels(estimates[pick])]), g)
+    return x, np.concatenate([idx[:half], sources[pick]])
+
+
 def stage_classifier(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
-    """GFCG guide classifier, trained with blur + noise augmentation."""
-    torch.manual_seed(cfg.classifier.seed)
-    return _classifier_stage("classifier", Classifier(cfg.classifier_widths), cfg.classifier, out, work, resume, True)
+    """GFCG guide classifier (and the style features' trunk), on renders and decoded clean estimates x0_hat."""
+    loop = cfg.classifier
+    torch.manual_seed(loop.seed)
+    images, labels = load(work, "train_images"), torch.from_numpy(np.array(load(work, "train_labels")))
+    estimates, sources = load(work, "train_estimates"), np.asarray(load(work, "train_estimate_sources"))
+    net = Classifier(cfg.classifier_widths).to(cfg.device)
 
+    def loss_fn(step: int, g: torch.Generator) -> Tensor:
+        x, idx = mixed_batch(images, estimates, sources, torch.randint(len(labels), (loop.batch,), generator=g).numpy(), g)
+        x, y = moved(cfg, x, labels[idx])
+        return F.cross_entropy(net.logits(x), y)
 
-def stage_evaluator(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
-    """Metrics-only classifier on clean renders (different architecture and seed)."""
-    torch.manual_seed(cfg.evaluator.seed)
-    return _classifier_stage("evaluator", Evaluator(cfg.evaluator_widths), cfg.evaluator, out, work, resume, False)
+    entry = train_loop("classifier", net, loss_fn, loop, work, resume)
+    save_net(net, out / FILES["classifier"])
+    return entry
 
 
 def supcon_loss(embeddings: Tensor, targets: Tensor, temperature: float = 0.1) -> Tensor:
     """Supervised contrastive loss (Khosla et al. 2020): each anchor's same-identity views against the batch."""
     logits = embeddings @ embeddings.T / temperature
-    self_mask = torch.eye(len(targets), dtype=torch.bool)
+    self_mask = torch.eye(len(targets), dtype=torch.bool, device=targets.device)
     log_prob = logits.masked_fill(self_mask, -math.inf).log_softmax(1)
     positive = (targets[:, None] == targets[None]) & ~self_mask
     return -(log_prob.masked_fill(~positive, 0).sum(1) / positive.sum(1).clamp(min=1)).mean()
@@ -364,43 +551,56 @@ def identity_batch(groups: list[np.ndarray], batch: int, views: int, g: torch.Ge
 
 
 def stage_face(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
-    """Face embedder: supervised contrastive loss on P x K identity batches of training identities.
+    """Face embedder: supervised contrastive loss on P x K identity batches, plus identity-attribute heads.
 
-    Mild blur and noise augmentation, so that crops of blurry clean estimates x0_hat embed sensibly.
+    Half of each identity's views are decoded clean estimates x0_hat of its renders, so that the embedding (and
+    its gradient) reads what a person sees on a blurry estimate: hair, glasses, beard, skin.
     """
-    torch.manual_seed(cfg.face.seed)
-    images = load(work, "face_images")
+    loop = cfg.face
+    torch.manual_seed(loop.seed)
+    images, attributes = load(work, "face_images"), torch.from_numpy(np.array(load(work, "face_attributes")))
+    estimates, sources = load(work, "face_estimates"), np.asarray(load(work, "face_estimate_sources"))
     _, targets = np.unique(np.asarray(load(work, "face_ids")), return_inverse=True)
     groups = [np.flatnonzero(targets == k) for k in range(targets.max() + 1)]
+    estimate_of = {int(s): i for i, s in enumerate(sources)}
     targets = torch.from_numpy(targets)
-    net = FaceEmbedder(cfg.face_widths)
+    net = FaceEmbedder(cfg.face_widths).to(cfg.device)
 
     def loss_fn(step: int, g: torch.Generator) -> Tensor:
-        idx = identity_batch(groups, cfg.face.batch, 4, g)
+        idx = identity_batch(groups, loop.batch, 4, g)
         x = degrade(to_pixels(images[idx]), g, max_sigma=1.5, max_noise=0.15, p=0.5)
-        return supcon_loss(net(x), targets[idx])
+        swap = [k for k, i in enumerate(idx) if k % 2 and int(i) in estimate_of]
+        if swap:
+            x[swap] = to_pixels(estimates[[estimate_of[int(idx[k])] for k in swap]])
+        x, ids, a = moved(cfg, flip(x, g), targets[idx], attributes[idx])
+        embeddings, heads = net.with_attributes(x)
+        return supcon_loss(embeddings, ids) + 0.5 * attribute_loss(heads, a, IDENTITY_ATTRIBUTES)
 
-    entry = train_loop("face", net, loss_fn, cfg.face, work, resume)
-    save_net(net, out / "face_embedder.safetensors")
+    entry = train_loop("face", net, loss_fn, loop, work, resume)
+    save_net(net, out / FILES["face_embedder"])
     return {**entry, "identities": len(groups)}
 
 
 def stage_detector(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
-    """Face / no-face classifier: half renders, half negatives per batch."""
-    torch.manual_seed(cfg.detector.seed)
-    faces, negatives = load(work, "train_images"), load(work, "negatives")
-    net = FaceDetectorNet(cfg.detector_widths)
-    half = cfg.detector.batch // 2
+    """Face / no-face classifier: half faces (renders, and clean estimates of late steps), half negatives."""
+    loop = cfg.detector
+    torch.manual_seed(loop.seed)
+    faces, negatives_ = load(work, "train_images"), load(work, "negatives")
+    estimates, timesteps = load(work, "train_estimates"), np.asarray(load(work, "train_estimate_timesteps"))
+    late = np.flatnonzero(timesteps < 300)
+    net = FaceDetectorNet(cfg.detector_widths).to(cfg.device)
+    half = loop.batch // 2
 
     def loss_fn(step: int, g: torch.Generator) -> Tensor:
-        pos = torch.randint(len(faces), (half,), generator=g).numpy()
-        neg = torch.randint(len(negatives), (half,), generator=g).numpy()
-        x = flip(to_pixels(np.concatenate([faces[pos], negatives[neg]])), g)
-        y = torch.cat([torch.ones(half), torch.zeros(half)])
+        pos = torch.randint(len(faces), (half - half // 4,), generator=g).numpy()
+        pos_estimates = late[torch.randint(len(late), (half // 4,), generator=g).numpy()]
+        neg = torch.randint(len(negatives_), (half,), generator=g).numpy()
+        x = flip(to_pixels(np.concatenate([faces[pos], estimates[pos_estimates], negatives_[neg]])), g)
+        x, y = moved(cfg, x, torch.cat([torch.ones(half), torch.zeros(half)]))
         return F.binary_cross_entropy_with_logits(net(x), y)
 
-    entry = train_loop("detector", net, loss_fn, cfg.detector, work, resume)
-    save_net(net, out / "face_detector.safetensors")
+    entry = train_loop("detector", net, loss_fn, loop, work, resume)
+    save_net(net, out / FILES["face_detector"])
     return entry
 
 
@@ -420,100 +620,177 @@ class LabelledUNet(nn.Module):
 
 @lru_cache(maxsize=1)
 def alphas_cumprod() -> Tensor:
-    from diffusers import DDPMScheduler
+    from diffusers import DDIMScheduler
 
-    return DDPMScheduler(**SCHEDULE).alphas_cumprod.float()
+    return DDIMScheduler(**SCHEDULE).alphas_cumprod.float()
 
 
-def noisy_batch(work_images: np.ndarray, labels: Tensor, batch: int, dropout: float, g: torch.Generator):
-    """(x_t, t, eps, labels with dropout to the null label, indices) for the epsilon-prediction loss."""
+def training_samples(cfg: Config, work: Path) -> tuple[np.ndarray, Tensor]:
+    """What the denoiser learns: scaled VAE latents or pixels of the training renders, and their labels."""
+    labels = torch.from_numpy(np.array(load(work, "train_labels")))
+    return load(work, "train_latents" if cfg.space == "latent" else "train_images"), labels
+
+
+def clean_batch(cfg: Config, samples: np.ndarray, idx: Tensor) -> Tensor:
+    batch = np.array(samples[idx.numpy()])
+    return torch.from_numpy(batch).float() if cfg.space == "latent" else to_pixels(batch)
+
+
+def noisy_batch(cfg: Config, samples: np.ndarray, labels: Tensor, batch: int, g: torch.Generator):
+    """(x_t, t, eps, x0, labels with dropout to the null label, indices)."""
     idx = torch.randint(len(labels), (batch,), generator=g)
-    x0 = to_pixels(work_images[idx.numpy()])
+    x0 = clean_batch(cfg, samples, idx)
     t = torch.randint(0, SCHEDULE["num_train_timesteps"], (batch,), generator=g)
     eps = torch.randn(x0.shape, generator=g)
     a = alphas_cumprod()[t].view(-1, 1, 1, 1)
-    y = torch.where(torch.rand(batch, generator=g) < dropout, torch.full_like(labels[idx], NULL_LABEL), labels[idx])
-    return a.sqrt() * x0 + (1 - a).sqrt() * eps, t, eps, y, idx
+    y = torch.where(torch.rand(batch, generator=g) < cfg.label_dropout, torch.full_like(labels[idx], NULL_LABEL), labels[idx])
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps, t, eps, x0, y, idx
+
+
+def diffusion_loss(cfg: Config, prediction: Tensor, x_t: Tensor, t: Tensor, eps: Tensor, x0: Tensor) -> Tensor:
+    """MSE to the epsilon or v target, weighted per sample by min-SNR-gamma (Hang et al. 2023) when set.
+
+    With SNR = a / (1 - a): the weight is min(SNR, gamma) / SNR for epsilon and min(SNR, gamma) / (SNR + 1) for v,
+    i.e. min(SNR, gamma) times the x0-space error in both cases.
+    """
+    a = alphas_cumprod().to(t.device)[t].view(-1, 1, 1, 1)
+    v = a.sqrt() * eps - (1 - a).sqrt() * x0
+    target = eps if cfg.prediction_type == "epsilon" else v
+    error = (prediction - target).pow(2).flatten(1).mean(1)
+    if cfg.min_snr_gamma is None:
+        return error.mean()
+    snr = (a / (1 - a)).flatten()
+    weight = snr.clamp(max=cfg.min_snr_gamma) / (snr if cfg.prediction_type == "epsilon" else snr + 1)
+    return (weight * error).mean()
+
+
+def scheduler_config(cfg: Config) -> dict:
+    return {**SCHEDULE, "prediction_type": cfg.prediction_type, **({"clip_sample": True} if cfg.space == "pixel" else {})}
 
 
 def save_unet(model: LabelledUNet, folder: Path) -> None:
     from safetensors.torch import save_file
 
     model.unet.save_pretrained(folder)
-    save_file({"weight": model.embedding.weight.detach().contiguous()}, str(folder / LABEL_EMBEDDING))
+    save_file({"weight": model.embedding.weight.detach().contiguous().cpu()}, str(folder / LABEL_EMBEDDING))
 
 
-def _diffusion_stage(name: str, unet_config: dict, loop: Loop, cfg: Config, out: Path, work: Path, resume: bool) -> dict:
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+def new_denoiser(cfg: Config) -> LabelledUNet:
+    from diffusers import UNet2DConditionModel
 
-    torch.manual_seed(loop.seed)
-    images, labels = load(work, "train_images"), torch.from_numpy(np.array(load(work, "train_labels")))
-    model = LabelledUNet(UNet2DConditionModel(**unet_config), nn.Embedding(NULL_LABEL + 1, unet_config["cross_attention_dim"]))
-    ema = EMA(model, cfg.ema_decay)
-
-    def loss_fn(step: int, g: torch.Generator) -> Tensor:
-        x_t, t, eps, y, _ = noisy_batch(images, labels, loop.batch, cfg.label_dropout, g)
-        return F.mse_loss(model(x_t, t, y), eps)
-
-    entry = train_loop(name, model, loss_fn, loop, work, resume, ema)
-    folder = out / ("unet" if name == "denoiser" else "guide_unet")
-    save_unet(model, folder)
-    DDPMScheduler(**SCHEDULE).save_pretrained(out / "scheduler")
-    return {**entry, "ema_decay": cfg.ema_decay, "config": {k: unet_config[k] for k in ("block_out_channels", "cross_attention_dim")}}
+    return LabelledUNet(UNet2DConditionModel(**cfg.unet), nn.Embedding(NULL_LABEL + 1, cfg.unet["cross_attention_dim"]))
 
 
 def stage_denoiser(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
-    """The class-conditional pixel UNet (epsilon, DDPM linear betas, label dropout for CFG), EMA weights saved."""
-    return _diffusion_stage("denoiser", cfg.unet, cfg.denoiser, cfg, out, work, resume)
+    """The class-conditional UNet (label dropout for CFG), EMA weights saved; EMA snapshots kept for the guide."""
+    from diffusers import DDIMScheduler
+
+    loop = cfg.denoiser
+    torch.manual_seed(loop.seed)
+    samples, labels = training_samples(cfg, work)
+    model = new_denoiser(cfg).to(cfg.device)
+    ema = EMA(model, cfg.ema_decay)
+
+    def loss_fn(step: int, g: torch.Generator) -> Tensor:
+        x_t, t, eps, x0, y = moved(cfg, *noisy_batch(cfg, samples, labels, loop.batch, g)[:5])
+        return diffusion_loss(cfg, model(x_t, t, y), x_t, t, eps, x0)
+
+    entry = train_loop("denoiser", model, loss_fn, loop, work, resume, ema)
+    save_unet(model, out / FILES["unet"])
+    DDIMScheduler(**scheduler_config(cfg)).save_pretrained(out / FILES["scheduler"])
+    return {**entry, "ema_decay": cfg.ema_decay, "prediction_type": cfg.prediction_type, "min_snr_gamma": cfg.min_snr_gamma,
+            "space": cfg.space, "config": {k: cfg.unet[k] for k in ("block_out_channels", "layers_per_block")}}  # fmt: skip
 
 
 def stage_guide(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
-    """The Autoguidance guide: a smaller UNet trained for 1/16 of the denoiser's recorded iterations."""
-    manifest = out / "manifest.json"
-    denoiser_steps = json.loads(manifest.read_text()).get("denoiser", {}).get("iterations") if manifest.exists() else None
-    loop = replace(cfg.guide, iterations=max(1, denoiser_steps // 16)) if denoiser_steps else cfg.guide
-    return _diffusion_stage("guide", cfg.guide_unet, loop, cfg, out, work, resume)
+    """The Autoguidance guide (EDM2's "shorter-trained" weaker model): the denoiser's EMA snapshot at `guide_fraction`
+    of its recorded iterations (the nearest snapshot at or before it)."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    wanted = max(1, round(manifest["denoiser"]["iterations"] * cfg.guide_fraction))
+    snapshots = sorted((work / "denoiser" / "snapshots").glob("*.pt"))
+    if not snapshots:
+        raise FileNotFoundError(f"no EMA snapshots under {work / 'denoiser' / 'snapshots'}; train the denoiser first")
+    chosen = max((s for s in snapshots if int(s.stem) <= wanted), default=snapshots[0], key=lambda s: int(s.stem))
+    model = new_denoiser(cfg)
+    model.load_state_dict(torch.load(chosen, weights_only=True))
+    save_unet(model, out / FILES["guide_unet"])
+    return {"iterations": int(chosen.stem), "fraction": round(int(chosen.stem) / manifest["denoiser"]["iterations"], 4)}
 
 
 def stage_controlnet(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
-    """ControlNet on Canny maps of renders, the denoiser and its label table frozen; 64x64 maps not downsampled."""
+    """ControlNet on Canny maps of renders, the denoiser and its label table frozen. As in SD, the map stays in
+    pixels: the conditioning embedding downsamples it to the latent size."""
     from diffusers import ControlNetModel, UNet2DConditionModel
 
     from . import load_label_embedding
 
     loop = cfg.controlnet
     torch.manual_seed(loop.seed)
-    unet = UNet2DConditionModel.from_pretrained(out / "unet").eval().requires_grad_(False)
-    embedding = load_label_embedding(out / "unet", "cpu")
+    unet = UNet2DConditionModel.from_pretrained(out / FILES["unet"]).to(cfg.device).eval().requires_grad_(False)
+    embedding = load_label_embedding(out / FILES["unet"], cfg.device)
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=cfg.control_channels)
-    images, labels = load(work, "train_images"), torch.from_numpy(np.array(load(work, "train_labels")))
+    samples, labels = training_samples(cfg, work)
     maps = load(work, "train_canny")
 
     def loss_fn(step: int, g: torch.Generator) -> Tensor:
-        x_t, t, eps, y, idx = noisy_batch(images, labels, loop.batch, cfg.label_dropout, g)
-        cond = torch.from_numpy(np.ascontiguousarray(maps[idx.numpy()])).float()[:, None].expand(-1, 3, -1, -1)
+        x_t, t, eps, x0, y, idx = noisy_batch(cfg, samples, labels, loop.batch, g)
+        cond = torch.from_numpy(np.array(maps[idx.numpy()])).float()[:, None].expand(-1, 3, -1, -1)
+        x_t, t, eps, x0, y, cond = moved(cfg, x_t, t, eps, x0, y, cond)
         states = embedding(y)[:, None]
         down, mid = controlnet(x_t, t, encoder_hidden_states=states, controlnet_cond=cond, return_dict=False)
         pred = unet(x_t, t, encoder_hidden_states=states, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
-        return F.mse_loss(pred, eps)
+        return diffusion_loss(cfg, pred, x_t, t, eps, x0)
 
     entry = train_loop("controlnet", controlnet, loss_fn, loop, work, resume)
-    controlnet.save_pretrained(out / "controlnet")
+    controlnet.save_pretrained(out / FILES["controlnet"])
     return entry
+
+
+@torch.no_grad()
+def stage_estimates(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
+    """Decoded clean estimates x0_hat of noised latents of training renders (class and face sets), t ~ U[0, 800),
+    label or null label: the inputs the guiding networks see during sampling."""
+    from guidance.schedule import to_eps_and_x0
+
+    from . import load_backbone
+
+    backbone = load_backbone(out, cfg.device)
+    rng = np.random.default_rng(0)
+    for name in ("train", "face"):
+        images = load(work, f"{name}_images")
+        count = min(cfg.n_estimates, len(images))
+        sources = np.sort(rng.choice(len(images), count, replace=False))
+        timesteps = rng.integers(0, 800, count)
+        decoded = []
+        for start in range(0, count, 250):
+            src, t = sources[start : start + 250], torch.from_numpy(timesteps[start : start + 250]).to(cfg.device)
+            z0 = backbone.encode(to_pixels(images[src]))
+            a = alphas_cumprod().to(cfg.device)[t].view(-1, 1, 1, 1)
+            x_t = a.sqrt() * z0 + (1 - a).sqrt() * torch.from_numpy(rng.standard_normal(z0.shape)).float().to(cfg.device)
+            labels = [CLASS_NAMES[c] if rng.random() > 0.2 else None for c in np.asarray(load(work, f"{name}_labels"))[src]]
+            out_ = backbone.predict(x_t, t, backbone.embed(labels))
+            decoded.append(to_uint8(backbone.decode(to_eps_and_x0(x_t, out_, a, backbone.prediction_type)[1])))
+        np.save(work / "data" / f"{name}_estimates.npy", np.concatenate(decoded))
+        np.save(work / "data" / f"{name}_estimate_sources.npy", sources)
+        np.save(work / "data" / f"{name}_estimate_timesteps.npy", timesteps)
+    return {}
 
 
 # ----------------------------------------------------------------------------- CLI
 
 STAGE_FUNCTIONS = {
-    "data": stage_data, "classifier": stage_classifier, "evaluator": stage_evaluator, "face": stage_face,
-    "detector": stage_detector, "denoiser": stage_denoiser, "guide": stage_guide, "controlnet": stage_controlnet,
+    "data": stage_data, "vae": stage_vae, "evaluator": stage_evaluator, "denoiser": stage_denoiser, "guide": stage_guide,
+    "controlnet": stage_controlnet, "estimates": stage_estimates, "classifier": stage_classifier, "face": stage_face,
+    "detector": stage_detector,
 }  # fmt: skip
+UNRECORDED = ("data", "estimates")
 PARAM_FILES = {
-    "classifier": ["classifier.safetensors"], "evaluator": ["evaluator.safetensors"],
-    "face": ["face_embedder.safetensors"], "detector": ["face_detector.safetensors"],
-    "denoiser": ["unet/diffusion_pytorch_model.safetensors", f"unet/{LABEL_EMBEDDING}"],
-    "guide": ["guide_unet/diffusion_pytorch_model.safetensors", f"guide_unet/{LABEL_EMBEDDING}"],
-    "controlnet": ["controlnet/diffusion_pytorch_model.safetensors"],
+    "vae": [f"{FILES['vae']}/diffusion_pytorch_model.safetensors"],
+    "evaluator": [FILES["evaluator"]], "classifier": [FILES["classifier"]], "face": [FILES["face_embedder"]],
+    "detector": [FILES["face_detector"]],
+    "denoiser": [f"{FILES['unet']}/diffusion_pytorch_model.safetensors", f"{FILES['unet']}/{LABEL_EMBEDDING}"],
+    "guide": [f"{FILES['guide_unet']}/diffusion_pytorch_model.safetensors", f"{FILES['guide_unet']}/{LABEL_EMBEDDING}"],
+    "controlnet": [f"{FILES['controlnet']}/diffusion_pytorch_model.safetensors"],
 }  # fmt: skip
 
 
@@ -528,24 +805,24 @@ def _count_saved(out: Path, files: list[str]) -> int:
 
 
 def run_stage(stage: str, config: str = "full", out: Path = ASSETS, work: Path = Path("runs/world"), resume: bool = False,
-              time_budget_s: float | None = None) -> None:  # fmt: skip
+              time_budget_s: float | None = None, device: str = "cpu") -> None:  # fmt: skip
     """Run one stage (or all, in order) and record each model stage in the manifest.
 
     `time_budget_s` replaces the configured wall-clock budget of every model stage run (e.g. to extend
     a resumed run; the budget counts the seconds already spent before the checkpoint).
     """
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("GUIDANCE_TRAIN_THREADS", "2")))
     out, work = Path(out), Path(work)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = CONFIGS[config]
+    cfg = replace(CONFIGS[config], device=device)
     if time_budget_s is not None:
-        cfg = replace(cfg, **{s: replace(getattr(cfg, s), time_budget_s=time_budget_s) for s in STAGES if s != "data"})
+        loops = ("vae", "evaluator", "denoiser", "controlnet", "classifier", "face", "detector")
+        cfg = replace(cfg, **{s: replace(getattr(cfg, s), time_budget_s=time_budget_s) for s in loops})
     for name in STAGES if stage == "all" else (stage,):
         start = time.perf_counter()
         entry = STAGE_FUNCTIONS[name](cfg, out, work, resume)
-        if name != "data":
-            entry = {"params": _count_saved(out, PARAM_FILES[name]), **entry, "config_name": config}
-            record(out, name, entry)
+        if name not in UNRECORDED:
+            record(out, name, {"params": _count_saved(out, PARAM_FILES[name]), **entry, "config_name": config})
         print(f"{name}: done in {time.perf_counter() - start:.0f} s", flush=True)
 
 
@@ -557,8 +834,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("runs/world"))
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--time-budget", type=float, help="wall-clock seconds per model stage (overrides the config)")
+    parser.add_argument("--device", default="cpu", help="where the models train, e.g. cuda (batches are drawn on the CPU)")
     args = parser.parse_args(argv)
-    run_stage(args.stage, args.config, args.out, args.workdir, args.resume, args.time_budget)
+    run_stage(args.stage, args.config, args.out, args.workdir, args.resume, args.time_budget, args.device)
 
 
 if __name__ == "__main__":
