@@ -320,3 +320,14 @@ def test_every_solver_clips_x0_as_the_config_says(name):
         finals[clip] = y
     assert float(finals[False].max()) > 1.5
     assert float(finals[True].max()) < float(finals[False].max()) - 0.5
+
+
+def test_make_scheduler_keeps_evodiff_on_its_logsnr_grid_from_the_top_label():
+    """The embedded world's DDPM config says "leading"; the playground's EVODiff still starts at label T-1."""
+    from diffusers import DDPMScheduler
+
+    from guidance.schedulers import make_scheduler
+
+    scheduler = make_scheduler("evodiff", DDPMScheduler(timestep_spacing="leading", steps_offset=1).config)
+    scheduler.set_timesteps(10)
+    assert scheduler.config.time_grid == "logsnr" and int(scheduler.timesteps[0]) == 999
