@@ -165,6 +165,23 @@ def test_dsg_rate_one_steps_exactly_down_the_gradient():
     assert torch.allclose(x, -math.sqrt(256) * 0.5 * gradient / gradient.norm(), atol=1e-5)
 
 
+def test_dsg_interval_has_the_official_phase():
+    """The official loop counts idx down from steps - 1 and guides when idx % interval == 0."""
+    dsg = DSG(interval=5)
+    assert [i for i in range(100) if dsg.applies(i, 100)] == list(range(4, 100, 5))
+    assert [i for i in range(7) if DSG(interval=3).applies(i, 7)] == [0, 3, 6]
+    assert all(DSG(interval=1).applies(i, 10) for i in range(10))
+
+
+@pytest.mark.parametrize("steps, guided", [(5, [0, 2, 4]), (6, [1, 3, 5])])
+def test_dsg_interval_decides_which_steps_take_the_gradient(tiny_sd, steps, guided):
+    method = build_method("figd+dsg", Settings(dsg_interval=2))
+    seen, original = [], method.energy_gradient
+    method.energy_gradient = lambda ctx: seen.append(ctx.index) or original(ctx)
+    sample(tiny_sd, method, PROMPTS, steps=steps, eta=1.0, seed=0, energy=MeanColour())
+    assert seen == guided
+
+
 def test_dsg_needs_exposed_noise(tiny_sd):
     with pytest.raises(MethodConfigError):
         run(tiny_sd, "figd+dsg", MeanColour(), scheduler="ddpm")

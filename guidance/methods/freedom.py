@@ -46,7 +46,7 @@ class FreeDoM(Guidance):
             self.name = f"{self.name}+dsg"
 
     def active(self, ctx: StepContext) -> bool:
-        return ctx.progress in self.window and (self.dsg is None or self.dsg.applies(ctx.index))
+        return ctx.progress in self.window and (self.dsg is None or self.dsg.applies(ctx.index, ctx.steps))
 
     def repeats(self, ctx: StepContext) -> int:
         return self.time_travel.count(ctx.progress) if ctx.progress in self.window else 1
