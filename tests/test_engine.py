@@ -104,13 +104,13 @@ def test_freedom_gradient_matches_finite_differences(tiny_sd_folders):
     x = torch.randn((2, *backbone.sample_shape), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     energy = MeanColour().double()
     ctx = _context(backbone, x, energy)
-    _, _, gradient, _ = method.energy_gradient(ctx)
+    _, gradient, _ = method.energy_gradient(ctx)
     direction = torch.randn_like(x)
     h = 1e-2  # decode() returns float32 pixels, so smaller steps drown in rounding
 
     def total(z):
         with torch.no_grad():
-            eps, _ = method.predictor(_context(backbone, z, energy), z)
+            eps = method.predictor(_context(backbone, z, energy), z).eps
             a = ctx.a_t
             return energy(backbone.decode((z - (1 - a) ** 0.5 * eps) / a**0.5)).sum()
 
@@ -215,6 +215,27 @@ def test_gfcg_scale_rises_with_confusion(tiny_sd):
     scales = [GFCG(FixedClassifier([p, 1 - p, 0, 0]), rule).reference(ctx, torch.zeros(1, *tiny_sd.sample_shape))[1].item()
               for p in (0.9, 0.6, 0.3) for rule in [3.0]]  # fmt: skip
     assert scales[0] < scales[1] < scales[2]
+
+
+def test_freedom_with_cfg_and_gfcg_sizes_its_step_with_the_cfg_weight(tiny_sd):
+    """rho = k RMS(w_cfg (eps_c - eps_u)) / RMS(g) (docs/methods.md, "Step size"), with GFCG on top of CFG too."""
+    from guidance.schedule import rms
+
+    x = torch.randn(2, *tiny_sd.sample_shape, generator=torch.Generator().manual_seed(1))
+
+    def step_size(name, classifier=None):
+        method = build_method(name, Settings(cfg_scale=3.0, step_rule="normalized"), classifier)
+        ctx = _context(tiny_sd, x, MeanColour())
+        ctx.conditions = ["cat", "cat"]
+        pred = method.predict(ctx)
+        return method.step_size(ctx, pred), pred
+
+    cfg, _ = step_size("freedom+cfg")
+    certain, _ = step_size("freedom+cfg+gfcg", FixedClassifier([1.0, 0.0, 0.0, 0.0]))  # p_c = 1: w_t = 0
+    torch.testing.assert_close(certain, cfg)
+    confused, pred = step_size("freedom+cfg+gfcg", FixedClassifier([0.4, 0.3, 0.2, 0.1]))
+    assert pred.guidance_scale == 3.0
+    torch.testing.assert_close(confused, rms(3.0 * pred.guidance_delta) / rms(pred.gradient))
 
 
 def test_gfcg_runs_inside_the_loop_with_extra_evaluations(tiny_sd):

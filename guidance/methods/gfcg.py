@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..errors import MethodConfigError
 from ..schedule import to_eps_and_x0
-from .predictors import Predictor, branch_eps, paired_eps
+from .predictors import Estimate, Predictor, branch_eps, paired_eps
 
 if TYPE_CHECKING:
     from .base import StepContext
@@ -81,23 +81,24 @@ class GFCG(Predictor):
             raise MethodConfigError(f"GFCG needs a target class among {self.classifier.class_names}")
         return ctx.conditions
 
-    def __call__(self, ctx: "StepContext", x: Tensor) -> tuple[Tensor, Tensor | None]:
+    def __call__(self, ctx: "StepContext", x: Tensor) -> Estimate:
+        """GFCG's eps; delta = D_c - D_u (or D_c - D_guide) carries the base's weight to FreeDoM's step rule."""
         eps_c = branch_eps(ctx, x, ctx.embeddings)
         ref_names, scale = self.reference(ctx, eps_c)
         w_t = scale.to(x.device).reshape(-1, 1, 1, 1)
         ref_embeddings = ctx.backbone.embed(ref_names)
         if self.fused:
-            eps_ref = branch_eps(ctx, x, ref_embeddings, guide=True)
-            return eps_c + (self.base_scale - 1 + w_t) * (eps_c - eps_ref), None
+            delta = eps_c - branch_eps(ctx, x, ref_embeddings, guide=True)
+            return Estimate(eps_c + (self.base_scale - 1 + w_t) * delta, delta, self.base_scale)
         if self.base == "cfg":
             eps_u, eps_ref = paired_eps(ctx, x, ctx.null_embeddings, ref_embeddings)
             delta = eps_c - eps_u
-            return eps_c + (self.base_scale - 1) * delta + w_t * (eps_c - eps_ref), delta
-        eps_ref = branch_eps(ctx, x, ref_embeddings)
-        eps = eps_c + w_t * (eps_c - eps_ref)
-        if self.base == "atg":
-            eps = eps + (self.base_scale - 1) * (eps_c - branch_eps(ctx, x, ctx.embeddings, guide=True))
-        return eps, None
+            return Estimate(eps_c + (self.base_scale - 1) * delta + w_t * (eps_c - eps_ref), delta, self.base_scale)
+        eps = eps_c + w_t * (eps_c - branch_eps(ctx, x, ref_embeddings))
+        if self.base == "none":
+            return Estimate(eps)
+        delta = eps_c - branch_eps(ctx, x, ctx.embeddings, guide=True)
+        return Estimate(eps + (self.base_scale - 1) * delta, delta, self.base_scale)
 
     def describe(self) -> dict:
         return {
