@@ -246,6 +246,65 @@ def test_gfcg_runs_inside_the_loop_with_extra_evaluations(tiny_sd):
         build_method("gfcg")
 
 
+class CountingClassifier(FixedClassifier):
+    """FixedClassifier that counts its calls."""
+
+    def __init__(self, probs):
+        super().__init__(probs)
+        self.calls = 0
+
+    def __call__(self, images):
+        self.calls += 1
+        return super().__call__(images)
+
+
+def unet_batches(backbone) -> tuple[list[int], object]:
+    batches = []
+    handle = backbone.unet.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
+    return batches, handle
+
+
+def test_gfcg_outside_its_window_costs_what_cfg_costs(tiny_sd):
+    """Outside the window no classifier and no reference branch run: D_c and D_u are CFG's one batched call."""
+    classifier = CountingClassifier([0.4, 0.3, 0.2, 0.1])
+    method = build_method("cfg+gfcg", Settings(cfg_scale=2.0, gfcg_window=(0.5, 1.0)), classifier)
+    batches, handle = unet_batches(tiny_sd)
+    try:
+        result = sample(tiny_sd, method, ["cat", "dog"], steps=4)
+        cfg = sample(tiny_sd, build_method("cfg", Settings(cfg_scale=2.0)), ["cat", "dog"], steps=4)
+    finally:
+        handle.remove()
+    assert [s.nfe for s in result.steps] == [2, 2, 3, 3] and [s.nfe for s in cfg.steps] == [2, 2, 2, 2]
+    assert classifier.calls == 2
+    assert batches[:6] == [4, 4, 4, 2, 4, 2]  # (D_c, D_u) per step, then D(c_ref) where GFCG acts
+
+
+def test_gfcg_with_every_weight_zero_is_its_base_at_its_cost(tiny_sd):
+    certain = CountingClassifier([1.0, 0.0, 0.0, 0.0])  # p_c = 1 for "cat": w_t = 0, no reference branch
+    result = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0), certain), ["cat", "cat"], steps=3)
+    cfg = sample(tiny_sd, build_method("cfg", Settings(cfg_scale=2.0)), ["cat", "cat"], steps=3)
+    assert [s.nfe for s in result.steps] == [2, 2, 2] and certain.calls == 3
+    torch.testing.assert_close(result.images, cfg.images, rtol=1e-5, atol=1e-5)
+    unused = CountingClassifier([0.4, 0.3, 0.2, 0.1])
+    off = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0, gfcg_max_scale=0.0), unused), ["cat"], steps=3)
+    assert off.nfe == 6 and unused.calls == 0  # w_max = 0: no decode, no classifier
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_gfcg_on_autoguidance_is_autoguidance_where_it_does_not_act(tiny_sd, monkeypatch, fused):
+    monkeypatch.setattr(tiny_sd, "guide_unet", tiny_sd.unet)  # any second network serves as the guide here
+    monkeypatch.setattr(tiny_sd, "has_guide_model", True)
+    atg = sample(tiny_sd, build_method("atg", Settings(cfg_scale=2.0)), ["cat", "dog"], steps=4)
+    classifier = CountingClassifier([0.4, 0.3, 0.2, 0.1])
+    settings = Settings(cfg_scale=2.0, gfcg_fused=fused, gfcg_window=(0.5, 1.0))
+    result = sample(tiny_sd, build_method("atg+gfcg", settings, classifier), ["cat", "dog"], steps=4)
+    assert [s.nfe for s in result.steps] == ([2, 2, 2, 2] if fused else [2, 2, 3, 3]) and classifier.calls == 2
+    never = sample(tiny_sd, build_method("atg+gfcg", Settings(cfg_scale=2.0, gfcg_fused=fused, gfcg_window=(0.0, 0.0)), classifier),
+                   ["cat", "dog"], steps=4)  # fmt: skip
+    torch.testing.assert_close(never.images, atg.images, rtol=1e-5, atol=1e-5)
+    assert classifier.calls == 2
+
+
 def test_nan_in_sampling_raises_typed_error(tiny_sd):
     with pytest.raises(SamplingNaNError):
         run(tiny_sd, "figd", NaNEnergy(), scale=1.0)
