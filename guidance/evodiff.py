@@ -29,6 +29,8 @@ _RI_BOUNDS = (0.25, 1.5)  # step 5: r_i in [0.25 r, 1.5 r]
 _ZETA_SHIFT = 0.5  # step 11: mu
 _SMALL_N = 20  # step 11: the rule for N <= 20 differs from N > 20
 _ZERO_SNR_ALPHA_BAR = 2.0**-24  # a_T used when the schedule is rescaled to zero terminal SNR
+_CLEAN = -1  # grid label of the clean level (a = 1, sigma = 0), where DDIM's last step lands
+SPACINGS = ("linspace", "leading", "trailing")  # diffusers' timestep_spacing values
 
 
 @dataclass
@@ -93,21 +95,48 @@ def _make_betas(
     raise NotImplementedError(f"beta_schedule {beta_schedule!r} is not implemented for EVODiffScheduler")
 
 
-def _grid_labels(alphas_cumprod: np.ndarray, steps: int, time_grid: str) -> np.ndarray:
-    """steps + 1 strictly decreasing integer labels from T-1 down to 0.
+def _check_betas(betas: torch.Tensor) -> None:
+    """Every beta must lie in (0, 1): a_t then falls strictly from 1 towards 0."""
+    if not bool(((betas > 0) & (betas < 1)).all()):
+        raise ValueError(
+            f"EVODiffScheduler needs every beta in (0, 1); got betas in [{float(betas.min())}, {float(betas.max())}]"
+        )
 
-    "logsnr": uniform in lambda = log(alpha / sigma), inverted by interpolation over the
-    labels and rounded; otherwise ("time") uniform in the label, rounded. Label i is kept in
-    [steps - i, T-1 - i] and rounded labels that collide are pushed up by one, so the
-    labels stay in range and every step has h > 0.
+
+def _spacing_labels(timestep_spacing: str, steps: int, num_train_timesteps: int, steps_offset: int) -> np.ndarray:
+    """The ``steps`` labels (descending) that DPM-Solver++ calls the model at under ``timestep_spacing``."""
+    if timestep_spacing == "linspace":
+        return np.linspace(0, num_train_timesteps - 1, steps + 1).round()[::-1][:-1]
+    if timestep_spacing == "leading":
+        return np.arange(steps, 0, -1) * (num_train_timesteps // (steps + 1)) + float(steps_offset)
+    return np.arange(num_train_timesteps, 0, -num_train_timesteps / steps)[:steps].round() - 1
+
+
+def _grid_labels(
+    alphas_cumprod: np.ndarray, steps: int, time_grid: str, timestep_spacing: str, steps_offset: int
+) -> np.ndarray:
+    """steps + 1 strictly decreasing integer labels: the spacing's ``steps`` call labels, then label 0.
+
+    "time": the call labels are DPM-Solver++'s under ``timestep_spacing``; "logsnr": uniform in
+    lambda = log(alpha / sigma) from the spacing's first label down to label 0, inverted by
+    interpolation over the labels. Label i is kept in [steps - i, T-1 - i] and rounded labels that
+    collide are pushed up by one, so the labels stay in range and every step has h > 0. With
+    steps = T every label is called and the last level is the clean one (label -1, sigma = 0);
+    with steps = 0 (one ``final_denoise`` call) the grid is label T-1 alone.
     """
     last = len(alphas_cumprod) - 1
+    if steps > last:
+        return np.arange(last, _CLEAN - 1, -1)
+    if steps == 0:
+        return np.array([last])
+    calls = _spacing_labels(timestep_spacing, steps, last + 1, steps_offset)
     if time_grid == "logsnr":
         lambdas = 0.5 * (np.log(alphas_cumprod) - np.log1p(-alphas_cumprod))
-        targets = np.linspace(lambdas[last], lambdas[0], steps + 1)
+        top = int(min(calls[0], last))
+        targets = np.linspace(lambdas[top], lambdas[0], steps + 1)
         labels = np.interp(targets, lambdas[::-1], np.arange(last, -1, -1, dtype=np.float64))
     else:
-        labels = np.linspace(last, 0, steps + 1)
+        labels = np.append(calls, 0.0)
     index = np.arange(steps + 1)
     grid = np.clip(np.round(labels).astype(np.int64), steps - index, last - index)
     for i in range(steps - 1, -1, -1):
@@ -115,11 +144,33 @@ def _grid_labels(alphas_cumprod: np.ndarray, steps: int, time_grid: str) -> np.n
     return grid
 
 
+def _custom_grid(timesteps: list[int] | np.ndarray | torch.Tensor, last: int, final_denoise: bool) -> np.ndarray:
+    """The grid for caller-given call labels: them, then label 0 (the clean level if they end at 0).
+
+    With ``final_denoise`` the last given label is the denoising call's, so it closes the grid.
+    """
+    labels = np.asarray(torch.as_tensor(timesteps).cpu(), dtype=np.float64)
+    if labels.ndim != 1 or len(labels) == 0 or not np.array_equal(labels, np.round(labels)):
+        raise ValueError(f"timesteps must be a non-empty list of integer labels, got {timesteps!r}")
+    grid = labels.astype(np.int64)
+    if not (bool((grid[1:] < grid[:-1]).all()) and 0 <= grid[-1] and grid[0] <= last):
+        raise ValueError(f"timesteps must be strictly decreasing labels in [0, {last}], got {grid.tolist()}")
+    if final_denoise:
+        return grid
+    return np.append(grid, 0 if grid[-1] > 0 else _CLEAN)
+
+
 class EVODiffScheduler(SchedulerMixin, ConfigMixin):
     """EVODiff (ShiguiLi/EVODiff) with one model call per ``step``, as in methods.md.
 
-    The solver runs on S + 1 grid labels g_0 > ... > g_S (uniform in logSNR or in time),
-    S = ``num_inference_steps`` (S = ``num_inference_steps`` - 1 with ``final_denoise``).
+    The solver runs on S + 1 grid labels g_0 > ... > g_S, S = ``num_inference_steps``
+    (S = ``num_inference_steps`` - 1 with ``final_denoise``), 1 <= ``num_inference_steps`` <= T.
+    ``timestep_spacing`` places them as DPM-Solver++ places its calls: with ``time_grid="time"``
+    g_0 .. g_{S-1} are DPM-Solver++'s labels for the same config; with "logsnr" the grid runs
+    uniformly in lambda from DPM-Solver++'s first label. g_S is label 0, except with S = T
+    (every label is called) or custom ``timesteps`` ending at 0: then it is the clean level
+    (sigma = 0, where DDIM's last step lands), and "Last step" takes its sigma -> 0 limit
+    (sigma_S h -> 1, c_f = r_f = 1).
     ``timesteps`` holds the labels the model is called at: g_0 .. g_{S-1}, plus g_S with
     ``final_denoise``. Call k (k = 0, 1, ...) gets the model output at (``sample``, g_k):
 
@@ -152,7 +203,9 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         prediction_type: what the model predicts: "epsilon", "v_prediction" or "sample".
         rescale_betas_zero_snr: the betas were rescaled to zero terminal SNR in training
             (a_T is then set to 2**-24, as diffusers' DPM-Solver does).
-        time_grid: "logsnr" (default, uniform in lambda) or "time" (uniform in the label).
+        time_grid: "logsnr" (default, uniform in lambda) or "time" (DPM-Solver++'s labels).
+        timestep_spacing, steps_offset: diffusers' "linspace" (default), "leading" (with
+            ``steps_offset``) or "trailing", honoured on either grid (see above).
         final_denoise: spend the last call on x0 = D(x_S, g_S).
         clip_sample, clip_sample_range: clamp every data prediction to
             [-range, range] before the solver uses it, as DPM-Solver++'s thresholding
@@ -179,12 +232,17 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         final_denoise: bool = False,
         clip_sample: bool = False,
         clip_sample_range: float = 1.0,
+        timestep_spacing: Literal["linspace", "leading", "trailing"] = "linspace",
+        steps_offset: int = 0,
     ) -> None:
         if prediction_type not in ("epsilon", "v_prediction", "sample"):
             raise ValueError(f"prediction_type {prediction_type!r} is not supported by EVODiffScheduler")
         if time_grid not in ("logsnr", "time"):
             raise ValueError(f"time_grid must be 'logsnr' or 'time', got {time_grid!r}")
+        if timestep_spacing not in SPACINGS:
+            raise ValueError(f"timestep_spacing must be one of {SPACINGS}, got {timestep_spacing!r}")
         betas = _make_betas(num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas)
+        _check_betas(betas)
         if rescale_betas_zero_snr:
             betas = rescale_zero_terminal_snr(betas)
         alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
@@ -219,25 +277,46 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         """Start the next run at ``timesteps[begin_index]``; that call is then a "Step 1"."""
         self._begin_index = begin_index
 
-    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
-        """Build the grid and ``timesteps`` (int64, descending) and reset the solver state."""
-        solver_steps = num_inference_steps - 1 if self.config.final_denoise else num_inference_steps
-        if not 1 <= solver_steps < self.config.num_train_timesteps:
-            raise ValueError(
-                f"num_inference_steps={num_inference_steps} leaves {solver_steps} solver steps; "
-                f"need 1 <= steps < {self.config.num_train_timesteps}"
-            )
-        grid = _grid_labels(self._alphas_cumprod64, solver_steps, self.config.time_grid)
-        a = self._alphas_cumprod64[grid]
-        self._solver_steps = solver_steps
+    def set_timesteps(
+        self,
+        num_inference_steps: int | None = None,
+        device: str | torch.device | None = None,
+        timesteps: list[int] | None = None,
+    ) -> None:
+        """Build the grid and ``timesteps`` (int64, descending) and reset the solver state.
+
+        Pass ``num_inference_steps`` (1 .. T calls) or ``timesteps``, the strictly decreasing
+        labels to call the model at (``timestep_spacing`` and ``time_grid`` then do not apply).
+        """
+        if (num_inference_steps is None) == (timesteps is None):
+            raise ValueError("Must pass exactly one of `num_inference_steps` or `timesteps`.")
+        last = self.config.num_train_timesteps - 1
+        if timesteps is not None:
+            grid = _custom_grid(timesteps, last, self.config.final_denoise)
+        else:
+            grid = self._spaced_grid(num_inference_steps)
+        calls = len(grid) if self.config.final_denoise else len(grid) - 1
+        a = np.where(grid >= 0, self._alphas_cumprod64[np.maximum(grid, 0)], 1.0)
+        self._solver_steps = len(grid) - 1
         self._alpha = np.sqrt(a).tolist()
         self._sigma = np.sqrt(1.0 - a).tolist()
-        self._lambda = (0.5 * (np.log(a) - np.log1p(-a))).tolist()
+        with np.errstate(divide="ignore"):  # lambda = inf at the clean level
+            self._lambda = (0.5 * (np.log(a) - np.log1p(-a))).tolist()
         self._tau = ((grid + 1) / self.config.num_train_timesteps).tolist()
-        self.num_inference_steps = num_inference_steps
-        self.timesteps = torch.from_numpy(grid[:num_inference_steps].copy()).to(device)
+        self.num_inference_steps = calls
+        self.timesteps = torch.from_numpy(grid[:calls].copy()).to(device)
         self._begin_index = None
         self._reset_state()
+
+    def _spaced_grid(self, num_inference_steps: int) -> np.ndarray:
+        """The grid of ``num_inference_steps`` calls from ``time_grid`` and ``timestep_spacing``."""
+        config = self.config
+        if not 1 <= num_inference_steps <= config.num_train_timesteps:
+            raise ValueError(f"num_inference_steps={num_inference_steps}: need 1 <= steps <= {config.num_train_timesteps}")
+        solver_steps = num_inference_steps - 1 if config.final_denoise else num_inference_steps
+        return _grid_labels(
+            self._alphas_cumprod64, solver_steps, config.time_grid, config.timestep_spacing, config.steps_offset
+        )
 
     def scale_model_input(self, sample: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         """Identity: the VP model takes x_t unscaled."""
@@ -331,13 +410,16 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         return x0
 
     def _h(self, n: int) -> float:
-        """h = 1/kappa_n - 1/kappa_{n-1} = e^{lambda_n} - e^{lambda_{n-1}}."""
+        """h = 1/kappa_n - 1/kappa_{n-1} = e^{lambda_n} - e^{lambda_{n-1}} (infinite at the clean level)."""
         return math.exp(self._lambda[n]) - math.exp(self._lambda[n - 1])
+
+    def _sigma_h(self, n: int) -> float:
+        """sigma_n h = alpha_n - sigma_n e^{lambda_{n-1}}: finite at the clean level, where it is 1."""
+        return self._alpha[n] - self._sigma[n] * self._alpha[n - 1] / self._sigma[n - 1]
 
     def _first_order(self, x: torch.Tensor, n: int) -> torch.Tensor:
         """x_E = (sigma_n / sigma_{n-1}) x + sigma_n h m_A ("Step 1")."""
-        sigma = self._sigma[n]
-        return (sigma / self._sigma[n - 1]) * x + sigma * self._h(n) * self._m_a
+        return (self._sigma[n] / self._sigma[n - 1]) * x + self._sigma_h(n) * self._m_a
 
     def _balance(self, new: torch.Tensor, old: torch.Tensor, beta0: float, w: float) -> torch.Tensor:
         """b = (1 - w) beta0 + w proj(new, old) (steps 4 and 7)."""
@@ -405,4 +487,4 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         c_f = 1.0 - math.sqrt(sigma * sigma_prev)
         r_f = 1.0 - 0.5 * math.sqrt(rho) if rho < 0.5 else 1.0 - 0.5 * math.sqrt(rho - 0.5)
         x_e = self._first_order(x, n)
-        return c_f * x_e + 0.5 * sigma * self._h(n) * (self._m_a - r_f * self._m_b)
+        return c_f * x_e + 0.5 * self._sigma_h(n) * (self._m_a - r_f * self._m_b)

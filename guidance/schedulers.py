@@ -31,8 +31,8 @@ def make_scheduler(name: str, config: dict) -> SchedulerMixin:
         return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2, **_static_threshold(config))
     if name == "unipc":
         return UniPCMultistepScheduler.from_config(config, **_static_threshold(config))
-    if name == "evodiff":
-        return EVODiffScheduler.from_config(config)
+    if name == "evodiff":  # EVODiff's own logSNR grid from label T-1, whatever spacing the config names
+        return EVODiffScheduler.from_config(config, timestep_spacing="linspace")
     raise MethodConfigError(f"unknown scheduler {name!r}; known: {SCHEDULERS}")
 
 

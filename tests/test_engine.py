@@ -104,13 +104,13 @@ def test_freedom_gradient_matches_finite_differences(tiny_sd_folders):
     x = torch.randn((2, *backbone.sample_shape), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     energy = MeanColour().double()
     ctx = _context(backbone, x, energy)
-    _, _, gradient, _ = method.energy_gradient(ctx)
+    _, gradient, _ = method.energy_gradient(ctx)
     direction = torch.randn_like(x)
     h = 1e-2  # decode() returns float32 pixels, so smaller steps drown in rounding
 
     def total(z):
         with torch.no_grad():
-            eps, _ = method.predictor(_context(backbone, z, energy), z)
+            eps = method.predictor(_context(backbone, z, energy), z).eps
             a = ctx.a_t
             return energy(backbone.decode((z - (1 - a) ** 0.5 * eps) / a**0.5)).sum()
 
@@ -165,6 +165,23 @@ def test_dsg_rate_one_steps_exactly_down_the_gradient():
     assert torch.allclose(x, -math.sqrt(256) * 0.5 * gradient / gradient.norm(), atol=1e-5)
 
 
+def test_dsg_interval_has_the_official_phase():
+    """The official loop counts idx down from steps - 1 and guides when idx % interval == 0."""
+    dsg = DSG(interval=5)
+    assert [i for i in range(100) if dsg.applies(i, 100)] == list(range(4, 100, 5))
+    assert [i for i in range(7) if DSG(interval=3).applies(i, 7)] == [0, 3, 6]
+    assert all(DSG(interval=1).applies(i, 10) for i in range(10))
+
+
+@pytest.mark.parametrize("steps, guided", [(5, [0, 2, 4]), (6, [1, 3, 5])])
+def test_dsg_interval_decides_which_steps_take_the_gradient(tiny_sd, steps, guided):
+    method = build_method("figd+dsg", Settings(dsg_interval=2))
+    seen, original = [], method.energy_gradient
+    method.energy_gradient = lambda ctx: seen.append(ctx.index) or original(ctx)
+    sample(tiny_sd, method, PROMPTS, steps=steps, eta=1.0, seed=0, energy=MeanColour())
+    assert seen == guided
+
+
 def test_dsg_needs_exposed_noise(tiny_sd):
     with pytest.raises(MethodConfigError):
         run(tiny_sd, "figd+dsg", MeanColour(), scheduler="ddpm")
@@ -200,12 +217,92 @@ def test_gfcg_scale_rises_with_confusion(tiny_sd):
     assert scales[0] < scales[1] < scales[2]
 
 
+def test_freedom_with_cfg_and_gfcg_sizes_its_step_with_the_cfg_weight(tiny_sd):
+    """rho = k RMS(w_cfg (eps_c - eps_u)) / RMS(g) (docs/methods.md, "Step size"), with GFCG on top of CFG too."""
+    from guidance.schedule import rms
+
+    x = torch.randn(2, *tiny_sd.sample_shape, generator=torch.Generator().manual_seed(1))
+
+    def step_size(name, classifier=None):
+        method = build_method(name, Settings(cfg_scale=3.0, step_rule="normalized"), classifier)
+        ctx = _context(tiny_sd, x, MeanColour())
+        ctx.conditions = ["cat", "cat"]
+        pred = method.predict(ctx)
+        return method.step_size(ctx, pred), pred
+
+    cfg, _ = step_size("freedom+cfg")
+    certain, _ = step_size("freedom+cfg+gfcg", FixedClassifier([1.0, 0.0, 0.0, 0.0]))  # p_c = 1: w_t = 0
+    torch.testing.assert_close(certain, cfg)
+    confused, pred = step_size("freedom+cfg+gfcg", FixedClassifier([0.4, 0.3, 0.2, 0.1]))
+    assert pred.guidance_scale == 3.0
+    torch.testing.assert_close(confused, rms(3.0 * pred.guidance_delta) / rms(pred.gradient))
+
+
 def test_gfcg_runs_inside_the_loop_with_extra_evaluations(tiny_sd):
     classifier = FixedClassifier([0.4, 0.3, 0.2, 0.1])
     result = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0), classifier), ["cat", "dog"], steps=4)
     assert result.nfe == 4 * 3  # conditional, unconditional, reference
     with pytest.raises(MethodConfigError):
         build_method("gfcg")
+
+
+class CountingClassifier(FixedClassifier):
+    """FixedClassifier that counts its calls."""
+
+    def __init__(self, probs):
+        super().__init__(probs)
+        self.calls = 0
+
+    def __call__(self, images):
+        self.calls += 1
+        return super().__call__(images)
+
+
+def unet_batches(backbone) -> tuple[list[int], object]:
+    batches = []
+    handle = backbone.unet.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
+    return batches, handle
+
+
+def test_gfcg_outside_its_window_costs_what_cfg_costs(tiny_sd):
+    """Outside the window no classifier and no reference branch run: D_c and D_u are CFG's one batched call."""
+    classifier = CountingClassifier([0.4, 0.3, 0.2, 0.1])
+    method = build_method("cfg+gfcg", Settings(cfg_scale=2.0, gfcg_window=(0.5, 1.0)), classifier)
+    batches, handle = unet_batches(tiny_sd)
+    try:
+        result = sample(tiny_sd, method, ["cat", "dog"], steps=4)
+        cfg = sample(tiny_sd, build_method("cfg", Settings(cfg_scale=2.0)), ["cat", "dog"], steps=4)
+    finally:
+        handle.remove()
+    assert [s.nfe for s in result.steps] == [2, 2, 3, 3] and [s.nfe for s in cfg.steps] == [2, 2, 2, 2]
+    assert classifier.calls == 2
+    assert batches[:6] == [4, 4, 4, 2, 4, 2]  # (D_c, D_u) per step, then D(c_ref) where GFCG acts
+
+
+def test_gfcg_with_every_weight_zero_is_its_base_at_its_cost(tiny_sd):
+    certain = CountingClassifier([1.0, 0.0, 0.0, 0.0])  # p_c = 1 for "cat": w_t = 0, no reference branch
+    result = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0), certain), ["cat", "cat"], steps=3)
+    cfg = sample(tiny_sd, build_method("cfg", Settings(cfg_scale=2.0)), ["cat", "cat"], steps=3)
+    assert [s.nfe for s in result.steps] == [2, 2, 2] and certain.calls == 3
+    torch.testing.assert_close(result.images, cfg.images, rtol=1e-5, atol=1e-5)
+    unused = CountingClassifier([0.4, 0.3, 0.2, 0.1])
+    off = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0, gfcg_max_scale=0.0), unused), ["cat"], steps=3)
+    assert off.nfe == 6 and unused.calls == 0  # w_max = 0: no decode, no classifier
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_gfcg_on_autoguidance_is_autoguidance_where_it_does_not_act(tiny_sd, monkeypatch, fused):
+    monkeypatch.setattr(tiny_sd, "guide_unet", tiny_sd.unet)  # any second network serves as the guide here
+    monkeypatch.setattr(tiny_sd, "has_guide_model", True)
+    atg = sample(tiny_sd, build_method("atg", Settings(cfg_scale=2.0)), ["cat", "dog"], steps=4)
+    classifier = CountingClassifier([0.4, 0.3, 0.2, 0.1])
+    settings = Settings(cfg_scale=2.0, gfcg_fused=fused, gfcg_window=(0.5, 1.0))
+    result = sample(tiny_sd, build_method("atg+gfcg", settings, classifier), ["cat", "dog"], steps=4)
+    assert [s.nfe for s in result.steps] == ([2, 2, 2, 2] if fused else [2, 2, 3, 3]) and classifier.calls == 2
+    never = sample(tiny_sd, build_method("atg+gfcg", Settings(cfg_scale=2.0, gfcg_fused=fused, gfcg_window=(0.0, 0.0)), classifier),
+                   ["cat", "dog"], steps=4)  # fmt: skip
+    torch.testing.assert_close(never.images, atg.images, rtol=1e-5, atol=1e-5)
+    assert classifier.calls == 2
 
 
 def test_nan_in_sampling_raises_typed_error(tiny_sd):
@@ -320,3 +417,14 @@ def test_every_solver_clips_x0_as_the_config_says(name):
         finals[clip] = y
     assert float(finals[False].max()) > 1.5
     assert float(finals[True].max()) < float(finals[False].max()) - 0.5
+
+
+def test_make_scheduler_keeps_evodiff_on_its_logsnr_grid_from_the_top_label():
+    """The embedded world's DDPM config says "leading"; the playground's EVODiff still starts at label T-1."""
+    from diffusers import DDPMScheduler
+
+    from guidance.schedulers import make_scheduler
+
+    scheduler = make_scheduler("evodiff", DDPMScheduler(timestep_spacing="leading", steps_offset=1).config)
+    scheduler.set_timesteps(10)
+    assert scheduler.config.time_grid == "logsnr" and int(scheduler.timesteps[0]) == 999

@@ -237,3 +237,159 @@ def test_clip_sample_clamps_every_data_prediction(data_std: torch.Tensor) -> Non
     assert float(clipped.step(big_eps, t, x).pred_original_sample.max()) == 1.0
     assert float(plain.step(big_eps, t, x).pred_original_sample.max()) > 2.0
     assert EVODiffScheduler.from_config(DDIMScheduler(clip_sample=True).config).config.clip_sample
+
+
+# The checks diffusers runs on its own schedulers (tests/schedulers/test_schedulers.py and
+# test_scheduler_dpm_multi.py), with EVODiff in place of DPM-Solver++.
+
+
+def public(config) -> dict:
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def run_steps(scheduler, x: torch.Tensor, s: torch.Tensor, count: int | None = None) -> list[torch.Tensor]:
+    """prev_sample and pred_original_sample of the first `count` calls (all by default)."""
+    outputs = []
+    for t in scheduler.timesteps[:count]:
+        out = scheduler.step(exact_eps(x, alpha_bar(scheduler, t), s), t, x)
+        outputs += [out.prev_sample, out.pred_original_sample]
+        x = out.prev_sample
+    return outputs
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"time_grid": "time", "timestep_spacing": "trailing", "beta_schedule": "scaled_linear"},
+        {"timestep_spacing": "leading", "steps_offset": 1, "final_denoise": True, "clip_sample": True},
+        {"prediction_type": "v_prediction", "rescale_betas_zero_snr": True, "num_train_timesteps": 100},
+    ],
+)
+def test_save_pretrained_round_trip_gives_identical_steps(tmp_path, data_std: torch.Tensor, config: dict) -> None:
+    evo = EVODiffScheduler(**config)
+    evo.save_pretrained(tmp_path)
+    loaded = EVODiffScheduler.from_pretrained(tmp_path)
+    assert public(loaded.config) == public(evo.config)
+    runs = []
+    for scheduler in (evo, loaded):
+        scheduler.set_timesteps(6)
+        runs.append(run_steps(scheduler, noise(), data_std))
+    assert torch.equal(evo.timesteps, loaded.timesteps)
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+@pytest.mark.parametrize("shape", [(2, 4), (1, 3, 5), (2, 3, 4, 4), (1, 2, 2, 3, 3)])
+def test_step_output_shapes_and_tuple_equivalence(shape: tuple[int, ...]) -> None:
+    evo, twin = EVODiffScheduler(), EVODiffScheduler()
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    y = x
+    for scheduler in (evo, twin):
+        scheduler.set_timesteps(5)
+    for t in evo.timesteps:  # Step 1, predictors and correctors, and the last step
+        residual = 0.1 * x
+        out = evo.step(residual, t, x)
+        prev, x0 = twin.step(residual, t, y, return_dict=False)
+        assert out.prev_sample.shape == out.pred_original_sample.shape == shape
+        assert torch.equal(out.prev_sample, prev) and torch.equal(out.pred_original_sample, x0)
+        x, y = out.prev_sample, prev
+
+
+def test_from_config_chain_through_other_schedulers_gives_the_same_run(data_std: torch.Tensor) -> None:
+    from diffusers import DEISMultistepScheduler, DPMSolverSinglestepScheduler, UniPCMultistepScheduler
+
+    shared = {"beta_schedule": "scaled_linear", "prediction_type": "v_prediction", "timestep_spacing": "trailing"}
+    scheduler = EVODiffScheduler(**shared)
+    for other in (DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler, UniPCMultistepScheduler, DEISMultistepScheduler):
+        scheduler = other.from_config(scheduler.config)
+        assert {k: scheduler.config[k] for k in shared} == shared
+    chained = EVODiffScheduler.from_config(scheduler.config)
+    x = noise()
+    torch.testing.assert_close(
+        sample(chained, 8, x, data_std, exact_v), sample(EVODiffScheduler(**shared), 8, x, data_std, exact_v), rtol=0, atol=0
+    )
+
+
+@pytest.mark.parametrize("spacing", ["linspace", "leading", "trailing"])
+def test_timestep_spacing_is_honoured_on_both_grids(spacing: str) -> None:
+    dpm = DPMSolverMultistepScheduler(timestep_spacing=spacing, steps_offset=1)
+    on_time = EVODiffScheduler.from_config(dpm.config, time_grid="time")
+    on_logsnr = EVODiffScheduler.from_config(dpm.config)
+    assert on_logsnr.config.timestep_spacing == on_time.config.timestep_spacing == spacing
+    for steps in (2, 10, 25):
+        for scheduler in (dpm, on_time, on_logsnr):
+            scheduler.set_timesteps(steps)
+        assert on_time.timesteps.tolist() == dpm.timesteps.tolist()  # the same calls as DPM-Solver++
+        assert int(on_logsnr.timesteps[0]) == int(dpm.timesteps[0])  # logSNR grid from DPM-Solver++'s first label
+
+
+def test_unknown_timestep_spacing_is_rejected() -> None:
+    with pytest.raises(ValueError, match="timestep_spacing"):
+        EVODiffScheduler(timestep_spacing="uniform")
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 999, 1000])
+def test_every_step_count_up_to_the_training_steps(data_std: torch.Tensor, steps: int) -> None:
+    evo = EVODiffScheduler()
+    evo.set_timesteps(steps)
+    ts = evo.timesteps
+    assert len(ts) == steps and int(ts[0]) == 999 and bool((ts[1:] < ts[:-1]).all()) and int(ts[-1]) >= 0
+    outputs = run_steps(evo, noise(), data_std)
+    assert all(bool(torch.isfinite(out).all()) for out in outputs)
+    if steps == 1:  # "Step 1" alone: DDIM from label 999 to label 0
+        ddim = DDIMScheduler(clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
+        torch.testing.assert_close(outputs[0], sample(ddim, 1, noise(), data_std), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("train_steps", [25, 1000])
+def test_as_many_steps_as_training_labels_ends_at_the_clean_level(data_std: torch.Tensor, train_steps: int) -> None:
+    """Every label is called; the last step lands on sigma = 0 by the "Last step" rule's limit."""
+    evo = EVODiffScheduler(num_train_timesteps=train_steps)
+    evo.set_timesteps(train_steps)
+    assert evo.timesteps.tolist() == list(range(train_steps - 1, -1, -1))
+    outputs = run_steps(evo, noise(), data_std)
+    final, m_a, m_b = outputs[-2], outputs[-1], outputs[-3]  # x_N, D at label 0, D at label 1
+    torch.testing.assert_close(final, m_a + 0.5 * (m_a - m_b), rtol=1e-12, atol=1e-12)
+
+
+def test_final_denoise_from_one_step_to_every_label(data_std: torch.Tensor) -> None:
+    evo = EVODiffScheduler(final_denoise=True)
+    evo.set_timesteps(1)  # one call: D(x_T) at label 999
+    assert evo.timesteps.tolist() == [999]
+    x = noise()
+    a = alpha_bar(evo, 999)
+    out = evo.step(exact_eps(x, a, data_std), evo.timesteps[0], x)
+    torch.testing.assert_close(out.prev_sample, (x - (1 - a).sqrt() * exact_eps(x, a, data_std)) / a.sqrt())
+    evo.set_timesteps(1000)  # 999 solver steps over every label, then D at label 0
+    assert evo.timesteps.tolist() == list(range(999, -1, -1))
+    for steps in (0, 1001):
+        with pytest.raises(ValueError, match="num_inference_steps"):
+            evo.set_timesteps(steps)
+
+
+def test_custom_timesteps(data_std: torch.Tensor) -> None:
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import retrieve_timesteps
+
+    evo, custom = EVODiffScheduler(), EVODiffScheduler()
+    evo.set_timesteps(10)
+    custom.set_timesteps(timesteps=evo.timesteps.tolist())
+    x = noise()
+    assert torch.equal(sample(custom, 10, x, data_std), sample(evo, 10, x, data_std))
+    labels = [999, 700, 400, 100, 0]  # ends at label 0: the last step lands on the clean level
+    timesteps, count = retrieve_timesteps(custom, timesteps=labels)
+    assert timesteps.tolist() == labels and count == 5
+    assert all(bool(torch.isfinite(out).all()) for out in run_steps(custom, x, data_std))
+    for bad in ([999, 999, 0], [500, 600], [1000, 0], [999, -1], [999.5, 0], []):
+        with pytest.raises(ValueError, match="timesteps"):
+            custom.set_timesteps(timesteps=bad)
+    with pytest.raises(ValueError, match="exactly one"):
+        custom.set_timesteps(10, timesteps=labels)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"beta_start": 0.5, "beta_end": 1.5}, {"beta_start": -0.01}, {"trained_betas": [0.0, 0.1, 0.2]}, {"beta_end": 1.0}],
+)
+def test_betas_outside_the_unit_interval_are_rejected(config: dict) -> None:
+    with pytest.raises(ValueError, match=r"beta in \(0, 1\)"):
+        EVODiffScheduler(**config)

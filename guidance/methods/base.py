@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..backbone import Backbone, Control
 from ..schedule import from_eps, to_eps_and_x0
-from .predictors import Predictor
+from .predictors import Estimate, Predictor
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Prediction:
     eps: Tensor
     x0: Tensor
     guidance_delta: Tensor | None = None  # eps_c - eps_u where CFG ran: sizes FreeDoM's normalised step
+    guidance_scale: float = 1.0  # the weight w_cfg (or w_atg) that guidance_delta carries in eps
     gradient: Tensor | None = None  # grad of the energy w.r.t. x_t (or an estimate of it)
     energy: Tensor | None = None  # (B,) energy of x0 where the method computed it
 
@@ -78,20 +79,22 @@ class Guidance:
 
     def predict(self, ctx: StepContext) -> Prediction:
         with torch.no_grad():
-            eps, delta = self.predictor(ctx, ctx.x)
-        return self._prediction(ctx, eps, delta)
+            estimate = self.predictor(ctx, ctx.x)
+        return self._prediction(ctx, estimate)
 
     def update(self, ctx: StepContext, pred: Prediction, mean: Tensor, sigma: float, noise: Tensor) -> Tensor:
         """x_{t-1} from the unguided mean and noise std of the scheduler's step (None: noise already in)."""
         return mean if sigma is None else mean + sigma * noise
 
     @staticmethod
-    def _prediction(ctx: StepContext, eps: Tensor, delta: Tensor | None, **extra) -> Prediction:
-        eps = eps.detach()
+    def _prediction(ctx: StepContext, estimate: Estimate, **extra) -> Prediction:
+        eps = estimate.eps.detach()
         _, x0 = to_eps_and_x0(ctx.x.detach(), eps, ctx.a_t, "epsilon")
         out = from_eps(ctx.x.detach(), eps, ctx.a_t, ctx.backbone.prediction_type)
-        delta = None if delta is None else delta.detach()
-        return Prediction(model_output=out, eps=eps, x0=x0, guidance_delta=delta, **extra)
+        delta = None if estimate.delta is None else estimate.delta.detach()
+        return Prediction(
+            model_output=out, eps=eps, x0=x0, guidance_delta=delta, guidance_scale=estimate.scale, **extra
+        )
 
     def describe(self) -> dict:
         """Options for reports and captions."""

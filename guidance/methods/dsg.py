@@ -13,7 +13,8 @@ class DSG:
     """Replaces "mean + sigma z - rho g" by a step of length sqrt(n) sigma_t on the sphere.
 
     methods.md, DSG steps 3-5: r = sqrt(n) sigma_t, d* = -r g / ||g||, d_m = sigma_t z + rate (d* - sigma_t z),
-    x_{t-1} = mean + r d_m / ||d_m||, with per-sample norms. Guidance acts when step % interval == 0.
+    x_{t-1} = mean + r d_m / ||d_m||, with per-sample norms. Guidance acts every `interval` steps with the
+    official code's phase (its step counter runs down to 0), so the last step is always guided.
     """
 
     def __init__(self, rate: float = 0.1, interval: int = 1):
@@ -23,8 +24,9 @@ class DSG:
             raise MethodConfigError(f"DSG interval must be >= 1, got {interval}")
         self.rate, self.interval = rate, interval
 
-    def applies(self, index: int) -> bool:
-        return index % self.interval == 0
+    def applies(self, index: int, steps: int) -> bool:
+        """Whether step `index` (0 = first of `steps`) is guided: the official idx = steps - 1 - index, idx % interval == 0."""
+        return (steps - 1 - index) % self.interval == 0
 
     def step(self, mean: Tensor, sigma: float | None, noise: Tensor, gradient: Tensor) -> Tensor:
         if sigma is None:

@@ -7,6 +7,7 @@ from torch import Tensor
 from ..errors import MethodConfigError
 from ..schedule import to_eps_and_x0
 from .base import StepContext
+from .predictors import Estimate
 from .freedom import FreeDoM
 
 FISHER_WEIGHTS = ("gaussian", "unit")
@@ -31,14 +32,14 @@ class FIGD(FreeDoM):
     def weight(self, a_t: float) -> float:
         return a_t**-0.5 if self.fisher_weight == "gaussian" else 1.0
 
-    def energy_gradient(self, ctx: StepContext) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+    def energy_gradient(self, ctx: StepContext) -> tuple[Estimate, Tensor, Tensor]:
         with torch.no_grad():
-            eps, delta = self.predictor(ctx, ctx.x)
-        x0 = to_eps_and_x0(ctx.x, eps, ctx.a_t, "epsilon")[1].detach().requires_grad_(True)
+            estimate = self.predictor(ctx, ctx.x)
+        x0 = to_eps_and_x0(ctx.x, estimate.eps, ctx.a_t, "epsilon")[1].detach().requires_grad_(True)
         with torch.enable_grad():
             energy = ctx.energy(ctx.backbone.decode(x0))
             (grad_x0,) = torch.autograd.grad(energy.sum(), x0)
-        return eps, delta, self.weight(ctx.a_t) * grad_x0, energy
+        return estimate, self.weight(ctx.a_t) * grad_x0, energy
 
     def describe(self) -> dict:
         return {**super().describe(), "fisher_weight": self.fisher_weight}

@@ -8,7 +8,7 @@ from ..errors import MethodConfigError
 from ..schedule import expand, rms, to_eps_and_x0
 from .base import Guidance, Prediction, StepContext, TimeTravel, Window
 from .dsg import DSG
-from .predictors import Predictor
+from .predictors import Estimate, Predictor
 
 STEP_RULES = ("auto", "alpha", "normalized", "constant")
 
@@ -46,7 +46,7 @@ class FreeDoM(Guidance):
             self.name = f"{self.name}+dsg"
 
     def active(self, ctx: StepContext) -> bool:
-        return ctx.progress in self.window and (self.dsg is None or self.dsg.applies(ctx.index))
+        return ctx.progress in self.window and (self.dsg is None or self.dsg.applies(ctx.index, ctx.steps))
 
     def repeats(self, ctx: StepContext) -> int:
         return self.time_travel.count(ctx.progress) if ctx.progress in self.window else 1
@@ -54,18 +54,18 @@ class FreeDoM(Guidance):
     def predict(self, ctx: StepContext) -> Prediction:
         if not self.active(ctx):
             return super().predict(ctx)
-        eps, delta, gradient, energy = self.energy_gradient(ctx)
-        return self._prediction(ctx, eps, delta, gradient=gradient.detach(), energy=energy.detach())
+        estimate, gradient, energy = self.energy_gradient(ctx)
+        return self._prediction(ctx, estimate, gradient=gradient.detach(), energy=energy.detach())
 
-    def energy_gradient(self, ctx: StepContext) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
-        """(eps, delta, grad_{x_t} E, E): autograd through the denoiser, the decoder and the energy."""
+    def energy_gradient(self, ctx: StepContext) -> tuple[Estimate, Tensor, Tensor]:
+        """(the predictor's estimate, grad_{x_t} E, E): autograd through the denoiser, the decoder and the energy."""
         x = ctx.x.detach().requires_grad_(True)
         with torch.enable_grad():
-            eps, delta = self.predictor(ctx, x)
-            _, x0 = to_eps_and_x0(x, eps, ctx.a_t, "epsilon")
+            estimate = self.predictor(ctx, x)
+            _, x0 = to_eps_and_x0(x, estimate.eps, ctx.a_t, "epsilon")
             energy = ctx.energy(ctx.backbone.decode(x0))
             (gradient,) = torch.autograd.grad(energy.sum(), x)
-        return eps, delta, gradient, energy
+        return estimate, gradient, energy
 
     def update(self, ctx: StepContext, pred: Prediction, mean: Tensor, sigma: float | None, noise: Tensor) -> Tensor:
         if pred.gradient is None:
@@ -83,8 +83,7 @@ class FreeDoM(Guidance):
             return torch.full((pred.eps.shape[0],), self.scale * ctx.a_t**0.5)
         if rule == "constant":
             return torch.full((pred.eps.shape[0],), float(self.scale))
-        cfg_scale = getattr(self.predictor, "scale", 1.0)
-        reference = pred.eps if pred.guidance_delta is None else cfg_scale * pred.guidance_delta
+        reference = pred.eps if pred.guidance_delta is None else pred.guidance_scale * pred.guidance_delta
         return (self.scale * rms(reference) / (rms(pred.gradient) + 1e-12)).cpu()
 
     def describe(self) -> dict:

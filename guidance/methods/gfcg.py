@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..errors import MethodConfigError
 from ..schedule import to_eps_and_x0
-from .predictors import Predictor, branch_eps, paired_eps
+from .predictors import Estimate, Predictor, branch_eps, paired_eps
 
 if TYPE_CHECKING:
     from .base import StepContext
@@ -34,6 +34,9 @@ class GFCG(Predictor):
       base "cfg":  D = D_c + (w_cfg - 1)(D_c - D_u) + w_t (D_c - D(c_ref))
       base "atg":  D = D_c + (w_atg - 1)(D_c - D_guide(c)) + w_t (D_c - D(c_ref))
       base "atg", fused: D = D_c + (w_atg - 1 + w_t)(D_c - D_guide(c_ref))   (two calls, ATG's cost)
+    Where GFCG does not act (outside `window`, w_max = 0, or w_t = 0 for every sample) it is its base
+    at the base's cost: no reference branch, and outside the window or with w_max = 0 no decode and no
+    classifier either (docs/methods.md, GFCG). With CFG, D_c and D_u are one batched call.
     """
 
     name = "gfcg"
@@ -71,8 +74,6 @@ class GFCG(Predictor):
             scale = self.max_scale * (1 - p_c)
         else:
             scale = self.max_scale * p_ref / (p_c + p_ref + 1e-12)
-        if not self.window[0] <= ctx.progress < self.window[1]:
-            scale = torch.zeros_like(scale)
         self.last_reference, self.last_scale = [names[i] for i in ref.tolist()], scale
         return self.last_reference, scale
 
@@ -81,23 +82,55 @@ class GFCG(Predictor):
             raise MethodConfigError(f"GFCG needs a target class among {self.classifier.class_names}")
         return ctx.conditions
 
-    def __call__(self, ctx: "StepContext", x: Tensor) -> tuple[Tensor, Tensor | None]:
-        eps_c = branch_eps(ctx, x, ctx.embeddings)
-        ref_names, scale = self.reference(ctx, eps_c)
-        w_t = scale.to(x.device).reshape(-1, 1, 1, 1)
-        ref_embeddings = ctx.backbone.embed(ref_names)
+    def __call__(self, ctx: "StepContext", x: Tensor) -> Estimate:
+        """GFCG's eps; delta = D_c - D_u (or D_c - D_guide) carries the base's weight to FreeDoM's step rule."""
         if self.fused:
-            eps_ref = branch_eps(ctx, x, ref_embeddings, guide=True)
-            return eps_c + (self.base_scale - 1 + w_t) * (eps_c - eps_ref), None
-        if self.base == "cfg":
-            eps_u, eps_ref = paired_eps(ctx, x, ctx.null_embeddings, ref_embeddings)
-            delta = eps_c - eps_u
-            return eps_c + (self.base_scale - 1) * delta + w_t * (eps_c - eps_ref), delta
+            return self._fused(ctx, x)
+        eps_c, base = self._base(ctx, x)
+        guidance = self._guidance(ctx, eps_c)
+        if guidance is None:
+            return base
+        ref_embeddings, w_t = guidance
         eps_ref = branch_eps(ctx, x, ref_embeddings)
-        eps = eps_c + w_t * (eps_c - eps_ref)
-        if self.base == "atg":
-            eps = eps + (self.base_scale - 1) * (eps_c - branch_eps(ctx, x, ctx.embeddings, guide=True))
-        return eps, None
+        return Estimate(base.eps + w_t * (eps_c - eps_ref), base.delta, base.scale)
+
+    def _base(self, ctx: "StepContext", x: Tensor) -> tuple[Tensor, Estimate]:
+        """D_c and the base's estimate: D_c alone, CFG (D_c and D_u in one batched call) or Autoguidance."""
+        if self.base == "cfg":
+            eps_c, eps_other = paired_eps(ctx, x, ctx.embeddings, ctx.null_embeddings)
+        else:
+            eps_c = branch_eps(ctx, x, ctx.embeddings)
+            if self.base == "none":
+                return eps_c, Estimate(eps_c)
+            eps_other = branch_eps(ctx, x, ctx.embeddings, guide=True)
+        delta = eps_c - eps_other
+        return eps_c, Estimate(eps_c + (self.base_scale - 1) * delta, delta, self.base_scale)
+
+    def _fused(self, ctx: "StepContext", x: Tensor) -> Estimate:
+        """D_c + (w - 1 + w_t)(D_c - D_guide(c_ref)); where w_t = 0 the guide sees c: Autoguidance's D."""
+        eps_c = branch_eps(ctx, x, ctx.embeddings)
+        guidance = self._guidance(ctx, eps_c)
+        guide_embeddings, w_t = ctx.embeddings, 0.0
+        if guidance is not None:
+            ref_embeddings, w_t = guidance
+            acting = (w_t != 0).reshape(-1, 1, 1).to(ref_embeddings.device)
+            guide_embeddings = torch.where(acting, ref_embeddings, ctx.embeddings)
+        delta = eps_c - branch_eps(ctx, x, guide_embeddings, guide=True)
+        return Estimate(eps_c + (self.base_scale - 1 + w_t) * delta, delta, self.base_scale)
+
+    def _guidance(self, ctx: "StepContext", eps_c: Tensor) -> tuple[Tensor, Tensor] | None:
+        """(reference-class embeddings, w_t shaped (B, 1, 1, 1)) where GFCG acts, else None.
+
+        Outside the window or with w_max = 0 no classifier runs; None too where w_t = 0 for every sample.
+        """
+        self._targets(ctx)
+        self.last_reference, self.last_scale = [], None
+        if self.max_scale == 0 or not self.window[0] <= ctx.progress < self.window[1]:
+            return None
+        names, scale = self.reference(ctx, eps_c)
+        if not bool(scale.any()):
+            return None
+        return ctx.backbone.embed(names), scale.to(eps_c.device).reshape(-1, 1, 1, 1)
 
     def describe(self) -> dict:
         return {

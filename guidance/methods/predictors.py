@@ -1,10 +1,12 @@
 """How the denoiser's branches combine into one noise estimate: conditional, CFG, Autoguidance.
 
-Each predictor returns (eps, delta): the combined noise estimate, and eps_c - eps_u where an
-unconditional branch ran (None otherwise), which FreeDoM's normalised step size uses.
+Each predictor returns an `Estimate`: the combined noise estimate and, where an unconditional (or
+guide) branch ran, delta = eps_c - eps_u with the weight w it carries, which FreeDoM's normalised
+step size uses (docs/methods.md, "Step size").
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -14,6 +16,15 @@ from ..schedule import to_eps_and_x0
 
 if TYPE_CHECKING:
     from .base import StepContext
+
+
+@dataclass
+class Estimate:
+    """A predictor's output: eps, and delta = eps_c - eps_u (None if no such branch ran) with its weight w."""
+
+    eps: Tensor
+    delta: Tensor | None = None
+    scale: float = 1.0
 
 
 def branch_eps(ctx: "StepContext", x: Tensor, embeddings: Tensor, guide: bool = False) -> Tensor:
@@ -33,8 +44,8 @@ class Predictor:
 
     name = "cond"
 
-    def __call__(self, ctx: "StepContext", x: Tensor) -> tuple[Tensor, Tensor | None]:
-        return branch_eps(ctx, x, ctx.embeddings), None
+    def __call__(self, ctx: "StepContext", x: Tensor) -> Estimate:
+        return Estimate(branch_eps(ctx, x, ctx.embeddings))
 
     def describe(self) -> dict:
         return {"name": self.name}
@@ -48,10 +59,10 @@ class CFG(Predictor):
     def __init__(self, scale: float = 7.5):
         self.scale = scale
 
-    def __call__(self, ctx: "StepContext", x: Tensor) -> tuple[Tensor, Tensor | None]:
+    def __call__(self, ctx: "StepContext", x: Tensor) -> Estimate:
         eps_c, eps_u = paired_eps(ctx, x, ctx.embeddings, ctx.null_embeddings)
         delta = eps_c - eps_u
-        return eps_u + self.scale * delta, delta
+        return Estimate(eps_u + self.scale * delta, delta, self.scale)
 
     def describe(self) -> dict:
         return {"name": self.name, "scale": self.scale}
@@ -65,11 +76,11 @@ class Autoguidance(Predictor):
     def __init__(self, scale: float = 2.0):
         self.scale = scale
 
-    def __call__(self, ctx: "StepContext", x: Tensor) -> tuple[Tensor, Tensor | None]:
+    def __call__(self, ctx: "StepContext", x: Tensor) -> Estimate:
         eps_c = branch_eps(ctx, x, ctx.embeddings)
         eps_g = branch_eps(ctx, x, ctx.embeddings, guide=True)
         delta = eps_c - eps_g
-        return eps_g + self.scale * delta, delta
+        return Estimate(eps_g + self.scale * delta, delta, self.scale)
 
     def describe(self) -> dict:
         return {"name": self.name, "scale": self.scale}
