@@ -111,7 +111,8 @@ class FaceIDEnergy(Energy):
     The reference is cropped at the face its detector finds. Each generated sample is cropped at the face found
     in it, as Universal Guidance does: the detector (no gradient) runs on the decoded clean estimates every
     `redetect_every` calls, and a sample is cropped at the detector's `fallback_box` until a face is found in it
-    (docs/methods.md, "Face ID"). `distance` is "l2" (FreeDoM, default), "l1" (Universal Guidance) or "cosine".
+    (docs/methods.md, Face ID steps 1-3). `distance` is "l2" (FreeDoM, default), "l1" (Universal Guidance)
+    or "cosine".
     """
 
     name, metric_name = "face", "id_distance"

@@ -3,9 +3,9 @@
 EVODiff ("entropy-aware variance optimised diffusion inference", official code:
 github.com/ShiguiLi/EVODiff, MIT) is a deterministic multistep ODE solver in data
 prediction with one model call per step, the cost of DPM-Solver++(2M). This
-module implements the statement in ``/work/shared/methods.md``, section
-"EVODiff: entropy-aware variance-optimised ODE solver"; comments cite its
-"Step 1", its steps 1-12 of the steps n = 2..N-1, and its "Last step".
+module implements the statement in ``docs/methods.md``, section "EVODiff";
+comments cite its "first step", its steps 1-12 of the steps n = 2..N-1, and
+its "last step".
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class EVODiffSchedulerOutput(BaseOutput):
     Args:
         prev_sample: ``(batch, channels, height, width)`` (any ``(batch, channels, ...)``
             shape works), the sample to feed to the model at the next timestep. Between
-            calls this is the predictor point x_P of methods.md step 6; after the last
-            call it is the final sample x_N (or D(x_N) with ``final_denoise``).
+            calls this is the predictor point x_P of docs/methods.md, EVODiff step 6;
+            after the last call it is the final sample x_N (or D(x_N) with ``final_denoise``).
         pred_original_sample: same shape, the data prediction x0_hat = D(sample) at the
             point the model was just evaluated at.
     """
@@ -52,7 +52,7 @@ class EVODiffSchedulerOutput(BaseOutput):
 
 @dataclass(frozen=True)
 class _Predictor:
-    """What step n's corrector (methods.md steps 7-12) keeps from its predictor (steps 1-6)."""
+    """What step n's corrector (docs/methods.md, EVODiff steps 7-12) keeps from its predictor (steps 1-6)."""
 
     offset: torch.Tensor  # x_P - x_E = sigma_n h / (2 r_i) D1  (step 6)
     d1: torch.Tensor  # D1 (step 4)
@@ -161,7 +161,7 @@ def _custom_grid(timesteps: list[int] | np.ndarray | torch.Tensor, last: int, fi
 
 
 class EVODiffScheduler(SchedulerMixin, ConfigMixin):
-    """EVODiff (ShiguiLi/EVODiff) with one model call per ``step``, as in methods.md.
+    """EVODiff (ShiguiLi/EVODiff) with one model call per ``step``, as in docs/methods.md, EVODiff.
 
     The solver runs on S + 1 grid labels g_0 > ... > g_S, S = ``num_inference_steps``
     (S = ``num_inference_steps`` - 1 with ``final_denoise``), 1 <= ``num_inference_steps`` <= T.
@@ -174,14 +174,14 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
     ``timesteps`` holds the labels the model is called at: g_0 .. g_{S-1}, plus g_S with
     ``final_denoise``. Call k (k = 0, 1, ...) gets the model output at (``sample``, g_k):
 
-    * k = 0: ``sample`` is x_0 (pure noise). m_A = D(x_0); returns x_1 by methods.md
-      "Step 1" (first order, exactly DDIM / DPM-Solver++(1)).
+    * k = 0: ``sample`` is x_0 (pure noise). m_A = D(x_0); returns x_1 by the EVODiff
+      "first step" (first order, exactly DDIM / DPM-Solver++(1)).
     * k = 1: ``sample`` is the iterate x_1. m_B <- m_A, m_A <- D(x_1); runs steps 1-6 of
       step n = 2 and returns its predictor point x_P (not an iterate).
     * k = 2 .. S-1: ``sample`` is step k's predictor point x_P, so the model output is the
       call of step 6, m_P. Steps 7-12 give the iterate x_k and shift m_B <- m_A,
       m_A <- m_P (step 12); then steps 1-6 of step k + 1 return its predictor point.
-    * the call with k = S-1 finishes with methods.md "Last step" (no call of its own)
+    * the call with k = S-1 finishes with the EVODiff "last step" (no call of its own)
       instead and returns x_S. With ``final_denoise`` call k = S returns D(x_S, g_S).
 
     So NFE = ``len(timesteps)`` = ``num_inference_steps``, as in the official sampler
@@ -189,8 +189,8 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
     as ``sample`` - (x_P - x_E), so an edit the caller makes to the returned predictor
     point (e.g. an energy-guidance shift) is carried into the iterate x_n. In step 2,
     t_min, t_max are the continuous times (label + 1) / T of g_S and g_0 (also when a
-    pipeline starts mid-schedule with ``set_begin_index``; that first call is a "Step 1").
-    The N of step 11 is S. With S = 1 the only step is "Step 1".
+    pipeline starts mid-schedule with ``set_begin_index``; that first call is a "first step").
+    The N of step 11 is S. With S = 1 the only step is the "first step".
 
     Coefficients are computed in float64 (schedule) and float32 (per-sample tensors,
     float64 if the sample is float64), whatever the model's dtype; ``prev_sample`` is
@@ -274,7 +274,7 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         return self._begin_index
 
     def set_begin_index(self, begin_index: int = 0) -> None:
-        """Start the next run at ``timesteps[begin_index]``; that call is then a "Step 1"."""
+        """Start the next run at ``timesteps[begin_index]``; that call is then a "first step"."""
         self._begin_index = begin_index
 
     def set_timesteps(
@@ -359,7 +359,7 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         k = self._step_index
         dtype = torch.float64 if sample.dtype == torch.float64 else torch.float32
         x_in = sample.to(dtype)
-        # 0. Data prediction at the evaluated point: m_0 ("Step 1"), D(x_1), or m_P (step 6).
+        # 0. Data prediction at the evaluated point: m_0 ("first step"), D(x_1), or m_P (step 6).
         x0 = self._data_prediction(model_output.to(dtype), x_in, k)
         if k == self._solver_steps:
             # 0'. The final_denoise call: x0 = D(x_S, g_S).
@@ -372,7 +372,7 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
             self._pending = None
             n = k + 1
             if self._m_b is None:
-                # "Step 1": first-order step, exactly DDIM / DPM-Solver++(1).
+                # "First step": first-order step, exactly DDIM / DPM-Solver++(1).
                 prev = self._first_order(x, n)
             elif n == self._solver_steps:
                 # "Last step": no model call.
@@ -418,7 +418,7 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         return self._alpha[n] - self._sigma[n] * self._alpha[n - 1] / self._sigma[n - 1]
 
     def _first_order(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        """x_E = (sigma_n / sigma_{n-1}) x + sigma_n h m_A ("Step 1")."""
+        """x_E = (sigma_n / sigma_{n-1}) x + sigma_n h m_A ("first step")."""
         return (self._sigma[n] / self._sigma[n - 1]) * x + self._sigma_h(n) * self._m_a
 
     def _balance(self, new: torch.Tensor, old: torch.Tensor, beta0: float, w: float) -> torch.Tensor:

@@ -151,7 +151,7 @@ def test_v_prediction_matches_epsilon(data_std: torch.Tensor) -> None:
 
 # Relative errors of the official sampler (EVODiff_edm.sample, ShiguiLi/EVODiff) run offline
 # on the same VP grid, data and noise; it agreed with this scheduler to 3e-7 (float64).
-# 25 steps exercises the N > 20 rule of methods.md step 11.
+# 25 steps exercises the N > 20 rule of docs/methods.md, EVODiff step 11.
 @pytest.mark.parametrize(("steps", "official_error"), [(10, 0.08438056), (25, 0.02577873)])
 def test_close_to_exact_ode_solution(data_std: torch.Tensor, steps: int, official_error: float) -> None:
     x = noise()
@@ -177,7 +177,7 @@ def test_predictor_is_dpm_solver_pp_2m_with_plain_differences(
     )
     dpm.set_timesteps(timesteps=evo.timesteps.tolist())
     x_evo = x_dpm = noise(torch.float32)
-    for t in evo.timesteps[:2]:  # Step 1, then step 2's predictor point x_P
+    for t in evo.timesteps[:2]:  # the first step, then step 2's predictor point x_P
         x_evo = evo.step(exact_eps(x_evo, alpha_bar(evo, t), data_std), t, x_evo).prev_sample
         x_dpm = dpm.step(exact_eps(x_dpm, alpha_bar(dpm, t), data_std), t, x_dpm).prev_sample
     torch.testing.assert_close(x_evo, x_dpm, rtol=1e-6, atol=1e-6)
@@ -214,7 +214,7 @@ def test_begin_index_and_add_noise(data_std: torch.Tensor) -> None:
     evo.set_begin_index(begin)
     first = evo.step(exact_eps(x, a, data_std), t0, x).prev_sample
     assert evo.step_index == begin + 1
-    # A run started mid-schedule opens with "Step 1" (first order), from the same point.
+    # A run started mid-schedule opens with the "first step" (first order), from the same point.
     t1 = evo.timesteps[begin + 1]
     a1 = alpha_bar(evo, t1)
     x0_hat = (x - (1 - a).sqrt() * exact_eps(x, a, data_std)) / a.sqrt()

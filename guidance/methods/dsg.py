@@ -12,9 +12,9 @@ from ..schedule import expand, norm
 class DSG:
     """Replaces "mean + sigma z - rho g" by a step of length sqrt(n) sigma_t on the sphere.
 
-    methods.md, DSG steps 3-5: r = sqrt(n) sigma_t, d* = -r g / ||g||, d_m = sigma_t z + rate (d* - sigma_t z),
+    docs/methods.md, DSG steps 3-5: r = sqrt(n) sigma_t, d* = -r g / ||g||, d_m = sigma_t z + rate (d* - sigma_t z),
     x_{t-1} = mean + r d_m / ||d_m||, with per-sample norms. Guidance acts every `interval` steps with the
-    official code's phase (its step counter runs down to 0), so the last step is always guided.
+    official code's phase (DSG step 6: its step counter runs down to 0), so the last step is always guided.
     """
 
     def __init__(self, rate: float = 0.1, interval: int = 1):

@@ -16,7 +16,7 @@ FISHER_WEIGHTS = ("gaussian", "unit")
 class FIGD(FreeDoM):
     """g = w_t grad_{x0} E(c, x0_hat) with x0_hat detached from the UNet: no backward through the UNet.
 
-    methods.md, FIGD [ours, from the paper's framing]: J = d x0_hat / d x_t is replaced by w_t I;
+    docs/methods.md, FIGD steps 1-4 [ours, from the paper's framing]: J = d x0_hat / d x_t is replaced by w_t I;
     `fisher_weight` "gaussian" is w_t = 1 / sqrt(a_t) (the Gaussian-channel value), "unit" is w_t = 1.
     Windows, time travel, step-size rules and DSG are FreeDoM's, so the two compare step for step.
     """

@@ -16,11 +16,12 @@ STEP_RULES = ("auto", "alpha", "normalized", "constant")
 class FreeDoM(Guidance):
     """x_{t-1} = step(x_t) - rho_t grad_{x_t} E(c, x0_hat(x_t)), back-propagating through the UNet.
 
-    Step-size rules (methods.md, FreeDoM): "alpha" rho_t = scale sqrt(a_t) (pixel face models);
+    Step-size rules (docs/methods.md, FreeDoM step 5): "alpha" rho_t = scale sqrt(a_t) (pixel face models);
     "normalized" rho_t = scale * RMS(w_cfg (eps_c - eps_u)) / RMS(g) (SD, the paper's k); [ours] without
     an unconditional branch RMS(eps) stands in for the CFG term; "constant" rho_t = scale (DPS);
     "auto" is "normalized" when CFG or Autoguidance runs, else "alpha".
-    With `dsg`, the update is DSG's spherical step instead (the scale is then unused).
+    Windows and time travel: FreeDoM step 6. With `dsg`, the update is DSG's spherical step instead
+    (docs/methods.md, DSG steps 1-6; the scale is then unused).
     """
 
     name = "freedom"

@@ -28,7 +28,7 @@ class Classifier(Protocol):
 class GFCG(Predictor):
     """A classifier picks a reference class and a scale per sample and step; no gradients anywhere.
 
-    methods.md, GFCG [ours]: p = softmax(f(x0_hat(D_c))); c_ref = argmax_{k != c} p_k;
+    docs/methods.md, GFCG steps 1-4 [ours]: p = softmax(f(x0_hat(D_c))); c_ref = argmax_{k != c} p_k;
     w_t = w_max (1 - p_c) ("confusion") or w_max p_ref / (p_c + p_ref) ("ratio"), 0 outside `window`;
       base "none": D = D_c + w_t (D_c - D(c_ref))
       base "cfg":  D = D_c + (w_cfg - 1)(D_c - D_u) + w_t (D_c - D(c_ref))
