@@ -142,7 +142,8 @@ FULL = Config(n_train=30000, n_val=1000, n_face=24000, face_ids_per_class=200, n
 CONFIGS = {
     "full": FULL,
     # The design that the latent world was measured against (same data, recipe and wall time): a pixel-space UNet.
-    "pixel": replace(FULL, space="pixel", unet=_unet_config((32, 64, 128, 128), 128, 4, 16, 64, 3)),
+    "pixel": replace(FULL, space="pixel", unet=_unet_config((32, 64, 128, 128), 128, 4, 16, 64, 3),
+                     denoiser=replace(FULL.denoiser, batch=16)),  # fmt: skip
     # One call on one large GPU (`--device cuda`, about 12 minutes after rendering): 4x the batches, short budgets.
     "gpu": replace(
         FULL, **{name: replace(loop, batch=4 * loop.batch, time_budget_s=budget)
