@@ -130,6 +130,7 @@ def sample(
     embeddings, null_embeddings = backbone.embed(conditions), backbone.embed([None] * len(conditions))
     backbone.evaluations = 0
     result = SamplingResult(images=torch.empty(0), method=method.name, scheduler=scheduler, options=method.describe())
+    alphas = tuple(backbone.alpha(t) for t in sched.timesteps)
     x0 = x
     try:
         with PeakMemory(backbone.device) as memory:
@@ -139,7 +140,7 @@ def sample(
                     break
                 ctx = StepContext(
                     backbone, x, t, index, steps, backbone.alpha(t), previous_alpha(sched, index),
-                    conditions, embeddings, null_embeddings, control, energy,
+                    conditions, embeddings, null_embeddings, control, energy, alphas,
                 )  # fmt: skip
                 x, x0, record = _timed_step(sched, method, ctx, eta, generator)
                 record.energy = record.energy or track_energy(energy, backbone, x0)

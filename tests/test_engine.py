@@ -1,6 +1,7 @@
 """Properties of the sampling loop and the methods that can fail, on tiny SD components."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -134,11 +135,12 @@ def _context(backbone, x, energy, index=2, steps=6):
     return StepContext(backbone, x, t, index, steps, backbone.alpha(t), backbone.alpha(t - 100), PROMPTS, embeddings, null, None, energy)
 
 
-@pytest.mark.parametrize("name", ["freedom", "figd", "dps", "freedom+dsg", "figd+dsg"])
-def test_guided_run_lowers_the_energy(tiny_sd, name):
+# FIGD's default (unit) weight under the alpha rule steps scale sqrt(a_t) grad_{x0} E: it needs a larger scale here
+@pytest.mark.parametrize("name, scale", [("freedom", 30.0), ("figd", 60.0), ("dps", 30.0), ("freedom+dsg", 30.0), ("figd+dsg", 30.0)])
+def test_guided_run_lowers_the_energy(tiny_sd, name, scale):
     energy = reachable_target(tiny_sd)
     plain = run(tiny_sd, "plain", energy, eta=1.0, steps=10)
-    guided = run(tiny_sd, name, energy, eta=1.0, steps=10, scale=30.0, dsg_rate=0.3)
+    guided = run(tiny_sd, name, energy, eta=1.0, steps=10, scale=scale, dsg_rate=0.3)
     assert sum(guided.final_energy) < 0.9 * sum(plain.final_energy)
 
 
@@ -180,6 +182,34 @@ def test_dsg_interval_decides_which_steps_take_the_gradient(tiny_sd, steps, guid
     method.energy_gradient = lambda ctx: seen.append(ctx.index) or original(ctx)
     sample(tiny_sd, method, PROMPTS, steps=steps, eta=1.0, seed=0, energy=MeanColour())
     assert seen == guided
+
+
+@pytest.mark.parametrize("name", ["figd", "figd+dsg"])
+def test_figd_weight_profiles_give_different_trajectories_under_the_normalised_rule_and_dsg(tiny_sd, name):
+    """w_t multiplies rho_t after the normalisation, and DSG's rate, so it is not cancelled (docs/methods.md, FIGD step 3)."""
+    images = [
+        run(tiny_sd, name, MeanColour(), step_rule="normalized", scale=0.5, eta=1.0, dsg_rate=0.3, fisher_weight=w).images
+        for w in ("unit", "flat-prior", "gaussian-data")
+    ]
+    for a, b in itertools.combinations(images, 2):
+        assert (a - b).abs().max() > 1e-3
+
+
+def test_figd_weight_profiles_follow_a_t_with_mean_one_over_the_run(tiny_sd):
+    seen = {}
+    for profile in ("flat-prior", "gaussian-data"):
+        method, pairs = build_method("figd", Settings(fisher_weight=profile)), []
+        weight = method.weight
+        method.weight = lambda ctx, weight=weight, pairs=pairs: pairs.append((ctx.a_t, weight(ctx))) or pairs[-1][1]
+        sample(tiny_sd, method, PROMPTS, steps=6, seed=0, energy=MeanColour())
+        seen[profile] = torch.tensor(pairs, dtype=torch.float64)
+    for profile, power in (("flat-prior", -0.5), ("gaussian-data", 0.5)):
+        a, w = seen[profile].T
+        assert len(w) == 6 and w.mean().item() == pytest.approx(1.0)
+        torch.testing.assert_close(w / a**power, torch.full_like(w, (w / a**power)[0].item()))
+    assert seen["flat-prior"][0, 1] > 1 > seen["flat-prior"][-1, 1]  # strongest at the noisiest step
+    with pytest.raises(MethodConfigError, match="flat-prior"):
+        build_method("figd", Settings(fisher_weight="gaussian"))
 
 
 def test_dsg_needs_exposed_noise(tiny_sd):

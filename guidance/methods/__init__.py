@@ -26,7 +26,7 @@ class Settings:
 
     cfg_scale: w of CFG or Autoguidance (1 disables CFG for gradient methods).
     scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
-    fisher_weight: FIGD's w_t rule. dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options.
+    fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options.
     """
 
     cfg_scale: float = 1.0
@@ -35,7 +35,7 @@ class Settings:
     window: tuple[float, float] = (0.0, 1.0)
     repeats: int = 1
     travel_window: tuple[float, float] = (0.0, 1.0)
-    fisher_weight: str = "gaussian"
+    fisher_weight: str = "unit"
     dsg_rate: float = 0.1
     dsg_interval: int = 1
     gfcg_max_scale: float = 2.0

@@ -33,6 +33,7 @@ class StepContext:
     null_embeddings: Tensor  # (B, L, D) of the null condition
     control: Control | None = None
     energy: "torch.nn.Module | None" = None
+    alphas: tuple[float, ...] = ()  # a_t at every step of the run (FIGD's weight profiles average over it)
 
     @property
     def progress(self) -> float:

@@ -13,8 +13,9 @@ class DSG:
     """Replaces "mean + sigma z - rho g" by a step of length sqrt(n) sigma_t on the sphere.
 
     docs/methods.md, DSG steps 3-5: r = sqrt(n) sigma_t, d* = -r g / ||g||, d_m = sigma_t z + rate (d* - sigma_t z),
-    x_{t-1} = mean + r d_m / ||d_m||, with per-sample norms. Guidance acts every `interval` steps with the
-    official code's phase (DSG step 6: its step counter runs down to 0), so the last step is always guided.
+    x_{t-1} = mean + r d_m / ||d_m||, with per-sample norms; `weight` (FIGD's w_t) scales the rate, capped at 1 (DSG
+    step 4 [ours]). Guidance acts every `interval` steps with the official code's phase (DSG step 6: its step counter
+    runs down to 0), so the last step is always guided.
     """
 
     def __init__(self, rate: float = 0.1, interval: int = 1):
@@ -28,7 +29,7 @@ class DSG:
         """Whether step `index` (0 = first of `steps`) is guided: the official idx = steps - 1 - index, idx % interval == 0."""
         return (steps - 1 - index) % self.interval == 0
 
-    def step(self, mean: Tensor, sigma: float | None, noise: Tensor, gradient: Tensor) -> Tensor:
+    def step(self, mean: Tensor, sigma: float | None, noise: Tensor, gradient: Tensor, weight: float = 1.0) -> Tensor:
         if sigma is None:
             raise MethodConfigError("DSG needs a scheduler that exposes its noise (use DDIM, eta > 0)")
         if sigma == 0:  # deterministic or last step: nothing to constrain
@@ -36,7 +37,7 @@ class DSG:
         radius = math.sqrt(mean[0].numel()) * sigma
         d_star = -radius * gradient / expand(norm(gradient) + 1e-12, gradient)
         d_sample = sigma * noise
-        d_mix = d_sample + self.rate * (d_star - d_sample)
+        d_mix = d_sample + min(1.0, weight * self.rate) * (d_star - d_sample)
         return mean + radius * d_mix / expand(norm(d_mix) + 1e-12, d_mix)
 
     def describe(self) -> dict:

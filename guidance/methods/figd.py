@@ -1,5 +1,8 @@
-"""FIGD (arXiv 2404.18252): the guidance gradient with the denoiser's Jacobian replaced by a Fisher bound."""
+"""FIGD (arXiv 2404.18252): the guidance gradient with the denoiser's Jacobian replaced by a scalar per step."""
 from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -10,27 +13,37 @@ from .base import StepContext
 from .predictors import Estimate
 from .freedom import FreeDoM
 
-FISHER_WEIGHTS = ("gaussian", "unit")
+# docs/methods.md, FIGD step 3: profiles of w_t as functions of a_t, before the normalisation to mean 1 over the run
+FISHER_WEIGHTS: dict[str, Callable[[float], float]] = {
+    "unit": lambda a: 1.0,
+    "flat-prior": lambda a: a**-0.5,  # J with eps_hat held constant: J's upper bound where log p_t is concave
+    "gaussian-data": lambda a: a**0.5,  # J for N(0, I) data
+}
+RENAMED = {"gaussian": "'flat-prior' (w_t = 1/sqrt(a_t), J's flat-prior limit; J for N(0, I) data is 'gaussian-data')"}
 
 
 class FIGD(FreeDoM):
-    """g = w_t grad_{x0} E(c, x0_hat) with x0_hat detached from the UNet: no backward through the UNet.
+    """g = grad_{x0} E(c, x0_hat) with x0_hat detached from the UNet: no backward through the UNet.
 
-    docs/methods.md, FIGD steps 1-4 [ours, from the paper's framing]: J = d x0_hat / d x_t is replaced by w_t I;
-    `fisher_weight` "gaussian" is w_t = 1 / sqrt(a_t) (the Gaussian-channel value), "unit" is w_t = 1.
+    docs/methods.md, FIGD steps 1-4 [ours, from the paper's framing]: J = d x0_hat / d x_t is replaced by w_t I,
+    and w_t multiplies the step size after its rule (rho_t = w_t * rule), or under DSG the guidance rate, so it
+    acts whatever the rule. `fisher_weight` names w_t's profile, normalised to mean 1 over the run's steps.
     Windows, time travel, step-size rules and DSG are FreeDoM's, so the two compare step for step.
     """
 
     name = "figd"
 
-    def __init__(self, *args, fisher_weight: str = "gaussian", **kwargs):
+    def __init__(self, *args, fisher_weight: str = "unit", **kwargs):
         if fisher_weight not in FISHER_WEIGHTS:
-            raise MethodConfigError(f"fisher_weight must be one of {FISHER_WEIGHTS}, got {fisher_weight!r}")
+            hint = f"; {fisher_weight!r} is now {RENAMED[fisher_weight]}" if fisher_weight in RENAMED else ""
+            raise MethodConfigError(f"fisher_weight must be one of {tuple(FISHER_WEIGHTS)}, got {fisher_weight!r}{hint}")
         super().__init__(*args, **kwargs)
         self.fisher_weight = fisher_weight
 
-    def weight(self, a_t: float) -> float:
-        return a_t**-0.5 if self.fisher_weight == "gaussian" else 1.0
+    def weight(self, ctx: StepContext) -> float:
+        """w_t = profile(a_t) / mean of the profile over the run's steps (docs/methods.md, FIGD step 3)."""
+        profile = FISHER_WEIGHTS[self.fisher_weight]
+        return profile(ctx.a_t) / statistics.fmean(profile(a) for a in ctx.alphas)
 
     def energy_gradient(self, ctx: StepContext) -> tuple[Estimate, Tensor, Tensor]:
         with torch.no_grad():
@@ -39,7 +52,7 @@ class FIGD(FreeDoM):
         with torch.enable_grad():
             energy = ctx.energy(ctx.backbone.decode(x0))
             (grad_x0,) = torch.autograd.grad(energy.sum(), x0)
-        return estimate, self.weight(ctx.a_t) * grad_x0, energy
+        return estimate, grad_x0, energy
 
     def describe(self) -> dict:
         return {**super().describe(), "fisher_weight": self.fisher_weight}

@@ -21,7 +21,8 @@ class FreeDoM(Guidance):
     an unconditional branch RMS(eps) stands in for the CFG term; "constant" rho_t = scale (DPS);
     "auto" is "normalized" when CFG or Autoguidance runs, else "alpha".
     Windows and time travel: FreeDoM step 6. With `dsg`, the update is DSG's spherical step instead
-    (docs/methods.md, DSG steps 1-6; the scale is then unused).
+    (docs/methods.md, DSG steps 1-6; the scale is then unused). `weight` (1 here; FIGD's w_t) multiplies
+    rho_t, or under DSG the guidance rate.
     """
 
     name = "freedom"
@@ -72,11 +73,18 @@ class FreeDoM(Guidance):
         if pred.gradient is None:
             return super().update(ctx, pred, mean, sigma, noise)
         if self.dsg is not None:
-            return self.dsg.step(mean, sigma, noise, pred.gradient)
+            return self.dsg.step(mean, sigma, noise, pred.gradient, self.weight(ctx))
         return super().update(ctx, pred, mean, sigma, noise) - expand(self.step_size(ctx, pred), mean) * pred.gradient
 
+    def weight(self, ctx: StepContext) -> float:
+        """A factor on rho_t (under DSG on the guidance rate): 1 for FreeDoM, FIGD's w_t for FIGD."""
+        return 1.0
+
     def step_size(self, ctx: StepContext, pred: Prediction) -> Tensor:
-        """rho_t per sample, shape (B,)."""
+        """rho_t per sample, shape (B,): the rule's value times `weight` (docs/methods.md, FreeDoM step 5)."""
+        return self.weight(ctx) * self._rule_step(ctx, pred)
+
+    def _rule_step(self, ctx: StepContext, pred: Prediction) -> Tensor:
         rule = self.step_rule
         if rule == "auto":
             rule = "normalized" if pred.guidance_delta is not None else "alpha"
