@@ -19,7 +19,7 @@ from .backbone import Backbone, Condition, Control
 from .errors import DeviceOutOfMemoryError, MethodConfigError, SamplingNaNError
 from .methods import Guidance, StepContext
 from .schedule import renoise
-from .schedulers import STATELESS, make_scheduler, mean_and_sigma, previous_alpha
+from .schedulers import STATELESS, check_noise_rule, ddim_eta, make_scheduler, mean_and_sigma, previous_alpha
 
 
 @dataclass
@@ -111,17 +111,23 @@ def sample(
     steps: int = 50,
     scheduler: str = "ddim",
     eta: float = 0.0,
+    noise_rule: str = "ddim",
     seed: int = 0,
     energy: torch.nn.Module | None = None,
     control: Control | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> SamplingResult:
-    """Sample one image per condition with `method`; reproducible for a seed on a device."""
+    """Sample one image per condition with `method`; reproducible for a seed on a device.
+
+    `eta` sets the noise of DDIM's step by `noise_rule` (guidance/schedulers.py: NOISE_RULES): "ddim" is DDIM's own
+    eta, "freedom" FreeDoM's face sampler, sigma_t = eta sqrt(1 - a_prev) (docs/methods.md, Sampling loop step 2).
+    """
     if method.uses_energy and energy is None:
         raise MethodConfigError(f"{method.name} needs an energy (a face, style or control-map condition)")
     if getattr(method, "dsg", None) is not None and not (scheduler == "ddim" and eta > 0):
         raise MethodConfigError("DSG steps on the sphere of the sampler's noise: use DDIM with eta > 0 (eta = 1 in the paper)")
+    check_noise_rule(noise_rule, scheduler, eta)
     sched = make_scheduler(scheduler, backbone.scheduler_config)
     sched.set_timesteps(steps, device=backbone.device)
     generator = torch.Generator().manual_seed(seed)
@@ -129,7 +135,8 @@ def sample(
     x = backbone.initial_noise(len(conditions), generator) * sched.init_noise_sigma
     embeddings, null_embeddings = backbone.embed(conditions), backbone.embed([None] * len(conditions))
     backbone.evaluations = 0
-    result = SamplingResult(images=torch.empty(0), method=method.name, scheduler=scheduler, options=method.describe())
+    options = {**method.describe(), "noise_rule": noise_rule}
+    result = SamplingResult(images=torch.empty(0), method=method.name, scheduler=scheduler, options=options)
     alphas = tuple(backbone.alpha(t) for t in sched.timesteps)
     x0 = x
     try:
@@ -142,7 +149,7 @@ def sample(
                     backbone, x, t, index, steps, backbone.alpha(t), previous_alpha(sched, index),
                     conditions, embeddings, null_embeddings, control, energy, alphas,
                 )  # fmt: skip
-                x, x0, record = _timed_step(sched, method, ctx, eta, generator)
+                x, x0, record = _timed_step(sched, method, ctx, ddim_eta(noise_rule, eta, ctx.a_t, ctx.a_prev), generator)
                 record.energy = record.energy or track_energy(energy, backbone, x0)
                 result.steps.append(record)
                 if progress is not None:

@@ -12,6 +12,7 @@ from .errors import MethodConfigError
 
 SCHEDULERS = ("ddim", "ddpm", "dpmsolver++", "unipc", "evodiff")
 STATELESS = (DDIMScheduler, DDPMScheduler)  # a step can be repeated (FreeDoM's time travel)
+NOISE_RULES = ("ddim", "freedom")  # how eta sets a DDIM step's noise std (docs/methods.md, Sampling loop step 2)
 
 
 def make_scheduler(name: str, config: dict) -> SchedulerMixin:
@@ -67,6 +68,29 @@ def mean_and_sigma(
     if "generator" in inspect.signature(scheduler.step).parameters:
         return scheduler.step(out, t, x, generator=generator).prev_sample, 0.0
     return scheduler.step(out, t, x).prev_sample, 0.0
+
+
+def check_noise_rule(noise_rule: str, scheduler: str, eta: float) -> None:
+    """FreeDoM's noise rule is a DDIM step with 0 <= eta <= 1 (its eps coefficient is sqrt(1 - eta^2))."""
+    if noise_rule not in NOISE_RULES:
+        raise MethodConfigError(f"noise_rule must be one of {NOISE_RULES}, got {noise_rule!r}")
+    if noise_rule == "freedom" and scheduler != "ddim":
+        raise MethodConfigError(f"FreeDoM's noise rule is a DDIM step: use DDIM, not {scheduler}")
+    if noise_rule == "freedom" and not 0 <= eta <= 1:
+        raise MethodConfigError(f"FreeDoM's noise rule needs 0 <= eta <= 1, got {eta}")
+
+
+def ddim_eta(noise_rule: str, eta: float, a_t: float, a_prev: float) -> float:
+    """DDIM's eta for a step from a_t to a_prev that gives the noise rule's sigma_t (Sampling loop step 2).
+
+    "ddim": eta itself, sigma_t = eta sqrt((1 - a_prev) / (1 - a_t)) sqrt(1 - a_t / a_prev).
+    "freedom": sigma_t = eta sqrt(1 - a_prev), FreeDoM's face sampler [code]; it is the same DDIM family,
+    x_{t-1} = sqrt(a_prev) x0 + sqrt(1 - a_prev - sigma_t^2) eps + sigma_t z, with another sigma_t.
+    """
+    if noise_rule == "ddim":
+        return eta
+    ddim_sigma = ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5
+    return eta * (1 - a_prev) ** 0.5 / ddim_sigma if ddim_sigma > 0 else 0.0
 
 
 def previous_alpha(scheduler: SchedulerMixin, index: int) -> float:

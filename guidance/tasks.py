@@ -136,7 +136,7 @@ def run_task(
         tick = None if progress is None else (lambda i, n, k=number: progress(k * request.steps + i, total))
         result = sample(
             world.backbone, method, conditions, steps=request.steps, scheduler=scheduler,
-            eta=request.eta if scheduler in ("ddim", "ddpm") else 0.0, seed=request.seed,
+            eta=request.eta if scheduler in ("ddim", "ddpm") else 0.0, noise_rule=settings.noise_rule, seed=request.seed,
             energy=energy, control=control, progress=tick, should_stop=should_stop,
         )  # fmt: skip
         results.append((label, result))

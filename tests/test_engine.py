@@ -212,6 +212,47 @@ def test_figd_weight_profiles_follow_a_t_with_mean_one_over_the_run(tiny_sd):
         build_method("figd", Settings(fisher_weight="gaussian"))
 
 
+def test_freedom_noise_rule_is_the_face_gd_step():
+    """x_{t-1} = sqrt(a_prev) x0 + 0.5 sqrt(1 - a_prev) z + sqrt(0.75) sqrt(1 - a_prev) eps (docs/methods.md, Sampling loop step 2)."""
+    from diffusers import DDIMScheduler
+
+    from guidance.schedulers import ddim_eta, mean_and_sigma, previous_alpha
+
+    scheduler = DDIMScheduler(beta_schedule="linear", beta_start=1e-4, beta_end=0.02, clip_sample=False, set_alpha_to_one=True)
+    scheduler.set_timesteps(100)  # Face-GD's pixel CelebA-HQ schedule and step count
+    x, eps = torch.randn(2, 1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    for index in (0, 50, 98, 99):
+        t = scheduler.timesteps[index]
+        a_t, a_prev = float(scheduler.alphas_cumprod[t]), previous_alpha(scheduler, index)
+        mean, sigma = mean_and_sigma(scheduler, eps, t, x, ddim_eta("freedom", 0.5, a_t, a_prev), torch.Generator())
+        x0 = (x - (1 - a_t) ** 0.5 * eps) / a_t**0.5
+        official = a_prev**0.5 * x0 + 0.75**0.5 * (1 - a_prev) ** 0.5 * eps
+        torch.testing.assert_close(mean, official, rtol=1e-4, atol=1e-4)
+        assert sigma == pytest.approx(0.5 * (1 - a_prev) ** 0.5, rel=1e-4, abs=1e-6)
+    _, ddim_sigma = mean_and_sigma(scheduler, eps, scheduler.timesteps[50], x, 0.5, torch.Generator())
+    assert ddim_sigma < 0.5 * 0.5 * (1 - previous_alpha(scheduler, 50)) ** 0.5  # DDIM's eta = 0.5: over 2x smaller
+
+
+def test_dsg_runs_on_the_sphere_of_the_freedom_noise_rule(tiny_sd):
+    seen = []
+    method = build_method("figd+dsg", Settings(dsg_rate=0.2))
+    original = method.update
+
+    def spy(ctx, pred, mean, sigma, noise):
+        x_prev = original(ctx, pred, mean, sigma, noise)
+        seen.append((sigma, 0.5 * (1 - ctx.a_prev) ** 0.5, ((x_prev - mean).flatten(1).norm(dim=1) / math.sqrt(mean[0].numel())).tolist()))
+        return x_prev
+
+    method.update = spy
+    result = sample(tiny_sd, method, PROMPTS, steps=6, eta=0.5, noise_rule="freedom", seed=0, energy=MeanColour())
+    assert len(seen) == 6 and result.options["noise_rule"] == "freedom"
+    for sigma, official, radii in seen:
+        assert sigma == pytest.approx(official, rel=1e-4) and radii == pytest.approx([sigma, sigma], rel=1e-4)
+    for bad in ({"scheduler": "ddpm"}, {"eta": 1.5}, {"noise_rule": "ancestral"}):
+        with pytest.raises(MethodConfigError):
+            sample(tiny_sd, build_method("freedom"), PROMPTS, steps=2, energy=MeanColour(), **{"eta": 0.5, "noise_rule": "freedom", **bad})
+
+
 def test_dsg_needs_exposed_noise(tiny_sd):
     with pytest.raises(MethodConfigError):
         run(tiny_sd, "figd+dsg", MeanColour(), scheduler="ddpm")

@@ -25,11 +25,13 @@ class Settings:
     """Every method option in one place (the app's sliders map onto these fields).
 
     cfg_scale: w of CFG or Autoguidance (1 disables CFG for gradient methods).
+    noise_rule: how DDIM's eta sets the sampler's noise, "ddim" or "freedom" (guidance/schedulers.py: NOISE_RULES).
     scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
     fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options.
     """
 
     cfg_scale: float = 1.0
+    noise_rule: str = "ddim"
     scale: float = 1.0
     step_rule: str = "auto"
     window: tuple[float, float] = (0.0, 1.0)
