@@ -309,6 +309,21 @@ def test_freedom_with_cfg_and_gfcg_sizes_its_step_with_the_cfg_weight(tiny_sd):
     torch.testing.assert_close(confused, rms(3.0 * pred.guidance_delta) / rms(pred.gradient))
 
 
+def test_freedom_pixel_step_rule_is_face_gds_text_guidance_rule(tiny_sd):
+    """rho = k RMS(eps) sqrt((1 - a_t) / a_t) c1 / RMS(g), c1 = sqrt(a_prev)(1 - a_t / a_prev) / (1 - a_t) (FreeDoM step 5)."""
+    from guidance.schedule import rms
+
+    method = build_method("freedom", Settings(scale=0.02, step_rule="freedom-pixel"))
+    ctx = _context(tiny_sd, torch.randn(2, *tiny_sd.sample_shape, generator=torch.Generator().manual_seed(1)), MeanColour())
+    pred = method.predict(ctx)
+    a, a_prev = ctx.a_t, ctx.a_prev
+    c1 = a_prev**0.5 * (1 - a / a_prev) / (1 - a)
+    torch.testing.assert_close(method.step_size(ctx, pred), 0.02 * rms(pred.eps) * ((1 - a) / a) ** 0.5 * c1 / rms(pred.gradient))
+    energy = reachable_target(tiny_sd)
+    guided = run(tiny_sd, "freedom", energy, step_rule="freedom-pixel", scale=0.5, eta=1.0)
+    assert sum(guided.final_energy) < sum(run(tiny_sd, "plain", energy, eta=1.0).final_energy)
+
+
 def test_gfcg_runs_inside_the_loop_with_extra_evaluations(tiny_sd):
     classifier = FixedClassifier([0.4, 0.3, 0.2, 0.1])
     result = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0), classifier), ["cat", "dog"], steps=4)

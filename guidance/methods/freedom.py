@@ -10,7 +10,7 @@ from .base import Guidance, Prediction, StepContext, TimeTravel, Window
 from .dsg import DSG
 from .predictors import Estimate, Predictor
 
-STEP_RULES = ("auto", "alpha", "normalized", "constant")
+STEP_RULES = ("auto", "alpha", "normalized", "constant", "freedom-pixel")
 
 
 class FreeDoM(Guidance):
@@ -19,7 +19,8 @@ class FreeDoM(Guidance):
     Step-size rules (docs/methods.md, FreeDoM step 5): "alpha" rho_t = scale sqrt(a_t) (pixel face models);
     "normalized" rho_t = scale * RMS(w_cfg (eps_c - eps_u)) / RMS(g) (SD, the paper's k); [ours] without
     an unconditional branch RMS(eps) stands in for the CFG term; "constant" rho_t = scale (DPS);
-    "auto" is "normalized" when CFG or Autoguidance runs, else "alpha".
+    "freedom-pixel" rho_t = scale RMS(eps) sqrt((1 - a_t) / a_t) c1 / RMS(g) (FreeDoM's pixel text-guidance rule,
+    no CFG); "auto" is "normalized" when CFG or Autoguidance runs, else "alpha".
     Windows and time travel: FreeDoM step 6. With `dsg`, the update is DSG's spherical step instead
     (docs/methods.md, DSG steps 1-6; the scale is then unused). `weight` (1 here; FIGD's w_t) multiplies
     rho_t, or under DSG the guidance rate.
@@ -92,6 +93,10 @@ class FreeDoM(Guidance):
             return torch.full((pred.eps.shape[0],), self.scale * ctx.a_t**0.5)
         if rule == "constant":
             return torch.full((pred.eps.shape[0],), float(self.scale))
+        if rule == "freedom-pixel":  # c1: x0_hat's coefficient in the DDPM posterior mean
+            c1 = ctx.a_prev**0.5 * (1 - ctx.a_t / ctx.a_prev) / (1 - ctx.a_t)
+            reference = ((1 - ctx.a_t) / ctx.a_t) ** 0.5 * c1 * rms(pred.eps)
+            return (self.scale * reference / (rms(pred.gradient) + 1e-12)).cpu()
         reference = pred.eps if pred.guidance_delta is None else pred.guidance_scale * pred.guidance_delta
         return (self.scale * rms(reference) / (rms(pred.gradient) + 1e-12)).cpu()
 
