@@ -29,7 +29,7 @@ TASKS = ("face", "style", "control", "classes", "solvers")
 PRESETS = {
     # face: k and the DSG rate from the `dsg` benchmark's sweep (docs/benchmarks.md) on the embedded world
     "face": Settings(scale=0.05, step_rule="normalized", window=(0.0, 0.9), dsg_rate=0.1, noise_rule="freedom"),
-    "style": Settings(scale=0.2, step_rule="normalized", window=(0.3, 0.7), repeats=1, travel_window=(0.3, 0.6), dsg_rate=0.1),
+    "style": Settings(scale=0.2, step_rule="normalized", window=(0.3, 0.7), repeats=3, travel_window=(0.3, 0.6), dsg_rate=0.1),
     "control": Settings(scale=0.2, step_rule="normalized", window=(0.0, 0.8), dsg_rate=0.1),
     "classes": Settings(cfg_scale=2.5, gfcg_max_scale=2.0),
     "solvers": Settings(cfg_scale=2.5),

@@ -51,3 +51,10 @@ def test_face_preset_samples_with_freedoms_noise_rule(world):
     request = TaskRequest("face", ["freedom"], steps=2, eta=0.5, settings=preset("face"), reference=picture())
     (_, result), = run_task(world, request).results
     assert result.options["noise_rule"] == "freedom"
+
+
+def test_style_preset_travels_in_time_three_times_on_freedoms_window(world):
+    """FreeDoM's SD style run: 3 runs per step on index 69..40 of 100, i.e. progress [0.3, 0.6) (FreeDoM step 6)."""
+    request = TaskRequest("style", ["freedom"], steps=10, eta=1.0, settings=preset("style"), reference=picture())
+    (_, result), = run_task(world, request).results
+    assert [s.nfe for s in result.steps] == [1, 1, 1, 3, 3, 3, 1, 1, 1, 1]
