@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from PIL import Image
 
-from conditions.base import Energy, SumEnergy
+from conditions.base import Energy
 from conditions.classes import ClassEnergy
 from conditions.control import EdgeEnergy, annotate, map_tensor
 from conditions.face import FaceIDEnergy, crop
@@ -21,7 +21,7 @@ from conditions.style import StyleEnergy
 
 from .backbone import Control
 from .errors import MethodConfigError
-from .methods import Settings, build_method
+from .methods import Settings, Term, Terms, Window, build_method
 from .sampling import SamplingResult, sample
 from .worlds import World
 
@@ -34,6 +34,9 @@ PRESETS = {
     "classes": Settings(cfg_scale=2.5, gfcg_max_scale=2.0),
     "solvers": Settings(cfg_scale=2.5),
 }
+# A condition on top of a control map guides in its own window with its own k (docs/methods.md, FreeDoM step 7):
+# FreeDoM's ControlNet face-ID run guides index 39..0 of 100 with k = 0.08 and no time travel [code]
+EXTRA_TERMS = {"face": {"window": Window(0.6, 1.0), "scale": 0.08}}
 
 
 @dataclass
@@ -84,10 +87,11 @@ def build_energy(world: World, request: TaskRequest) -> tuple[Energy | None, Con
         tensor = map_tensor(control_map, world.backbone.image_size)
         if request.use_controlnet:
             control = world.backbone.prepare_control(tensor)
-        parts = [EdgeEnergy(tensor).to(world.backbone.device)] if request.edge_energy else []
+        terms = [Term(EdgeEnergy(tensor).to(world.backbone.device))] if request.edge_energy else []
         if request.extra:
-            parts.append(_reference_energy(world, request.extra, _need(request.reference, f"{request.extra} needs a reference"), artefacts))
-        energy = SumEnergy(parts) if len(parts) > 1 else (parts[0] if parts else _edge_metric(tensor, world))
+            extra = _reference_energy(world, request.extra, _need(request.reference, f"{request.extra} needs a reference"), artefacts)
+            terms.append(Term(extra, **EXTRA_TERMS.get(request.extra, {})))
+        energy = Terms(terms) if terms else _edge_metric(tensor, world)
     elif task in ("classes", "solvers"):
         energy = ClassEnergy(world.evaluator, [_need(request.condition, "pick a class")] * request.samples)
     else:

@@ -105,7 +105,7 @@ def test_freedom_gradient_matches_finite_differences(tiny_sd_folders):
     x = torch.randn((2, *backbone.sample_shape), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     energy = MeanColour().double()
     ctx = _context(backbone, x, energy)
-    _, gradient, _ = method.energy_gradient(ctx)
+    _, (gradient,), _ = method.energy_gradients(ctx, [energy])
     direction = torch.randn_like(x)
     h = 1e-2  # decode() returns float32 pixels, so smaller steps drown in rounding
 
@@ -132,7 +132,8 @@ def _context(backbone, x, energy, index=2, steps=6):
     t = torch.tensor(500)
     embeddings = backbone.embed(PROMPTS)
     null = backbone.embed([None, None])
-    return StepContext(backbone, x, t, index, steps, backbone.alpha(t), backbone.alpha(t - 100), PROMPTS, embeddings, null, None, energy)
+    alphas = tuple(backbone.alpha(t + 100 * (index - i)) for i in range(steps))  # the run's grid around t
+    return StepContext(backbone, x, t, index, steps, backbone.alpha(t), backbone.alpha(t - 100), PROMPTS, embeddings, null, None, energy, alphas)
 
 
 # FIGD's default (unit) weight under the alpha rule steps scale sqrt(a_t) grad_{x0} E: it needs a larger scale here
@@ -178,8 +179,8 @@ def test_dsg_interval_has_the_official_phase():
 @pytest.mark.parametrize("steps, guided", [(5, [0, 2, 4]), (6, [1, 3, 5])])
 def test_dsg_interval_decides_which_steps_take_the_gradient(tiny_sd, steps, guided):
     method = build_method("figd+dsg", Settings(dsg_interval=2))
-    seen, original = [], method.energy_gradient
-    method.energy_gradient = lambda ctx: seen.append(ctx.index) or original(ctx)
+    seen, original = [], method.energy_gradients
+    method.energy_gradients = lambda ctx, energies: seen.append(ctx.index) or original(ctx, energies)
     sample(tiny_sd, method, PROMPTS, steps=steps, eta=1.0, seed=0, energy=MeanColour())
     assert seen == guided
 
@@ -299,14 +300,17 @@ def test_freedom_with_cfg_and_gfcg_sizes_its_step_with_the_cfg_weight(tiny_sd):
         ctx = _context(tiny_sd, x, MeanColour())
         ctx.conditions = ["cat", "cat"]
         pred = method.predict(ctx)
-        return method.step_size(ctx, pred), pred
+        _, (gradient,), _ = method.energy_gradients(ctx, [ctx.energy])
+        rho = method.step_size(ctx, pred, gradient, 1.0)
+        torch.testing.assert_close(pred.guidance, rho.view(-1, 1, 1, 1) * gradient)  # the step predict hands the update
+        return rho, pred, gradient
 
-    cfg, _ = step_size("freedom+cfg")
-    certain, _ = step_size("freedom+cfg+gfcg", FixedClassifier([1.0, 0.0, 0.0, 0.0]))  # p_c = 1: w_t = 0
+    cfg, _, _ = step_size("freedom+cfg")
+    certain, _, _ = step_size("freedom+cfg+gfcg", FixedClassifier([1.0, 0.0, 0.0, 0.0]))  # p_c = 1: w_t = 0
     torch.testing.assert_close(certain, cfg)
-    confused, pred = step_size("freedom+cfg+gfcg", FixedClassifier([0.4, 0.3, 0.2, 0.1]))
+    confused, pred, gradient = step_size("freedom+cfg+gfcg", FixedClassifier([0.4, 0.3, 0.2, 0.1]))
     assert pred.guidance_scale == 3.0
-    torch.testing.assert_close(confused, rms(3.0 * pred.guidance_delta) / rms(pred.gradient))
+    torch.testing.assert_close(confused, rms(3.0 * pred.guidance_delta) / rms(gradient))
 
 
 def test_freedom_pixel_step_rule_is_face_gds_text_guidance_rule(tiny_sd):
@@ -316,12 +320,38 @@ def test_freedom_pixel_step_rule_is_face_gds_text_guidance_rule(tiny_sd):
     method = build_method("freedom", Settings(scale=0.02, step_rule="freedom-pixel"))
     ctx = _context(tiny_sd, torch.randn(2, *tiny_sd.sample_shape, generator=torch.Generator().manual_seed(1)), MeanColour())
     pred = method.predict(ctx)
+    _, (g,), _ = method.energy_gradients(ctx, [ctx.energy])
     a, a_prev = ctx.a_t, ctx.a_prev
     c1 = a_prev**0.5 * (1 - a / a_prev) / (1 - a)
-    torch.testing.assert_close(method.step_size(ctx, pred), 0.02 * rms(pred.eps) * ((1 - a) / a) ** 0.5 * c1 / rms(pred.gradient))
+    rho = 0.02 * rms(pred.eps) * ((1 - a) / a) ** 0.5 * c1 / rms(g)
+    torch.testing.assert_close(pred.guidance, rho.view(-1, 1, 1, 1) * g)
     energy = reachable_target(tiny_sd)
     guided = run(tiny_sd, "freedom", energy, step_rule="freedom-pixel", scale=0.5, eta=1.0)
     assert sum(guided.final_energy) < sum(run(tiny_sd, "plain", energy, eta=1.0).final_energy)
+
+
+@pytest.mark.parametrize("name", ["freedom", "figd"])
+def test_each_term_of_a_sum_takes_its_own_step_in_its_own_window(tiny_sd, name):
+    """x_{t-1} = mean + sigma z - sum_i rho_i g_i over the terms whose window holds the step (FreeDoM step 7)."""
+    from guidance.methods import Term, Terms, Window
+    from guidance.schedule import rms
+
+    colour, target = MeanColour(), reachable_target(tiny_sd)
+    method = build_method(name, Settings(scale=0.2, step_rule="normalized"))
+    ctx = _context(tiny_sd, torch.randn(2, *tiny_sd.sample_shape, generator=torch.Generator().manual_seed(2)), None)
+    ctx.energy = Terms([Term(colour), Term(target, scale=0.05)])  # progress 1/3: both guide
+    pred = method.predict(ctx)
+    _, (g1, g2), _ = method.energy_gradients(ctx, [colour, target])
+
+    def step(k, g):
+        return (k * rms(pred.eps) / rms(g)).view(-1, 1, 1, 1) * g
+
+    torch.testing.assert_close(pred.guidance, step(0.2, g1) + step(0.05, g2))
+    torch.testing.assert_close(pred.energy, colour(tiny_sd.decode(pred.x0)) + target(tiny_sd.decode(pred.x0)))
+    ctx.energy = Terms([Term(colour), Term(target, window=Window(0.5, 1.0))])  # the second waits for progress 0.5
+    pred = method.predict(ctx)
+    torch.testing.assert_close(pred.guidance, step(0.2, g1))
+    assert pred.energy is None  # the loop records the whole sum instead
 
 
 def test_gfcg_runs_inside_the_loop_with_extra_evaluations(tiny_sd):

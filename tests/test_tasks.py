@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from guidance.tasks import TaskRequest, preset, run_task
+from guidance.methods import FreeDoM, Terms, Window
+from guidance.tasks import TaskRequest, build_energy, preset, run_task
 from guidance.worlds import World
 
 
@@ -58,3 +59,19 @@ def test_style_preset_travels_in_time_three_times_on_freedoms_window(world):
     request = TaskRequest("style", ["freedom"], steps=10, eta=1.0, settings=preset("style"), reference=picture())
     (_, result), = run_task(world, request).results
     assert [s.nfe for s in result.steps] == [1, 1, 1, 3, 3, 3, 1, 1, 1, 1]
+
+
+def test_a_face_on_a_control_map_guides_in_its_own_window_with_its_own_k(world, monkeypatch):
+    """FreeDoM's ControlNet face-ID run: the face guides progress [0.6, 1.0) with k = 0.08, the edge map the preset's
+    (0, 0.8) with k = 0.2; each term its own step size, no time travel (docs/methods.md, FreeDoM step 7)."""
+    request = TaskRequest(
+        "control", ["freedom"], steps=10, eta=1.0, settings=preset("control"), reference=picture(1),
+        control_image=picture(2), annotator="none", extra="face",
+    )  # fmt: skip
+    energy = build_energy(world, request)[0]
+    assert isinstance(energy, Terms) and [(t.window, t.scale) for t in energy.terms] == [(None, None), (Window(0.6, 1.0), 0.08)]
+    scales, step_size = {}, FreeDoM.step_size
+    monkeypatch.setattr(FreeDoM, "step_size", lambda self, ctx, pred, g, k: scales.setdefault(ctx.index, []).append(k) or step_size(self, ctx, pred, g, k))
+    (_, result), = run_task(world, request).results
+    assert scales == {**{i: [0.2] for i in range(6)}, 6: [0.2, 0.08], 7: [0.2, 0.08], 8: [0.08], 9: [0.08]}
+    assert [s.nfe for s in result.steps] == [1] * 10

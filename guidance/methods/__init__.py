@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import MethodConfigError
-from .base import Guidance, Prediction, StepContext, TimeTravel, Window
+from .base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window
 from .dps import DPS
 from .dsg import DSG
 from .figd import FIGD
@@ -89,5 +89,5 @@ def _predictor(parts: set[str], s: Settings, classifier: Classifier | None, use_
 
 __all__ = [
     "CFG", "DPS", "DSG", "FIGD", "GFCG", "METHODS", "Autoguidance", "Classifier", "FreeDoM", "Guidance",
-    "Prediction", "Predictor", "Settings", "StepContext", "TimeTravel", "Window", "build_method",
+    "Prediction", "Predictor", "Settings", "StepContext", "Term", "Terms", "TimeTravel", "Window", "build_method",
 ]  # fmt: skip

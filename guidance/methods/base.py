@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from conditions.base import Energy, SumEnergy
+
 from ..backbone import Backbone, Control
 from ..schedule import from_eps, to_eps_and_x0
 from .predictors import Estimate, Predictor
@@ -50,7 +52,7 @@ class Prediction:
     x0: Tensor
     guidance_delta: Tensor | None = None  # eps_c - eps_u where CFG ran: sizes FreeDoM's normalised step
     guidance_scale: float = 1.0  # the weight w_cfg (or w_atg) that guidance_delta carries in eps
-    gradient: Tensor | None = None  # grad of the energy w.r.t. x_t (or an estimate of it)
+    guidance: Tensor | None = None  # sum over the guiding terms of rho_i g_i, g_i = grad_{x_t} E_i (or an estimate)
     energy: Tensor | None = None  # (B,) energy of x0 where the method computed it
 
 
@@ -111,3 +113,24 @@ class TimeTravel:
 
     def count(self, progress: float) -> int:
         return self.repeats if progress in self.window else 1
+
+
+@dataclass
+class Term:
+    """One energy of a sum with its own guidance window and step scale; None: the method's (FreeDoM step 7)."""
+
+    energy: Energy
+    window: Window | None = None
+    scale: float | None = None
+
+
+class Terms(SumEnergy):
+    """Energies that guide each in its own window with its own step size (docs/methods.md, FreeDoM step 7) [ours].
+
+    Measured, it is their sum with the first one's metric; FreeDoM, FIGD and DPS take one gradient and one
+    step size per term whose window holds the step.
+    """
+
+    def __init__(self, terms: list[Term]):
+        super().__init__([term.energy for term in terms])
+        self.terms = terms

@@ -7,11 +7,13 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from conditions.base import Energy
+
 from ..errors import MethodConfigError
 from ..schedule import to_eps_and_x0
 from .base import StepContext
+from .freedom import FreeDoM, gradients_of
 from .predictors import Estimate
-from .freedom import FreeDoM
 
 # docs/methods.md, FIGD step 3: profiles of w_t as functions of a_t, before the normalisation to mean 1 over the run
 FISHER_WEIGHTS: dict[str, Callable[[float], float]] = {
@@ -45,14 +47,14 @@ class FIGD(FreeDoM):
         profile = FISHER_WEIGHTS[self.fisher_weight]
         return profile(ctx.a_t) / statistics.fmean(profile(a) for a in ctx.alphas)
 
-    def energy_gradient(self, ctx: StepContext) -> tuple[Estimate, Tensor, Tensor]:
+    def energy_gradients(self, ctx: StepContext, energies: list[Energy]) -> tuple[Estimate, list[Tensor], list[Tensor]]:
+        """(the predictor's estimate, grad_{x0} E_i, E_i): autograd through the decoder and each energy only."""
         with torch.no_grad():
             estimate = self.predictor(ctx, ctx.x)
         x0 = to_eps_and_x0(ctx.x, estimate.eps, ctx.a_t, "epsilon")[1].detach().requires_grad_(True)
         with torch.enable_grad():
-            energy = ctx.energy(ctx.backbone.decode(x0))
-            (grad_x0,) = torch.autograd.grad(energy.sum(), x0)
-        return estimate, grad_x0, energy
+            values, gradients = gradients_of(energies, ctx.backbone.decode(x0), x0)
+        return estimate, gradients, values
 
     def describe(self) -> dict:
         return {**super().describe(), "fisher_weight": self.fisher_weight}

@@ -4,9 +4,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from conditions.base import Energy
+
 from ..errors import MethodConfigError
 from ..schedule import expand, rms, to_eps_and_x0
-from .base import Guidance, Prediction, StepContext, TimeTravel, Window
+from .base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window
 from .dsg import DSG
 from .predictors import Estimate, Predictor
 
@@ -21,9 +23,10 @@ class FreeDoM(Guidance):
     an unconditional branch RMS(eps) stands in for the CFG term; "constant" rho_t = scale (DPS);
     "freedom-pixel" rho_t = scale RMS(eps) sqrt((1 - a_t) / a_t) c1 / RMS(g) (FreeDoM's pixel text-guidance rule,
     no CFG); "auto" is "normalized" when CFG or Autoguidance runs, else "alpha".
-    Windows and time travel: FreeDoM step 6. With `dsg`, the update is DSG's spherical step instead
-    (docs/methods.md, DSG steps 1-6; the scale is then unused). `weight` (1 here; FIGD's w_t) multiplies
-    rho_t, or under DSG the guidance rate.
+    Windows and time travel: FreeDoM step 6. An energy of `Terms` guides term by term, each in its own window
+    with its own scale (FreeDoM step 7). With `dsg`, the update is DSG's spherical step instead
+    (docs/methods.md, DSG steps 1-6; the scale then only weighs terms against each other). `weight` (1 here;
+    FIGD's w_t) multiplies rho_t, or under DSG the guidance rate.
     """
 
     name = "freedom"
@@ -48,57 +51,69 @@ class FreeDoM(Guidance):
         if dsg is not None:
             self.name = f"{self.name}+dsg"
 
-    def active(self, ctx: StepContext) -> bool:
-        return ctx.progress in self.window and (self.dsg is None or self.dsg.applies(ctx.index, ctx.steps))
+    def terms(self, energy: Energy) -> list[Term]:
+        """The energy's terms, with the method's window and scale where a term has none (FreeDoM step 7)."""
+        parts = energy.terms if isinstance(energy, Terms) else [Term(energy)]
+        return [Term(t.energy, t.window or self.window, self.scale if t.scale is None else t.scale) for t in parts]
+
+    def guiding_terms(self, ctx: StepContext) -> list[Term]:
+        """The terms whose window holds this step, if DSG guides it (DSG step 6)."""
+        if self.dsg is not None and not self.dsg.applies(ctx.index, ctx.steps):
+            return []
+        return [term for term in self.terms(ctx.energy) if ctx.progress in term.window]
 
     def repeats(self, ctx: StepContext) -> int:
-        return self.time_travel.count(ctx.progress) if ctx.progress in self.window else 1
+        inside = any(ctx.progress in term.window for term in self.terms(ctx.energy))
+        return self.time_travel.count(ctx.progress) if inside else 1
 
     def predict(self, ctx: StepContext) -> Prediction:
-        if not self.active(ctx):
+        terms = self.guiding_terms(ctx)
+        if not terms:
             return super().predict(ctx)
-        estimate, gradient, energy = self.energy_gradient(ctx)
-        return self._prediction(ctx, estimate, gradient=gradient.detach(), energy=energy.detach())
+        estimate, gradients, values = self.energy_gradients(ctx, [term.energy for term in terms])
+        every_term = len(terms) == len(self.terms(ctx.energy))
+        pred = self._prediction(ctx, estimate, energy=sum(values) if every_term else None)
+        pred.guidance = sum(expand(self.step_size(ctx, pred, g, term.scale), g) * g for term, g in zip(terms, gradients))
+        return pred
 
-    def energy_gradient(self, ctx: StepContext) -> tuple[Estimate, Tensor, Tensor]:
-        """(the predictor's estimate, grad_{x_t} E, E): autograd through the denoiser, the decoder and the energy."""
+    def energy_gradients(self, ctx: StepContext, energies: list[Energy]) -> tuple[Estimate, list[Tensor], list[Tensor]]:
+        """(the predictor's estimate, grad_{x_t} E_i, E_i): autograd through the denoiser, the decoder and each energy."""
         x = ctx.x.detach().requires_grad_(True)
         with torch.enable_grad():
             estimate = self.predictor(ctx, x)
             _, x0 = to_eps_and_x0(x, estimate.eps, ctx.a_t, "epsilon")
-            energy = ctx.energy(ctx.backbone.decode(x0))
-            (gradient,) = torch.autograd.grad(energy.sum(), x)
-        return estimate, gradient, energy
+            values, gradients = gradients_of(energies, ctx.backbone.decode(x0), x)
+        return estimate, gradients, values
 
     def update(self, ctx: StepContext, pred: Prediction, mean: Tensor, sigma: float | None, noise: Tensor) -> Tensor:
-        if pred.gradient is None:
+        if pred.guidance is None:
             return super().update(ctx, pred, mean, sigma, noise)
         if self.dsg is not None:
-            return self.dsg.step(mean, sigma, noise, pred.gradient, self.weight(ctx))
-        return super().update(ctx, pred, mean, sigma, noise) - expand(self.step_size(ctx, pred), mean) * pred.gradient
+            return self.dsg.step(mean, sigma, noise, pred.guidance, self.weight(ctx))
+        return super().update(ctx, pred, mean, sigma, noise) - pred.guidance
 
     def weight(self, ctx: StepContext) -> float:
         """A factor on rho_t (under DSG on the guidance rate): 1 for FreeDoM, FIGD's w_t for FIGD."""
         return 1.0
 
-    def step_size(self, ctx: StepContext, pred: Prediction) -> Tensor:
-        """rho_t per sample, shape (B,): the rule's value times `weight` (docs/methods.md, FreeDoM step 5)."""
-        return self.weight(ctx) * self._rule_step(ctx, pred)
+    def step_size(self, ctx: StepContext, pred: Prediction, gradient: Tensor, scale: float) -> Tensor:
+        """rho_t per sample, shape (B,), of a term's gradient and scale: the rule's value times `weight` (step 5)."""
+        return self.weight(ctx) * self._rule_step(ctx, pred, gradient, scale)
 
-    def _rule_step(self, ctx: StepContext, pred: Prediction) -> Tensor:
+    def _rule_step(self, ctx: StepContext, pred: Prediction, gradient: Tensor, scale: float) -> Tensor:
         rule = self.step_rule
         if rule == "auto":
             rule = "normalized" if pred.guidance_delta is not None else "alpha"
         if rule == "alpha":
-            return torch.full((pred.eps.shape[0],), self.scale * ctx.a_t**0.5)
+            return torch.full((pred.eps.shape[0],), scale * ctx.a_t**0.5)
         if rule == "constant":
-            return torch.full((pred.eps.shape[0],), float(self.scale))
+            return torch.full((pred.eps.shape[0],), float(scale))
         if rule == "freedom-pixel":  # c1: x0_hat's coefficient in the DDPM posterior mean
             c1 = ctx.a_prev**0.5 * (1 - ctx.a_t / ctx.a_prev) / (1 - ctx.a_t)
             reference = ((1 - ctx.a_t) / ctx.a_t) ** 0.5 * c1 * rms(pred.eps)
-            return (self.scale * reference / (rms(pred.gradient) + 1e-12)).cpu()
+            return (scale * reference / (rms(gradient) + 1e-12)).cpu()
         reference = pred.eps if pred.guidance_delta is None else pred.guidance_scale * pred.guidance_delta
-        return (self.scale * rms(reference) / (rms(pred.gradient) + 1e-12)).cpu()
+        return (scale * rms(reference) / (rms(gradient) + 1e-12)).cpu()
 
     def describe(self) -> dict:
         options = {
@@ -109,3 +124,11 @@ class FreeDoM(Guidance):
             "travel_window": [self.time_travel.window.start, self.time_travel.window.end],
         }
         return {**super().describe(), **options, **(self.dsg.describe() if self.dsg else {})}
+
+
+def gradients_of(energies: list[Energy], images: Tensor, leaf: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    """Each energy of `images` and its gradient w.r.t. `leaf`, one backward pass per energy through the shared graph."""
+    values = [energy(images) for energy in energies]
+    last = len(values) - 1
+    gradients = [torch.autograd.grad(v.sum(), leaf, retain_graph=i < last)[0] for i, v in enumerate(values)]
+    return [v.detach() for v in values], gradients
