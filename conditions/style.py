@@ -40,7 +40,8 @@ def gram(tokens: Tensor) -> Tensor:
 
 
 class StyleEnergy(Energy):
-    """E = || Gram(F(x0)) - Gram(F(style)) ||_F."""
+    """E = || Gram(F(x0)) - Gram(F(style)) ||_F; the whole reference resized to 224x224 bilinearly, uncropped, as
+    FreeDoM does (docs/methods.md, Style steps 1-3)."""
 
     name, metric_name = "style", "style_distance"
 
@@ -48,7 +49,7 @@ class StyleEnergy(Energy):
         super().__init__()
         self.features = features
         with torch.no_grad():
-            reference_tensor = to_tensor(reference, 224).to(module_device(features))
+            reference_tensor = to_tensor(reference.convert("RGB").resize((224, 224), Image.BILINEAR)).to(module_device(features))
             self.register_buffer("reference_gram", gram(features(reference_tensor)).detach())
 
     def forward(self, images: Tensor) -> Tensor:

@@ -85,7 +85,18 @@ def test_style_tokens_are_patch_tokens_after_block_three(clip_tokens):
 def test_style_energy_prefers_the_style_image(clip_tokens):
     style = picture(3)
     energy = StyleEnergy(style, clip_tokens)
-    assert energy(to_tensor(style, 224)).item() < 1e-2 * energy(to_tensor(picture(4), 224)).item()
+    itself = to_tensor(style.resize((224, 224), Image.BILINEAR))  # as the reference is read
+    assert energy(itself).item() < 1e-2 * energy(to_tensor(picture(4), 224)).item()
+
+
+def test_style_reference_is_resized_whole_to_224_bilinearly():
+    """FreeDoM squashes the whole reference to 224x224 (PIL bilinear); a centre crop would drop a wide image's sides."""
+    array = np.zeros((100, 300, 3), np.uint8)
+    array[:, :100] = (255, 0, 0)  # a red left third that a centre crop loses
+    reference = Image.fromarray(array)
+    energy = StyleEnergy(reference, lambda images: images.flatten(2).transpose(1, 2))  # pixels as tokens
+    whole, centre = to_tensor(reference.resize((224, 224), Image.BILINEAR)), to_tensor(reference, 224)
+    assert energy(whole).item() < 1e-3 * energy(centre).item()
 
 
 def test_zero_shot_classifier_and_class_energy():
