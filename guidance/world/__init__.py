@@ -23,7 +23,8 @@ FILES = {  # every asset's name under ASSETS, for the loader and the trainer
 }  # fmt: skip
 NET_CLASSES = {"classifier": "Classifier", "evaluator": "AttributeEvaluator", "face_embedder": "FaceEmbedder", "face_detector": "FaceDetectorNet"}
 REQUIRED = (
-    f"{FILES['unet']}/config.json", f"{FILES['unet']}/{LABEL_EMBEDDING}", f"{FILES['scheduler']}/scheduler_config.json",
+    f"{FILES['vae']}/config.json", f"{FILES['unet']}/config.json", f"{FILES['unet']}/{LABEL_EMBEDDING}",
+    f"{FILES['scheduler']}/scheduler_config.json",
     *(FILES[name] for name in NET_CLASSES),
 )  # fmt: skip
 
@@ -72,7 +73,7 @@ def load_backbone(path: str | Path = ASSETS, device: str | torch.device = "cpu")
     guide = _optional(path / FILES["guide_unet"], UNet2DConditionModel.from_pretrained, device)
     backbone = EmbeddedBackbone(
         unet, load_label_embedding(path / FILES["unet"], device), dict(DDPMScheduler.load_config(path / FILES["scheduler"])),
-        vae=_optional(path / FILES["vae"], AutoencoderKL.from_pretrained, device),
+        vae=AutoencoderKL.from_pretrained(path / FILES["vae"]).to(device).eval().requires_grad_(False),
         controlnet=_optional(path / FILES["controlnet"], ControlNetModel.from_pretrained, device),
         guide_unet=guide, guide_label_embedding=load_label_embedding(path / FILES["guide_unet"], device) if guide is not None else None,
     )  # fmt: skip

@@ -15,8 +15,8 @@ from .render import CLASS_NAMES
 
 
 class EmbeddedBackbone(UNetBackbone):
-    """Samples are VAE latents (decoded by the AutoencoderKL, as in SD) or, without a VAE, pixels; conditions are
-    class names or None (the null label).
+    """Samples are VAE latents, decoded by the AutoencoderKL as in SD; conditions are class names or None (the
+    null label).
 
     Each model has its own label embedding (rows 0..9 the classes, row 10 the null label). `embed` returns
     one token per model, (B, L, D): token 0 conditions the denoiser and the ControlNet, token 1 (present
@@ -27,7 +27,7 @@ class EmbeddedBackbone(UNetBackbone):
     class_names = CLASS_NAMES
     image_size = 64
 
-    def __init__(self, unet, label_embedding: nn.Embedding, scheduler_config: dict, vae=None, controlnet=None,
+    def __init__(self, unet, label_embedding: nn.Embedding, scheduler_config: dict, vae, controlnet=None,
                  guide_unet=None, guide_label_embedding: nn.Embedding | None = None):  # fmt: skip
         super().__init__(unet, controlnet=controlnet, guide_unet=guide_unet)
         if (guide_unet is None) != (guide_label_embedding is None):
@@ -57,13 +57,9 @@ class EmbeddedBackbone(UNetBackbone):
         return super()._forward(x, t, token, None if guide else control, guide)
 
     def decode(self, x0: Tensor) -> Tensor:
-        if self.vae is None:
-            return x0
         return self.vae.decode(x0.to(self.dtype) / self.vae.config.scaling_factor).sample.float()
 
     @torch.no_grad()
     def encode(self, pixels: Tensor) -> Tensor:
-        """Scaled latent means of pixels (B, 3, 64, 64) in [-1, 1] (the pixels themselves without a VAE)."""
-        if self.vae is None:
-            return pixels.to(self.device, self.dtype)
+        """Scaled latent means of pixels (B, 3, 64, 64) in [-1, 1]."""
         return self.vae.encode(pixels.to(self.device, self.dtype)).latent_dist.mean * self.vae.config.scaling_factor

@@ -103,7 +103,7 @@ def evaluate(world: World, work: Path, only: set[str] | None = None) -> dict:
     wanted = lambda name: only is None or name in only  # noqa: E731
     val, labels = load(work, "val_images"), np.asarray(load(work, "val_labels"))
     figures = {}
-    if wanted("vae") and world.backbone.vae is not None:
+    if wanted("vae"):
         figures["vae_psnr_db"] = vae_psnr(world.backbone.vae, val)
     if wanted("classifier"):
         figures["classifier_accuracy"] = accuracy(world.classifier, val, labels)

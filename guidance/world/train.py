@@ -1,6 +1,6 @@
 """Train the embedded world's models on rendered faces: seeded, resumable, logged.
 
-    python -m guidance.world.train STAGE [--config full|smoke|pixel] [--out assets/world] [--workdir runs/world] [--resume] [--time-budget S]
+    python -m guidance.world.train STAGE [--config full|gpu|smoke] [--out assets/world] [--workdir runs/world] [--resume] [--time-budget S]
 
 STAGE is one of STAGES (or `all`, in that order). `data` renders the datasets once and caches them as .npy under
 the workdir; `vae` trains the autoencoder and caches the training latents; `estimates` caches decoded clean
@@ -91,7 +91,7 @@ def _vae_config(channels: tuple[int, ...], latent_channels: int, groups: int) ->
 
 @dataclass(frozen=True)
 class Config:
-    """Dataset sizes and per-stage settings. `space`: the denoiser works on VAE latents or on pixels."""
+    """Dataset sizes and per-stage settings."""
 
     n_train: int
     n_val: int
@@ -107,7 +107,6 @@ class Config:
     classifier: Loop
     face: Loop
     detector: Loop
-    space: str = "latent"
     vae_net: dict = field(default_factory=lambda: _vae_config((16, 32, 64), 8, 8))
     unet: dict = field(default_factory=lambda: _unet_config((48, 96, 144), 128, 4, 16, 16, 8))
     prediction_type: str = "v_prediction"
@@ -141,16 +140,11 @@ FULL = Config(n_train=30000, n_val=1000, n_face=24000, face_ids_per_class=200, n
               n_estimates=8000, **_loops())  # fmt: skip
 CONFIGS = {
     "full": FULL,
-    # The design that the latent world was measured against (same data, recipe and wall time): a pixel-space UNet.
-    "pixel": replace(FULL, space="pixel", unet=_unet_config((32, 64, 128, 128), 128, 4, 16, 64, 3),
-                     denoiser=replace(FULL.denoiser, batch=16)),  # fmt: skip
     # One call on one large GPU (`--device cuda`, about 12 minutes after rendering): 4x the batches, short budgets.
     "gpu": replace(
         FULL, **{name: replace(loop, batch=4 * loop.batch, time_budget_s=budget)
                  for name, loop, budget in zip(_loops(), _loops().values(), (90, 30, 360, 90, 40, 50, 20))},
     ),  # fmt: skip
-    # The loss weighting that v-prediction + min-SNR was measured against: SD 1.5's epsilon prediction, uniform weights.
-    "epsilon": replace(FULL, prediction_type="epsilon", min_snr_gamma=None),
     "smoke": Config(
         n_train=120, n_val=40, n_face=80, face_ids_per_class=2, n_face_val=40, n_negatives=40, n_estimates=32,
         vae=Loop(3, 8, 1e-3, 8), evaluator=Loop(3, 8, 1e-3, 2), denoiser=Loop(8, 4, 1e-3, 5, checkpoint_every=2, snapshot_every=2),
@@ -626,21 +620,15 @@ def alphas_cumprod() -> Tensor:
     return DDIMScheduler(**SCHEDULE).alphas_cumprod.float()
 
 
-def training_samples(cfg: Config, work: Path) -> tuple[np.ndarray, Tensor]:
-    """What the denoiser learns: scaled VAE latents or pixels of the training renders, and their labels."""
-    labels = torch.from_numpy(np.array(load(work, "train_labels")))
-    return load(work, "train_latents" if cfg.space == "latent" else "train_images"), labels
+def training_samples(work: Path) -> tuple[np.ndarray, Tensor]:
+    """What the denoiser learns: the scaled VAE latents of the training renders, and their labels."""
+    return load(work, "train_latents"), torch.from_numpy(np.array(load(work, "train_labels")))
 
 
-def clean_batch(cfg: Config, samples: np.ndarray, idx: Tensor) -> Tensor:
-    batch = np.array(samples[idx.numpy()])
-    return torch.from_numpy(batch).float() if cfg.space == "latent" else to_pixels(batch)
-
-
-def noisy_batch(cfg: Config, samples: np.ndarray, labels: Tensor, batch: int, g: torch.Generator):
+def noisy_batch(cfg: Config, latents: np.ndarray, labels: Tensor, batch: int, g: torch.Generator):
     """(x_t, t, eps, x0, labels with dropout to the null label, indices)."""
     idx = torch.randint(len(labels), (batch,), generator=g)
-    x0 = clean_batch(cfg, samples, idx)
+    x0 = torch.from_numpy(np.array(latents[idx.numpy()])).float()
     t = torch.randint(0, SCHEDULE["num_train_timesteps"], (batch,), generator=g)
     eps = torch.randn(x0.shape, generator=g)
     a = alphas_cumprod()[t].view(-1, 1, 1, 1)
@@ -665,10 +653,6 @@ def diffusion_loss(cfg: Config, prediction: Tensor, x_t: Tensor, t: Tensor, eps:
     return (weight * error).mean()
 
 
-def scheduler_config(cfg: Config) -> dict:
-    return {**SCHEDULE, "prediction_type": cfg.prediction_type, **({"clip_sample": True} if cfg.space == "pixel" else {})}
-
-
 def save_unet(model: LabelledUNet, folder: Path) -> None:
     from safetensors.torch import save_file
 
@@ -688,7 +672,7 @@ def stage_denoiser(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 
     loop = cfg.denoiser
     torch.manual_seed(loop.seed)
-    samples, labels = training_samples(cfg, work)
+    samples, labels = training_samples(work)
     model = new_denoiser(cfg).to(cfg.device)
     ema = EMA(model, cfg.ema_decay)
 
@@ -698,9 +682,9 @@ def stage_denoiser(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 
     entry = train_loop("denoiser", model, loss_fn, loop, work, resume, ema)
     save_unet(model, out / FILES["unet"])
-    DDIMScheduler(**scheduler_config(cfg)).save_pretrained(out / FILES["scheduler"])
+    DDIMScheduler(**SCHEDULE, prediction_type=cfg.prediction_type).save_pretrained(out / FILES["scheduler"])
     return {**entry, "ema_decay": cfg.ema_decay, "prediction_type": cfg.prediction_type, "min_snr_gamma": cfg.min_snr_gamma,
-            "space": cfg.space, "config": {k: cfg.unet[k] for k in ("block_out_channels", "layers_per_block")}}  # fmt: skip
+            "config": {k: cfg.unet[k] for k in ("block_out_channels", "layers_per_block")}}  # fmt: skip
 
 
 def stage_guide(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
@@ -730,7 +714,7 @@ def stage_controlnet(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     unet = UNet2DConditionModel.from_pretrained(out / FILES["unet"]).to(cfg.device).eval().requires_grad_(False)
     embedding = load_label_embedding(out / FILES["unet"], cfg.device)
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=cfg.control_channels)
-    samples, labels = training_samples(cfg, work)
+    samples, labels = training_samples(work)
     maps = load(work, "train_canny")
 
     def loss_fn(step: int, g: torch.Generator) -> Tensor:
