@@ -90,7 +90,8 @@ def ddim_eta(noise_rule: str, eta: float, a_t: float, a_prev: float) -> float:
     if noise_rule == "ddim":
         return eta
     ddim_sigma = ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5
-    return eta * (1 - a_prev) ** 0.5 / ddim_sigma if ddim_sigma > 0 else 0.0
+    # eta = 1 puts all of sqrt(1 - a_prev) in the noise; 1e-4 below it keeps DDIM's sqrt(1 - a_prev - sigma_t^2) real
+    return min(eta, 1 - 1e-4) * (1 - a_prev) ** 0.5 / ddim_sigma if ddim_sigma > 0 else 0.0
 
 
 def previous_alpha(scheduler: SchedulerMixin, index: int) -> float:

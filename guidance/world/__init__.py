@@ -38,7 +38,7 @@ def load_label_embedding(folder: Path, device: str | torch.device) -> nn.Embeddi
 
 
 def _optional(path: Path, loader, device):
-    return loader(path).to(device).eval().requires_grad_(False) if (path / "config.json").exists() else None
+    return loader(path, torch_dtype=torch.float32).to(device).eval().requires_grad_(False) if (path / "config.json").exists() else None
 
 
 def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") -> World:
@@ -69,7 +69,7 @@ def load_backbone(path: str | Path = ASSETS, device: str | torch.device = "cpu")
     from .backbone import EmbeddedBackbone
 
     path = Path(path)
-    unet = UNet2DConditionModel.from_pretrained(path / FILES["unet"]).to(device).eval().requires_grad_(False)
+    unet = UNet2DConditionModel.from_pretrained(path / FILES["unet"], torch_dtype=torch.float32).to(device).eval().requires_grad_(False)
     guide = _optional(path / FILES["guide_unet"], UNet2DConditionModel.from_pretrained, device)
     backbone = EmbeddedBackbone(
         unet, load_label_embedding(path / FILES["unet"], device), dict(DDPMScheduler.load_config(path / FILES["scheduler"])),

@@ -166,7 +166,7 @@ class FaceDetector:
         "For photographs, run the app on Stable Diffusion 1.5 (set GUIDANCE_SD_MODEL)"
     )
 
-    def __init__(self, net: FaceDetectorNet, threshold: float = 0.5):
+    def __init__(self, net: FaceDetectorNet, threshold: float = 0.9):
         self.net, self.threshold = net, threshold
 
     @torch.no_grad()

@@ -15,6 +15,7 @@ GUIDANCE_TRAIN_THREADS sets torch's threads (default 2). Every batch and noise d
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
@@ -111,7 +112,7 @@ class Config:
     unet: dict = field(default_factory=lambda: _unet_config((48, 96, 144), 128, 4, 16, 16, 8))
     prediction_type: str = "v_prediction"
     min_snr_gamma: float | None = 5.0  # min-SNR loss weighting (Hang et al. 2023); None: uniform
-    guide_fraction: float = 1 / 8  # the Autoguidance guide is the EMA snapshot at this fraction of the run
+    guide_fraction: float = 0.42  # the Autoguidance guide: the EMA snapshot at this fraction of the run (tuned, assets/world/README.md)
     classifier_widths: tuple[int, ...] = (16, 32, 64, 128)
     evaluator_widths: tuple[int, ...] = (24, 48, 96, 160)
     face_widths: tuple[int, ...] = (16, 32, 64, 128)
@@ -219,14 +220,19 @@ def _photos() -> tuple[np.ndarray, ...]:
 
 
 def _photo_crop(rng: np.random.Generator) -> np.ndarray:
-    """A negative: a random square crop of a photograph, resized to 64 px."""
+    """A negative: a random square crop of a photograph, resized to 64 px, most of them recoloured by a random
+    channel mix (most of the bundled photographs are grey; the photographs people upload are not)."""
     from PIL import Image
 
     photo = _photos()[rng.integers(len(_photos()))]
     h, w = photo.shape[:2]
     side = int(rng.uniform(0.3, 1.0) * min(h, w))
     y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-    return np.asarray(Image.fromarray(photo[y : y + side, x : x + side]).resize((64, 64), Image.BILINEAR))
+    crop = np.asarray(Image.fromarray(photo[y : y + side, x : x + side]).resize((64, 64), Image.BILINEAR), np.float32)
+    if rng.random() < 0.75:
+        mix = rng.uniform(0.0, 1.0, (3, 3))
+        crop = crop @ (mix / mix.sum(1, keepdims=True)).T * rng.uniform(0.6, 1.4, 3)
+    return crop.clip(0, 255).astype(np.uint8)
 
 
 NEGATIVE_KINDS = 7
@@ -653,10 +659,15 @@ def diffusion_loss(cfg: Config, prediction: Tensor, x_t: Tensor, t: Tensor, eps:
     return (weight * error).mean()
 
 
+def save_half(model: nn.Module, folder: Path) -> None:
+    """save_pretrained in float16 (half the asset size; the loaders read it back as float32)."""
+    copy.deepcopy(model).to(torch.float16).save_pretrained(folder)
+
+
 def save_unet(model: LabelledUNet, folder: Path) -> None:
     from safetensors.torch import save_file
 
-    model.unet.save_pretrained(folder)
+    save_half(model.unet, folder)
     save_file({"weight": model.embedding.weight.detach().contiguous().cpu()}, str(folder / LABEL_EMBEDDING))
 
 
@@ -711,7 +722,7 @@ def stage_controlnet(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 
     loop = cfg.controlnet
     torch.manual_seed(loop.seed)
-    unet = UNet2DConditionModel.from_pretrained(out / FILES["unet"]).to(cfg.device).eval().requires_grad_(False)
+    unet = UNet2DConditionModel.from_pretrained(out / FILES["unet"], torch_dtype=torch.float32).to(cfg.device).eval().requires_grad_(False)
     embedding = load_label_embedding(out / FILES["unet"], cfg.device)
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=cfg.control_channels)
     samples, labels = training_samples(work)
@@ -727,7 +738,7 @@ def stage_controlnet(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
         return diffusion_loss(cfg, pred, x_t, t, eps, x0)
 
     entry = train_loop("controlnet", controlnet, loss_fn, loop, work, resume)
-    controlnet.save_pretrained(out / FILES["controlnet"])
+    save_half(controlnet, out / FILES["controlnet"])
     return entry
 
 
