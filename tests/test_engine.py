@@ -10,7 +10,7 @@ import torch
 from conditions.base import Energy
 from guidance.errors import MethodConfigError, SamplingNaNError, WeightsUnavailableError
 from guidance.methods import DSG, GFCG, FreeDoM, Settings, StepContext, build_method
-from guidance.sampling import sample
+from guidance.sampling import SamplingResult, sample
 from guidance.sd15 import load_sd15
 
 PROMPTS = ["a red cat", "a blue dog"]
@@ -145,19 +145,24 @@ def test_guided_run_lowers_the_energy(tiny_sd, name, scale):
     assert sum(guided.final_energy) < 0.9 * sum(plain.final_energy)
 
 
-def test_every_dsg_step_lies_on_the_sphere_around_the_unguided_mean(tiny_sd):
-    lengths = []
+def dsg_steps(tiny_sd, **options) -> tuple[list[tuple], SamplingResult]:
+    """figd+dsg (rate 0.2) sampled with `options`; per step: (sigma_t, a_prev, RMS radius of x_prev - mean per sample)."""
+    seen = []
     method = build_method("figd+dsg", Settings(dsg_rate=0.2))
     original = method.update
 
     def spy(ctx, pred, mean, sigma, noise):
         x_prev = original(ctx, pred, mean, sigma, noise)
-        if sigma:
-            lengths.append(((x_prev - mean).flatten(1).norm(dim=1) / (math.sqrt(mean[0].numel()) * sigma)).tolist())
+        seen.append((sigma, ctx.a_prev, ((x_prev - mean).flatten(1).norm(dim=1) / math.sqrt(mean[0].numel())).tolist()))
         return x_prev
 
     method.update = spy
-    sample(tiny_sd, method, PROMPTS, steps=8, eta=1.0, seed=0, energy=MeanColour())
+    return seen, sample(tiny_sd, method, PROMPTS, seed=0, energy=MeanColour(), **options)
+
+
+def test_every_dsg_step_lies_on_the_sphere_around_the_unguided_mean(tiny_sd):
+    seen, _ = dsg_steps(tiny_sd, steps=8, eta=1.0)
+    lengths = [[r / sigma for r in radii] for sigma, _, radii in seen if sigma]
     assert len(lengths) == 8  # SD's config keeps a small sigma at the last step (set_alpha_to_one=False)
     assert torch.allclose(torch.tensor(lengths), torch.ones(8, 2), atol=1e-4)
 
@@ -235,20 +240,10 @@ def test_freedom_noise_rule_is_the_face_gd_step():
 
 
 def test_dsg_runs_on_the_sphere_of_the_freedom_noise_rule(tiny_sd):
-    seen = []
-    method = build_method("figd+dsg", Settings(dsg_rate=0.2))
-    original = method.update
-
-    def spy(ctx, pred, mean, sigma, noise):
-        x_prev = original(ctx, pred, mean, sigma, noise)
-        seen.append((sigma, 0.5 * (1 - ctx.a_prev) ** 0.5, ((x_prev - mean).flatten(1).norm(dim=1) / math.sqrt(mean[0].numel())).tolist()))
-        return x_prev
-
-    method.update = spy
-    result = sample(tiny_sd, method, PROMPTS, steps=6, eta=0.5, noise_rule="freedom", seed=0, energy=MeanColour())
+    seen, result = dsg_steps(tiny_sd, steps=6, eta=0.5, noise_rule="freedom")
     assert len(seen) == 6 and result.options["noise_rule"] == "freedom"
-    for sigma, official, radii in seen:
-        assert sigma == pytest.approx(official, rel=1e-4) and radii == pytest.approx([sigma, sigma], rel=1e-4)
+    for sigma, a_prev, radii in seen:
+        assert sigma == pytest.approx(0.5 * (1 - a_prev) ** 0.5, rel=1e-4) and radii == pytest.approx([sigma, sigma], rel=1e-4)
     for bad in ({"scheduler": "ddpm"}, {"eta": 1.5}, {"noise_rule": "ancestral"}):
         with pytest.raises(MethodConfigError):
             sample(tiny_sd, build_method("freedom"), PROMPTS, steps=2, energy=MeanColour(), **{"eta": 0.5, "noise_rule": "freedom", **bad})
