@@ -144,7 +144,7 @@ CONFIGS = {
     # One call on one large GPU (`--device cuda`, about 12 minutes after rendering): 4x the batches, short budgets.
     "gpu": replace(
         FULL, **{name: replace(loop, batch=4 * loop.batch, time_budget_s=budget)
-                 for name, loop, budget in zip(_loops(), _loops().values(), (90, 30, 360, 90, 40, 50, 20))},
+                 for (name, loop), budget in zip(_loops().items(), (90, 30, 360, 90, 40, 50, 20))},
     ),  # fmt: skip
     "smoke": Config(
         n_train=120, n_val=40, n_face=80, face_ids_per_class=2, n_face_val=40, n_negatives=40, n_estimates=32,

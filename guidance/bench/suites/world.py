@@ -208,12 +208,12 @@ def control_rows(world: World, plan: Plan) -> list[dict]:
     """The ControlNet alone (plain) and with FIGD's edge energy, on Canny maps of held-out renders."""
     if not world.backbone.has_controlnet:
         raise MethodConfigError("this world has no ControlNet (assets/world/controlnet)")
-    sources = to_pil(renders(plan.control_maps, CONTROL_SEED)[0])
+    pixels = renders(plan.control_maps, CONTROL_SEED)[0]
+    sources, maps = to_pil(pixels), canny(pixels)
     rows = []
     for method in ("plain", "figd"):
         results = [task_results(world, "control", method, image, 1, plan, seed=k) for k, image in enumerate(sources)]
         images = images_of(results)
-        maps = canny(renders(plan.control_maps, CONTROL_SEED)[0])
         rows.append({
             "bar": "control", "task": "control", "method": method, **timing(results),
             "edge_f1": float(edge_f1(images, maps).mean()), "face_rate": face_rate(world, images), "n": len(images),
