@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup demo test bench
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements.txt -e .
 	touch $@
 
 setup: $(VENV)/.installed
