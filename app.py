@@ -51,10 +51,10 @@ from guidance.errors import (
 from guidance.methods import Settings
 from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.methods.gfcg import SCALE_RULES
-from guidance.schedulers import SCHEDULERS
+from guidance.scheduler_steps import SCHEDULERS
 from guidance.tasks import PRESETS, TaskOutcome, TaskRequest, preset, run_task
-from guidance.world import ASSETS
-from guidance.world.render import CLASS_NAMES
+from guidance.worlds.embedded import ASSETS
+from guidance.worlds.embedded.render import CLASS_NAMES
 from guidance.worlds import World
 
 EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
@@ -198,7 +198,7 @@ class Backbones:
 
     def _load(self, key: str) -> World:
         if key == EMBEDDED:
-            from guidance.world import load_world
+            from guidance.worlds.embedded import load_world
 
             return load_world(self.world, self.device)
         if key == SD and self.sd_model:
@@ -627,7 +627,7 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from guidance.sd15 import SD15
+    from guidance.worlds.sd15 import SD15
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))

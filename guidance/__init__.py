@@ -12,7 +12,7 @@ from .errors import (
 from .evodiff import EVODiffScheduler
 from .methods import METHODS, Settings, build_method
 from .sampling import SamplingResult, StepRecord, sample
-from .schedulers import SCHEDULERS
+from .scheduler_steps import SCHEDULERS
 
 __all__ = [
     "METHODS", "SCHEDULERS", "Backbone", "Control", "DeviceOutOfMemoryError", "EVODiffScheduler", "GuidanceError",

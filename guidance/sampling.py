@@ -18,8 +18,8 @@ from torch import Tensor
 from .backbone import Backbone, Condition, Control
 from .errors import DeviceOutOfMemoryError, MethodConfigError, SamplingNaNError
 from .methods import Guidance, StepContext
-from .schedule import renoise
-from .schedulers import STATELESS, check_noise_rule, ddim_eta, make_scheduler, mean_and_sigma, previous_alpha
+from .vp_arithmetic import renoise
+from .scheduler_steps import STATELESS, check_noise_rule, ddim_eta, make_scheduler, mean_and_sigma, previous_alpha
 
 
 @dataclass
@@ -120,7 +120,7 @@ def sample(
 ) -> SamplingResult:
     """Sample one image per condition with `method`; reproducible for a seed on a device.
 
-    `eta` sets the noise of DDIM's step by `noise_rule` (guidance/schedulers.py: NOISE_RULES): "ddim" is DDIM's own
+    `eta` sets the noise of DDIM's step by `noise_rule` (guidance/scheduler_steps.py: NOISE_RULES): "ddim" is DDIM's own
     eta, "freedom" FreeDoM's face sampler, sigma_t = eta sqrt(1 - a_prev) (docs/methods.md, Sampling loop step 2).
     """
     if method.uses_energy and energy is None:

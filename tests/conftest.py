@@ -22,7 +22,7 @@ def tiny_sd_folders(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_sd(tiny_sd_folders):
-    from guidance.sd15 import load_sd15
+    from guidance.worlds.sd15 import load_sd15
 
     sd, controlnet = tiny_sd_folders
     return load_sd15(str(sd), controlnet=str(controlnet), device="cpu", image_size=16)

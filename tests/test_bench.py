@@ -43,7 +43,7 @@ def tiny_unet():
 
 
 def tiny_nets():
-    from guidance.world.nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder
+    from guidance.worlds.embedded.nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder
 
     detector = FaceDetectorNet((8, 16))
     torch.nn.init.constant_(detector.head.bias, 10.0)  # always "a face": the energies need a box
@@ -55,9 +55,9 @@ def tiny_world_path(tmp_path_factory):
     """An embedded-world folder with random tiny networks (attention only at 16x16, so sampling is fast)."""
     from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler
 
-    from guidance.world import FILES, LABEL_EMBEDDING
-    from guidance.world.nets import save_net
-    from guidance.world.train import SCHEDULE, _vae_config
+    from guidance.worlds.embedded import FILES, LABEL_EMBEDDING
+    from guidance.worlds.embedded.nets import save_net
+    from guidance.worlds.embedded.train import SCHEDULE, _vae_config
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("tiny_world")
@@ -76,7 +76,7 @@ def tiny_world_path(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_sd_world(tiny_sd):
     """The tiny SD backbone with tiny face, style and class networks (the gpu suite's code path on a CPU)."""
-    from guidance.world.nets import StyleFeatures
+    from guidance.worlds.embedded.nets import StyleFeatures
 
     nets = tiny_nets()
     for net in nets.values():

@@ -11,7 +11,7 @@ from conditions.base import Energy
 from guidance.errors import MethodConfigError, SamplingNaNError, WeightsUnavailableError
 from guidance.methods import DSG, GFCG, FreeDoM, Settings, StepContext, build_method
 from guidance.sampling import SamplingResult, sample
-from guidance.sd15 import load_sd15
+from guidance.worlds.sd15 import load_sd15
 
 PROMPTS = ["a red cat", "a blue dog"]
 
@@ -222,7 +222,7 @@ def test_freedom_noise_rule_is_the_face_gd_step():
     """x_{t-1} = sqrt(a_prev) x0 + 0.5 sqrt(1 - a_prev) z + sqrt(0.75) sqrt(1 - a_prev) eps (docs/methods.md, Sampling loop step 2)."""
     from diffusers import DDIMScheduler
 
-    from guidance.schedulers import ddim_eta, mean_and_sigma, previous_alpha
+    from guidance.scheduler_steps import ddim_eta, mean_and_sigma, previous_alpha
 
     scheduler = DDIMScheduler(beta_schedule="linear", beta_start=1e-4, beta_end=0.02, clip_sample=False, set_alpha_to_one=True)
     scheduler.set_timesteps(100)  # Face-GD's pixel CelebA-HQ schedule and step count
@@ -286,7 +286,7 @@ def test_gfcg_scale_rises_with_confusion(tiny_sd):
 
 def test_freedom_with_cfg_and_gfcg_sizes_its_step_with_the_cfg_weight(tiny_sd):
     """rho = k RMS(w_cfg (eps_c - eps_u)) / RMS(g) (docs/methods.md, "Step size"), with GFCG on top of CFG too."""
-    from guidance.schedule import rms
+    from guidance.vp_arithmetic import rms
 
     x = torch.randn(2, *tiny_sd.sample_shape, generator=torch.Generator().manual_seed(1))
 
@@ -310,7 +310,7 @@ def test_freedom_with_cfg_and_gfcg_sizes_its_step_with_the_cfg_weight(tiny_sd):
 
 def test_freedom_pixel_step_rule_is_face_gds_text_guidance_rule(tiny_sd):
     """rho = k RMS(eps) sqrt((1 - a_t) / a_t) c1 / RMS(g), c1 = sqrt(a_prev)(1 - a_t / a_prev) / (1 - a_t) (FreeDoM step 5)."""
-    from guidance.schedule import rms
+    from guidance.vp_arithmetic import rms
 
     method = build_method("freedom", Settings(scale=0.02, step_rule="freedom-pixel"))
     ctx = _context(tiny_sd, torch.randn(2, *tiny_sd.sample_shape, generator=torch.Generator().manual_seed(1)), MeanColour())
@@ -329,7 +329,7 @@ def test_freedom_pixel_step_rule_is_face_gds_text_guidance_rule(tiny_sd):
 def test_each_term_of_a_sum_takes_its_own_step_in_its_own_window(tiny_sd, name):
     """x_{t-1} = mean + sigma z - sum_i rho_i g_i over the terms whose window holds the step (FreeDoM step 7)."""
     from guidance.methods import Term, Terms, Window
-    from guidance.schedule import rms
+    from guidance.vp_arithmetic import rms
 
     colour, target = MeanColour(), reachable_target(tiny_sd)
     method = build_method(name, Settings(scale=0.2, step_rule="normalized"))
@@ -515,7 +515,7 @@ def test_every_solver_clips_x0_as_the_config_says(name):
     """A config with clip_sample makes every solver clamp x0_hat to [-1, 1]; the last step returns it."""
     from diffusers import DDPMScheduler
 
-    from guidance.schedulers import make_scheduler
+    from guidance.scheduler_steps import make_scheduler
 
     x = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     finals = {}
@@ -534,7 +534,7 @@ def test_make_scheduler_keeps_evodiff_on_its_logsnr_grid_from_the_top_label():
     """The embedded world's DDPM config says "leading"; the playground's EVODiff still starts at label T-1."""
     from diffusers import DDPMScheduler
 
-    from guidance.schedulers import make_scheduler
+    from guidance.scheduler_steps import make_scheduler
 
     scheduler = make_scheduler("evodiff", DDPMScheduler(timestep_spacing="leading", steps_offset=1).config)
     scheduler.set_timesteps(10)

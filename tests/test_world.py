@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from guidance.errors import MethodConfigError, WeightsUnavailableError
-from guidance.world import ASSETS, REQUIRED, load_world
-from guidance.world.render import ATTRIBUTES, CLASS_NAMES, make_dataset
-from guidance.world.train import blur, negatives, run_stage
+from guidance.worlds.embedded import ASSETS, REQUIRED, load_world
+from guidance.worlds.embedded.render import ATTRIBUTES, CLASS_NAMES, make_dataset
+from guidance.worlds.embedded.train import blur, negatives, run_stage
 from safetensors.torch import load_file
 
 
@@ -96,7 +96,7 @@ def test_networks_follow_their_protocols(smoke_world):
 
 
 def test_missing_weights_name_the_rebuild_command(tmp_path):
-    with pytest.raises(WeightsUnavailableError, match="guidance.world.train all"):
+    with pytest.raises(WeightsUnavailableError, match="guidance.worlds.embedded.train all"):
         load_world(tmp_path)
 
 
@@ -108,7 +108,7 @@ def test_stale_or_damaged_weights_are_a_typed_error(smoke, tmp_path, damage):
         shutil.copy(out / "evaluator.safetensors", out / "face_detector.safetensors")
     else:
         (out / "classifier.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(WeightsUnavailableError, match="do not load.*guidance.world.train all"):
+    with pytest.raises(WeightsUnavailableError, match="do not load.*guidance.worlds.embedded.train all"):
         load_world(out)
 
 

@@ -1,7 +1,7 @@
 """Tiny Stable-Diffusion-architecture components built offline from configs, with random weights.
 
 They are saved with `save_pretrained` in the folder layout of a diffusers repository, so the real
-loading code (`guidance.sd15.load_sd15`) reads them back with `from_pretrained`.
+loading code (`guidance.worlds.sd15.load_sd15`) reads them back with `from_pretrained`.
 """
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def goal(name: str, target: str, measured: float, met: bool, unit: str = "") -> 
 @lru_cache(maxsize=16)
 def renders(n: int, seed: int, identities_per_class: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """n held-out renders (pixels (n, 3, 64, 64) in [-1, 1], labels, identity ids), class-balanced."""
-    from guidance.world.render import make_dataset
+    from guidance.worlds.embedded.render import make_dataset
 
     images, labels, ids, _ = make_dataset(n, seed=seed, split="heldout", identities_per_class=identities_per_class)
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1

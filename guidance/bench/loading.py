@@ -20,7 +20,7 @@ def load(opts: Options, needs: tuple[str, ...]) -> World:
     """The world; sd15-random builds only the networks in `needs`. Raises WeightsUnavailableError when
     weights are missing (embedded, sd15)."""
     if opts.backbone == "embedded":
-        from guidance.world import ASSETS, load_world
+        from guidance.worlds.embedded import ASSETS, load_world
 
         return load_world(opts.world or ASSETS, opts.device)
     dtype = torch.float16 if opts.device == "cuda" else torch.float32

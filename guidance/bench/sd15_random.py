@@ -15,7 +15,7 @@ import torch
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from guidance.sd15 import StableDiffusionBackbone
+from guidance.worlds.sd15 import StableDiffusionBackbone
 from guidance.worlds import World
 
 CLASS_NAMES = ("cat", "dog", "fox", "wolf", "lion", "tiger", "owl", "eagle")

@@ -25,7 +25,7 @@ class Settings:
     """Every method option in one place (the app's sliders map onto these fields).
 
     cfg_scale: w of CFG or Autoguidance (1 disables CFG for gradient methods).
-    noise_rule: how DDIM's eta sets the sampler's noise, "ddim" or "freedom" (guidance/schedulers.py: NOISE_RULES).
+    noise_rule: how DDIM's eta sets the sampler's noise, "ddim" or "freedom" (guidance/scheduler_steps.py: NOISE_RULES).
     scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
     fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options.
     """

@@ -15,7 +15,7 @@ from torch import Tensor
 from conditions.base import Energy, SumEnergy
 
 from ..backbone import Backbone, Control
-from ..schedule import from_eps, to_eps_and_x0
+from ..vp_arithmetic import from_eps, to_eps_and_x0
 from .predictors import Estimate, Predictor
 
 

@@ -6,7 +6,7 @@ import math
 from torch import Tensor
 
 from ..errors import MethodConfigError
-from ..schedule import expand, norm
+from ..vp_arithmetic import expand, norm
 
 
 class DSG:

@@ -10,7 +10,7 @@ from torch import Tensor
 from conditions.base import Energy
 
 from ..errors import MethodConfigError
-from ..schedule import to_eps_and_x0
+from ..vp_arithmetic import to_eps_and_x0
 from .base import StepContext
 from .freedom import FreeDoM, gradients_of
 from .predictors import Estimate

@@ -7,7 +7,7 @@ from torch import Tensor
 from conditions.base import Energy
 
 from ..errors import MethodConfigError
-from ..schedule import expand, rms, to_eps_and_x0
+from ..vp_arithmetic import expand, rms, to_eps_and_x0
 from .base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window
 from .dsg import DSG
 from .predictors import Estimate, Predictor

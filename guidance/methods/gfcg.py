@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from ..errors import MethodConfigError
-from ..schedule import to_eps_and_x0
+from ..vp_arithmetic import to_eps_and_x0
 from .predictors import Estimate, Predictor, branch_eps, paired_eps
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ..schedule import to_eps_and_x0
+from ..vp_arithmetic import to_eps_and_x0
 
 if TYPE_CHECKING:
     from .base import StepContext

@@ -5,7 +5,7 @@ of class-balanced samples to as many held-out renders (floor alongside), and the
 against a 1000-step (quick: 200-step) DDIM (eta = 0) solution from the same initial noise. Goal: EVODiff's FD at NFE 10
 <= 0.75x DPM-Solver++'s.
 
-Every solver clips x0 as the backbone's scheduler config says (guidance.schedulers.make_scheduler); where
+Every solver clips x0 as the backbone's scheduler config says (guidance.scheduler_steps.make_scheduler); where
 the config clips (`clip_sample`, the embedded world), the whole sweep and its reference also run without
 clipping (rows with x0_clip False): that is the probability-flow ODE the solvers' papers are about. The
 full plan adds EVODiff at `ode_nfe` steps, a near-exact ODE solution, so that the FD of the ODE itself

@@ -22,7 +22,7 @@ from conditions.face import crop
 from conditions.images import to_pil
 from guidance.errors import MethodConfigError
 from guidance.tasks import TaskRequest, preset, run_task
-from guidance.world.render import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
+from guidance.worlds.embedded.render import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
 from guidance.worlds import World
 
 from ..common import (
@@ -189,7 +189,7 @@ def face_rows(world: World, plan: Plan) -> list[dict]:
 
 def style_rows(world: World, plan: Plan) -> list[dict]:
     """Each method at the style tab's preset; style_ratio: its style distance over the unguided sample's (same seeds)."""
-    from guidance.world.examples import style_references
+    from guidance.worlds.embedded.examples import style_references
 
     references = style_references(plan.style_references)
     rows, unguided = [], None

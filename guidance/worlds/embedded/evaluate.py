@@ -1,6 +1,6 @@
 """Quality figures of the embedded world's networks on held-out renders, and its sample grid.
 
-    python -m guidance.world.evaluate [--out assets/world] [--workdir runs/world] [--samples PNG] [--only NAME ...] [--record]
+    python -m guidance.worlds.embedded.evaluate [--out assets/world] [--workdir runs/world] [--samples PNG] [--only NAME ...] [--record]
 
 Figures: VAE reconstruction PSNR; evaluator class and attribute accuracy; guide-classifier accuracy; face-ID
 verification ROC-AUC (held-out identities, all pairs); detector accuracy (held-out renders vs fresh negatives) and
@@ -20,7 +20,7 @@ from PIL import Image
 
 from guidance.methods import Settings, build_method
 from guidance.sampling import sample
-from guidance.worlds import World
+from ..base import World
 
 from . import ASSETS, load_world
 from .render import ATTRIBUTES, CLASS_NAMES, UNSEEN

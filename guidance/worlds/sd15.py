@@ -12,8 +12,8 @@ from huggingface_hub.errors import HTTPError
 from torch import Tensor
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from .backbone import Condition, UNetBackbone
-from .errors import WeightsUnavailableError
+from ..backbone import Condition, UNetBackbone
+from ..errors import WeightsUnavailableError
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 LOAD_ERRORS = (OSError, ValueError, ConnectionError, HTTPError)

@@ -1,6 +1,6 @@
 """Train the embedded world's models on rendered faces: seeded, resumable, logged.
 
-    python -m guidance.world.train STAGE [--config full|gpu|smoke] [--out assets/world] [--workdir runs/world] [--resume] [--time-budget S]
+    python -m guidance.worlds.embedded.train STAGE [--config full|gpu|smoke] [--out assets/world] [--workdir runs/world] [--resume] [--time-budget S]
 
 STAGE is one of STAGES (or `all`, in that order). `data` renders the datasets once and caches them as .npy under
 the workdir; `vae` trains the autoencoder and caches the training latents; `estimates` caches decoded clean
@@ -292,7 +292,7 @@ def stage_data(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 def load(work: Path, name: str) -> np.ndarray:
     path = work / "data" / f"{name}.npy"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; run the stage that writes it first (`python -m guidance.world.train data`)")
+        raise FileNotFoundError(f"{path} is missing; run the stage that writes it first (`python -m guidance.worlds.embedded.train data`)")
     return np.load(path, mmap_mode="r")
 
 
@@ -746,7 +746,7 @@ def stage_controlnet(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 def stage_estimates(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """Decoded clean estimates x0_hat of noised latents of training renders (class and face sets), t ~ U[0, 800),
     label or null label: the inputs the guiding networks see during sampling."""
-    from guidance.schedule import to_eps_and_x0
+    from guidance.vp_arithmetic import to_eps_and_x0
 
     from . import load_backbone
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from .backbone import Backbone
-from .errors import WeightsUnavailableError
+from ..backbone import Backbone
+from ..errors import WeightsUnavailableError
 
 
 @dataclass
