@@ -1,4 +1,4 @@
-"""What every guidance method plugs into: the step context, the prediction, and the base class.
+"""What every guidance method plugs into: the base class, windows, time travel and energy terms.
 
 The sampling loop (guidance/sampling.py) calls, per step and per time-travel repeat:
   1. `method.predict(ctx)`  -> Prediction (model output for the scheduler, x0 estimate, gradient)
@@ -14,46 +14,9 @@ from torch import Tensor
 
 from conditions.base import Energy, SumEnergy
 
-from ..backbone import Backbone, Control
 from ..vp_arithmetic import from_eps, to_eps_and_x0
 from .predictors import Estimate, Predictor
-
-
-@dataclass
-class StepContext:
-    """Everything a method may read at one step. Tensors are (B, C, H, W) unless noted."""
-
-    backbone: Backbone
-    x: Tensor
-    t: Tensor  # integer timestep, 0-d
-    index: int  # 0 is the first (noisiest) step
-    steps: int
-    a_t: float
-    a_prev: float
-    conditions: list[str | None]
-    embeddings: Tensor  # (B, L, D) of `conditions`
-    null_embeddings: Tensor  # (B, L, D) of the null condition
-    control: Control | None = None
-    energy: "torch.nn.Module | None" = None
-    alphas: tuple[float, ...] = ()  # a_t at every step of the run (FIGD's weight profiles average over it)
-
-    @property
-    def progress(self) -> float:
-        """Fraction of the run done before this step: 0 at the first step."""
-        return self.index / self.steps
-
-
-@dataclass
-class Prediction:
-    """Model output for the scheduler (guided, detached) and what was learnt along the way."""
-
-    model_output: Tensor
-    eps: Tensor
-    x0: Tensor
-    guidance_delta: Tensor | None = None  # eps_c - eps_u where CFG ran: sizes FreeDoM's normalised step
-    guidance_scale: float = 1.0  # the weight w_cfg (or w_atg) that guidance_delta carries in eps
-    guidance: Tensor | None = None  # sum over the guiding terms of rho_i g_i, g_i = grad_{x_t} E_i (or an estimate)
-    energy: Tensor | None = None  # (B,) energy of x0 where the method computed it
+from .step import Prediction, StepContext
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """GFCG: gradient-free classifier guidance (arXiv 2411.15393), a predictor built on CFG or Autoguidance."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -9,9 +9,7 @@ from torch import Tensor
 from ..errors import MethodConfigError
 from ..vp_arithmetic import to_eps_and_x0
 from .predictors import Estimate, Predictor, branch_eps, paired_eps
-
-if TYPE_CHECKING:
-    from .base import StepContext
+from .step import StepContext
 
 BASES = ("none", "cfg", "atg")
 SCALE_RULES = ("confusion", "ratio")
@@ -60,7 +58,7 @@ class GFCG(Predictor):
         self.last_reference: list[str] = []
         self.last_scale: Tensor | None = None
 
-    def reference(self, ctx: "StepContext", eps_c: Tensor) -> tuple[list[str], Tensor]:
+    def reference(self, ctx: StepContext, eps_c: Tensor) -> tuple[list[str], Tensor]:
         """The most confusable non-target class and the guidance scale w_t, per sample."""
         names = self.classifier.class_names
         target = torch.tensor([names.index(c) for c in self._targets(ctx)])
@@ -77,12 +75,12 @@ class GFCG(Predictor):
         self.last_reference, self.last_scale = [names[i] for i in ref.tolist()], scale
         return self.last_reference, scale
 
-    def _targets(self, ctx: "StepContext") -> list[str]:
+    def _targets(self, ctx: StepContext) -> list[str]:
         if any(c is None or c not in self.classifier.class_names for c in ctx.conditions):
             raise MethodConfigError(f"GFCG needs a target class among {self.classifier.class_names}")
         return ctx.conditions
 
-    def __call__(self, ctx: "StepContext", x: Tensor) -> Estimate:
+    def __call__(self, ctx: StepContext, x: Tensor) -> Estimate:
         """GFCG's eps; delta = D_c - D_u (or D_c - D_guide) carries the base's weight to FreeDoM's step rule."""
         if self.fused:
             return self._fused(ctx, x)
@@ -94,7 +92,7 @@ class GFCG(Predictor):
         eps_ref = branch_eps(ctx, x, ref_embeddings)
         return Estimate(base.eps + w_t * (eps_c - eps_ref), base.delta, base.scale)
 
-    def _base(self, ctx: "StepContext", x: Tensor) -> tuple[Tensor, Estimate]:
+    def _base(self, ctx: StepContext, x: Tensor) -> tuple[Tensor, Estimate]:
         """D_c and the base's estimate: D_c alone, CFG (D_c and D_u in one batched call) or Autoguidance."""
         if self.base == "cfg":
             eps_c, eps_other = paired_eps(ctx, x, ctx.embeddings, ctx.null_embeddings)
@@ -106,7 +104,7 @@ class GFCG(Predictor):
         delta = eps_c - eps_other
         return eps_c, Estimate(eps_c + (self.base_scale - 1) * delta, delta, self.base_scale)
 
-    def _fused(self, ctx: "StepContext", x: Tensor) -> Estimate:
+    def _fused(self, ctx: StepContext, x: Tensor) -> Estimate:
         """D_c + (w - 1 + w_t)(D_c - D_guide(c_ref)); where w_t = 0 the guide sees c: Autoguidance's D."""
         eps_c = branch_eps(ctx, x, ctx.embeddings)
         guidance = self._guidance(ctx, eps_c)
@@ -118,7 +116,7 @@ class GFCG(Predictor):
         delta = eps_c - branch_eps(ctx, x, guide_embeddings, guide=True)
         return Estimate(eps_c + (self.base_scale - 1 + w_t) * delta, delta, self.base_scale)
 
-    def _guidance(self, ctx: "StepContext", eps_c: Tensor) -> tuple[Tensor, Tensor] | None:
+    def _guidance(self, ctx: StepContext, eps_c: Tensor) -> tuple[Tensor, Tensor] | None:
         """(reference-class embeddings, w_t shaped (B, 1, 1, 1)) where GFCG acts, else None.
 
         Outside the window or with w_max = 0 no classifier runs; None too where w_t = 0 for every sample.

@@ -7,15 +7,12 @@ step size uses (docs/methods.md, "Step size").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from ..vp_arithmetic import to_eps_and_x0
-
-if TYPE_CHECKING:
-    from .base import StepContext
+from .step import StepContext
 
 
 @dataclass
@@ -27,13 +24,13 @@ class Estimate:
     scale: float = 1.0
 
 
-def branch_eps(ctx: "StepContext", x: Tensor, embeddings: Tensor, guide: bool = False) -> Tensor:
+def branch_eps(ctx: StepContext, x: Tensor, embeddings: Tensor, guide: bool = False) -> Tensor:
     """Noise estimate of one denoiser branch (any prediction type is converted to eps)."""
     out = ctx.backbone.predict(x, ctx.t, embeddings, ctx.control, guide=guide)
     return to_eps_and_x0(x, out, ctx.a_t, ctx.backbone.prediction_type)[0]
 
 
-def paired_eps(ctx: "StepContext", x: Tensor, first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
+def paired_eps(ctx: StepContext, x: Tensor, first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
     """Two branches of the same model in one batched call."""
     both = branch_eps(ctx, torch.cat([x, x]), torch.cat([first, second]))
     return both.chunk(2)
@@ -44,7 +41,7 @@ class Predictor:
 
     name = "cond"
 
-    def __call__(self, ctx: "StepContext", x: Tensor) -> Estimate:
+    def __call__(self, ctx: StepContext, x: Tensor) -> Estimate:
         return Estimate(branch_eps(ctx, x, ctx.embeddings))
 
     def describe(self) -> dict:
@@ -59,7 +56,7 @@ class CFG(Predictor):
     def __init__(self, scale: float = 7.5):
         self.scale = scale
 
-    def __call__(self, ctx: "StepContext", x: Tensor) -> Estimate:
+    def __call__(self, ctx: StepContext, x: Tensor) -> Estimate:
         eps_c, eps_u = paired_eps(ctx, x, ctx.embeddings, ctx.null_embeddings)
         delta = eps_c - eps_u
         return Estimate(eps_u + self.scale * delta, delta, self.scale)
@@ -76,7 +73,7 @@ class Autoguidance(Predictor):
     def __init__(self, scale: float = 2.0):
         self.scale = scale
 
-    def __call__(self, ctx: "StepContext", x: Tensor) -> Estimate:
+    def __call__(self, ctx: StepContext, x: Tensor) -> Estimate:
         eps_c = branch_eps(ctx, x, ctx.embeddings)
         eps_g = branch_eps(ctx, x, ctx.embeddings, guide=True)
         delta = eps_c - eps_g
