@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .base import Energy
+from guidance.energy import Energy
 from .clip import CLIP_MODEL, CLIP_WEIGHTS, clip_pixels, load_clip
 
 

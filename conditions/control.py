@@ -9,7 +9,7 @@ from torch import Tensor
 
 from guidance.errors import MethodConfigError, WeightsUnavailableError
 
-from .base import Energy
+from guidance.energy import Energy
 from .images import resize
 
 ANNOTATORS = ("canny", "hed", "lineart", "openpose", "midas")

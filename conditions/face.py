@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from guidance.errors import MethodConfigError, NoFaceFoundError, WeightsUnavailableError
 
-from .base import Energy
+from guidance.energy import Energy
 from .images import module_device, resize, to_pil, to_tensor
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of width and height

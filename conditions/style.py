@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from .base import Energy
+from guidance.energy import Energy
 from .clip import CLIP_MODEL, CLIP_WEIGHTS, clip_pixels, load_clip
 from .images import module_device, to_tensor
 

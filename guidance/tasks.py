@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from PIL import Image
 
-from conditions.base import Energy
+from guidance.energy import Energy
 from conditions.classes import ClassEnergy
 from conditions.control import EdgeEnergy, annotate, map_tensor
 from conditions.face import FaceIDEnergy, crop

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conditions.base import Energy
+from guidance.energy import Energy
 from guidance.errors import MethodConfigError, SamplingNaNError, WeightsUnavailableError
 from guidance.methods import DSG, GFCG, FreeDoM, Settings, StepContext, build_method
 from guidance.sampling import SamplingResult, sample

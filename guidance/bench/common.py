@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from conditions.base import Energy
+from guidance.energy import Energy
 from conditions.images import to_pil
 from guidance.methods import Settings, build_method
 from guidance.sampling import SamplingResult, sample

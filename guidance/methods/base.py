@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from conditions.base import Energy, SumEnergy
-
+from ..energy import Energy, SumEnergy
 from ..vp_arithmetic import from_eps, to_eps_and_x0
 from .predictors import Estimate, Predictor
 from .step import Prediction, StepContext

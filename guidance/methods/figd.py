@@ -7,8 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from conditions.base import Energy
-
+from ..energy import Energy
 from ..errors import MethodConfigError
 from ..vp_arithmetic import to_eps_and_x0
 from .base import StepContext

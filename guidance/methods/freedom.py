@@ -4,8 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from conditions.base import Energy
-
+from ..energy import Energy
 from ..errors import MethodConfigError
 from ..vp_arithmetic import expand, rms, to_eps_and_x0
 from .base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window

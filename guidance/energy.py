@@ -1,4 +1,4 @@
-"""The small interface every condition energy implements.
+"""The small interface every condition energy implements (conditions/ builds on it; the methods read it).
 
 An energy E(c, x0) >= 0 is small when the image x0 satisfies the condition c. It takes pixels
 in [-1, 1], (B, 3, H, W), is differentiable in them, and returns one value per sample.
