@@ -20,18 +20,11 @@ except ImportError:
     spaces = None
 
 import argparse
-import io
-import json
 import math
-import shutil
 import tempfile
 import threading
-import time
-import uuid
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,175 +41,20 @@ from guidance.errors import (
     DeviceOutOfMemoryError, GuidanceError, ImageInputError, MethodConfigError, NoFaceFoundError,
     SamplingNaNError, WeightsUnavailableError,
 )  # fmt: skip
-from guidance.methods import Settings
+from guidance.export import summarize, write_downloads
+from guidance.methods import LIMITS, Settings
 from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.methods.gfcg import SCALE_RULES
-from guidance.scheduler_steps import SCHEDULERS
-from guidance.tasks import PRESETS, TaskOutcome, TaskRequest, preset, run_task
+from guidance.tasks import EXAMPLES, GUIDED_BASES, SPECS, TaskOutcome, TaskRequest, TaskSpec, preset, run_task
 from guidance.worlds.embedded import ASSETS
-from guidance.worlds.embedded.render import CLASS_NAMES
-from guidance.worlds import World
+from guidance.worlds.registry import EMBEDDED, SD, WorldRegistry
 
-EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
 BENCH_FIGURES = Path(__file__).resolve().parent / "docs" / "figures"  # written by `python -m guidance.bench report`
-EMBEDDED, SD = "embedded", "sd15"
-SD_CLASSES = ("cat", "dog", "fox", "wolf", "lion", "tiger", "owl", "eagle")
-ENERGY_METHODS = ("plain", "freedom", "figd", "dps", "freedom+dsg", "figd+dsg", "dps+dsg")
-CLASS_METHODS = ("plain", "cfg", "atg", "gfcg", "cfg+gfcg", "atg+gfcg")
-GUIDED_BASES = ("plain", "cfg", "atg")
-METRIC_LABELS = {
-    "id_distance": "ID distance", "style_distance": "style distance",
-    "edge_f1": "edge F1", "class_probability": "class probability",
-}  # fmt: skip
 TABLE_COLUMNS = ("method", "seconds", "NFE", "steps", "ms / step", "metric", "final energy", "peak MB")
 ERROR_TITLES = {
     NoFaceFoundError: "No face found", ImageInputError: "Unusable image", WeightsUnavailableError: "Weights not available",
     MethodConfigError: "Invalid settings", SamplingNaNError: "Sampling diverged", DeviceOutOfMemoryError: "Out of memory",
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Tab:
-    """A tab: its task, the methods offered and selected, default settings and examples."""
-
-    task: str
-    title: str
-    intro: str
-    methods_label: str
-    choices: tuple[str, ...]
-    selected: tuple[str, ...]
-    condition: str  # the embedded world's default class ("" is unconditional)
-    examples: tuple[tuple[Any, ...], ...]
-    sd_prompt: str = ""  # the default prompt on Stable Diffusion (tabs by class offer its class names)
-    steps: int = 20
-    eta: float = 0.0
-    benchmark: str | None = None  # the guidance.bench suite whose committed plots the tab shows
-
-    @property
-    def energy(self) -> bool:
-        """Whether the tab guides with an energy gradient (FreeDoM, FIGD, DPS, DSG)."""
-        return self.task in ("face", "style", "control")
-
-    @property
-    def by_class(self) -> bool:
-        """Whether the condition is a class scored by the evaluator (Classes, Solvers)."""
-        return self.task in ("classes", "solvers")
-
-
-def _example(name: str) -> str:
-    return str(EXAMPLES / name)
-
-
-TABS = (
-    Tab(
-        task="face", title="Face",
-        intro="Identity guidance: the generated face should be the uploaded person (ID distance, lower is better).",
-        methods_label="Methods (FreeDoM is the baseline)", choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
-        condition="", sd_prompt="a headshot photo of a person",
-        examples=((_example("face_blond.png"), ""), (_example("face_ginger.png"), ""), (_example("face_black_beard.png"), "")),
-        eta=0.5,  # FreeDoM's face set-up: DDIM eta 0.5
-    ),
-    Tab(
-        task="style", title="Style",
-        intro="Style guidance: match the Gram matrices of early features of the uploaded image (style distance, lower is better).",
-        methods_label="Methods (FreeDoM is the baseline)", choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
-        condition="", sd_prompt="a portrait of a person, oil painting",
-        examples=tuple((_example(f"style_{name}.png"), "") for name in ("stripes", "checker", "dots")),
-        eta=1.0,  # DSG's official style runs: DDIM eta 1
-    ),
-    Tab(
-        task="control", title="Control map",
-        intro="Follow a control map with the ControlNet and/or the training-free edge energy (edge F1, higher is better).",
-        methods_label="Methods (plain: the ControlNet alone; FreeDoM is the baseline)", choices=ENERGY_METHODS,
-        selected=("plain", "freedom", "figd"), condition="", sd_prompt="a portrait of a person",
-        examples=(
-            (_example("control_face.png"), "canny", "none"), (_example("control_canny.png"), "none", "none"),
-            (_example("control_canny.png"), "none", "face"),
-        ),
-        eta=1.0,
-    ),
-    Tab(
-        task="classes", title="Classes",
-        intro="Gradient-free classifier guidance (GFCG) against CFG and Autoguidance (class probability under a separate evaluator).",
-        methods_label="Methods (CFG is the baseline; cfg+gfcg / atg+gfcg pick GFCG's base)", choices=CLASS_METHODS,
-        selected=("cfg", "atg", "atg+gfcg"), condition="ginger hair",
-        examples=(("ginger hair", 0), ("brown hair", 1), ("sunglasses", 2)),
-        benchmark="gfcg",
-    ),
-    Tab(
-        task="solvers", title="Solvers",
-        intro="EVODiff against DDIM, DPM-Solver++(2M) and UniPC at the same number of steps (NFE).",
-        methods_label="Solvers (DDIM is the baseline)", choices=SCHEDULERS, selected=("ddim", "dpmsolver++", "unipc", "evodiff"),
-        condition="black hair", examples=(("black hair", 10), ("blue hair", 6), ("bald", 15)),
-        steps=10, benchmark="solvers",
-    ),
-)
-
-
-def weights_cached(source: str, file: str) -> bool:
-    """Whether `file` of a hub id or local folder is on this machine (no network)."""
-    if Path(source).exists():
-        return (Path(source) / file).exists()
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        return isinstance(try_to_load_from_cache(source, file), str)
-    except ValueError:  # not a valid repository id
-        return False
-
-
-@dataclass
-class Backbones:
-    """The backbones the launcher allows, each loaded on its first use and then cached."""
-
-    world: Path = ASSETS
-    sd_model: str | None = None
-    controlnet: str | None = None
-    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
-
-    def __post_init__(self) -> None:
-        self._loaded: dict[str, World] = {}
-        self._lock = threading.Lock()
-
-    def choices(self) -> list[tuple[str, str]]:
-        options = [("Embedded world", EMBEDDED)]
-        if self.sd_model:
-            options.append(("Stable Diffusion 1.5" + (" + ControlNet" if self.controlnet else ""), SD))
-        return options
-
-    def default(self) -> str:
-        """SD 1.5 on a GPU with its weights on disk, else the embedded world."""
-        sd_ready = self.sd_model and weights_cached(self.sd_model, "unet/config.json")
-        control_ready = not self.controlnet or weights_cached(self.controlnet, "config.json")
-        return SD if self.device == "cuda" and sd_ready and control_ready else EMBEDDED
-
-    def load(self, key: str) -> World:
-        with self._lock:
-            if key not in self._loaded:
-                self._loaded[key] = self._load(key)
-            return self._loaded[key]
-
-    def _load(self, key: str) -> World:
-        if key == EMBEDDED:
-            from guidance.worlds.embedded import load_world
-
-            return load_world(self.world, self.device)
-        if key == SD and self.sd_model:
-            from guidance.worlds import load_sd15_world
-
-            return load_sd15_world(self.sd_model, self.controlnet, self.device, class_names=SD_CLASSES)
-        raise MethodConfigError(f"unknown backbone {key!r}; this app offers {[value for _, value in self.choices()]}")
-
-    def status(self, key: str) -> str:
-        """One line: which backbone, from where, on which device, and whether it is loaded."""
-        if key == SD:
-            what = f"Stable Diffusion 1.5 (`{self.sd_model}`)" + (f" + ControlNet (`{self.controlnet}`)" if self.controlnet else "")
-        else:
-            what = f"embedded world (`{self.world}`)"
-        world = self._loaded.get(key)
-        device = world.backbone.device if world is not None else self.device
-        state = "loaded" if world is not None else "loads on its first run"
-        return f"**Backbone:** {what} · **device:** `{device}` · {state}"
 
 
 class Stops:
@@ -250,22 +88,15 @@ class Stops:
 # ----------------------------------------------------------------------------- widgets -> request
 
 
-def _window(start: float, end: float, what: str) -> tuple[float, float]:
-    if not 0 <= start < end <= 1:
-        raise MethodConfigError(f"the {what} must satisfy 0 <= start < end <= 1, got {start:g}..{end:g}")
-    return (float(start), float(end))
-
-
 def settings_from(task: str, values: dict[str, Any]) -> Settings:
-    """The tab's preset with the sliders' values."""
+    """The task's preset with the sliders' values; Settings checks every one."""
     overrides: dict[str, Any] = {"cfg_scale": float(values["cfg_scale"])}
     if "scale" in values:
         overrides |= {
             "scale": float(values["scale"]), "fisher_weight": values["fisher_weight"],
             "dsg_rate": float(values["dsg_rate"]), "dsg_interval": int(values["dsg_interval"]),
-            "window": _window(values["window_start"], values["window_end"], "guidance window"),
-            "repeats": int(values["repeats"]),
-            "travel_window": _window(values["travel_start"], values["travel_end"], "time-travel window"),
+            "window": (float(values["window_start"]), float(values["window_end"])), "repeats": int(values["repeats"]),
+            "travel_window": (float(values["travel_start"]), float(values["travel_end"])),
         }  # fmt: skip
     if "gfcg_max_scale" in values:
         overrides |= {"gfcg_max_scale": float(values["gfcg_max_scale"]), "gfcg_rule": values["gfcg_rule"], "gfcg_fused": bool(values["gfcg_fused"])}
@@ -279,58 +110,44 @@ def _image(upload: dict | None, what: str) -> Image.Image:
     return load_image(upload["path"])
 
 
-def request_from(task: str, values: dict[str, Any]) -> TaskRequest:
-    """A TaskRequest from a tab's raw widget values (keyed by API parameter name); the library validates names."""
+def request_from(spec: TaskSpec, values: dict[str, Any]) -> TaskRequest:
+    """A TaskRequest from a tab's raw widget values (keyed by API parameter name); the library checks them."""
     selected = list(values["methods"] or [])
-    if not selected:
-        raise MethodConfigError("select at least one method")
-    common = {
-        "task": task, "condition": values["condition"] or None, "samples": int(values["samples"]),
-        "steps": int(values["nfe"] if task == "solvers" else values["steps"]), "eta": float(values["eta"]),
-        "seed": int(values["seed"] or 0), "settings": settings_from(task, values),
+    by_scheduler = spec.runs_over == "schedulers"
+    request: dict[str, Any] = {
+        "task": spec.name, "condition": values["condition"] or None, "samples": int(values["samples"]),
+        "steps": int(values["nfe" if by_scheduler else "steps"]), "eta": float(values["eta"]),
+        "seed": int(values["seed"] or 0), "settings": settings_from(spec.name, values),
+        "methods": [values["guidance"]] if by_scheduler else selected,
     }  # fmt: skip
-    if task == "solvers":
-        return TaskRequest(methods=[values["guidance"]], schedulers=selected, **common)
-    if task == "control":
+    if by_scheduler:
+        request["schedulers"] = selected
+    if "reference" in spec.inputs:
+        request["reference"] = _image(values["reference"], f"a {spec.name} image")
+    if "control" in spec.inputs:
         extra = None if values["extra"] == "none" else values["extra"]
-        return TaskRequest(
-            methods=selected, control_image=_image(values["control_image"], "an image or a control map"),
-            annotator=values["annotator"], use_controlnet=bool(values["use_controlnet"]), edge_energy=bool(values["edge_energy"]),
-            extra=extra, reference=_image(values["extra_reference"], f"a {extra} reference") if extra else None, **common,
-        )  # fmt: skip
-    if task in ("face", "style"):
-        return TaskRequest(methods=selected, reference=_image(values["reference"], f"a {task} image"), **common)
-    return TaskRequest(methods=selected, **common)
+        request |= {
+            "control_image": _image(values["control_image"], "an image or a control map"), "annotator": values["annotator"],
+            "use_controlnet": bool(values["use_controlnet"]), "edge_energy": bool(values["edge_energy"]), "extra": extra,
+            "reference": _image(values["extra_reference"], f"a {extra} reference") if extra else None,
+        }  # fmt: skip
+    return TaskRequest(**request)
 
 
 # ----------------------------------------------------------------------------- outcome -> outputs
 
 
-def summarize(outcome: TaskOutcome) -> dict[str, dict[str, Any]]:
-    """Per method: time, NFE, per-step timings and energies, final metric; what the API returns."""
-    return {
-        label: {
-            "seconds": result.seconds, "nfe": result.nfe, "steps": len(result.steps),
-            "ms_per_step": result.ms_per_step, "nfe_per_step": [step.nfe for step in result.steps],
-            "energy_per_step": result.energy_per_step, "metric_name": result.metric_name, "metric": result.metric,
-            "final_energy": result.final_energy, "peak_mem_mb": result.peak_mem_mb, "cancelled": result.cancelled,
-            "options": result.options,
-        }
-        for label, result in outcome.results
-    }  # fmt: skip
-
-
-def _caption(label: str, stats: dict[str, Any], index: int) -> str:
+def _caption(label: str, stats: dict[str, Any], index: int, metric_label: str) -> str:
     parts = [f"{label}{'' if index == 0 else f' #{index + 1}'}", f"{stats['seconds']:.2f} s", f"{stats['nfe']:g} NFE"]
     if stats["metric"] is not None:
-        parts.append(f"{METRIC_LABELS.get(stats['metric_name'], stats['metric_name'])} {stats['metric'][index]:.3f}")
+        parts.append(f"{metric_label} {stats['metric'][index]:.3f}")
     return " · ".join(parts) + (" (stopped)" if stats["cancelled"] else "")
 
 
-def gallery(outcome: TaskOutcome, summary: dict[str, dict[str, Any]]) -> list[tuple[Image.Image, str]]:
+def gallery(outcome: TaskOutcome, summary: dict[str, dict[str, Any]], metric_label: str) -> list[tuple[Image.Image, str]]:
     """Every image, captioned with its method's seconds, NFE and metric."""
     return [
-        (image, _caption(label, summary[label], index))
+        (image, _caption(label, summary[label], index, metric_label))
         for label, result in outcome.results
         for index, image in enumerate(to_pil(result.images))
     ]
@@ -354,13 +171,12 @@ def _mean(values: list[float] | None) -> float | None:
     return None if not values else round(sum(values) / len(values), 4)
 
 
-def metrics_table(summary: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def metrics_table(summary: dict[str, dict[str, Any]], metric_label: str) -> pd.DataFrame:
     """One row per method: totals and means over the samples."""
     rows = [
         {
             "method": label, "seconds": round(stats["seconds"], 3), "NFE": stats["nfe"], "steps": stats["steps"],
-            "ms / step": _mean(stats["ms_per_step"]),
-            METRIC_LABELS.get(stats["metric_name"], "metric"): _mean(stats["metric"]),
+            "ms / step": _mean(stats["ms_per_step"]), metric_label: _mean(stats["metric"]),
             "final energy": _mean(stats["final_energy"]), "peak MB": round(stats["peak_mem_mb"], 1),
         }
         for label, stats in summary.items()
@@ -368,25 +184,12 @@ def metrics_table(summary: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_downloads(root: Path, outcome: TaskOutcome, summary: dict[str, dict[str, Any]], keep_s: float = 3600) -> list[str]:
-    """images.zip (one PNG per image) and results.json (the figures' data and the metrics) in a new folder.
-
-    Folders older than `keep_s` are removed first (gradio has copied them to its own cache by then).
-    """
-    for old in root.iterdir():
-        if time.time() - old.stat().st_mtime > keep_s:
-            shutil.rmtree(old, ignore_errors=True)
-    folder = root / uuid.uuid4().hex
-    folder.mkdir()
-    archive, results = folder / "images.zip", folder / "results.json"
-    with zipfile.ZipFile(archive, "w") as zipped:
-        for label, result in outcome.results:
-            for index, image in enumerate(to_pil(result.images)):
-                data = io.BytesIO()
-                image.save(data, "PNG")
-                zipped.writestr(f"{label.replace('+', '_')}_{index}.png", data.getvalue())
-    results.write_text(json.dumps(summary, indent=1, default=str))
-    return [str(archive), str(results)]
+def status(worlds: WorldRegistry, key: str) -> str:
+    """One line: which backbone, from where, on which device, and whether it is loaded."""
+    world = worlds.loaded(key)
+    device = world.backbone.device if world is not None else worlds.device
+    state = "loaded" if world is not None else "loads on its first run"
+    return f"**Backbone:** {worlds.source(key)} · **device:** `{device}` · {state}"
 
 
 # ----------------------------------------------------------------------------- running
@@ -404,16 +207,6 @@ def readable_errors() -> Iterator[None]:
         raise gr.Error("out of memory: try fewer samples, fewer methods or a smaller backbone", title="Out of memory", print_exception=False) from error
 
 
-def _ticker(progress: gr.Progress, request: TaskRequest) -> Callable[[int, int], None]:
-    """run_task's progress callback feeding gr.Progress, named after the method being run."""
-    labels = request.schedulers if request.task == "solvers" else request.methods
-
-    def tick(done: int, total: int) -> None:
-        progress((done, total), desc=labels[min((done - 1) // request.steps, len(labels) - 1)], unit="steps")
-
-    return tick
-
-
 def _warn_if_stopped(outcome: TaskOutcome, requested: int) -> None:
     stopped = [(label, result) for label, result in outcome.results if result.cancelled]
     if stopped:
@@ -422,27 +215,28 @@ def _warn_if_stopped(outcome: TaskOutcome, requested: int) -> None:
         gr.Warning(f"Stopped during {label} after {len(result.steps)} of {requested} steps; partial results shown ({shown}).")
 
 
-def make_run(tab: Tab, backbones: Backbones, stops: Stops, downloads: Path) -> Callable[..., tuple]:
+def make_run(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path) -> Callable[..., tuple]:
     """The tab's endpoint: widget values in, (gallery, summary, plots, table, artefacts, files, status) out."""
 
     def run(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> tuple:
         backbone = values.pop("backbone")
         with readable_errors(), stops.watch(request.session_hash) as stop:
             progress(0, desc=f"loading the {backbone} backbone")
-            world = backbones.load(backbone)
-            task_request = request_from(tab.task, values)
-            outcome = run_task(world, task_request, progress=_ticker(progress, task_request), should_stop=stop.is_set)
+            world = worlds.load(backbone)
+            task_request = request_from(spec, values)
+            tick = lambda done, total, label: progress((done, total), desc=label, unit="steps")  # noqa: E731
+            outcome = run_task(world, task_request, progress=tick, should_stop=stop.is_set)
         _warn_if_stopped(outcome, task_request.steps)
         summary = summarize(outcome)
         return (
-            gallery(outcome, summary),
+            gallery(outcome, summary, spec.metric_label),
             summary,
             step_figure(summary, "ms_per_step", "ms per step"),
             step_figure(summary, "energy_per_step", "energy of the x0 estimate"),
-            metrics_table(summary),
+            metrics_table(summary, spec.metric_label),
             [(image, name) for name, image in outcome.artefacts.items()],
             write_downloads(downloads, outcome, summary),
-            backbones.status(backbone),
+            status(worlds, backbone),
         )
 
     return spaces.GPU(run) if spaces is not None else run
@@ -451,52 +245,54 @@ def make_run(tab: Tab, backbones: Backbones, stops: Stops, downloads: Path) -> C
 # ----------------------------------------------------------------------------- layout
 
 
-def condition_widget(tab: Tab, backbone: str) -> dict[str, Any]:
-    """Choices and value of the prompt / class widget for a backbone."""
-    if backbone == EMBEDDED:
-        names = list(CLASS_NAMES)
-        choices = names if tab.by_class else [("(unconditional)", ""), *names]
-        return {"choices": choices, "value": tab.condition}
-    if tab.by_class:
-        return {"choices": list(SD_CLASSES), "value": SD_CLASSES[0]}
-    return {"choices": [tab.sd_prompt], "value": tab.sd_prompt}
+def slider(name: str, value: float, step: float, label: str, **kwargs: Any) -> gr.Slider:
+    """A slider over the range the library offers for `name` (guidance.methods.LIMITS)."""
+    low, high = LIMITS[name].shown
+    return gr.Slider(low, high, value=value, step=step, label=label, **kwargs)
 
 
-def common_inputs(tab: Tab, backbone: str) -> dict[str, gr.components.Component]:
+def condition_widget(spec: TaskSpec, worlds: WorldRegistry, key: str) -> dict[str, Any]:
+    """Choices and value of the prompt / class widget for a world."""
+    names = list(worlds.class_names(key))
+    if spec.by_class:
+        return {"choices": names, "value": spec.condition if key == EMBEDDED else names[0] if names else None}
+    if key == EMBEDDED:
+        return {"choices": [("(unconditional)", ""), *names], "value": spec.condition}
+    return {"choices": [spec.sd_prompt], "value": spec.sd_prompt}
+
+
+def common_inputs(spec: TaskSpec, condition: dict[str, Any]) -> dict[str, gr.components.Component]:
     """Prompt or class, methods, samples, seed, steps (NFE), CFG scale, eta."""
-    settings: Settings = PRESETS[tab.task]
     inputs = {
         "condition": gr.Dropdown(
-            label="Class" if tab.by_class else "Prompt or class", allow_custom_value=True,
-            info="a class of the embedded world, or free text for Stable Diffusion", **condition_widget(tab, backbone),
+            label="Class" if spec.by_class else "Prompt or class", allow_custom_value=True,
+            info="a class of the embedded world, or free text for Stable Diffusion", **condition,
         ),
-        "methods": gr.Dropdown(list(tab.choices), value=list(tab.selected), multiselect=True, label=tab.methods_label),
+        "methods": gr.Dropdown(list(spec.choices), value=list(spec.selected), multiselect=True, label=spec.choices_label),
     }  # fmt: skip
-    if tab.task == "solvers":
+    if spec.runs_over == "schedulers":
         inputs["guidance"] = gr.Radio(list(GUIDED_BASES), value="cfg", label="Guidance used with every solver")
     with gr.Row():
-        inputs["samples"] = gr.Slider(1, 4, value=1, step=1, label="Samples", elem_id=f"{tab.task}-samples")
-        inputs["seed"] = gr.Number(0, precision=0, label="Seed")
-        steps = "nfe" if tab.task == "solvers" else "steps"
-        inputs[steps] = gr.Slider(
-            4, 100, value=tab.steps, step=1, label="NFE (solver steps)" if steps == "nfe" else "Steps", elem_id=f"{tab.task}-steps"
-        )
+        inputs["samples"] = slider("samples", 1, 1, "Samples", elem_id=f"{spec.name}-samples")
+        inputs["seed"] = gr.Number(0, precision=0, minimum=LIMITS["seed"].low, maximum=LIMITS["seed"].high, label="Seed")
+        steps = "nfe" if spec.runs_over == "schedulers" else "steps"
+        inputs[steps] = slider("steps", spec.steps, 1, "NFE (solver steps)" if steps == "nfe" else "Steps", elem_id=f"{spec.name}-steps")
     with gr.Row():
-        inputs["cfg_scale"] = gr.Slider(1, 10, value=settings.cfg_scale, step=0.1, label="CFG / guidance scale", info="1: off")
-        inputs["eta"] = gr.Slider(0, 1, value=tab.eta, step=0.05, label="DDIM eta", info="DSG needs eta > 0")
+        inputs["cfg_scale"] = slider("cfg_scale", spec.preset.cfg_scale, 0.1, "CFG / guidance scale", info="1: off")
+        inputs["eta"] = slider("eta", spec.eta, 0.05, "DDIM eta", info="DSG needs eta > 0")
     return inputs
 
 
 def gradient_inputs(settings: Settings) -> dict[str, gr.components.Component]:
-    """FreeDoM / FIGD / DPS / DSG sliders, preset from the papers (guidance.tasks.PRESETS)."""
+    """FreeDoM / FIGD / DPS / DSG sliders, preset from the papers (guidance.tasks.SPECS)."""
     return {
-        "scale": gr.Slider(0, 2, value=settings.scale, step=0.01, label="Guidance strength k", info="normalised step size"),
+        "scale": slider("scale", settings.scale, 0.01, "Guidance strength k", info="normalised step size"),
         "fisher_weight": gr.Radio(list(FISHER_WEIGHTS), value=settings.fisher_weight, label="FIGD Fisher weight w_t"),
-        "dsg_rate": gr.Slider(0, 1, value=settings.dsg_rate, step=0.01, label="DSG guidance rate"),
-        "dsg_interval": gr.Slider(1, 10, value=settings.dsg_interval, step=1, label="DSG interval (guide every n steps)"),
+        "dsg_rate": slider("dsg_rate", settings.dsg_rate, 0.01, "DSG guidance rate"),
+        "dsg_interval": slider("dsg_interval", settings.dsg_interval, 1, "DSG interval (guide every n steps)"),
         "window_start": gr.Slider(0, 1, value=settings.window[0], step=0.05, label="Guidance window start"),
         "window_end": gr.Slider(0, 1, value=settings.window[1], step=0.05, label="Guidance window end"),
-        "repeats": gr.Slider(1, 5, value=settings.repeats, step=1, label="Time-travel repeats"),
+        "repeats": slider("repeats", settings.repeats, 1, "Time-travel repeats"),
         "travel_start": gr.Slider(0, 1, value=settings.travel_window[0], step=0.05, label="Time-travel window start"),
         "travel_end": gr.Slider(0, 1, value=settings.travel_window[1], step=0.05, label="Time-travel window end"),
     }  # fmt: skip
@@ -505,38 +301,31 @@ def gradient_inputs(settings: Settings) -> dict[str, gr.components.Component]:
 def gfcg_inputs(settings: Settings) -> dict[str, gr.components.Component]:
     """GFCG's options; its base (CFG or Autoguidance) is picked with the method (cfg+gfcg, atg+gfcg)."""
     return {
-        "gfcg_max_scale": gr.Slider(0, 5, value=settings.gfcg_max_scale, step=0.1, label="GFCG maximum scale w_max"),
+        "gfcg_max_scale": slider("gfcg_max_scale", settings.gfcg_max_scale, 0.1, "GFCG maximum scale w_max"),
         "gfcg_rule": gr.Radio(list(SCALE_RULES), value=settings.gfcg_rule, label="GFCG scale rule"),
         "gfcg_fused": gr.Checkbox(settings.gfcg_fused, label="Fused with Autoguidance (atg+gfcg at ATG's cost)"),
     }
 
 
-def task_inputs(tab: Tab) -> dict[str, gr.components.Component]:
-    """The tab's uploads and map options; their defaults are the first example."""
-    first = tab.examples[0]
-    if tab.task in ("face", "style"):
-        return {"reference": gr.Image(first[0], type="filepath", label=f"{tab.title} image", height=200, elem_id=f"{tab.task}-reference")}
-    if tab.task != "control":
-        return {}
-    inputs = {
-        "control_image": gr.Image(first[0], type="filepath", label="Image or control map", height=200),
-        "annotator": gr.Dropdown([*ANNOTATORS, "none"], value=first[1], label="Annotator", info="none: the upload is already a map"),
-    }
-    with gr.Row():
-        inputs["use_controlnet"] = gr.Checkbox(True, label="ControlNet")
-        inputs["edge_energy"] = gr.Checkbox(True, label="Edge energy (training-free)")
-    with gr.Accordion("Face or style on top (optional)", open=False):
-        inputs["extra"] = gr.Radio(["none", "face", "style"], value=first[2], label="Also guide by")
-        inputs["extra_reference"] = gr.Image(_example("face_blond.png"), type="filepath", label="Face or style image", height=160)
+OPTION_INPUTS = {"gradient": gradient_inputs, "gfcg": gfcg_inputs}
+
+
+def task_inputs(spec: TaskSpec) -> dict[str, gr.components.Component]:
+    """The task's uploads and map options; their defaults are the first example."""
+    first = dict(zip(spec.example_fields, spec.examples[0]))
+    inputs = {}
+    if "reference" in spec.inputs:
+        inputs["reference"] = gr.Image(first["reference"], type="filepath", label=f"{spec.title} image", height=200, elem_id=f"{spec.name}-reference")
+    if "control" in spec.inputs:
+        inputs["control_image"] = gr.Image(first["control_image"], type="filepath", label="Image or control map", height=200)
+        inputs["annotator"] = gr.Dropdown([*ANNOTATORS, "none"], value=first["annotator"], label="Annotator", info="none: the upload is already a map")
+        with gr.Row():
+            inputs["use_controlnet"] = gr.Checkbox(True, label="ControlNet")
+            inputs["edge_energy"] = gr.Checkbox(True, label="Edge energy (training-free)")
+        with gr.Accordion("Face or style on top (optional)", open=False):
+            inputs["extra"] = gr.Radio(["none", "face", "style"], value=first["extra"], label="Also guide by")
+            inputs["extra_reference"] = gr.Image(str(EXAMPLES / "face_blond.png"), type="filepath", label="Face or style image", height=160)
     return inputs
-
-
-def example_inputs(tab: Tab, inputs: dict[str, gr.components.Component]) -> list[gr.components.Component]:
-    if tab.task in ("face", "style"):
-        return [inputs["reference"], inputs["condition"]]
-    if tab.task == "control":
-        return [inputs["control_image"], inputs["annotator"], inputs["extra"]]
-    return [inputs["condition"], inputs["seed" if tab.task == "classes" else "nfe"]]
 
 
 def benchmark_figures(suite: str, folder: Path = BENCH_FIGURES) -> list[Path]:
@@ -547,54 +336,56 @@ def benchmark_figures(suite: str, folder: Path = BENCH_FIGURES) -> list[Path]:
     return []
 
 
-def benchmark_panel(tab: Tab) -> None:
-    """The tab's benchmark plots from docs/benchmarks.md, in a closed accordion (nothing when none are committed)."""
-    figures = benchmark_figures(tab.benchmark) if tab.benchmark else []
+def benchmark_panel(spec: TaskSpec) -> None:
+    """The task's benchmark plots from docs/benchmarks.md, in a closed accordion (nothing when none are committed)."""
+    figures = benchmark_figures(spec.benchmark) if spec.benchmark else []
     if figures:
-        with gr.Accordion(f"Benchmark plots: python -m guidance.bench {tab.benchmark} (docs/benchmarks.md)", open=False):
+        with gr.Accordion(f"Benchmark plots: python -m guidance.bench {spec.benchmark} (docs/benchmarks.md)", open=False):
             for path in figures:
-                gr.Image(str(path), show_label=False, interactive=False, elem_id=f"{tab.task}-benchmark-{path.stem}")
+                gr.Image(str(path), show_label=False, interactive=False, elem_id=f"{spec.name}-benchmark-{path.stem}")
 
 
-def result_outputs(tab: Tab) -> list[gr.components.Component]:
+def result_outputs(spec: TaskSpec) -> list[gr.components.Component]:
     """Gallery, summary JSON, time and energy plots, metrics table, what was used, downloads."""
-    images = gr.Gallery(label="Results", columns=4, height="auto", format="png", object_fit="contain", elem_id=f"{tab.task}-gallery")
+    images = gr.Gallery(label="Results", columns=4, height="auto", format="png", object_fit="contain", elem_id=f"{spec.name}-gallery")
     with gr.Row():
-        time_plot = gr.Plot(label="Time per step", format="png", elem_id=f"{tab.task}-time-plot")
-        energy_plot = gr.Plot(label="Energy per step", format="png", elem_id=f"{tab.task}-energy-plot")
-    table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="Metrics", interactive=False, elem_id=f"{tab.task}-metrics")
+        time_plot = gr.Plot(label="Time per step", format="png", elem_id=f"{spec.name}-time-plot")
+        energy_plot = gr.Plot(label="Energy per step", format="png", elem_id=f"{spec.name}-energy-plot")
+    table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="Metrics", interactive=False, elem_id=f"{spec.name}-metrics")
     with gr.Row():
         used = gr.Gallery(
             label="Face crop / control map used", columns=3, height="auto", format="png", object_fit="contain", allow_preview=False,
-            elem_id=f"{tab.task}-artefacts",
+            elem_id=f"{spec.name}-artefacts",
         )
-        files = gr.File(label="Download: images and figures as JSON", file_count="multiple", elem_id=f"{tab.task}-downloads")
+        files = gr.File(label="Download: images and figures as JSON", file_count="multiple", elem_id=f"{spec.name}-downloads")
     with gr.Accordion("Timings and metrics (JSON)", open=False):
-        summary = gr.JSON(label="Per method", elem_id=f"{tab.task}-json")
+        summary = gr.JSON(label="Per method", elem_id=f"{spec.name}-json")
     return [images, summary, time_plot, energy_plot, table, used, files]
 
 
-def build_tab(tab: Tab, backbone: gr.Dropdown, status: gr.Markdown, run: Callable) -> tuple[gr.Dropdown, gr.Button]:
+def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], status_line: gr.Markdown, run: Callable) -> tuple:
     """One tab; returns its condition widget (the backbone selector updates it) and its Stop button."""
-    with gr.Tab(tab.title, id=tab.task):
-        gr.Markdown(tab.intro)
+    with gr.Tab(spec.title, id=spec.name):
+        gr.Markdown(spec.intro)
         with gr.Row():
             with gr.Column(scale=2):
-                inputs = task_inputs(tab)
-                inputs |= common_inputs(tab, backbone.value)
-                if tab.energy or tab.task == "classes":
+                inputs = task_inputs(spec)
+                inputs |= common_inputs(spec, condition)
+                if spec.option_groups:
                     with gr.Accordion("Method settings", open=False):
-                        inputs |= gradient_inputs(PRESETS[tab.task]) if tab.energy else gfcg_inputs(PRESETS[tab.task])
+                        for group in spec.option_groups:
+                            inputs |= OPTION_INPUTS[group](spec.preset)
                 with gr.Row():
-                    start = gr.Button("Run", variant="primary", elem_id=f"{tab.task}-run")
-                    halt = gr.Button("Stop", variant="stop", elem_id=f"{tab.task}-stop")
-                gr.Examples([list(e) for e in tab.examples], example_inputs(tab, inputs), label="Examples", elem_id=f"{tab.task}-examples")
+                    start = gr.Button("Run", variant="primary", elem_id=f"{spec.name}-run")
+                    halt = gr.Button("Stop", variant="stop", elem_id=f"{spec.name}-stop")
+                examples = [list(e) for e in spec.examples]
+                gr.Examples(examples, [inputs[f] for f in spec.example_fields], label="Examples", elem_id=f"{spec.name}-examples")
             with gr.Column(scale=3):
-                outputs = result_outputs(tab)
-                benchmark_panel(tab)
+                outputs = result_outputs(spec)
+                benchmark_panel(spec)
         start.click(
-            run, inputs_kwargs={"backbone": backbone, **inputs}, outputs=[*outputs, status],
-            api_name=tab.task, concurrency_id="sampling", show_progress_on=outputs[0],
+            run, inputs_kwargs={"backbone": backbone, **inputs}, outputs=[*outputs, status_line],
+            api_name=spec.name, concurrency_id="sampling", show_progress_on=outputs[0],
             preprocess=False,  # uploads reach load_image unopened
         )  # fmt: skip
     return inputs["condition"], halt
@@ -602,7 +393,7 @@ def build_tab(tab: Tab, backbone: gr.Dropdown, status: gr.Markdown, run: Callabl
 
 def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlnet: str | None = None) -> gr.Blocks:
     """The whole UI; every run goes through guidance.tasks.run_task. Queued, one run at a time."""
-    backbones = Backbones(Path(world), sd_model, controlnet)
+    worlds = WorldRegistry(Path(world), sd_model, controlnet)
     stops, downloads = Stops(), Path(tempfile.mkdtemp(prefix="guidance-app-"))
 
     def stop(request: gr.Request) -> None:
@@ -612,17 +403,22 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
 
     def switch(key: str) -> list:
         """The status line and every tab's prompt / class widget for the chosen backbone."""
-        return [backbones.status(key), *(gr.Dropdown(**condition_widget(tab, key)) for tab in TABS)]
+        return [status(worlds, key), *(gr.Dropdown(**condition_widget(spec, worlds, key)) for spec in SPECS)]
 
     with gr.Blocks(title="Training-free guidance playground", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# Training-free guided diffusion\nFreeDoM, FIGD, DSG, GFCG and EVODiff side by side, from the same seed.")
         with gr.Row():
-            default = backbones.default()
-            backbone = gr.Dropdown(backbones.choices(), value=default, label="Backbone", scale=1, elem_id="backbone")
-            status = gr.Markdown(backbones.status(default), label="Status", elem_id="status")
-        conditions, halts = zip(*(build_tab(tab, backbone, status, make_run(tab, backbones, stops, downloads)) for tab in TABS))
+            default = worlds.default()
+            choices = [(worlds.title(key), key) for key in worlds.keys()]
+            backbone = gr.Dropdown(choices, value=default, label="Backbone", scale=1, elem_id="backbone")
+            status_line = gr.Markdown(status(worlds, default), label="Status", elem_id="status")
+        tabs = [
+            build_tab(spec, backbone, condition_widget(spec, worlds, default), status_line, make_run(spec, worlds, stops, downloads))
+            for spec in SPECS
+        ]
+        conditions, halts = zip(*tabs)
         gr.on([halt.click for halt in halts], stop, api_name="stop", concurrency_limit=None)
-        backbone.change(switch, backbone, [status, *conditions], api_visibility="private", concurrency_limit=None)
+        backbone.change(switch, backbone, [status_line, *conditions], api_visibility="private", concurrency_limit=None)
     return demo.queue(default_concurrency_limit=1)
 
 

@@ -7,6 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from guidance.energy import Energy
+from guidance.errors import MethodConfigError
+
 from .clip import CLIP_MODEL, CLIP_WEIGHTS, clip_pixels, load_clip
 
 
@@ -36,7 +38,11 @@ class ClassEnergy(Energy):
     def __init__(self, classifier: nn.Module, targets: Sequence[str]):
         super().__init__()
         self.classifier = classifier
-        self.register_buffer("targets", torch.tensor([classifier.class_names.index(t) for t in targets]))
+        known = tuple(classifier.class_names)
+        unknown = [t for t in targets if t not in known]
+        if unknown:
+            raise MethodConfigError(f"unknown class {unknown[0]!r}; this world knows: {', '.join(known)}")
+        self.register_buffer("targets", torch.tensor([known.index(t) for t in targets]))
 
     def probabilities(self, images: Tensor) -> Tensor:
         return self.classifier(images).gather(1, self.targets[:, None].to(images.device))[:, 0]

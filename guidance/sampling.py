@@ -59,6 +59,16 @@ class SamplingResult:
     def energy_per_step(self) -> list[float | None]:
         return [None if s.energy is None else sum(s.energy) / len(s.energy) for s in self.steps]
 
+    def to_dict(self) -> dict:
+        """Time, NFE, per-step timings and energies, final metric and options: JSON-ready, without the images."""
+        return {
+            "seconds": self.seconds, "nfe": self.nfe, "steps": len(self.steps),
+            "ms_per_step": self.ms_per_step, "nfe_per_step": [step.nfe for step in self.steps],
+            "energy_per_step": self.energy_per_step, "metric_name": self.metric_name, "metric": self.metric,
+            "final_energy": self.final_energy, "peak_mem_mb": self.peak_mem_mb, "cancelled": self.cancelled,
+            "options": self.options,
+        }  # fmt: skip
+
 
 class PeakMemory:
     """Peak memory above the start of a block, in MB: CUDA's allocator peak, or sampled RSS on a CPU."""

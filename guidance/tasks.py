@@ -1,18 +1,19 @@
-"""The playground's tasks as library calls: build the energy, run each method, collect the results.
+"""The playground's tasks, each declared once as a TaskSpec, and `run_task`, which runs one.
 
-The app wires widgets to `run_task`; the benchmarks call it too. Presets are [ours]: step sizes use
-FreeDoM's normalised rule (rho_t = k RMS(w_cfg (eps_c - eps_u)) / RMS(g), or RMS(eps) without CFG),
-which makes k comparable across worlds; windows and DSG rates follow the papers' defaults.
+The app builds a tab per spec and wires its widgets to `run_task`; the benchmarks call it too. Presets
+are [ours]: step sizes use FreeDoM's normalised rule (rho_t = k RMS(w_cfg (eps_c - eps_u)) / RMS(g), or
+RMS(eps) without CFG), which makes k comparable across worlds; windows and DSG rates follow the papers'
+defaults. A new task is one more TaskSpec here, plus its energy in conditions/.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
-import torch
 from PIL import Image
 
-from guidance.energy import Energy
 from conditions.classes import ClassEnergy
 from conditions.control import EdgeEnergy, annotate, map_tensor
 from conditions.face import FaceIDEnergy, crop
@@ -20,20 +21,17 @@ from conditions.images import to_pil, to_tensor
 from conditions.style import StyleEnergy
 
 from .backbone import Control
+from .energy import Energy
 from .errors import MethodConfigError
-from .methods import Settings, Term, Terms, Window, build_method
+from .methods import LIMITS, Settings, Term, Terms, Window, build_method
 from .sampling import SamplingResult, sample
+from .scheduler_steps import SCHEDULERS
 from .worlds import World
 
-TASKS = ("face", "style", "control", "classes", "solvers")
-PRESETS = {
-    # face: k and the DSG rate from the `dsg` benchmark's sweep (docs/benchmarks.md) on the embedded world
-    "face": Settings(scale=0.05, step_rule="normalized", window=(0.0, 0.9), dsg_rate=0.1, noise_rule="freedom"),
-    "style": Settings(scale=0.2, step_rule="normalized", window=(0.3, 0.7), repeats=3, travel_window=(0.3, 0.6), dsg_rate=0.1),
-    "control": Settings(scale=0.2, step_rule="normalized", window=(0.0, 0.8), dsg_rate=0.1),
-    "classes": Settings(cfg_scale=2.5, gfcg_max_scale=2.0),
-    "solvers": Settings(cfg_scale=2.5),
-}
+EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
+ENERGY_METHODS = ("plain", "freedom", "figd", "dps", "freedom+dsg", "figd+dsg", "dps+dsg")
+CLASS_METHODS = ("plain", "cfg", "atg", "gfcg", "cfg+gfcg", "atg+gfcg")
+GUIDED_BASES = ("plain", "cfg", "atg")  # what guides every solver on a task that runs over schedulers
 # A condition on top of a control map guides in its own window with its own k (docs/methods.md, FreeDoM step 7):
 # FreeDoM's ControlNet face-ID run guides index 39..0 of 100 with k = 0.08 and no time travel [code]
 EXTRA_TERMS = {"face": {"window": Window(0.6, 1.0), "scale": 0.08}}
@@ -41,7 +39,10 @@ EXTRA_TERMS = {"face": {"window": Window(0.6, 1.0), "scale": 0.08}}
 
 @dataclass
 class TaskRequest:
-    """One tab's inputs. `condition` is a prompt or class name (None: unconditional)."""
+    """One run's inputs. `condition` is a prompt or class name (None: unconditional).
+
+    samples, steps, seed and eta are checked against guidance.methods.LIMITS when the request is built.
+    """
 
     task: str
     methods: list[str]
@@ -60,43 +61,60 @@ class TaskRequest:
     extra: str | None = None  # "face" or "style" on top of a control map, with `reference`
     schedulers: list[str] = field(default_factory=lambda: ["ddim", "dpmsolver++", "unipc", "evodiff"])
 
+    def __post_init__(self) -> None:
+        spec(self.task)
+        for name in ("samples", "steps", "seed", "eta"):
+            LIMITS[name].check(name, getattr(self, name))
+
 
 @dataclass
 class TaskOutcome:
-    """Results in method order, and what was used: the face crop, the control map."""
+    """Results in run order, and what was used: the face crop, the control map."""
 
     results: list[tuple[str, SamplingResult]]
     artefacts: dict[str, Image.Image] = field(default_factory=dict)
 
 
-def preset(task: str, **overrides) -> Settings:
-    if task not in PRESETS:
-        raise MethodConfigError(f"unknown task {task!r}; known: {TASKS}")
-    return replace(PRESETS[task], **overrides)
+EnergyBuilder = Callable[[World, TaskRequest, dict[str, Image.Image]], tuple[Energy, Control | None]]
 
 
-def build_energy(world: World, request: TaskRequest) -> tuple[Energy | None, Control | None, dict[str, Image.Image]]:
-    """The task's energy, the ControlNet input, and pictures of what was used."""
-    task, artefacts, control = request.task, {}, None
-    if task in ("face", "style"):
-        energy = _reference_energy(world, task, _need(request.reference, f"the {task} tab needs a reference image"), artefacts)
-    elif task == "control":
-        image = _need(request.control_image, "the control-map tab needs an image or a map")
-        control_map = image if request.annotator == "none" else annotate(image, request.annotator)
-        artefacts["control map"] = control_map.resize((world.backbone.image_size,) * 2, Image.NEAREST)
-        tensor = map_tensor(control_map, world.backbone.image_size)
-        if request.use_controlnet:
-            control = world.backbone.prepare_control(tensor)
-        terms = [Term(EdgeEnergy(tensor).to(world.backbone.device))] if request.edge_energy else []
-        if request.extra:
-            extra = _reference_energy(world, request.extra, _need(request.reference, f"{request.extra} needs a reference"), artefacts)
-            terms.append(Term(extra, **EXTRA_TERMS.get(request.extra, {})))
-        energy = Terms(terms) if terms else _edge_metric(tensor, world)
-    elif task in ("classes", "solvers"):
-        energy = ClassEnergy(world.evaluator, [_need(request.condition, "pick a class")] * request.samples)
-    else:
-        raise MethodConfigError(f"unknown task {task!r}; known: {TASKS}")
-    return energy, control, artefacts
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task, declared once: what it takes, what it offers and selects, its preset, energy and examples.
+
+    inputs: among "reference" (a face or style image), "control" (an image or map) and "class" (the condition is
+    one of the world's classes). runs_over: "methods", or "schedulers" (every selected solver with one method).
+    examples: rows of values for `example_fields`, the first row being every input's default.
+    """
+
+    name: str
+    title: str
+    intro: str
+    inputs: tuple[str, ...]
+    choices: tuple[str, ...]
+    selected: tuple[str, ...]
+    choices_label: str
+    preset: Settings
+    energy: EnergyBuilder
+    example_fields: tuple[str, ...]
+    examples: tuple[tuple[Any, ...], ...]
+    metric_label: str
+    runs_over: str = "methods"
+    condition: str = ""  # the embedded world's default class ("" is unconditional)
+    sd_prompt: str = ""  # the default prompt on Stable Diffusion (tasks by class offer its class names)
+    steps: int = 20
+    eta: float = 0.0
+    benchmark: str | None = None  # the guidance.bench suite whose committed plots the app shows
+
+    @property
+    def by_class(self) -> bool:
+        return "class" in self.inputs
+
+    @property
+    def option_groups(self) -> tuple[str, ...]:
+        """Which method settings its choices use: "gradient" (FreeDoM, FIGD, DPS, DSG) and/or "gfcg"."""
+        names = "+".join(self.choices)
+        return tuple(g for g, part in (("gradient", "freedom"), ("gfcg", "gfcg")) if part in names)
 
 
 def _need(value, message: str):
@@ -105,12 +123,8 @@ def _need(value, message: str):
     return value
 
 
-def _edge_metric(tensor: torch.Tensor, world: World) -> Energy:
-    """ControlNet alone: the edge energy is only measured, never used for guidance."""
-    return EdgeEnergy(tensor).to(world.backbone.device)
-
-
-def _reference_energy(world: World, kind: str, reference: Image.Image, artefacts: dict) -> Energy:
+def reference_energy(world: World, kind: str, reference: Image.Image, artefacts: dict) -> Energy:
+    """The face-identity or style energy of a reference image; its crop or thumbnail goes to `artefacts`."""
     if kind == "face":
         energy = FaceIDEnergy(reference, world.face_embedder, world.face_detector)
         artefacts["face crop"] = to_pil(crop(to_tensor(reference), energy.box, 160))[0]
@@ -121,23 +135,146 @@ def _reference_energy(world: World, kind: str, reference: Image.Image, artefacts
     raise MethodConfigError(f"unknown extra condition {kind!r}: use 'face' or 'style'")
 
 
+def _reference_task(kind: str) -> EnergyBuilder:
+    def build(world: World, request: TaskRequest, artefacts: dict) -> tuple[Energy, None]:
+        reference = _need(request.reference, f"the {kind} task needs a reference image")
+        return reference_energy(world, kind, reference, artefacts), None
+
+    return build
+
+
+def control_energy(world: World, request: TaskRequest, artefacts: dict) -> tuple[Energy, Control | None]:
+    """The edge energy of the map (only measured when it is off), the ControlNet input, and an extra condition."""
+    image = _need(request.control_image, "the control-map task needs an image or a map")
+    control_map = image if request.annotator == "none" else annotate(image, request.annotator)
+    artefacts["control map"] = control_map.resize((world.backbone.image_size,) * 2, Image.NEAREST)
+    tensor = map_tensor(control_map, world.backbone.image_size)
+    control = world.backbone.prepare_control(tensor) if request.use_controlnet else None
+    edges = EdgeEnergy(tensor).to(world.backbone.device)
+    terms = [Term(edges)] if request.edge_energy else []
+    if request.extra:
+        reference = _need(request.reference, f"{request.extra} needs a reference")
+        terms.append(Term(reference_energy(world, request.extra, reference, artefacts), **EXTRA_TERMS.get(request.extra, {})))
+    return (Terms(terms) if terms else edges), control
+
+
+def class_energy(world: World, request: TaskRequest, artefacts: dict) -> tuple[Energy, None]:
+    """-log p(class) under the world's evaluator, which only measures (GFCG guides with `world.classifier`)."""
+    return ClassEnergy(world.evaluator, [_need(request.condition, "pick a class")] * request.samples), None
+
+
+def _example(name: str) -> str:
+    return str(EXAMPLES / name)
+
+
+SPECS = (
+    TaskSpec(
+        name="face", title="Face",
+        intro="Identity guidance: the generated face should be the uploaded person (ID distance, lower is better).",
+        inputs=("reference",), choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
+        choices_label="Methods (FreeDoM is the baseline)",
+        # k and the DSG rate from the `dsg` benchmark's sweep (docs/benchmarks.md) on the embedded world
+        preset=Settings(scale=0.05, step_rule="normalized", window=(0.0, 0.9), dsg_rate=0.1, noise_rule="freedom"),
+        energy=_reference_task("face"), metric_label="ID distance", sd_prompt="a headshot photo of a person",
+        example_fields=("reference", "condition"),
+        examples=((_example("face_blond.png"), ""), (_example("face_ginger.png"), ""), (_example("face_black_beard.png"), "")),
+        eta=0.5,  # FreeDoM's face set-up: DDIM eta 0.5
+    ),
+    TaskSpec(
+        name="style", title="Style",
+        intro="Style guidance: match the Gram matrices of early features of the uploaded image (style distance, lower is better).",
+        inputs=("reference",), choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
+        choices_label="Methods (FreeDoM is the baseline)",
+        preset=Settings(scale=0.2, step_rule="normalized", window=(0.3, 0.7), repeats=3, travel_window=(0.3, 0.6), dsg_rate=0.1),
+        energy=_reference_task("style"), metric_label="style distance", sd_prompt="a portrait of a person, oil painting",
+        example_fields=("reference", "condition"),
+        examples=tuple((_example(f"style_{name}.png"), "") for name in ("stripes", "checker", "dots")),
+        eta=1.0,  # DSG's official style runs: DDIM eta 1
+    ),
+    TaskSpec(
+        name="control", title="Control map",
+        intro="Follow a control map with the ControlNet and/or the training-free edge energy (edge F1, higher is better).",
+        inputs=("control",), choices=ENERGY_METHODS, selected=("plain", "freedom", "figd"),
+        choices_label="Methods (plain: the ControlNet alone; FreeDoM is the baseline)",
+        preset=Settings(scale=0.2, step_rule="normalized", window=(0.0, 0.8), dsg_rate=0.1),
+        energy=control_energy, metric_label="edge F1", sd_prompt="a portrait of a person",
+        example_fields=("control_image", "annotator", "extra"),
+        examples=(
+            (_example("control_face.png"), "canny", "none"), (_example("control_canny.png"), "none", "none"),
+            (_example("control_canny.png"), "none", "face"),
+        ),
+        eta=1.0,
+    ),
+    TaskSpec(
+        name="classes", title="Classes",
+        intro="Gradient-free classifier guidance (GFCG) against CFG and Autoguidance (class probability under a separate evaluator).",
+        inputs=("class",), choices=CLASS_METHODS, selected=("cfg", "atg", "atg+gfcg"),
+        choices_label="Methods (CFG is the baseline; cfg+gfcg / atg+gfcg pick GFCG's base)",
+        preset=Settings(cfg_scale=2.5, gfcg_max_scale=2.0), energy=class_energy, metric_label="class probability",
+        condition="ginger hair", example_fields=("condition", "seed"),
+        examples=(("ginger hair", 0), ("brown hair", 1), ("sunglasses", 2)), benchmark="gfcg",
+    ),
+    TaskSpec(
+        name="solvers", title="Solvers",
+        intro="EVODiff against DDIM, DPM-Solver++(2M) and UniPC at the same number of steps (NFE).",
+        inputs=("class",), choices=SCHEDULERS, selected=("ddim", "dpmsolver++", "unipc", "evodiff"),
+        choices_label="Solvers (DDIM is the baseline)", runs_over="schedulers",
+        preset=Settings(cfg_scale=2.5), energy=class_energy, metric_label="class probability",
+        condition="black hair", example_fields=("condition", "nfe"),
+        examples=(("black hair", 10), ("blue hair", 6), ("bald", 15)), steps=10, benchmark="solvers",
+    ),
+)  # fmt: skip
+TASKS = tuple(s.name for s in SPECS)
+PRESETS = {s.name: s.preset for s in SPECS}
+
+
+def spec(task: str) -> TaskSpec:
+    """The task's spec; MethodConfigError naming the known tasks otherwise."""
+    for candidate in SPECS:
+        if candidate.name == task:
+            return candidate
+    raise MethodConfigError(f"unknown task {task!r}; known: {TASKS}")
+
+
+def preset(task: str, **overrides) -> Settings:
+    """The task's preset with `overrides`; every value is checked (guidance.methods.Settings)."""
+    return replace(spec(task).preset, **overrides)
+
+
+def build_energy(world: World, request: TaskRequest) -> tuple[Energy, Control | None, dict[str, Image.Image]]:
+    """The task's energy, the ControlNet input, and pictures of what was used."""
+    artefacts: dict[str, Image.Image] = {}
+    energy, control = spec(request.task).energy(world, request, artefacts)
+    return energy, control, artefacts
+
+
+def runs_of(request: TaskRequest) -> list[tuple[str, str, str]]:
+    """(label, method, scheduler) of each run: every method, or every scheduler with the one method."""
+    if spec(request.task).runs_over == "schedulers":
+        return [(s, request.methods[0], s) for s in request.schedulers] if request.methods else []
+    return [(m, m, request.scheduler) for m in request.methods]
+
+
 def run_task(
     world: World,
     request: TaskRequest,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TaskOutcome:
-    """Runs every requested method (or, on the solvers tab, every scheduler) from the same seed."""
+    """Runs every requested method (or scheduler) from the same seed.
+
+    `progress(done, total, label)` counts steps over all runs and names the run in progress.
+    """
     energy, control, artefacts = build_energy(world, request)
     conditions = [request.condition] * request.samples
     settings = request.settings if request.condition is not None else replace(request.settings, cfg_scale=1.0)
-    runs = [(m, m, request.scheduler) for m in request.methods]
-    if request.task == "solvers":
-        runs = [(s, request.methods[0], s) for s in request.schedulers]
+    runs = runs_of(request)
+    if not runs:
+        raise MethodConfigError("select at least one method")
     total, results = len(runs) * request.steps, []
     for number, (label, method_name, scheduler) in enumerate(runs):
         method = build_method(method_name, settings, world.classifier)
-        tick = None if progress is None else (lambda i, n, k=number: progress(k * request.steps + i, total))
+        tick = None if progress is None else (lambda i, n, k=number, name=label: progress(k * request.steps + i, total, name))
         result = sample(
             world.backbone, method, conditions, steps=request.steps, scheduler=scheduler,
             eta=request.eta if scheduler in ("ddim", "ddpm") else 0.0, noise_rule=settings.noise_rule, seed=request.seed,

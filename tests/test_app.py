@@ -13,10 +13,11 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
+from guidance.tasks import SPECS
 from app_fixtures import app_url, trained_for_real, world_path  # noqa: F401  (fixtures)
 
 METRICS = {"face": "id_distance", "style": "style_distance", "control": "edge_f1", "classes": "class_probability", "solvers": "class_probability"}
-TABS = {tab.task: tab for tab in app.TABS}
+TABS = {spec.name: spec for spec in SPECS}
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +134,29 @@ def test_bad_settings_are_explained(client: Client) -> None:
         client.predict(methods=["figd+dsg"], eta=0, **fast("face"), api_name="/face")
     with pytest.raises(AppError, match="window"):
         client.predict(window_start=0.8, window_end=0.2, **fast("face"), api_name="/face")
+
+
+SLIDER_BREAKERS = [  # values an API client can send that no slider would
+    ("/solvers", {"samples": 1000}, r"samples must lie in \[1, 16\]"),
+    ("/classes", {"steps": 0}, r"steps must lie in \[1, 1000\], got 0"),
+    ("/classes", {"steps": -5}, r"steps must lie in \[1, 1000\], got -5"),
+    ("/classes", {"steps": 100000}, r"steps must lie in \[1, 1000\], got 100000"),
+    ("/classes", {"seed": 2**70}, "seed must lie in"),
+    ("/classes", {"condition": "red hair"}, "unknown class 'red hair'; this world knows: .*ginger hair"),
+    ("/face", {"condition": "red hair", "steps": 2}, "red hair"),
+    ("/classes", {"cfg_scale": 1e9}, r"cfg_scale must lie in \[0, 20\]"),
+    ("/face", {"scale": 1e6}, r"scale must lie in \[0, 10\]"),
+    ("/classes", {"gfcg_max_scale": 1e6}, r"gfcg_max_scale must lie in \[0, 10\]"),
+    ("/face", {"eta": 5}, r"eta must lie in \[0, 1\], got 5"),
+]
+
+
+@pytest.mark.parametrize(("api_name", "values", "message"), SLIDER_BREAKERS, ids=[f"{a}-{next(iter(v))}" for a, v, _ in SLIDER_BREAKERS])
+def test_values_no_slider_sends_get_a_readable_error(client: Client, api_name: str, values: dict, message: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(AppError, match=message):
+        client.predict(**values, api_name=api_name)
+    assert time.monotonic() - started < 60  # refused before sampling, not after
 
 
 def test_stop_ends_the_run_between_steps_with_partial_results_and_a_warning(client: Client, monkeypatch) -> None:

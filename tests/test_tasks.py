@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from guidance.errors import MethodConfigError
 from guidance.methods import FreeDoM, Terms, Window
 from guidance.tasks import TaskRequest, build_energy, preset, run_task
 from guidance.worlds import World
@@ -75,3 +76,22 @@ def test_a_face_on_a_control_map_guides_in_its_own_window_with_its_own_k(world, 
     (_, result), = run_task(world, request).results
     assert scales == {**{i: [0.2] for i in range(6)}, 6: [0.2, 0.08], 7: [0.2, 0.08], 8: [0.08], 9: [0.08]}
     assert [s.nfe for s in result.steps] == [1] * 10
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"steps": 0}, "steps"), ({"samples": 1000}, "samples"), ({"seed": 2**70}, "seed"), ({"eta": 5.0}, "eta"), ({"task": "faces"}, "known")],
+)
+def test_requests_out_of_range_are_refused_with_the_range(overrides: dict, message: str) -> None:
+    with pytest.raises(MethodConfigError, match=message):
+        TaskRequest(**{"task": "classes", "methods": ["cfg"], **overrides})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"cfg_scale": 1e9}, r"cfg_scale must lie in \[0, 20\]"), ({"scale": 1e6}, "scale"), ({"gfcg_max_scale": 1e6}, "gfcg_max_scale"),
+     ({"window": (0.8, 0.2)}, "guidance window"), ({"gfcg_rule": "max"}, "confusion"), ({"repeats": 0}, "repeats")],
+)
+def test_settings_out_of_range_are_refused_with_the_range(overrides: dict, message: str) -> None:
+    with pytest.raises(MethodConfigError, match=message):
+        preset("face", **overrides)

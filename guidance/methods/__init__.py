@@ -1,8 +1,6 @@
 """Guidance methods, and `build_method` which turns a name such as "figd+dsg" into one."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..errors import MethodConfigError
 from .base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window
 from .dps import DPS
@@ -11,6 +9,7 @@ from .figd import FIGD
 from .freedom import FreeDoM
 from .gfcg import GFCG, Classifier
 from .predictors import CFG, Autoguidance, Predictor
+from .settings import LIMITS, Bound, Settings
 
 GRADIENT_METHODS = {"freedom": FreeDoM, "figd": FIGD, "dps": DPS}
 TOKENS = {"plain", "cfg", "atg", "gfcg", "dsg", *GRADIENT_METHODS}
@@ -18,32 +17,6 @@ METHODS = (
     "plain", "cfg", "atg", "gfcg", "cfg+gfcg", "atg+gfcg",
     "freedom", "figd", "dps", "freedom+dsg", "figd+dsg", "dps+dsg",
 )  # fmt: skip
-
-
-@dataclass
-class Settings:
-    """Every method option in one place (the app's sliders map onto these fields).
-
-    cfg_scale: w of CFG or Autoguidance (1 disables CFG for gradient methods).
-    noise_rule: how DDIM's eta sets the sampler's noise, "ddim" or "freedom" (guidance/scheduler_steps.py: NOISE_RULES).
-    scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
-    fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options.
-    """
-
-    cfg_scale: float = 1.0
-    noise_rule: str = "ddim"
-    scale: float = 1.0
-    step_rule: str = "auto"
-    window: tuple[float, float] = (0.0, 1.0)
-    repeats: int = 1
-    travel_window: tuple[float, float] = (0.0, 1.0)
-    fisher_weight: str = "unit"
-    dsg_rate: float = 0.1
-    dsg_interval: int = 1
-    gfcg_max_scale: float = 2.0
-    gfcg_rule: str = "confusion"
-    gfcg_fused: bool = False
-    gfcg_window: tuple[float, float] = (0.0, 1.0)
 
 
 def build_method(name: str, settings: Settings | None = None, classifier: Classifier | None = None) -> Guidance:
@@ -88,6 +61,6 @@ def _predictor(parts: set[str], s: Settings, classifier: Classifier | None, use_
 
 
 __all__ = [
-    "CFG", "DPS", "DSG", "FIGD", "GFCG", "METHODS", "Autoguidance", "Classifier", "FreeDoM", "Guidance",
+    "CFG", "DPS", "DSG", "FIGD", "GFCG", "LIMITS", "METHODS", "Bound", "Autoguidance", "Classifier", "FreeDoM", "Guidance",
     "Prediction", "Predictor", "Settings", "StepContext", "Term", "Terms", "TimeTravel", "Window", "build_method",
 ]  # fmt: skip

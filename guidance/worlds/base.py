@@ -1,4 +1,8 @@
-"""A model world: a backbone plus the networks its energies and metrics use, behind one dataclass."""
+"""A model world: a backbone plus the networks its energies and metrics use, behind one dataclass.
+
+The networks satisfy the protocols of conditions/: FaceDetector and FaceEmbedder (conditions/face.py),
+StyleFeatures (conditions/style.py), and the Classifier of guidance/methods/gfcg.py (class_names, probabilities).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,6 +24,11 @@ class World:
     style_features: Any  # conditions.style.StyleFeatures
     classifier: Any  # guidance.methods.gfcg.Classifier
     evaluator: Any  # a Classifier with a different architecture or weights
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes its classifier and evaluator tell apart (the class tasks offer these)."""
+        return tuple(self.backbone.class_names or ())
 
 
 class Unavailable:
@@ -47,7 +56,7 @@ def load_sd15_world(
     model: str | None = None,
     controlnet: str | None = None,
     device: str | torch.device | None = None,
-    class_names: tuple[str, ...] = ("cat", "dog", "fox", "wolf", "lion", "tiger", "owl", "eagle"),
+    class_names: tuple[str, ...] | None = None,
 ) -> World:
     """Stable Diffusion 1.5 with facenet-pytorch faces and OpenCLIP style features and classifiers.
 
@@ -59,7 +68,9 @@ def load_sd15_world(
     from conditions.face import FacenetEmbedder, MTCNNDetector
     from conditions.style import CLIPPatchTokens
 
-    from .sd15 import SD15, load_sd15
+    from .sd15 import SD15, SD_CLASSES, load_sd15
+
+    class_names = class_names or SD_CLASSES
 
     backbone = load_sd15(model or SD15, controlnet=controlnet, device=device)
     backbone.class_names = class_names

@@ -16,6 +16,7 @@ from ..backbone import Condition, UNetBackbone
 from ..errors import WeightsUnavailableError
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+SD_CLASSES = ("cat", "dog", "fox", "wolf", "lion", "tiger", "owl", "eagle")  # what the CLIP zero-shot classifiers tell apart
 LOAD_ERRORS = (OSError, ValueError, ConnectionError, HTTPError)
 
 

@@ -1,0 +1,95 @@
+"""The worlds a launcher allows: each loaded on its first use, then cached behind a lock.
+
+The app offers the embedded world always and Stable Diffusion 1.5 when a model id or folder is given;
+`default()` picks SD 1.5 only on a GPU with its weights already on disk.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import MethodConfigError, WeightsUnavailableError
+from .base import World
+from .embedded import ASSETS
+from .sd15 import SD_CLASSES
+
+EMBEDDED, SD = "embedded", "sd15"
+
+
+def weights_cached(source: str, file: str) -> bool:
+    """Whether `file` of a hub id or local folder is on this machine (no network)."""
+    if Path(source).exists():
+        return (Path(source) / file).exists()
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(source, file), str)
+    except ValueError:  # not a valid repository id
+        return False
+
+
+@dataclass
+class WorldRegistry:
+    """The embedded world from `embedded`, and SD 1.5 (+ ControlNet) when `sd_model` is set."""
+
+    embedded: Path = ASSETS
+    sd_model: str | None = None
+    controlnet: str | None = None
+    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
+
+    def __post_init__(self) -> None:
+        self._loaded: dict[str, World] = {}
+        self._lock = threading.Lock()
+
+    def keys(self) -> list[str]:
+        return [EMBEDDED, SD] if self.sd_model else [EMBEDDED]
+
+    def title(self, key: str) -> str:
+        if key == SD:
+            return "Stable Diffusion 1.5" + (" + ControlNet" if self.controlnet else "")
+        return "Embedded world"
+
+    def source(self, key: str) -> str:
+        """Where the world's weights come from, in Markdown."""
+        if key == SD:
+            return f"Stable Diffusion 1.5 (`{self.sd_model}`)" + (f" + ControlNet (`{self.controlnet}`)" if self.controlnet else "")
+        return f"embedded world (`{self.embedded}`)"
+
+    def default(self) -> str:
+        """SD 1.5 on a GPU with its weights on disk, else the embedded world."""
+        sd_ready = self.sd_model and weights_cached(self.sd_model, "unet/config.json")
+        control_ready = not self.controlnet or weights_cached(self.controlnet, "config.json")
+        return SD if self.device == "cuda" and sd_ready and control_ready else EMBEDDED
+
+    def loaded(self, key: str) -> World | None:
+        """The world if it is loaded already."""
+        return self._loaded.get(key)
+
+    def load(self, key: str) -> World:
+        with self._lock:
+            if key not in self._loaded:
+                self._loaded[key] = self._load(key)
+            return self._loaded[key]
+
+    def _load(self, key: str) -> World:
+        if key == EMBEDDED:
+            from .embedded import load_world
+
+            return load_world(self.embedded, self.device)
+        if key == SD and self.sd_model:
+            from .base import load_sd15_world
+
+            return load_sd15_world(self.sd_model, self.controlnet, self.device, class_names=SD_CLASSES)
+        raise MethodConfigError(f"unknown backbone {key!r}; this app offers {self.keys()}")
+
+    def class_names(self, key: str) -> tuple[str, ...]:
+        """The world's classes: SD 1.5's without loading it; the embedded world's from the loaded world (none if it cannot load)."""
+        if key == SD and key not in self._loaded:
+            return SD_CLASSES
+        try:
+            return self.load(key).class_names
+        except WeightsUnavailableError:
+            return ()
