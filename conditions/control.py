@@ -7,10 +7,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from huggingface_hub.errors import HTTPError
+
 from guidance.errors import MethodConfigError, WeightsUnavailableError
 
 from guidance.energy import Energy
-from .images import resize
+from .images import resize, uint8_from_pixels
 
 ANNOTATORS = ("canny", "hed", "lineart", "openpose", "midas")
 ANNOTATOR_WEIGHTS = "lllyasviel/Annotators"
@@ -29,7 +31,7 @@ def annotate(image: Image.Image, annotator: str = "canny", low: int = 100, high:
     cls = {"hed": "HEDdetector", "lineart": "LineartDetector", "openpose": "OpenposeDetector", "midas": "MidasDetector"}[annotator]
     try:
         detector = getattr(controlnet_aux, cls).from_pretrained(ANNOTATOR_WEIGHTS)
-    except Exception as error:  # controlnet-aux raises many kinds when its weights are missing
+    except (OSError, ValueError, ImportError, HTTPError) as error:  # missing or partial weights, offline hub, missing extras
         raise WeightsUnavailableError(
             f"the {annotator} annotator weights",
             f"hub id {ANNOTATOR_WEIGHTS!r} in the Hugging Face cache",
@@ -92,8 +94,7 @@ def canny(images: Tensor, low: int = 100, high: int = 200) -> Tensor:
     """(B, 1, H, W) boolean Canny edges (OpenCV, as controlnet-aux) of [-1, 1] pixels."""
     import cv2
 
-    array = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    return torch.from_numpy(np.stack([cv2.Canny(a, low, high) > 0 for a in array]))[:, None]
+    return torch.from_numpy(np.stack([cv2.Canny(a, low, high) > 0 for a in uint8_from_pixels(images)]))[:, None]
 
 
 def edge_f1(images: Tensor, target: Tensor, tolerance: int = 1) -> Tensor:

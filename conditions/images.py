@@ -80,8 +80,17 @@ def to_tensor(image: Image.Image, size: int | None = None) -> torch.Tensor:
     """(1, 3, H, W) in [-1, 1]; with `size`, the central square resized to size x size."""
     if size is not None:
         image = ImageOps.fit(image, (size, size), Image.LANCZOS)
-    array = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32).copy()) / 127.5 - 1
-    return array.permute(2, 0, 1)[None]
+    return pixels_from_uint8(np.asarray(image.convert("RGB"))[None])
+
+
+def pixels_from_uint8(array: np.ndarray) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) in [-1, 1]: the one place pixels enter the models' range."""
+    return torch.from_numpy(np.asarray(array, dtype=np.float32).copy()).permute(0, 3, 1, 2) / 127.5 - 1
+
+
+def uint8_from_pixels(pixels: torch.Tensor) -> np.ndarray:
+    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3), clamped and rounded."""
+    return ((pixels.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def module_device(module: object) -> torch.device:
@@ -92,8 +101,7 @@ def module_device(module: object) -> torch.device:
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """PIL images from (B, 3, H, W) in [-1, 1]."""
-    array = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(a) for a in array]
+    return [Image.fromarray(a) for a in uint8_from_pixels(images)]
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -135,8 +135,7 @@ def sample(
     """
     if method.uses_energy and energy is None:
         raise MethodConfigError(f"{method.name} needs an energy (a face, style or control-map condition)")
-    if getattr(method, "dsg", None) is not None and not (scheduler == "ddim" and eta > 0):
-        raise MethodConfigError("DSG steps on the sphere of the sampler's noise: use DDIM with eta > 0 (eta = 1 in the paper)")
+    method.check(scheduler, eta)
     check_noise_rule(noise_rule, scheduler, eta)
     sched = make_scheduler(scheduler, backbone.scheduler_config)
     sched.set_timesteps(steps, device=backbone.device)
@@ -164,7 +163,7 @@ def sample(
                 result.steps.append(record)
                 if progress is not None:
                     progress(index + 1, steps)
-    except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as error:
+    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
         if not _out_of_memory(error):
             raise
         raise DeviceOutOfMemoryError(
@@ -192,9 +191,8 @@ def _finish(result: SamplingResult, backbone: Backbone, final: Tensor, energy: t
 
 
 def _out_of_memory(error: BaseException) -> bool:
-    """CUDA's OOM, Python's MemoryError, or the CPU allocator's "can't allocate memory"."""
-    text = str(error).lower()
-    return isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in text or "can't allocate" in text
+    """torch's OutOfMemoryError, Python's MemoryError, or the CPU allocator's RuntimeError "can't allocate memory" (no type of its own)."""
+    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "can't allocate" in str(error).lower()
 
 
 def _timed_step(sched, method: Guidance, ctx: StepContext, eta: float, generator: torch.Generator):

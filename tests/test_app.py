@@ -145,7 +145,7 @@ SLIDER_BREAKERS = [  # values an API client can send that no slider would
     ("/classes", {"condition": "red hair"}, "unknown class 'red hair'; this world knows: .*ginger hair"),
     ("/face", {"condition": "red hair", "steps": 2}, "red hair"),
     ("/classes", {"cfg_scale": 1e9}, r"cfg_scale must lie in \[0, 20\]"),
-    ("/face", {"scale": 1e6}, r"scale must lie in \[0, 10\]"),
+    ("/face", {"scale": 1e6}, r"scale must lie in \[0, 100\]"),
     ("/classes", {"gfcg_max_scale": 1e6}, r"gfcg_max_scale must lie in \[0, 10\]"),
     ("/face", {"eta": 5}, r"eta must lie in \[0, 1\], got 5"),
 ]

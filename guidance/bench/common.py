@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from conditions.images import pixels_from_uint8, to_pil
 from guidance.energy import Energy
-from conditions.images import to_pil
 from guidance.methods import Settings, build_method
 from guidance.sampling import SamplingResult, sample
 from guidance.tasks import TaskRequest, preset, run_task
@@ -106,7 +106,7 @@ def renders(n: int, seed: int, identities_per_class: int | None = None) -> tuple
     from guidance.worlds.embedded.render import make_dataset
 
     images, labels, ids, _ = make_dataset(n, seed=seed, split="heldout", identities_per_class=identities_per_class)
-    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    pixels = pixels_from_uint8(images)
     return pixels, torch.from_numpy(labels), torch.from_numpy(ids)
 
 

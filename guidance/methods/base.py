@@ -38,6 +38,9 @@ class Guidance:
     def __init__(self, predictor: Predictor):
         self.predictor = predictor
 
+    def check(self, scheduler: str, eta: float) -> None:
+        """Raises MethodConfigError when the method cannot run with this scheduler and eta; any will do here."""
+
     def repeats(self, ctx: StepContext) -> int:
         """How many times the step is run (FreeDoM's time travel repeats it)."""
         return 1

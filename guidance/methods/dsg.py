@@ -25,6 +25,12 @@ class DSG:
             raise MethodConfigError(f"DSG interval must be >= 1, got {interval}")
         self.rate, self.interval = rate, interval
 
+    @staticmethod
+    def check(scheduler: str, eta: float) -> None:
+        """DSG needs the noise of a DDIM step with eta > 0."""
+        if not (scheduler == "ddim" and eta > 0):
+            raise MethodConfigError("DSG steps on the sphere of the sampler's noise: use DDIM with eta > 0 (eta = 1 in the paper)")
+
     def applies(self, index: int, steps: int) -> bool:
         """Whether step `index` (0 = first of `steps`) is guided: the official idx = steps - 1 - index, idx % interval == 0."""
         return (steps - 1 - index) % self.interval == 0

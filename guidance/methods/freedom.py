@@ -50,6 +50,10 @@ class FreeDoM(Guidance):
         if dsg is not None:
             self.name = f"{self.name}+dsg"
 
+    def check(self, scheduler: str, eta: float) -> None:
+        if self.dsg is not None:
+            self.dsg.check(scheduler, eta)
+
     def terms(self, energy: Energy) -> list[Term]:
         """The energy's terms, with the method's window and scale where a term has none (FreeDoM step 7)."""
         parts = energy.terms if isinstance(energy, Terms) else [Term(energy)]

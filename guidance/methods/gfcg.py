@@ -55,8 +55,6 @@ class GFCG(Predictor):
             raise MethodConfigError("the fused GFCG variant is defined with Autoguidance (base='atg')")
         self.classifier, self.max_scale, self.base, self.base_scale = classifier, max_scale, base, base_scale
         self.scale_rule, self.fused, self.window = scale_rule, fused, window
-        self.last_reference: list[str] = []
-        self.last_scale: Tensor | None = None
 
     def reference(self, ctx: StepContext, eps_c: Tensor) -> tuple[list[str], Tensor]:
         """The most confusable non-target class and the guidance scale w_t, per sample."""
@@ -72,8 +70,7 @@ class GFCG(Predictor):
             scale = self.max_scale * (1 - p_c)
         else:
             scale = self.max_scale * p_ref / (p_c + p_ref + 1e-12)
-        self.last_reference, self.last_scale = [names[i] for i in ref.tolist()], scale
-        return self.last_reference, scale
+        return [names[i] for i in ref.tolist()], scale
 
     def _targets(self, ctx: StepContext) -> list[str]:
         if any(c is None or c not in self.classifier.class_names for c in ctx.conditions):
@@ -122,7 +119,6 @@ class GFCG(Predictor):
         Outside the window or with w_max = 0 no classifier runs; None too where w_t = 0 for every sample.
         """
         self._targets(ctx)
-        self.last_reference, self.last_scale = [], None
         if self.max_scale == 0 or not self.window[0] <= ctx.progress < self.window[1]:
             return None
         names, scale = self.reference(ctx, eps_c)

@@ -38,7 +38,7 @@ LIMITS = {
     "seed": Bound(0, 2**32 - 1),
     "eta": Bound(0, 1),
     "cfg_scale": Bound(0, 20, slider=(1, 10)),
-    "scale": Bound(0, 10, slider=(0, 2)),
+    "scale": Bound(0, 100, slider=(0, 2)),  # the constant rule (DPS) takes raw step sizes
     "repeats": Bound(1, 10, slider=(1, 5)),
     "dsg_rate": Bound(0, 1),
     "dsg_interval": Bound(1, 50, slider=(1, 10)),

@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from conditions.images import pixels_from_uint8, uint8_from_pixels
 from guidance.methods import Settings, build_method
 from guidance.sampling import sample
 from ..base import World
 
 from . import ASSETS, load_world
 from .render import ATTRIBUTES, CLASS_NAMES, UNSEEN
-from .train import load, negatives, to_pixels, vae_psnr
+from .train import load, negatives, vae_psnr
 
 TEST_PHOTOS = ("astronaut", "coffee", "chelsea")  # kept out of the detector's training
 
@@ -38,14 +39,14 @@ def cfg_samples(world: World, classes: list[str | None], steps: int = 25, scale:
 @torch.no_grad()
 def accuracy(net, images: np.ndarray, labels: np.ndarray, batch: int = 200) -> float:
     """Top-1 accuracy of a probability-returning classifier."""
-    preds = np.concatenate([net(to_pixels(images[i : i + batch])).argmax(1).numpy() for i in range(0, len(images), batch)])
+    preds = np.concatenate([net(pixels_from_uint8(images[i : i + batch])).argmax(1).numpy() for i in range(0, len(images), batch)])
     return float((preds == labels).mean())
 
 
 @torch.no_grad()
 def attribute_accuracy(evaluator, images: np.ndarray, attributes: np.ndarray) -> dict[str, float]:
     """Per-attribute accuracy of the evaluator's heads (UNSEEN ground truth skipped)."""
-    predicted = torch.cat([evaluator.attributes(to_pixels(images[i : i + 250])) for i in range(0, len(images), 250)]).numpy()
+    predicted = torch.cat([evaluator.attributes(pixels_from_uint8(images[i : i + 250])) for i in range(0, len(images), 250)]).numpy()
     return {name: float((predicted[:, k] == attributes[:, k])[attributes[:, k] != UNSEEN].mean()) for k, name in enumerate(ATTRIBUTES)}
 
 
@@ -54,7 +55,7 @@ def face_auc(embedder, images: np.ndarray, ids: np.ndarray) -> float:
     """Verification ROC-AUC over all pairs: same identity should have higher cosine similarity."""
     from guidance.bench.metrics import roc_auc
 
-    e = torch.nn.functional.normalize(embedder(to_pixels(images)), dim=1)
+    e = torch.nn.functional.normalize(embedder(pixels_from_uint8(images)), dim=1)
     upper = np.triu_indices(len(ids), 1)
     return roc_auc((e @ e.T).numpy()[upper], (ids[:, None] == ids[None])[upper])
 
@@ -78,7 +79,7 @@ def control_f1(world: World, images: np.ndarray, labels: np.ndarray, use_control
     the same seeds unconditioned on the map, the F1's chance level)."""
     from conditions.control import canny, edge_f1
 
-    maps = canny(to_pixels(images))
+    maps = canny(pixels_from_uint8(images))
     control = world.backbone.prepare_control(maps.float().expand(-1, 3, -1, -1)) if use_control else None
     samples = cfg_samples(world, [CLASS_NAMES[y] for y in labels], seed=1, control=control)
     return float(edge_f1(samples, maps).mean())
@@ -95,7 +96,7 @@ def sample_grid(world: World, path: Path, per_class: int = 8, steps: int = 25, s
     """One row per class, `per_class` samples each (CFG `scale`, DDIM `steps`), saved as a PNG."""
     rows = [cfg_samples(world, [name] * per_class, steps, scale, seed=c) for c, name in enumerate(CLASS_NAMES)]
     grid = torch.cat([torch.cat(list(row), 2) for row in rows], 1)
-    Image.fromarray(((grid.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()).save(path)
+    Image.fromarray(uint8_from_pixels(grid[None])[0]).save(path)
 
 
 def evaluate(world: World, work: Path, only: set[str] | None = None) -> dict:

@@ -15,6 +15,8 @@ from PIL import Image
 from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor, nn
 
+from conditions.images import pixels_from_uint8
+
 from .render import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES
 
 SIZE = 64
@@ -172,7 +174,7 @@ class FaceDetector:
     @torch.no_grad()
     def probability(self, image: Image.Image) -> float:
         square = image.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR)
-        pixels = torch.from_numpy(np.asarray(square, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+        pixels = pixels_from_uint8(np.asarray(square)[None])
         device = next(self.net.parameters()).device
         return float(torch.sigmoid(self.net(pixels.to(device)))[0])
 

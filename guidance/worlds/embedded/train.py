@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from conditions.images import pixels_from_uint8, uint8_from_pixels
+
 from . import ASSETS, FILES, LABEL_EMBEDDING
 from .nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, save_net
 from .render import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES, SUPERSAMPLE, UNSEEN, _draw_body, _Pen, _pattern, _relight
@@ -284,7 +286,7 @@ def stage_data(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
         for key, value in arrays.items():
             np.save(data / f"{name}_{key}.npy", value)
     np.save(data / "negatives.npy", negatives(cfg.n_negatives, sets["train"]["images"], 0))
-    np.save(data / "train_canny.npy", canny(to_pixels(sets["train"]["images"]))[:, 0].numpy().astype(np.uint8))
+    np.save(data / "train_canny.npy", canny(pixels_from_uint8(sets["train"]["images"]))[:, 0].numpy().astype(np.uint8))
     print(f"data: rendered in {time.perf_counter() - start:.0f} s -> {data}", flush=True)
     return {}
 
@@ -294,16 +296,6 @@ def load(work: Path, name: str) -> np.ndarray:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; run the stage that writes it first (`python -m guidance.worlds.embedded.train data`)")
     return np.load(path, mmap_mode="r")
-
-
-def to_pixels(images: np.ndarray) -> Tensor:
-    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-def to_uint8(pixels: Tensor) -> np.ndarray:
-    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
-    return ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -442,7 +434,7 @@ def stage_vae(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     vae = AutoencoderKL(**cfg.vae_net).to(cfg.device)
 
     def loss_fn(step: int, g: torch.Generator) -> Tensor:
-        x = flip(to_pixels(images[torch.randint(len(images), (loop.batch,), generator=g).numpy()]), g).to(cfg.device)
+        x = flip(pixels_from_uint8(images[torch.randint(len(images), (loop.batch,), generator=g).numpy()]), g).to(cfg.device)
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=g).to(cfg.device)
         recon = vae.decode(z).sample
@@ -465,7 +457,7 @@ def moved(cfg: Config, *tensors: Tensor) -> list[Tensor]:
 def encode_all(vae, images: np.ndarray, batch: int = 500) -> Tensor:
     """Unscaled latent means (N, C, h, w) of the images."""
     device = next(vae.parameters()).device
-    return torch.cat([vae.encode(to_pixels(images[i : i + batch]).to(device)).latent_dist.mean for i in range(0, len(images), batch)])
+    return torch.cat([vae.encode(pixels_from_uint8(images[i : i + batch]).to(device)).latent_dist.mean for i in range(0, len(images), batch)])
 
 
 @torch.no_grad()
@@ -473,7 +465,7 @@ def vae_psnr(vae, images: np.ndarray, batch: int = 250) -> float:
     """Mean PSNR (dB, pixels in [0, 1]) of reconstructions from the latent means."""
     values, device = [], next(vae.parameters()).device
     for i in range(0, len(images), batch):
-        x = to_pixels(images[i : i + batch]).to(device)
+        x = pixels_from_uint8(images[i : i + batch]).to(device)
         recon = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
         mse = ((recon - x) / 2).pow(2).flatten(1).mean(1)
         values.append(-10 * torch.log10(mse.clamp(min=1e-10)))
@@ -493,7 +485,7 @@ def stage_evaluator(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 
     def loss_fn(step: int, g: torch.Generator) -> Tensor:
         idx = torch.randint(len(labels), (loop.batch,), generator=g)
-        x = degrade(flip(to_pixels(images[idx.numpy()]), g), g, max_sigma=0.8, max_noise=0.05, p=0.5)
+        x = degrade(flip(pixels_from_uint8(images[idx.numpy()]), g), g, max_sigma=0.8, max_noise=0.05, p=0.5)
         x, y, a = moved(cfg, x, labels[idx], attributes[idx])
         class_logits, heads = net.all_logits(x)
         return F.cross_entropy(class_logits, y) + attribute_loss(heads, a, ATTRIBUTES)
@@ -513,8 +505,8 @@ def mixed_batch(images: np.ndarray, estimates: np.ndarray, sources: np.ndarray, 
     """Half clean renders (blur and noise augmented), half decoded clean estimates x0_hat; their source indices."""
     half = len(idx) // 2
     pick = torch.randint(len(estimates), (len(idx) - half,), generator=g).numpy()
-    clean = degrade(to_pixels(images[idx[:half]]), g, max_sigma=2.0, max_noise=0.2, p=0.5)
-    x = flip(torch.cat([clean, to_pixels(estimates[pick])]), g)
+    clean = degrade(pixels_from_uint8(images[idx[:half]]), g, max_sigma=2.0, max_noise=0.2, p=0.5)
+    x = flip(torch.cat([clean, pixels_from_uint8(estimates[pick])]), g)
     return x, np.concatenate([idx[:half], sources[pick]])
 
 
@@ -569,10 +561,10 @@ def stage_face(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 
     def loss_fn(step: int, g: torch.Generator) -> Tensor:
         idx = identity_batch(groups, loop.batch, 4, g)
-        x = degrade(to_pixels(images[idx]), g, max_sigma=1.5, max_noise=0.15, p=0.5)
+        x = degrade(pixels_from_uint8(images[idx]), g, max_sigma=1.5, max_noise=0.15, p=0.5)
         swap = [k for k, i in enumerate(idx) if k % 2 and int(i) in estimate_of]
         if swap:
-            x[swap] = to_pixels(estimates[[estimate_of[int(idx[k])] for k in swap]])
+            x[swap] = pixels_from_uint8(estimates[[estimate_of[int(idx[k])] for k in swap]])
         x, ids, a = moved(cfg, flip(x, g), targets[idx], attributes[idx])
         embeddings, heads = net.with_attributes(x)
         return supcon_loss(embeddings, ids) + 0.5 * attribute_loss(heads, a, IDENTITY_ATTRIBUTES)
@@ -596,7 +588,7 @@ def stage_detector(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
         pos = torch.randint(len(faces), (half - half // 4,), generator=g).numpy()
         pos_estimates = late[torch.randint(len(late), (half // 4,), generator=g).numpy()]
         neg = torch.randint(len(negatives_), (half,), generator=g).numpy()
-        x = flip(to_pixels(np.concatenate([faces[pos], estimates[pos_estimates], negatives_[neg]])), g)
+        x = flip(pixels_from_uint8(np.concatenate([faces[pos], estimates[pos_estimates], negatives_[neg]])), g)
         x, y = moved(cfg, x, torch.cat([torch.ones(half), torch.zeros(half)]))
         return F.binary_cross_entropy_with_logits(net(x), y)
 
@@ -760,12 +752,12 @@ def stage_estimates(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
         decoded = []
         for start in range(0, count, 250):
             src, t = sources[start : start + 250], torch.from_numpy(timesteps[start : start + 250]).to(cfg.device)
-            z0 = backbone.encode(to_pixels(images[src]))
+            z0 = backbone.encode(pixels_from_uint8(images[src]))
             a = alphas_cumprod().to(cfg.device)[t].view(-1, 1, 1, 1)
             x_t = a.sqrt() * z0 + (1 - a).sqrt() * torch.from_numpy(rng.standard_normal(z0.shape)).float().to(cfg.device)
             labels = [CLASS_NAMES[c] if rng.random() > 0.2 else None for c in np.asarray(load(work, f"{name}_labels"))[src]]
             out_ = backbone.predict(x_t, t, backbone.embed(labels))
-            decoded.append(to_uint8(backbone.decode(to_eps_and_x0(x_t, out_, a, backbone.prediction_type)[1])))
+            decoded.append(uint8_from_pixels(backbone.decode(to_eps_and_x0(x_t, out_, a, backbone.prediction_type)[1])))
         np.save(work / "data" / f"{name}_estimates.npy", np.concatenate(decoded))
         np.save(work / "data" / f"{name}_estimate_sources.npy", sources)
         np.save(work / "data" / f"{name}_estimate_timesteps.npy", timesteps)
