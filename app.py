@@ -20,19 +20,14 @@ except ImportError:
     spaces = None
 
 import argparse
-import math
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 import torch
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from conditions.control import ANNOTATORS
@@ -41,48 +36,20 @@ from guidance.errors import (
     DeviceOutOfMemoryError, GuidanceError, ImageInputError, MethodConfigError, NoFaceFoundError,
     SamplingNaNError, WeightsUnavailableError,
 )  # fmt: skip
-from guidance.export import summarize, write_downloads
+from guidance.export import TABLE_COLUMNS, metrics_table, step_figure, summarize, write_downloads
 from guidance.methods import LIMITS, Settings
 from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.methods.gfcg import SCALE_RULES
+from guidance.stops import Stops
 from guidance.tasks import EXAMPLES, GUIDED_BASES, SPECS, TaskOutcome, TaskRequest, TaskSpec, preset, run_task
 from guidance.worlds.embedded import ASSETS
 from guidance.worlds.registry import EMBEDDED, SD, WorldRegistry
 
 BENCH_FIGURES = Path(__file__).resolve().parent / "docs" / "figures"  # written by `python -m guidance.bench report`
-TABLE_COLUMNS = ("method", "seconds", "NFE", "steps", "ms / step", "metric", "final energy", "peak MB")
 ERROR_TITLES = {
     NoFaceFoundError: "No face found", ImageInputError: "Unusable image", WeightsUnavailableError: "Weights not available",
     MethodConfigError: "Invalid settings", SamplingNaNError: "Sampling diverged", DeviceOutOfMemoryError: "Out of memory",
 }  # fmt: skip
-
-
-class Stops:
-    """A stop flag per session, registered while that session's run is going."""
-
-    def __init__(self) -> None:
-        self._events: dict[str | None, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def watch(self, session: str | None) -> Iterator[threading.Event]:
-        event = threading.Event()
-        with self._lock:
-            self._events[session] = event
-        try:
-            yield event
-        finally:
-            with self._lock:
-                if self._events.get(session) is event:
-                    del self._events[session]
-
-    def stop(self, session: str | None) -> bool:
-        """Sets the session's flag; False when it has no run going."""
-        with self._lock:
-            event = self._events.get(session)
-        if event is not None:
-            event.set()
-        return event is not None
 
 
 # ----------------------------------------------------------------------------- widgets -> request
@@ -151,37 +118,6 @@ def gallery(outcome: TaskOutcome, summary: dict[str, dict[str, Any]], metric_lab
         for label, result in outcome.results
         for index, image in enumerate(to_pil(result.images))
     ]
-
-
-def step_figure(summary: dict[str, dict[str, Any]], key: str, ylabel: str) -> Figure:
-    """One line per method of a per-step series against the step number."""
-    figure = Figure(figsize=(5, 3.2), layout="constrained")
-    axes = figure.subplots()
-    for label, stats in summary.items():
-        values = [math.nan if v is None else v for v in stats[key]]
-        axes.plot(range(1, len(values) + 1), values, marker=".", label=label)
-    axes.set(xlabel="step", ylabel=ylabel)
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
-    return figure
-
-
-def _mean(values: list[float] | None) -> float | None:
-    return None if not values else round(sum(values) / len(values), 4)
-
-
-def metrics_table(summary: dict[str, dict[str, Any]], metric_label: str) -> pd.DataFrame:
-    """One row per method: totals and means over the samples."""
-    rows = [
-        {
-            "method": label, "seconds": round(stats["seconds"], 3), "NFE": stats["nfe"], "steps": stats["steps"],
-            "ms / step": _mean(stats["ms_per_step"]), metric_label: _mean(stats["metric"]),
-            "final energy": _mean(stats["final_energy"]), "peak MB": round(stats["peak_mem_mb"], 1),
-        }
-        for label, stats in summary.items()
-    ]  # fmt: skip
-    return pd.DataFrame(rows)
 
 
 def status(worlds: WorldRegistry, key: str) -> str:

@@ -1,8 +1,10 @@
-"""A task's outcome as files: results.json (every run's `SamplingResult.to_dict()`) and images.zip (one PNG per image)."""
+"""A task's outcome as a summary (every run's `SamplingResult.to_dict()`), its views (per-step figure, metrics
+table) and files: results.json and images.zip (one PNG per image)."""
 from __future__ import annotations
 
 import io
 import json
+import math
 import shutil
 import time
 import uuid
@@ -10,14 +12,51 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
 from conditions.images import to_pil
 
 from .tasks import TaskOutcome
+
+TABLE_COLUMNS = ("method", "seconds", "NFE", "steps", "ms / step", "metric", "final energy", "peak MB")
 
 
 def summarize(outcome: TaskOutcome) -> dict[str, dict[str, Any]]:
     """Per run label: its SamplingResult as a dict; what the app's API returns and results.json holds."""
     return {label: result.to_dict() for label, result in outcome.results}
+
+
+def step_figure(summary: dict[str, dict[str, Any]], key: str, ylabel: str) -> Figure:
+    """One line per method of a per-step series against the step number."""
+    figure = Figure(figsize=(5, 3.2), layout="constrained")
+    axes = figure.subplots()
+    for label, stats in summary.items():
+        values = [math.nan if v is None else v for v in stats[key]]
+        axes.plot(range(1, len(values) + 1), values, marker=".", label=label)
+    axes.set(xlabel="step", ylabel=ylabel)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return figure
+
+
+def _mean(values: list[float] | None) -> float | None:
+    return None if not values else round(sum(values) / len(values), 4)
+
+
+def metrics_table(summary: dict[str, dict[str, Any]], metric_label: str) -> pd.DataFrame:
+    """One row per method: totals and means over the samples."""
+    rows = [
+        {
+            "method": label, "seconds": round(stats["seconds"], 3), "NFE": stats["nfe"], "steps": stats["steps"],
+            "ms / step": _mean(stats["ms_per_step"]), metric_label: _mean(stats["metric"]),
+            "final energy": _mean(stats["final_energy"]), "peak MB": round(stats["peak_mem_mb"], 1),
+        }
+        for label, stats in summary.items()
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def write_images_zip(path: Path, outcome: TaskOutcome) -> Path:
