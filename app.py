@@ -41,7 +41,7 @@ from guidance.methods import LIMITS, Settings
 from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.methods.gfcg import SCALE_RULES
 from guidance.stops import Stops
-from guidance.tasks import EXAMPLES, GUIDED_BASES, SPECS, TaskOutcome, TaskRequest, TaskSpec, preset, run_task
+from guidance.tasks import EXAMPLES, EXTRAS, GUIDED_BASES, SPECS, TaskOutcome, TaskRequest, TaskSpec, preset, run_task
 from guidance.worlds.embedded import ASSETS
 from guidance.worlds.registry import EMBEDDED, SD, WorldRegistry
 
@@ -91,7 +91,7 @@ def request_from(spec: TaskSpec, values: dict[str, Any]) -> TaskRequest:
         request["schedulers"] = selected
     if "reference" in spec.inputs:
         request["reference"] = _image(values["reference"], f"a {spec.name} image")
-    if "control" in spec.inputs:
+    if "control_map" in spec.inputs:
         extra = None if values["extra"] == "none" else values["extra"]
         request |= {
             "control_image": _image(values["control_image"], "an image or a control map"), "annotator": values["annotator"],
@@ -252,14 +252,14 @@ def task_inputs(spec: TaskSpec) -> dict[str, gr.components.Component]:
     inputs = {}
     if "reference" in spec.inputs:
         inputs["reference"] = gr.Image(first["reference"], type="filepath", label=f"{spec.title} image", height=200, elem_id=f"{spec.name}-reference")
-    if "control" in spec.inputs:
+    if "control_map" in spec.inputs:
         inputs["control_image"] = gr.Image(first["control_image"], type="filepath", label="Image or control map", height=200)
         inputs["annotator"] = gr.Dropdown([*ANNOTATORS, "none"], value=first["annotator"], label="Annotator", info="none: the upload is already a map")
         with gr.Row():
             inputs["use_controlnet"] = gr.Checkbox(True, label="ControlNet")
             inputs["edge_energy"] = gr.Checkbox(True, label="Edge energy (training-free)")
         with gr.Accordion("Face or style on top (optional)", open=False):
-            inputs["extra"] = gr.Radio(["none", "face", "style"], value=first["extra"], label="Also guide by")
+            inputs["extra"] = gr.Radio(["none", *EXTRAS], value=first["extra"], label="Also guide by")
             inputs["extra_reference"] = gr.Image(str(EXAMPLES / "face_blond.png"), type="filepath", label="Face or style image", height=160)
     return inputs
 

@@ -35,6 +35,7 @@ GUIDED_BASES = ("plain", "cfg", "atg")  # what guides every solver on a task tha
 # A condition on top of a control map guides in its own window with its own k (docs/methods.md, FreeDoM step 7):
 # FreeDoM's ControlNet face-ID run guides index 39..0 of 100 with k = 0.08 and no time travel [code]
 EXTRA_TERMS = {"face": {"window": Window(0.6, 1.0), "scale": 0.08}}
+EXTRAS = ("face", "style")  # the reference conditions a control map can carry on top
 
 
 @dataclass
@@ -82,7 +83,7 @@ EnergyBuilder = Callable[[World, TaskRequest, dict[str, Image.Image]], tuple[Ene
 class TaskSpec:
     """A task, declared once: what it takes, what it offers and selects, its preset, energy and examples.
 
-    inputs: among "reference" (a face or style image), "control" (an image or map) and "class" (the condition is
+    inputs: among "reference" (a face or style image), "control_map" (an image or map) and "class" (the condition is
     one of the world's classes). runs_over: "methods", or "schedulers" (every selected solver with one method).
     examples: rows of values for `example_fields`, the first row being every input's default.
     """
@@ -132,7 +133,7 @@ def reference_energy(world: World, kind: str, reference: Image.Image, artefacts:
     if kind == "style":
         artefacts["style"] = reference.resize((160, 160))
         return StyleEnergy(reference, world.style_features).to(world.backbone.device)
-    raise MethodConfigError(f"unknown extra condition {kind!r}: use 'face' or 'style'")
+    raise MethodConfigError(f"unknown extra condition {kind!r}: use one of {EXTRAS}")
 
 
 def _reference_task(kind: str) -> EnergyBuilder:
@@ -194,7 +195,7 @@ SPECS = (
     TaskSpec(
         name="control", title="Control map",
         intro="Follow a control map with the ControlNet and/or the training-free edge energy (edge F1, higher is better).",
-        inputs=("control",), choices=ENERGY_METHODS, selected=("plain", "freedom", "figd"),
+        inputs=("control_map",), choices=ENERGY_METHODS, selected=("plain", "freedom", "figd"),
         choices_label="Methods (plain: the ControlNet alone; FreeDoM is the baseline)",
         preset=Settings(scale=0.2, step_rule="normalized", window=(0.0, 0.8), dsg_rate=0.1),
         energy=control_energy, metric_label="edge F1", sd_prompt="a portrait of a person",
