@@ -29,7 +29,7 @@ TINY_PLANS = {
     dsg: dsg.Plan(steps=(3,), scales=(0.3,), rates=(0.05,), samples=2, seeds=1),
     gfcg: gfcg.Plan(samples=10, steps=2),
     solvers: solvers.Plan(nfes=(3, solvers.GRID_NFE), samples=10, reference_samples=2, reference_steps=6),
-    profile: profile.Plan(steps=3, rounds=1),
+    profile: profile.Plan(steps=3, rounds=1, speed_repeats=1),
 }
 DOCUMENT_KEYS = {"suite", "backbone", "device", "machine", "rows"}
 
@@ -154,6 +154,8 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         parts = sum(by["face freedom"][p] for p in profile.PARTS if p != "other")
         assert 0.5 * by["face freedom"]["ms_per_step"] < parts <= by["face freedom"]["ms_per_step"] * 1.001
         assert any("FreeDoM's step / FIGD's" in note for note in data["notes"])
+        assert by["4 x 25 steps unguided"]["seconds"] > 0 and by["app face tab, 3 methods x 20 steps"]["seconds"] > 0
+        assert [g["target"] for g in data["goals"]] == ["<= 1.5 s", "<= 5 s"]
     if suite == "world":  # the rows and keys that the bars are read from
         by = {(r["task"], r["method"]): r for r in data["rows"]}
         assert {"accuracy", "fd", "fd_floor", "saturation_ratio"} <= set(by[("class", "plain")]) & set(by[("class", "atg")])

@@ -141,7 +141,7 @@ def plot_profile(data: dict, folder: Path) -> list[Path]:
     """One stacked bar per method: the step's ms, part by part (guidance.bench.suites.profile.PARTS)."""
     from .suites.profile import PARTS
 
-    rows = data["rows"]
+    rows = [r for r in data["rows"] if "ms_per_step" in r]  # the end-to-end speed rows have no parts
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 2), 4.6))
     bottom = [0.0] * len(rows)
     for part in PARTS:

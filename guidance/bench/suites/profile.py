@@ -10,6 +10,11 @@ A part nested in another (the face detector inside the face energy) counts in th
 profiled run is guided (window [0, 1), no time travel); the first step is left out. Runs go in `rounds`, every
 method once per round, so that a machine whose load drifts slows all of them alike; columns are the mean ms per
 step over all rounds.
+
+On the embedded world the suite also times the world's own speed, end to end with `time.perf_counter`: a batch
+of 4 unguided class-conditional 25-step DDIM samples with the final decode (goal <= 1.5 s on 2 CPU cores), and
+the app's default tab run, the Face tab's three methods (FreeDoM, FIGD, FIGD+DSG) at 20 steps, 1 sample, eta 0.5,
+on its first example, energy built and images decoded and scored (goal <= 5 s), with and without the tiny decoder.
 """
 from __future__ import annotations
 
@@ -26,10 +31,10 @@ from torch import Tensor
 import guidance.sampling as sampling
 from guidance.methods import Settings, Terms, build_method
 from guidance.sampling import synchronize
-from guidance.tasks import PRESETS, TaskRequest, build_energy
+from guidance.tasks import PRESETS, TaskRequest, build_energy, preset, run_task
 from guidance.worlds import World
 
-from ..common import Options, Rows, SuiteOutput, reference_images
+from ..common import Options, Rows, SuiteOutput, generate, goal, reference_images, warm_up
 
 NEEDS = ("face_embedder", "style_features", "classifier")
 PARTS = ("denoiser_fwd", "denoiser_bwd", "decode_fwd", "decode_bwd", "energy_fwd", "energy_bwd", "classifier_fwd",
@@ -61,6 +66,7 @@ RUNS = {
 class Plan:
     steps: int
     rounds: int = 2
+    speed_repeats: int = 3  # runs of each end-to-end speed figure (the median is kept)
     batch: int = 1
     eta: float = 1.0
     runs: tuple[str, ...] = tuple(RUNS)
@@ -247,7 +253,53 @@ def run(world: World, opts: Options) -> SuiteOutput:
         rows.append(profile_row(label, plan, steps[label], nfe[label], copies))
     skipped = [label for label in plan.runs if label not in labels]
     notes = [f"not run (the world lacks what they need): {', '.join(skipped)}"] if skipped else []
-    return SuiteOutput(rows, config=asdict(plan), notes=notes + explain(rows))
+    speed = world_speed(world, plan.speed_repeats) if opts.embedded else []
+    for row in speed:
+        rows.append(row)
+    return SuiteOutput(rows, speed_goals(speed), config=asdict(plan), notes=notes + explain(rows))
+
+
+APP_EXAMPLE = "face_blond.png"  # the Face tab's first example (app.py)
+APP_METHODS = ["freedom", "figd", "figd+dsg"]  # the Face tab's default selection
+
+
+def world_speed(world: World, repeats: int) -> list[dict]:
+    """End-to-end seconds (median of `repeats`): 4 unguided 25-step samples with their decode; the app's default
+    tab run, with the full decoder and, where the world has one, with the tiny decoder on the guidance path."""
+    from PIL import Image
+
+    from guidance.world.examples import EXAMPLES
+
+    conditions = list(world.backbone.class_names[:4])
+    warm_up(world, "plain", conditions[0])
+    unguided = [generate(world, "plain", conditions, steps=25, seed=r)[0] for r in range(repeats)]
+    rows = [{"task": "speed", "method": "4 x 25 steps unguided", "steps": 25, "batch": 4,
+             "seconds": statistics.median(r.seconds + r.decode_seconds for r in unguided)}]  # fmt: skip
+    reference = Image.open(EXAMPLES / APP_EXAMPLE).convert("RGB")
+    for tiny in (False, True)[: 2 if world.backbone.tiny_decoder is not None else 1]:
+        request = TaskRequest(task="face", methods=APP_METHODS, samples=1, steps=20, eta=0.5, reference=reference,
+                              settings=preset("face", tiny_decoder=tiny))  # fmt: skip
+        run_task(world, replace(request, steps=2))
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run_task(world, request)
+            seconds.append(time.perf_counter() - start)
+        label = "app face tab, 3 methods x 20 steps" + (", tiny decoder" if tiny else "")
+        rows.append({"task": "speed", "method": label, "steps": 20, "batch": 1, "seconds": statistics.median(seconds)})
+    return rows
+
+
+def speed_goals(rows: list[dict]) -> list[dict]:
+    by = {r["method"]: r["seconds"] for r in rows}
+    found = []
+    if "4 x 25 steps unguided" in by:
+        s = by["4 x 25 steps unguided"]
+        found.append(goal("4 unguided 25-step samples, decode included", "<= 1.5 s", s, s <= 1.5, " s"))
+    for label, s in by.items():
+        if label.startswith("app"):
+            found.append(goal(label, "<= 5 s", s, s <= 5, " s"))
+    return found
 
 
 def explain(rows: list[dict]) -> list[str]:
