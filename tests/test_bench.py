@@ -205,3 +205,12 @@ def test_char_tokenizer_pads_to_clip_length():
 
 def test_every_suite_is_registered():
     assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile"}
+
+
+def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_rows(tiny_sd_world, monkeypatch):
+    runs = ("plain", "face freedom", "face figd", "face figd tiny decoder", "control figd")
+    monkeypatch.setitem(profile.PLANS, "quick-sd", profile.Plan(steps=3, rounds=1, runs=runs))
+    output = profile.run(tiny_sd_world, Options(backbone="sd15-random", quick=True))
+    assert [r["method"] for r in output.rows] == ["plain", "face freedom", "face figd", "control figd"]
+    assert not output.goals and any("face figd tiny decoder" in note for note in output.notes)  # no tiny decoder here
+    assert all(r["denoiser_fwd"] > 0 and r["ms_per_step"] > 0 for r in output.rows)

@@ -40,7 +40,8 @@ NEEDS = ("face_embedder", "style_features", "classifier")
 PARTS = ("denoiser_fwd", "denoiser_bwd", "decode_fwd", "decode_bwd", "energy_fwd", "energy_bwd", "classifier_fwd",
          "scheduler", "copies", "other")  # fmt: skip
 BACKWARD = {"decode_out": "energy_bwd", "decode_in": "decode_bwd", "denoiser_out": "other", "denoiser_in": "denoiser_bwd"}
-# label: (task, method, scheduler, settings overrides); class-task rows sample the first class, the others are unconditional
+# label: (task, method, scheduler, settings overrides); class-task rows sample the classifier's first class, the others
+# are unconditional
 RUNS = {
     "plain": ("class", "plain", "ddim", {}),
     "cfg": ("class", "cfg", "ddim", {}),
@@ -209,7 +210,7 @@ def profile_steps(world: World, label: str, plan: Plan, references: dict) -> tup
     energy, control = build_energy(world, request_for(world, task, references))[:2] if task != "class" else (None, None)
     method = build_method(name, settings_for(task, overrides), world.classifier)
     energy = energy if method.uses_energy else None
-    condition = world.backbone.class_names[0] if task == "class" else None
+    condition = world.classifier.class_names[0] if task == "class" else None  # GFCG needs one of its classes
     kwargs = dict(scheduler=scheduler, eta=plan.eta if scheduler == "ddim" else 0.0, noise_rule=method_noise_rule(task),
                   energy=energy, control=control)  # fmt: skip
     sampling.sample(world.backbone, method, [condition] * plan.batch, steps=2, **kwargs)  # warm-up, untimed
