@@ -173,7 +173,7 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
 def test_sd_plans_and_timing_rows_on_tiny_sd(tiny_sd_world, monkeypatch):
     monkeypatch.setitem(figd.PLANS, "quick-sd", figd.Plan(steps=2, samples=1, seeds=1, methods=("freedom", "figd")))
     output = figd.run(tiny_sd_world, Options(backbone="sd15-random", quick=True))
-    assert len(output.rows) == len(figd.TASKS) * 2 and len(output.goals) == len(figd.TASKS) * 2
+    assert len(output.rows) == len(figd.TASKS) * 2 and len(output.goals) == len(figd.TASKS) * 3
     assert all(r["seconds_per_image"] > 0 and "fd" not in r for r in output.rows)
 
 

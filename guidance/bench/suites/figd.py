@@ -2,7 +2,8 @@
 
 All four methods run the task's preset (guidance.tasks.PRESETS) with the same DDIM eta (DSG needs eta > 0),
 the same steps and the same seeds, taking turns within each seed. Goal: FIGD >= 2x faster per image than FreeDoM, final energy no worse
-(FIGD's mean <= FreeDoM's mean + FreeDoM's spread over seeds). Where the world has a tiny decoder, the methods of
+(FIGD's mean <= FreeDoM's mean + FreeDoM's spread over seeds). The speed-up is given by wall time and by the
+process's CPU time, which on a CPU shared with other jobs leaves out the waiting. Where the world has a tiny decoder, the methods of
 `tiny` run again with it on the guidance path ("... tiny-decoder" rows; final images and energies from the full
 VAE), with the same goals for FIGD with it against FreeDoM without it.
 """
@@ -78,8 +79,9 @@ def goals(rows: list[dict], tasks: tuple[str, ...], tiny: bool = False) -> list[
         by = {r["method"]: r for r in rows if r["task"] == task}
         for figd, name in [("figd", "FIGD")] + [("figd tiny-decoder", "FIGD with the tiny decoder")] * tiny:
             freedom, row = by["freedom"], by[figd]
-            speedup = freedom["seconds_per_image"] / row["seconds_per_image"]
-            found.append(goal(f"{task}: {name} speed-up over FreeDoM", ">= 2x", speedup, speedup >= 2, "x"))
+            for key, kind in (("seconds_per_image", ""), ("cpu_seconds_per_image", " (process CPU time)")):
+                speedup = freedom[key] / row[key]
+                found.append(goal(f"{task}: {name} speed-up over FreeDoM{kind}", ">= 2x", speedup, speedup >= 2, "x"))
             bound = freedom["energy"] + freedom["energy_std"]
             target = f"<= {bound:.4g} (FreeDoM mean + spread)"
             found.append(goal(f"{task}: {name} final energy no worse", target, row["energy"], row["energy"] <= bound))
