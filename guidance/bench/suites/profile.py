@@ -5,7 +5,10 @@ ControlNet, or the guide UNet), the decoder, the energies and GFCG's classifier 
 passes; hooks on the tensors passed between them time the backward pass segment by segment (energy, decoder,
 denoiser); the scheduler's arithmetic (the step's mean and sigma, the method's update) is timed where the loop
 calls it; host-device copies (the loop's two noise draws sent to the device and per-sample values read back)
-are timed alone. `other` is the rest of the step: Python, step sizes, the x0 arithmetic, small tensors.
+are timed alone. `other` is the rest of the step: Python, step sizes, the x0 arithmetic, small tensors. The clock
+is synchronised wall time on CUDA and the process's CPU time on a CPU (run it with --threads 1 there: a machine
+shared with other jobs adds waiting to wall times, which the CPU time leaves out), so the parts add up to
+`ms_per_step` on CUDA and to `cpu_ms_per_step` on a CPU.
 A part nested in another (the face detector inside the face energy) counts in the outer one. Every step of a
 profiled run is guided (window [0, 1), no time travel); the first step is left out. Runs go in `rounds`, every
 method once per round, so that a machine whose load drifts slows all of them alike; columns are the mean ms per
@@ -86,6 +89,9 @@ class StepTimer:
         self.marks: list[tuple[str, float]] = []
 
     def now(self) -> float:
+        """Synchronised wall time on CUDA; on a CPU the process's CPU time (a shared CPU's waiting left out)."""
+        if self.device.type != "cuda":
+            return time.process_time()
         synchronize(self.device)
         return time.perf_counter()
 
@@ -220,13 +226,18 @@ def profile_steps(world: World, label: str, plan: Plan, references: dict) -> tup
     return steps[1:] or steps, result.nfe
 
 
-def profile_row(label: str, plan: Plan, steps: list[dict], nfe: float, copies: float) -> dict:
+def profile_row(label: str, plan: Plan, steps: list[dict], nfe: float, copies: float, device: torch.device) -> dict:
     """The mean ms of each part over `steps`; `other` is the step's time that no part accounts for."""
     mean = {key: 1000 * statistics.fmean(s.get(key, 0.0) for s in steps) for key in ("seconds", "cpu_seconds", *PARTS)}
     mean["copies"] = 1000 * copies
-    mean["other"] = mean["seconds"] - sum(mean[p] for p in PARTS if p != "other")
+    mean["other"] = mean[clock_key(device)] - sum(mean[p] for p in PARTS if p != "other")
     return {"task": RUNS[label][0], "method": label, "steps": plan.steps, "nfe": nfe, "ms_per_step": mean.pop("seconds"),
             "cpu_ms_per_step": mean.pop("cpu_seconds"), **mean}  # fmt: skip
+
+
+def clock_key(device: torch.device) -> str:
+    """What the parts add up to: the step's CPU time on a CPU, its wall time on CUDA (StepTimer.now)."""
+    return "seconds" if device.type == "cuda" else "cpu_seconds"
 
 
 def method_noise_rule(task: str) -> str:
@@ -253,13 +264,14 @@ def run(world: World, opts: Options) -> SuiteOutput:
             steps[label] += found
     rows = Rows("profile")
     for label in labels:
-        rows.append(profile_row(label, plan, steps[label], nfe[label], copies))
+        rows.append(profile_row(label, plan, steps[label], nfe[label], copies, world.backbone.device))
     skipped = [label for label in plan.runs if label not in labels]
     notes = [f"not run (the world lacks what they need): {', '.join(skipped)}"] if skipped else []
     speed = world_speed(world, plan.speed_repeats) if opts.embedded else []
     for row in speed:
         rows.append(row)
-    return SuiteOutput(rows, speed_goals(speed), config=asdict(plan), notes=notes + explain(rows))
+    total = "ms_per_step" if world.backbone.device.type == "cuda" else "cpu_ms_per_step"
+    return SuiteOutput(rows, speed_goals(speed), config={**asdict(plan), "parts_add_up_to": total}, notes=notes + explain(rows, total))
 
 
 APP_EXAMPLE = "face_blond.png"  # the Face tab's first example (app.py)
@@ -305,21 +317,22 @@ def speed_goals(rows: list[dict]) -> list[dict]:
     return found
 
 
-def explain(rows: list[dict]) -> list[str]:
-    """Per task, FreeDoM's step over FIGD's, what FIGD leaves out, and the part that bounds the ratio."""
+def explain(rows: list[dict], total: str) -> list[str]:
+    """Per task, FreeDoM's step over FIGD's (by `total`, the clock the parts add up to), what FIGD leaves out, and
+    the part that bounds the ratio."""
     by, lines = {r["method"]: r for r in rows}, []
     for task in ("face", "style", "control"):
         freedom, figd = by.get(f"{task} freedom"), by.get(f"{task} figd")
         if freedom is None or figd is None:
             continue
-        saved = freedom["denoiser_bwd"] + freedom["denoiser_fwd"] - figd["denoiser_fwd"]
+        graph = freedom["denoiser_fwd"] - figd["denoiser_fwd"]
         largest = max((p for p in PARTS if p != "other"), key=lambda p: figd[p])
         lines.append(
-            f"{task}: FreeDoM's step / FIGD's = {freedom['ms_per_step'] / figd['ms_per_step']:.2f}x "
-            f"({freedom['cpu_ms_per_step'] / figd['cpu_ms_per_step']:.2f}x in CPU time). FIGD leaves out the "
-            f"denoiser's backward ({freedom['denoiser_bwd']:.0f} ms) and the graph kept by its forward "
-            f"({freedom['denoiser_fwd'] - figd['denoiser_fwd']:.0f} ms), {saved:.0f} ms in all; 2x needs FIGD's step "
-            f"<= {freedom['ms_per_step'] / 2:.0f} ms, it is {figd['ms_per_step']:.0f} ms, of which the largest part is "
-            f"{largest} ({figd[largest]:.0f} ms, {100 * figd[largest] / figd['ms_per_step']:.0f}%)."
+            f"{task}: FreeDoM's step / FIGD's = {freedom[total] / figd[total]:.2f}x by {total} "
+            f"({freedom['ms_per_step'] / figd['ms_per_step']:.2f}x by wall time). FIGD leaves out the denoiser's backward "
+            f"({freedom['denoiser_bwd']:.0f} ms) and the graph kept by its forward ({graph:.0f} ms); 2x needs FIGD's "
+            f"step <= {freedom[total] / 2:.0f} ms, it is {figd[total]:.0f} ms, of which the largest part is {largest} "
+            f"({figd[largest]:.0f} ms, {100 * figd[largest] / figd[total]:.0f}%) and the decoder's forward and backward "
+            f"take {figd['decode_fwd'] + figd['decode_bwd']:.0f} ms."
         )  # fmt: skip
     return lines
