@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -28,6 +28,15 @@ class Control:
 
     image: Tensor
     scale: float = 1.0
+    _batched: dict[int, "Control"] = field(default_factory=dict, repr=False, compare=False)
+
+    def for_batch(self, batch: int) -> "Control":
+        """The map repeated to `batch` rows (CFG doubles the batch), made once per batch size, not at every step."""
+        if self.image.shape[0] == batch:
+            return self
+        if batch not in self._batched:
+            self._batched[batch] = Control(self.image.repeat(batch // self.image.shape[0], 1, 1, 1), self.scale)
+        return self._batched[batch]
 
 
 class Backbone(ABC):
@@ -88,9 +97,7 @@ class Backbone(ABC):
             raise MethodConfigError(f"{self.name} has no guide model for Autoguidance")
         self.evaluations += x.shape[0]
         t = t.to(self.device).expand(x.shape[0]) if t.ndim else t.to(self.device).repeat(x.shape[0])
-        if control is not None and control.image.shape[0] != x.shape[0]:
-            repeats = x.shape[0] // control.image.shape[0]
-            control = Control(control.image.repeat(repeats, 1, 1, 1), control.scale)
+        control = None if control is None else control.for_batch(x.shape[0])
         out = self._forward(x.to(self.dtype), t, embeddings.to(self.dtype), control, guide)
         return out.float()
 

@@ -214,3 +214,25 @@ def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_row
     assert [r["method"] for r in output.rows] == ["plain", "face freedom", "face figd", "control figd"]
     assert not output.goals and any("face figd tiny decoder" in note for note in output.notes)  # no tiny decoder here
     assert all(r["denoiser_fwd"] > 0 and r["ms_per_step"] > 0 for r in output.rows)
+
+
+def test_tiny_decoder_is_distilled_saved_in_fp16_and_loaded_with_the_world(tiny_world_path, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from guidance.world import load_world
+    from guidance.world.tiny_decoder import distil
+
+    folder = tmp_path / "world"
+    shutil.copytree(tiny_world_path, folder)
+    assert load_world(folder).backbone.tiny_decoder is None
+    entry = distil(folder, seconds=0.5, renders=16, heldout=16)
+    assert entry["iterations"] >= 1 and entry["params"] > 0
+    assert json.loads((folder / "manifest.json").read_text())["tiny_decoder"] == entry
+    weights = load_file(str(folder / "tiny_decoder" / "diffusion_pytorch_model.safetensors"))
+    assert {w.dtype for w in weights.values()} == {torch.float16}
+    backbone = load_world(folder).backbone
+    latents = torch.randn((2, *backbone.sample_shape))
+    with torch.no_grad():
+        assert backbone.guidance_decode(latents, tiny=True).shape == backbone.decode(latents).shape == (2, 3, 64, 64)

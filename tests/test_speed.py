@@ -103,3 +103,20 @@ def test_gradient_checkpointing_context_switches_every_denoiser_back_off_even_af
             assert all(m.is_gradient_checkpointing for m in models)
             raise RuntimeError("inside")
     assert not any(m.is_gradient_checkpointing for m in models)
+
+
+def test_control_map_is_repeated_once_per_batch_size():
+    from guidance.backbone import Control
+
+    control = Control(torch.rand(1, 3, 8, 8), scale=0.7)
+    doubled = control.for_batch(2)
+    assert control.for_batch(1) is control and control.for_batch(2) is doubled
+    assert doubled.image.shape[0] == 2 and torch.equal(doubled.image[1], control.image[0]) and doubled.scale == 0.7
+
+
+def test_figd_weight_mean_is_computed_once_per_run(tiny_sd):
+    from guidance.methods.figd import mean_weight
+
+    mean_weight.cache_clear()
+    run(tiny_sd, "figd", MeanColour(), scale=0.5, fisher_weight="flat-prior")
+    assert mean_weight.cache_info().misses == 1 and mean_weight.cache_info().hits >= 5

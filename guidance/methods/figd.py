@@ -1,6 +1,7 @@
 """FIGD (arXiv 2404.18252): the guidance gradient with the denoiser's Jacobian replaced by a scalar per step."""
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Callable
 
@@ -24,6 +25,12 @@ FISHER_WEIGHTS: dict[str, Callable[[float], float]] = {
 RENAMED = {"gaussian": "'flat-prior' (w_t = 1/sqrt(a_t), J's flat-prior limit; J for N(0, I) data is 'gaussian-data')"}
 
 
+@functools.lru_cache(maxsize=16)
+def mean_weight(profile: str, alphas: tuple[float, ...]) -> float:
+    """The mean of a w_t profile over a run's a_t: the same at every step of the run, so computed once."""
+    return statistics.fmean(FISHER_WEIGHTS[profile](a) for a in alphas)
+
+
 class FIGD(FreeDoM):
     """g = grad_{x0} E(c, x0_hat) with x0_hat detached from the UNet: no backward through the UNet.
 
@@ -44,8 +51,7 @@ class FIGD(FreeDoM):
 
     def weight(self, ctx: StepContext) -> float:
         """w_t = profile(a_t) / mean of the profile over the run's steps (docs/methods.md, FIGD step 3)."""
-        profile = FISHER_WEIGHTS[self.fisher_weight]
-        return profile(ctx.a_t) / statistics.fmean(profile(a) for a in ctx.alphas)
+        return FISHER_WEIGHTS[self.fisher_weight](ctx.a_t) / mean_weight(self.fisher_weight, ctx.alphas)
 
     def energy_gradients(self, ctx: StepContext, energies: list[Energy]) -> tuple[Estimate, list[Tensor], list[Tensor]]:
         """(the predictor's estimate, grad_{x0} E_i, E_i): autograd through the decoder and each energy only."""

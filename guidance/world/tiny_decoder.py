@@ -54,9 +54,11 @@ def teacher_pairs(world: Path, renders: int, seed: int, batch: int = 128) -> tup
     return inputs, torch.cat([backbone.decode(chunk) for chunk in inputs.split(batch)])
 
 
-def distil(world: Path = ASSETS, seconds: float = 480.0, renders: int = 3000, batch: int = 32, seed: int = 0) -> dict:
+def distil(world: Path = ASSETS, seconds: float = 480.0, renders: int = 3000, batch: int = 32, seed: int = 0,
+           heldout: int = 256) -> dict:  # fmt: skip
     """Trains the tiny decoder for `seconds` (after the teacher's pixels are made), saves it in fp16 under
-    <world>/tiny_decoder and records it in the manifest; returns the record."""
+    <world>/tiny_decoder and records it in the manifest with its PSNR against the full decoder on `heldout`
+    augmented latents of other renders; returns the record."""
     torch.manual_seed(seed)
     start = time.perf_counter()
     inputs, targets = teacher_pairs(world, renders, seed)
@@ -72,7 +74,7 @@ def distil(world: Path = ASSETS, seconds: float = 480.0, renders: int = 3000, ba
         steps += 1
     student.eval().requires_grad_(False)
     with torch.no_grad():
-        held = teacher_pairs(world, 256, seed + 100)
+        held = teacher_pairs(world, heldout, seed + 100)
         mse = F.mse_loss(student.decode(held[0]).sample.clamp(-1, 1), held[1].clamp(-1, 1)).item()
     student.half().save_pretrained(world / FOLDER)
     entry = {
