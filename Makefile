@@ -21,7 +21,7 @@ test: setup
 
 # Every CPU suite in its quick configuration (each under ~2 minutes on 2 cores), then a report of them.
 # docs/benchmarks.md lists the commands of its own (full) runs at its top.
-SUITES := world figd dsg gfcg solvers
+SUITES := world figd dsg gfcg solvers profile
 bench: setup
 	for suite in $(SUITES); do \
 		OMP_WAIT_POLICY=PASSIVE $(PY) -m guidance.bench $$suite --quick --json runs/bench/$$suite.json || exit 1; \

@@ -7,8 +7,9 @@ It counts denoiser evaluations so that every run reports its NFE.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -27,6 +28,15 @@ class Control:
 
     image: Tensor
     scale: float = 1.0
+    _batched: dict[int, "Control"] = field(default_factory=dict, repr=False, compare=False)
+
+    def for_batch(self, batch: int) -> "Control":
+        """The map repeated to `batch` rows (CFG doubles the batch), made once per batch size, not at every step."""
+        if self.image.shape[0] == batch:
+            return self
+        if batch not in self._batched:
+            self._batched[batch] = Control(self.image.repeat(batch // self.image.shape[0], 1, 1, 1), self.scale)
+        return self._batched[batch]
 
 
 class Backbone(ABC):
@@ -48,6 +58,7 @@ class Backbone(ABC):
     class_names: tuple[str, ...] | None = None
     has_controlnet: bool = False
     has_guide_model: bool = False
+    tiny_decoder: "torch.nn.Module | None" = None  # diffusers AutoencoderTiny on scaled latents: guidance path only
 
     def __init__(self) -> None:
         self.evaluations = 0  # denoiser evaluations, summed over samples
@@ -64,15 +75,29 @@ class Backbone(ABC):
     def decode(self, x0: Tensor) -> Tensor:
         """Pixels in [-1, 1], (B, 3, H, W), from a clean estimate; differentiable."""
 
+    def guidance_decode(self, x0: Tensor, tiny: bool = False) -> Tensor:
+        """Pixels for the guidance energies: `decode`, or with `tiny` the tiny decoder (TAESD-style, reading scaled
+        latents). Final images always come from `decode`."""
+        if not tiny:
+            return self.decode(x0)
+        if self.tiny_decoder is None:
+            raise MethodConfigError(f"{self.name} was loaded without a tiny decoder for the guidance path")
+        scaled = x0.to(self.tiny_decoder.dtype) / self.tiny_decoder.config.scaling_factor
+        return self.tiny_decoder.decode(scaled).sample.float()
+
+    @contextmanager
+    def gradient_checkpointing(self, enabled: bool = True) -> Iterator[None]:
+        """Inside the block, the denoisers recompute their activations in the backward pass instead of keeping
+        them (less memory, one more forward); a no-op for backbones without checkpointable denoisers."""
+        yield
+
     def predict(self, x: Tensor, t: Tensor, embeddings: Tensor, control: Control | None = None, guide: bool = False) -> Tensor:
         """One denoiser evaluation per sample of the batch; counted in `evaluations`."""
         if guide and not self.has_guide_model:
             raise MethodConfigError(f"{self.name} has no guide model for Autoguidance")
         self.evaluations += x.shape[0]
         t = t.to(self.device).expand(x.shape[0]) if t.ndim else t.to(self.device).repeat(x.shape[0])
-        if control is not None and control.image.shape[0] != x.shape[0]:
-            repeats = x.shape[0] // control.image.shape[0]
-            control = Control(control.image.repeat(repeats, 1, 1, 1), control.scale)
+        control = None if control is None else control.for_batch(x.shape[0])
         out = self._forward(x.to(self.dtype), t, embeddings.to(self.dtype), control, guide)
         return out.float()
 
@@ -100,6 +125,18 @@ class UNetBackbone(Backbone):
         self.unet, self.controlnet, self.guide_unet = unet, controlnet, guide_unet
         self.has_controlnet, self.has_guide_model = controlnet is not None, guide_unet is not None
         self.device, self.dtype = unet.device, unet.dtype
+
+    @contextmanager
+    def gradient_checkpointing(self, enabled: bool = True) -> Iterator[None]:
+        """diffusers' `enable_gradient_checkpointing` on the UNet, ControlNet and guide UNet for the block."""
+        models = [m for m in (self.unet, self.controlnet, self.guide_unet) if m is not None] if enabled else []
+        for model in models:
+            model.enable_gradient_checkpointing()
+        try:
+            yield
+        finally:
+            for model in models:
+                model.disable_gradient_checkpointing()
 
     def _forward(self, x: Tensor, t: Tensor, embeddings: Tensor, control: Control | None, guide: bool) -> Tensor:
         residuals = {}

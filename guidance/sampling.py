@@ -24,13 +24,15 @@ from .scheduler_steps import STATELESS, check_noise_rule, ddim_eta, make_schedul
 
 @dataclass
 class StepRecord:
-    """One sampling step: wall seconds, denoiser evaluations per sample, energy per sample."""
+    """One sampling step: wall seconds, denoiser evaluations per sample, energy per sample, and the process's CPU
+    seconds (on a CPU that other jobs share, the work done, which the wall time overstates by the waiting)."""
 
     index: int
     timestep: int
     seconds: float
     nfe: float
     energy: list[float] | None = None
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -202,7 +204,7 @@ def _timed_step(sched, method: Guidance, ctx: StepContext, eta: float, generator
     if repeats > 1 and not isinstance(sched, STATELESS):
         raise MethodConfigError("time travel repeats a step: use DDIM or DDPM, not a multistep solver")
     synchronize(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for repeat in range(repeats):
         pred = method.predict(ctx)
         mean, sigma = mean_and_sigma(sched, pred.model_output, ctx.t, ctx.x, eta, generator)
@@ -212,11 +214,11 @@ def _timed_step(sched, method: Guidance, ctx: StepContext, eta: float, generator
             back_noise = torch.randn(ctx.x.shape, generator=generator).to(device)
             ctx.x = renoise(x_prev, ctx.a_t, ctx.a_prev, back_noise)
     synchronize(device)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     if not torch.isfinite(x_prev).all():
         raise SamplingNaNError(
             f"{method.name} produced NaN/inf at step {ctx.index} (t={int(ctx.t)}); lower the guidance scale or step size"
         )
     nfe = (ctx.backbone.evaluations - before) / ctx.x.shape[0]
     energy = None if pred.energy is None else pred.energy.float().cpu().tolist()
-    return x_prev, pred.x0, StepRecord(ctx.index, int(ctx.t), seconds, nfe, energy)
+    return x_prev, pred.x0, StepRecord(ctx.index, int(ctx.t), seconds, nfe, energy, cpu_seconds)

@@ -5,7 +5,9 @@ the CLI with their quick plans swapped for tiny ones, so each writes its JSON an
 """
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from guidance.bench.common import ROW_KEYS, Options
 from guidance.bench.metrics import diversity, frechet_from_moments
 from guidance.bench.report import write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
-from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, solvers, world
+from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, profile, solvers, world
 from guidance.worlds import World
 
 TINY_PLANS = {
@@ -27,6 +29,7 @@ TINY_PLANS = {
     dsg: dsg.Plan(steps=(3,), scales=(0.3,), rates=(0.05,), samples=2, seeds=1),
     gfcg: gfcg.Plan(samples=10, steps=2),
     solvers: solvers.Plan(nfes=(3, solvers.GRID_NFE), samples=10, reference_samples=2, reference_steps=6),
+    profile: profile.Plan(steps=3, rounds=1, speed_repeats=1),
 }
 DOCUMENT_KEYS = {"suite", "backbone", "device", "machine", "rows"}
 
@@ -124,7 +127,7 @@ def test_roc_auc_and_diversity():
     assert diversity(feats, torch.tensor([0, 0, 1, 1])) == pytest.approx(2.5)
 
 
-@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers"])
+@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers", "profile"])
 def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, tmp_path, capsys):
     out = tmp_path / "out.json"
     argv = [suite, "--quick", "--world", str(tiny_world_path), "--json", str(out), "--plots", str(tmp_path / "plots"), "--grid", str(tmp_path / "grid.png")]
@@ -143,6 +146,16 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         assert all(r["rmse_ref"] >= 0 for r in data["rows"])
     if suite in ("world", "solvers"):
         assert (tmp_path / "grid.png").exists() and data["images"] == [str(tmp_path / "grid.png")]
+    if suite == "profile":  # FreeDoM's step has a denoiser backward, FIGD's has none; both differentiate the decoder
+        by = {r["method"]: r for r in data["rows"]}
+        assert by["face freedom"]["denoiser_bwd"] > 0 and by["face figd"]["denoiser_bwd"] == 0
+        assert by["face figd"]["decode_bwd"] > 0 and by["face figd"]["energy_bwd"] > 0 and by["plain"]["decode_bwd"] == 0
+        assert by["cfg+gfcg"]["classifier_fwd"] > 0 and by["control figd"]["denoiser_fwd"] > 0
+        parts = sum(by["face freedom"][p] for p in profile.PARTS if p != "other")
+        assert 0.5 * by["face freedom"]["cpu_ms_per_step"] < parts <= by["face freedom"]["cpu_ms_per_step"] * 1.001  # CPU clock
+        assert any("FreeDoM's step / FIGD's" in note for note in data["notes"])
+        assert by["4 x 25 steps unguided"]["seconds"] > 0 and by["app face tab, 3 methods x 20 steps"]["seconds"] > 0
+        assert [g["target"] for g in data["goals"]] == ["<= 1.5 s", "<= 5 s"]
     if suite == "world":  # the rows and keys that the issue's bars are read from
         by = {(r["task"], r["method"]): r for r in data["rows"]}
         assert {"accuracy", "fd", "fd_floor", "saturation_ratio"} <= set(by[("class", "plain")]) & set(by[("class", "atg")])
@@ -160,15 +173,21 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
 def test_sd_plans_and_timing_rows_on_tiny_sd(tiny_sd_world, monkeypatch):
     monkeypatch.setitem(figd.PLANS, "quick-sd", figd.Plan(steps=2, samples=1, seeds=1, methods=("freedom", "figd")))
     output = figd.run(tiny_sd_world, Options(backbone="sd15-random", quick=True))
-    assert len(output.rows) == len(figd.TASKS) * 2 and len(output.goals) == len(figd.TASKS) * 2
+    assert len(output.rows) == len(figd.TASKS) * 2 and len(output.goals) == len(figd.TASKS) * 3
     assert all(r["seconds_per_image"] > 0 and "fd" not in r for r in output.rows)
 
 
 def test_gpu_suite_path_runs_on_a_cpu_at_tiny_size(tiny_sd_world):
-    output = gpu.measure(tiny_sd_world, gpu.Plan(steps=3), compile_unet=False)
+    """With a guide model (the UNet itself, as on sd15-random) and a tiny decoder, as the gpu suite's world has."""
+    from test_speed import tiny_autoencoder
+
+    backbone = copy.copy(tiny_sd_world.backbone)
+    backbone.guide_unet, backbone.has_guide_model, backbone.tiny_decoder = backbone.unet, True, tiny_autoencoder().eval()
+    output = gpu.measure(replace(tiny_sd_world, backbone=backbone), gpu.Plan(steps=3), compile_unet=False)
     assert [r["method"] for r in output.rows] == list(gpu.METHODS)
-    assert output.rows[0]["ratio_to_plain"] == 1.0 and all(r["ms_per_step"] > 0 for r in output.rows)
-    assert output.config["channels_last"] and output.config["attention"]
+    assert output.rows[0]["ratio_to_plain"] == 1.0 and all(r["ms_per_step"] > 0 and r["seconds_per_image"] > 0 for r in output.rows)
+    assert all(r["peak_total_mb"] >= output.config["weights_mb"] > 0 for r in output.rows)
+    assert len(output.goals) == 5 and output.config["channels_last"] and output.config["attention"]
 
 
 def test_gpu_without_cuda_exits_with_a_clear_message(tmp_path, capsys, monkeypatch):
@@ -185,4 +204,35 @@ def test_char_tokenizer_pads_to_clip_length():
 
 
 def test_every_suite_is_registered():
-    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu"}
+    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile"}
+
+
+def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_rows(tiny_sd_world, monkeypatch):
+    runs = ("plain", "face freedom", "face figd", "face figd tiny decoder", "control figd")
+    monkeypatch.setitem(profile.PLANS, "quick-sd", profile.Plan(steps=3, rounds=1, runs=runs))
+    output = profile.run(tiny_sd_world, Options(backbone="sd15-random", quick=True))
+    assert [r["method"] for r in output.rows] == ["plain", "face freedom", "face figd", "control figd"]
+    assert not output.goals and any("face figd tiny decoder" in note for note in output.notes)  # no tiny decoder here
+    assert all(r["denoiser_fwd"] > 0 and r["ms_per_step"] > 0 for r in output.rows)
+
+
+def test_tiny_decoder_is_distilled_saved_in_fp16_and_loaded_with_the_world(tiny_world_path, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from guidance.world import load_world
+    from guidance.world.tiny_decoder import distil
+
+    folder = tmp_path / "world"
+    shutil.copytree(tiny_world_path, folder)
+    assert load_world(folder).backbone.tiny_decoder is None
+    entry = distil(folder, seconds=0.5, renders=16, heldout=16)
+    assert entry["iterations"] >= 1 and entry["params"] > 0
+    assert json.loads((folder / "manifest.json").read_text())["tiny_decoder"] == entry
+    weights = load_file(str(folder / "tiny_decoder" / "diffusion_pytorch_model.safetensors"))
+    assert {w.dtype for w in weights.values()} == {torch.float16}
+    backbone = load_world(folder).backbone
+    latents = torch.randn((2, *backbone.sample_shape))
+    with torch.no_grad():
+        assert backbone.guidance_decode(latents, tiny=True).shape == backbone.decode(latents).shape == (2, 3, 64, 64)

@@ -169,12 +169,15 @@ def images_of(results: Sequence[SamplingResult]) -> Tensor:
 
 
 def timing(results: Sequence[SamplingResult]) -> dict:
-    """steps, NFE per sample, seconds per image, ms per (batch) step, peak memory, over runs."""
+    """steps, NFE per sample, seconds per image (wall, and the process's CPU seconds), ms per (batch) step, peak
+    memory, over runs."""
     images = sum(len(r.images) for r in results)
     seconds, steps = sum(r.seconds for r in results), sum(len(r.steps) for r in results)
+    cpu = sum(s.cpu_seconds for r in results for s in r.steps)
     return {
         "steps": len(results[0].steps), "nfe": results[0].nfe, "seconds_per_image": seconds / images,
-        "ms_per_step": 1000 * seconds / steps, "peak_mem_mb": max(r.peak_mem_mb for r in results),
+        "cpu_seconds_per_image": cpu / images, "ms_per_step": 1000 * seconds / steps,
+        "peak_mem_mb": max(r.peak_mem_mb for r in results),
     }  # fmt: skip
 
 

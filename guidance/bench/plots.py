@@ -137,6 +137,24 @@ def plot_gpu(data: dict, folder: Path) -> list[Path]:
     return [_save(fig, data, folder, "ms-per-step")]
 
 
+def plot_profile(data: dict, folder: Path) -> list[Path]:
+    """One stacked bar per method: the step's ms, part by part (guidance.bench.suites.profile.PARTS)."""
+    from .suites.profile import PARTS
+
+    rows = [r for r in data["rows"] if "ms_per_step" in r]  # the end-to-end speed rows have no parts
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 2), 4.6))
+    bottom = [0.0] * len(rows)
+    for part in PARTS:
+        values = [max(0.0, r[part]) for r in rows]
+        if any(values):
+            ax.bar(range(len(rows)), values, bottom=bottom, label=part)
+            bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xticks(range(len(rows)), [r["method"] for r in rows], rotation=40, ha="right", fontsize=7)
+    ax.set(ylabel="ms per step", title="where a step's time goes")
+    ax.legend(fontsize=6.5, ncol=2)
+    return [_save(fig, data, folder, "parts")]
+
+
 def labelled_rows(rows: list[tuple[str, "torch.Tensor"]], path: Path, title: str) -> Path:
     """A PNG with one row of images (N, 3, H, W) in [-1, 1] per label, the label on the left."""
     columns = max(len(images) for _, images in rows)
@@ -159,6 +177,7 @@ def labelled_rows(rows: list[tuple[str, "torch.Tensor"]], path: Path, title: str
 
 PLOTTERS: dict[str, Callable[[dict, Path], list[Path]]] = {
     "world": plot_world, "figd": plot_figd, "dsg": plot_dsg, "gfcg": plot_gfcg, "solvers": plot_solvers, "gpu": plot_gpu,
+    "profile": plot_profile,
 }  # fmt: skip
 
 

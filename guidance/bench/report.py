@@ -91,8 +91,9 @@ def write_report(paths: list[Path], out: Path, figures: Path, notes: Path | None
         "the command that produced it). Every figure is measured, on the machine named with it; "
         + ("only the section 'Reading the figures' is written by hand, from these figures." if notes else "nothing here is typed in by hand."),
         "Timing conventions: `seconds_per_image` is the summed wall time of the timed sampling steps divided by the "
-        "number of images; `ms_per_step` is one sampling step of a whole batch; every method runs once, untimed, "
-        "before it is measured. `energy` is the mean over seeds of the final energy, `energy_std` its spread "
+        "number of images; `cpu_seconds_per_image` the same in the process's CPU time (on a CPU other jobs share, "
+        "the work without the waiting); `ms_per_step` is one sampling step of a whole batch; every method runs once, "
+        "untimed, before it is measured. `energy` is the mean over seeds of the final energy, `energy_std` its spread "
         "(standard deviation over seeds). `fd` is the Frechet distance in the evaluator's feature space to as "
         "many held-out renders as there are samples; `fd_floor` is the same distance between two disjoint sets "
         "of renders of that size. `peak_mem_mb` is the peak above the start of a run: the CUDA allocator's peak "

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+from diffusers import AutoencoderKL, AutoencoderTiny, ControlNetModel, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from guidance.worlds.sd15 import SD_CLASSES as CLASS_NAMES
@@ -63,16 +63,21 @@ class FullFrameDetector:
 
 def build_backbone(image_size: int, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                    seed: int = 0) -> StableDiffusionBackbone:  # fmt: skip
-    """The SD 1.5 UNet, VAE, ViT-L/14 text encoder and ControlNet, randomly initialised."""
+    """The SD 1.5 UNet, VAE, ViT-L/14 text encoder and ControlNet, and TAESD's AutoencoderTiny (its default
+    configuration) as the tiny guidance decoder, randomly initialised. The UNet doubles as Autoguidance's guide
+    model (timing only)."""
     torch.manual_seed(seed)
     tokenizer = char_tokenizer()
     unet = UNet2DConditionModel(**UNET)
     vae = AutoencoderKL(**VAE)
     text = CLIPTextModel(CLIPTextConfig(**TEXT, bos_token_id=0, eos_token_id=1, pad_token_id=1))
     control = ControlNetModel.from_unet(unet)
-    for module in (unet, vae, text, control):
+    tiny = AutoencoderTiny()
+    for module in (unet, vae, text, control, tiny):
         module.to(device, dtype).eval().requires_grad_(False)
-    return StableDiffusionBackbone(unet, vae, text, tokenizer, SCHEDULER, control, image_size, name="sd15-random")
+    backbone = StableDiffusionBackbone(unet, vae, text, tokenizer, SCHEDULER, control, image_size, name="sd15-random")
+    backbone.guide_unet, backbone.has_guide_model, backbone.tiny_decoder = unet, True, tiny
+    return backbone
 
 
 NETWORKS = ("face_embedder", "style_features", "classifier", "evaluator")

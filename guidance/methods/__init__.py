@@ -42,6 +42,8 @@ def build_method(name: str, settings: Settings | None = None, classifier: Classi
         window=Window(*s.window),
         time_travel=TimeTravel(s.repeats, Window(*s.travel_window)),
         dsg=DSG(s.dsg_rate, s.dsg_interval) if "dsg" in parts else None,
+        tiny_decoder=s.tiny_decoder,
+        checkpointing=s.checkpointing and cls is not FIGD,
         **rule,
         **extra,
     )

@@ -1,6 +1,7 @@
 """FIGD (arXiv 2404.18252): the guidance gradient with the denoiser's Jacobian replaced by a scalar per step."""
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Callable
 
@@ -23,6 +24,12 @@ FISHER_WEIGHTS: dict[str, Callable[[float], float]] = {
 RENAMED = {"gaussian": "'flat-prior' (w_t = 1/sqrt(a_t), J's flat-prior limit; J for N(0, I) data is 'gaussian-data')"}
 
 
+@functools.lru_cache(maxsize=16)
+def mean_weight(profile: str, alphas: tuple[float, ...]) -> float:
+    """The mean of a w_t profile over a run's a_t: the same at every step of the run, so computed once."""
+    return statistics.fmean(FISHER_WEIGHTS[profile](a) for a in alphas)
+
+
 class FIGD(FreeDoM):
     """g = grad_{x0} E(c, x0_hat) with x0_hat detached from the UNet: no backward through the UNet.
 
@@ -43,16 +50,17 @@ class FIGD(FreeDoM):
 
     def weight(self, ctx: StepContext) -> float:
         """w_t = profile(a_t) / mean of the profile over the run's steps (docs/methods.md, FIGD step 3)."""
-        profile = FISHER_WEIGHTS[self.fisher_weight]
-        return profile(ctx.a_t) / statistics.fmean(profile(a) for a in ctx.alphas)
+        return FISHER_WEIGHTS[self.fisher_weight](ctx.a_t) / mean_weight(self.fisher_weight, ctx.alphas)
 
     def energy_gradients(self, ctx: StepContext, energies: list[Energy]) -> tuple[Estimate, list[Tensor], list[Tensor]]:
         """(the predictor's estimate, grad_{x0} E_i, E_i): autograd through the decoder and each energy only."""
-        with torch.no_grad():
+        with torch.inference_mode():  # no graph, no saved activations: the graph starts at x0_hat
             estimate = self.predictor(ctx, ctx.x)
-        x0 = to_eps_and_x0(ctx.x, estimate.eps, ctx.a_t, "epsilon")[1].detach().requires_grad_(True)
+            x0 = to_eps_and_x0(ctx.x, estimate.eps, ctx.a_t, "epsilon")[1]
+        x0 = x0.clone().requires_grad_(True)  # an ordinary tensor again, the leaf of the energy's graph
+        estimate = Estimate(estimate.eps.clone(), None if estimate.delta is None else estimate.delta.clone(), estimate.scale)
         with torch.enable_grad():
-            values, gradients = gradients_of(energies, ctx.backbone.decode(x0), x0)
+            values, gradients = gradients_of(energies, ctx.backbone.guidance_decode(x0, self.tiny_decoder), x0)
         return estimate, gradients, values
 
     def describe(self) -> dict:

@@ -26,6 +26,9 @@ class FreeDoM(Guidance):
     with its own scale (FreeDoM step 7). With `dsg`, the update is DSG's spherical step instead
     (docs/methods.md, DSG steps 1-6; the scale then only weighs terms against each other). `weight` (1 here;
     FIGD's w_t) multiplies rho_t, or under DSG the guidance rate.
+    Speed and memory: `tiny_decoder` decodes x0_hat for the energies with the backbone's tiny decoder (the final
+    image still comes from the full VAE); `checkpointing` recomputes the denoiser's activations in the backward
+    pass instead of keeping them (diffusers' gradient checkpointing), for small GPUs.
     """
 
     name = "freedom"
@@ -39,8 +42,11 @@ class FreeDoM(Guidance):
         window: Window | None = None,
         time_travel: TimeTravel | None = None,
         dsg: DSG | None = None,
+        tiny_decoder: bool = False,
+        checkpointing: bool = False,
     ):
         super().__init__(predictor)
+        self.tiny_decoder, self.checkpointing = tiny_decoder, checkpointing
         if step_rule not in STEP_RULES:
             raise MethodConfigError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
         self.scale, self.step_rule = scale, step_rule
@@ -82,10 +88,10 @@ class FreeDoM(Guidance):
     def energy_gradients(self, ctx: StepContext, energies: list[Energy]) -> tuple[Estimate, list[Tensor], list[Tensor]]:
         """(the predictor's estimate, grad_{x_t} E_i, E_i): autograd through the denoiser, the decoder and each energy."""
         x = ctx.x.detach().requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), ctx.backbone.gradient_checkpointing(self.checkpointing):
             estimate = self.predictor(ctx, x)
             _, x0 = to_eps_and_x0(x, estimate.eps, ctx.a_t, "epsilon")
-            values, gradients = gradients_of(energies, ctx.backbone.decode(x0), x)
+            values, gradients = gradients_of(energies, ctx.backbone.guidance_decode(x0, self.tiny_decoder), x)
         return estimate, gradients, values
 
     def update(self, ctx: StepContext, pred: Prediction, mean: Tensor, sigma: float | None, noise: Tensor) -> Tensor:
@@ -126,7 +132,8 @@ class FreeDoM(Guidance):
             "repeats": self.time_travel.repeats,
             "travel_window": [self.time_travel.window.start, self.time_travel.window.end],
         }
-        return {**super().describe(), **options, **(self.dsg.describe() if self.dsg else {})}
+        speed = {key: True for key in ("tiny_decoder", "checkpointing") if getattr(self, key)}
+        return {**super().describe(), **options, **speed, **(self.dsg.describe() if self.dsg else {})}
 
 
 def gradients_of(energies: list[Energy], images: Tensor, leaf: Tensor) -> tuple[list[Tensor], list[Tensor]]:

@@ -64,6 +64,8 @@ class Settings:
     noise_rule: how DDIM's eta sets the sampler's noise, "ddim" or "freedom" (guidance/scheduler_steps.py: NOISE_RULES).
     scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
     fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options.
+    tiny_decoder: gradient methods decode x0_hat with the backbone's tiny decoder. checkpointing: FreeDoM and DPS
+    recompute the denoiser's activations in the backward pass (less memory; FIGD keeps none anyway).
     """
 
     cfg_scale: float = 1.0
@@ -80,6 +82,8 @@ class Settings:
     gfcg_rule: str = "confusion"
     gfcg_fused: bool = False
     gfcg_window: tuple[float, float] = (0.0, 1.0)
+    tiny_decoder: bool = False
+    checkpointing: bool = False
 
     def __post_init__(self) -> None:
         for field in fields(self):

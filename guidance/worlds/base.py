@@ -57,12 +57,14 @@ def load_sd15_world(
     controlnet: str | None = None,
     device: str | torch.device | None = None,
     class_names: tuple[str, ...] | None = None,
+    tiny_vae: str | None = None,
 ) -> World:
     """Stable Diffusion 1.5 with facenet-pytorch faces and OpenCLIP style features and classifiers.
 
     The GFCG classifier is OpenCLIP ViT-B-16 zero-shot; the evaluator is ViT-B-32, a different model.
     The UNet, VAE and text encoder must load; face and CLIP networks whose weights are missing make
-    only the tasks that use them fail, with their WeightsUnavailableError.
+    only the tasks that use them fail, with their WeightsUnavailableError. `tiny_vae` (e.g. guidance.sd15.TAESD)
+    adds a tiny decoder for the guidance path (Settings.tiny_decoder).
     """
     from conditions.classes import CLIPZeroShot
     from conditions.face import FacenetEmbedder, MTCNNDetector
@@ -72,7 +74,7 @@ def load_sd15_world(
 
     class_names = class_names or SD_CLASSES
 
-    backbone = load_sd15(model or SD15, controlnet=controlnet, device=device)
+    backbone = load_sd15(model or SD15, controlnet=controlnet, device=device, tiny_vae=tiny_vae)
     backbone.class_names = class_names
     return World(
         backbone=backbone,

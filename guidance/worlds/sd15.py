@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, AutoencoderTiny, ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import HTTPError
 from torch import Tensor
@@ -17,6 +17,7 @@ from ..errors import WeightsUnavailableError
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD_CLASSES = ("cat", "dog", "fox", "wolf", "lion", "tiger", "owl", "eagle")  # what the CLIP zero-shot classifiers tell apart
+TAESD = "madebyollin/taesd"  # AutoencoderTiny weights for SD 1.5's latents: the tiny guidance decoder
 LOAD_ERRORS = (OSError, ValueError, ConnectionError, HTTPError)
 
 
@@ -80,8 +81,10 @@ def load_sd15(
     dtype: torch.dtype | None = None,
     image_size: int = 512,
     local_files_only: bool | None = None,
+    tiny_vae: str | None = None,
 ) -> StableDiffusionBackbone:
-    """Stable Diffusion 1.5 components (and a ControlNet) by hub id or folder; fp16 on CUDA, fp32 on CPU.
+    """Stable Diffusion 1.5 components (and a ControlNet, and an AutoencoderTiny such as TAESD for the guidance
+    path) by hub id or folder; fp16 on CUDA, fp32 on CPU.
 
     Raises WeightsUnavailableError naming the missing weights; nothing is half-loaded.
     """
@@ -99,7 +102,13 @@ def load_sd15(
     if controlnet is not None:
         local = {"local_files_only": bool(os.environ.get("HF_HUB_OFFLINE")) or Path(controlnet).exists()}
         control = _load("ControlNet weights", controlnet, ControlNetModel.from_pretrained, torch_dtype=dtype, **local)
-    for module in (unet, vae, text_encoder, control):
+    tiny = None
+    if tiny_vae is not None:
+        local = {"local_files_only": bool(os.environ.get("HF_HUB_OFFLINE")) or Path(tiny_vae).exists()}
+        tiny = _load("tiny decoder (AutoencoderTiny) weights", tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=dtype, **local)
+    for module in (unet, vae, text_encoder, control, tiny):
         if module is not None:
             module.to(device).eval().requires_grad_(False)
-    return StableDiffusionBackbone(unet, vae, text_encoder, tokenizer, scheduler_config, control, image_size, name=model)
+    backbone = StableDiffusionBackbone(unet, vae, text_encoder, tokenizer, scheduler_config, control, image_size, name=model)
+    backbone.tiny_decoder = tiny
+    return backbone

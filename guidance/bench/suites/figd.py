@@ -1,16 +1,20 @@
 """`figd`: FreeDoM vs FIGD, each alone and with DSG, on the face-ID, style and control-map tasks.
 
 All four methods run the task's preset (guidance.tasks.PRESETS) with the same DDIM eta (DSG needs eta > 0),
-the same steps and the same seeds. Goal: FIGD >= 2x faster per image than FreeDoM, final energy no worse
-(FIGD's mean <= FreeDoM's mean + FreeDoM's spread over seeds).
+the same steps and the same seeds, taking turns within each seed. Goal: FIGD >= 2x faster per image than FreeDoM, final energy no worse
+(FIGD's mean <= FreeDoM's mean + FreeDoM's spread over seeds). The speed-up is given by wall time and by the
+process's CPU time, which on a CPU shared with other jobs leaves out the waiting. Where the world has a tiny decoder, the methods of
+`tiny` run again with it on the guidance path ("... tiny-decoder" rows; final images and energies from the full
+VAE), with the same goals for FIGD with it against FreeDoM without it.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
+from guidance.tasks import run_task
 from guidance.worlds import World
 
-from ..common import Options, Rows, SuiteOutput, goal, reference_images, task_row
+from ..common import Options, Rows, SuiteOutput, energies, goal, reference_images, task_request, timing
 
 
 NEEDS = ("face_embedder", "style_features")
@@ -27,6 +31,7 @@ class Plan:
     eta: float = 1.0
     tasks: tuple[str, ...] = TASKS
     methods: tuple[str, ...] = METHODS
+    tiny: tuple[str, ...] = ("freedom", "figd")  # also run with the tiny decoder on the guidance path
 
 
 PLANS = {
@@ -42,22 +47,42 @@ def run(world: World, opts: Options) -> SuiteOutput:
     seeds = opts.seeds or plan.seeds
     references = reference_images(world.backbone.image_size)
     rows = Rows("figd")
+    tiny = plan.tiny if world.backbone.tiny_decoder is not None else ()
+    variants = {m: (m, {}) for m in plan.methods} | {f"{m} tiny-decoder": (m, {"tiny_decoder": True}) for m in tiny}
     for task in plan.tasks:
-        for method in plan.methods:
-            row, _ = task_row(world, task, method, references, seeds, steps=plan.steps, samples=plan.samples, eta=plan.eta)
-            rows.append(row | {"samples": plan.samples, "seeds": seeds})
-    return SuiteOutput(rows, goals(rows, plan.tasks), config={**asdict(plan), "seeds": seeds})
+        for label, results in interleaved(world, task, variants, references, seeds, plan).items():
+            rows.append({"task": task, "method": label, **timing(results), **energies(results), "samples": plan.samples, "seeds": seeds})
+    return SuiteOutput(rows, goals(rows, plan.tasks, bool(tiny)), config={**asdict(plan), "tiny": list(tiny), "seeds": seeds})
 
 
-def goals(rows: list[dict], tasks: tuple[str, ...]) -> list[dict]:
-    """Per task: FreeDoM / FIGD seconds per image (>= 2), and FIGD's energy against FreeDoM's."""
+def interleaved(world: World, task: str, variants: dict, references: dict, seeds: int, plan: Plan) -> dict[str, list]:
+    """Each variant's result per seed, the variants taking turns within each seed (a drifting load on a shared
+    machine then slows them alike), after an untimed 2-step warm-up of each."""
+    requests = {
+        label: task_request(world, task, method, references, steps=plan.steps, samples=plan.samples, eta=plan.eta, **options)
+        for label, (method, options) in variants.items()
+    }  # fmt: skip
+    for request in requests.values():
+        run_task(world, replace(request, steps=2, samples=1))
+    results = {label: [] for label in requests}
+    for seed in range(seeds):
+        for label, request in requests.items():
+            results[label].append(run_task(world, replace(request, seed=seed)).results[0][1])
+    return results
+
+
+def goals(rows: list[dict], tasks: tuple[str, ...], tiny: bool = False) -> list[dict]:
+    """Per task: FreeDoM / FIGD seconds per image (>= 2), and FIGD's energy against FreeDoM's; the same for FIGD with
+    the tiny decoder against FreeDoM with the full one, where the tiny decoder ran."""
     found = []
     for task in tasks:
         by = {r["method"]: r for r in rows if r["task"] == task}
-        freedom, figd = by["freedom"], by["figd"]
-        speedup = freedom["seconds_per_image"] / figd["seconds_per_image"]
-        found.append(goal(f"{task}: FIGD speed-up over FreeDoM", ">= 2x", speedup, speedup >= 2, "x"))
-        bound = freedom["energy"] + freedom["energy_std"]
-        target = f"<= {bound:.4g} (FreeDoM mean + spread)"
-        found.append(goal(f"{task}: FIGD final energy no worse", target, figd["energy"], figd["energy"] <= bound))
+        for figd, name in [("figd", "FIGD")] + [("figd tiny-decoder", "FIGD with the tiny decoder")] * tiny:
+            freedom, row = by["freedom"], by[figd]
+            for key, kind in (("seconds_per_image", ""), ("cpu_seconds_per_image", " (process CPU time)")):
+                speedup = freedom[key] / row[key]
+                found.append(goal(f"{task}: {name} speed-up over FreeDoM{kind}", ">= 2x", speedup, speedup >= 2, "x"))
+            bound = freedom["energy"] + freedom["energy_std"]
+            target = f"<= {bound:.4g} (FreeDoM mean + spread)"
+            found.append(goal(f"{task}: {name} final energy no worse", target, row["energy"], row["energy"] <= bound))
     return found

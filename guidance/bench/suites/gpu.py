@@ -1,15 +1,22 @@
-"""`gpu`: the SD 1.5 architecture (random weights) at 512x512 in fp16 on CUDA: ms per step of each method.
+"""`gpu`: the SD 1.5 architecture (random weights) at 512x512 in fp16 on CUDA: time per step and per image, and
+peak memory, of each method.
 
-Gradient methods (FreeDoM, FIGD, DSG) guide every step with the face-ID energy and run without CFG, so
-their ratio to the plain step is the cost of the gradient alone. Speed-ups used and recorded: PyTorch's
-scaled-dot-product attention (diffusers' AttnProcessor2_0), channels_last UNet/VAE/ControlNet, and
-torch.compile of the UNet, kept only where it makes the plain step faster.
+    python -m guidance.bench gpu --quick --json docs/figures/json/gpu-sd15-random.json   # one call, < 8 min
+
+Every method samples one class prompt with CFG at w = 7.5 where it uses CFG (gradient methods too: build_method
+adds CFG when cfg_scale != 1), so a FIGD step compares with a plain CFG step. Gradient methods guide every step
+with the face-ID energy. FreeDoM also runs with the UNet's gradient checkpointing, and FreeDoM and FIGD with the
+tiny decoder (a random TAESD-architecture AutoencoderTiny) on the guidance path. ATG's guide is the UNet itself
+(timing only). `peak_mem_mb` is the CUDA allocator's peak above the loaded weights; `peak_total_mb` adds
+every weight loaded (the world holds more networks than one method needs). Speed-ups used and recorded:
+PyTorch's scaled-dot-product attention (diffusers' AttnProcessor2_0), channels_last UNet/VAE/ControlNet, and,
+in the full plan, torch.compile of the UNet, kept only where it makes the plain step faster.
 `measure` is the suite without the CUDA requirement; the tests run it on a CPU at tiny size.
 """
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -18,62 +25,71 @@ from guidance.sampling import SamplingResult
 from guidance.tasks import TaskRequest, build_energy
 from guidance.worlds import World
 
-from ..common import BenchUnavailable, Options, Rows, SuiteOutput, generate, goal, reference_images, warm_up
+from ..common import BenchUnavailable, Options, Rows, SuiteOutput, generate, goal, reference_images, timing, warm_up
 
 SIZE = 512
-METHODS = {  # label: (method, scheduler, uses the face energy)
-    "plain": ("plain", "ddim", False),
-    "cfg": ("cfg", "ddim", False),
-    "freedom": ("freedom", "ddim", True),
-    "figd": ("figd", "ddim", True),
-    "freedom+dsg": ("freedom+dsg", "ddim", True),
-    "figd+dsg": ("figd+dsg", "ddim", True),
-    "gfcg": ("gfcg", "ddim", False),
-    "cfg+gfcg": ("cfg+gfcg", "ddim", False),
-    "evodiff": ("plain", "evodiff", False),
-}
 SETTINGS = Settings(cfg_scale=7.5, scale=0.08, step_rule="normalized", window=(0.0, 1.0), dsg_rate=0.05)
-
-
+METHODS = {  # label: (method, scheduler, uses the face energy, settings)
+    "plain": ("plain", "ddim", False, SETTINGS),
+    "cfg": ("cfg", "ddim", False, SETTINGS),
+    "freedom": ("freedom", "ddim", True, SETTINGS),
+    "freedom checkpointed": ("freedom", "ddim", True, replace(SETTINGS, checkpointing=True)),
+    "freedom tiny decoder": ("freedom", "ddim", True, replace(SETTINGS, tiny_decoder=True)),
+    "figd": ("figd", "ddim", True, SETTINGS),
+    "figd tiny decoder": ("figd", "ddim", True, replace(SETTINGS, tiny_decoder=True)),
+    "figd+dsg": ("figd+dsg", "ddim", True, SETTINGS),
+    "cfg+gfcg": ("cfg+gfcg", "ddim", False, SETTINGS),
+    "atg+gfcg": ("atg+gfcg", "ddim", False, replace(SETTINGS, cfg_scale=2.0)),
+    "evodiff": ("cfg", "evodiff", False, SETTINGS),
+    "dpm-solver++": ("cfg", "dpmsolver++", False, SETTINGS),
+}
+EIGHT_GB = 8 * 1024
 NEEDS = ("face_embedder", "classifier")
+
 
 @dataclass(frozen=True)
 class Plan:
     steps: int
     batch: int = 1
+    compile: bool = False
 
 
-PLANS = {"quick": Plan(steps=10), "full": Plan(steps=30)}
+PLANS = {"quick": Plan(steps=20), "full": Plan(steps=50, compile=True)}
 
 
 def check(opts: Options) -> None:
-    if opts.device != "cuda" or not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise BenchUnavailable(
-            "the gpu suite needs a CUDA device: run it with --device cuda on a machine where "
-            f"torch.cuda.is_available() is True (here: {torch.cuda.is_available()}, torch {torch.__version__})"
+            "the gpu suite needs a CUDA device: run it on a machine where "
+            f"torch.cuda.is_available() is True (here: False, torch {torch.__version__})"
         )
 
 
 def prepare(opts: Options) -> Options:
-    """The gpu suite always measures sd15-random at 512 px (fp16 comes with the CUDA device)."""
+    """The gpu suite always measures sd15-random on CUDA at 512 px (fp16 comes with the CUDA device)."""
     return Options(backbone="sd15-random", device="cuda", quick=opts.quick, image_size=opts.image_size or SIZE)
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
     check(opts)
-    return measure(world, opts.plan(PLANS), compile_unet=True)
+    plan = opts.plan(PLANS)
+    return measure(world, plan, compile_unet=plan.compile)
 
 
 def measure(world: World, plan: Plan, compile_unet: bool) -> SuiteOutput:
-    """ms per step of every method in METHODS, each also as a ratio to the plain step."""
+    """Per step (median) and per image time and peak memory of every method in METHODS, with ratios to the plain
+    and CFG steps, and the issue's goals."""
     eager_unet, used = world.backbone.unet, speed_ups(world)
     if compile_unet:
         used |= try_compile(world, plan)
-    energy = face_energy(world)
+    energy, weights = face_energy(world), weights_mb(world)
     condition = world.classifier.class_names[0]
     rows = Rows("gpu")
-    for label, (method, scheduler, guided) in METHODS.items():
-        kwargs = {"settings": SETTINGS, "scheduler": scheduler, "eta": 1.0, "energy": energy if guided else None}
+    for label, (method, scheduler, guided, settings) in METHODS.items():
+        if "tiny decoder" in label and world.backbone.tiny_decoder is None:
+            continue
+        kwargs = {"settings": settings, "scheduler": scheduler, "eta": 1.0 if scheduler == "ddim" else 0.0,
+                  "energy": energy if guided else None}  # fmt: skip
         try:
             results = timed_run(world, method, condition, plan, kwargs)
         except Exception as error:  # a compiled UNet that fails on this method: measure it eagerly
@@ -82,16 +98,39 @@ def measure(world: World, plan: Plan, compile_unet: bool) -> SuiteOutput:
             world.backbone.unet = eager_unet
             used[f"eager_from_{label}"] = f"{type(error).__name__}: {error}"[:300]
             results = timed_run(world, method, condition, plan, kwargs)
-        rows.append({"task": "face" if guided else "class", "method": label, "steps": plan.steps, "nfe": results[0].nfe,
-                     "ms_per_step": median_step_ms(results), "peak_mem_mb": results[0].peak_mem_mb})  # fmt: skip
-    plain = rows[0]["ms_per_step"]
-    for row in rows:
-        row["ratio_to_plain"] = row["ms_per_step"] / plain
+        peak = max(r.peak_mem_mb for r in results)
+        rows.append({**timing(results), "task": "face" if guided else "class", "method": label, "scheduler": scheduler,
+                     "ms_per_step": median_step_ms(results), "peak_mem_mb": peak, "peak_total_mb": peak + weights})  # fmt: skip
     by = {r["method"]: r for r in rows}
-    speedup = by["freedom"]["ms_per_step"] / by["figd"]["ms_per_step"]
-    goals = [goal("FIGD speed-up over FreeDoM per step", ">= 2x", speedup, speedup >= 2, "x")]
-    config = {"steps": plan.steps, "batch": plan.batch, "size": world.backbone.image_size, **used}
-    return SuiteOutput(rows, goals, config=config)
+    for row in rows:
+        row["ratio_to_plain"] = row["ms_per_step"] / by["plain"]["ms_per_step"]
+        row["ratio_to_cfg"] = row["ms_per_step"] / by["cfg"]["ms_per_step"]
+    config = {"steps": plan.steps, "batch": plan.batch, "size": world.backbone.image_size, "weights_mb": weights, **used}
+    return SuiteOutput(rows, goals(by, weights), config=config)
+
+
+def goals(by: dict[str, dict], weights: float) -> list[dict]:
+    """The issue's step-time goals, FIGD over FreeDoM, and FreeDoM's memory with checkpointing."""
+    ms = {label: row["ms_per_step"] for label, row in by.items()}
+    figd, dsg, gfcg = ms["figd"] / ms["cfg"], ms["figd+dsg"] / ms["figd"] - 1, ms["cfg+gfcg"] / ms["cfg"]
+    speedup = ms["freedom"] / ms["figd"]
+    checkpointed = by["freedom checkpointed"]
+    return [
+        goal("FIGD step vs plain CFG step", "<= 1.5x", figd, figd <= 1.5, "x"),
+        goal("FIGD+DSG step vs FIGD step", "within 5%", 100 * dsg, abs(dsg) <= 0.05, "%"),
+        goal("CFG+GFCG step vs CFG step", "<= 1.3x", gfcg, gfcg <= 1.3, "x"),
+        goal("FIGD speed-up over FreeDoM per step", ">= 2x", speedup, speedup >= 2, "x"),
+        goal(f"FreeDoM checkpointed: peak incl. all {weights:.0f} MB of weights", "<= 8 GB", checkpointed["peak_total_mb"],
+             checkpointed["peak_total_mb"] <= EIGHT_GB, " MB"),
+    ]  # fmt: skip
+
+
+def weights_mb(world: World) -> float:
+    """MB of every parameter and buffer the world holds on its device."""
+    modules = [getattr(world.backbone, n, None) for n in ("unet", "vae", "text_encoder", "controlnet", "tiny_decoder")]
+    modules += [world.face_embedder, world.classifier]
+    tensors = {id(t): t for m in modules if isinstance(m, torch.nn.Module) for t in (*m.parameters(), *m.buffers())}
+    return sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20
 
 
 def timed_run(world: World, method: str, condition: str, plan: Plan, kwargs: dict) -> list[SamplingResult]:
@@ -113,7 +152,7 @@ def face_energy(world: World):
 def speed_ups(world: World) -> dict:
     """channels_last for the convolutional networks; reports the attention processor and dtype in use."""
     backbone = world.backbone
-    for module in (backbone.unet, getattr(backbone, "vae", None), backbone.controlnet):
+    for module in (backbone.unet, getattr(backbone, "vae", None), backbone.controlnet, backbone.tiny_decoder):
         if module is not None:
             module.to(memory_format=torch.channels_last)
     processors = {type(p).__name__ for p in backbone.unet.attn_processors.values()}

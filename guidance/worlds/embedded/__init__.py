@@ -20,6 +20,7 @@ FILES = {  # every asset's name under ASSETS, for the loader and the trainer
     "vae": "vae", "unet": "unet", "guide_unet": "guide_unet", "controlnet": "controlnet", "scheduler": "scheduler",
     "classifier": "classifier.safetensors", "evaluator": "evaluator.safetensors",
     "face_embedder": "face_embedder.safetensors", "face_detector": "face_detector.safetensors",
+    "tiny_decoder": "tiny_decoder",
 }  # fmt: skip
 NET_CLASSES = {"classifier": "Classifier", "evaluator": "AttributeEvaluator", "face_embedder": "FaceEmbedder", "face_detector": "FaceDetectorNet"}
 REQUIRED = (
@@ -63,8 +64,9 @@ def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") ->
 
 
 def load_backbone(path: str | Path = ASSETS, device: str | torch.device = "cpu"):
-    """The embedded world's EmbeddedBackbone alone (VAE, UNet, guide, ControlNet), as the trainer needs it."""
-    from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
+    """The embedded world's EmbeddedBackbone alone (VAE, UNet, guide, ControlNet, tiny guidance decoder), as the
+    trainer needs it; the optional parts are loaded when present."""
+    from diffusers import AutoencoderKL, AutoencoderTiny, ControlNetModel, DDPMScheduler, UNet2DConditionModel
 
     from .backbone import EmbeddedBackbone
 
@@ -77,6 +79,7 @@ def load_backbone(path: str | Path = ASSETS, device: str | torch.device = "cpu")
         controlnet=_optional(path / FILES["controlnet"], ControlNetModel.from_pretrained, device),
         guide_unet=guide, guide_label_embedding=load_label_embedding(path / FILES["guide_unet"], device) if guide is not None else None,
     )  # fmt: skip
+    backbone.tiny_decoder = _optional(path / FILES["tiny_decoder"], AutoencoderTiny.from_pretrained, device)
     return backbone
 
 

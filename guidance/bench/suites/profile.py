@@ -1,0 +1,338 @@
+"""`profile`: where one sampling step's time goes, part by part, for each method.
+
+Synchronised timers inside real sampling runs (guidance.sampling.sample): the denoiser calls (UNet with its
+ControlNet, or the guide UNet), the decoder, the energies and GFCG's classifier are timed around their forward
+passes; hooks on the tensors passed between them time the backward pass segment by segment (energy, decoder,
+denoiser); the scheduler's arithmetic (the step's mean and sigma, the method's update) is timed where the loop
+calls it; host-device copies (the loop's two noise draws sent to the device and per-sample values read back)
+are timed alone. `other` is the rest of the step: Python, step sizes, the x0 arithmetic, small tensors. The clock
+is synchronised wall time on CUDA and the process's CPU time on a CPU (run it with --threads 1 there: a machine
+shared with other jobs adds waiting to wall times, which the CPU time leaves out), so the parts add up to
+`ms_per_step` on CUDA and to `cpu_ms_per_step` on a CPU.
+A part nested in another (the face detector inside the face energy) counts in the outer one. Every step of a
+profiled run is guided (window [0, 1), no time travel); the first step is left out. Runs go in `rounds`, every
+method once per round, so that a machine whose load drifts slows all of them alike; columns are the mean ms per
+step over all rounds; `cpu_ms_per_step` is the process's CPU time of the step (the work, without the waiting on
+a shared CPU).
+
+On the embedded world the suite also times the world's own speed, end to end with `time.perf_counter`: a batch
+of 4 unguided class-conditional 25-step DDIM samples with the final decode (goal <= 1.5 s on 2 CPU cores), and
+the app's default tab run, the Face tab's three methods (FreeDoM, FIGD, FIGD+DSG) at 20 steps, 1 sample, eta 0.5,
+on its first example, energy built and images decoded and scored (goal <= 5 s), with and without the tiny decoder.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import Tensor
+
+import guidance.sampling as sampling
+from guidance.methods import Settings, Terms, build_method
+from guidance.sampling import synchronize
+from guidance.tasks import PRESETS, TaskRequest, build_energy, preset, run_task
+from guidance.worlds import World
+
+from ..common import Options, Rows, SuiteOutput, generate, goal, reference_images, warm_up
+
+NEEDS = ("face_embedder", "style_features", "classifier")
+PARTS = ("denoiser_fwd", "denoiser_bwd", "decode_fwd", "decode_bwd", "energy_fwd", "energy_bwd", "classifier_fwd",
+         "scheduler", "copies", "other")  # fmt: skip
+BACKWARD = {"decode_out": "energy_bwd", "decode_in": "decode_bwd", "denoiser_out": "other", "denoiser_in": "denoiser_bwd"}
+# label: (task, method, scheduler, settings overrides); class-task rows sample the classifier's first class, the others
+# are unconditional
+RUNS = {
+    "plain": ("class", "plain", "ddim", {}),
+    "cfg": ("class", "cfg", "ddim", {}),
+    "cfg+gfcg": ("class", "cfg+gfcg", "ddim", {}),
+    "atg+gfcg": ("class", "atg+gfcg", "ddim", {}),
+    "evodiff": ("class", "plain", "evodiff", {}),
+    "dpm-solver++": ("class", "plain", "dpmsolver++", {}),
+    "face freedom": ("face", "freedom", "ddim", {}),
+    "face freedom checkpointed": ("face", "freedom", "ddim", {"checkpointing": True}),
+    "face freedom tiny decoder": ("face", "freedom", "ddim", {"tiny_decoder": True}),
+    "face figd": ("face", "figd", "ddim", {}),
+    "face figd tiny decoder": ("face", "figd", "ddim", {"tiny_decoder": True}),
+    "face freedom+dsg": ("face", "freedom+dsg", "ddim", {}),
+    "face figd+dsg": ("face", "figd+dsg", "ddim", {}),
+    "style freedom": ("style", "freedom", "ddim", {}),
+    "style figd": ("style", "figd", "ddim", {}),
+    "control freedom": ("control", "freedom", "ddim", {}),
+    "control figd": ("control", "figd", "ddim", {}),
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: int
+    rounds: int = 2
+    speed_repeats: int = 3  # runs of each end-to-end speed figure (the median is kept)
+    batch: int = 1
+    eta: float = 1.0
+    runs: tuple[str, ...] = tuple(RUNS)
+
+
+PLANS = {"quick": Plan(steps=5), "full": Plan(steps=10, rounds=4), "quick-sd": Plan(steps=4), "full-sd": Plan(steps=8)}
+
+
+class StepTimer:
+    """Accumulates part times of the current step; active only inside the sampling loop's timed step."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.active, self.depth = device, False, 0
+        self.parts: dict[str, float] = defaultdict(float)
+        self.marks: list[tuple[str, float]] = []
+
+    def now(self) -> float:
+        """Synchronised wall time on CUDA; on a CPU the process's CPU time (a shared CPU's waiting left out)."""
+        if self.device.type != "cuda":
+            return time.process_time()
+        synchronize(self.device)
+        return time.perf_counter()
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[bool]:
+        """Times the block as `name` unless a part is already running; yields whether this block is timed."""
+        if not self.active or self.depth:
+            yield False
+            return
+        self.depth += 1
+        start = self.now()
+        try:
+            yield True
+        finally:
+            end = self.now()
+            self.parts[name] += end - start
+            self.marks.append(("forward", end))
+            self.depth -= 1
+
+    def on_gradient(self, tensor: Tensor, mark: str) -> None:
+        """Marks the time the backward pass reaches `tensor` (a point of the energy -> decoder -> denoiser chain)."""
+        if tensor.requires_grad:
+            tensor.register_hook(lambda grad: self.marks.append((mark, self.now())))
+
+    def backward_parts(self) -> dict[str, float]:
+        """Each backward segment, from the mark before it, credited to the part that ran in it."""
+        found, previous = defaultdict(float), None
+        for mark, moment in sorted(self.marks, key=lambda m: m[1]):
+            if mark in BACKWARD and previous is not None:
+                found[BACKWARD[mark]] += moment - previous
+            previous = moment
+        return found
+
+    def reset(self) -> None:
+        self.parts.clear()
+        self.marks.clear()
+
+
+def timed(timer: StepTimer, name: str, function: Callable, hooks: tuple[str, str] | None = None) -> Callable:
+    """`function` timed as `name`; with `hooks` (input mark, output mark) its first argument and its output
+    mark the backward pass."""
+
+    def wrapper(*args, **kwargs):
+        with timer.part(name) as outermost:
+            out = function(*args, **kwargs)
+        if outermost and hooks is not None:
+            timer.on_gradient(args[0], hooks[0])
+            timer.on_gradient(out, hooks[1])
+        return out
+
+    return wrapper
+
+
+@contextmanager
+def instrumented(world: World, timer: StepTimer, energy, method) -> Iterator[list[dict]]:
+    """Wraps the parts of `world`, `energy` and `method` and the loop's timed step; yields the per-step records."""
+    backbone, steps = world.backbone, []
+    patched = [
+        (backbone, "_forward", timed(timer, "denoiser_fwd", backbone._forward, ("denoiser_in", "denoiser_out"))),
+        (backbone, "decode", timed(timer, "decode_fwd", backbone.decode, ("decode_in", "decode_out"))),
+        (backbone, "guidance_decode", timed(timer, "decode_fwd", backbone.guidance_decode, ("decode_in", "decode_out"))),
+        (method, "update", timed(timer, "scheduler", method.update)),
+    ]
+    if isinstance(world.classifier, torch.nn.Module):
+        patched.append((world.classifier, "forward", timed(timer, "classifier_fwd", world.classifier.forward)))
+    leaves = [] if energy is None else [term.energy for term in energy.terms] if isinstance(energy, Terms) else [energy]
+    patched += [(leaf, "forward", timed(timer, "energy_fwd", leaf.forward)) for leaf in leaves]
+    step, mean_and_sigma = sampling._timed_step, sampling.mean_and_sigma
+
+    def timed_step(*args, **kwargs):
+        timer.reset()
+        timer.active = True
+        try:
+            x_prev, x0, record = step(*args, **kwargs)
+        finally:
+            timer.active = False
+        steps.append({"seconds": record.seconds, "cpu_seconds": record.cpu_seconds, **timer.parts, **timer.backward_parts()})
+        return x_prev, x0, record
+
+    for owner, name, wrapper in patched:
+        setattr(owner, name, wrapper)
+    sampling._timed_step, sampling.mean_and_sigma = timed_step, timed(timer, "scheduler", mean_and_sigma)
+    try:
+        yield steps
+    finally:
+        sampling._timed_step, sampling.mean_and_sigma = step, mean_and_sigma
+        for owner, name, _ in patched:
+            delattr(owner, name)
+
+
+def copies_seconds(backbone, batch: int, repeats: int = 20) -> float:
+    """The loop's per-step transfers alone: two noise draws sent to the device, a (B,) vector read back."""
+    generator, shape = torch.Generator().manual_seed(0), (batch, *backbone.sample_shape)
+    values = torch.zeros(batch, device=backbone.device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(2):
+            torch.randn(shape, generator=generator).to(backbone.device)
+        values.float().cpu().tolist()
+        synchronize(backbone.device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def request_for(world: World, task: str, references: dict) -> TaskRequest:
+    control = task == "control"
+    return TaskRequest(task=task, methods=[], reference=None if control else references.get(task),
+                       control_image=references["control"] if control else None,
+                       use_controlnet=world.backbone.has_controlnet)  # fmt: skip
+
+
+def settings_for(task: str, overrides: dict) -> Settings:
+    """The task's preset with every step guided (window [0, 1), no time travel); class rows: the classes preset."""
+    if task == "class":
+        return replace(PRESETS["classes"], **overrides)
+    return replace(PRESETS[task], window=(0.0, 1.0), repeats=1, dsg_interval=1, **overrides)
+
+
+def profile_steps(world: World, label: str, plan: Plan, references: dict) -> tuple[list[dict], float]:
+    """One run of `label` with every step instrumented: the part seconds of its steps 2..n, and its NFE per sample."""
+    task, name, scheduler, overrides = RUNS[label]
+    energy, control = build_energy(world, request_for(world, task, references))[:2] if task != "class" else (None, None)
+    method = build_method(name, settings_for(task, overrides), world.classifier)
+    energy = energy if method.uses_energy else None
+    condition = world.classifier.class_names[0] if task == "class" else None  # GFCG needs one of its classes
+    kwargs = dict(scheduler=scheduler, eta=plan.eta if scheduler == "ddim" else 0.0, noise_rule=method_noise_rule(task),
+                  energy=energy, control=control)  # fmt: skip
+    sampling.sample(world.backbone, method, [condition] * plan.batch, steps=2, **kwargs)  # warm-up, untimed
+    with instrumented(world, StepTimer(world.backbone.device), energy, method) as steps:
+        result = sampling.sample(world.backbone, method, [condition] * plan.batch, steps=plan.steps, **kwargs)
+    return steps[1:] or steps, result.nfe
+
+
+def profile_row(label: str, plan: Plan, steps: list[dict], nfe: float, copies: float, device: torch.device) -> dict:
+    """The mean ms of each part over `steps`; `other` is the step's time that no part accounts for."""
+    mean = {key: 1000 * statistics.fmean(s.get(key, 0.0) for s in steps) for key in ("seconds", "cpu_seconds", *PARTS)}
+    mean["copies"] = 1000 * copies
+    mean["other"] = mean[clock_key(device)] - sum(mean[p] for p in PARTS if p != "other")
+    return {"task": RUNS[label][0], "method": label, "steps": plan.steps, "nfe": nfe, "ms_per_step": mean.pop("seconds"),
+            "cpu_ms_per_step": mean.pop("cpu_seconds"), **mean}  # fmt: skip
+
+
+def clock_key(device: torch.device) -> str:
+    """What the parts add up to: the step's CPU time on a CPU, its wall time on CUDA (StepTimer.now)."""
+    return "seconds" if device.type == "cuda" else "cpu_seconds"
+
+
+def method_noise_rule(task: str) -> str:
+    return PRESETS["classes" if task == "class" else task].noise_rule
+
+
+def usable(world: World, label: str) -> bool:
+    """Whether the world has what a run needs (a guide model for ATG, a tiny decoder, a ControlNet)."""
+    task, name, _, overrides = RUNS[label]
+    backbone = world.backbone
+    return not (("atg" in name and not backbone.has_guide_model) or (overrides.get("tiny_decoder") and backbone.tiny_decoder is None)
+                or (task == "control" and not backbone.has_controlnet))  # fmt: skip
+
+
+def run(world: World, opts: Options) -> SuiteOutput:
+    plan = opts.plan(PLANS)
+    references = reference_images(world.backbone.image_size)
+    copies = copies_seconds(world.backbone, plan.batch)
+    labels = [label for label in plan.runs if usable(world, label)]
+    steps, nfe = {label: [] for label in labels}, {}
+    for _ in range(plan.rounds):
+        for label in labels:
+            found, nfe[label] = profile_steps(world, label, plan, references)
+            steps[label] += found
+    rows = Rows("profile")
+    for label in labels:
+        rows.append(profile_row(label, plan, steps[label], nfe[label], copies, world.backbone.device))
+    skipped = [label for label in plan.runs if label not in labels]
+    notes = [f"not run (the world lacks what they need): {', '.join(skipped)}"] if skipped else []
+    speed = world_speed(world, plan.speed_repeats) if opts.embedded else []
+    for row in speed:
+        rows.append(row)
+    total = "ms_per_step" if world.backbone.device.type == "cuda" else "cpu_ms_per_step"
+    return SuiteOutput(rows, speed_goals(speed), config={**asdict(plan), "parts_add_up_to": total}, notes=notes + explain(rows, total))
+
+
+APP_EXAMPLE = "face_blond.png"  # the Face tab's first example (app.py)
+APP_METHODS = ["freedom", "figd", "figd+dsg"]  # the Face tab's default selection
+
+
+def world_speed(world: World, repeats: int) -> list[dict]:
+    """End-to-end seconds (median of `repeats`): 4 unguided 25-step samples with their decode; the app's default
+    tab run, with the full decoder and, where the world has one, with the tiny decoder on the guidance path."""
+    from PIL import Image
+
+    from guidance.world.examples import EXAMPLES
+
+    conditions = list(world.backbone.class_names[:4])
+    warm_up(world, "plain", conditions[0])
+    unguided = [generate(world, "plain", conditions, steps=25, seed=r)[0] for r in range(repeats)]
+    rows = [{"task": "speed", "method": "4 x 25 steps unguided", "steps": 25, "batch": 4,
+             "seconds": statistics.median(r.seconds + r.decode_seconds for r in unguided)}]  # fmt: skip
+    reference = Image.open(EXAMPLES / APP_EXAMPLE).convert("RGB")
+    for tiny in (False, True)[: 2 if world.backbone.tiny_decoder is not None else 1]:
+        request = TaskRequest(task="face", methods=APP_METHODS, samples=1, steps=20, eta=0.5, reference=reference,
+                              settings=preset("face", tiny_decoder=tiny))  # fmt: skip
+        run_task(world, replace(request, steps=2))
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run_task(world, request)
+            seconds.append(time.perf_counter() - start)
+        label = "app face tab, 3 methods x 20 steps" + (", tiny decoder" if tiny else "")
+        rows.append({"task": "speed", "method": label, "steps": 20, "batch": 1, "seconds": statistics.median(seconds)})
+    return rows
+
+
+def speed_goals(rows: list[dict]) -> list[dict]:
+    by = {r["method"]: r["seconds"] for r in rows}
+    found = []
+    if "4 x 25 steps unguided" in by:
+        s = by["4 x 25 steps unguided"]
+        found.append(goal("4 unguided 25-step samples, decode included", "<= 1.5 s", s, s <= 1.5, " s"))
+    for label, s in by.items():
+        if label.startswith("app"):
+            found.append(goal(label, "<= 5 s", s, s <= 5, " s"))
+    return found
+
+
+def explain(rows: list[dict], total: str) -> list[str]:
+    """Per task, FreeDoM's step over FIGD's (by `total`, the clock the parts add up to), what FIGD leaves out, and
+    the part that bounds the ratio."""
+    by, lines = {r["method"]: r for r in rows}, []
+    for task in ("face", "style", "control"):
+        freedom, figd = by.get(f"{task} freedom"), by.get(f"{task} figd")
+        if freedom is None or figd is None:
+            continue
+        graph = freedom["denoiser_fwd"] - figd["denoiser_fwd"]
+        largest = max((p for p in PARTS if p != "other"), key=lambda p: figd[p])
+        lines.append(
+            f"{task}: FreeDoM's step / FIGD's = {freedom[total] / figd[total]:.2f}x by {total} "
+            f"({freedom['ms_per_step'] / figd['ms_per_step']:.2f}x by wall time). FIGD leaves out the denoiser's backward "
+            f"({freedom['denoiser_bwd']:.0f} ms) and the graph kept by its forward ({graph:.0f} ms); 2x needs FIGD's "
+            f"step <= {freedom[total] / 2:.0f} ms, it is {figd[total]:.0f} ms, of which the largest part is {largest} "
+            f"({figd[largest]:.0f} ms, {100 * figd[largest] / figd[total]:.0f}%) and the decoder's forward and backward "
+            f"take {figd['decode_fwd'] + figd['decode_bwd']:.0f} ms."
+        )  # fmt: skip
+    return lines
