@@ -221,8 +221,8 @@ def test_tiny_decoder_is_distilled_saved_in_fp16_and_loaded_with_the_world(tiny_
 
     from safetensors.torch import load_file
 
-    from guidance.world import load_world
-    from guidance.world.tiny_decoder import distil
+    from guidance.worlds.embedded import load_world
+    from guidance.worlds.embedded.tiny_decoder import distil
 
     folder = tmp_path / "world"
     shutil.copytree(tiny_world_path, folder)

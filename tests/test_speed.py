@@ -9,7 +9,7 @@ from test_engine import MeanColour, _context, run
 
 from guidance.errors import MethodConfigError, WeightsUnavailableError
 from guidance.methods import Settings, build_method
-from guidance.sd15 import load_sd15
+from guidance.worlds.sd15 import load_sd15
 
 
 def tiny_autoencoder(latent_channels: int = 4) -> AutoencoderTiny:

@@ -63,7 +63,7 @@ def load_sd15_world(
 
     The GFCG classifier is OpenCLIP ViT-B-16 zero-shot; the evaluator is ViT-B-32, a different model.
     The UNet, VAE and text encoder must load; face and CLIP networks whose weights are missing make
-    only the tasks that use them fail, with their WeightsUnavailableError. `tiny_vae` (e.g. guidance.sd15.TAESD)
+    only the tasks that use them fail, with their WeightsUnavailableError. `tiny_vae` (e.g. guidance.worlds.sd15.TAESD)
     adds a tiny decoder for the guidance path (Settings.tiny_decoder).
     """
     from conditions.classes import CLIPZeroShot

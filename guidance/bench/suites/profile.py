@@ -283,7 +283,7 @@ def world_speed(world: World, repeats: int) -> list[dict]:
     tab run, with the full decoder and, where the world has one, with the tiny decoder on the guidance path."""
     from PIL import Image
 
-    from guidance.world.examples import EXAMPLES
+    from guidance.worlds.embedded.examples import EXAMPLES
 
     conditions = list(world.backbone.class_names[:4])
     warm_up(world, "plain", conditions[0])
