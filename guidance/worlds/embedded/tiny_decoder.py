@@ -21,7 +21,7 @@ from diffusers import AutoencoderTiny
 from torch import Tensor
 
 from . import ASSETS, FILES, load_backbone
-from .render import make_dataset
+from .dataset import make_dataset
 
 FOLDER = FILES["tiny_decoder"]
 CONFIG = {  # decoder: 24 channels, one block per resolution (16 -> 32 -> 64 px); the encoder is a stub, never used

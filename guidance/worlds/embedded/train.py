@@ -35,8 +35,8 @@ from conditions.images import pixels_from_uint8, uint8_from_pixels
 
 from . import ASSETS, FILES, LABEL_EMBEDDING
 from .nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, save_net
-from .render import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES, SUPERSAMPLE, UNSEEN, _draw_body, _Pen, _pattern, _relight
-from .render import identity_from_id, make_dataset, nuisance_from_seed
+from .dataset import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES, UNSEEN, identity_from_id, make_dataset, nuisance_from_seed
+from .render import SUPERSAMPLE, _draw_body, _Pen, _pattern, _relight
 
 STAGES = ("data", "vae", "evaluator", "denoiser", "guide", "controlnet", "estimates", "classifier", "face", "detector")
 NULL_LABEL = len(CLASS_NAMES)
