@@ -25,7 +25,7 @@ from ..base import World
 
 from . import ASSETS, load_world
 from .dataset import ATTRIBUTES, CLASS_NAMES, UNSEEN
-from .train import load, negatives, vae_psnr
+from .stages import load, negatives, vae_psnr
 
 TEST_PHOTOS = ("astronaut", "coffee", "chelsea")  # kept out of the detector's training
 
