@@ -2,13 +2,12 @@
 
 Real photos use facenet-pytorch, as Universal Guidance did: MTCNN boxes (no gradient) and
 InceptionResnetV1 (vggface2) embeddings of a differentiable crop resized to 160. The embedded
-world substitutes its own detector and embedder through the two protocols below.
+world substitutes its own detector and embedder through the two protocols (guidance.energy).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from PIL import Image
@@ -16,26 +15,10 @@ from torch import Tensor, nn
 
 from guidance.errors import MethodConfigError, NoFaceFoundError, WeightsUnavailableError
 
-from guidance.energy import Energy
+from guidance.energy import Box, Energy, FaceDetector, FaceEmbedder
 from .images import module_device, resize, to_pil, to_tensor
 
-Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of width and height
 DISTANCES = ("l2", "l1", "cosine")
-
-
-class FaceDetector(Protocol):
-    no_face_hint: str  # what a person should do when no face is found
-    fallback_box: Box  # where a generated image is cropped while no face is found in it
-
-    def box(self, image: Image.Image) -> Box | None:
-        """The most confident face's box, or None when there is no face."""
-
-
-class FaceEmbedder(Protocol):
-    input_size: int
-
-    def __call__(self, crops: Tensor) -> Tensor:
-        """(B, D) embeddings of face crops (B, 3, input_size, input_size) in [-1, 1]; differentiable."""
 
 
 class MTCNNDetector:

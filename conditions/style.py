@@ -1,20 +1,13 @@
 """Style energy (FreeDoM's definition): distance between Gram matrices of early CLIP patch tokens."""
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from guidance.energy import Energy
+from guidance.energy import Energy, StyleFeatures
 from .clip import CLIP_MODEL, CLIP_WEIGHTS, clip_pixels, load_clip
 from .images import module_device, to_tensor
-
-
-class StyleFeatures(Protocol):
-    def __call__(self, images: Tensor) -> Tensor:
-        """(B, N, D) feature tokens of pixels (B, 3, H, W) in [-1, 1]; differentiable."""
 
 
 class CLIPPatchTokens(nn.Module):

@@ -2,13 +2,23 @@
 
 An energy E(c, x0) >= 0 is small when the image x0 satisfies the condition c. It takes pixels
 in [-1, 1], (B, 3, H, W), is differentiable in them, and returns one value per sample.
+
+The networks that energies and predictors read are protocols here, so that conditions/, the methods and
+the worlds (guidance.worlds.World, whose fields have these types) share one declaration: FaceDetector and
+FaceEmbedder (conditions/face.py), StyleFeatures (conditions/style.py), Classifier (guidance/methods/gfcg.py).
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of width and height
 
 
 class Energy(nn.Module, ABC):
@@ -43,3 +53,34 @@ class SumEnergy(Energy):
     @torch.no_grad()
     def metric(self, images: Tensor) -> Tensor:
         return self.energies[0].metric(images)
+
+
+# ----------------------------------------------------------------------------- the networks energies read
+
+
+class FaceDetector(Protocol):
+    no_face_hint: str  # what a person should do when no face is found
+    fallback_box: Box  # where a generated image is cropped while no face is found in it
+
+    def box(self, image: Image.Image) -> Box | None:
+        """The most confident face's box, or None when there is no face."""
+
+
+class FaceEmbedder(Protocol):
+    input_size: int
+
+    def __call__(self, crops: Tensor) -> Tensor:
+        """(B, D) embeddings of face crops (B, 3, input_size, input_size) in [-1, 1]; differentiable."""
+
+
+class StyleFeatures(Protocol):
+    def __call__(self, images: Tensor) -> Tensor:
+        """(B, N, D) feature tokens of pixels (B, 3, H, W) in [-1, 1]; differentiable."""
+
+
+class Classifier(Protocol):
+    """Class probabilities of pixels in [-1, 1]; used in inference mode only."""
+
+    class_names: tuple[str, ...]
+
+    def __call__(self, images: Tensor) -> Tensor: ...

@@ -60,7 +60,7 @@ def tiny_world_path(tmp_path_factory):
 
     from guidance.worlds.embedded import FILES, LABEL_EMBEDDING
     from guidance.worlds.embedded.nets import save_net
-    from guidance.worlds.embedded.train import SCHEDULE, _vae_config
+    from guidance.worlds.embedded.stages import SCHEDULE, _vae_config
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("tiny_world")

@@ -1,9 +1,9 @@
-"""Tests of the procedural face renderer (guidance.worlds.embedded.render)."""
+"""Tests of the procedural face renderer (guidance.worlds.embedded.render) and its dataset (guidance.worlds.embedded.dataset)."""
 
 import numpy as np
 import pytest
 
-from guidance.worlds.embedded.render import (
+from guidance.worlds.embedded.dataset import (
     CLASS_NAMES,
     CONFUSABLE_PAIRS,
     SPLIT_ID_RANGES,
@@ -12,8 +12,8 @@ from guidance.worlds.embedded.render import (
     identity_from_id,
     make_dataset,
     nuisance_from_seed,
-    render,
 )
+from guidance.worlds.embedded.render import render
 
 
 def test_render_shape_dtype_and_determinism():
@@ -108,7 +108,7 @@ def test_train_and_heldout_identities_disjoint():
 
 
 def test_attributes_follow_the_identity_and_the_nuisance():
-    from guidance.worlds.embedded.render import ATTRIBUTES, UNSEEN, attributes_of
+    from guidance.worlds.embedded.dataset import ATTRIBUTES, UNSEEN, attributes_of
 
     _, labels, ids, attributes = make_dataset(60, seed=4)
     assert attributes.shape == (60, len(ATTRIBUTES))

@@ -10,8 +10,9 @@ from PIL import Image
 
 from guidance.errors import MethodConfigError, WeightsUnavailableError
 from guidance.worlds.embedded import ASSETS, REQUIRED, load_world
-from guidance.worlds.embedded.render import ATTRIBUTES, CLASS_NAMES, make_dataset
-from guidance.worlds.embedded.train import blur, negatives, run_stage
+from guidance.worlds.embedded.dataset import ATTRIBUTES, CLASS_NAMES, make_dataset
+from guidance.worlds.embedded.stages import blur, negatives
+from guidance.worlds.embedded.train import run_stage
 from safetensors.torch import load_file
 
 

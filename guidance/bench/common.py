@@ -103,7 +103,7 @@ def goal(name: str, target: str, measured: float, met: bool, unit: str = "") -> 
 @lru_cache(maxsize=16)
 def renders(n: int, seed: int, identities_per_class: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """n held-out renders (pixels (n, 3, 64, 64) in [-1, 1], labels, identity ids), class-balanced."""
-    from guidance.worlds.embedded.render import make_dataset
+    from guidance.worlds.embedded.dataset import make_dataset
 
     images, labels, ids, _ = make_dataset(n, seed=seed, split="heldout", identities_per_class=identities_per_class)
     pixels = pixels_from_uint8(images)

@@ -1,11 +1,10 @@
 """GFCG: gradient-free classifier guidance (arXiv 2411.15393), a predictor built on CFG or Autoguidance."""
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from torch import Tensor
 
+from ..energy import Classifier
 from ..errors import MethodConfigError
 from ..vp_arithmetic import to_eps_and_x0
 from .predictors import Estimate, Predictor, branch_eps, paired_eps
@@ -13,14 +12,6 @@ from .step import StepContext
 
 BASES = ("none", "cfg", "atg")
 SCALE_RULES = ("confusion", "ratio")
-
-
-class Classifier(Protocol):
-    """Class probabilities of pixels in [-1, 1]; used in inference mode only."""
-
-    class_names: tuple[str, ...]
-
-    def __call__(self, images: Tensor) -> Tensor: ...
 
 
 class GFCG(Predictor):

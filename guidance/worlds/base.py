@@ -1,29 +1,33 @@
 """A model world: a backbone plus the networks its energies and metrics use, behind one dataclass.
 
-The networks satisfy the protocols of conditions/: FaceDetector and FaceEmbedder (conditions/face.py),
-StyleFeatures (conditions/style.py), and the Classifier of guidance/methods/gfcg.py (class_names, probabilities).
+The networks satisfy the protocols FaceDetector, FaceEmbedder, StyleFeatures and Classifier (class_names,
+probabilities). They are declared in guidance.energy, the one guidance module that conditions/ (which uses them)
+may import besides guidance.errors, and are importable from here too.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
 
 from ..backbone import Backbone
+from ..energy import Classifier, FaceDetector, FaceEmbedder, StyleFeatures
 from ..errors import WeightsUnavailableError
+
+__all__ = ["Classifier", "FaceDetector", "FaceEmbedder", "StyleFeatures", "Unavailable", "World", "optional"]
 
 
 @dataclass
 class World:
-    """What the tasks need from a world. `classifier` guides GFCG; `evaluator` only ever measures."""
+    """What the tasks need from a world. `classifier` guides GFCG; `evaluator` only ever measures.
+
+    A network whose weights could not be had is an `Unavailable` that raises its loading error when used.
+    """
 
     backbone: Backbone
-    face_detector: Any  # conditions.face.FaceDetector
-    face_embedder: Any  # conditions.face.FaceEmbedder
-    style_features: Any  # conditions.style.StyleFeatures
-    classifier: Any  # guidance.methods.gfcg.Classifier
-    evaluator: Any  # a Classifier with a different architecture or weights
+    face_detector: FaceDetector
+    face_embedder: FaceEmbedder
+    style_features: StyleFeatures
+    classifier: Classifier
+    evaluator: Classifier  # a different architecture or weights than `classifier`
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -50,37 +54,3 @@ def optional(factory, *args, **kwargs):
         return factory(*args, **kwargs)
     except WeightsUnavailableError as error:
         return Unavailable(error)
-
-
-def load_sd15_world(
-    model: str | None = None,
-    controlnet: str | None = None,
-    device: str | torch.device | None = None,
-    class_names: tuple[str, ...] | None = None,
-    tiny_vae: str | None = None,
-) -> World:
-    """Stable Diffusion 1.5 with facenet-pytorch faces and OpenCLIP style features and classifiers.
-
-    The GFCG classifier is OpenCLIP ViT-B-16 zero-shot; the evaluator is ViT-B-32, a different model.
-    The UNet, VAE and text encoder must load; face and CLIP networks whose weights are missing make
-    only the tasks that use them fail, with their WeightsUnavailableError. `tiny_vae` (e.g. guidance.worlds.sd15.TAESD)
-    adds a tiny decoder for the guidance path (Settings.tiny_decoder).
-    """
-    from conditions.classes import CLIPZeroShot
-    from conditions.face import FacenetEmbedder, MTCNNDetector
-    from conditions.style import CLIPPatchTokens
-
-    from .sd15 import SD15, SD_CLASSES, load_sd15
-
-    class_names = class_names or SD_CLASSES
-
-    backbone = load_sd15(model or SD15, controlnet=controlnet, device=device, tiny_vae=tiny_vae)
-    backbone.class_names = class_names
-    return World(
-        backbone=backbone,
-        face_detector=MTCNNDetector(device=backbone.device),
-        face_embedder=optional(lambda: FacenetEmbedder().to(backbone.device)),
-        style_features=optional(CLIPPatchTokens, device=backbone.device),
-        classifier=optional(CLIPZeroShot, class_names, device=backbone.device),
-        evaluator=optional(CLIPZeroShot, class_names, model="ViT-B-32", device=backbone.device),
-    )

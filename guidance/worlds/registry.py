@@ -80,7 +80,7 @@ class WorldRegistry:
 
             return load_world(self.embedded, self.device)
         if key == SD and self.sd_model:
-            from .base import load_sd15_world
+            from .sd15 import load_sd15_world
 
             return load_sd15_world(self.sd_model, self.controlnet, self.device, class_names=SD_CLASSES)
         raise MethodConfigError(f"unknown backbone {key!r}; this app offers {self.keys()}")

@@ -1,4 +1,5 @@
-"""Stable Diffusion 1.5 (+ ControlNet) as a backbone, loaded with diffusers by hub id or local folder."""
+"""Stable Diffusion 1.5 (+ ControlNet) as a backbone, loaded with diffusers by hub id or local folder, and as a World
+(load_sd15_world: facenet-pytorch faces, OpenCLIP style features and classifiers)."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..backbone import Condition, UNetBackbone
 from ..errors import WeightsUnavailableError
+from .base import World, optional
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD_CLASSES = ("cat", "dog", "fox", "wolf", "lion", "tiger", "owl", "eagle")  # what the CLIP zero-shot classifiers tell apart
@@ -112,3 +114,35 @@ def load_sd15(
     backbone = StableDiffusionBackbone(unet, vae, text_encoder, tokenizer, scheduler_config, control, image_size, name=model)
     backbone.tiny_decoder = tiny
     return backbone
+
+
+def load_sd15_world(
+    model: str | None = None,
+    controlnet: str | None = None,
+    device: str | torch.device | None = None,
+    class_names: tuple[str, ...] | None = None,
+    tiny_vae: str | None = None,
+) -> World:
+    """Stable Diffusion 1.5 with facenet-pytorch faces and OpenCLIP style features and classifiers.
+
+    The GFCG classifier is OpenCLIP ViT-B-16 zero-shot; the evaluator is ViT-B-32, a different model.
+    The UNet, VAE and text encoder must load; face and CLIP networks whose weights are missing make
+    only the tasks that use them fail, with their WeightsUnavailableError. `tiny_vae` (e.g. guidance.worlds.sd15.TAESD)
+    adds a tiny decoder for the guidance path (Settings.tiny_decoder).
+    """
+    from conditions.classes import CLIPZeroShot
+    from conditions.face import FacenetEmbedder, MTCNNDetector
+    from conditions.style import CLIPPatchTokens
+
+    class_names = class_names or SD_CLASSES
+
+    backbone = load_sd15(model or SD15, controlnet=controlnet, device=device, tiny_vae=tiny_vae)
+    backbone.class_names = class_names
+    return World(
+        backbone=backbone,
+        face_detector=MTCNNDetector(device=backbone.device),
+        face_embedder=optional(lambda: FacenetEmbedder().to(backbone.device)),
+        style_features=optional(CLIPPatchTokens, device=backbone.device),
+        classifier=optional(CLIPZeroShot, class_names, device=backbone.device),
+        evaluator=optional(CLIPZeroShot, class_names, model="ViT-B-32", device=backbone.device),
+    )

@@ -22,7 +22,7 @@ from conditions.face import crop
 from conditions.images import to_pil
 from guidance.errors import MethodConfigError
 from guidance.tasks import TaskRequest, preset, run_task
-from guidance.worlds.embedded.render import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
+from guidance.worlds.embedded.dataset import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
 from guidance.worlds import World
 
 from ..common import (

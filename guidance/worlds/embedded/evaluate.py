@@ -24,8 +24,8 @@ from guidance.sampling import sample
 from ..base import World
 
 from . import ASSETS, load_world
-from .render import ATTRIBUTES, CLASS_NAMES, UNSEEN
-from .train import load, negatives, vae_psnr
+from .dataset import ATTRIBUTES, CLASS_NAMES, UNSEEN
+from .stages import load, negatives, vae_psnr
 
 TEST_PHOTOS = ("astronaut", "coffee", "chelsea")  # kept out of the detector's training
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .render import SUPERSAMPLE, Texture, _pattern, identity_for_class, nuisance_from_seed, render
+from .dataset import Texture, identity_for_class, nuisance_from_seed
+from .render import SUPERSAMPLE, _pattern, render
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples"
 STYLE_KINDS = ("stripes", "checker", "dots")

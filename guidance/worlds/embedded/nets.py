@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from conditions.images import pixels_from_uint8
 
-from .render import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES
+from .dataset import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES
 
 SIZE = 64
 

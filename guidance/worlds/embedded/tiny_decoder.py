@@ -21,7 +21,8 @@ from diffusers import AutoencoderTiny
 from torch import Tensor
 
 from . import ASSETS, FILES, load_backbone
-from .render import make_dataset
+from .dataset import make_dataset
+from .training import record
 
 FOLDER = FILES["tiny_decoder"]
 CONFIG = {  # decoder: 24 channels, one block per resolution (16 -> 32 -> 64 px); the encoder is a stub, never used
@@ -82,9 +83,7 @@ def distil(world: Path = ASSETS, seconds: float = 480.0, renders: int = 3000, ba
         "seconds": round(time.perf_counter() - start, 1), "psnr_db_vs_full_decoder": round(10 * torch.log10(torch.tensor(4 / mse)).item(), 2),
         "dtype": "float16", "config": {k: list(v) if isinstance(v, tuple) else v for k, v in CONFIG.items()},
     }  # fmt: skip
-    manifest = world / "manifest.json"
-    data = json.loads(manifest.read_text()) if manifest.exists() else {}
-    manifest.write_text(json.dumps({**data, "tiny_decoder": entry}, indent=2) + "\n")
+    record(world, "tiny_decoder", entry)
     return entry
 
 
