@@ -124,7 +124,7 @@ def _reference_energy(world: World, kind: str, reference: Image.Image, artefacts
     raise MethodConfigError(f"unknown extra condition {kind!r}: use 'face' or 'style'")
 
 
-def _runs(request: TaskRequest) -> list[tuple[str, str, str]]:
+def planned_runs(request: TaskRequest) -> list[tuple[str, str, str]]:
     """(label, method, scheduler) per result: the methods, or on the solvers tab the schedulers."""
     if request.task == "solvers":
         return [(s, request.methods[0], s) for s in request.schedulers]
@@ -153,7 +153,7 @@ def run_task(
     """
     energy, control, artefacts = build_energy(world, request)
     conditions = [request.condition] * request.samples
-    settings, runs = _settings(request), _runs(request)
+    settings, runs = _settings(request), planned_runs(request)
     total, results = len(runs) * request.steps, []
     for number, (label, method_name, scheduler) in enumerate(runs):
         method = build_method(method_name, settings, world.classifier)
@@ -283,12 +283,12 @@ def sweep(
     shown in every column. Stopped, the outcome holds the finished columns and the one that was stopped.
     """
     values = check_sweep(request.task, setting, values)
-    labels = [label for label, _, _ in _runs(request)]
+    labels = [label for label, _, _ in planned_runs(request)]
     done: dict[str, SamplingResult] = {}
     outcome = SweepOutcome(setting, values, [], labels)
     for column, value in enumerate(values):
         current = sweep_request(request, setting, value)
-        keys = {label: _run_key(world, current, label, method, scheduler) for label, method, scheduler in _runs(current)}
+        keys = {label: _run_key(world, current, label, method, scheduler) for label, method, scheduler in planned_runs(current)}
         missing = [label for label in labels if keys[label] not in done]
         ticker = _sweep_ticker(progress, labels, missing, column, len(values), current.steps)
         fresh = run_task(world, _only(current, missing), ticker, should_stop) if missing else TaskOutcome([])

@@ -1,0 +1,103 @@
+"""Live previews: run_task in a worker thread, its steps streamed as frames (each method's latest x0_hat, energies).
+
+The app's generator handlers and the `preview` benchmark consume `stream_task`; x0_hat is decoded only at the
+request's `snapshots` steps (guidance.sampling.snapshot_indices), so a preview costs a few VAE decodes per method.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+from torch import Tensor
+
+from conditions.images import to_pil
+
+from .sampling import StepRecord
+from .tasks import TaskOutcome, TaskRequest, planned_runs, run_task
+from .worlds import World
+
+
+@dataclass
+class Frame:
+    """The run so far: each method's latest decoded x0_hat (step index, images) and its mean energy per step."""
+
+    total: int  # steps over all methods
+    pictures: dict[str, tuple[int, Tensor]] = field(default_factory=dict)
+    energies: dict[str, list[float | None]] = field(default_factory=dict)
+    done: int = 0
+    label: str = ""
+
+    def add(self, label: str, record: StepRecord, picture: Tensor | None) -> None:
+        energy = None if record.energy is None else sum(record.energy) / len(record.energy)
+        self.energies.setdefault(label, []).append(energy)
+        if picture is not None:
+            self.pictures[label] = (record.index, picture)
+        self.done, self.label = self.done + 1, label
+
+    def gallery(self, steps: int) -> list[tuple[Image.Image, str]]:
+        """Every sample's latest x0_hat, captioned with its method and step."""
+        return [
+            (image, f"{label} · x0_hat at step {index + 1} of {steps}")
+            for label, (index, images) in self.pictures.items()
+            for image in to_pil(images)
+        ]
+
+    def energy_figure(self) -> Figure:
+        """The energy of x0_hat per step so far, one line per method."""
+        figure = Figure(figsize=(5, 3.2), layout="constrained")
+        axes = figure.subplots()
+        for label, values in self.energies.items():
+            axes.plot(range(1, len(values) + 1), [float("nan") if v is None else v for v in values], marker=".", label=label)
+        axes.set(xlabel="step", ylabel="energy of the x0 estimate")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        if self.energies:
+            axes.legend(fontsize="small")
+        return figure
+
+
+def stream_task(
+    world: World, request: TaskRequest, should_stop: Callable[[], bool] | None = None, interval: float = 0.5
+) -> Iterator[Frame | TaskOutcome]:
+    """run_task in a worker thread: yields the Frame at each snapshot (at most `interval` s apart between them),
+    then the TaskOutcome. Its errors are raised here; closing the iterator stops the run before its next step."""
+    events: queue.Queue = queue.Queue()
+    closed = threading.Event()
+
+    def stop() -> bool:
+        return closed.is_set() or (should_stop is not None and should_stop())
+
+    def work() -> None:
+        try:
+            events.put(run_task(world, request, should_stop=stop, on_step=lambda *event: events.put(event)))
+        except BaseException as error:  # handed to the consumer, which raises it
+            events.put(error)
+
+    worker = threading.Thread(target=work, daemon=True, name="stream_task")
+    worker.start()
+    frame, shown = Frame(total=len(planned_runs(request)) * request.steps), time.monotonic()
+    try:
+        while True:
+            batch = [events.get()]
+            while not events.empty():
+                batch.append(events.get())
+            steps = [event for event in batch if isinstance(event, tuple)]
+            for event in steps:
+                frame.add(*event)
+            if any(picture is not None for *_, picture in steps) or (steps and time.monotonic() - shown >= interval):
+                yield frame
+                shown = time.monotonic()
+            if isinstance(batch[-1], BaseException):
+                raise batch[-1]
+            if isinstance(batch[-1], TaskOutcome):
+                yield batch[-1]
+                return
+    finally:
+        closed.set()
+        worker.join()
