@@ -31,7 +31,7 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,12 @@ from guidance.methods import Settings
 from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.methods.gfcg import SCALE_RULES
 from guidance.schedulers import SCHEDULERS
-from guidance.tasks import PRESETS, TaskOutcome, TaskRequest, preset, run_task
+from guidance.preview import Frame, stream_task
+from guidance.space import gpu_seconds, on_gpu
+from guidance.tasks import (
+    PRESETS, SWEEP_DEFAULTS, SWEEP_SETTINGS, TASK_SWEEPS, SweepOutcome, TaskOutcome, TaskRequest, parse_values, preset, sweep,
+)  # fmt: skip
+from guidance.views import SWEEP_SERIES, sweep_figure, sweep_grid, sweep_series, trajectory_strip
 from guidance.world import ASSETS
 from guidance.world.render import CLASS_NAMES
 from guidance.worlds import World
@@ -68,6 +73,7 @@ METRIC_LABELS = {
     "id_distance": "ID distance", "style_distance": "style distance",
     "edge_f1": "edge F1", "class_probability": "class probability",
 }  # fmt: skip
+SNAPSHOTS = 8  # x0_hat decoded at 8 evenly spaced steps per method: the live preview and the trajectory strip
 TABLE_COLUMNS = ("method", "seconds", "NFE", "steps", "ms / step", "metric", "final energy", "peak MB")
 ERROR_TITLES = {
     NoFaceFoundError: "No face found", ImageInputError: "Unusable image", WeightsUnavailableError: "Weights not available",
@@ -404,16 +410,6 @@ def readable_errors() -> Iterator[None]:
         raise gr.Error("out of memory: try fewer samples, fewer methods or a smaller backbone", title="Out of memory", print_exception=False) from error
 
 
-def _ticker(progress: gr.Progress, request: TaskRequest) -> Callable[[int, int], None]:
-    """run_task's progress callback feeding gr.Progress, named after the method being run."""
-    labels = request.schedulers if request.task == "solvers" else request.methods
-
-    def tick(done: int, total: int) -> None:
-        progress((done, total), desc=labels[min((done - 1) // request.steps, len(labels) - 1)], unit="steps")
-
-    return tick
-
-
 def _warn_if_stopped(outcome: TaskOutcome, requested: int) -> None:
     stopped = [(label, result) for label, result in outcome.results if result.cancelled]
     if stopped:
@@ -422,19 +418,24 @@ def _warn_if_stopped(outcome: TaskOutcome, requested: int) -> None:
         gr.Warning(f"Stopped during {label} after {len(result.steps)} of {requested} steps; partial results shown ({shown}).")
 
 
-def make_run(tab: Tab, backbones: Backbones, stops: Stops, downloads: Path) -> Callable[..., tuple]:
-    """The tab's endpoint: widget values in, (gallery, summary, plots, table, artefacts, files, status) out."""
+def make_run(tab: Tab, backbones: Backbones, stops: Stops, downloads: Path) -> Callable[..., Iterator[tuple]]:
+    """The tab's endpoint: widget values in; previews (x0_hat, energies) while it runs, then (gallery, summary, plots,
+    table, artefacts, files, status, trajectory)."""
 
-    def run(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> tuple:
+    def run(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> Iterator[tuple]:
         backbone = values.pop("backbone")
         with readable_errors(), stops.watch(request.session_hash) as stop:
             progress(0, desc=f"loading the {backbone} backbone")
             world = backbones.load(backbone)
-            task_request = request_from(tab.task, values)
-            outcome = run_task(world, task_request, progress=_ticker(progress, task_request), should_stop=stop.is_set)
+            task_request = replace(request_from(tab.task, values), snapshots=SNAPSHOTS)
+            tick = lambda frame: progress((frame.done, frame.total), desc=frame.label, unit="steps")  # noqa: E731
+            for item in stream_task(world, task_request, should_stop=stop.is_set, progress=tick):
+                if isinstance(item, Frame):
+                    yield preview(item, task_request.steps)
+            outcome = item
         _warn_if_stopped(outcome, task_request.steps)
         summary = summarize(outcome)
-        return (
+        yield (
             gallery(outcome, summary),
             summary,
             step_figure(summary, "ms_per_step", "ms per step"),
@@ -443,9 +444,90 @@ def make_run(tab: Tab, backbones: Backbones, stops: Stops, downloads: Path) -> C
             [(image, name) for name, image in outcome.artefacts.items()],
             write_downloads(downloads, outcome, summary),
             backbones.status(backbone),
+            trajectory_strip(outcome.results),
         )
 
-    return spaces.GPU(run) if spaces is not None else run
+    return on_gpu(run, lambda *_, **values: run_seconds(tab, values), spaces)
+
+
+def preview(frame: Frame, steps: int) -> tuple:
+    """A live frame: the gallery shows each method's latest x0_hat and the energy plot grows; the rest waits."""
+    return (frame.gallery(steps), gr.skip(), gr.skip(), frame.energy_figure(), *[gr.skip()] * 5)
+
+
+def run_seconds(tab: Tab, values: dict[str, Any], sweep_values: int = 1) -> int:
+    """ZeroGPU's hold for a run (or a sweep of `sweep_values` values) of the tab's widget values."""
+    steps = int(values.get("nfe" if tab.task == "solvers" else "steps", tab.steps))
+    runs = len(values.get("methods") or tab.selected)
+    return gpu_seconds(steps, int(values.get("samples", 1)), runs, sweep_values)
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+def sweep_summary(outcome: SweepOutcome) -> dict[str, Any]:
+    """What the sweep endpoint returns and sweep.json holds: the setting, its values, and per method its series."""
+    return {"setting": outcome.setting, "values": outcome.values, "methods": outcome.labels,
+            "columns": len(outcome.columns), "cancelled": outcome.cancelled, "series": sweep_series(outcome)}  # fmt: skip
+
+
+def write_sweep_downloads(root: Path, outcome: SweepOutcome, figures: dict[str, Figure]) -> list[str]:
+    """grid.png, one PNG per figure, and sweep.json, in a new folder under `root`."""
+    folder = root / uuid.uuid4().hex
+    folder.mkdir()
+    sweep_grid(outcome).save(folder / "grid.png")
+    for name, figure in figures.items():
+        figure.savefig(folder / f"{name}.png", dpi=120)
+    (folder / "sweep.json").write_text(json.dumps(sweep_summary(outcome), indent=1, default=str))
+    return [str(folder / "grid.png"), *(str(folder / f"{name}.png") for name in figures), str(folder / "sweep.json")]
+
+
+def make_sweep(tab: Tab, backbones: Backbones, stops: Stops, downloads: Path) -> Callable[..., tuple]:
+    """The tab's sweep endpoint: its widget values plus a setting and 3-8 values in; grid, plots, files, JSON out."""
+
+    def run_sweep(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> tuple:
+        backbone, setting, text = values.pop("backbone"), values.pop("sweep_setting"), values.pop("sweep_values")
+        with readable_errors(), stops.watch(request.session_hash) as stop:
+            progress(0, desc=f"loading the {backbone} backbone")
+            world = backbones.load(backbone)
+            outcome = sweep(
+                world, request_from(tab.task, values), setting, parse_values(setting, text),
+                progress=lambda where: progress((where.step, where.steps), desc=str(where), unit="steps"), should_stop=stop.is_set,
+            )  # fmt: skip
+        if outcome.cancelled:
+            gr.Warning(f"Stopped after {len(outcome.columns) - 1} of {len(outcome.values)} values; finished cells shown.")
+        figures = {key: sweep_figure(outcome, key) for key in SWEEP_SERIES}
+        files = write_sweep_downloads(downloads, outcome, figures)
+        return sweep_grid(outcome), figures["metric"], figures["seconds_per_image"], files, sweep_summary(outcome)
+
+    def seconds(*_, **values: Any) -> int:
+        return run_seconds(tab, values, len(parse_values(values["sweep_setting"], values["sweep_values"])))
+
+    return on_gpu(run_sweep, seconds, spaces)
+
+
+def sweep_section(tab: Tab, backbone: gr.Dropdown, inputs: dict[str, gr.components.Component], run_sweep: Callable) -> None:
+    """Every selected method at 3-8 values of one setting, from the same seed: a grid and two plots."""
+    settings = TASK_SWEEPS[tab.task]
+    with gr.Accordion("Sweep: one setting, 3 to 8 values (Stop above ends it)", open=False, elem_id=f"{tab.task}-sweep"):
+        with gr.Row():
+            setting = gr.Dropdown([(SWEEP_SETTINGS[s], s) for s in settings], value=settings[0], label="Setting", elem_id=f"{tab.task}-sweep-setting")
+            values = gr.Textbox(SWEEP_DEFAULTS[settings[0]], label="Values", info="a list (0.02, 0.05, 0.1) or a range start:stop:count",
+                                elem_id=f"{tab.task}-sweep-values")  # fmt: skip
+            start = gr.Button("Sweep", variant="primary", elem_id=f"{tab.task}-sweep-run")
+        grid = gr.Image(label="Grid: methods x values", type="pil", format="png", interactive=False, elem_id=f"{tab.task}-sweep-grid")
+        with gr.Row():
+            metric = gr.Plot(label="Metric against the value", format="png", elem_id=f"{tab.task}-sweep-metric")
+            seconds = gr.Plot(label="Seconds per image against the value", format="png", elem_id=f"{tab.task}-sweep-seconds")
+        files = gr.File(label="Download: grid and figures as PNG, data as JSON", file_count="multiple", elem_id=f"{tab.task}-sweep-downloads")
+        with gr.Accordion("Sweep data (JSON)", open=False):
+            summary = gr.JSON(label="Per method", elem_id=f"{tab.task}-sweep-json")
+    setting.change(lambda key: SWEEP_DEFAULTS[key], setting, values, api_visibility="private", concurrency_limit=None)
+    start.click(
+        run_sweep, inputs_kwargs={"backbone": backbone, **inputs, "sweep_setting": setting, "sweep_values": values},
+        outputs=[grid, metric, seconds, files, summary], api_name=f"{tab.task}_sweep", concurrency_id="sampling",
+        show_progress_on=grid, preprocess=False,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- layout
@@ -574,7 +656,13 @@ def result_outputs(tab: Tab) -> list[gr.components.Component]:
     return [images, summary, time_plot, energy_plot, table, used, files]
 
 
-def build_tab(tab: Tab, backbone: gr.Dropdown, status: gr.Markdown, run: Callable) -> tuple[gr.Dropdown, gr.Button]:
+def trajectory_output(tab: Tab) -> gr.Image:
+    """After a run: per method, x0_hat at evenly spaced steps, then the final image."""
+    return gr.Image(label=f"Trajectory: x0_hat at {SNAPSHOTS} steps per method", type="pil", format="png", interactive=False,
+                    elem_id=f"{tab.task}-trajectory")  # fmt: skip
+
+
+def build_tab(tab: Tab, backbone: gr.Dropdown, status: gr.Markdown, run: Callable, run_sweep: Callable) -> tuple[gr.Dropdown, gr.Button]:
     """One tab; returns its condition widget (the backbone selector updates it) and its Stop button."""
     with gr.Tab(tab.title, id=tab.task):
         gr.Markdown(tab.intro)
@@ -591,9 +679,11 @@ def build_tab(tab: Tab, backbone: gr.Dropdown, status: gr.Markdown, run: Callabl
                 gr.Examples([list(e) for e in tab.examples], example_inputs(tab, inputs), label="Examples", elem_id=f"{tab.task}-examples")
             with gr.Column(scale=3):
                 outputs = result_outputs(tab)
+                trajectory = trajectory_output(tab)
                 benchmark_panel(tab)
+        sweep_section(tab, backbone, inputs, run_sweep)
         start.click(
-            run, inputs_kwargs={"backbone": backbone, **inputs}, outputs=[*outputs, status],
+            run, inputs_kwargs={"backbone": backbone, **inputs}, outputs=[*outputs, status, trajectory],
             api_name=tab.task, concurrency_id="sampling", show_progress_on=outputs[0],
             preprocess=False,  # uploads reach load_image unopened
         )  # fmt: skip
@@ -620,7 +710,10 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
             default = backbones.default()
             backbone = gr.Dropdown(backbones.choices(), value=default, label="Backbone", scale=1, elem_id="backbone")
             status = gr.Markdown(backbones.status(default), label="Status", elem_id="status")
-        conditions, halts = zip(*(build_tab(tab, backbone, status, make_run(tab, backbones, stops, downloads)) for tab in TABS))
+        conditions, halts = zip(*(
+            build_tab(tab, backbone, status, make_run(tab, backbones, stops, downloads), make_sweep(tab, backbones, stops, downloads))
+            for tab in TABS
+        ))  # fmt: skip
         gr.on([halt.click for halt in halts], stop, api_name="stop", concurrency_limit=None)
         backbone.change(switch, backbone, [status, *conditions], api_visibility="private", concurrency_limit=None)
     return demo.queue(default_concurrency_limit=1)

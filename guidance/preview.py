@@ -50,7 +50,8 @@ class Frame:
 
     def energy_figure(self) -> Figure:
         """The energy of x0_hat per step so far, one line per method."""
-        figure = Figure(figsize=(5, 3.2), layout="constrained")
+        figure = Figure(figsize=(5, 3.2))  # no constrained layout: a frame is drawn while the run goes
+        figure.subplots_adjust(left=0.16, bottom=0.15, right=0.97, top=0.95)
         axes = figure.subplots()
         for label, values in self.energies.items():
             axes.plot(range(1, len(values) + 1), [float("nan") if v is None else v for v in values], marker=".", label=label)
@@ -63,10 +64,20 @@ class Frame:
 
 
 def stream_task(
-    world: World, request: TaskRequest, should_stop: Callable[[], bool] | None = None, interval: float = 0.5
+    world: World,
+    request: TaskRequest,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[Frame], None] | None = None,
+    interval: float = 0.5,
+    share: float = 0.05,
 ) -> Iterator[Frame | TaskOutcome]:
-    """run_task in a worker thread: yields the Frame at each snapshot (at most `interval` s apart between them),
-    then the TaskOutcome. Its errors are raised here; closing the iterator stops the run before its next step."""
+    """run_task in a worker thread: yields Frames, then the TaskOutcome; errors are raised here, and closing the
+    iterator stops the run before its next step. `progress(frame)` runs in the caller's thread after new steps.
+
+    The first frame comes with the first snapshot. After that a frame comes when `interval` s have passed and the
+    consumer's time on the last frame (drawing, sending) is at most `share` of the time since: a slow consumer sees
+    fewer frames instead of slowing the run.
+    """
     events: queue.Queue = queue.Queue()
     closed = threading.Event()
 
@@ -81,7 +92,7 @@ def stream_task(
 
     worker = threading.Thread(target=work, daemon=True, name="stream_task")
     worker.start()
-    frame, shown = Frame(total=len(planned_runs(request)) * request.steps), time.monotonic()
+    frame, shown, wait = Frame(total=len(planned_runs(request)) * request.steps), time.monotonic(), None
     try:
         while True:
             batch = [events.get()]
@@ -90,9 +101,14 @@ def stream_task(
             steps = [event for event in batch if isinstance(event, tuple)]
             for event in steps:
                 frame.add(*event)
-            if any(picture is not None for *_, picture in steps) or (steps and time.monotonic() - shown >= interval):
+            if steps and progress is not None:
+                progress(frame)
+            first = wait is None and any(picture is not None for *_, picture in steps)
+            if first or (wait is not None and steps and time.monotonic() - shown >= wait):
+                start = time.monotonic()
                 yield frame
                 shown = time.monotonic()
+                wait = max(interval, (shown - start) / share)
             if isinstance(batch[-1], BaseException):
                 raise batch[-1]
             if isinstance(batch[-1], TaskOutcome):

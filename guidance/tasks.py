@@ -179,8 +179,12 @@ SWEEP_SETTINGS = {
 }  # fmt: skip
 ENERGY_SWEEPS = ("scale", "dsg_rate", "cfg_scale", "fisher_weight", "steps", "eta")
 TASK_SWEEPS = {"face": ENERGY_SWEEPS, "style": ENERGY_SWEEPS, "control": ENERGY_SWEEPS,
-               "classes": ("cfg_scale", "gfcg_max_scale", "steps", "eta"), "solvers": ("cfg_scale", "steps")}  # fmt: skip
+               "classes": ("gfcg_max_scale", "cfg_scale", "steps", "eta"), "solvers": ("steps", "cfg_scale")}  # fmt: skip
 SWEEP_VALUES = (3, 8)  # the fewest and most values of a sweep
+SWEEP_DEFAULTS = {
+    "scale": "0.02, 0.05, 0.1", "dsg_rate": "0.05, 0.1, 0.2", "cfg_scale": "1.5, 2.5, 4", "gfcg_max_scale": "0, 1, 2",
+    "fisher_weight": "unit, flat-prior, gaussian-data", "steps": "6, 10, 20", "eta": "0.25, 0.5, 1",
+}  # fmt: skip
 
 
 @dataclass
