@@ -3,8 +3,9 @@
     python app.py [--host HOST] [--port PORT] [--world PATH] [--sd-model ID_OR_PATH] [--controlnet ID_OR_PATH] [--share]
 
 Tabs: Face, Style, Control map, Classes, Solvers. Each tab's run is an API endpoint (/face, /style,
-/control, /classes, /solvers) whose inputs all default to the tab's first example; /stop stops the
-caller's run between two steps. The launcher decides which weights may be loaded: the embedded world
+/control, /classes, /solvers) whose inputs all default to the tab's first example, streaming x0_hat previews
+before its result; each tab's sweep is another (/face_sweep, ...); /stop stops the caller's run or sweep
+between two steps. The launcher decides which weights may be loaded: the embedded world
 from --world (env GUIDANCE_WORLD, default assets/world), Stable Diffusion 1.5 from --sd-model and
 --controlnet (env GUIDANCE_SD_MODEL, GUIDANCE_CONTROLNET; "none" offers no SD).
 """
