@@ -56,9 +56,9 @@ from guidance.schedulers import SCHEDULERS
 from guidance.preview import Frame, stream_task
 from guidance.space import gpu_seconds, on_gpu
 from guidance.tasks import (
-    PRESETS, SWEEP_DEFAULTS, SWEEP_SETTINGS, TASK_SWEEPS, SweepOutcome, TaskOutcome, TaskRequest, parse_values, preset, sweep,
+    PRESETS, SWEEP_DEFAULTS, SWEEP_SETTINGS, TASK_SWEEPS, TaskOutcome, TaskRequest, parse_values, preset, sweep,
 )  # fmt: skip
-from guidance.views import SWEEP_SERIES, sweep_figure, sweep_grid, sweep_series, trajectory_strip
+from guidance.views import SWEEP_SERIES, sweep_figure, sweep_grid, sweep_summary, trajectory_strip, write_sweep_files
 from guidance.world import ASSETS
 from guidance.world.render import CLASS_NAMES
 from guidance.worlds import World
@@ -466,23 +466,6 @@ def run_seconds(tab: Tab, values: dict[str, Any], sweep_values: int = 1) -> int:
 # ----------------------------------------------------------------------------- sweeps
 
 
-def sweep_summary(outcome: SweepOutcome) -> dict[str, Any]:
-    """What the sweep endpoint returns and sweep.json holds: the setting, its values, and per method its series."""
-    return {"setting": outcome.setting, "values": outcome.values, "methods": outcome.labels,
-            "columns": len(outcome.columns), "cancelled": outcome.cancelled, "series": sweep_series(outcome)}  # fmt: skip
-
-
-def write_sweep_downloads(root: Path, outcome: SweepOutcome, figures: dict[str, Figure]) -> list[str]:
-    """grid.png, one PNG per figure, and sweep.json, in a new folder under `root`."""
-    folder = root / uuid.uuid4().hex
-    folder.mkdir()
-    sweep_grid(outcome).save(folder / "grid.png")
-    for name, figure in figures.items():
-        figure.savefig(folder / f"{name}.png", dpi=120)
-    (folder / "sweep.json").write_text(json.dumps(sweep_summary(outcome), indent=1, default=str))
-    return [str(folder / "grid.png"), *(str(folder / f"{name}.png") for name in figures), str(folder / "sweep.json")]
-
-
 def make_sweep(tab: Tab, backbones: Backbones, stops: Stops, downloads: Path) -> Callable[..., tuple]:
     """The tab's sweep endpoint: its widget values plus a setting and 3-8 values in; grid, plots, files, JSON out."""
 
@@ -498,7 +481,7 @@ def make_sweep(tab: Tab, backbones: Backbones, stops: Stops, downloads: Path) ->
         if outcome.cancelled:
             gr.Warning(f"Stopped after {len(outcome.columns) - 1} of {len(outcome.values)} values; finished cells shown.")
         figures = {key: sweep_figure(outcome, key) for key in SWEEP_SERIES}
-        files = write_sweep_downloads(downloads, outcome, figures)
+        files = write_sweep_files(downloads / uuid.uuid4().hex, outcome, figures)
         return sweep_grid(outcome), figures["metric"], figures["seconds_per_image"], files, sweep_summary(outcome)
 
     def seconds(*_, **values: Any) -> int:

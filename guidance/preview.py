@@ -1,7 +1,7 @@
 """Live previews: run_task in a worker thread, its steps streamed as frames (each method's latest x0_hat, energies).
 
-The app's generator handlers and the `preview` benchmark consume `stream_task`; x0_hat is decoded only at the
-request's `snapshots` steps (guidance.sampling.snapshot_indices), so a preview costs a few VAE decodes per method.
+The app's generator handlers and the `preview` benchmark consume `stream_task`. x0_hat is kept at the request's
+`snapshots` steps (guidance.sampling.snapshot_indices) and decoded only when a frame is shown, by its consumer.
 """
 from __future__ import annotations
 
@@ -18,16 +18,17 @@ from torch import Tensor
 
 from conditions.images import to_pil
 
-from .sampling import StepRecord
+from .sampling import StepRecord, decode_estimate
 from .tasks import TaskOutcome, TaskRequest, planned_runs, run_task
 from .worlds import World
 
 
 @dataclass
 class Frame:
-    """The run so far: each method's latest decoded x0_hat (step index, images) and its mean energy per step."""
+    """The run so far: each method's latest x0_hat (step index, latents) and its mean energy per step."""
 
     total: int  # steps over all methods
+    decode: Callable[[Tensor], Tensor]  # latents to pixels in [-1, 1]
     pictures: dict[str, tuple[int, Tensor]] = field(default_factory=dict)
     energies: dict[str, list[float | None]] = field(default_factory=dict)
     done: int = 0
@@ -41,11 +42,11 @@ class Frame:
         self.done, self.label = self.done + 1, label
 
     def gallery(self, steps: int) -> list[tuple[Image.Image, str]]:
-        """Every sample's latest x0_hat, captioned with its method and step."""
+        """Every sample's latest x0_hat, decoded, captioned with its method and step."""
         return [
             (image, f"{label} · x0_hat at step {index + 1} of {steps}")
-            for label, (index, images) in self.pictures.items()
-            for image in to_pil(images)
+            for label, (index, latents) in self.pictures.items()
+            for image in to_pil(self.decode(latents))
         ]
 
     def energy_figure(self) -> Figure:
@@ -92,7 +93,8 @@ def stream_task(
 
     worker = threading.Thread(target=work, daemon=True, name="stream_task")
     worker.start()
-    frame, shown, wait = Frame(total=len(planned_runs(request)) * request.steps), time.monotonic(), None
+    frame = Frame(len(planned_runs(request)) * request.steps, lambda latents: decode_estimate(world.backbone, latents))
+    shown, wait = time.monotonic(), None
     try:
         while True:
             batch = [events.get()]

@@ -50,7 +50,7 @@ class SamplingResult:
     metric_name: str | None = None
     cancelled: bool = False
     options: dict = field(default_factory=dict)
-    trajectory: list[tuple[int, Tensor]] = field(default_factory=list)  # (step index, decoded x0_hat) at snapshot steps
+    trajectory: list[tuple[int, Tensor]] = field(default_factory=list)  # (step index, x0_hat decoded) at snapshot steps
 
     @property
     def ms_per_step(self) -> list[float]:
@@ -104,7 +104,7 @@ def track_energy(energy: torch.nn.Module | None, backbone: Backbone, x0: Tensor)
     return None if energy is None else energy(backbone.decode(x0)).float().cpu().tolist()
 
 
-StepHook = Callable[[StepRecord, Tensor | None], None]  # a step's record, and its decoded x0_hat at snapshot steps
+StepHook = Callable[[StepRecord, Tensor | None], None]  # a step's record, and its x0_hat latent at snapshot steps
 
 
 def snapshot_indices(steps: int, count: int) -> set[int]:
@@ -143,8 +143,8 @@ def sample(
 ) -> SamplingResult:
     """Sample one image per condition with `method`; reproducible for a seed on a device.
 
-    At `snapshots` evenly spaced steps x0_hat is decoded into `result.trajectory` and passed to `on_step`, which
-    sees every step's record (None for the picture elsewhere); the decodes are outside the timed steps.
+    At `snapshots` evenly spaced steps x0_hat is kept (and passed to `on_step`, which sees every step's record, with
+    None elsewhere); after the run they are decoded together into `result.trajectory`, outside the timed steps.
 
     `eta` sets the noise of DDIM's step by `noise_rule` (guidance/schedulers.py: NOISE_RULES): "ddim" is DDIM's own
     eta, "freedom" FreeDoM's face sampler, sigma_t = eta sqrt(1 - a_prev) (docs/methods.md, Sampling loop step 2).
@@ -178,11 +178,11 @@ def sample(
                 x, x0, record = _timed_step(sched, method, ctx, ddim_eta(noise_rule, eta, ctx.a_t, ctx.a_prev), generator)
                 record.energy = record.energy or track_energy(energy, backbone, x0)
                 result.steps.append(record)
-                picture = decode_estimate(backbone, x0) if index in snapshot_at else None
-                if picture is not None:
-                    result.trajectory.append((index, picture))
+                snapshot = x0.detach() if index in snapshot_at else None
+                if snapshot is not None:
+                    result.trajectory.append((index, snapshot))
                 if on_step is not None:
-                    on_step(record, picture)
+                    on_step(record, snapshot)
                 if progress is not None:
                     progress(index + 1, steps)
     except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as error:
@@ -204,6 +204,9 @@ def _finish(result: SamplingResult, backbone: Backbone, final: Tensor, energy: t
         start = time.perf_counter()
         result.images = decode_estimate(backbone, final)
         result.decode_seconds = time.perf_counter() - start
+        if result.trajectory:  # one decode for every snapshot
+            pixels = decode_estimate(backbone, torch.cat([x0 for _, x0 in result.trajectory])).split(final.shape[0])
+            result.trajectory = [(index, images) for (index, _), images in zip(result.trajectory, pixels)]
         if energy is not None:
             images = result.images.to(backbone.device)
             result.final_energy = energy(images).float().cpu().tolist()

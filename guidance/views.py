@@ -1,8 +1,10 @@
 """Pictures of results for the app and the notebooks: sweep grids and plots, x0_hat trajectories, live frames."""
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
@@ -76,6 +78,22 @@ def sweep_figure(outcome: SweepOutcome, key: str) -> Figure:
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     return figure
+
+
+def sweep_summary(outcome: SweepOutcome) -> dict:
+    """The sweep as JSON: the setting, its values, the methods, and per method its series."""
+    return {"setting": outcome.setting, "values": outcome.values, "methods": outcome.labels,
+            "columns": len(outcome.columns), "cancelled": outcome.cancelled, "series": sweep_series(outcome)}  # fmt: skip
+
+
+def write_sweep_files(folder: Path, outcome: SweepOutcome, figures: dict[str, Figure]) -> list[str]:
+    """grid.png, <name>.png per figure and sweep.json in `folder` (created); their paths."""
+    folder.mkdir(parents=True)
+    sweep_grid(outcome).save(folder / "grid.png")
+    for name, figure in figures.items():
+        figure.savefig(folder / f"{name}.png", dpi=120)
+    (folder / "sweep.json").write_text(json.dumps(sweep_summary(outcome), indent=1, default=str))
+    return [str(folder / "grid.png"), *(str(folder / f"{name}.png") for name in figures), str(folder / "sweep.json")]
 
 
 def trajectory_strip(results: Sequence[tuple[str, SamplingResult]], sample: int = 0, cell: int = 80) -> Image.Image:

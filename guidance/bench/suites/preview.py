@@ -1,6 +1,7 @@
 """`preview`: what live previews cost. The app's face run, preview off (run_task) against preview on (stream_task
-with x0_hat decoded at `snapshots` steps, each frame drawn as the app draws it: gallery images, the energy plot as
-PNG, and the trajectory strip after the run), alternating in one process. Goal: total wall time +10% at most.
+with x0_hat kept at `snapshots` steps, each frame drawn as the app draws it: gallery images decoded, the energy plot
+as PNG, and the trajectory strip after the run), in pairs of adjacent runs, alternating which goes first. Goal: the
+median of the pairs' time ratios (robust to a shared machine's changing load) at most 1.10.
 """
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ def run(world: World, opts: Options) -> SuiteOutput:
     rows = Rows("preview")
     for mode, times in seconds.items():
         rows.append({"task": "face", "method": f"preview {mode}", "steps": plan.steps, "seconds": statistics.median(times), "runs": times})
-    ratio = rows[1]["seconds"] / rows[0]["seconds"]
-    goals = [goal("total time, preview on / off (median)", "<= 1.10x", ratio, ratio <= 1.10, "x")]
+    ratios = [on / off for on, off in zip(seconds["on"], seconds["off"])]
+    ratio = statistics.median(ratios)
+    rows[1]["pair_ratios"] = [round(r, 3) for r in ratios]
+    goals = [goal("total time, preview on / off (median of pairs)", "<= 1.10x", ratio, ratio <= 1.10, "x")]
     return SuiteOutput(rows, goals, config=asdict(plan), notes=[f"{len(plan.methods)} methods x {plan.steps} steps per run, timed as whole runs"])
