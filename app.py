@@ -56,7 +56,7 @@ from guidance.schedulers import SCHEDULERS
 from guidance.preview import Frame, stream_task
 from guidance.space import gpu_seconds, on_gpu
 from guidance.tasks import (
-    PRESETS, SWEEP_DEFAULTS, SWEEP_SETTINGS, TASK_SWEEPS, TaskOutcome, TaskRequest, parse_values, preset, sweep,
+    PRESETS, SWEEP_DEFAULTS, SWEEP_SETTINGS, SWEEP_VALUES, TASK_SWEEPS, TaskOutcome, TaskRequest, parse_values, preset, sweep,
 )  # fmt: skip
 from guidance.views import SWEEP_SERIES, sweep_figure, sweep_grid, sweep_summary, trajectory_strip, write_sweep_files
 from guidance.world import ASSETS
@@ -74,7 +74,7 @@ METRIC_LABELS = {
     "id_distance": "ID distance", "style_distance": "style distance",
     "edge_f1": "edge F1", "class_probability": "class probability",
 }  # fmt: skip
-SNAPSHOTS = 8  # x0_hat decoded at 8 evenly spaced steps per method: the live preview and the trajectory strip
+SNAPSHOTS = 8  # x0_hat kept at 8 evenly spaced steps per method: the live preview's frames and the trajectory strip
 TABLE_COLUMNS = ("method", "seconds", "NFE", "steps", "ms / step", "metric", "final energy", "peak MB")
 ERROR_TITLES = {
     NoFaceFoundError: "No face found", ImageInputError: "Unusable image", WeightsUnavailableError: "Weights not available",
@@ -433,7 +433,8 @@ def make_run(tab: Tab, backbones: Backbones, stops: Stops, downloads: Path) -> C
             for item in stream_task(world, task_request, should_stop=stop.is_set, progress=tick):
                 if isinstance(item, Frame):
                     yield preview(item, task_request.steps)
-            outcome = item
+                else:
+                    outcome = item
         _warn_if_stopped(outcome, task_request.steps)
         summary = summarize(outcome)
         yield (
@@ -485,7 +486,11 @@ def make_sweep(tab: Tab, backbones: Backbones, stops: Stops, downloads: Path) ->
         return sweep_grid(outcome), figures["metric"], figures["seconds_per_image"], files, sweep_summary(outcome)
 
     def seconds(*_, **values: Any) -> int:
-        return run_seconds(tab, values, len(parse_values(values["sweep_setting"], values["sweep_values"])))
+        try:
+            count = len(parse_values(values["sweep_setting"], values["sweep_values"]))
+        except GuidanceError:  # the sweep itself reports bad values
+            count = SWEEP_VALUES[1]
+        return run_seconds(tab, values, count)
 
     return on_gpu(run_sweep, seconds, spaces)
 

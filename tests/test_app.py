@@ -141,14 +141,23 @@ def test_bad_settings_are_explained(client: Client) -> None:
         client.predict(window_start=0.8, window_end=0.2, **fast("face"), api_name="/face")
 
 
+def wait_for_steps(job, timeout: float = 60) -> str:
+    """Until the job reports sampling steps (not loading); returns the progress description."""
+    deadline, desc = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        progress = job.status().progress_data
+        if progress and progress[0].unit == "steps" and progress[0].index:
+            return progress[0].desc or ""
+        time.sleep(0.05)
+    raise AssertionError(f"no sampling step reported within {timeout} s")
+
+
 def test_stop_ends_the_run_between_steps_with_partial_results_and_a_warning(client: Client, monkeypatch) -> None:
     warnings: list[str] = []
     warn = gr.Warning
     monkeypatch.setattr(gr, "Warning", lambda message, **kw: (warnings.append(message), warn(message, **kw)))
     job = client.submit(methods=["figd", "freedom"], steps=500, api_name="/face")
-    deadline = time.monotonic() + 60
-    while not job.status().progress_data and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_steps(job)
     client.predict(api_name="/stop")
     images, summary = job.result(timeout=60)[:2]
     assert list(summary) == ["figd"] and summary["figd"]["cancelled"]
@@ -213,12 +222,7 @@ def test_a_sweep_of_steps_takes_a_range_and_bad_values_are_explained(client: Cli
 
 def test_stopping_a_sweep_returns_the_finished_part(client: Client) -> None:
     job = client.submit(methods=["figd"], steps=300, sweep_setting="scale", sweep_values="0.02, 0.05, 0.1", api_name="/face_sweep")
-    deadline, desc = time.monotonic() + 60, ""
-    while "step" not in desc and time.monotonic() < deadline:
-        time.sleep(0.05)
-        progress = job.status().progress_data
-        desc = (progress[0].desc or "") if progress else ""
-    assert desc.startswith("method 1 of 1, value 1 of 3, step ")
+    assert wait_for_steps(job).startswith("method 1 of 1, value 1 of 3, step ")
     client.predict(api_name="/stop")
     summary = job.result(timeout=60)[4]
     assert summary["cancelled"] and summary["columns"] == 1
@@ -253,5 +257,6 @@ def test_on_zerogpu_every_endpoint_holds_the_gpu_for_its_steps_and_samples(world
     assert run_duration(None, None, steps=100, samples=4, methods=methods) == MAX_SECONDS
     sweep = {"steps": 10, "samples": 1, "methods": methods, "sweep_setting": "scale"}
     assert sweep_duration(None, None, **sweep, sweep_values="0.1, 0.2, 0.3") == gpu_seconds(10, 1, 3, 3)
+    assert sweep_duration(None, None, **sweep, sweep_values="0.1:x") == gpu_seconds(10, 1, 3, 8)  # the sweep explains the values
     solvers_run = spaces.calls[8][1]
     assert solvers_run(None, None, nfe=12, samples=1, methods=["ddim", "evodiff"]) == gpu_seconds(12, 1, 2)
