@@ -1,10 +1,12 @@
-"""The playground's web app: one tab per task, each run one call to guidance.tasks.run_task.
+"""The playground's web app: one tab per task (guidance.tasks.SPECS), each run one call to guidance.tasks.run_task.
 
     python app.py [--host HOST] [--port PORT] [--world PATH] [--sd-model ID_OR_PATH] [--controlnet ID_OR_PATH] [--share]
 
 Tabs: Face, Style, Control map, Classes, Solvers. Each tab's run is an API endpoint (/face, /style,
-/control, /classes, /solvers) whose inputs all default to the tab's first example; /stop stops the
-caller's run between two steps. The launcher decides which weights may be loaded: the embedded world
+/control, /classes, /solvers) whose inputs all default to the tab's first example, streaming x0_hat previews
+before its result; each tab's sweep is another (/face_sweep, ...); /stop stops the caller's run or sweep
+between two steps. The handlers are in app_handlers.py; this file lays out the page and wires it.
+The launcher decides which weights may be loaded: the embedded world
 from --world (env GUIDANCE_WORLD, default assets/world), Stable Diffusion 1.5 from --sd-model and
 --controlnet (env GUIDANCE_SD_MODEL, GUIDANCE_CONTROLNET; "none" offers no SD).
 """
@@ -21,161 +23,25 @@ except ImportError:
 
 import argparse
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import torch
-from PIL import Image
 
+from app_handlers import SNAPSHOTS, make_run, make_sweep, status
 from conditions.control import ANNOTATORS
-from conditions.images import MAX_FILE_BYTES, load_image, to_pil
-from guidance.errors import (
-    DeviceOutOfMemoryError, GuidanceError, ImageInputError, MethodConfigError, NoFaceFoundError,
-    SamplingNaNError, WeightsUnavailableError,
-)  # fmt: skip
-from guidance.export import TABLE_COLUMNS, metrics_table, step_figure, summarize, write_downloads
+from conditions.images import MAX_FILE_BYTES
+from guidance.export import TABLE_COLUMNS
 from guidance.methods import LIMITS, Settings
 from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.methods.gfcg import SCALE_RULES
 from guidance.stops import Stops
-from guidance.tasks import EXAMPLES, EXTRAS, GUIDED_BASES, SPECS, TaskOutcome, TaskRequest, TaskSpec, preset, run_task
+from guidance.tasks import EXAMPLES, EXTRAS, GUIDED_BASES, SPECS, SWEEP_DEFAULTS, SWEEP_SETTINGS, SWEEP_VALUES, TaskSpec
 from guidance.worlds.embedded import ASSETS
 from guidance.worlds.registry import EMBEDDED, SD, WorldRegistry
 
 BENCH_FIGURES = Path(__file__).resolve().parent / "docs" / "figures"  # written by `python -m guidance.bench report`
-ERROR_TITLES = {
-    NoFaceFoundError: "No face found", ImageInputError: "Unusable image", WeightsUnavailableError: "Weights not available",
-    MethodConfigError: "Invalid settings", SamplingNaNError: "Sampling diverged", DeviceOutOfMemoryError: "Out of memory",
-}  # fmt: skip
-
-
-# ----------------------------------------------------------------------------- widgets -> request
-
-
-def settings_from(task: str, values: dict[str, Any]) -> Settings:
-    """The task's preset with the sliders' values; Settings checks every one."""
-    overrides: dict[str, Any] = {"cfg_scale": float(values["cfg_scale"])}
-    if "scale" in values:
-        overrides |= {
-            "scale": float(values["scale"]), "fisher_weight": values["fisher_weight"],
-            "dsg_rate": float(values["dsg_rate"]), "dsg_interval": int(values["dsg_interval"]),
-            "window": (float(values["window_start"]), float(values["window_end"])), "repeats": int(values["repeats"]),
-            "travel_window": (float(values["travel_start"]), float(values["travel_end"])),
-        }  # fmt: skip
-    if "gfcg_max_scale" in values:
-        overrides |= {"gfcg_max_scale": float(values["gfcg_max_scale"]), "gfcg_rule": values["gfcg_rule"], "gfcg_fused": bool(values["gfcg_fused"])}
-    return preset(task, **overrides)
-
-
-def _image(upload: dict | None, what: str) -> Image.Image:
-    """An uploaded file (gradio's file payload, not preprocessed) read by load_image, which checks it."""
-    if not upload or not upload.get("path"):
-        raise ImageInputError(f"upload {what}")
-    return load_image(upload["path"])
-
-
-def request_from(spec: TaskSpec, values: dict[str, Any]) -> TaskRequest:
-    """A TaskRequest from a tab's raw widget values (keyed by API parameter name); the library checks them."""
-    selected = list(values["methods"] or [])
-    by_scheduler = spec.runs_over == "schedulers"
-    request: dict[str, Any] = {
-        "task": spec.name, "condition": values["condition"] or None, "samples": int(values["samples"]),
-        "steps": int(values["nfe" if by_scheduler else "steps"]), "eta": float(values["eta"]),
-        "seed": int(values["seed"] or 0), "settings": settings_from(spec.name, values),
-        "methods": [values["guidance"]] if by_scheduler else selected,
-    }  # fmt: skip
-    if by_scheduler:
-        request["schedulers"] = selected
-    if "reference" in spec.inputs:
-        request["reference"] = _image(values["reference"], f"a {spec.name} image")
-    if "control_map" in spec.inputs:
-        extra = None if values["extra"] == "none" else values["extra"]
-        request |= {
-            "control_image": _image(values["control_image"], "an image or a control map"), "annotator": values["annotator"],
-            "use_controlnet": bool(values["use_controlnet"]), "edge_energy": bool(values["edge_energy"]), "extra": extra,
-            "reference": _image(values["extra_reference"], f"a {extra} reference") if extra else None,
-        }  # fmt: skip
-    return TaskRequest(**request)
-
-
-# ----------------------------------------------------------------------------- outcome -> outputs
-
-
-def _caption(label: str, stats: dict[str, Any], index: int, metric_label: str) -> str:
-    parts = [f"{label}{'' if index == 0 else f' #{index + 1}'}", f"{stats['seconds']:.2f} s", f"{stats['nfe']:g} NFE"]
-    if stats["metric"] is not None:
-        parts.append(f"{metric_label} {stats['metric'][index]:.3f}")
-    return " · ".join(parts) + (" (stopped)" if stats["cancelled"] else "")
-
-
-def gallery(outcome: TaskOutcome, summary: dict[str, dict[str, Any]], metric_label: str) -> list[tuple[Image.Image, str]]:
-    """Every image, captioned with its method's seconds, NFE and metric."""
-    return [
-        (image, _caption(label, summary[label], index, metric_label))
-        for label, result in outcome.results
-        for index, image in enumerate(to_pil(result.images))
-    ]
-
-
-def status(worlds: WorldRegistry, key: str) -> str:
-    """One line: which backbone, from where, on which device, and whether it is loaded."""
-    world = worlds.loaded(key)
-    device = world.backbone.device if world is not None else worlds.device
-    state = "loaded" if world is not None else "loads on its first run"
-    return f"**Backbone:** {worlds.source(key)} · **device:** `{device}` · {state}"
-
-
-# ----------------------------------------------------------------------------- running
-
-
-@contextmanager
-def readable_errors() -> Iterator[None]:
-    """The library's typed errors, and running out of memory, as gr.Error messages (no traceback)."""
-    try:
-        yield
-    except GuidanceError as error:
-        title = next((t for cls, t in ERROR_TITLES.items() if isinstance(error, cls)), "Error")
-        raise gr.Error(str(error), title=title, print_exception=False) from error
-    except (torch.OutOfMemoryError, MemoryError) as error:
-        raise gr.Error("out of memory: try fewer samples, fewer methods or a smaller backbone", title="Out of memory", print_exception=False) from error
-
-
-def _warn_if_stopped(outcome: TaskOutcome, requested: int) -> None:
-    stopped = [(label, result) for label, result in outcome.results if result.cancelled]
-    if stopped:
-        label, result = stopped[0]
-        shown = ", ".join(label for label, _ in outcome.results)
-        gr.Warning(f"Stopped during {label} after {len(result.steps)} of {requested} steps; partial results shown ({shown}).")
-
-
-def make_run(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path) -> Callable[..., tuple]:
-    """The tab's endpoint: widget values in, (gallery, summary, plots, table, artefacts, files, status) out."""
-
-    def run(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> tuple:
-        backbone = values.pop("backbone")
-        with readable_errors(), stops.watch(request.session_hash) as stop:
-            progress(0, desc=f"loading the {backbone} backbone")
-            world = worlds.load(backbone)
-            task_request = request_from(spec, values)
-            tick = lambda done, total, label: progress((done, total), desc=label, unit="steps")  # noqa: E731
-            outcome = run_task(world, task_request, progress=tick, should_stop=stop.is_set)
-        _warn_if_stopped(outcome, task_request.steps)
-        summary = summarize(outcome)
-        return (
-            gallery(outcome, summary, spec.metric_label),
-            summary,
-            step_figure(summary, "ms_per_step", "ms per step"),
-            step_figure(summary, "energy_per_step", "energy of the x0 estimate"),
-            metrics_table(summary, spec.metric_label),
-            [(image, name) for name, image in outcome.artefacts.items()],
-            write_downloads(downloads, outcome, summary),
-            status(worlds, backbone),
-        )
-
-    return spaces.GPU(run) if spaces is not None else run
 
 
 # ----------------------------------------------------------------------------- layout
@@ -299,7 +165,38 @@ def result_outputs(spec: TaskSpec) -> list[gr.components.Component]:
     return [images, summary, time_plot, energy_plot, table, used, files]
 
 
-def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], status_line: gr.Markdown, run: Callable) -> tuple:
+def trajectory_output(spec: TaskSpec) -> gr.Image:
+    """After a run: per method, x0_hat at evenly spaced steps, then the final image."""
+    return gr.Image(label=f"Trajectory: x0_hat at {SNAPSHOTS} steps per method", type="pil", format="png", interactive=False,
+                    elem_id=f"{spec.name}-trajectory")  # fmt: skip
+
+
+def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.components.Component], run_sweep: Callable) -> None:
+    """Every selected method at 3-8 values of one of the task's settings (TaskSpec.sweeps), from the same seed."""
+    low, high = SWEEP_VALUES
+    with gr.Accordion(f"Sweep: one setting, {low} to {high} values (Stop above ends it)", open=False, elem_id=f"{spec.name}-sweep"):
+        with gr.Row():
+            choices = [(SWEEP_SETTINGS[s], s) for s in spec.sweeps]
+            setting = gr.Dropdown(choices, value=spec.sweeps[0], label="Setting", elem_id=f"{spec.name}-sweep-setting")
+            values = gr.Textbox(SWEEP_DEFAULTS[spec.sweeps[0]], label="Values", info="a list (0.02, 0.05, 0.1) or a range start:stop:count",
+                                elem_id=f"{spec.name}-sweep-values")  # fmt: skip
+            start = gr.Button("Sweep", variant="primary", elem_id=f"{spec.name}-sweep-run")
+        grid = gr.Image(label="Grid: methods x values", type="pil", format="png", interactive=False, elem_id=f"{spec.name}-sweep-grid")
+        with gr.Row():
+            metric = gr.Plot(label="Metric against the value", format="png", elem_id=f"{spec.name}-sweep-metric")
+            seconds = gr.Plot(label="Seconds per image against the value", format="png", elem_id=f"{spec.name}-sweep-seconds")
+        files = gr.File(label="Download: grid and figures as PNG, data as JSON", file_count="multiple", elem_id=f"{spec.name}-sweep-downloads")
+        with gr.Accordion("Sweep data (JSON)", open=False):
+            summary = gr.JSON(label="Per method", elem_id=f"{spec.name}-sweep-json")
+    setting.change(lambda key: SWEEP_DEFAULTS[key], setting, values, api_visibility="private", concurrency_limit=None)
+    start.click(
+        run_sweep, inputs_kwargs={"backbone": backbone, **inputs, "sweep_setting": setting, "sweep_values": values},
+        outputs=[grid, metric, seconds, files, summary], api_name=f"{spec.name}_sweep", concurrency_id="sampling",
+        show_progress_on=grid, preprocess=False,
+    )  # fmt: skip
+
+
+def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], status_line: gr.Markdown, run: Callable, run_sweep: Callable) -> tuple:
     """One tab; returns its condition widget (the backbone selector updates it) and its Stop button."""
     with gr.Tab(spec.title, id=spec.name):
         gr.Markdown(spec.intro)
@@ -318,9 +215,11 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
                 gr.Examples(examples, [inputs[f] for f in spec.example_fields], label="Examples", elem_id=f"{spec.name}-examples")
             with gr.Column(scale=3):
                 outputs = result_outputs(spec)
+                trajectory = trajectory_output(spec)
                 benchmark_panel(spec)
+        sweep_section(spec, backbone, inputs, run_sweep)
         start.click(
-            run, inputs_kwargs={"backbone": backbone, **inputs}, outputs=[*outputs, status_line],
+            run, inputs_kwargs={"backbone": backbone, **inputs}, outputs=[*outputs, status_line, trajectory],
             api_name=spec.name, concurrency_id="sampling", show_progress_on=outputs[0],
             preprocess=False,  # uploads reach load_image unopened
         )  # fmt: skip
@@ -333,7 +232,7 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
     stops, downloads = Stops(), Path(tempfile.mkdtemp(prefix="guidance-app-"))
 
     def stop(request: gr.Request) -> None:
-        """Stops the caller's run before its next step."""
+        """Stops the caller's run or sweep before its next step."""
         if not stops.stop(request.session_hash):
             gr.Info("Nothing is running.")
 
@@ -348,10 +247,8 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
             choices = [(worlds.title(key), key) for key in worlds.keys()]
             backbone = gr.Dropdown(choices, value=default, label="Backbone", scale=1, elem_id="backbone")
             status_line = gr.Markdown(status(worlds, default), label="Status", elem_id="status")
-        tabs = [
-            build_tab(spec, backbone, condition_widget(spec, worlds, default), status_line, make_run(spec, worlds, stops, downloads))
-            for spec in SPECS
-        ]
+        handlers = [(make_run(spec, worlds, stops, downloads, spaces), make_sweep(spec, worlds, stops, downloads, spaces)) for spec in SPECS]
+        tabs = [build_tab(spec, backbone, condition_widget(spec, worlds, default), status_line, *pair) for spec, pair in zip(SPECS, handlers)]
         conditions, halts = zip(*tabs)
         gr.on([halt.click for halt in halts], stop, api_name="stop", concurrency_limit=None)
         backbone.change(switch, backbone, [status_line, *conditions], api_visibility="private", concurrency_limit=None)

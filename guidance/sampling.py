@@ -52,6 +52,7 @@ class SamplingResult:
     metric_name: str | None = None
     cancelled: bool = False
     options: dict = field(default_factory=dict)
+    trajectory: list[tuple[int, Tensor]] = field(default_factory=list)  # (step index, x0_hat decoded) at snapshot steps
 
     @property
     def ms_per_step(self) -> list[float]:
@@ -115,6 +116,26 @@ def track_energy(energy: torch.nn.Module | None, backbone: Backbone, x0: Tensor)
     return None if energy is None else energy(backbone.decode(x0)).float().cpu().tolist()
 
 
+StepHook = Callable[[StepRecord, Tensor | None], None]  # a step's record, and its x0_hat latent at snapshot steps
+
+
+def snapshot_indices(steps: int, count: int) -> set[int]:
+    """`count` evenly spaced step indices ending at the last step (every step when count >= steps)."""
+    if count <= 0:
+        return set()
+    if count >= steps:
+        return set(range(steps))
+    if count == 1:
+        return {steps - 1}
+    return {round(i * (steps - 1) / (count - 1)) for i in range(count)}
+
+
+@torch.no_grad()
+def decode_estimate(backbone: Backbone, x0: Tensor) -> Tensor:
+    """x0_hat as pixels in [-1, 1], float32 on the CPU."""
+    return backbone.decode(x0.to(backbone.dtype)).float().clamp(-1, 1).cpu()
+
+
 def sample(
     backbone: Backbone,
     method: Guidance,
@@ -129,8 +150,13 @@ def sample(
     control: Control | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    snapshots: int = 0,
+    on_step: StepHook | None = None,
 ) -> SamplingResult:
     """Sample one image per condition with `method`; reproducible for a seed on a device.
+
+    At `snapshots` evenly spaced steps x0_hat is kept (and passed to `on_step`, which sees every step's record, with
+    None elsewhere); after the run they are decoded together into `result.trajectory`, outside the timed steps.
 
     `eta` sets the noise of DDIM's step by `noise_rule` (guidance/scheduler_steps.py: NOISE_RULES): "ddim" is DDIM's own
     eta, "freedom" FreeDoM's face sampler, sigma_t = eta sqrt(1 - a_prev) (docs/methods.md, Sampling loop step 2).
@@ -149,7 +175,7 @@ def sample(
     options = {**method.describe(), "noise_rule": noise_rule}
     result = SamplingResult(images=torch.empty(0), method=method.name, scheduler=scheduler, options=options)
     alphas = tuple(backbone.alpha(t) for t in sched.timesteps)
-    x0 = x
+    x0, snapshot_at = x, snapshot_indices(steps, snapshots)
     try:
         with PeakMemory(backbone.device) as memory:
             for index, t in enumerate(sched.timesteps):
@@ -163,6 +189,11 @@ def sample(
                 x, x0, record = _timed_step(sched, method, ctx, ddim_eta(noise_rule, eta, ctx.a_t, ctx.a_prev), generator)
                 record.energy = record.energy or track_energy(energy, backbone, x0)
                 result.steps.append(record)
+                snapshot = x0.detach() if index in snapshot_at else None
+                if snapshot is not None:
+                    result.trajectory.append((index, snapshot))
+                if on_step is not None:
+                    on_step(record, snapshot)
                 if progress is not None:
                     progress(index + 1, steps)
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
@@ -182,8 +213,11 @@ def _finish(result: SamplingResult, backbone: Backbone, final: Tensor, energy: t
     with torch.no_grad():
         synchronize(backbone.device)
         start = time.perf_counter()
-        result.images = backbone.decode(final.to(backbone.dtype)).float().clamp(-1, 1).cpu()
+        result.images = decode_estimate(backbone, final)
         result.decode_seconds = time.perf_counter() - start
+        if result.trajectory:  # one decode for every snapshot
+            pixels = decode_estimate(backbone, torch.cat([x0 for _, x0 in result.trajectory])).split(final.shape[0])
+            result.trajectory = [(index, images) for (index, _), images in zip(result.trajectory, pixels)]
         if energy is not None:
             images = result.images.to(backbone.device)
             result.final_energy = energy(images).float().cpu().tolist()

@@ -7,12 +7,14 @@ defaults. A new task is one more TaskSpec here, plus its energy in conditions/.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from torch import Tensor
 
 from conditions.classes import ClassEnergy
 from conditions.control import EdgeEnergy, annotate, map_tensor
@@ -24,7 +26,7 @@ from .backbone import Control
 from .energy import Energy
 from .errors import MethodConfigError
 from .methods import LIMITS, Settings, Term, Terms, Window, build_method
-from .sampling import SamplingResult, sample
+from .sampling import SamplingResult, StepRecord, sample
 from .scheduler_steps import SCHEDULERS
 from .worlds import World
 
@@ -36,6 +38,19 @@ GUIDED_BASES = ("plain", "cfg", "atg")  # what guides every solver on a task tha
 # FreeDoM's ControlNet face-ID run guides index 39..0 of 100 with k = 0.08 and no time travel [code]
 EXTRA_TERMS = {"face": {"window": Window(0.6, 1.0), "scale": 0.08}}
 EXTRAS = ("face", "style")  # the reference conditions a control map can carry on top
+
+
+# What a sweep may vary (each TaskSpec names its own), its values' count, and the app's default values per setting
+SWEEP_SETTINGS = {
+    "scale": "guidance scale k", "dsg_rate": "DSG rate", "cfg_scale": "CFG scale", "gfcg_max_scale": "GFCG maximum scale",
+    "fisher_weight": "FIGD Fisher weight", "steps": "steps / NFE", "eta": "DDIM eta",
+}  # fmt: skip
+ENERGY_SWEEPS = ("scale", "dsg_rate", "cfg_scale", "fisher_weight", "steps", "eta")
+SWEEP_VALUES = (3, 8)  # the fewest and most values of a sweep
+SWEEP_DEFAULTS = {
+    "scale": "0.02, 0.05, 0.1", "dsg_rate": "0.05, 0.1, 0.2", "cfg_scale": "1.5, 2.5, 4", "gfcg_max_scale": "0, 1, 2",
+    "fisher_weight": "unit, flat-prior, gaussian-data", "steps": "6, 10, 20", "eta": "0.25, 0.5, 1",
+}  # fmt: skip
 
 
 @dataclass
@@ -61,6 +76,7 @@ class TaskRequest:
     edge_energy: bool = True
     extra: str | None = None  # "face" or "style" on top of a control map, with `reference`
     schedulers: list[str] = field(default_factory=lambda: ["ddim", "dpmsolver++", "unipc", "evodiff"])
+    snapshots: int = 0  # x0_hat decoded at this many evenly spaced steps: the live preview and the trajectory
 
     def __post_init__(self) -> None:
         spec(self.task)
@@ -106,6 +122,7 @@ class TaskSpec:
     steps: int = 20
     eta: float = 0.0
     benchmark: str | None = None  # the guidance.bench suite whose committed plots the app shows
+    sweeps: tuple[str, ...] = ENERGY_SWEEPS  # the settings its sweep may vary (keys of SWEEP_SETTINGS), the first shown
 
     @property
     def by_class(self) -> bool:
@@ -214,6 +231,7 @@ SPECS = (
         preset=Settings(cfg_scale=2.5, gfcg_max_scale=2.0), energy=class_energy, metric_label="class probability",
         condition="ginger hair", example_fields=("condition", "seed"),
         examples=(("ginger hair", 0), ("brown hair", 1), ("sunglasses", 2)), benchmark="gfcg",
+        sweeps=("gfcg_max_scale", "cfg_scale", "steps", "eta"),
     ),
     TaskSpec(
         name="solvers", title="Solvers",
@@ -223,10 +241,12 @@ SPECS = (
         preset=Settings(cfg_scale=2.5), energy=class_energy, metric_label="class probability",
         condition="black hair", example_fields=("condition", "nfe"),
         examples=(("black hair", 10), ("blue hair", 6), ("bald", 15)), steps=10, benchmark="solvers",
+        sweeps=("steps", "cfg_scale"),
     ),
 )  # fmt: skip
 TASKS = tuple(s.name for s in SPECS)
 PRESETS = {s.name: s.preset for s in SPECS}
+TASK_SWEEPS = {s.name: s.sweeps for s in SPECS}
 
 
 def spec(task: str) -> TaskSpec:
@@ -256,32 +276,178 @@ def runs_of(request: TaskRequest) -> list[tuple[str, str, str]]:
     return [(m, m, request.scheduler) for m in request.methods]
 
 
+def _settings(request: TaskRequest) -> Settings:
+    """The request's settings; without a condition there is nothing for CFG to contrast."""
+    return request.settings if request.condition is not None else replace(request.settings, cfg_scale=1.0)
+
+
+def _eta(request: TaskRequest, scheduler: str) -> float:
+    return request.eta if scheduler in ("ddim", "ddpm") else 0.0
+
+
 def run_task(
     world: World,
     request: TaskRequest,
     progress: Callable[[int, int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_step: Callable[[str, StepRecord, Tensor | None], None] | None = None,
 ) -> TaskOutcome:
     """Runs every requested method (or scheduler) from the same seed.
 
-    `progress(done, total, label)` counts steps over all runs and names the run in progress.
+    `progress(done, total, label)` counts steps over all runs and names the run in progress. `on_step(label, record,
+    x0_hat)` sees every step, with x0_hat (latents, decoded after the run into the trajectory) at `request.snapshots`
+    evenly spaced steps and None elsewhere.
     """
     energy, control, artefacts = build_energy(world, request)
     conditions = [request.condition] * request.samples
-    settings = request.settings if request.condition is not None else replace(request.settings, cfg_scale=1.0)
-    runs = runs_of(request)
+    settings, runs = _settings(request), runs_of(request)
     if not runs:
         raise MethodConfigError("select at least one method")
     total, results = len(runs) * request.steps, []
     for number, (label, method_name, scheduler) in enumerate(runs):
         method = build_method(method_name, settings, world.classifier)
         tick = None if progress is None else (lambda i, n, k=number, name=label: progress(k * request.steps + i, total, name))
+        hook = None if on_step is None else (lambda record, picture, name=label: on_step(name, record, picture))
         result = sample(
             world.backbone, method, conditions, steps=request.steps, scheduler=scheduler,
-            eta=request.eta if scheduler in ("ddim", "ddpm") else 0.0, noise_rule=settings.noise_rule, seed=request.seed,
+            eta=_eta(request, scheduler), noise_rule=settings.noise_rule, seed=request.seed,
             energy=energy, control=control, progress=tick, should_stop=should_stop,
+            snapshots=request.snapshots, on_step=hook,
         )  # fmt: skip
         results.append((label, result))
         if result.cancelled:
             break
     return TaskOutcome(results, artefacts)
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+@dataclass
+class SweepProgress:
+    """Where a sweep is: method m of M, value v of V, step s of S (all counted from 1)."""
+
+    method: int
+    methods: int
+    value: int
+    values: int
+    step: int
+    steps: int
+
+    def __str__(self) -> str:
+        return f"method {self.method} of {self.methods}, value {self.value} of {self.values}, step {self.step} of {self.steps}"
+
+
+@dataclass
+class SweepOutcome:
+    """One TaskOutcome per finished (or stopped) value, in value order: columns of the grid, methods its rows."""
+
+    setting: str
+    values: list
+    columns: list[TaskOutcome]
+    labels: list[str]
+
+    @property
+    def cancelled(self) -> bool:
+        return any(result.cancelled for column in self.columns for _, result in column.results)
+
+    def cell(self, label: str, column: int) -> SamplingResult | None:
+        return dict(self.columns[column].results).get(label) if column < len(self.columns) else None
+
+
+def sweep_request(request: TaskRequest, setting: str, value) -> TaskRequest:
+    """The request with one setting changed; TaskRequest and Settings check the value (guidance.methods.LIMITS)."""
+    if setting in ("steps", "eta"):
+        return replace(request, **{setting: value})
+    return replace(request, settings=replace(request.settings, **{setting: value}))
+
+
+def check_sweep(request: TaskRequest, setting: str, values: Sequence) -> list:
+    """The values, typed for the setting and each checked as the request's would be; MethodConfigError names what is wrong."""
+    allowed = spec(request.task).sweeps
+    if setting not in allowed:
+        raise MethodConfigError(f"the {request.task} task sweeps one of {list(allowed)}, not {setting!r}")
+    low, high = SWEEP_VALUES
+    if not low <= len(values) <= high:
+        raise MethodConfigError(f"a sweep takes {low} to {high} values, got {len(values)}")
+    try:
+        typed = [str(v) if setting == "fisher_weight" else int(v) if setting == "steps" else float(v) for v in values]
+    except (TypeError, ValueError) as error:
+        raise MethodConfigError(f"{SWEEP_SETTINGS[setting]} takes numbers, got {list(values)}") from error
+    if len(set(typed)) < len(typed):
+        raise MethodConfigError(f"the sweep's values repeat: {typed}")
+    for value in typed:
+        sweep_request(request, setting, value)
+    return typed
+
+
+def parse_values(setting: str, text: str) -> list:
+    """A comma-separated list ("0.02, 0.05, 0.1"), or a range "start:stop:count" of evenly spaced values."""
+    text = text.strip()
+    if ":" not in text:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        start, stop, count = (float(part) for part in text.split(":"))
+    except ValueError as error:
+        raise MethodConfigError(f"a range is start:stop:count, e.g. 0.02:0.2:4; got {text!r}") from error
+    if count != int(count) or count < 2:
+        raise MethodConfigError(f"a range's count is a whole number of at least 2, got {count:g}")
+    values = [start + (stop - start) * i / (int(count) - 1) for i in range(int(count))]
+    return [round(v) for v in values] if setting == "steps" else [round(v, 6) for v in values]
+
+
+def _run_key(world: World, request: TaskRequest, label: str, method: str, scheduler: str) -> str:
+    """What decides a result: a method's options, scheduler, steps and noise; equal keys are sampled once."""
+    options = build_method(method, _settings(request), world.classifier).describe()
+    noise = (_eta(request, scheduler), _settings(request).noise_rule)
+    return json.dumps([label, options, scheduler, request.steps, noise], sort_keys=True, default=str)
+
+
+def sweep(
+    world: World,
+    request: TaskRequest,
+    setting: str,
+    values: Sequence,
+    progress: Callable[[SweepProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SweepOutcome:
+    """Every method of `request` at every value of `setting`, from the request's seed, through run_task.
+
+    A method whose options do not change with the setting (FIGD in a sweep of the DSG rate) is sampled once and
+    shown in every column. Stopped, the outcome holds the finished columns and the one that was stopped.
+    """
+    values = check_sweep(request, setting, values)
+    labels = [label for label, _, _ in runs_of(request)]
+    done: dict[str, SamplingResult] = {}
+    outcome = SweepOutcome(setting, values, [], labels)
+    for column, value in enumerate(values):
+        current = sweep_request(request, setting, value)
+        keys = {label: _run_key(world, current, label, method, scheduler) for label, method, scheduler in runs_of(current)}
+        missing = [label for label in labels if keys[label] not in done]
+        ticker = _sweep_ticker(progress, labels, missing, column, len(values), current.steps)
+        fresh = run_task(world, _only(current, missing), ticker, should_stop) if missing else TaskOutcome([])
+        finished = dict(fresh.results)
+        done |= {keys[label]: result for label, result in fresh.results if not result.cancelled}
+        shown = [(label, finished.get(label) or done.get(keys[label])) for label in labels]
+        outcome.columns.append(TaskOutcome([(label, result) for label, result in shown if result is not None], fresh.artefacts))
+        if any(result.cancelled for result in finished.values()):
+            break
+    return outcome
+
+
+def _only(request: TaskRequest, labels: list[str]) -> TaskRequest:
+    """The request restricted to some of its runs (methods, or schedulers on a task that runs over them)."""
+    if spec(request.task).runs_over == "schedulers":
+        return replace(request, schedulers=[s for s in request.schedulers if s in labels])
+    return replace(request, methods=[m for m in request.methods if m in labels])
+
+
+def _sweep_ticker(progress, labels: list[str], running: list[str], column: int, columns: int, steps: int):
+    """run_task's (done, total, label) over the runs it does, as a SweepProgress over the whole sweep."""
+    if progress is None:
+        return None
+
+    def tick(done: int, total: int, label: str) -> None:
+        step = done - running.index(label) * steps
+        progress(SweepProgress(labels.index(label) + 1, len(labels), column + 1, columns, step, steps))
+
+    return tick

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
@@ -13,7 +14,9 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
+from guidance.space import MAX_SECONDS, gpu_seconds
 from guidance.tasks import SPECS
+from guidance.views import HEADER_HEIGHT, LABEL_WIDTH
 from app_fixtures import app_url, trained_for_real, world_path  # noqa: F401  (fixtures)
 
 METRICS = {"face": "id_distance", "style": "style_distance", "control": "edge_f1", "classes": "class_probability", "solvers": "class_probability"}
@@ -32,7 +35,7 @@ def fast(task: str, steps: int = 4) -> dict:
 
 def check_outputs(outputs: tuple, task: str, steps: int, samples: int = 1) -> dict:
     """Images, per-step timings and metrics of every default method; returns the JSON summary."""
-    images, summary, time_plot, energy_plot, table, _used, files, status = outputs
+    images, summary, time_plot, energy_plot, table, _used, files, status, trajectory = outputs
     labels = list(TABS[task].selected)
     assert list(summary) == labels
     assert len(images) == samples * len(labels)
@@ -56,6 +59,8 @@ def check_outputs(outputs: tuple, task: str, steps: int, samples: int = 1) -> di
     assert names == ["images.zip", "results.json"]
     assert json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text()).keys() == summary.keys()
     assert "embedded world" in status and "device" in status
+    rows, columns = len(labels), min(steps, app.SNAPSHOTS) + 1  # x0_hat at the snapshot steps, then the final image
+    assert Image.open(trajectory).size == (LABEL_WIDTH + 80 * columns, HEADER_HEIGHT + 80 * rows)
     return summary
 
 
@@ -63,9 +68,10 @@ def test_every_tab_is_an_endpoint_whose_inputs_all_have_defaults(client: Client)
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/face", "/style", "/control", "/classes", "/solvers", "/stop"} <= set(endpoints)
     for task in TABS:
-        parameters = endpoints[f"/{task}"]["parameters"]
-        assert parameters[0]["parameter_name"] == "backbone"
-        assert all(p["parameter_has_default"] for p in parameters), task
+        for name in (task, f"{task}_sweep"):
+            parameters = endpoints[f"/{name}"]["parameters"]
+            assert parameters[0]["parameter_name"] == "backbone"
+            assert all(p["parameter_has_default"] for p in parameters), name
 
 
 @pytest.mark.parametrize("task", list(TABS))
@@ -159,14 +165,23 @@ def test_values_no_slider_sends_get_a_readable_error(client: Client, api_name: s
     assert time.monotonic() - started < 60  # refused before sampling, not after
 
 
+def wait_for_steps(job, timeout: float = 60) -> str:
+    """Until the job reports sampling steps (not loading); returns the progress description."""
+    deadline, desc = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        progress = job.status().progress_data
+        if progress and progress[0].unit == "steps" and progress[0].index:
+            return progress[0].desc or ""
+        time.sleep(0.05)
+    raise AssertionError(f"no sampling step reported within {timeout} s")
+
+
 def test_stop_ends_the_run_between_steps_with_partial_results_and_a_warning(client: Client, monkeypatch) -> None:
     warnings: list[str] = []
     warn = gr.Warning
     monkeypatch.setattr(gr, "Warning", lambda message, **kw: (warnings.append(message), warn(message, **kw)))
     job = client.submit(methods=["figd", "freedom"], steps=500, api_name="/face")
-    deadline = time.monotonic() + 60
-    while not job.status().progress_data and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_steps(job)
     client.predict(api_name="/stop")
     images, summary = job.result(timeout=60)[:2]
     assert list(summary) == ["figd"] and summary["figd"]["cancelled"]
@@ -192,3 +207,80 @@ def test_classes_and_solvers_tabs_show_the_committed_benchmark_plots(client: Cli
         figures = app.benchmark_figures(TABS[tab].benchmark)
         assert figures, f"no committed plots for the {tab} tab under docs/figures"
         assert {f"{tab}-benchmark-{p.stem}" for p in figures} <= shown
+
+
+def test_a_run_streams_x0_hat_previews_before_its_final_result(client: Client) -> None:
+    job = client.submit(methods=["freedom", "figd"], steps=6, api_name="/face")
+    final = job.result(timeout=120)
+    outputs = job.outputs()
+    assert len(outputs) >= 2 and outputs[-1][1] == final[1]
+    first = outputs[0]
+    assert first[0] and all("x0_hat at step" in item["caption"] for item in first[0])
+    assert first[3]["type"] == "matplotlib"  # the energy plot, drawn so far
+    assert all("NFE" in item["caption"] for item in final[0])
+
+
+def test_a_sweep_is_a_grid_with_one_column_per_value_and_downloads(client: Client) -> None:
+    grid, metric, seconds, files, summary = client.predict(
+        steps=3, sweep_setting="gfcg_max_scale", sweep_values="0, 1, 2", api_name="/classes_sweep"
+    )
+    labels = list(TABS["classes"].selected)
+    assert summary["values"] == [0.0, 1.0, 2.0] and summary["methods"] == labels and summary["columns"] == 3
+    assert Image.open(grid).size == (LABEL_WIDTH + 3 * 96, HEADER_HEIGHT + len(labels) * 96)
+    for label in labels:
+        assert summary["series"][label]["values"] == [0.0, 1.0, 2.0]
+        assert all(0 <= p <= 1 for p in summary["series"][label]["metric"])
+    assert len(set(summary["series"]["cfg"]["metric"])) == 1  # CFG ignores w_max: sampled once, shown in each column
+    for plot in (metric, seconds):
+        assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
+    assert sorted(Path(f).name for f in files) == ["grid.png", "metric.png", "seconds_per_image.png", "sweep.json"]
+    assert json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())["values"] == [0.0, 1.0, 2.0]
+
+
+def test_a_sweep_of_steps_takes_a_range_and_bad_values_are_explained(client: Client) -> None:
+    summary = client.predict(methods=["ddim", "evodiff"], sweep_setting="steps", sweep_values="3:5:3", api_name="/solvers_sweep")[4]
+    assert summary["values"] == [3, 4, 5] and summary["methods"] == ["ddim", "evodiff"]
+    with pytest.raises(AppError, match="3 to 8 values"):
+        client.predict(sweep_setting="steps", sweep_values="3, 4", api_name="/solvers_sweep")
+
+
+def test_stopping_a_sweep_returns_the_finished_part(client: Client) -> None:
+    job = client.submit(methods=["figd"], steps=300, sweep_setting="scale", sweep_values="0.02, 0.05, 0.1", api_name="/face_sweep")
+    assert wait_for_steps(job).startswith("method 1 of 1, value 1 of 3, step ")
+    client.predict(api_name="/stop")
+    summary = job.result(timeout=60)[4]
+    assert summary["cancelled"] and summary["columns"] == 1
+    assert summary["series"]["figd"]["cancelled"] == [True]
+
+
+class RecordingSpaces:
+    """Stands in for Hugging Face's `spaces` package: records each spaces.GPU(duration=...) and the handler."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Callable, Callable]] = []
+
+    def GPU(self, duration):  # noqa: N802  (the package's name)
+        def wrap(handler):
+            self.calls.append((handler, duration))
+            return handler
+
+        return wrap
+
+
+def test_on_zerogpu_every_endpoint_holds_the_gpu_for_its_steps_and_samples(world_path: Path, monkeypatch) -> None:
+    spaces = RecordingSpaces()
+    monkeypatch.setattr(app, "spaces", spaces)
+    app.build_app(world_path, sd_model=None)
+    names = [handler.__name__ for handler, _ in spaces.calls]
+    assert names == ["run", "run_sweep"] * len(TABS)
+    run_duration, sweep_duration = spaces.calls[0][1], spaces.calls[1][1]  # the face tab's
+    methods = ["freedom", "figd", "figd+dsg"]
+    assert run_duration(None, None, steps=50, samples=2, methods=methods) == gpu_seconds(50, 2, 3)
+    assert run_duration(None, None, steps=10, samples=1, methods=methods) < run_duration(None, None, steps=20, samples=1, methods=methods)
+    assert run_duration(None, None, steps=20, samples=1, methods=methods) < run_duration(None, None, steps=20, samples=2, methods=methods)
+    assert run_duration(None, None, steps=100, samples=4, methods=methods) == MAX_SECONDS
+    sweep = {"steps": 10, "samples": 1, "methods": methods, "sweep_setting": "scale"}
+    assert sweep_duration(None, None, **sweep, sweep_values="0.1, 0.2, 0.3") == gpu_seconds(10, 1, 3, 3)
+    assert sweep_duration(None, None, **sweep, sweep_values="0.1:x") == gpu_seconds(10, 1, 3, 8)  # the sweep explains the values
+    solvers_run = spaces.calls[8][1]
+    assert solvers_run(None, None, nfe=12, samples=1, methods=["ddim", "evodiff"]) == gpu_seconds(12, 1, 2)

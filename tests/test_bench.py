@@ -19,7 +19,7 @@ from guidance.bench.common import ROW_KEYS, Options
 from guidance.bench.metrics import diversity, frechet_from_moments
 from guidance.bench.report import write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
-from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, profile, solvers, world
+from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, preview, profile, solvers, world
 from guidance.worlds import World
 
 TINY_PLANS = {
@@ -30,6 +30,7 @@ TINY_PLANS = {
     gfcg: gfcg.Plan(samples=10, steps=2),
     solvers: solvers.Plan(nfes=(3, solvers.GRID_NFE), samples=10, reference_samples=2, reference_steps=6),
     profile: profile.Plan(steps=3, rounds=1, speed_repeats=1),
+    preview: preview.Plan(methods=("freedom", "figd"), steps=3, snapshots=2, repeats=1),
 }
 DOCUMENT_KEYS = {"suite", "backbone", "device", "machine", "rows"}
 
@@ -127,7 +128,7 @@ def test_roc_auc_and_diversity():
     assert diversity(feats, torch.tensor([0, 0, 1, 1])) == pytest.approx(2.5)
 
 
-@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers", "profile"])
+@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers", "profile", "preview"])
 def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, tmp_path, capsys):
     out = tmp_path / "out.json"
     argv = [suite, "--quick", "--world", str(tiny_world_path), "--json", str(out), "--plots", str(tmp_path / "plots"), "--grid", str(tmp_path / "grid.png")]
@@ -204,7 +205,7 @@ def test_char_tokenizer_pads_to_clip_length():
 
 
 def test_every_suite_is_registered():
-    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile"}
+    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview"}
 
 
 def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_rows(tiny_sd_world, monkeypatch):

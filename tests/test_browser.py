@@ -18,6 +18,7 @@ ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 SCREENSHOT = Path("/tmp/app_screenshot.png")
+SWEEP_SCREENSHOT = Path("/tmp/app_sweep_screenshot.png")
 
 
 def chromium() -> Path:
@@ -93,3 +94,36 @@ def test_solvers_tab_shows_its_benchmark_plot(app_url: str, tmp_path: Path) -> N
             assert plot.evaluate("img => img.naturalWidth") > 500
         finally:
             context.close()
+
+
+def test_classes_tab_runs_a_sweep_and_draws_its_grid_and_plots(app_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(chromium()), headless=True, args=ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )  # fmt: skip
+        try:
+            page = context.new_page()
+            page.goto(app_url)
+            page.get_by_role("tab", name="Classes").click()
+            steps = page.locator("#classes-steps input[type=number]")
+            steps.fill("4")
+            steps.press("Enter")
+            page.locator("#classes-sweep").get_by_text("Sweep: one setting, 3 to 8 values").click()
+            page.locator("#classes-sweep-values textarea, #classes-sweep-values input").first.fill("0, 1, 2, 3")
+            page.locator("#classes-sweep-run").click()
+            grid = page.locator("#classes-sweep-grid img")
+            expect(grid).to_be_visible(timeout=180_000)
+            assert grid.evaluate("img => img.naturalWidth") > 4 * 96  # a label column and four value columns
+            for plot in ("#classes-sweep-metric", "#classes-sweep-seconds"):
+                drawn = page.locator(f"{plot} img")
+                expect(drawn).to_be_visible()
+                assert drawn.evaluate("img => img.naturalWidth") > 100
+            page.locator("#classes-sweep").scroll_into_view_if_needed()
+            page.screenshot(path=str(tmp_path / "sweep.png"), full_page=True)
+        finally:
+            context.close()
+    shutil.copyfile(tmp_path / "sweep.png", SWEEP_SCREENSHOT)
+    assert (tmp_path / "sweep.png").stat().st_size > 10_000

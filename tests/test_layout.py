@@ -43,3 +43,8 @@ def test_the_app_names_no_task_and_stays_small() -> None:
     source = (ROOT / "app.py").read_text()
     assert not [task for task in TASKS if f'"{task}"' in source]
     assert len(source.splitlines()) < 400
+
+
+def test_the_apps_handlers_name_no_task() -> None:
+    source = (ROOT / "app_handlers.py").read_text()
+    assert not [task for task in TASKS if f'"{task}"' in source]

@@ -9,7 +9,8 @@ from torch import nn
 
 from guidance.errors import MethodConfigError
 from guidance.methods import FreeDoM, Terms, Window
-from guidance.tasks import TaskRequest, build_energy, preset, run_task
+from guidance.sampling import snapshot_indices
+from guidance.tasks import TaskRequest, build_energy, parse_values, preset, run_task, sweep
 from guidance.worlds import World
 
 
@@ -95,3 +96,77 @@ def test_requests_out_of_range_are_refused_with_the_range(overrides: dict, messa
 def test_settings_out_of_range_are_refused_with_the_range(overrides: dict, message: str) -> None:
     with pytest.raises(MethodConfigError, match=message):
         preset("face", **overrides)
+
+
+def face_request(methods=("plain", "freedom", "figd+dsg"), **overrides) -> TaskRequest:
+    fields = {"steps": 2, "eta": 0.5, "settings": preset("face"), "reference": picture()} | overrides
+    return TaskRequest("face", list(methods), **fields)
+
+
+def test_a_sweep_is_a_grid_of_methods_by_values_and_samples_what_the_setting_does_not_change_once(world):
+    outcome = sweep(world, face_request(), "scale", [0.02, 0.05, 0.1])
+    assert outcome.values == [0.02, 0.05, 0.1] and outcome.labels == ["plain", "freedom", "figd+dsg"]
+    assert [[label for label, _ in column.results] for column in outcome.columns] == [outcome.labels] * 3
+    for column, value in enumerate(outcome.values):
+        assert outcome.cell("freedom", column).options["scale"] == value == outcome.cell("figd+dsg", column).options["scale"]
+    plain = [outcome.cell("plain", column) for column in range(3)]
+    assert plain[0] is plain[1] is plain[2]  # plain ignores k: one run serves the row
+    assert len({id(outcome.cell("freedom", column)) for column in range(3)}) == 3
+    assert not outcome.cancelled
+
+
+def test_a_sweep_of_steps_runs_each_method_for_that_many_steps_and_reports_where_it_is(world):
+    seen: list[str] = []
+    outcome = sweep(world, face_request(methods=["freedom", "figd"]), "steps", [2, 3, 4], progress=lambda p: seen.append(str(p)))
+    assert [[len(r.steps) for _, r in column.results] for column in outcome.columns] == [[2, 2], [3, 3], [4, 4]]
+    assert seen[0] == "method 1 of 2, value 1 of 3, step 1 of 2" and seen[-1] == "method 2 of 2, value 3 of 3, step 4 of 4"
+    assert len(seen) == 2 * (2 + 3 + 4)
+
+
+def test_stopping_a_sweep_returns_the_finished_columns_and_the_stopped_run(world):
+    ticks: list[object] = []
+    outcome = sweep(
+        world, face_request(methods=["freedom", "figd"], steps=3), "eta", [0.2, 0.5, 1.0],
+        progress=ticks.append, should_stop=lambda: len(ticks) >= 8,
+    )  # fmt: skip
+    assert outcome.cancelled and len(outcome.columns) == 2
+    assert [len(r.steps) for _, r in outcome.columns[0].results] == [3, 3]
+    (label, stopped), = outcome.columns[1].results
+    assert label == "freedom" and stopped.cancelled and len(stopped.steps) == 2
+
+
+@pytest.mark.parametrize(
+    ("setting", "values", "message"),
+    [
+        ("scale", [0.1, 0.2], "3 to 8 values"),
+        ("scale", [0.1] * 9, "3 to 8 values"),
+        ("gfcg_max_scale", [1, 2, 3], "sweeps one of"),
+        ("fisher_weight", ["unit", "flat-prior", "uniform"], "fisher_weight must be one of"),
+        ("eta", [0.5, 1.0, 1.5], r"eta must lie in \[0, 1\]"),
+        ("dsg_rate", [0.1, 0.5, 2.0], r"dsg_rate must lie in \[0, 1\]"),
+        ("steps", [2, 4, 5000], r"steps must lie in \[1, 1000\]"),
+        ("steps", [2, 4, 4], "repeat"),
+        ("scale", ["a", "b", "c"], "takes numbers"),
+    ],
+)
+def test_a_bad_sweep_is_refused_with_a_message(world, setting, values, message):
+    with pytest.raises(MethodConfigError, match=message):
+        sweep(world, face_request(), setting, values)
+
+
+def test_sweep_values_come_as_a_list_or_a_range():
+    assert parse_values("scale", "0.02, 0.05 ,0.1") == ["0.02", "0.05", "0.1"]
+    assert parse_values("scale", "0:0.3:4") == [0.0, 0.1, 0.2, 0.3]
+    assert parse_values("steps", "10:40:3") == [10, 25, 40]
+    with pytest.raises(MethodConfigError, match="start:stop:count"):
+        parse_values("scale", "0:1")
+
+
+def test_snapshots_decode_x0_hat_at_evenly_spaced_steps_and_every_step_is_seen(world):
+    assert snapshot_indices(20, 6) == {0, 4, 8, 11, 15, 19} and snapshot_indices(3, 8) == {0, 1, 2} and snapshot_indices(5, 0) == set()
+    seen: list[tuple[str, int, bool]] = []
+    request = face_request(methods=["freedom"], steps=5, snapshots=3)
+    (_, result), = run_task(world, request, on_step=lambda label, record, x0: seen.append((label, record.index, x0 is not None))).results
+    assert seen == [("freedom", i, i in (0, 2, 4)) for i in range(5)]
+    assert [index for index, _ in result.trajectory] == [0, 2, 4]
+    assert all(images.shape == result.images.shape for _, images in result.trajectory)

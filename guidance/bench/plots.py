@@ -175,9 +175,15 @@ def labelled_rows(rows: list[tuple[str, "torch.Tensor"]], path: Path, title: str
     return Path(path)
 
 
+def plot_preview(data: dict, folder: Path) -> list[Path]:
+    fig, (ax,) = _figure(1)
+    _bars(ax, [r["method"] for r in data["rows"]], [r["seconds"] for r in data["rows"]], "seconds per run (median)", "live preview: total time")
+    return [_save(fig, data, folder, "overhead")]
+
+
 PLOTTERS: dict[str, Callable[[dict, Path], list[Path]]] = {
     "world": plot_world, "figd": plot_figd, "dsg": plot_dsg, "gfcg": plot_gfcg, "solvers": plot_solvers, "gpu": plot_gpu,
-    "profile": plot_profile,
+    "profile": plot_profile, "preview": plot_preview,
 }  # fmt: skip
 
 

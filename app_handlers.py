@@ -1,0 +1,208 @@
+"""The web app's handlers, for any task (a guidance.tasks.TaskSpec): widget values to a TaskRequest, and a run's
+or a sweep's outcome to the tab's outputs. app.py lays out the page and wires its widgets to `make_run` and
+`make_sweep`; the work itself is the library's (run_task through guidance.preview.stream_task, guidance.tasks.sweep).
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import torch
+from PIL import Image
+
+from conditions.images import load_image, to_pil
+from guidance.errors import (
+    DeviceOutOfMemoryError, GuidanceError, ImageInputError, MethodConfigError, NoFaceFoundError,
+    SamplingNaNError, WeightsUnavailableError,
+)  # fmt: skip
+from guidance.export import metrics_table, step_figure, summarize, write_downloads
+from guidance.methods import Settings
+from guidance.preview import Frame, stream_task
+from guidance.space import gpu_seconds, on_gpu
+from guidance.stops import Stops
+from guidance.tasks import SWEEP_VALUES, TaskOutcome, TaskRequest, TaskSpec, parse_values, preset, sweep
+from guidance.views import SWEEP_SERIES, sweep_figure, sweep_grid, sweep_summary, trajectory_strip, write_sweep_files
+from guidance.worlds.registry import WorldRegistry
+
+SNAPSHOTS = 8  # x0_hat kept at 8 evenly spaced steps per method: the live preview's frames and the trajectory strip
+ERROR_TITLES = {
+    NoFaceFoundError: "No face found", ImageInputError: "Unusable image", WeightsUnavailableError: "Weights not available",
+    MethodConfigError: "Invalid settings", SamplingNaNError: "Sampling diverged", DeviceOutOfMemoryError: "Out of memory",
+}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- widgets -> request
+
+
+def settings_from(task: str, values: dict[str, Any]) -> Settings:
+    """The task's preset with the sliders' values; Settings checks every one."""
+    overrides: dict[str, Any] = {"cfg_scale": float(values["cfg_scale"])}
+    if "scale" in values:
+        overrides |= {
+            "scale": float(values["scale"]), "fisher_weight": values["fisher_weight"],
+            "dsg_rate": float(values["dsg_rate"]), "dsg_interval": int(values["dsg_interval"]),
+            "window": (float(values["window_start"]), float(values["window_end"])), "repeats": int(values["repeats"]),
+            "travel_window": (float(values["travel_start"]), float(values["travel_end"])),
+        }  # fmt: skip
+    if "gfcg_max_scale" in values:
+        overrides |= {"gfcg_max_scale": float(values["gfcg_max_scale"]), "gfcg_rule": values["gfcg_rule"], "gfcg_fused": bool(values["gfcg_fused"])}
+    return preset(task, **overrides)
+
+
+def _image(upload: dict | None, what: str) -> Image.Image:
+    """An uploaded file (gradio's file payload, not preprocessed) read by load_image, which checks it."""
+    if not upload or not upload.get("path"):
+        raise ImageInputError(f"upload {what}")
+    return load_image(upload["path"])
+
+
+def request_from(spec: TaskSpec, values: dict[str, Any]) -> TaskRequest:
+    """A TaskRequest from a tab's raw widget values (keyed by API parameter name); the library checks them."""
+    selected = list(values["methods"] or [])
+    by_scheduler = spec.runs_over == "schedulers"
+    request: dict[str, Any] = {
+        "task": spec.name, "condition": values["condition"] or None, "samples": int(values["samples"]),
+        "steps": int(values["nfe" if by_scheduler else "steps"]), "eta": float(values["eta"]),
+        "seed": int(values["seed"] or 0), "settings": settings_from(spec.name, values),
+        "methods": [values["guidance"]] if by_scheduler else selected,
+    }  # fmt: skip
+    if by_scheduler:
+        request["schedulers"] = selected
+    if "reference" in spec.inputs:
+        request["reference"] = _image(values["reference"], f"a {spec.name} image")
+    if "control_map" in spec.inputs:
+        extra = None if values["extra"] == "none" else values["extra"]
+        request |= {
+            "control_image": _image(values["control_image"], "an image or a control map"), "annotator": values["annotator"],
+            "use_controlnet": bool(values["use_controlnet"]), "edge_energy": bool(values["edge_energy"]), "extra": extra,
+            "reference": _image(values["extra_reference"], f"a {extra} reference") if extra else None,
+        }  # fmt: skip
+    return TaskRequest(**request)
+
+
+# ----------------------------------------------------------------------------- outcome -> outputs
+
+
+def _caption(label: str, stats: dict[str, Any], index: int, metric_label: str) -> str:
+    parts = [f"{label}{'' if index == 0 else f' #{index + 1}'}", f"{stats['seconds']:.2f} s", f"{stats['nfe']:g} NFE"]
+    if stats["metric"] is not None:
+        parts.append(f"{metric_label} {stats['metric'][index]:.3f}")
+    return " · ".join(parts) + (" (stopped)" if stats["cancelled"] else "")
+
+
+def gallery(outcome: TaskOutcome, summary: dict[str, dict[str, Any]], metric_label: str) -> list[tuple[Image.Image, str]]:
+    """Every image, captioned with its method's seconds, NFE and metric."""
+    return [
+        (image, _caption(label, summary[label], index, metric_label))
+        for label, result in outcome.results
+        for index, image in enumerate(to_pil(result.images))
+    ]
+
+
+def preview(frame: Frame, steps: int) -> tuple:
+    """A live frame: the gallery shows each method's latest x0_hat and the energy plot grows; the rest waits."""
+    return (frame.gallery(steps), gr.skip(), gr.skip(), frame.energy_figure(), *[gr.skip()] * 5)
+
+
+def status(worlds: WorldRegistry, key: str) -> str:
+    """One line: which backbone, from where, on which device, and whether it is loaded."""
+    world = worlds.loaded(key)
+    device = world.backbone.device if world is not None else worlds.device
+    state = "loaded" if world is not None else "loads on its first run"
+    return f"**Backbone:** {worlds.source(key)} · **device:** `{device}` · {state}"
+
+
+# ----------------------------------------------------------------------------- running
+
+
+@contextmanager
+def readable_errors() -> Iterator[None]:
+    """The library's typed errors, and running out of memory, as gr.Error messages (no traceback)."""
+    try:
+        yield
+    except GuidanceError as error:
+        title = next((t for cls, t in ERROR_TITLES.items() if isinstance(error, cls)), "Error")
+        raise gr.Error(str(error), title=title, print_exception=False) from error
+    except (torch.OutOfMemoryError, MemoryError) as error:
+        raise gr.Error("out of memory: try fewer samples, fewer methods or a smaller backbone", title="Out of memory", print_exception=False) from error
+
+
+def _warn_if_stopped(outcome: TaskOutcome, requested: int) -> None:
+    stopped = [(label, result) for label, result in outcome.results if result.cancelled]
+    if stopped:
+        label, result = stopped[0]
+        shown = ", ".join(label for label, _ in outcome.results)
+        gr.Warning(f"Stopped during {label} after {len(result.steps)} of {requested} steps; partial results shown ({shown}).")
+
+
+def run_seconds(spec: TaskSpec, values: dict[str, Any], sweep_values: int = 1) -> int:
+    """ZeroGPU's hold for a run (or a sweep of `sweep_values` values) of the tab's widget values."""
+    steps = int(values.get("nfe" if spec.runs_over == "schedulers" else "steps", spec.steps))
+    runs = len(values.get("methods") or spec.selected)
+    return gpu_seconds(steps, int(values.get("samples", 1)), runs, sweep_values)
+
+
+def make_run(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None) -> Callable[..., Iterator[tuple]]:
+    """The tab's endpoint: widget values in; previews (x0_hat, energies) while it runs, then (gallery, summary, plots,
+    table, artefacts, files, status, trajectory). Under ZeroGPU (`spaces`) it holds the GPU for its steps."""
+
+    def run(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> Iterator[tuple]:
+        backbone = values.pop("backbone")
+        with readable_errors(), stops.watch(request.session_hash) as stop:
+            progress(0, desc=f"loading the {backbone} backbone")
+            world = worlds.load(backbone)
+            task_request = replace(request_from(spec, values), snapshots=SNAPSHOTS)
+            tick = lambda frame: progress((frame.done, frame.total), desc=frame.label, unit="steps")  # noqa: E731
+            for item in stream_task(world, task_request, should_stop=stop.is_set, progress=tick):
+                if isinstance(item, Frame):
+                    yield preview(item, task_request.steps)
+                else:
+                    outcome = item
+        _warn_if_stopped(outcome, task_request.steps)
+        summary = summarize(outcome)
+        yield (
+            gallery(outcome, summary, spec.metric_label),
+            summary,
+            step_figure(summary, "ms_per_step", "ms per step"),
+            step_figure(summary, "energy_per_step", "energy of the x0 estimate"),
+            metrics_table(summary, spec.metric_label),
+            [(image, name) for name, image in outcome.artefacts.items()],
+            write_downloads(downloads, outcome, summary),
+            status(worlds, backbone),
+            trajectory_strip(outcome.results),
+        )
+
+    return on_gpu(run, lambda *_, **values: run_seconds(spec, values), spaces)
+
+
+def make_sweep(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None) -> Callable[..., tuple]:
+    """The tab's sweep endpoint: its widget values plus a setting and 3-8 values in; grid, plots, files, JSON out."""
+
+    def run_sweep(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> tuple:
+        backbone, setting, text = values.pop("backbone"), values.pop("sweep_setting"), values.pop("sweep_values")
+        with readable_errors(), stops.watch(request.session_hash) as stop:
+            progress(0, desc=f"loading the {backbone} backbone")
+            world = worlds.load(backbone)
+            outcome = sweep(
+                world, request_from(spec, values), setting, parse_values(setting, text),
+                progress=lambda where: progress((where.step, where.steps), desc=str(where), unit="steps"), should_stop=stop.is_set,
+            )  # fmt: skip
+        if outcome.cancelled:
+            gr.Warning(f"Stopped after {len(outcome.columns) - 1} of {len(outcome.values)} values; finished cells shown.")
+        figures = {key: sweep_figure(outcome, key) for key in SWEEP_SERIES}
+        files = write_sweep_files(downloads / uuid.uuid4().hex, outcome, figures)
+        return sweep_grid(outcome), figures["metric"], figures["seconds_per_image"], files, sweep_summary(outcome)
+
+    def seconds(*_, **values: Any) -> int:
+        try:
+            count = len(parse_values(values["sweep_setting"], values["sweep_values"]))
+        except GuidanceError:  # the sweep itself reports bad values
+            count = SWEEP_VALUES[1]
+        return run_seconds(spec, values, count)
+
+    return on_gpu(run_sweep, seconds, spaces)

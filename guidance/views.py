@@ -1,0 +1,105 @@
+"""Pictures of results for the app and the notebooks: sweep grids and plots, x0_hat trajectories, live frames."""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from PIL import Image, ImageDraw
+
+from conditions.images import to_pil
+
+from .sampling import SamplingResult
+from .tasks import SWEEP_SETTINGS, SweepOutcome
+
+LABEL_WIDTH, HEADER_HEIGHT = 84, 18
+SWEEP_SERIES = {"metric": "metric (mean over samples)", "seconds_per_image": "seconds per image"}
+
+
+def labelled_grid(rows: Sequence[Sequence[Image.Image | None]], row_labels: Sequence[str], column_labels: Sequence[str], cell: int = 96) -> Image.Image:
+    """Images in rows and columns with a label left of each row and above each column (empty cells stay white)."""
+    columns = max((len(row) for row in rows), default=0)
+    grid = Image.new("RGB", (LABEL_WIDTH + columns * cell, HEADER_HEIGHT + len(rows) * cell), "white")
+    draw = ImageDraw.Draw(grid)
+    for c, text in enumerate(column_labels):
+        draw.text((LABEL_WIDTH + c * cell + 4, 3), str(text), fill="black")
+    for r, (label, row) in enumerate(zip(row_labels, rows)):
+        draw.text((4, HEADER_HEIGHT + r * cell + cell // 2 - 6), label, fill="black")
+        for c, image in enumerate(row):
+            if image is not None:
+                grid.paste(image.convert("RGB").resize((cell, cell)), (LABEL_WIDTH + c * cell, HEADER_HEIGHT + r * cell))
+    return grid
+
+
+def _value_text(value) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
+
+
+def sweep_grid(outcome: SweepOutcome, sample: int = 0, cell: int = 96) -> Image.Image:
+    """Rows: methods; columns: the setting's values; one sample's final image per cell."""
+    rows = [
+        [None if (r := outcome.cell(label, c)) is None else to_pil(r.images[sample : sample + 1])[0] for c in range(len(outcome.values))]
+        for label in outcome.labels
+    ]  # fmt: skip
+    header = [f"{outcome.setting}={_value_text(v)}" for v in outcome.values]
+    return labelled_grid(rows, outcome.labels, header, cell)
+
+
+def sweep_series(outcome: SweepOutcome) -> dict[str, dict[str, list]]:
+    """Per method: the values reached, the mean metric and the seconds per image at each (what the plots draw)."""
+    series = {}
+    for label in outcome.labels:
+        cells = [(v, outcome.cell(label, c)) for c, v in enumerate(outcome.values)]
+        cells = [(v, r) for v, r in cells if r is not None]
+        series[label] = {
+            "values": [v for v, _ in cells],
+            "metric": [None if not r.metric else sum(r.metric) / len(r.metric) for _, r in cells],
+            "seconds_per_image": [r.seconds / r.images.shape[0] for _, r in cells],
+            "cancelled": [r.cancelled for _, r in cells],
+        }
+    return series
+
+
+def sweep_figure(outcome: SweepOutcome, key: str) -> Figure:
+    """One line per method of `key` ("metric" or "seconds_per_image") against the swept value."""
+    figure = Figure(figsize=(5, 3.2), layout="constrained")
+    axes = figure.subplots()
+    text = all(isinstance(v, str) for v in outcome.values)
+    for label, data in sweep_series(outcome).items():
+        xs = [outcome.values.index(v) if text else v for v in data["values"]]
+        axes.plot(xs, [math.nan if y is None else y for y in data[key]], marker="o", label=label)
+    if text:
+        axes.set_xticks(range(len(outcome.values)), outcome.values)
+    metric = next((r.metric_name for c in outcome.columns for _, r in c.results if r.metric_name), None)
+    ylabel = (metric or "metric") if key == "metric" else SWEEP_SERIES[key]
+    axes.set(xlabel=SWEEP_SETTINGS[outcome.setting], ylabel=ylabel)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return figure
+
+
+def sweep_summary(outcome: SweepOutcome) -> dict:
+    """The sweep as JSON: the setting, its values, the methods, and per method its series."""
+    return {"setting": outcome.setting, "values": outcome.values, "methods": outcome.labels,
+            "columns": len(outcome.columns), "cancelled": outcome.cancelled, "series": sweep_series(outcome)}  # fmt: skip
+
+
+def write_sweep_files(folder: Path, outcome: SweepOutcome, figures: dict[str, Figure]) -> list[str]:
+    """grid.png, <name>.png per figure and sweep.json in `folder` (created); their paths."""
+    folder.mkdir(parents=True)
+    sweep_grid(outcome).save(folder / "grid.png")
+    for name, figure in figures.items():
+        figure.savefig(folder / f"{name}.png", dpi=120)
+    (folder / "sweep.json").write_text(json.dumps(sweep_summary(outcome), indent=1, default=str))
+    return [str(folder / "grid.png"), *(str(folder / f"{name}.png") for name in figures), str(folder / "sweep.json")]
+
+
+def trajectory_strip(results: Sequence[tuple[str, SamplingResult]], sample: int = 0, cell: int = 80) -> Image.Image:
+    """Per method, its decoded x0_hat at the snapshot steps, left (noisiest) to right, then the final image."""
+    steps = max((len(r.trajectory) for _, r in results), default=0)
+    rows = [[*(to_pil(images[sample : sample + 1])[0] for _, images in r.trajectory), to_pil(r.images[sample : sample + 1])[0]] for _, r in results]
+    first = next((r for _, r in results if r.trajectory), None)
+    header = [f"step {index + 1}" for index, _ in first.trajectory] if first else [""] * steps
+    return labelled_grid(rows, [label for label, _ in results], [*header, "final"], cell)
