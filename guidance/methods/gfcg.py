@@ -18,8 +18,7 @@ class GFCG(Predictor):
     """A classifier picks a reference class and a scale per sample and step; no gradients anywhere.
 
     docs/methods.md, GFCG steps 1-4 [ours]: p = softmax(f(x0_hat(D_c))); c_ref = argmax_{k != c} p_k;
-    w_t = w_max (1 - p_c) ("confusion") or w_max p_ref / (p_c + p_ref) ("ratio"), 0 outside `window`
-    and where w_t < threshold * w_max (a sample the classifier already reads as c);
+    w_t = w_max (1 - p_c) ("confusion") or w_max p_ref / (p_c + p_ref) ("ratio"), 0 outside `window`;
       base "none": D = D_c + w_t (D_c - D(c_ref))
       base "cfg":  D = D_c + (w_cfg - 1)(D_c - D_u) + w_t (D_c - D(c_ref))
       base "atg":  D = D_c + (w_atg - 1)(D_c - D_guide(c)) + w_t (D_c - D(c_ref))
@@ -40,14 +39,13 @@ class GFCG(Predictor):
         scale_rule: str = "confusion",
         fused: bool = False,
         window: "tuple[float, float]" = (0.0, 1.0),
-        threshold: float = 0.0,
     ):
         if base not in BASES or scale_rule not in SCALE_RULES:
             raise MethodConfigError(f"GFCG base must be one of {BASES} and scale_rule one of {SCALE_RULES}")
         if fused and base != "atg":
             raise MethodConfigError("the fused GFCG variant is defined with Autoguidance (base='atg')")
         self.classifier, self.max_scale, self.base, self.base_scale = classifier, max_scale, base, base_scale
-        self.scale_rule, self.fused, self.window, self.threshold = scale_rule, fused, window, threshold
+        self.scale_rule, self.fused, self.window = scale_rule, fused, window
 
     def reference(self, ctx: StepContext, eps_c: Tensor) -> tuple[list[str], Tensor]:
         """The most confusable non-target class and the guidance scale w_t, per sample."""
@@ -63,7 +61,6 @@ class GFCG(Predictor):
             scale = self.max_scale * (1 - p_c)
         else:
             scale = self.max_scale * p_ref / (p_c + p_ref + 1e-12)
-        scale = torch.where(scale < self.threshold * self.max_scale, 0.0, scale)
         return [names[i] for i in ref.tolist()], scale
 
     def _targets(self, ctx: StepContext) -> list[str]:
@@ -129,5 +126,4 @@ class GFCG(Predictor):
             "scale_rule": self.scale_rule,
             "fused": self.fused,
             "window": list(self.window),
-            "threshold": self.threshold,
         }
