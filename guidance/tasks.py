@@ -191,8 +191,8 @@ SPECS = (
         intro="Identity guidance: the generated face should be the uploaded person (ID distance, lower is better).",
         inputs=("reference",), choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
         choices_label="Methods (FreeDoM is the baseline)",
-        # k and the DSG rate from the `dsg` benchmark's sweep (docs/benchmarks.md) on the embedded world
-        preset=Settings(scale=0.05, step_rule="normalized", window=(0.0, 0.9), dsg_rate=0.1, noise_rule="freedom"),
+        # k from the world suite's sweep on the embedded world v2 (docs/benchmarks.md, "Preset sweep")
+        preset=Settings(scale=0.1, step_rule="normalized", window=(0.0, 0.9), dsg_rate=0.1, noise_rule="freedom"),
         energy=_reference_task("face"), metric_label="ID distance", sd_prompt="a headshot photo of a person",
         example_fields=("reference", "condition"),
         examples=((_example("face_blond.png"), ""), (_example("face_ginger.png"), ""), (_example("face_black_beard.png"), "")),
@@ -203,7 +203,8 @@ SPECS = (
         intro="Style guidance: match the Gram matrices of early features of the uploaded image (style distance, lower is better).",
         inputs=("reference",), choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
         choices_label="Methods (FreeDoM is the baseline)",
-        preset=Settings(scale=0.2, step_rule="normalized", window=(0.3, 0.7), repeats=3, travel_window=(0.3, 0.6), dsg_rate=0.1),
+        # k from the world suite's sweep (docs/benchmarks.md, "Preset sweep"); repeats 3: FreeDoM's SD style script
+        preset=Settings(scale=0.1, step_rule="normalized", window=(0.3, 0.7), repeats=3, travel_window=(0.3, 0.6), dsg_rate=0.1),
         energy=_reference_task("style"), metric_label="style distance", sd_prompt="a portrait of a person, oil painting",
         example_fields=("reference", "condition"),
         examples=tuple((_example(f"style_{name}.png"), "") for name in ("stripes", "checker", "dots")),

@@ -19,7 +19,7 @@ from guidance.bench.common import ROW_KEYS, Options
 from guidance.bench.metrics import diversity, frechet_from_moments
 from guidance.bench.report import write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
-from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, preview, profile, solvers, world
+from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, presets, preview, profile, solvers, world
 from guidance.worlds import World
 
 TINY_PLANS = {
@@ -31,6 +31,8 @@ TINY_PLANS = {
     solvers: solvers.Plan(nfes=(3, solvers.GRID_NFE), samples=10, reference_samples=2, reference_steps=6),
     profile: profile.Plan(steps=3, rounds=1, speed_repeats=1),
     preview: preview.Plan(methods=("freedom", "figd"), steps=3, snapshots=2, repeats=1),
+    presets: world.Plan(per_class=0, face_references=1, face_seeds=1, style_references=1, control_maps=1, id_images=0,
+                        task_steps=2),
 }
 DOCUMENT_KEYS = {"suite", "backbone", "device", "machine", "rows"}
 
@@ -128,7 +130,7 @@ def test_roc_auc_and_diversity():
     assert diversity(feats, torch.tensor([0, 0, 1, 1])) == pytest.approx(2.5)
 
 
-@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers", "profile", "preview"])
+@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers", "profile", "preview", "presets"])
 def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, tmp_path, capsys):
     out = tmp_path / "out.json"
     argv = [suite, "--quick", "--world", str(tiny_world_path), "--json", str(out), "--plots", str(tmp_path / "plots"), "--grid", str(tmp_path / "grid.png")]
@@ -157,6 +159,11 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         assert any("FreeDoM's step / FIGD's" in note for note in data["notes"])
         assert by["4 x 25 steps unguided"]["seconds"] > 0 and by["app face tab, 3 methods x 20 steps"]["seconds"] > 0
         assert [g["target"] for g in data["goals"]] == ["<= 1.5 s", "<= 5 s"]
+    if suite == "presets":  # every tab's methods at every k of its grid, the bars read at the tab presets
+        ks = {(r["task"], r["method"], r["k"]) for r in data["rows"]}
+        assert all(("face", m, k) in ks for m in ("freedom", "figd") for k in presets.SCALES["face"])
+        assert all(("control", "figd", k) in ks for k in presets.SCALES["control"])
+        assert any("(the preset)" in g["goal"] for g in data["goals"])
     if suite == "world":  # the rows and keys that the bars are read from
         by = {(r["task"], r["method"]): r for r in data["rows"]}
         assert {"accuracy", "fd", "fd_floor", "saturation_ratio"} <= set(by[("class", "plain")]) & set(by[("class", "atg")])
@@ -205,7 +212,7 @@ def test_char_tokenizer_pads_to_clip_length():
 
 
 def test_every_suite_is_registered():
-    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview"}
+    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview", "presets"}
 
 
 def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_rows(tiny_sd_world, monkeypatch):

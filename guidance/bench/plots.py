@@ -181,9 +181,18 @@ def plot_preview(data: dict, folder: Path) -> list[Path]:
     return [_save(fig, data, folder, "overhead")]
 
 
+def plot_presets(data: dict, folder: Path) -> list[Path]:
+    fig, axes = _figure(3)
+    for ax, (task, metric) in zip(axes, (("face", "attribute_agreement"), ("style", "style_ratio"), ("control", "edge_f1"))):
+        guided = [r for r in data["rows"] if r["task"] == task and r["method"] != "plain"]
+        _lines(ax, guided, "k", metric, "method", f"{task}: {metric} against k")
+        ax.set_xscale("log")
+    return [_save(fig, data, folder, "sweep")]
+
+
 PLOTTERS: dict[str, Callable[[dict, Path], list[Path]]] = {
     "world": plot_world, "figd": plot_figd, "dsg": plot_dsg, "gfcg": plot_gfcg, "solvers": plot_solvers, "gpu": plot_gpu,
-    "profile": plot_profile, "preview": plot_preview,
+    "profile": plot_profile, "preview": plot_preview, "presets": plot_presets,
 }  # fmt: skip
 
 

@@ -140,12 +140,13 @@ def saturation(images: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- guided tasks
 
 
-def task_results(world: World, task: str, method: str, reference, samples: int, plan: Plan, seed: int):
-    """One tab run of `method` at the tab's preset on one reference (face, style) or control source image."""
+def task_results(world: World, task: str, method: str, reference, samples: int, plan: Plan, seed: int, **overrides):
+    """One tab run of `method` at the tab's preset (with `overrides`) on one reference (face, style) or control
+    source image."""
     control = task == "control"
     request = TaskRequest(
         task=task, methods=[method], samples=samples, steps=plan.task_steps, eta=TASK_SAMPLING[task], seed=seed,
-        settings=preset(task), reference=None if control else reference, control_image=reference if control else None,
+        settings=preset(task, **overrides), reference=None if control else reference, control_image=reference if control else None,
         annotator="canny", use_controlnet=control,
     )  # fmt: skip
     return run_task(world, request).results[0][1]
@@ -168,14 +169,15 @@ def attribute_agreement(world: World, samples: torch.Tensor, reference: torch.Te
     return float(((ours == theirs) & counted).sum() / counted.sum())
 
 
-def face_rows(world: World, plan: Plan) -> list[dict]:
-    """Each method at the face tab's preset on held-out reference renders, scored by attribute agreement."""
+def face_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHODS, **overrides) -> list[dict]:
+    """Each method at the face tab's preset (with `overrides`) on held-out reference renders, scored by attribute
+    agreement."""
     references = renders(plan.face_references, FACE_SEED)[0]
     rows = []
-    for method in ENERGY_METHODS:
+    for method in methods:
         results, agreements = [], []
         for k, reference in enumerate(references):
-            result = task_results(world, "face", method, to_pil(reference[None])[0], plan.face_seeds, plan, seed=k)
+            result = task_results(world, "face", method, to_pil(reference[None])[0], plan.face_seeds, plan, k, **overrides)
             results.append(result)
             agreements.append(attribute_agreement(world, result.images, reference))
         images = images_of(results)
@@ -187,14 +189,15 @@ def face_rows(world: World, plan: Plan) -> list[dict]:
     return rows
 
 
-def style_rows(world: World, plan: Plan) -> list[dict]:
-    """Each method at the style tab's preset; style_ratio: its style distance over the unguided sample's (same seeds)."""
+def style_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHODS, **overrides) -> list[dict]:
+    """Each method at the style tab's preset (with `overrides`); style_ratio: its style distance over the unguided
+    sample's (same seeds; "plain" must come first in `methods`)."""
     from guidance.worlds.embedded.examples import style_references
 
     references = style_references(plan.style_references)
     rows, unguided = [], None
-    for method in ENERGY_METHODS:
-        results = [task_results(world, "style", method, image, 1, plan, seed=k) for k, image in enumerate(references)]
+    for method in methods:
+        results = [task_results(world, "style", method, image, 1, plan, k, **overrides) for k, image in enumerate(references)]
         distance = statistics.fmean(v for r in results for v in r.metric)
         unguided = distance if method == "plain" else unguided
         rows.append({
@@ -204,15 +207,16 @@ def style_rows(world: World, plan: Plan) -> list[dict]:
     return rows
 
 
-def control_rows(world: World, plan: Plan) -> list[dict]:
-    """The ControlNet alone (plain) and with FIGD's edge energy, on Canny maps of held-out renders."""
+def control_rows(world: World, plan: Plan, methods: tuple[str, ...] = ("plain", "figd"), **overrides) -> list[dict]:
+    """The ControlNet alone (plain) and with FIGD's edge energy (preset with `overrides`), on Canny maps of held-out
+    renders."""
     if not world.backbone.has_controlnet:
         raise MethodConfigError("this world has no ControlNet (assets/world/controlnet)")
     pixels = renders(plan.control_maps, CONTROL_SEED)[0]
     sources, maps = to_pil(pixels), canny(pixels)
     rows = []
-    for method in ("plain", "figd"):
-        results = [task_results(world, "control", method, image, 1, plan, seed=k) for k, image in enumerate(sources)]
+    for method in methods:
+        results = [task_results(world, "control", method, image, 1, plan, k, **overrides) for k, image in enumerate(sources)]
         images = images_of(results)
         rows.append({
             "bar": "control", "task": "control", "method": method, **timing(results),
