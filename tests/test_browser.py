@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,8 +32,10 @@ def chromium() -> Path:
     pytest.skip(reason)
 
 
-def test_face_tab_runs_an_example_and_the_backbone_selector_updates_the_status(app_url: str, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+@contextmanager
+def opened_page(url: str, tmp_path: Path) -> Iterator:
+    """A page of headless chromium (a fresh profile under tmp_path) at the app's url."""
+    from playwright.sync_api import sync_playwright
 
     browser = chromium()
     with sync_playwright() as playwright:
@@ -41,89 +45,78 @@ def test_face_tab_runs_an_example_and_the_backbone_selector_updates_the_status(a
         )  # fmt: skip
         try:
             page = context.new_page()
-            page.goto(app_url)
-            expect(page.locator("#status")).to_contain_text("embedded world", timeout=60_000)
-
-            page.locator('#face-examples [data-testid="dataset-cell-1-0"]').click()
-            expect(page.locator("#face-reference img[src*='face_ginger']")).to_be_visible()  # the example is loaded
-            samples = page.locator("#face-samples input[type=number]")
-            samples.fill("2")
-            samples.press("Enter")
-
-            page.locator("#face-run").click()
-            gallery = page.locator("#face-gallery img")
-            expect(gallery).to_have_count(6, timeout=120_000)
-            expect(page.locator("#face-gallery")).to_contain_text("NFE")
-            for plot in ("#face-time-plot", "#face-energy-plot"):  # matplotlib figures arrive as <img>
-                drawn = page.locator(f"{plot} img")
-                expect(drawn).to_be_visible()
-                assert drawn.evaluate("img => img.naturalWidth") > 100
-            expect(page.locator("#face-metrics")).to_contain_text("figd+dsg")
-            expect(page.locator("#status")).to_contain_text("loaded")
-
-            page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
-
-            page.locator("#backbone input").click()
-            page.get_by_role("option", name="Stable Diffusion 1.5").click()
-            expect(page.locator("#status")).to_contain_text("Stable Diffusion 1.5")
-            expect(page.locator("#status")).to_contain_text("loads on its first run")
+            page.goto(url)
+            yield page
         finally:
             context.close()
+
+
+def test_face_tab_runs_an_example_and_the_backbone_selector_updates_the_status(app_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    with opened_page(app_url, tmp_path) as page:
+        expect(page.locator("#status")).to_contain_text("embedded world", timeout=60_000)
+
+        page.locator('#face-examples [data-testid="dataset-cell-1-0"]').click()
+        expect(page.locator("#face-reference img[src*='face_ginger']")).to_be_visible()  # the example is loaded
+        samples = page.locator("#face-samples input[type=number]")
+        samples.fill("2")
+        samples.press("Enter")
+
+        page.locator("#face-run").click()
+        gallery = page.locator("#face-gallery img")
+        expect(gallery).to_have_count(6, timeout=120_000)
+        expect(page.locator("#face-gallery")).to_contain_text("NFE")
+        for plot in ("#face-time-plot", "#face-energy-plot"):  # matplotlib figures arrive as <img>
+            drawn = page.locator(f"{plot} img")
+            expect(drawn).to_be_visible()
+            assert drawn.evaluate("img => img.naturalWidth") > 100
+        expect(page.locator("#face-metrics")).to_contain_text("figd+dsg")
+        expect(page.locator("#status")).to_contain_text("loaded")
+
+        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+
+        page.locator("#backbone input").click()
+        page.get_by_role("option", name="Stable Diffusion 1.5").click()
+        expect(page.locator("#status")).to_contain_text("Stable Diffusion 1.5")
+        expect(page.locator("#status")).to_contain_text("loads on its first run")
     shutil.copyfile(tmp_path / "app.png", SCREENSHOT)
     assert (tmp_path / "app.png").stat().st_size > 10_000
 
 
 def test_solvers_tab_shows_its_benchmark_plot(app_url: str, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     import app
 
     figure = app.benchmark_figures("solvers")[0]
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(chromium()), headless=True, args=ARGS,
-            viewport={"width": 1400, "height": 1000},
-        )  # fmt: skip
-        try:
-            page = context.new_page()
-            page.goto(app_url)
-            page.get_by_role("tab", name="Solvers").click()
-            page.get_by_text("Benchmark plots: python -m guidance.bench solvers").click()
-            plot = page.locator(f"#solvers-benchmark-{figure.stem} img")
-            expect(plot).to_be_visible(timeout=30_000)
-            assert plot.evaluate("img => img.naturalWidth") > 500
-        finally:
-            context.close()
+    with opened_page(app_url, tmp_path) as page:
+        page.get_by_role("tab", name="Solvers").click()
+        page.get_by_text("Benchmark plots: python -m guidance.bench solvers").click()
+        plot = page.locator(f"#solvers-benchmark-{figure.stem} img")
+        expect(plot).to_be_visible(timeout=30_000)
+        assert plot.evaluate("img => img.naturalWidth") > 500
 
 
 def test_classes_tab_runs_a_sweep_and_draws_its_grid_and_plots(app_url: str, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(chromium()), headless=True, args=ARGS,
-            viewport={"width": 1400, "height": 1000},
-        )  # fmt: skip
-        try:
-            page = context.new_page()
-            page.goto(app_url)
-            page.get_by_role("tab", name="Classes").click()
-            steps = page.locator("#classes-steps input[type=number]")
-            steps.fill("4")
-            steps.press("Enter")
-            page.locator("#classes-sweep").get_by_text("Sweep: one setting, 3 to 8 values").click()
-            page.locator("#classes-sweep-values textarea, #classes-sweep-values input").first.fill("0, 1, 2, 3")
-            page.locator("#classes-sweep-run").click()
-            grid = page.locator("#classes-sweep-grid img")
-            expect(grid).to_be_visible(timeout=180_000)
-            assert grid.evaluate("img => img.naturalWidth") > 4 * 96  # a label column and four value columns
-            for plot in ("#classes-sweep-metric", "#classes-sweep-seconds"):
-                drawn = page.locator(f"{plot} img")
-                expect(drawn).to_be_visible()
-                assert drawn.evaluate("img => img.naturalWidth") > 100
-            page.locator("#classes-sweep").scroll_into_view_if_needed()
-            page.screenshot(path=str(tmp_path / "sweep.png"), full_page=True)
-        finally:
-            context.close()
+    with opened_page(app_url, tmp_path) as page:
+        page.get_by_role("tab", name="Classes").click()
+        steps = page.locator("#classes-steps input[type=number]")
+        steps.fill("4")
+        steps.press("Enter")
+        page.locator("#classes-sweep").get_by_text("Sweep: one setting, 3 to 8 values").click()
+        page.locator("#classes-sweep-values textarea, #classes-sweep-values input").first.fill("0, 1, 2, 3")
+        page.locator("#classes-sweep-run").click()
+        grid = page.locator("#classes-sweep-grid img")
+        expect(grid).to_be_visible(timeout=180_000)
+        assert grid.evaluate("img => img.naturalWidth") > 4 * 96  # a label column and four value columns
+        for plot in ("#classes-sweep-metric", "#classes-sweep-seconds"):
+            drawn = page.locator(f"{plot} img")
+            expect(drawn).to_be_visible()
+            assert drawn.evaluate("img => img.naturalWidth") > 100
+        page.locator("#classes-sweep").scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "sweep.png"), full_page=True)
     shutil.copyfile(tmp_path / "sweep.png", SWEEP_SCREENSHOT)
     assert (tmp_path / "sweep.png").stat().st_size > 10_000
