@@ -29,7 +29,7 @@ from typing import Any
 
 import gradio as gr
 
-from app_handlers import SNAPSHOTS, make_run, make_sweep, status
+from app_handlers import SNAPSHOTS, ExampleCache, make_example, make_run, make_sweep, status
 from conditions.control import ANNOTATORS
 from conditions.images import MAX_FILE_BYTES
 from guidance.export import TABLE_COLUMNS
@@ -196,7 +196,27 @@ def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.co
     )  # fmt: skip
 
 
-def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], status_line: gr.Markdown, run: Callable, run_sweep: Callable) -> tuple:
+def initial_value(component: gr.components.Component) -> Any:
+    """A widget's starting value as an example row holds it (an image as its file path)."""
+    value = component.value
+    return value["path"] if isinstance(value, dict) and "path" in value else value
+
+
+def examples_section(spec: TaskSpec, inputs: dict[str, gr.components.Component], outputs: list, example: Callable,
+                     cache: ExampleCache) -> gr.Examples:  # fmt: skip
+    """The task's examples. Each row holds every input of the tab (those it does not show at their defaults), so a
+    cached example's outputs match every widget it sets. Caching is Gradio's own, as `cache` says."""
+    names = list(inputs)
+    rows = [[dict(zip(spec.example_fields, row)).get(name, initial_value(inputs[name])) for name in names] for row in spec.examples]
+    return gr.Examples(
+        rows, list(inputs.values()), outputs=outputs, fn=example, cache_examples=cache.enabled, cache_mode=cache.mode,
+        visible_columns=[names.index(field) for field in spec.example_fields], preprocess=False,
+        label="Examples", elem_id=f"{spec.name}-examples", api_visibility="private",
+    )  # fmt: skip
+
+
+def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], status_line: gr.Markdown, run: Callable,
+              run_sweep: Callable, cache: ExampleCache) -> tuple:  # fmt: skip
     """One tab; returns its condition widget (the backbone selector updates it) and its Stop button."""
     with gr.Tab(spec.title, id=spec.name):
         gr.Markdown(spec.intro)
@@ -211,12 +231,13 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
                 with gr.Row():
                     start = gr.Button("Run", variant="primary", elem_id=f"{spec.name}-run")
                     halt = gr.Button("Stop", variant="stop", elem_id=f"{spec.name}-stop")
-                examples = [list(e) for e in spec.examples]
-                gr.Examples(examples, [inputs[f] for f in spec.example_fields], label="Examples", elem_id=f"{spec.name}-examples")
+                examples_column = gr.Column()
             with gr.Column(scale=3):
                 outputs = result_outputs(spec)
                 trajectory = trajectory_output(spec)
                 benchmark_panel(spec)
+        with examples_column:
+            examples_section(spec, inputs, [*outputs, trajectory], make_example(run, list(inputs), cache.backbone), cache)
         sweep_section(spec, backbone, inputs, run_sweep)
         start.click(
             run, inputs_kwargs={"backbone": backbone, **inputs}, outputs=[*outputs, status_line, trajectory],
@@ -248,7 +269,8 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
             backbone = gr.Dropdown(choices, value=default, label="Backbone", scale=1, elem_id="backbone")
             status_line = gr.Markdown(status(worlds, default), label="Status", elem_id="status")
         handlers = [(make_run(spec, worlds, stops, downloads, spaces), make_sweep(spec, worlds, stops, downloads, spaces)) for spec in SPECS]
-        tabs = [build_tab(spec, backbone, condition_widget(spec, worlds, default), status_line, *pair) for spec, pair in zip(SPECS, handlers)]
+        cache = ExampleCache(default)
+        tabs = [build_tab(spec, backbone, condition_widget(spec, worlds, default), status_line, *pair, cache) for spec, pair in zip(SPECS, handlers)]
         conditions, halts = zip(*tabs)
         gr.on([halt.click for halt in halts], stop, api_name="stop", concurrency_limit=None)
         backbone.change(switch, backbone, [status_line, *conditions], api_visibility="private", concurrency_limit=None)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,30 @@ def make_sweep(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: P
         return run_seconds(spec, values, count)
 
     return on_gpu(run_sweep, seconds, spaces)
+
+
+# ----------------------------------------------------------------------------- cached examples
+
+
+@dataclass(frozen=True)
+class ExampleCache:
+    """Cached example outputs, computed on `backbone` (the start-up default). `enabled`: True on a Hugging Face Space
+    (SPACE_ID set), else None, which lets Gradio read GRADIO_CACHE_EXAMPLES. `mode`: GRADIO_CACHE_MODE where set
+    (None lets Gradio read it), else lazy, each example made on its first click and kept for every visitor after.
+    Eager caching at start-up took 108 s for the embedded world's 15 examples on 2 CPU cores (more than the minute
+    a Space should spend on it), and would take minutes of a GPU for SD 1.5."""
+
+    backbone: str
+    enabled: bool | None = field(default_factory=lambda: True if os.environ.get("SPACE_ID") else None)
+    mode: str | None = field(default_factory=lambda: None if os.environ.get("GRADIO_CACHE_MODE") else "lazy")
+
+
+def make_example(run: Callable[..., Iterator[tuple]], names: list[str], backbone: str) -> Callable[..., tuple]:
+    """gr.Examples' function: a full row of the tab's widget values (in `names` order), run on `backbone`, to the
+    run's final outputs less the status line, which Gradio caches; previews are skipped."""
+
+    def example(*row: Any) -> tuple:
+        *_, final = run(gr.Request(), backbone=backbone, **dict(zip(names, row)))
+        return (*final[:7], final[8])
+
+    return example

@@ -30,6 +30,10 @@ class Control:
     scale: float = 1.0
     _batched: dict[int, "Control"] = field(default_factory=dict, repr=False, compare=False)
 
+    def rows(self, keep: Tensor) -> "Control":
+        """The maps of the samples where `keep` ((B,) bool) is true; one map shared by every sample stays as it is."""
+        return self if self.image.shape[0] == 1 else Control(self.image[keep.to(self.image.device)], self.scale)
+
     def for_batch(self, batch: int) -> "Control":
         """The map repeated to `batch` rows (CFG doubles the batch), made once per batch size, not at every step."""
         if self.image.shape[0] == batch:

@@ -284,3 +284,45 @@ def test_on_zerogpu_every_endpoint_holds_the_gpu_for_its_steps_and_samples(world
     assert sweep_duration(None, None, **sweep, sweep_values="0.1:x") == gpu_seconds(10, 1, 3, 8)  # the sweep explains the values
     solvers_run = spaces.calls[8][1]
     assert solvers_run(None, None, nfe=12, samples=1, methods=["ddim", "evodiff"]) == gpu_seconds(12, 1, 2)
+
+
+def test_a_cached_example_shows_what_run_gives_for_the_inputs_it_sets(client: Client, world_path: Path, tmp_path: Path, monkeypatch) -> None:
+    """Gradio's example caching (lazy here): an example row sets every input of the tab, so its cached outputs are
+    the run's for those inputs; the second click reads the cache and samples nothing."""
+    monkeypatch.setenv("GRADIO_CACHE_EXAMPLES", "true")
+    monkeypatch.setenv("GRADIO_CACHE_MODE", "lazy")
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "cache"))
+    built, runs = {}, []
+    section, example = app.examples_section, app.make_example
+
+    def record_section(spec, *args, **kwargs):
+        built[spec.name] = section(spec, *args, **kwargs)
+        return built[spec.name]
+
+    def count_runs(run, names, backbone):
+        inner = example(run, names, backbone)
+        return lambda *row: runs.append(row) or inner(*row)
+
+    monkeypatch.setattr(app, "examples_section", record_section)
+    monkeypatch.setattr(app, "make_example", count_runs)
+    app.build_app(world_path, sd_model=None)
+    solvers = built["solvers"]
+    assert len(solvers.inputs) > len(TABS["solvers"].example_fields)  # the hidden columns: every other input at its default
+    condition, nfe = TABS["solvers"].examples[1]
+    cached = solvers.load_from_cache(1)
+    assert len(runs) == 1 and solvers.load_from_cache(1) and len(runs) == 1
+    summary = cached[1].value if hasattr(cached[1], "value") else cached[1]
+    direct = client.predict(condition=condition, nfe=nfe, api_name="/solvers")[1]
+    assert list(summary) == list(direct) == list(TABS["solvers"].selected)
+    for label in direct:
+        assert summary[label]["nfe"] == direct[label]["nfe"] == 2 * nfe  # CFG: two model calls per solver step
+        assert summary[label]["metric"] == pytest.approx(direct[label]["metric"], abs=1e-5)
+
+
+def test_examples_are_cached_lazily_on_a_space_and_gradio_settings_win(monkeypatch) -> None:
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("GRADIO_CACHE_MODE", raising=False)
+    assert app.ExampleCache("embedded") == app.ExampleCache("embedded", None, "lazy")  # None: GRADIO_CACHE_EXAMPLES decides
+    monkeypatch.setenv("SPACE_ID", "someone/playground")
+    monkeypatch.setenv("GRADIO_CACHE_MODE", "eager")
+    assert app.ExampleCache("embedded") == app.ExampleCache("embedded", True, None)  # None: Gradio reads GRADIO_CACHE_MODE

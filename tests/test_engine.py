@@ -401,6 +401,33 @@ def test_gfcg_with_every_weight_zero_is_its_base_at_its_cost(tiny_sd):
     assert off.nfe == 6 and unused.calls == 0  # w_max = 0: no decode, no classifier
 
 
+def test_gfcg_threshold_skips_the_reference_branch_for_samples_read_as_their_class(tiny_sd):
+    """w_t = w_max (1 - 0.95) = 0.1 is below 0.1 w_max = 0.2: counted as 0, so CFG's cost and CFG's picture."""
+    confident = CountingClassifier([0.95, 0.05, 0.0, 0.0])
+    kept = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0), confident), ["cat"], steps=3)
+    skipped = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0, gfcg_threshold=0.1), confident), ["cat"], steps=3)
+    cfg = sample(tiny_sd, build_method("cfg", Settings(cfg_scale=2.0)), ["cat"], steps=3)
+    assert [s.nfe for s in kept.steps] == [3, 3, 3] and [s.nfe for s in skipped.steps] == [2, 2, 2]
+    torch.testing.assert_close(skipped.images, cfg.images, rtol=1e-5, atol=1e-5)
+
+
+def test_gfcg_runs_the_reference_branch_only_for_the_samples_it_acts_on(tiny_sd):
+    """cat: w_t = 0.1 < 0.1 w_max, not acting; dog: w_t = 1.9. D(c_ref) is one call on the dog alone (NFE 2.5 per
+    sample), the cat gets CFG's picture and the dog the picture it gets when both act."""
+    probs = CountingClassifier([0.95, 0.05, 0.0, 0.0])
+    batches, handle = unet_batches(tiny_sd)
+    try:
+        subset = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0, gfcg_threshold=0.1), probs), ["cat", "dog"], steps=3)
+    finally:
+        handle.remove()
+    both = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0), probs), ["cat", "dog"], steps=3)
+    cfg = sample(tiny_sd, build_method("cfg", Settings(cfg_scale=2.0)), ["cat", "dog"], steps=3)
+    assert batches == [4, 1] * 3 and [s.nfe for s in subset.steps] == [2.5] * 3 and [s.nfe for s in both.steps] == [3] * 3
+    torch.testing.assert_close(subset.images[0], cfg.images[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(subset.images[1], both.images[1], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(subset.images[1], cfg.images[1], atol=1e-3)
+
+
 @pytest.mark.parametrize("fused", [False, True])
 def test_gfcg_on_autoguidance_is_autoguidance_where_it_does_not_act(tiny_sd, monkeypatch, fused):
     monkeypatch.setattr(tiny_sd, "guide_unet", tiny_sd.unet)  # any second network serves as the guide here

@@ -18,14 +18,16 @@ class GFCG(Predictor):
     """A classifier picks a reference class and a scale per sample and step; no gradients anywhere.
 
     docs/methods.md, GFCG steps 1-4 [ours]: p = softmax(f(x0_hat(D_c))); c_ref = argmax_{k != c} p_k;
-    w_t = w_max (1 - p_c) ("confusion") or w_max p_ref / (p_c + p_ref) ("ratio"), 0 outside `window`;
+    w_t = w_max (1 - p_c) ("confusion") or w_max p_ref / (p_c + p_ref) ("ratio"), 0 outside `window`
+    and where w_t < threshold * w_max (a sample the classifier already reads as c);
       base "none": D = D_c + w_t (D_c - D(c_ref))
       base "cfg":  D = D_c + (w_cfg - 1)(D_c - D_u) + w_t (D_c - D(c_ref))
       base "atg":  D = D_c + (w_atg - 1)(D_c - D_guide(c)) + w_t (D_c - D(c_ref))
       base "atg", fused: D = D_c + (w_atg - 1 + w_t)(D_c - D_guide(c_ref))   (two calls, ATG's cost)
     Where GFCG does not act (outside `window`, w_max = 0, or w_t = 0 for every sample) it is its base
     at the base's cost: no reference branch, and outside the window or with w_max = 0 no decode and no
-    classifier either (docs/methods.md, GFCG). With CFG, D_c and D_u are one batched call.
+    classifier either; within a step, D(c_ref) runs only for the samples with w_t != 0 (docs/methods.md,
+    GFCG, Cost). With CFG, D_c and D_u are one batched call.
     """
 
     name = "gfcg"
@@ -39,13 +41,14 @@ class GFCG(Predictor):
         scale_rule: str = "confusion",
         fused: bool = False,
         window: "tuple[float, float]" = (0.0, 1.0),
+        threshold: float = 0.0,
     ):
         if base not in BASES or scale_rule not in SCALE_RULES:
             raise MethodConfigError(f"GFCG base must be one of {BASES} and scale_rule one of {SCALE_RULES}")
         if fused and base != "atg":
             raise MethodConfigError("the fused GFCG variant is defined with Autoguidance (base='atg')")
         self.classifier, self.max_scale, self.base, self.base_scale = classifier, max_scale, base, base_scale
-        self.scale_rule, self.fused, self.window = scale_rule, fused, window
+        self.scale_rule, self.fused, self.window, self.threshold = scale_rule, fused, window, threshold
 
     def reference(self, ctx: StepContext, eps_c: Tensor) -> tuple[list[str], Tensor]:
         """The most confusable non-target class and the guidance scale w_t, per sample."""
@@ -61,6 +64,7 @@ class GFCG(Predictor):
             scale = self.max_scale * (1 - p_c)
         else:
             scale = self.max_scale * p_ref / (p_c + p_ref + 1e-12)
+        scale = torch.where(scale < self.threshold * self.max_scale, 0.0, scale)
         return [names[i] for i in ref.tolist()], scale
 
     def _targets(self, ctx: StepContext) -> list[str]:
@@ -77,7 +81,12 @@ class GFCG(Predictor):
         if guidance is None:
             return base
         ref_embeddings, w_t = guidance
-        eps_ref = branch_eps(ctx, x, ref_embeddings)
+        acting = w_t.flatten() != 0
+        if bool(acting.all()):
+            eps_ref = branch_eps(ctx, x, ref_embeddings)
+        else:  # the reference branch only for the samples GFCG acts on; elsewhere w_t = 0 and D_ref is never read
+            eps_ref = eps_c.clone()
+            eps_ref[acting] = branch_eps(ctx.rows(acting), x[acting], ref_embeddings[acting])
         return Estimate(base.eps + w_t * (eps_c - eps_ref), base.delta, base.scale)
 
     def _base(self, ctx: StepContext, x: Tensor) -> tuple[Tensor, Estimate]:
@@ -126,4 +135,5 @@ class GFCG(Predictor):
             "scale_rule": self.scale_rule,
             "fused": self.fused,
             "window": list(self.window),
+            "threshold": self.threshold,
         }

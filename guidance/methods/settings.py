@@ -43,6 +43,7 @@ LIMITS = {
     "dsg_rate": Bound(0, 1),
     "dsg_interval": Bound(1, 50, slider=(1, 10)),
     "gfcg_max_scale": Bound(0, 10, slider=(0, 5)),
+    "gfcg_threshold": Bound(0, 1),
 }
 NAMES = {"noise_rule": NOISE_RULES, "step_rule": STEP_RULES, "fisher_weight": tuple(FISHER_WEIGHTS), "gfcg_rule": SCALE_RULES}
 WINDOWS = {"window": "guidance window", "travel_window": "time-travel window", "gfcg_window": "GFCG window"}
@@ -63,7 +64,8 @@ class Settings:
     cfg_scale: w of CFG or Autoguidance (1 disables CFG for gradient methods).
     noise_rule: how DDIM's eta sets the sampler's noise, "ddim" or "freedom" (guidance/scheduler_steps.py: NOISE_RULES).
     scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
-    fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options.
+    fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options
+    (gfcg_threshold: w_t below this fraction of gfcg_max_scale counts as 0, docs/methods.md GFCG step 3).
     tiny_decoder: gradient methods decode x0_hat with the backbone's tiny decoder. checkpointing: FreeDoM and DPS
     recompute the denoiser's activations in the backward pass (less memory; FIGD keeps none anyway).
     """
@@ -82,6 +84,7 @@ class Settings:
     gfcg_rule: str = "confusion"
     gfcg_fused: bool = False
     gfcg_window: tuple[float, float] = (0.0, 1.0)
+    gfcg_threshold: float = 0.0
     tiny_decoder: bool = False
     checkpointing: bool = False
 

@@ -4,7 +4,7 @@ Their own module so that predictors and methods both import them without a cycle
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -29,6 +29,13 @@ class StepContext:
     control: Control | None = None
     energy: "torch.nn.Module | None" = None
     alphas: tuple[float, ...] = ()  # a_t at every step of the run (FIGD's weight profiles average over it)
+
+    def rows(self, keep: Tensor) -> "StepContext":
+        """The context of the samples where `keep` ((B,) bool) is true: a branch evaluated on a sub-batch."""
+        kept = keep.nonzero()[:, 0].tolist()
+        control = None if self.control is None else self.control.rows(keep)
+        return replace(self, x=self.x[keep], conditions=[self.conditions[i] for i in kept], embeddings=self.embeddings[keep],
+                       null_embeddings=self.null_embeddings[keep], control=control)  # fmt: skip
 
     @property
     def progress(self) -> float:

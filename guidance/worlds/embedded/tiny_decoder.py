@@ -55,6 +55,14 @@ def teacher_pairs(world: Path, renders: int, seed: int, batch: int = 128) -> tup
     return inputs, torch.cat([backbone.decode(chunk) for chunk in inputs.split(batch)])
 
 
+def save(student: AutoencoderTiny, folder: Path) -> None:
+    """save_pretrained, less the `block_out_channels` key it writes and from_pretrained then warns about."""
+    student.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("block_out_channels", None)
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def distil(world: Path = ASSETS, seconds: float = 480.0, renders: int = 3000, batch: int = 32, seed: int = 0,
            heldout: int = 256) -> dict:  # fmt: skip
     """Trains the tiny decoder for `seconds` (after the teacher's pixels are made), saves it in fp16 under
@@ -77,7 +85,7 @@ def distil(world: Path = ASSETS, seconds: float = 480.0, renders: int = 3000, ba
     with torch.no_grad():
         held = teacher_pairs(world, heldout, seed + 100)
         mse = F.mse_loss(student.decode(held[0]).sample.clamp(-1, 1), held[1].clamp(-1, 1)).item()
-    student.half().save_pretrained(world / FOLDER)
+    save(student.half(), world / FOLDER)
     entry = {
         "params": sum(p.numel() for p in student.decoder.parameters()), "iterations": steps, "batch": batch,
         "seconds": round(time.perf_counter() - start, 1), "psnr_db_vs_full_decoder": round(10 * torch.log10(torch.tensor(4 / mse)).item(), 2),
