@@ -229,7 +229,7 @@ SPECS = (
         intro="Gradient-free classifier guidance (GFCG) against CFG and Autoguidance (class probability under a separate evaluator).",
         inputs=("class",), choices=CLASS_METHODS, selected=("cfg", "atg", "atg+gfcg"),
         choices_label="Methods (CFG is the baseline; cfg+gfcg / atg+gfcg pick GFCG's base)",
-        preset=Settings(cfg_scale=2.5, gfcg_max_scale=2.0), energy=class_energy, metric_label="class probability",
+        preset=Settings(cfg_scale=2.5, gfcg_max_scale=2.0, gfcg_threshold=0.05), energy=class_energy, metric_label="class probability",
         condition="ginger hair", example_fields=("condition", "seed"),
         examples=(("ginger hair", 0), ("brown hair", 1), ("sunglasses", 2)), benchmark="gfcg",
         sweeps=("gfcg_max_scale", "cfg_scale", "steps", "eta"),

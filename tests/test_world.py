@@ -159,3 +159,15 @@ def test_classifier_and_evaluator_are_accurate_on_heldout_renders(world):
         read = world.evaluator.attributes(pixels).numpy()
     seen = attributes != -1
     assert (read == attributes)[seen].mean() > 0.9
+
+
+def test_adversarial_inputs_stay_in_their_ball_and_raise_the_loss():
+    from guidance.worlds.embedded.stages import adversarial
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    x, y = torch.rand(6, 3, 16, 16) * 1.6 - 0.8, torch.randint(0, 2, (6,))
+    loss_of = lambda inputs: torch.nn.functional.cross_entropy(net(inputs), y)  # noqa: E731
+    moved = adversarial(loss_of, x, 0.5, torch.Generator().manual_seed(1))
+    assert ((moved - x).flatten(1).norm(dim=1) <= 0.5 + 1e-5).all()
+    assert loss_of(moved) > loss_of(x)

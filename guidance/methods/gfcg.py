@@ -42,6 +42,7 @@ class GFCG(Predictor):
         fused: bool = False,
         window: "tuple[float, float]" = (0.0, 1.0),
         threshold: float = 0.0,
+        tiny_decoder: bool = False,
     ):
         if base not in BASES or scale_rule not in SCALE_RULES:
             raise MethodConfigError(f"GFCG base must be one of {BASES} and scale_rule one of {SCALE_RULES}")
@@ -49,6 +50,7 @@ class GFCG(Predictor):
             raise MethodConfigError("the fused GFCG variant is defined with Autoguidance (base='atg')")
         self.classifier, self.max_scale, self.base, self.base_scale = classifier, max_scale, base, base_scale
         self.scale_rule, self.fused, self.window, self.threshold = scale_rule, fused, window, threshold
+        self.tiny_decoder = tiny_decoder
 
     def reference(self, ctx: StepContext, eps_c: Tensor) -> tuple[list[str], Tensor]:
         """The most confusable non-target class and the guidance scale w_t, per sample."""
@@ -56,7 +58,7 @@ class GFCG(Predictor):
         target = torch.tensor([names.index(c) for c in self._targets(ctx)])
         with torch.no_grad():
             x0 = to_eps_and_x0(ctx.x.detach(), eps_c.detach(), ctx.a_t, "epsilon")[1]
-            probs = self.classifier(ctx.backbone.decode(x0)).float().cpu()
+            probs = self.classifier(ctx.backbone.guidance_decode(x0, self.tiny_decoder)).float().cpu()
         p_c = probs.gather(1, target[:, None])[:, 0]
         others = probs.scatter(1, target[:, None], -1.0)
         p_ref, ref = others.max(1)
@@ -136,4 +138,5 @@ class GFCG(Predictor):
             "fused": self.fused,
             "window": list(self.window),
             "threshold": self.threshold,
+            **({"tiny_decoder": True} if self.tiny_decoder else {}),
         }

@@ -66,7 +66,7 @@ class Settings:
     scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
     fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options
     (gfcg_threshold: w_t below this fraction of gfcg_max_scale counts as 0, docs/methods.md GFCG step 3).
-    tiny_decoder: gradient methods decode x0_hat with the backbone's tiny decoder. checkpointing: FreeDoM and DPS
+    tiny_decoder: gradient methods (and GFCG's classifier) decode x0_hat with the backbone's tiny decoder. checkpointing: FreeDoM and DPS
     recompute the denoiser's activations in the backward pass (less memory; FIGD keeps none anyway).
     """
 

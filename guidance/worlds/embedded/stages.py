@@ -89,6 +89,7 @@ class Config:
     classifier_widths: tuple[int, ...] = (16, 32, 64, 128)
     evaluator_widths: tuple[int, ...] = (24, 48, 96, 160)
     face_widths: tuple[int, ...] = (16, 32, 64, 128)
+    face_adversarial: float = 0.0  # L2 radius of the face embedder's adversarial training inputs ([-1, 1] pixels); 0: off
     detector_widths: tuple[int, ...] = (16, 32, 64)
     label_dropout: float = 0.12
     ema_decay: float = 0.999
@@ -98,7 +99,7 @@ class Config:
 
 
 def _loops() -> dict[str, Loop]:
-    """The full configuration's stages; wall-clock budgets sized for 2 CPU cores (under 3.5 hours in all).
+    """The full configuration's stages; wall-clock budgets sized for 2 CPU cores (under 4 hours in all).
 
     The denoiser runs the shipped run's 2 805 steps (about 75 minutes on 2 idle cores); its budget only guards.
     """
@@ -108,13 +109,13 @@ def _loops() -> dict[str, Loop]:
         "denoiser": Loop(2805, 64, 1e-3, 5, time_budget_s=7200, decay_from=4000, snapshot_every=250),
         "controlnet": Loop(100000, 32, 1e-3, 7, time_budget_s=540),
         "classifier": Loop(4000, 64, 2e-3, 1, time_budget_s=300),
-        "face": Loop(6000, 64, 2e-3, 3, time_budget_s=360),
+        "face": Loop(6000, 64, 2e-3, 3, time_budget_s=720),  # adversarial inputs: 3 passes a step
         "detector": Loop(2000, 64, 2e-3, 4, time_budget_s=180),
     }
 
 
 FULL = Config(n_train=30000, n_val=1000, n_face=24000, face_ids_per_class=200, n_face_val=1000, n_negatives=8000,
-              n_estimates=8000, **_loops())  # fmt: skip
+              n_estimates=8000, face_adversarial=2.0, **_loops())  # fmt: skip
 CONFIGS = {
     "full": FULL,
     # One call on one large GPU (`--device cuda`, about 12 minutes after rendering): 4x the batches, short budgets.
@@ -128,7 +129,7 @@ CONFIGS = {
         controlnet=Loop(2, 4, 1e-3, 7), classifier=Loop(3, 8, 1e-3, 1), face=Loop(3, 8, 1e-3, 3), detector=Loop(3, 8, 1e-3, 4),
         vae_net=_vae_config((8, 16, 16), 4, 4), unet=_unet_config((8, 16), 16, 1, 4, 16, 4),
         classifier_widths=(8, 16), evaluator_widths=(8, 16), face_widths=(8, 16), detector_widths=(8, 16),
-        control_channels=(4, 8, 8),
+        control_channels=(4, 8, 8), face_adversarial=2.0,
     ),
 }
 
@@ -428,6 +429,21 @@ def identity_batch(groups: list[np.ndarray], batch: int, views: int, g: torch.Ge
     return np.concatenate([groups[p][torch.randint(len(groups[p]), (views,), generator=g).numpy()] for p in people])
 
 
+def adversarial(loss_of, x: Tensor, radius: float, g: torch.Generator, steps: int = 2) -> Tensor:
+    """Inputs moved within an L2 ball of `radius` per image to raise the loss (projected gradient ascent, Madry et al.
+    2018). A network trained on them has gradients that change what a person sees (Santurkar et al. 2019), which
+    face guidance follows (assets/world/README.md)."""
+    delta = torch.randn(x.shape, generator=g).to(x.device)
+    delta = 0.5 * radius * delta / delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        (grad,) = torch.autograd.grad(loss_of(x + delta), delta)
+        step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        delta = delta.detach() + (radius / steps * 1.5) * step
+        delta = delta * (radius / delta.flatten(1).norm(dim=1).clamp_min(radius)).view(-1, 1, 1, 1)
+    return (x + delta.detach()).clamp(-1, 1)
+
+
 def stage_face(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """Face embedder: supervised contrastive loss on P x K identity batches, plus identity-attribute heads.
 
@@ -451,8 +467,14 @@ def stage_face(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
         if swap:
             x[swap] = pixels_from_uint8(estimates[[estimate_of[int(idx[k])] for k in swap]])
         x, ids, a = moved(cfg, flip(x, g), targets[idx], attributes[idx])
-        embeddings, heads = net.with_attributes(x)
-        return supcon_loss(embeddings, ids) + 0.5 * attribute_loss(heads, a, IDENTITY_ATTRIBUTES)
+
+        def loss_of(inputs: Tensor) -> Tensor:
+            embeddings, heads = net.with_attributes(inputs)
+            return supcon_loss(embeddings, ids) + 0.5 * attribute_loss(heads, a, IDENTITY_ATTRIBUTES)
+
+        if cfg.face_adversarial > 0:
+            x = adversarial(loss_of, x, cfg.face_adversarial, g)
+        return loss_of(x)
 
     entry = train_loop("face", net, loss_fn, loop, work, resume)
     save_net(net, out / FILES["face_embedder"])
