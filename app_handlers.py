@@ -4,10 +4,10 @@ or a sweep's outcome to the tab's outputs. app.py lays out the page and wires it
 """
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
