@@ -112,6 +112,11 @@ def gfcg_inputs(settings: Settings) -> dict[str, gr.components.Component]:
 OPTION_INPUTS = {"gradient": gradient_inputs, "gfcg": gfcg_inputs}
 
 
+def tiny_decoder_input(settings: Settings) -> gr.Checkbox:
+    """The guidance path's decoder: the world's tiny one (TAESD on SD 1.5) or the full VAE; images use the VAE."""
+    return gr.Checkbox(settings.tiny_decoder, label="Tiny decoder on the guidance path (faster; the final image still uses the full VAE)")
+
+
 def task_inputs(spec: TaskSpec) -> dict[str, gr.components.Component]:
     """The task's uploads and map options; their defaults are the first example."""
     first = dict(zip(spec.example_fields, spec.examples[0]))
@@ -228,6 +233,7 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
                     with gr.Accordion("Method settings", open=False):
                         for group in spec.option_groups:
                             inputs |= OPTION_INPUTS[group](spec.preset)
+                        inputs["tiny_decoder"] = tiny_decoder_input(spec.preset)
                 with gr.Row():
                     start = gr.Button("Run", variant="primary", elem_id=f"{spec.name}-run")
                     halt = gr.Button("Stop", variant="stop", elem_id=f"{spec.name}-stop")
@@ -247,9 +253,10 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
     return inputs["condition"], halt
 
 
-def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlnet: str | None = None) -> gr.Blocks:
+def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlnet: str | None = None,
+              tiny_vae: str | None = None) -> gr.Blocks:  # fmt: skip
     """The whole UI; every run goes through guidance.tasks.run_task. Queued, one run at a time."""
-    worlds = WorldRegistry(Path(world), sd_model, controlnet)
+    worlds = WorldRegistry(Path(world), sd_model, controlnet, tiny_vae)
     stops, downloads = Stops(), Path(tempfile.mkdtemp(prefix="guidance-app-"))
 
     def stop(request: gr.Request) -> None:
@@ -286,6 +293,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--world", type=Path, default=Path(os.environ.get("GUIDANCE_WORLD", ASSETS)), help="embedded-world folder")
     parser.add_argument("--sd-model", default=os.environ.get("GUIDANCE_SD_MODEL", SD15), help="SD 1.5 hub id or folder; 'none' offers none")
     parser.add_argument("--controlnet", default=os.environ.get("GUIDANCE_CONTROLNET"), help="ControlNet hub id or folder for SD 1.5")
+    parser.add_argument("--sd-tiny-vae", default=os.environ.get("GUIDANCE_SD_TINY_VAE"),
+                        help="AutoencoderTiny hub id or folder for SD 1.5's guidance path, e.g. madebyollin/taesd")
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     args = parser.parse_args(argv)
     args.sd_model = None if str(args.sd_model).lower() in ("", "none") else args.sd_model
@@ -294,7 +303,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    demo = build_app(args.world, args.sd_model, args.controlnet)
+    demo = build_app(args.world, args.sd_model, args.controlnet, args.sd_tiny_vae)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_BYTES)
 
 

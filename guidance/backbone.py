@@ -85,7 +85,8 @@ class Backbone(ABC):
         if not tiny:
             return self.decode(x0)
         if self.tiny_decoder is None:
-            raise MethodConfigError(f"{self.name} was loaded without a tiny decoder for the guidance path")
+            raise MethodConfigError(f"{self.name} was loaded without a tiny decoder for the guidance path "
+                                    "(load it with tiny_vae=..., e.g. madebyollin/taesd; the app: --sd-tiny-vae)")
         scaled = x0.to(self.tiny_decoder.dtype) / self.tiny_decoder.config.scaling_factor
         return self.tiny_decoder.decode(scaled).sample.float()
 

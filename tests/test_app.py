@@ -97,6 +97,12 @@ def test_solvers_tab_spends_one_model_call_per_step_and_sample(client: Client) -
     assert {label: stats["nfe"] for label, stats in summary.items()} == dict.fromkeys(TABS["solvers"].selected, 6.0)
 
 
+@pytest.mark.parametrize("task, method", [("face", "figd"), ("classes", "atg+gfcg")])
+def test_the_tiny_decoder_box_reaches_the_guidance_path(client: Client, task: str, method: str) -> None:
+    on, off = (json.dumps(client.predict(**fast(task, 2), tiny_decoder=tiny, api_name=f"/{task}")[1][method]["options"]) for tiny in (True, False))
+    assert '"tiny_decoder": true' in on and "tiny_decoder" not in off  # FreeDoM/FIGD's option, or GFCG's (its predictor)
+
+
 @pytest.mark.parametrize("task", ["face", "solvers"])  # the uploaded-image default, and the cheapest tab
 def test_a_call_without_arguments_runs_the_first_example(client: Client, task: str) -> None:
     tab = TABS[task]

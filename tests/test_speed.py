@@ -89,6 +89,15 @@ def test_tiny_decoder_feeds_only_the_guidance_path(sd_with_tiny_decoder, name):
     assert result.options["tiny_decoder"] is True and result.final_energy is not None
 
 
+def test_the_app_registry_loads_sd_with_its_tiny_decoder(tiny_sd_folders, tmp_path):
+    from guidance.worlds.registry import SD, WorldRegistry
+
+    tiny_autoencoder().save_pretrained(tmp_path / "taesd")
+    worlds = {vae: WorldRegistry(sd_model=str(tiny_sd_folders[0]), tiny_vae=vae, device="cpu") for vae in (str(tmp_path / "taesd"), None)}
+    assert isinstance(worlds[str(tmp_path / "taesd")].load(SD).backbone.tiny_decoder, AutoencoderTiny)
+    assert worlds[None].load(SD).backbone.tiny_decoder is None
+
+
 def test_tiny_decoder_errors_are_typed(tiny_sd, tiny_sd_folders, tmp_path):
     with pytest.raises(MethodConfigError, match="tiny decoder"):
         run(tiny_sd, "figd", MeanColour(), scale=0.5, tiny_decoder=True)

@@ -32,12 +32,24 @@ def smoke_world(smoke):
 def test_smoke_pipeline_writes_every_model(smoke):
     out = smoke / "out"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest) == {"vae", "classifier", "evaluator", "face", "detector", "denoiser", "guide", "controlnet"}
+    assert set(manifest) == {"vae", "decoder", "classifier", "evaluator", "face", "detector", "denoiser", "guide", "controlnet"}
     assert all(entry["params"] > 0 and entry["iterations"] > 0 for entry in manifest.values())
     for folder in ("vae", "unet", "guide_unet", "controlnet", "scheduler"):
         assert (out / folder).is_dir()
     assert (smoke / "work" / "denoiser" / "log.csv").read_text().startswith("step,loss,seconds")
-    assert manifest["vae"]["psnr_db"] > 0 and manifest["vae"]["scaling_factor"] > 0
+    assert manifest["vae"]["psnr_db"] > 0 and manifest["vae"]["scaling_factor"] > 0 and manifest["decoder"]["psnr_db"] > 0
+
+
+def test_decoder_fine_tuning_keeps_the_encoder_and_so_the_latent_space(smoke, tmp_path):
+    """Stability's ft-MSE recipe: only the decoder (and post_quant_conv) train; every latent-space model stays valid."""
+    root = tmp_path / "copy"
+    shutil.copytree(smoke, root)
+    before = load_file(str(root / "out" / "vae" / "diffusion_pytorch_model.safetensors"))
+    run_stage("decoder", "smoke", root / "out", root / "work")
+    after = load_file(str(root / "out" / "vae" / "diffusion_pytorch_model.safetensors"))
+    frozen = [k for k in before if not k.startswith(("decoder.", "post_quant_conv."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
 
 
 def test_guide_is_an_early_snapshot_of_the_denoiser(smoke):

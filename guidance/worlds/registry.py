@@ -33,11 +33,13 @@ def weights_cached(source: str, file: str) -> bool:
 
 @dataclass
 class WorldRegistry:
-    """The embedded world from `embedded`, and SD 1.5 (+ ControlNet) when `sd_model` is set."""
+    """The embedded world from `embedded`, and SD 1.5 (+ ControlNet, + a tiny guidance decoder such as TAESD) when
+    `sd_model` is set."""
 
     embedded: Path = ASSETS
     sd_model: str | None = None
     controlnet: str | None = None
+    tiny_vae: str | None = None
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
 
     def __post_init__(self) -> None:
@@ -82,7 +84,7 @@ class WorldRegistry:
         if key == SD and self.sd_model:
             from .sd15 import load_sd15_world
 
-            return load_sd15_world(self.sd_model, self.controlnet, self.device, class_names=SD_CLASSES)
+            return load_sd15_world(self.sd_model, self.controlnet, self.device, class_names=SD_CLASSES, tiny_vae=self.tiny_vae)
         raise MethodConfigError(f"unknown backbone {key!r}; this app offers {self.keys()}")
 
     def class_names(self, key: str) -> tuple[str, ...]:

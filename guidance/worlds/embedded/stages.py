@@ -1,7 +1,8 @@
 """The stages that build the embedded world, their configurations (Config, CONFIGS) and their data.
 
 STAGES run in order (train.py is the command line). `data` renders the datasets once and caches them as .npy under
-the workdir; `vae` trains the autoencoder and caches the training latents; `evaluator` trains the metrics-only
+the workdir; `vae` trains the autoencoder and caches the training latents; `decoder` fine-tunes its decoder on
+them with the encoder frozen; `evaluator` trains the metrics-only
 attribute evaluator; `denoiser` the class-conditional UNet (EMA snapshots kept); `guide` picks the Autoguidance
 guide among the snapshots; `controlnet` trains a Canny ControlNet; `estimates` caches decoded clean estimates x0_hat
 of noised training latents, which the guiding networks (classifier, face embedder, detector) learn to read. Each
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from conditions.images import pixels_from_uint8, uint8_from_pixels
@@ -30,7 +32,7 @@ from .nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder,
 from .render import SUPERSAMPLE, _draw_body, _Pen, _pattern, _relight
 from .training import EMA, Loop, save_half, train_loop
 
-STAGES = ("data", "vae", "evaluator", "denoiser", "guide", "controlnet", "estimates", "classifier", "face", "detector")
+STAGES = ("data", "vae", "decoder", "evaluator", "denoiser", "guide", "controlnet", "estimates", "classifier", "face", "detector")
 NULL_LABEL = len(CLASS_NAMES)
 # Stable Diffusion 1.5's noise schedule (scaled-linear betas 0.00085..0.012), no x0 clipping in latent space.
 SCHEDULE = {
@@ -75,6 +77,7 @@ class Config:
     n_negatives: int
     n_estimates: int
     vae: Loop
+    decoder: Loop
     evaluator: Loop
     denoiser: Loop
     controlnet: Loop
@@ -105,6 +108,7 @@ def _loops() -> dict[str, Loop]:
     """
     return {
         "vae": Loop(100000, 16, 1e-3, 8, time_budget_s=900, decay_from=2000),
+        "decoder": Loop(100000, 32, 1e-3, 9, time_budget_s=4200, decay_from=500),
         "evaluator": Loop(4000, 64, 2e-3, 2, time_budget_s=300),
         "denoiser": Loop(2805, 64, 1e-3, 5, time_budget_s=7200, decay_from=4000, snapshot_every=250),
         "controlnet": Loop(100000, 32, 1e-3, 7, time_budget_s=540),
@@ -121,11 +125,11 @@ CONFIGS = {
     # One call on one large GPU (`--device cuda`, about 12 minutes after rendering): 4x the batches, short budgets.
     "gpu": replace(
         FULL, **{name: replace(loop, batch=4 * loop.batch, time_budget_s=budget)
-                 for (name, loop), budget in zip(_loops().items(), (90, 30, 360, 90, 40, 50, 20))},
+                 for (name, loop), budget in zip(_loops().items(), (90, 60, 30, 360, 90, 40, 50, 20))},
     ),  # fmt: skip
     "smoke": Config(
         n_train=120, n_val=40, n_face=80, face_ids_per_class=2, n_face_val=40, n_negatives=40, n_estimates=32,
-        vae=Loop(3, 8, 1e-3, 8), evaluator=Loop(3, 8, 1e-3, 2), denoiser=Loop(8, 4, 1e-3, 5, checkpoint_every=2, snapshot_every=2),
+        vae=Loop(3, 8, 1e-3, 8), decoder=Loop(2, 8, 1e-3, 9), evaluator=Loop(3, 8, 1e-3, 2), denoiser=Loop(8, 4, 1e-3, 5, checkpoint_every=2, snapshot_every=2),
         controlnet=Loop(2, 4, 1e-3, 7), classifier=Loop(3, 8, 1e-3, 1), face=Loop(3, 8, 1e-3, 3), detector=Loop(3, 8, 1e-3, 4),
         vae_net=_vae_config((8, 16, 16), 4, 4), unet=_unet_config((8, 16), 16, 1, 4, 16, 4),
         classifier_widths=(8, 16), evaluator_widths=(8, 16), face_widths=(8, 16), detector_widths=(8, 16),
@@ -332,6 +336,33 @@ def stage_vae(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     vae.save_pretrained(out / FILES["vae"])
     np.save(work / "data" / "train_latents.npy", (latents * vae.config.scaling_factor).numpy().astype(np.float16))
     return {**entry, "psnr_db": round(vae_psnr(vae, load(work, "val_images")), 2), "scaling_factor": vae.config.scaling_factor}
+
+
+def stage_decoder(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
+    """Fine-tune the VAE's decoder with its encoder frozen, as Stability's ft-MSE VAE was made for SD: the latent
+    space, and so every model trained on it, stays as it is. The decoder reads the cached latent means of the
+    training renders (what the denoiser learned to produce) and trains on the VAE stage's L1 + MSE loss."""
+    from diffusers import AutoencoderKL
+
+    loop = cfg.decoder
+    torch.manual_seed(loop.seed)
+    images, latents = load(work, "train_images"), load(work, "train_latents")
+    folder = out / FILES["vae"]
+    vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder))  # from_config: no local path in the saved config
+    vae.load_state_dict(load_file(str(folder / "diffusion_pytorch_model.safetensors")))
+    vae.to(cfg.device).requires_grad_(False)
+    for part in (vae.post_quant_conv, vae.decoder):
+        part.requires_grad_(True)
+
+    def loss_fn(step: int, g: torch.Generator) -> Tensor:
+        idx = torch.randint(len(images), (loop.batch,), generator=g).numpy()
+        x, z = moved(cfg, pixels_from_uint8(images[idx]), torch.from_numpy(latents[idx]).float() / vae.config.scaling_factor)
+        recon = vae.decode(z).sample
+        return F.l1_loss(recon, x) + F.mse_loss(recon, x)
+
+    entry = train_loop("decoder", vae, loss_fn, loop, work, resume)
+    vae.save_pretrained(folder)
+    return {**entry, "psnr_db": round(vae_psnr(vae, load(work, "val_images")), 2)}
 
 
 def moved(cfg: Config, *tensors: Tensor) -> list[Tensor]:
@@ -669,13 +700,14 @@ def stage_estimates(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 # ----------------------------------------------------------------------------- stages by name
 
 STAGE_FUNCTIONS = {
-    "data": stage_data, "vae": stage_vae, "evaluator": stage_evaluator, "denoiser": stage_denoiser, "guide": stage_guide,
+    "data": stage_data, "vae": stage_vae, "decoder": stage_decoder, "evaluator": stage_evaluator, "denoiser": stage_denoiser, "guide": stage_guide,
     "controlnet": stage_controlnet, "estimates": stage_estimates, "classifier": stage_classifier, "face": stage_face,
     "detector": stage_detector,
 }  # fmt: skip
 UNRECORDED = ("data", "estimates")
 PARAM_FILES = {
     "vae": [f"{FILES['vae']}/diffusion_pytorch_model.safetensors"],
+    "decoder": [f"{FILES['vae']}/diffusion_pytorch_model.safetensors"],
     "evaluator": [FILES["evaluator"]], "classifier": [FILES["classifier"]], "face": [FILES["face_embedder"]],
     "detector": [FILES["face_detector"]],
     "denoiser": [f"{FILES['unet']}/diffusion_pytorch_model.safetensors", f"{FILES['unet']}/{LABEL_EMBEDDING}"],

@@ -51,7 +51,7 @@ def run_stage(stage: str, config: str = "full", out: Path = ASSETS, work: Path =
     out.mkdir(parents=True, exist_ok=True)
     cfg = replace(CONFIGS[config], device=device)
     if time_budget_s is not None:
-        loops = ("vae", "evaluator", "denoiser", "controlnet", "classifier", "face", "detector")
+        loops = ("vae", "decoder", "evaluator", "denoiser", "controlnet", "classifier", "face", "detector")
         cfg = replace(cfg, **{s: replace(getattr(cfg, s), time_budget_s=time_budget_s) for s in loops})
     for name in STAGES if stage == "all" else (stage,):
         start = time.perf_counter()
