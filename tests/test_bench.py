@@ -20,6 +20,7 @@ from guidance.bench.metrics import diversity, frechet_from_moments
 from guidance.bench.report import write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
 from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, presets, preview, profile, solvers, world
+from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.worlds import World
 
 TINY_PLANS = {
@@ -163,6 +164,8 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         ks = {(r["task"], r["method"], r["k"]) for r in data["rows"]}
         assert all(("face", m, k) in ks for m in ("freedom", "figd") for k in presets.SCALES["face"])
         assert all(("control", "figd", k) in ks for k in presets.SCALES["control"])
+        profiles = {(r["task"], r["fisher_weight"]) for r in data["rows"] if r["method"] == "figd"}
+        assert profiles == {(task, w) for task in presets.ROWS for w in FISHER_WEIGHTS}  # FIGD's w_t at each preset k
         assert any("(the preset)" in g["goal"] for g in data["goals"])
     if suite == "world":  # the rows and keys that the bars are read from
         by = {(r["task"], r["method"]): r for r in data["rows"]}

@@ -184,7 +184,7 @@ def plot_preview(data: dict, folder: Path) -> list[Path]:
 def plot_presets(data: dict, folder: Path) -> list[Path]:
     fig, axes = _figure(3)
     for ax, (task, metric) in zip(axes, (("face", "attribute_agreement"), ("style", "style_ratio"), ("control", "edge_f1"))):
-        guided = [r for r in data["rows"] if r["task"] == task and r["method"] != "plain"]
+        guided = [r for r in data["rows"] if r["task"] == task and r["method"] != "plain" and r.get("sweep", "k") == "k"]
         _lines(ax, guided, "k", metric, "method", f"{task}: {metric} against k")
         ax.set_xscale("log")
     return [_save(fig, data, folder, "sweep")]

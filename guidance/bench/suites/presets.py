@@ -3,13 +3,16 @@
 Each tab's methods run at every k of its grid, from the same references and seeds, with the rest of the tab's
 preset fixed; the unguided sample is measured once per tab (style: at every k, its ratio's denominator). The
 tab presets in guidance/tasks.py are picked from this sweep: a k at which the tab's metric meets its bar with
-guided samples still judged faces; the goals read the bars at the presets.
+guided samples still judged faces; the goals read the bars at the presets. Then FIGD runs at each tab's preset k
+with each of its Fisher weight profiles w_t (docs/methods.md, FIGD step 3); every profile costs the same time, so
+the tab's metric and its face rate compare them at equal time.
 """
 from __future__ import annotations
 
 from dataclasses import asdict
 
 from guidance.errors import MethodConfigError
+from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.tasks import preset
 from guidance.worlds import World
 
@@ -32,11 +35,17 @@ def run(world: World, opts: Options) -> SuiteOutput:
     plan = opts.plan(PLANS)
     rows = Rows("presets")
     for task, rows_of in ROWS.items():
+        base = preset(task)
         for i, k in enumerate(SCALES[task]):
             unguided = ("plain",) if i == 0 or task == "style" else ()  # style's ratio needs its own plain run
             for row in rows_of(world, plan, (*unguided, *METHODS[task]), scale=k):
-                rows.append({**row, "k": k})
-    return SuiteOutput(rows, goals(rows), config=asdict(plan) | {"scales": SCALES})
+                rows.append({**row, "k": k, "fisher_weight": base.fisher_weight, "sweep": "k"})
+        for profile in (p for p in FISHER_WEIGHTS if p != base.fisher_weight):  # the preset's profile ran above
+            unguided = ("plain",) if task == "style" else ()
+            for row in rows_of(world, plan, (*unguided, "figd"), scale=base.scale, fisher_weight=profile):
+                if row["method"] == "figd":
+                    rows.append({**row, "k": base.scale, "fisher_weight": profile, "sweep": "fisher_weight"})
+    return SuiteOutput(rows, goals(rows), config=asdict(plan) | {"scales": SCALES, "fisher_weights": list(FISHER_WEIGHTS)})
 
 
 def goals(rows: list[dict]) -> list[dict]:
@@ -44,7 +53,7 @@ def goals(rows: list[dict]) -> list[dict]:
     found = []
     for row in rows:
         task = row["task"]
-        if row["method"] == "plain" or row["k"] != preset(task).scale:
+        if row["method"] == "plain" or row["k"] != preset(task).scale or row.get("sweep") == "fisher_weight":
             continue
         name = f"{task}, {row['method']} (the preset)"
         if task == "face":
