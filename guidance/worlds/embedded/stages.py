@@ -118,14 +118,14 @@ def _loops() -> dict[str, Loop]:
     }
 
 
+GPU_BUDGETS = {"vae": 90, "decoder": 60, "evaluator": 30, "denoiser": 360, "controlnet": 90, "classifier": 40, "face": 50, "detector": 20}
 FULL = Config(n_train=30000, n_val=1000, n_face=24000, face_ids_per_class=200, n_face_val=1000, n_negatives=8000,
               n_estimates=8000, face_adversarial=2.0, **_loops())  # fmt: skip
 CONFIGS = {
     "full": FULL,
     # One call on one large GPU (`--device cuda`, about 12 minutes after rendering): 4x the batches, short budgets.
     "gpu": replace(
-        FULL, **{name: replace(loop, batch=4 * loop.batch, time_budget_s=budget)
-                 for (name, loop), budget in zip(_loops().items(), (90, 60, 30, 360, 90, 40, 50, 20))},
+        FULL, **{name: replace(loop, batch=4 * loop.batch, time_budget_s=GPU_BUDGETS[name]) for name, loop in _loops().items()},
     ),  # fmt: skip
     "smoke": Config(
         n_train=120, n_val=40, n_face=80, face_ids_per_class=2, n_face_val=40, n_negatives=40, n_estimates=32,

@@ -19,13 +19,14 @@ import argparse
 import math
 import os
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
 from . import ASSETS
 from .stages import CONFIGS, PARAM_FILES, STAGE_FUNCTIONS, STAGES, UNRECORDED
+from .training import Loop
 from .training import record
 
 
@@ -51,7 +52,7 @@ def run_stage(stage: str, config: str = "full", out: Path = ASSETS, work: Path =
     out.mkdir(parents=True, exist_ok=True)
     cfg = replace(CONFIGS[config], device=device)
     if time_budget_s is not None:
-        loops = ("vae", "decoder", "evaluator", "denoiser", "controlnet", "classifier", "face", "detector")
+        loops = [f.name for f in fields(cfg) if isinstance(getattr(cfg, f.name), Loop)]
         cfg = replace(cfg, **{s: replace(getattr(cfg, s), time_budget_s=time_budget_s) for s in loops})
     for name in STAGES if stage == "all" else (stage,):
         start = time.perf_counter()
