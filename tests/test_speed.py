@@ -129,3 +129,29 @@ def test_figd_weight_mean_is_computed_once_per_run(tiny_sd):
     mean_weight.cache_clear()
     run(tiny_sd, "figd", MeanColour(), scale=0.5, fisher_weight="flat-prior")
     assert mean_weight.cache_info().misses == 1 and mean_weight.cache_info().hits >= 5
+
+
+def test_loaded_worlds_keep_their_convolution_weights_channels_last(sd_with_tiny_decoder):
+    from guidance.worlds.embedded import load_backbone
+
+    for backbone in (sd_with_tiny_decoder, load_backbone()):
+        weights = [p for net in (backbone.unet, backbone.vae, backbone.controlnet, backbone.tiny_decoder) for p in net.parameters()]
+        kernels = [p for p in weights if p.dim() == 4]
+        assert len(kernels) > 20 and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
+        assert not any(p.requires_grad for p in weights)
+
+
+def test_peak_memory_on_the_cpu_counts_a_block_freed_inside_it_and_nothing_from_before_it():
+    from guidance.sampling import PeakMemory
+
+    def touch(megabytes: int) -> None:
+        block = torch.ones(megabytes * 2**18)  # float32: 4 bytes each, every page written
+        del block
+
+    touch(600)  # a peak before the measured blocks, which must not count in them
+    with PeakMemory(torch.device("cpu")) as idle:
+        pass
+    with PeakMemory(torch.device("cpu")) as busy:
+        touch(300)
+    assert idle.peak_mb < 50
+    assert 280 < busy.peak_mb < 400

@@ -18,6 +18,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 from guidance.worlds.sd15 import SD_CLASSES as CLASS_NAMES
 from guidance.worlds.sd15 import StableDiffusionBackbone
 from guidance.worlds import World
+from guidance.worlds.base import for_inference
 
 SCHEDULER = {
     "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
@@ -74,7 +75,7 @@ def build_backbone(image_size: int, device: str | torch.device = "cpu", dtype: t
     control = ControlNetModel.from_unet(unet)
     tiny = AutoencoderTiny()
     for module in (unet, vae, text, control, tiny):
-        module.to(device, dtype).eval().requires_grad_(False)
+        for_inference(module, device, dtype)
     backbone = StableDiffusionBackbone(unet, vae, text, tokenizer, SCHEDULER, control, image_size, name="sd15-random")
     backbone.guide_unet, backbone.has_guide_model, backbone.tiny_decoder = unet, True, tiny
     return backbone

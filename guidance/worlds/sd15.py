@@ -15,7 +15,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..backbone import Condition, UNetBackbone
 from ..errors import WeightsUnavailableError
-from .base import World, optional
+from .base import World, for_inference, optional
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD_CLASSES = ("cat", "dog", "fox", "wolf", "lion", "tiger", "owl", "eagle")  # what the CLIP zero-shot classifiers tell apart
@@ -110,7 +110,7 @@ def load_sd15(
         tiny = _load("tiny decoder (AutoencoderTiny) weights", tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=dtype, **local)
     for module in (unet, vae, text_encoder, control, tiny):
         if module is not None:
-            module.to(device).eval().requires_grad_(False)
+            for_inference(module, device)
     backbone = StableDiffusionBackbone(unet, vae, text_encoder, tokenizer, scheduler_config, control, image_size, name=model)
     backbone.tiny_decoder = tiny
     return backbone

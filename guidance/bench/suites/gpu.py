@@ -9,7 +9,7 @@ with the face-ID energy. FreeDoM also runs with the UNet's gradient checkpointin
 tiny decoder (a random TAESD-architecture AutoencoderTiny) on the guidance path. ATG's guide is the UNet itself
 (timing only). `peak_mem_mb` is the CUDA allocator's peak above the loaded weights; `peak_total_mb` adds
 every weight loaded (the world holds more networks than one method needs). Speed-ups used and recorded:
-PyTorch's scaled-dot-product attention (diffusers' AttnProcessor2_0), channels_last UNet/VAE/ControlNet, and,
+PyTorch's scaled-dot-product attention (diffusers' AttnProcessor2_0), channels_last weights (set by the loaders), and,
 in the full plan, torch.compile of the UNet, kept only where it makes the plain step faster.
 `measure` is the suite without the CUDA requirement; the tests run it on a CPU at tiny size.
 """
@@ -152,13 +152,14 @@ def face_energy(world: World):
 
 
 def speed_ups(world: World) -> dict:
-    """channels_last for the convolutional networks; reports the attention processor and dtype in use."""
+    """The dtype, memory format (the loaders put convolution weights in channels_last) and attention processors in use."""
     backbone = world.backbone
-    for module in (backbone.unet, getattr(backbone, "vae", None), backbone.controlnet, backbone.tiny_decoder):
-        if module is not None:
-            module.to(memory_format=torch.channels_last)
     processors = {type(p).__name__ for p in backbone.unet.attn_processors.values()}
-    return {"dtype": str(backbone.dtype).removeprefix("torch."), "channels_last": True, "attention": sorted(processors)}
+    return {
+        "dtype": str(backbone.dtype).removeprefix("torch."),
+        "channels_last": backbone.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last),
+        "attention": sorted(processors),
+    }  # fmt: skip
 
 
 def try_compile(world: World, plan: Plan) -> dict:

@@ -12,7 +12,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from guidance.errors import WeightsUnavailableError
-from ..base import World
+from ..base import World, for_inference
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets" / "world"
 LABEL_EMBEDDING = "label_embedding.safetensors"
@@ -39,7 +39,7 @@ def load_label_embedding(folder: Path, device: str | torch.device) -> nn.Embeddi
 
 
 def _optional(path: Path, loader, device):
-    return loader(path, torch_dtype=torch.float32).to(device).eval().requires_grad_(False) if (path / "config.json").exists() else None
+    return for_inference(loader(path, torch_dtype=torch.float32), device) if (path / "config.json").exists() else None
 
 
 def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") -> World:
@@ -71,11 +71,11 @@ def load_backbone(path: str | Path = ASSETS, device: str | torch.device = "cpu")
     from .backbone import EmbeddedBackbone
 
     path = Path(path)
-    unet = UNet2DConditionModel.from_pretrained(path / FILES["unet"], torch_dtype=torch.float32).to(device).eval().requires_grad_(False)
+    unet = for_inference(UNet2DConditionModel.from_pretrained(path / FILES["unet"], torch_dtype=torch.float32), device)
     guide = _optional(path / FILES["guide_unet"], UNet2DConditionModel.from_pretrained, device)
     backbone = EmbeddedBackbone(
         unet, load_label_embedding(path / FILES["unet"], device), dict(DDPMScheduler.load_config(path / FILES["scheduler"])),
-        vae=AutoencoderKL.from_pretrained(path / FILES["vae"]).to(device).eval().requires_grad_(False),
+        vae=for_inference(AutoencoderKL.from_pretrained(path / FILES["vae"]), device),
         controlnet=_optional(path / FILES["controlnet"], ControlNetModel.from_pretrained, device),
         guide_unet=guide, guide_label_embedding=load_label_embedding(path / FILES["guide_unet"], device) if guide is not None else None,
     )  # fmt: skip
