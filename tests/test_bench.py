@@ -19,7 +19,7 @@ from guidance.bench.common import ROW_KEYS, Options
 from guidance.bench.metrics import diversity, frechet_from_moments
 from guidance.bench.report import write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
-from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, presets, preview, profile, solvers, world
+from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, memory, presets, preview, profile, solvers, world
 from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.worlds import World
 
@@ -31,6 +31,7 @@ TINY_PLANS = {
     gfcg: gfcg.Plan(samples=10, steps=2),
     solvers: solvers.Plan(nfes=(3, solvers.GRID_NFE), samples=10, reference_samples=2, reference_steps=6),
     profile: profile.Plan(steps=3, rounds=1, speed_repeats=1),
+    memory: memory.Plan(steps=2),
     preview: preview.Plan(methods=("freedom", "figd"), steps=3, snapshots=2, repeats=1),
     presets: world.Plan(per_class=0, face_references=1, face_seeds=1, style_references=1, control_maps=1, id_images=0,
                         task_steps=2),
@@ -131,7 +132,7 @@ def test_roc_auc_and_diversity():
     assert diversity(feats, torch.tensor([0, 0, 1, 1])) == pytest.approx(2.5)
 
 
-@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers", "profile", "preview", "presets"])
+@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers", "profile", "preview", "presets", "memory"])
 def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, tmp_path, capsys):
     out = tmp_path / "out.json"
     argv = [suite, "--quick", "--world", str(tiny_world_path), "--json", str(out), "--plots", str(tmp_path / "plots"), "--grid", str(tmp_path / "grid.png")]
@@ -150,6 +151,9 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         assert all(r["rmse_ref"] >= 0 for r in data["rows"])
     if suite in ("world", "solvers"):
         assert (tmp_path / "grid.png").exists() and data["images"] == [str(tmp_path / "grid.png")]
+    if suite == "memory":
+        assert [r["method"] for r in data["rows"]] == list(memory.RUNS) and all(r["peak_total_mb"] >= r["peak_mem_mb"] for r in data["rows"])
+        assert data["goals"][0]["goal"] == "FreeDoM's peak with checkpointing vs without" and "checkpointing:" in data["notes"][0]
     if suite == "profile":  # FreeDoM's step has a denoiser backward, FIGD's has none; both differentiate the decoder
         by = {r["method"]: r for r in data["rows"]}
         assert by["face freedom"]["denoiser_bwd"] > 0 and by["face figd"]["denoiser_bwd"] == 0
@@ -158,6 +162,8 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         parts = sum(by["face freedom"][p] for p in profile.PARTS if p != "other")
         assert 0.5 * by["face freedom"]["cpu_ms_per_step"] < parts <= by["face freedom"]["cpu_ms_per_step"] * 1.001  # CPU clock
         assert any("FreeDoM's step / FIGD's" in note for note in data["notes"])
+        freedom, figd_ = by["face freedom"], by["face figd"]
+        assert 1 < profile.ceiling(freedom, figd_) and any(f"{profile.ceiling(freedom, figd_):.2f}x at most" in note for note in data["notes"])
         assert by["4 x 25 steps unguided"]["seconds"] > 0 and by["app face tab, 3 methods x 20 steps"]["seconds"] > 0
         assert [g["target"] for g in data["goals"]] == ["<= 1.5 s", "<= 5 s"]
     if suite == "presets":  # every tab's methods at every k of its grid, the bars read at the tab presets
@@ -215,7 +221,7 @@ def test_char_tokenizer_pads_to_clip_length():
 
 
 def test_every_suite_is_registered():
-    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview", "presets"}
+    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview", "presets", "memory"}
 
 
 def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_rows(tiny_sd_world, monkeypatch):

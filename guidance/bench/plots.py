@@ -137,6 +137,14 @@ def plot_gpu(data: dict, folder: Path) -> list[Path]:
     return [_save(fig, data, folder, "ms-per-step")]
 
 
+def plot_memory(data: dict, folder: Path) -> list[Path]:
+    rows = data["rows"]
+    fig, (memory, step) = _figure(2)
+    _bars(memory, [r["method"] for r in rows], [r["peak_mem_mb"] for r in rows], "MB above the weights", "peak memory")
+    _bars(step, [r["method"] for r in rows], [r["ms_per_step"] for r in rows], "ms per step", "time per step")
+    return [_save(fig, data, folder, "peak")]
+
+
 def plot_profile(data: dict, folder: Path) -> list[Path]:
     """One stacked bar per method: the step's ms, part by part (guidance.bench.suites.profile.PARTS)."""
     from .suites.profile import PARTS
@@ -192,7 +200,7 @@ def plot_presets(data: dict, folder: Path) -> list[Path]:
 
 PLOTTERS: dict[str, Callable[[dict, Path], list[Path]]] = {
     "world": plot_world, "figd": plot_figd, "dsg": plot_dsg, "gfcg": plot_gfcg, "solvers": plot_solvers, "gpu": plot_gpu,
-    "profile": plot_profile, "preview": plot_preview, "presets": plot_presets,
+    "profile": plot_profile, "preview": plot_preview, "presets": plot_presets, "memory": plot_memory,
 }  # fmt: skip
 
 

@@ -4,8 +4,9 @@ Each module has `run(world, opts) -> SuiteOutput`, `PLANS` (quick and full, "-sd
 Diffusion backbones) and `NEEDS`, the networks besides the backbone that it uses on sd15-random (which
 builds only those; quality metrics, and so the evaluator, are computed on the embedded world only).
 """
-from . import dsg, figd, gfcg, gpu, presets, preview, profile, solvers, world
+from . import dsg, figd, gfcg, gpu, memory, presets, preview, profile, solvers, world
 
 SUITES = {
-    "world": world, "figd": figd, "dsg": dsg, "gfcg": gfcg, "solvers": solvers, "gpu": gpu, "profile": profile, "preview": preview, "presets": presets,
+    "world": world, "figd": figd, "dsg": dsg, "gfcg": gfcg, "solvers": solvers, "gpu": gpu, "profile": profile,
+    "preview": preview, "presets": presets, "memory": memory,
 }  # fmt: skip
