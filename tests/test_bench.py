@@ -204,7 +204,7 @@ def test_gpu_suite_path_runs_on_a_cpu_at_tiny_size(tiny_sd_world):
     assert [r["method"] for r in output.rows] == list(gpu.METHODS)
     assert output.rows[0]["ratio_to_plain"] == 1.0 and all(r["ms_per_step"] > 0 and r["seconds_per_image"] > 0 for r in output.rows)
     assert all(r["peak_total_mb"] >= output.config["weights_mb"] > 0 for r in output.rows)
-    assert len(output.goals) == 6 and output.config["channels_last"] and output.config["attention"]
+    assert len(output.goals) == 7 and output.config["channels_last"] and output.config["attention"]
 
 
 def test_gpu_without_cuda_exits_with_a_clear_message(tmp_path, capsys, monkeypatch):

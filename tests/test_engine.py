@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -426,6 +427,41 @@ def test_gfcg_runs_the_reference_branch_only_for_the_samples_it_acts_on(tiny_sd)
     torch.testing.assert_close(subset.images[0], cfg.images[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(subset.images[1], both.images[1], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(subset.images[1], cfg.images[1], atol=1e-3)
+
+
+def test_gfcg_in_one_call_batches_every_branch_with_the_reference_of_the_step_before(tiny_sd):
+    """The classifier reads the same at every step, so a reference taken one evaluation late changes nothing once
+    the window starts after step 0: GFCG's picture and NFE, with D_c, D_u (2 + 2 rows) and D(c_ref) for the acting
+    dog (1 row) in one call of 5 instead of calls of 4 and 1."""
+    probs = CountingClassifier([0.95, 0.05, 0.0, 0.0])
+    settings = Settings(cfg_scale=2.0, gfcg_threshold=0.1, gfcg_window=(0.25, 1.0))
+    batches, handle = unet_batches(tiny_sd)
+    try:
+        one_call = sample(tiny_sd, build_method("cfg+gfcg", replace(settings, gfcg_one_call=True), probs), ["cat", "dog"], steps=4)
+        calls_one = list(batches)
+        batches.clear()
+        separate = sample(tiny_sd, build_method("cfg+gfcg", settings, probs), ["cat", "dog"], steps=4)
+    finally:
+        handle.remove()
+    assert calls_one == [4, 5, 5, 5] and batches == [4, 4, 1, 4, 1, 4, 1]
+    assert [s.nfe for s in one_call.steps] == [s.nfe for s in separate.steps] == [2, 2.5, 2.5, 2.5]
+    assert one_call.options["predictor"]["one_call"] is True and "one_call" not in separate.options["predictor"]
+    torch.testing.assert_close(one_call.images, separate.images, rtol=1e-5, atol=1e-5)
+    maps = tiny_sd.prepare_control(torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)))  # one per sample
+    mapped = [sample(tiny_sd, build_method("cfg+gfcg", replace(settings, gfcg_one_call=one), probs), ["cat", "dog"], steps=4, control=maps)
+              for one in (True, False)]  # fmt: skip
+    torch.testing.assert_close(mapped[0].images, mapped[1].images, rtol=1e-5, atol=1e-5)
+
+
+def test_gfcg_in_one_call_on_autoguidance_matches_gfcg_and_refuses_the_fused_variant(tiny_sd, monkeypatch):
+    monkeypatch.setattr(tiny_sd, "guide_unet", tiny_sd.unet)  # any second network serves as the guide here
+    monkeypatch.setattr(tiny_sd, "has_guide_model", True)
+    settings = Settings(cfg_scale=2.0, gfcg_window=(0.25, 1.0))
+    runs = [sample(tiny_sd, build_method("atg+gfcg", replace(settings, gfcg_one_call=one), CountingClassifier([0.4, 0.3, 0.2, 0.1])),
+                   ["cat", "dog"], steps=4) for one in (True, False)]  # fmt: skip
+    torch.testing.assert_close(runs[0].images, runs[1].images, rtol=1e-5, atol=1e-5)
+    with pytest.raises(MethodConfigError, match="fused"):
+        build_method("atg+gfcg", replace(settings, gfcg_one_call=True, gfcg_fused=True), CountingClassifier([1.0, 0, 0, 0]))
 
 
 @pytest.mark.parametrize("fused", [False, True])

@@ -1,9 +1,12 @@
 """GFCG: gradient-free classifier guidance (arXiv 2411.15393), a predictor built on CFG or Autoguidance."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor
 
+from ..backbone import Control
 from ..energy import Classifier
 from ..errors import MethodConfigError
 from ..vp_arithmetic import to_eps_and_x0
@@ -27,7 +30,9 @@ class GFCG(Predictor):
     Where GFCG does not act (outside `window`, w_max = 0, or w_t = 0 for every sample) it is its base
     at the base's cost: no reference branch, and outside the window or with w_max = 0 no decode and no
     classifier either; within a step, D(c_ref) runs only for the samples with w_t != 0 (docs/methods.md,
-    GFCG, Cost). With CFG, D_c and D_u are one batched call.
+    GFCG, Cost). With CFG, D_c and D_u are one batched call. With `one_call` [ours], c_ref and w_t come from
+    the previous evaluation's x0_hat, so that D_c, D_u and D(c_ref) run as one batched call (docs/methods.md,
+    GFCG, One call).
     """
 
     name = "gfcg"
@@ -43,14 +48,18 @@ class GFCG(Predictor):
         window: "tuple[float, float]" = (0.0, 1.0),
         threshold: float = 0.0,
         tiny_decoder: bool = False,
+        one_call: bool = False,
     ):
         if base not in BASES or scale_rule not in SCALE_RULES:
             raise MethodConfigError(f"GFCG base must be one of {BASES} and scale_rule one of {SCALE_RULES}")
         if fused and base != "atg":
             raise MethodConfigError("the fused GFCG variant is defined with Autoguidance (base='atg')")
+        if fused and one_call:
+            raise MethodConfigError("the fused GFCG variant already costs two calls; one_call applies to the unfused one")
         self.classifier, self.max_scale, self.base, self.base_scale = classifier, max_scale, base, base_scale
         self.scale_rule, self.fused, self.window, self.threshold = scale_rule, fused, window, threshold
-        self.tiny_decoder = tiny_decoder
+        self.tiny_decoder, self.one_call = tiny_decoder, one_call
+        self._pending: tuple[Tensor, Tensor] | None = None  # one_call: (c_ref embeddings, w_t) for the next evaluation
 
     def reference(self, ctx: StepContext, eps_c: Tensor) -> tuple[list[str], Tensor]:
         """The most confusable non-target class and the guidance scale w_t, per sample."""
@@ -78,6 +87,8 @@ class GFCG(Predictor):
         """GFCG's eps; delta = D_c - D_u (or D_c - D_guide) carries the base's weight to FreeDoM's step rule."""
         if self.fused:
             return self._fused(ctx, x)
+        if self.one_call:
+            return self._one_call(ctx, x)
         eps_c, base = self._base(ctx, x)
         guidance = self._guidance(ctx, eps_c)
         if guidance is None:
@@ -89,6 +100,33 @@ class GFCG(Predictor):
         else:  # the reference branch only for the samples GFCG acts on; elsewhere w_t = 0 and D_ref is never read
             eps_ref = eps_c.clone()
             eps_ref[acting] = branch_eps(ctx.rows(acting), x[acting], ref_embeddings[acting])
+        return Estimate(base.eps + w_t * (eps_c - eps_ref), base.delta, base.scale)
+
+    def _one_call(self, ctx: StepContext, x: Tensor) -> Estimate:
+        """D_c, D_u (base "cfg") and D(c_ref) for the acting samples in one batched call, c_ref and w_t taken from
+        the previous evaluation's D_c; then the classifier reads this D_c's x0_hat for the next one."""
+        pending = self._pending if ctx.index > 0 and self._acts(ctx.progress) else None
+        embeddings = [ctx.embeddings] + ([ctx.null_embeddings] if self.base == "cfg" else [])
+        batches = [ctx] * len(embeddings)
+        if pending is not None:
+            ref_embeddings, w_t = pending
+            acting = w_t.flatten() != 0
+            embeddings.append(ref_embeddings[acting])
+            batches.append(ctx.rows(acting))
+        eps = branch_eps(stacked(batches), torch.cat([b.x for b in batches]), torch.cat(embeddings))
+        eps_c, rest = eps[: len(x)], eps[len(x) :]
+        if self.base == "none":
+            base = Estimate(eps_c)
+        else:
+            eps_other = rest[: len(x)] if self.base == "cfg" else branch_eps(ctx, x, ctx.embeddings, guide=True)
+            delta = eps_c - eps_other
+            base = Estimate(eps_c + (self.base_scale - 1) * delta, delta, self.base_scale)
+        next_progress = (ctx.index + 1) / ctx.steps
+        self._pending = self._guidance(ctx, eps_c, next_progress) if next_progress < 1 else None
+        if pending is None:
+            return base
+        eps_ref = eps_c.clone()
+        eps_ref[acting] = rest[len(x) :] if self.base == "cfg" else rest
         return Estimate(base.eps + w_t * (eps_c - eps_ref), base.delta, base.scale)
 
     def _base(self, ctx: StepContext, x: Tensor) -> tuple[Tensor, Estimate]:
@@ -115,13 +153,17 @@ class GFCG(Predictor):
         delta = eps_c - branch_eps(ctx, x, guide_embeddings, guide=True)
         return Estimate(eps_c + (self.base_scale - 1 + w_t) * delta, delta, self.base_scale)
 
-    def _guidance(self, ctx: StepContext, eps_c: Tensor) -> tuple[Tensor, Tensor] | None:
-        """(reference-class embeddings, w_t shaped (B, 1, 1, 1)) where GFCG acts, else None.
+    def _acts(self, progress: float) -> bool:
+        return self.max_scale != 0 and self.window[0] <= progress < self.window[1]
+
+    def _guidance(self, ctx: StepContext, eps_c: Tensor, progress: float | None = None) -> tuple[Tensor, Tensor] | None:
+        """(reference-class embeddings, w_t shaped (B, 1, 1, 1)) for the step at `progress` (default: this one)
+        where GFCG acts there, else None.
 
         Outside the window or with w_max = 0 no classifier runs; None too where w_t = 0 for every sample.
         """
         self._targets(ctx)
-        if self.max_scale == 0 or not self.window[0] <= ctx.progress < self.window[1]:
+        if not self._acts(ctx.progress if progress is None else progress):
             return None
         names, scale = self.reference(ctx, eps_c)
         if not bool(scale.any()):
@@ -139,4 +181,15 @@ class GFCG(Predictor):
             "window": list(self.window),
             "threshold": self.threshold,
             **({"tiny_decoder": True} if self.tiny_decoder else {}),
+            **({"one_call": True} if self.one_call else {}),
         }
+
+
+def stacked(contexts: list[StepContext]) -> StepContext:
+    """One context for the concatenated rows of `contexts` (sub-batches of one step): what one batched call needs,
+    the control maps stacked to match (a single shared map stays shared)."""
+    first = contexts[0]
+    control = first.control
+    if control is not None and control.image.shape[0] != 1:
+        control = Control(torch.cat([c.control.image for c in contexts]), control.scale)
+    return replace(first, control=control)

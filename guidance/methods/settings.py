@@ -65,7 +65,8 @@ class Settings:
     noise_rule: how DDIM's eta sets the sampler's noise, "ddim" or "freedom" (guidance/scheduler_steps.py: NOISE_RULES).
     scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
     fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options
-    (gfcg_threshold: w_t below this fraction of gfcg_max_scale counts as 0, docs/methods.md GFCG step 3).
+    (gfcg_threshold: w_t below this fraction of gfcg_max_scale counts as 0, docs/methods.md GFCG step 3; gfcg_one_call: c_ref and w_t
+    from the previous step, so that every branch runs in one batched call, docs/methods.md GFCG, One call).
     tiny_decoder: gradient methods (and GFCG's classifier) decode x0_hat with the backbone's tiny decoder. checkpointing: FreeDoM and DPS
     recompute the denoiser's activations in the backward pass (less memory; FIGD keeps none anyway).
     """
@@ -85,6 +86,7 @@ class Settings:
     gfcg_fused: bool = False
     gfcg_window: tuple[float, float] = (0.0, 1.0)
     gfcg_threshold: float = 0.0
+    gfcg_one_call: bool = False
     tiny_decoder: bool = False
     checkpointing: bool = False
 

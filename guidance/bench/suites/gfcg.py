@@ -45,6 +45,7 @@ VARIANTS = {  # label: (method name, settings overrides)
     "cfg+gfcg": ("cfg+gfcg", {}),
     "cfg+gfcg, every sample": ("cfg+gfcg", {"gfcg_threshold": 0.0}),  # the reference branch wherever w_t > 0
     "cfg+gfcg tiny decoder": ("cfg+gfcg", {"tiny_decoder": True}),  # the classifier reads the tiny decoder's x0_hat
+    "cfg+gfcg, one call": ("cfg+gfcg", {"gfcg_one_call": True}),  # c_ref from the step before: every branch in one call
     "atg": ("atg", {}),
     "atg+gfcg": ("atg+gfcg", {}),
     "atg+gfcg fused": ("atg+gfcg", {"gfcg_fused": True}),
@@ -97,7 +98,7 @@ def goals(rows: list[dict]) -> list[dict]:
     if "accuracy" in cfg:
         better = both["accuracy"] > cfg["accuracy"]
         found.append(goal("CFG+GFCG accuracy above CFG's (same CFG scale)", f"> {cfg['accuracy']:.3f}", both["accuracy"], better))
-    for label in ("cfg+gfcg", "cfg+gfcg tiny decoder"):
+    for label in ("cfg+gfcg", "cfg+gfcg tiny decoder", "cfg+gfcg, one call"):
         if label in by:
             ratio = by[label]["step_ratio_to_cfg"]
             found.append(goal(f"{label}: time per step over CFG's (median of interleaved rounds)", "<= 1.3x", ratio, ratio <= 1.3, "x"))
