@@ -27,7 +27,7 @@ TINY_PLANS = {
     world: world.Plan(per_class=1, face_references=1, face_seeds=1, style_references=1, control_maps=1, id_images=50, steps=2,
                       task_steps=2, speed_repeats=1),
     figd: figd.Plan(steps=2, samples=1, seeds=2, methods=("freedom", "figd")),
-    dsg: dsg.Plan(steps=(3,), scales=(0.3,), rates=(0.05,), samples=2, seeds=1),
+    dsg: dsg.Plan(steps=(3,), scales=(0.3, dsg.PRESETS["face"].scale), rates=(dsg.PRESETS["face"].dsg_rate,), samples=2, seeds=1, rounds=1),
     gfcg: gfcg.Plan(samples=10, steps=2),
     solvers: solvers.Plan(nfes=(3, solvers.GRID_NFE), samples=10, reference_samples=2, reference_steps=6),
     profile: profile.Plan(steps=3, rounds=1, speed_repeats=1),
@@ -151,6 +151,9 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         assert all(r["rmse_ref"] >= 0 for r in data["rows"])
     if suite in ("world", "solvers"):
         assert (tmp_path / "grid.png").exists() and data["images"] == [str(tmp_path / "grid.png")]
+    if suite == "dsg":  # the time goal reads interleaved rounds of the preset pair
+        assert [r["step_ratio_to_plain"] for r in data["rows"] if "step_ratio_to_plain" in r][0] == 1.0
+        assert any("interleaved" in g["goal"] for g in data["goals"])
     if suite == "memory":
         assert [r["method"] for r in data["rows"]] == list(memory.RUNS) and all(r["peak_total_mb"] >= r["peak_mem_mb"] for r in data["rows"])
         assert data["goals"][0]["goal"] == "FreeDoM's peak with checkpointing vs without" and "checkpointing:" in data["notes"][0]
