@@ -97,8 +97,8 @@ def write_report(paths: list[Path], out: Path, figures: Path, notes: Path | None
         "(standard deviation over seeds). `fd` is the Frechet distance in the evaluator's feature space to as "
         "many held-out renders as there are samples; `fd_floor` is the same distance between two disjoint sets "
         "of renders of that size. `peak_mem_mb` is the peak above the start of a run: the CUDA allocator's peak "
-        "on a GPU; on a CPU the growth of the sampled RSS, which misses memory the allocator reuses from earlier "
-        "runs, so it is a rough indication only.",
+        "on a GPU; on a CPU the growth of the process's peak resident set (Linux's VmHWM, reset at the start), "
+        "which leaves out memory the allocator reuses from earlier runs.",
         "To regenerate everything (the runs, then this file and its plots):\n\n```\n"
         + "\n".join([d["command"] for d in documents] + [again])
         + "\n```",

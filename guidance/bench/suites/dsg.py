@@ -29,7 +29,7 @@ class Plan:
     seeds: int
     base: str = "freedom"
     eta: float = 1.0
-    rounds: int = 3  # interleaved timing rounds of the preset pair at each step count
+    rounds: int = 4  # interleaved timing rounds of the preset pair at each step count
 
 
 PLANS = {
@@ -61,15 +61,17 @@ def run(world: World, opts: Options) -> SuiteOutput:
 
 def interleaved_ratios(world: World, plan: Plan, references: dict, steps: int) -> dict[tuple[str, float], float]:
     """At the presets, DSG's time per step over the plain step's (and 1.0 for the plain step): the median over
-    `plan.rounds` rounds in which each runs one seed in turn, so that a shared machine's drifting load slows both
-    alike (sequential runs of the rows above moved this ratio by +-15% between identical runs)."""
+    `plan.rounds` rounds in which each runs one seed in turn, the first of the pair alternating, so that a shared
+    machine's drifting load slows both alike (sequential runs of the rows above moved this ratio by +-15% between
+    identical runs)."""
     pair = preset_pair(plan)
     requests = {key: task_request(world, TASK, key[0], references, steps=steps, samples=plan.samples, eta=plan.eta, **knob)
                 for key, knob in pair.items()}  # fmt: skip
     plain = next(iter(pair))
     rounds = []
     for seed in range(plan.rounds):
-        ms = {key: timing([run_task(world, replace(request, seed=seed)).results[0][1]])["ms_per_step"] for key, request in requests.items()}
+        order = list(requests)[:: 1 if seed % 2 == 0 else -1]
+        ms = {key: timing([run_task(world, replace(requests[key], seed=seed)).results[0][1]])["ms_per_step"] for key in order}
         rounds.append({key: value / ms[plain] for key, value in ms.items()})
     return {key: statistics.median(r[key] for r in rounds) for key in pair}
 
