@@ -106,6 +106,7 @@ def gfcg_inputs(settings: Settings) -> dict[str, gr.components.Component]:
         "gfcg_max_scale": slider("gfcg_max_scale", settings.gfcg_max_scale, 0.1, "GFCG maximum scale w_max"),
         "gfcg_rule": gr.Radio(list(SCALE_RULES), value=settings.gfcg_rule, label="GFCG scale rule"),
         "gfcg_fused": gr.Checkbox(settings.gfcg_fused, label="Fused with Autoguidance (atg+gfcg at ATG's cost)"),
+        "gfcg_one_call": gr.Checkbox(settings.gfcg_one_call, label="One batched call (reference class from the previous step; not with Fused)"),
     }
 
 

@@ -51,7 +51,8 @@ def settings_from(task: str, values: dict[str, Any]) -> Settings:
             "travel_window": (float(values["travel_start"]), float(values["travel_end"])),
         }  # fmt: skip
     if "gfcg_max_scale" in values:
-        overrides |= {"gfcg_max_scale": float(values["gfcg_max_scale"]), "gfcg_rule": values["gfcg_rule"], "gfcg_fused": bool(values["gfcg_fused"])}
+        overrides |= {"gfcg_max_scale": float(values["gfcg_max_scale"]), "gfcg_rule": values["gfcg_rule"], "gfcg_fused": bool(values["gfcg_fused"]),
+                      "gfcg_one_call": bool(values["gfcg_one_call"])}  # fmt: skip
     if "tiny_decoder" in values:
         overrides["tiny_decoder"] = bool(values["tiny_decoder"])
     return preset(task, **overrides)

@@ -103,6 +103,12 @@ def test_the_tiny_decoder_box_reaches_the_guidance_path(client: Client, task: st
     assert '"tiny_decoder": true' in on and "tiny_decoder" not in off  # FreeDoM/FIGD's option, or GFCG's (its predictor)
 
 
+def test_the_one_call_box_reaches_gfcg(client: Client) -> None:
+    on, off = (client.predict(**fast("classes", 2), methods=["cfg+gfcg"], gfcg_one_call=one, api_name="/classes")[1]["cfg+gfcg"]["options"]
+               for one in (True, False))  # fmt: skip
+    assert on["predictor"]["one_call"] is True and "one_call" not in off["predictor"]
+
+
 @pytest.mark.parametrize("task", ["face", "solvers"])  # the uploaded-image default, and the cheapest tab
 def test_a_call_without_arguments_runs_the_first_example(client: Client, task: str) -> None:
     tab = TABS[task]
