@@ -194,7 +194,7 @@ def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.co
         files = gr.File(label="Download: grid and figures as PNG, data as JSON", file_count="multiple", elem_id=f"{spec.name}-sweep-downloads")
         with gr.Accordion("Sweep data (JSON)", open=False):
             summary = gr.JSON(label="Per method", elem_id=f"{spec.name}-sweep-json")
-    setting.change(lambda key: SWEEP_DEFAULTS[key], setting, values, api_visibility="private", concurrency_limit=None)
+    setting.input(lambda key: SWEEP_DEFAULTS[key], setting, values, api_visibility="private", concurrency_limit=None)  # the user's pick only
     start.click(
         run_sweep, inputs_kwargs={"backbone": backbone, **inputs, "sweep_setting": setting, "sweep_values": values},
         outputs=[grid, metric, seconds, files, summary], api_name=f"{spec.name}_sweep", concurrency_id="sampling",

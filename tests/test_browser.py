@@ -101,13 +101,22 @@ def test_solvers_tab_shows_its_benchmark_plot(app_url: str, tmp_path: Path) -> N
 def test_classes_tab_runs_a_sweep_and_draws_its_grid_and_plots(app_url: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
+    from guidance.tasks import SWEEP_DEFAULTS, SWEEP_SETTINGS
+
     with opened_page(app_url, tmp_path) as page:
         page.get_by_role("tab", name="Classes").click()
         steps = page.locator("#classes-steps input[type=number]")
         steps.fill("4")
         steps.press("Enter")
         page.locator("#classes-sweep").get_by_text("Sweep: one setting, 3 to 8 values").click()
-        page.locator("#classes-sweep-values textarea, #classes-sweep-values input").first.fill("0, 1, 2, 3")
+        values = page.locator("#classes-sweep-values textarea, #classes-sweep-values input").first
+        page.locator("#classes-sweep-setting input").click()  # picking another setting puts its default values in
+        page.get_by_role("option", name=SWEEP_SETTINGS["cfg_scale"]).click()
+        expect(values).to_have_value(SWEEP_DEFAULTS["cfg_scale"])
+        page.locator("#classes-sweep-setting input").click()
+        page.get_by_role("option", name=SWEEP_SETTINGS["gfcg_max_scale"]).click()
+        expect(values).to_have_value(SWEEP_DEFAULTS["gfcg_max_scale"])
+        values.fill("0, 1, 2, 3")
         page.locator("#classes-sweep-run").click()
         grid = page.locator("#classes-sweep-grid img")
         expect(grid).to_be_visible(timeout=180_000)
