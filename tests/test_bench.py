@@ -166,7 +166,7 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         assert 0.5 * by["face freedom"]["cpu_ms_per_step"] < parts <= by["face freedom"]["cpu_ms_per_step"] * 1.001  # CPU clock
         assert any("FreeDoM's step / FIGD's" in note for note in data["notes"])
         freedom, figd_ = by["face freedom"], by["face figd"]
-        assert 1 < profile.ceiling(freedom, figd_) and any(f"{profile.ceiling(freedom, figd_):.2f}x at most" in note for note in data["notes"])
+        assert any(f"{profile.ceiling(freedom, figd_):.2f}x at most" in note for note in data["notes"])  # a figure, not a timing claim
         assert by["4 x 25 steps unguided"]["seconds"] > 0 and by["app face tab, 3 methods x 20 steps"]["seconds"] > 0
         assert [g["target"] for g in data["goals"]] == ["<= 1.5 s", "<= 5 s"]
     if suite == "presets":  # every tab's methods at every k of its grid, the bars read at the tab presets
