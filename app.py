@@ -102,12 +102,17 @@ def gradient_inputs(settings: Settings) -> dict[str, gr.components.Component]:
 
 def gfcg_inputs(settings: Settings) -> dict[str, gr.components.Component]:
     """GFCG's options; its base (CFG or Autoguidance) is picked with the method (cfg+gfcg, atg+gfcg)."""
-    return {
+    inputs = {
         "gfcg_max_scale": slider("gfcg_max_scale", settings.gfcg_max_scale, 0.1, "GFCG maximum scale w_max"),
         "gfcg_rule": gr.Radio(list(SCALE_RULES), value=settings.gfcg_rule, label="GFCG scale rule"),
         "gfcg_fused": gr.Checkbox(settings.gfcg_fused, label="Fused with Autoguidance (atg+gfcg at ATG's cost)"),
         "gfcg_one_call": gr.Checkbox(settings.gfcg_one_call, label="One batched call (reference class from the previous step; not with Fused)"),
+        "gfcg_interval": slider("gfcg_interval", settings.gfcg_interval, 1, "GFCG classifier interval (read x0_hat every n steps)"),
     }
+    fused, one_call = inputs["gfcg_fused"], inputs["gfcg_one_call"]
+    for ticked, other in ((fused, one_call), (one_call, fused)):  # the two exclude each other: ticking one unticks the other
+        ticked.input(lambda on, kept: kept and not on, [ticked, other], other, api_visibility="private", concurrency_limit=None)
+    return inputs
 
 
 OPTION_INPUTS = {"gradient": gradient_inputs, "gfcg": gfcg_inputs}
@@ -231,7 +236,7 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
                 inputs = task_inputs(spec)
                 inputs |= common_inputs(spec, condition)
                 if spec.option_groups:
-                    with gr.Accordion("Method settings", open=False):
+                    with gr.Accordion("Method settings", open=False, elem_id=f"{spec.name}-method-settings"):
                         for group in spec.option_groups:
                             inputs |= OPTION_INPUTS[group](spec.preset)
                         inputs["tiny_decoder"] = tiny_decoder_input(spec.preset)

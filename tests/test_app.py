@@ -103,10 +103,11 @@ def test_the_tiny_decoder_box_reaches_the_guidance_path(client: Client, task: st
     assert '"tiny_decoder": true' in on and "tiny_decoder" not in off  # FreeDoM/FIGD's option, or GFCG's (its predictor)
 
 
-def test_the_one_call_box_reaches_gfcg(client: Client) -> None:
-    on, off = (client.predict(**fast("classes", 2), methods=["cfg+gfcg"], gfcg_one_call=one, api_name="/classes")[1]["cfg+gfcg"]["options"]
+def test_the_one_call_box_and_the_interval_slider_reach_gfcg(client: Client) -> None:
+    on, off = (client.predict(**fast("classes", 2), methods=["cfg+gfcg"], gfcg_one_call=one, gfcg_interval=1 + one, api_name="/classes")[1]["cfg+gfcg"]["options"]
                for one in (True, False))  # fmt: skip
     assert on["predictor"]["one_call"] is True and "one_call" not in off["predictor"]
+    assert on["predictor"]["interval"] == 2 and "interval" not in off["predictor"]
 
 
 @pytest.mark.parametrize("task", ["face", "solvers"])  # the uploaded-image default, and the cheapest tab
@@ -165,6 +166,9 @@ SLIDER_BREAKERS = [  # values an API client can send that no slider would
     ("/classes", {"cfg_scale": 1e9}, r"cfg_scale must lie in \[0, 20\]"),
     ("/face", {"scale": 1e6}, r"scale must lie in \[0, 100\]"),
     ("/classes", {"gfcg_max_scale": 1e6}, r"gfcg_max_scale must lie in \[0, 10\]"),
+    ("/classes", {"gfcg_interval": 2.5}, "gfcg_interval must be a whole number, got 2.5"),
+    ("/classes", {"gfcg_interval": 0}, r"gfcg_interval must lie in \[1, 50\], got 0"),
+    ("/face", {"repeats": 1.5}, "repeats must be a whole number, got 1.5"),
     ("/face", {"eta": 5}, r"eta must lie in \[0, 1\], got 5"),
 ]
 

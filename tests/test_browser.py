@@ -5,6 +5,7 @@ Never downloads a browser: without /usr/bin/chromium the test is skipped, or fai
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,18 +106,24 @@ def test_classes_tab_runs_a_sweep_and_draws_its_grid_and_plots(app_url: str, tmp
 
     with opened_page(app_url, tmp_path) as page:
         page.get_by_role("tab", name="Classes").click()
+        settings = page.locator("#classes-method-settings")
+        settings.get_by_text("Method settings").click()  # GFCG's fused variant and its one call exclude each other
+        fused, one_call = settings.get_by_label(re.compile("Fused with")), settings.get_by_label(re.compile("One batched call"))
+        expect(one_call).to_be_checked()  # the classes preset's
+        fused.check()
+        expect(one_call).not_to_be_checked()
+        one_call.check()
+        expect(fused).not_to_be_checked()
         steps = page.locator("#classes-steps input[type=number]")
         steps.fill("4")
         steps.press("Enter")
         page.locator("#classes-sweep").get_by_text("Sweep: one setting, 3 to 8 values").click()
         values = page.locator("#classes-sweep-values textarea, #classes-sweep-values input").first
+        expect(values).to_have_value(SWEEP_DEFAULTS["gfcg_max_scale"])
         page.locator("#classes-sweep-setting input").click()  # picking another setting puts its default values in
         page.get_by_role("option", name=SWEEP_SETTINGS["cfg_scale"]).click()
-        expect(values).to_have_value(SWEEP_DEFAULTS["cfg_scale"])
-        page.locator("#classes-sweep-setting input").click()
-        page.get_by_role("option", name=SWEEP_SETTINGS["gfcg_max_scale"]).click()
-        expect(values).to_have_value(SWEEP_DEFAULTS["gfcg_max_scale"])
-        values.fill("0, 1, 2, 3")
+        expect(values).to_have_value(SWEEP_DEFAULTS["cfg_scale"])  # a new value: the pick's event has landed
+        values.fill("1, 1.5, 2, 2.5")
         page.locator("#classes-sweep-run").click()
         grid = page.locator("#classes-sweep-grid img")
         expect(grid).to_be_visible(timeout=180_000)

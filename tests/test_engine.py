@@ -464,6 +464,49 @@ def test_gfcg_in_one_call_on_autoguidance_matches_gfcg_and_refuses_the_fused_var
         build_method("atg+gfcg", replace(settings, gfcg_one_call=True, gfcg_fused=True), CountingClassifier([1.0, 0, 0, 0]))
 
 
+class ReadingsClassifier(FixedClassifier):
+    """Returns the next row of `readings` at each call: a verdict that changes as sampling goes on."""
+
+    def __init__(self, readings):
+        super().__init__(readings[0])
+        self.readings, self.calls = [torch.tensor(r) for r in readings], 0
+
+    def __call__(self, images):
+        self.calls += 1
+        return self.readings[self.calls - 1].expand(images.shape[0], -1)
+
+
+READINGS = ([0.4, 0.3, 0.2, 0.1], [0.3, 0.1, 0.1, 0.5], [0.8, 0.1, 0.1, 0.0], [0.2, 0.6, 0.1, 0.1])
+
+
+@pytest.mark.parametrize("one_call", [False, True])
+def test_gfcg_interval_reads_the_classifier_every_n_steps_of_its_window_and_holds_its_verdict_between(tiny_sd, one_call):
+    """Interval 2 over a window that starts at step 2 of 8: the classifier reads x0_hat for steps 2, 4 and 6, and
+    steps 3, 5 and 7 reuse c_ref and w_t: the picture of interval 1 with each reading repeated for two steps."""
+    settings = Settings(cfg_scale=2.0, gfcg_window=(0.25, 1.0), gfcg_one_call=one_call)
+    every_other = ReadingsClassifier(READINGS[:3])
+    method = build_method("cfg+gfcg", replace(settings, gfcg_interval=2), every_other)
+    held = sample(tiny_sd, method, ["cat", "dog"], steps=8)
+    repeated = ReadingsClassifier([r for r in READINGS[:3] for _ in range(2)])
+    each_step = sample(tiny_sd, build_method("cfg+gfcg", settings, repeated), ["cat", "dog"], steps=8)
+    assert every_other.calls == 3 and repeated.calls == 6 and held.options["predictor"]["interval"] == 2
+    torch.testing.assert_close(held.images, each_step.images, rtol=1e-5, atol=1e-5)
+    fresh = ReadingsClassifier(READINGS[:3])
+    changing = sample(tiny_sd, build_method("cfg+gfcg", settings, ReadingsClassifier(READINGS[:3] + READINGS[:3])), ["cat", "dog"], steps=8)
+    assert (held.images - changing.images).abs().max() > 1e-4  # readings at every step move the picture (by 7e-4 here)
+    method.predictor.classifier = fresh  # a second run on the same method reads afresh from its window's first step
+    again = sample(tiny_sd, method, ["cat"], steps=8)
+    assert fresh.calls == 3 and again.images.shape[0] == 1
+
+
+def test_gfcg_interval_must_be_a_whole_number_of_steps():
+    for bad in (0, 2.5, True):
+        with pytest.raises(MethodConfigError, match="gfcg_interval"):
+            Settings(gfcg_interval=bad)
+    with pytest.raises(MethodConfigError, match="interval"):
+        GFCG(FixedClassifier([1.0, 0, 0, 0]), interval=0)
+
+
 @pytest.mark.parametrize("fused", [False, True])
 def test_gfcg_on_autoguidance_is_autoguidance_where_it_does_not_act(tiny_sd, monkeypatch, fused):
     monkeypatch.setattr(tiny_sd, "guide_unet", tiny_sd.unet)  # any second network serves as the guide here

@@ -55,7 +55,7 @@ def _predictor(parts: set[str], s: Settings, classifier: Classifier | None, use_
             raise MethodConfigError("GFCG needs a classifier")
         base = "cfg" if "cfg" in parts else "atg" if "atg" in parts else "none"
         return GFCG(classifier, s.gfcg_max_scale, base, s.cfg_scale, s.gfcg_rule, s.gfcg_fused and base == "atg", s.gfcg_window,
-                    s.gfcg_threshold, s.tiny_decoder, s.gfcg_one_call)
+                    s.gfcg_threshold, s.tiny_decoder, s.gfcg_one_call, s.gfcg_interval)
     if "atg" in parts:
         return Autoguidance(s.cfg_scale)
     if "cfg" in parts or use_cfg:

@@ -49,6 +49,7 @@ class GFCG(Predictor):
         threshold: float = 0.0,
         tiny_decoder: bool = False,
         one_call: bool = False,
+        interval: int = 1,
     ):
         if base not in BASES or scale_rule not in SCALE_RULES:
             raise MethodConfigError(f"GFCG base must be one of {BASES} and scale_rule one of {SCALE_RULES}")
@@ -56,10 +57,13 @@ class GFCG(Predictor):
             raise MethodConfigError("the fused GFCG variant is defined with Autoguidance (base='atg')")
         if fused and one_call:
             raise MethodConfigError("the fused GFCG variant already costs two calls; one_call applies to the unfused one")
+        if interval < 1:
+            raise MethodConfigError(f"GFCG's classifier interval must be a whole number of steps >= 1, got {interval}")
         self.classifier, self.max_scale, self.base, self.base_scale = classifier, max_scale, base, base_scale
         self.scale_rule, self.fused, self.window, self.threshold = scale_rule, fused, window, threshold
-        self.tiny_decoder, self.one_call = tiny_decoder, one_call
+        self.tiny_decoder, self.one_call, self.interval = tiny_decoder, one_call, interval
         self._pending: tuple[Tensor, Tensor] | None = None  # one_call: (c_ref embeddings, w_t) for the next evaluation
+        self._kept: tuple[int, tuple[Tensor, Tensor] | None] | None = None  # (step index read, its guidance)
 
     def reference(self, ctx: StepContext, eps_c: Tensor) -> tuple[list[str], Tensor]:
         """The most confusable non-target class and the guidance scale w_t, per sample."""
@@ -121,8 +125,7 @@ class GFCG(Predictor):
             eps_other = rest[: len(x)] if self.base == "cfg" else branch_eps(ctx, x, ctx.embeddings, guide=True)
             delta = eps_c - eps_other
             base = Estimate(eps_c + (self.base_scale - 1) * delta, delta, self.base_scale)
-        next_progress = (ctx.index + 1) / ctx.steps
-        self._pending = self._guidance(ctx, eps_c, next_progress) if next_progress < 1 else None
+        self._pending = self._guidance(ctx, eps_c, ctx.index + 1) if ctx.index + 1 < ctx.steps else None
         if pending is None:
             return base
         eps_ref = eps_c.clone()
@@ -156,19 +159,29 @@ class GFCG(Predictor):
     def _acts(self, progress: float) -> bool:
         return self.max_scale != 0 and self.window[0] <= progress < self.window[1]
 
-    def _guidance(self, ctx: StepContext, eps_c: Tensor, progress: float | None = None) -> tuple[Tensor, Tensor] | None:
-        """(reference-class embeddings, w_t shaped (B, 1, 1, 1)) for the step at `progress` (default: this one)
-        where GFCG acts there, else None.
+    def _guidance(self, ctx: StepContext, eps_c: Tensor, index: int | None = None) -> tuple[Tensor, Tensor] | None:
+        """(reference-class embeddings, w_t shaped (B, 1, 1, 1)) for step `index` (default: this one) where GFCG
+        acts there, else None.
 
-        Outside the window or with w_max = 0 no classifier runs; None too where w_t = 0 for every sample.
+        Outside the window or with w_max = 0 no classifier runs; None too where w_t = 0 for every sample. The
+        classifier reads x0_hat at the window's first step and every `interval` steps after it; between readings
+        the last reading's c_ref and w_t hold (docs/methods.md, GFCG, Interval) [ours].
         """
         self._targets(ctx)
-        if not self._acts(ctx.progress if progress is None else progress):
+        index = ctx.index if index is None else index
+        if not self._acts(index / ctx.steps):
             return None
+        if not self._reads_at(index, ctx.steps) and self._kept is not None and 0 < index - self._kept[0] < self.interval:
+            return self._kept[1]
         names, scale = self.reference(ctx, eps_c)
-        if not bool(scale.any()):
-            return None
-        return ctx.backbone.embed(names), scale.to(eps_c.device).reshape(-1, 1, 1, 1)
+        guidance = (ctx.backbone.embed(names), scale.to(eps_c.device).reshape(-1, 1, 1, 1)) if bool(scale.any()) else None
+        self._kept = index, guidance
+        return guidance
+
+    def _reads_at(self, index: int, steps: int) -> bool:
+        """Whether the classifier reads x0_hat for step `index`: the window's first step, then every `interval`."""
+        first = next(i for i in range(steps) if self._acts(i / steps))
+        return (index - first) % self.interval == 0
 
     def describe(self) -> dict:
         return {
@@ -182,6 +195,7 @@ class GFCG(Predictor):
             "threshold": self.threshold,
             **({"tiny_decoder": True} if self.tiny_decoder else {}),
             **({"one_call": True} if self.one_call else {}),
+            **({"interval": self.interval} if self.interval != 1 else {}),
         }
 
 

@@ -44,6 +44,7 @@ LIMITS = {
     "dsg_interval": Bound(1, 50, slider=(1, 10)),
     "gfcg_max_scale": Bound(0, 10, slider=(0, 5)),
     "gfcg_threshold": Bound(0, 1),
+    "gfcg_interval": Bound(1, 50, slider=(1, 10)),
 }
 NAMES = {"noise_rule": NOISE_RULES, "step_rule": STEP_RULES, "fisher_weight": tuple(FISHER_WEIGHTS), "gfcg_rule": SCALE_RULES}
 WINDOWS = {"window": "guidance window", "travel_window": "time-travel window", "gfcg_window": "GFCG window"}
@@ -66,7 +67,8 @@ class Settings:
     scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
     fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options
     (gfcg_threshold: w_t below this fraction of gfcg_max_scale counts as 0, docs/methods.md GFCG step 3; gfcg_one_call: c_ref and w_t
-    from the previous step, so that every branch runs in one batched call, docs/methods.md GFCG, One call).
+    from the previous step, so that every branch runs in one batched call, docs/methods.md GFCG, One call; gfcg_interval: the classifier
+    reads x0_hat every n steps of the window and its c_ref and w_t hold in between, docs/methods.md GFCG, Interval).
     tiny_decoder: gradient methods (and GFCG's classifier) decode x0_hat with the backbone's tiny decoder. checkpointing: FreeDoM and DPS
     recompute the denoiser's activations in the backward pass (less memory; FIGD keeps none anyway).
     """
@@ -87,12 +89,15 @@ class Settings:
     gfcg_window: tuple[float, float] = (0.0, 1.0)
     gfcg_threshold: float = 0.0
     gfcg_one_call: bool = False
+    gfcg_interval: int = 1
     tiny_decoder: bool = False
     checkpointing: bool = False
 
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
+            if field.type == "int" and (isinstance(value, bool) or value != int(value)):
+                raise MethodConfigError(f"{field.name} must be a whole number, got {value!r}")
             if field.name in LIMITS:
                 LIMITS[field.name].check(field.name, value)
             elif field.name in NAMES and value not in NAMES[field.name]:

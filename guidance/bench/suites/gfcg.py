@@ -1,9 +1,11 @@
 """`gfcg`: CFG, GFCG, CFG+GFCG, Autoguidance, Autoguidance+GFCG and its fused variant, on class-balanced samples.
 
-Accuracy is the evaluator's (never the guiding classifier's); Frechet distance to as many held-out renders
-(floor alongside); diversity is the mean pairwise evaluator-feature distance within a class. Goal: CFG+GFCG
-more accurate than CFG at the same CFG scale, at <= 1.3x CFG's time per step (with the classifier reading
-the full decoder's x0_hat, and the tiny decoder's).
+GFCG runs at the classes preset (one batched call, the classifier every 3 steps) and in its own order (the
+classifier at every step, the reference branch after it), with what each part of the preset saves. Accuracy is
+the evaluator's (never the guiding classifier's); Frechet distance to as many held-out renders (floor
+alongside); diversity is the mean pairwise evaluator-feature distance within a class. Goals: CFG+GFCG more
+accurate than CFG at the same CFG scale and as accurate as GFCG in its own order, at <= 1.3x CFG's time per
+step (with the classifier reading the full decoder's x0_hat, and the tiny decoder's).
 """
 from __future__ import annotations
 
@@ -35,21 +37,24 @@ class Plan:
 
 PLANS = {
     "quick": Plan(samples=20, steps=15, timing_steps=15),
-    "full": Plan(samples=120, steps=25),
+    "full": Plan(samples=120, steps=25, rounds=7),
     "quick-sd": Plan(samples=2, steps=4, rounds=1, timing_steps=2),
     "full-sd": Plan(samples=8, steps=10, batch=4, rounds=3, timing_steps=4),
 }
-VARIANTS = {  # label: (method name, settings overrides)
+OWN_ORDER = {"gfcg_one_call": False, "gfcg_interval": 1}  # GFCG's order: the classifier at every step, D(c_ref) after it
+VARIANTS = {  # label: (method name, settings overrides of the classes preset: one call, classifier every 3 steps)
     "cfg": ("cfg", {}),
     "gfcg": ("gfcg", {}),
     "cfg+gfcg": ("cfg+gfcg", {}),
-    "cfg+gfcg, every sample": ("cfg+gfcg", {"gfcg_threshold": 0.0}),  # the reference branch wherever w_t > 0
+    "cfg+gfcg, own order": ("cfg+gfcg", OWN_ORDER),
+    "cfg+gfcg, own order, every sample": ("cfg+gfcg", {**OWN_ORDER, "gfcg_threshold": 0.0}),  # D(c_ref) wherever w_t > 0
+    "cfg+gfcg, one call, every step": ("cfg+gfcg", {"gfcg_interval": 1}),
+    "cfg+gfcg, two calls, interval 3": ("cfg+gfcg", {"gfcg_one_call": False}),
     "cfg+gfcg tiny decoder": ("cfg+gfcg", {"tiny_decoder": True}),  # the classifier reads the tiny decoder's x0_hat
-    "cfg+gfcg, one call": ("cfg+gfcg", {"gfcg_one_call": True}),  # c_ref from the step before: every branch in one call
-    "cfg+gfcg tiny decoder, one call": ("cfg+gfcg", {"tiny_decoder": True, "gfcg_one_call": True}),
     "atg": ("atg", {}),
     "atg+gfcg": ("atg+gfcg", {}),
-    "atg+gfcg fused": ("atg+gfcg", {"gfcg_fused": True}),
+    "atg+gfcg, own order": ("atg+gfcg", OWN_ORDER),
+    "atg+gfcg fused": ("atg+gfcg", {"gfcg_fused": True, "gfcg_one_call": False}),  # two calls already: no one call
 }
 
 
@@ -93,13 +98,17 @@ def interleaved_ratios(world: World, variants: dict, conditions: list[str], plan
 
 
 def goals(rows: list[dict]) -> list[dict]:
+    """Issue 10's: the preset's CFG+GFCG keeps GFCG's accuracy gain over CFG at <= 1.3x CFG's step; the fused
+    variant's extra time over Autoguidance."""
     by = {r["method"]: r for r in rows}
-    cfg, both = by["cfg"], by["cfg+gfcg"]
+    cfg, both, own = by["cfg"], by["cfg+gfcg"], by["cfg+gfcg, own order"]
     found = []
     if "accuracy" in cfg:
-        better = both["accuracy"] > cfg["accuracy"]
-        found.append(goal("CFG+GFCG accuracy above CFG's (same CFG scale)", f"> {cfg['accuracy']:.3f}", both["accuracy"], better))
-    for label in ("cfg+gfcg", "cfg+gfcg tiny decoder", "cfg+gfcg, one call", "cfg+gfcg tiny decoder, one call"):
+        found.append(goal("CFG+GFCG accuracy above CFG's (same CFG scale)", f"> {cfg['accuracy']:.3f}", both["accuracy"],
+                          both["accuracy"] > cfg["accuracy"]))  # fmt: skip
+        found.append(goal("CFG+GFCG keeps the accuracy of GFCG in its own order", f">= {own['accuracy']:.3f}", both["accuracy"],
+                          both["accuracy"] >= own["accuracy"]))  # fmt: skip
+    for label in ("cfg+gfcg", "cfg+gfcg tiny decoder"):
         if label in by:
             ratio = by[label]["step_ratio_to_cfg"]
             found.append(goal(f"{label}: time per step over CFG's (median of interleaved rounds)", "<= 1.3x", ratio, ratio <= 1.3, "x"))
