@@ -499,6 +499,15 @@ def test_gfcg_interval_reads_the_classifier_every_n_steps_of_its_window_and_hold
     assert fresh.calls == 3 and again.images.shape[0] == 1
 
 
+@pytest.mark.parametrize("one_call, reads", [(False, 3), (True, 2)])
+def test_gfcg_interval_counts_from_the_first_step_that_can_use_a_reading(tiny_sd, one_call, reads):
+    """Window (0, 1), 7 steps, interval 3: GFCG's own order reads for steps 0, 3 and 6; one call has no reference
+    branch at step 0, so it reads for steps 1 and 4 (and the reading for step 7 would fall past the end)."""
+    classifier = CountingClassifier([0.4, 0.3, 0.2, 0.1])
+    sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0, gfcg_one_call=one_call, gfcg_interval=3), classifier), ["cat"], steps=7)
+    assert classifier.calls == reads
+
+
 def test_gfcg_interval_must_be_a_whole_number_of_steps():
     for bad in (0, 2.5, True):
         with pytest.raises(MethodConfigError, match="gfcg_interval"):

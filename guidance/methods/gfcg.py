@@ -179,8 +179,9 @@ class GFCG(Predictor):
         return guidance
 
     def _reads_at(self, index: int, steps: int) -> bool:
-        """Whether the classifier reads x0_hat for step `index`: the window's first step, then every `interval`."""
-        first = next(i for i in range(steps) if self._acts(i / steps))
+        """Whether the classifier reads x0_hat for step `index`: the window's first step that can use a reading (with
+        one call, never step 0), then every `interval`."""
+        first = next(i for i in range(1 if self.one_call else 0, steps) if self._acts(i / steps))
         return (index - first) % self.interval == 0
 
     def describe(self) -> dict:

@@ -205,9 +205,11 @@ def request_for(world: World, task: str, references: dict) -> TaskRequest:
 
 
 def settings_for(task: str, overrides: dict) -> Settings:
-    """The task's preset with every step guided (window [0, 1), no time travel); class rows: the classes preset."""
+    """The task's preset with every step guided (window [0, 1), no time travel); class rows: the classes preset with
+    GFCG in its own order (the classifier at every step, the reference branch a call of its own), so that every
+    step shows each part."""
     if task == "class":
-        return replace(PRESETS["classes"], **overrides)
+        return replace(PRESETS["classes"], gfcg_one_call=False, gfcg_interval=1, **overrides)
     return replace(PRESETS[task], window=(0.0, 1.0), repeats=1, dsg_interval=1, **overrides)
 
 
