@@ -229,7 +229,7 @@ SPECS = (
         intro="Gradient-free classifier guidance (GFCG) against CFG and Autoguidance (class probability under a separate evaluator).",
         inputs=("class",), choices=CLASS_METHODS, selected=("cfg", "atg", "atg+gfcg"),
         choices_label="Methods (CFG is the baseline; cfg+gfcg / atg+gfcg pick GFCG's base)",
-        # one call and interval 3: the gfcg benchmark's pick, CFG+GFCG's accuracy at 1.2x CFG's step (docs/methods.md, GFCG)
+        # one call and interval 3: the gfcg benchmark's pick, CFG+GFCG's accuracy at 1.23x CFG's step (docs/methods.md, GFCG)
         preset=Settings(cfg_scale=2.5, gfcg_max_scale=2.0, gfcg_threshold=0.05, gfcg_one_call=True, gfcg_interval=3),
         energy=class_energy, metric_label="class probability",
         condition="ginger hair", example_fields=("condition", "seed"),
