@@ -46,24 +46,16 @@ def settings_from(task: str, values: dict[str, Any]) -> Settings:
     if "scale" in values:
         overrides |= {
             "scale": float(values["scale"]), "fisher_weight": values["fisher_weight"],
-            "dsg_rate": float(values["dsg_rate"]), "dsg_interval": whole(values, "dsg_interval"),
-            "window": (float(values["window_start"]), float(values["window_end"])), "repeats": whole(values, "repeats"),
+            "dsg_rate": float(values["dsg_rate"]), "dsg_interval": float(values["dsg_interval"]),
+            "window": (float(values["window_start"]), float(values["window_end"])), "repeats": float(values["repeats"]),
             "travel_window": (float(values["travel_start"]), float(values["travel_end"])),
         }  # fmt: skip
     if "gfcg_max_scale" in values:
         overrides |= {"gfcg_max_scale": float(values["gfcg_max_scale"]), "gfcg_rule": values["gfcg_rule"], "gfcg_fused": bool(values["gfcg_fused"]),
-                      "gfcg_one_call": bool(values["gfcg_one_call"]), "gfcg_interval": whole(values, "gfcg_interval")}  # fmt: skip
+                      "gfcg_one_call": bool(values["gfcg_one_call"]), "gfcg_interval": float(values["gfcg_interval"])}  # fmt: skip
     if "tiny_decoder" in values:
         overrides["tiny_decoder"] = bool(values["tiny_decoder"])
     return preset(task, **overrides)
-
-
-def whole(values: dict[str, Any], name: str) -> int:
-    """A count sent as a number: 3 or 3.0, never 2.5 silently cut to 2."""
-    value = float(values[name])
-    if value != int(value):
-        raise MethodConfigError(f"{name} must be a whole number, got {value:g}")
-    return int(value)
 
 
 def _image(upload: dict | None, what: str) -> Image.Image:

@@ -509,9 +509,10 @@ def test_gfcg_interval_counts_from_the_first_step_that_can_use_a_reading(tiny_sd
 
 
 def test_gfcg_interval_must_be_a_whole_number_of_steps():
-    for bad in (0, 2.5, True):
+    for bad in (0, 2.5, True, float("nan")):
         with pytest.raises(MethodConfigError, match="gfcg_interval"):
             Settings(gfcg_interval=bad)
+    assert type(Settings(gfcg_interval=3.0).gfcg_interval) is int  # as a slider sends it: 3.0 is the count 3
     with pytest.raises(MethodConfigError, match="interval"):
         GFCG(FixedClassifier([1.0, 0, 0, 0]), interval=0)
 

@@ -96,8 +96,10 @@ class Settings:
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
-            if field.type == "int" and (isinstance(value, bool) or value != int(value)):
-                raise MethodConfigError(f"{field.name} must be a whole number, got {value!r}")
+            if field.type == "int":  # a count: 3 or 3.0 (as sliders send it) is 3, never 2.5 silently cut to 2
+                if isinstance(value, bool) or not float(value).is_integer():
+                    raise MethodConfigError(f"{field.name} must be a whole number, got {value!r}")
+                object.__setattr__(self, field.name, value := int(value))
             if field.name in LIMITS:
                 LIMITS[field.name].check(field.name, value)
             elif field.name in NAMES and value not in NAMES[field.name]:
