@@ -172,7 +172,7 @@ def make_run(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Pat
         yield (
             gallery(outcome, summary, spec.metric_label),
             summary,
-            step_figure(summary, "ms_per_step", "ms per step"),
+            step_figure(summary, "ms_per_step", "ms per step", medians=True),
             step_figure(summary, "energy_per_step", "energy of the x0 estimate"),
             metrics_table(summary, spec.metric_label),
             [(image, name) for name, image in outcome.artefacts.items()],

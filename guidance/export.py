@@ -1,5 +1,9 @@
-"""A task's outcome as a summary (every run's `SamplingResult.to_dict()`), its views (per-step figure, metrics
-table) and files: results.json and images.zip (one PNG per image)."""
+"""A task's outcome as a summary (every run's `SamplingResult.to_dict()` with its spread), its views (per-step
+figure, metrics table) and files: results.json and images.zip (one PNG per image).
+
+Spread: a per-sample figure (the metric, the final energy) is its mean with a 95% Student's t-interval over the
+samples, beside every sample's value; a time per step is the median with its interquartile range over the steps
+after the first (the first step warms up caches and lazy initialisation, so it is left out)."""
 from __future__ import annotations
 
 import io
@@ -18,23 +22,61 @@ from matplotlib.ticker import MaxNLocator
 
 from conditions.images import to_pil
 
+from .spread import median_iqr, t_interval
 from .tasks import TaskOutcome
 
-TABLE_COLUMNS = ("method", "seconds", "NFE", "steps", "ms / step", "metric", "final energy", "peak MB")
+TABLE_COLUMNS = (
+    "method", "seconds", "NFE", "steps", "samples", "ms / step (median, IQR)", "metric mean [95% CI]",
+    "final energy mean [95% CI]", "peak MB",
+)  # fmt: skip
+WARM_UP_STEPS = 1  # steps left out of the time per step
+
+
+def mean_spread(values: list[float] | None) -> dict[str, Any] | None:
+    """Mean, 95% t-interval (None for one value), n and every value; None without values."""
+    if not values:
+        return None
+    return {"mean": sum(values) / len(values), "ci95": t_interval(values), "n": len(values), "values": list(values),
+            "interval": "Student's t, 95%"}  # fmt: skip
+
+
+def step_spread(ms_per_step: list[float]) -> dict[str, Any] | None:
+    """Median ms per step and its quartiles over the steps after the warm-up; None without such steps."""
+    timed = ms_per_step[WARM_UP_STEPS:]
+    if not timed:
+        return None
+    median, q1, q3 = median_iqr(timed)
+    return {"median": median, "iqr": [q1, q3], "n": len(timed), "warm_up_steps_left_out": WARM_UP_STEPS}
+
+
+def spread(stats: dict[str, Any]) -> dict[str, Any]:
+    """A run's summarised figures: the metric and final energy over samples, the time per step over steps."""
+    return {"metric": mean_spread(stats["metric"]), "final_energy": mean_spread(stats["final_energy"]),
+            "ms_per_step": step_spread(stats["ms_per_step"])}  # fmt: skip
 
 
 def summarize(outcome: TaskOutcome) -> dict[str, dict[str, Any]]:
-    """Per run label: its SamplingResult as a dict; what the app's API returns and results.json holds."""
-    return {label: result.to_dict() for label, result in outcome.results}
+    """Per run label: its SamplingResult as a dict with its `spread`; what the app's API returns and results.json
+    holds."""
+    summary = {}
+    for label, result in outcome.results:
+        stats = result.to_dict()
+        summary[label] = stats | {"spread": spread(stats)}
+    return summary
 
 
-def step_figure(summary: dict[str, dict[str, Any]], key: str, ylabel: str) -> Figure:
-    """One line per method of a per-step series against the step number."""
+def step_figure(summary: dict[str, dict[str, Any]], key: str, ylabel: str, medians: bool = False) -> Figure:
+    """One line per method of a per-step series against the step number; with `medians`, each method's median
+    over the steps after the warm-up as a dashed horizontal line of its colour."""
     figure = Figure(figsize=(5, 3.2), layout="constrained")
     axes = figure.subplots()
     for label, stats in summary.items():
         values = [math.nan if v is None else v for v in stats[key]]
-        axes.plot(range(1, len(values) + 1), values, marker=".", label=label)
+        (line,) = axes.plot(range(1, len(values) + 1), values, marker=".", label=label)
+        timed = [v for v in values[WARM_UP_STEPS:] if not math.isnan(v)]
+        if medians and timed:
+            axes.hlines(median_iqr(timed)[0], WARM_UP_STEPS + 1, len(values), colors=line.get_color(), linestyles="--",
+                        label=f"{label} median (steps {WARM_UP_STEPS + 1}-{len(values)})")  # fmt: skip
     axes.set(xlabel="step", ylabel=ylabel)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
@@ -42,17 +84,35 @@ def step_figure(summary: dict[str, dict[str, Any]], key: str, ylabel: str) -> Fi
     return figure
 
 
-def _mean(values: list[float] | None) -> float | None:
-    return None if not values else round(sum(values) / len(values), 4)
+def mean_cell(values: list[float] | None) -> str:
+    """"mean [low, high]" (the 95% t-interval) for several values, the value alone for one, "" for none."""
+    found = mean_spread(values)
+    if found is None:
+        return ""
+    if found["ci95"] is None:
+        return f"{found['mean']:.4g}"
+    low, high = found["ci95"]
+    return f"{found['mean']:.4g} [{low:.4g}, {high:.4g}]"
+
+
+def step_cell(ms_per_step: list[float]) -> str:
+    """"median (q1-q3)" of the ms per step after the warm-up, "" when there is no such step."""
+    found = step_spread(ms_per_step)
+    if found is None:
+        return ""
+    q1, q3 = found["iqr"]
+    return f"{found['median']:.4g} ({q1:.4g}-{q3:.4g})"
 
 
 def metrics_table(summary: dict[str, dict[str, Any]], metric_label: str) -> pd.DataFrame:
-    """One row per method: totals and means over the samples."""
+    """One row per method: totals, the median time per step with its IQR, and means over the samples with their
+    95% t-intervals; the metric's column is named after `metric_label`."""
     rows = [
         {
             "method": label, "seconds": round(stats["seconds"], 3), "NFE": stats["nfe"], "steps": stats["steps"],
-            "ms / step": _mean(stats["ms_per_step"]), metric_label: _mean(stats["metric"]),
-            "final energy": _mean(stats["final_energy"]), "peak MB": round(stats["peak_mem_mb"], 1),
+            "samples": len(stats["metric"] or stats["final_energy"] or []) or None,
+            "ms / step (median, IQR)": step_cell(stats["ms_per_step"]), f"{metric_label} mean [95% CI]": mean_cell(stats["metric"]),
+            "final energy mean [95% CI]": mean_cell(stats["final_energy"]), "peak MB": round(stats["peak_mem_mb"], 1),
         }
         for label, stats in summary.items()
     ]  # fmt: skip

@@ -14,6 +14,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
+from guidance.export import TABLE_COLUMNS
 from guidance.space import MAX_SECONDS, gpu_seconds
 from guidance.tasks import SPECS
 from guidance.views import HEADER_HEIGHT, LABEL_WIDTH
@@ -52,9 +53,14 @@ def check_outputs(outputs: tuple, task: str, steps: int, samples: int = 1) -> di
         if stats["metric_name"] in ("class_probability", "edge_f1"):
             assert all(0 <= v <= 1 for v in stats["metric"])
         assert not stats["cancelled"]
+        metric, step = stats["spread"]["metric"], stats["spread"]["ms_per_step"]
+        assert metric["values"] == stats["metric"] and metric["n"] == samples and (metric["ci95"] is None) == (samples == 1)
+        assert step["n"] == steps - 1 and step["iqr"][0] <= step["median"] <= step["iqr"][1]  # the warm-up step left out
     for plot in (time_plot, energy_plot):
         assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
     assert [row[0] for row in table["data"]] == labels
+    metric_column = f"{TABS[task].metric_label} mean [95% CI]"
+    assert table["headers"] == [metric_column if c == "metric mean [95% CI]" else c for c in TABLE_COLUMNS]
     names = sorted(Path(f).name for f in files)
     assert names == ["images.zip", "results.json"]
     assert json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text()).keys() == summary.keys()
