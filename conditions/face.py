@@ -93,7 +93,8 @@ class FaceIDEnergy(Energy):
 
     The reference is cropped at the face its detector finds. Each generated sample is cropped at the face found
     in it, as Universal Guidance does: the detector (no gradient) runs on the decoded clean estimates every
-    `redetect_every` calls, and a sample is cropped at the detector's `fallback_box` until a face is found in it
+    `redetect_every` calls, counted from the last `reset` (the sampler resets before each run and before measuring
+    the final images), and a sample is cropped at the detector's `fallback_box` until a face is found in it
     (docs/methods.md, Face ID steps 1-3). `distance` is "l2" (FreeDoM, default), "l1" (Universal Guidance)
     or "cosine".
     """
@@ -109,10 +110,15 @@ class FaceIDEnergy(Energy):
         if box is None:
             raise NoFaceFoundError(f"no face was found in the reference image; {detector.no_face_hint}")
         self.embedder, self.detector, self.box, self.distance = embedder, detector, box, distance
-        self.redetect_every, self.calls, self.sample_boxes = redetect_every, 0, []
+        self.redetect_every = redetect_every
+        self.reset()
         with torch.no_grad():
             self.reference_crop = crop(to_tensor(reference).to(module_device(embedder)), box, embedder.input_size)
             self.register_buffer("reference_embedding", embedder(self.reference_crop).detach())
+
+    def reset(self) -> None:
+        """No boxes and a call count of 0: the next call detects the face in the images it is given."""
+        self.calls, self.sample_boxes = 0, []
 
     def boxes(self, images: Tensor) -> list[Box]:
         """Each sample's face box: re-detected every `redetect_every` calls (and for a new batch size)."""

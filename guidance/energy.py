@@ -36,6 +36,11 @@ class Energy(nn.Module, ABC):
         """(B,) values of the user-facing metric; by default the energy itself."""
         return self.forward(images)
 
+    def reset(self) -> None:
+        """Forget what earlier calls left behind (a detector's boxes and its call count), so that a run depends on
+        its own images only; `guidance.sampling.sample` calls it before each run and before the final measure.
+        Stateless energies have nothing to forget."""
+
 
 class SumEnergy(Energy):
     """A weighted sum of energies (e.g. a control map with a face on top); the first one's metric."""
@@ -53,6 +58,10 @@ class SumEnergy(Energy):
     @torch.no_grad()
     def metric(self, images: Tensor) -> Tensor:
         return self.energies[0].metric(images)
+
+    def reset(self) -> None:
+        for energy in self.energies:
+            energy.reset()
 
 
 # ----------------------------------------------------------------------------- the networks energies read

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .backbone import Backbone, Condition, Control
+from .energy import Energy
 from .errors import DeviceOutOfMemoryError, MethodConfigError, SamplingNaNError
 from .methods import Guidance, StepContext
 from .vp_arithmetic import renoise
@@ -136,7 +137,7 @@ def synchronize(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def track_energy(energy: torch.nn.Module | None, backbone: Backbone, x0: Tensor) -> list[float] | None:
+def track_energy(energy: Energy | None, backbone: Backbone, x0: Tensor) -> list[float] | None:
     """The energy of a clean estimate, for the record (not part of the timed step)."""
     return None if energy is None else energy(backbone.decode(x0)).float().cpu().tolist()
 
@@ -171,7 +172,7 @@ def sample(
     eta: float = 0.0,
     noise_rule: str = "ddim",
     seed: int = 0,
-    energy: torch.nn.Module | None = None,
+    energy: Energy | None = None,
     control: Control | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -185,11 +186,17 @@ def sample(
 
     `eta` sets the noise of DDIM's step by `noise_rule` (guidance/scheduler_steps.py: NOISE_RULES): "ddim" is DDIM's own
     eta, "freedom" FreeDoM's face sampler, sigma_t = eta sqrt(1 - a_prev) (docs/methods.md, Sampling loop step 2).
+
+    The method and the energy are reset first (`Guidance.reset`, `Energy.reset`), so a run does not depend on what
+    ran before it with the same objects: the same inputs give the same images and figures.
     """
     if method.uses_energy and energy is None:
         raise MethodConfigError(f"{method.name} needs an energy (a face, style or control-map condition)")
     method.check(scheduler, eta)
     check_noise_rule(noise_rule, scheduler, eta)
+    method.reset()
+    if energy is not None:
+        energy.reset()
     sched = make_scheduler(scheduler, backbone.scheduler_config)
     sched.set_timesteps(steps, device=backbone.device)
     generator = torch.Generator().manual_seed(seed)
@@ -231,8 +238,9 @@ def sample(
     return _finish(result, backbone, x0 if result.cancelled else x, energy)
 
 
-def _finish(result: SamplingResult, backbone: Backbone, final: Tensor, energy: torch.nn.Module | None) -> SamplingResult:
-    """Totals, the decoded images (the last clean estimate if cancelled) and the final energy and metric."""
+def _finish(result: SamplingResult, backbone: Backbone, final: Tensor, energy: Energy | None) -> SamplingResult:
+    """Totals, the decoded images (the last clean estimate if cancelled) and the final energy and metric, measured on
+    those images alone (the energy is reset first, so a face energy detects the face in them)."""
     result.seconds = sum(s.seconds for s in result.steps)
     result.nfe = backbone.evaluations / final.shape[0]
     with torch.no_grad():
@@ -245,6 +253,7 @@ def _finish(result: SamplingResult, backbone: Backbone, final: Tensor, energy: t
             result.trajectory = [(index, images) for (index, _), images in zip(result.trajectory, pixels)]
         if energy is not None:
             images = result.images.to(backbone.device)
+            energy.reset()
             result.final_energy = energy(images).float().cpu().tolist()
             result.metric = energy.metric(images).float().cpu().tolist()
             result.metric_name = energy.metric_name

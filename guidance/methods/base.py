@@ -41,6 +41,11 @@ class Guidance:
     def check(self, scheduler: str, eta: float) -> None:
         """Raises MethodConfigError when the method cannot run with this scheduler and eta; any will do here."""
 
+    def reset(self) -> None:
+        """Start a run afresh: the sampler calls it before each run, so that a method object reused across runs
+        (or requests) gives what a new one would."""
+        self.predictor.reset()
+
     def repeats(self, ctx: StepContext) -> int:
         """How many times the step is run (FreeDoM's time travel repeats it)."""
         return 1

@@ -62,6 +62,10 @@ class GFCG(Predictor):
         self.classifier, self.max_scale, self.base, self.base_scale = classifier, max_scale, base, base_scale
         self.scale_rule, self.fused, self.window, self.threshold = scale_rule, fused, window, threshold
         self.tiny_decoder, self.one_call, self.interval = tiny_decoder, one_call, interval
+        self.reset()
+
+    def reset(self) -> None:
+        """No carried reference class and scale: a run's first reading comes from its own x0_hat."""
         self._pending: tuple[Tensor, Tensor] | None = None  # one_call: (c_ref embeddings, w_t) for the next evaluation
         self._kept: tuple[int, tuple[Tensor, Tensor] | None] | None = None  # (step index read, its guidance)
 

@@ -44,6 +44,9 @@ class Predictor:
     def __call__(self, ctx: StepContext, x: Tensor) -> Estimate:
         return Estimate(branch_eps(ctx, x, ctx.embeddings))
 
+    def reset(self) -> None:
+        """Forget what an earlier run left behind (GFCG's carried reading); the sampler calls it before each run."""
+
     def describe(self) -> dict:
         return {"name": self.name}
 
