@@ -350,6 +350,20 @@ def test_each_term_of_a_sum_takes_its_own_step_in_its_own_window(tiny_sd, name):
     assert pred.energy is None  # the loop records the whole sum instead
 
 
+def test_a_gradient_method_with_gfcg_runs_on_cfg_when_cfg_scale_is_set_and_reports_what_runs(tiny_sd):
+    """"freedom+gfcg" at cfg_scale 3 is GFCG on CFG 3 (D_c and D_u each step), as "freedom" at cfg_scale 3 is CFG 3;
+    GFCG without a base reports no base weight, whatever cfg_scale says."""
+    certain = FixedClassifier([1.0, 0.0, 0.0, 0.0])  # p_c = 1: w_t = 0, the base alone runs
+    method = build_method("freedom+gfcg", Settings(cfg_scale=3.0), certain)
+    result = sample(tiny_sd, method, ["cat"], steps=2, energy=MeanColour())
+    assert result.nfe == 2 * 2
+    options = result.options["predictor"]
+    assert (options["name"], options["base"], options["base_scale"]) == ("gfcg", "cfg", 3.0)
+    for name, settings in (("freedom+gfcg", Settings()), ("gfcg", Settings(cfg_scale=2.5))):
+        options = build_method(name, settings, certain).describe()["predictor"]
+        assert (options["base"], options["base_scale"]) == ("none", 1.0)
+
+
 def test_gfcg_runs_inside_the_loop_with_extra_evaluations(tiny_sd):
     classifier = FixedClassifier([0.4, 0.3, 0.2, 0.1])
     result = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0), classifier), ["cat", "dog"], steps=4)

@@ -50,11 +50,14 @@ def build_method(name: str, settings: Settings | None = None, classifier: Classi
 
 
 def _predictor(parts: set[str], s: Settings, classifier: Classifier | None, use_cfg: bool) -> Predictor:
+    """The predictor of the parts. `use_cfg` (a gradient method with cfg_scale != 1) adds CFG where no base is named,
+    under GFCG too: "freedom+gfcg" at cfg_scale 3 runs GFCG on CFG 3, as "freedom" at cfg_scale 3 runs CFG 3."""
     if "gfcg" in parts:
         if classifier is None:
             raise MethodConfigError("GFCG needs a classifier")
-        base = "cfg" if "cfg" in parts else "atg" if "atg" in parts else "none"
-        return GFCG(classifier, s.gfcg_max_scale, base, s.cfg_scale, s.gfcg_rule, s.gfcg_fused and base == "atg", s.gfcg_window,
+        base = "cfg" if "cfg" in parts else "atg" if "atg" in parts else "cfg" if use_cfg else "none"
+        base_scale = 1.0 if base == "none" else s.cfg_scale  # GFCG on D_c alone has no base weight to report
+        return GFCG(classifier, s.gfcg_max_scale, base, base_scale, s.gfcg_rule, s.gfcg_fused and base == "atg", s.gfcg_window,
                     s.gfcg_threshold, s.tiny_decoder, s.gfcg_one_call, s.gfcg_interval)
     if "atg" in parts:
         return Autoguidance(s.cfg_scale)
