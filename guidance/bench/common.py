@@ -9,11 +9,12 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -22,6 +23,7 @@ from conditions.images import pixels_from_uint8, to_pil
 from guidance.energy import Energy
 from guidance.methods import Settings, build_method
 from guidance.sampling import SamplingResult, sample
+from guidance.spread import bootstrap_interval, verdict
 from guidance.tasks import TaskRequest, preset, run_task
 from guidance.worlds import World
 
@@ -32,6 +34,7 @@ ROW_KEYS = (
     "fd", "fd_floor", "accuracy", "id_distance", "edge_f1", "roc_auc",
 )  # fmt: skip
 REFERENCE_SEED, FD_SEEDS, CONTROL_SEED, ID_SEED = 7, (11, 12), 13, 14  # make_dataset seeds of held-out renders
+FD_VERDICT_SAMPLES = 1000  # fewer samples: a Frechet distance goal is indicative (its sampling noise decides it)
 
 
 class BenchUnavailable(Exception):
@@ -92,9 +95,46 @@ class Rows(list):
         progress(f"{self.suite}: {row.get('task')} / {row.get('method')}: {shown}")
 
 
-def goal(name: str, target: str, measured: float, met: bool, unit: str = "") -> dict:
-    """A goal's verdict with the measured figure, so that a missed goal is reported with its number."""
-    return {"goal": name, "target": target, "measured": f"{measured:.4g}{unit}", "met": bool(met)}
+VERDICTS = ("met", "not met", "undecided", "indicative")
+
+
+def goal(
+    name: str, target: str, measured: float | None = None, met: bool | None = None, unit: str = "", *,
+    n: int | None = None, samples: Sequence | None = None, bar: float | None = None, higher_is_better: bool = False,
+    strict: bool = False, statistic: Callable[[np.ndarray], float] = np.mean, over: str = "samples",
+    indicative: bool = False,
+) -> dict:  # fmt: skip
+    """A goal's verdict with the measured figure, its sample size and, where it has them, its 95% interval.
+
+    Given `met` (no `samples`): the verdict is "met" or "not met" as told; `n` is reported where given. Given
+    `samples` (values, or rows such as pairs) and `bar`: `measured` defaults to `statistic(samples)`, the interval
+    is the percentile bootstrap of `statistic` over the samples (or over timing rounds: `over` names them), and the
+    verdict is "met" when the interval lies wholly on the good side of `bar` (above it when `higher_is_better`;
+    beyond it when `strict`), "not met" when wholly on the other side, "undecided" when it spans the bar or fewer
+    than 2 samples give no interval. `indicative`: a figure reported (with n, and its interval where samples are
+    given) but not decided. `met` in the result is True only for the verdict "met": an undecided goal is not met.
+
+        goal("EVODiff RMSE over DPM-Solver++'s", "< 1x", unit="x", samples=list(zip(evodiff, dpm)), bar=1.0,
+             strict=True, statistic=ratio_of_means)  # per-sample pairs from the same noise
+    """
+    interval = None
+    if samples is not None:
+        if bar is None or met is not None:
+            raise ValueError("a goal over samples takes a bar and computes its own verdict")
+        data = np.asarray(samples, dtype=np.float64)
+        n, measured = len(data), statistic(data) if measured is None else measured
+        interval = bootstrap_interval(data, statistic)
+        found = verdict(interval, bar, higher_is_better, strict)
+    elif met is None and not indicative:
+        raise ValueError("a goal takes either `met` or `samples` and a `bar`")
+    else:
+        found = "met" if met else "not met"
+    found = "indicative" if indicative else found
+    return {
+        "goal": name, "target": target, "measured": f"{measured:.4g}{unit}", "met": found == "met", "verdict": found,
+        "n": n, "over": over if n is not None else None, "interval": None if interval is None else list(interval),
+        "unit": unit,
+    }  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- held-out renders

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from .common import ROW_KEYS
+from .common import ROW_KEYS, VERDICTS
 from .machine import machine_label
 from .plots import plot
 from .suites import SUITES
@@ -40,8 +40,29 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+GOAL_COLUMNS = ["goal", "target", "measured", "95% interval", "n", "verdict"]
+
+
+def goal_cells(found: dict) -> dict:
+    """A goal as table cells: its interval with the unit, n with what was counted (samples, rounds), its verdict.
+    Documents written before goals had verdicts read "met" / "not met" from `met`."""
+    interval, n = found.get("interval"), found.get("n")
+    return found | {
+        "verdict": found.get("verdict") or ("met" if found["met"] else "not met"),
+        "95% interval": "" if interval is None else f"[{interval[0]:.4g}, {interval[1]:.4g}]{found.get('unit', '')}",
+        "n": "" if n is None else f"{n} {found.get('over') or ''}".strip(),
+    }  # fmt: skip
+
+
 def goals_table(goals: list[dict]) -> str:
-    return table(goals, ["goal", "target", "measured", "met"])
+    return table([goal_cells(g) for g in goals], GOAL_COLUMNS)
+
+
+def verdict_counts(goals: list[dict]) -> str:
+    """How many goals got each verdict, e.g. "2 met, 1 undecided (of 3)"."""
+    verdicts = [goal_cells(g)["verdict"] for g in goals]
+    counts = [f"{verdicts.count(v)} {v}" for v in VERDICTS if v in verdicts]
+    return f"{', '.join(counts) or 'none'} (of {len(goals)})"
 
 
 def describe(data: dict) -> str:
@@ -70,19 +91,18 @@ def section(data: dict, out: Path, figures: Path) -> str:
 
 
 def run_summary(data: dict) -> dict:
-    """One line per run: what, where, how long, how many goals met."""
-    met = sum(g["met"] for g in data["goals"])
+    """One line per run: what, where, how long, how many goals got each verdict."""
     return {
         "suite": data["suite"], "backbone": data["backbone"], "mode": "quick" if data["quick"] else "full",
         "device": data["device"], "torch threads": data["machine"]["torch_threads"], "load at start, end": f"{data['machine'].get('load_1m')}, {data['machine'].get('load_1m_end')}",
-        "wall seconds": round(data["wall_seconds"]), "goals met": f"{met} of {len(data['goals'])}",
+        "wall seconds": round(data["wall_seconds"]), "goals": verdict_counts(data["goals"]),
     }  # fmt: skip
 
 
 def write_report(paths: list[Path], out: Path, figures: Path, notes: Path | None = None) -> None:
     documents = [json.loads(Path(p).read_text()) for p in paths]
     label = lambda d: f"{d['suite']} ({d['backbone']}, {'quick' if d['quick'] else 'full'})"  # noqa: E731
-    summary = [{"suite": label(d), **g} for d in documents for g in d["goals"]]
+    summary = [{"suite": label(d), **goal_cells(g)} for d in documents for g in d["goals"]]
     again = f"python -m guidance.bench report {' '.join(map(str, paths))} --out {out} --figures {figures}"
     again += f" --notes {notes}" if notes else ""
     header = [
@@ -103,7 +123,11 @@ def write_report(paths: list[Path], out: Path, figures: Path, notes: Path | None
         + "\n".join([d["command"] for d in documents] + [again])
         + "\n```",
         "## Runs\n\n" + table([run_summary(d) for d in documents]),
-        "## Goals at a glance\n\n" + table(summary, ["suite", "goal", "target", "measured", "met"]),
+        "## Goals at a glance\n\nEach goal's verdict is \"met\" or \"not met\" when its 95% interval (a bootstrap over "
+        "the samples, or over interleaved timing rounds: `n` says which and how many) lies wholly on one side of the "
+        "bar, \"undecided\" when the interval spans the bar, \"indicative\" for a figure too noisy at this size to "
+        "decide anything; a goal without an interval is decided by its figure alone.\n\n"
+        + table(summary, ["suite", *GOAL_COLUMNS]),
     ]
     if notes:
         header.append(f"## Reading the figures\n\n*Written by hand from the figures below; source: `{notes}`.*\n\n"
