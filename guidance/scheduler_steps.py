@@ -16,7 +16,8 @@ NOISE_RULES = ("ddim", "freedom")  # how eta sets a DDIM step's noise std (docs/
 
 
 def make_scheduler(name: str, config: dict) -> SchedulerMixin:
-    """A scheduler by name; DPM-Solver++ is the 2M variant, EVODiff is ours (guidance/evodiff.py).
+    """A scheduler by name; DPM-Solver++ is the 2M variant, EVODiff is ours (guidance/evodiff.py), without the official
+    final denoising call: every one of its calls is a solver step (docs/methods.md, EVODiff, "No final denoise").
 
     A config with ``clip_sample`` (which DDIM, DDPM and EVODiff read) also turns on static thresholding at
     ``clip_sample_range`` in DPM-Solver++ and UniPC, so that every solver keeps x0 in range; the three
