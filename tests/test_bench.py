@@ -15,12 +15,13 @@ import torch
 from safetensors.torch import save_file
 
 from guidance.bench import cli, frechet_distance, roc_auc
-from guidance.bench.common import ROW_KEYS, Options
+from guidance.bench.common import ROW_KEYS, VERDICTS, Options, goal
 from guidance.bench.metrics import diversity, frechet_from_moments
-from guidance.bench.report import write_report
+from guidance.bench.report import goals_table, verdict_counts, write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
 from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, memory, presets, preview, profile, solvers, world
 from guidance.methods.figd import FISHER_WEIGHTS
+from guidance.spread import ratio_of_means
 from guidance.worlds import World
 
 TINY_PLANS = {
@@ -143,17 +144,24 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
     assert data["rows"] and all({"task", "method"} <= set(row) for row in data["rows"])
     assert {k for row in data["rows"] for k in row} & set(ROW_KEYS) >= {"task", "method"}
     assert all(isinstance(g["met"], bool) and g["measured"] for g in data["goals"])
+    assert all(g["verdict"] in VERDICTS and g["met"] == (g["verdict"] == "met") for g in data["goals"])
     assert list((tmp_path / "plots").glob(f"{suite}-embedded-*.png"))
     printed = capsys.readouterr().out
     assert "| task | method |" in printed and data["machine"]["cpu"] in printed
     if suite == "solvers":  # a latent world does not clip x0: every solver solves the plain ODE
         assert {(r["method"], r["x0_clip"]) for r in data["rows"]} == {(m, False) for m in solvers.SOLVERS}
-        assert all(r["rmse_ref"] >= 0 for r in data["rows"])
+        assert all(r["rmse_ref"] >= 0 and r["rmse_ref_n"] == 2 and r["rmse_ref_ci"][0] <= r["rmse_ref"] <= r["rmse_ref_ci"][1] for r in data["rows"])
+        error, fd = data["goals"]  # the reconstruction error decides; FD over 10 samples is indicative
+        assert "reconstruction error" in error["goal"] and error["n"] == 2 and error["verdict"] != "indicative" and len(error["interval"]) == 2
+        assert fd["verdict"] == "indicative" and not fd["met"] and fd["n"] == 10
+        assert data["config"]["timestep_spacing"] == "linspace" and data["config"]["reference_check_rmse"]["false"] >= 0
     if suite in ("world", "solvers"):
         assert (tmp_path / "grid.png").exists() and data["images"] == [str(tmp_path / "grid.png")]
     if suite == "dsg":  # the time goal reads interleaved rounds of the preset pair
         assert [r["step_ratio_to_plain"] for r in data["rows"] if "step_ratio_to_plain" in r][0] == 1.0
-        assert any("interleaved" in g["goal"] for g in data["goals"])
+        timing_goal = next(g for g in data["goals"] if "interleaved" in g["goal"])
+        assert timing_goal["n"] == 1 and timing_goal["over"] == "rounds" and timing_goal["verdict"] == "undecided"  # one round: no interval
+        assert next(g for g in data["goals"] if "energy" in g["goal"])["n"] == 2  # two images, paired
     if suite == "memory":
         assert [r["method"] for r in data["rows"]] == list(memory.RUNS) and all(r["peak_total_mb"] >= r["peak_mem_mb"] for r in data["rows"])
         assert data["goals"][0]["goal"] == "FreeDoM's peak with checkpointing vs without" and "checkpointing:" in data["notes"][0]
@@ -168,7 +176,7 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         freedom, figd_ = by["face freedom"], by["face figd"]
         assert any(f"{profile.ceiling(freedom, figd_):.2f}x at most" in note for note in data["notes"])  # a figure, not a timing claim
         assert by["4 x 25 steps unguided"]["seconds"] > 0 and by["app face tab, 3 methods x 20 steps"]["seconds"] > 0
-        assert [g["target"] for g in data["goals"]] == ["<= 1.5 s", "<= 5 s"]
+        assert [g["target"] for g in data["goals"]] == ["<= 1.5 s", "<= 5 s"] and all(g["over"] == "repeats" for g in data["goals"])
     if suite == "presets":  # every tab's methods at every k of its grid, the bars read at the tab presets
         ks = {(r["task"], r["method"], r["k"]) for r in data["rows"]}
         assert all(("face", m, k) in ks for m in ("freedom", "figd") for k in presets.SCALES["face"])
@@ -188,6 +196,43 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
     written = (tmp_path / "benchmarks.md").read_text()
     assert f"## `{suite}`" in written and "## Reading the figures" in written and "FIGD is faster here." in written
     assert f"--notes {tmp_path / 'notes.md'}" in written
+    assert "| goal | target | measured | 95% interval | n | verdict |" in written or not data["goals"]
+
+
+def test_goal_without_samples_keeps_its_old_call_and_reports_n():
+    old = goal("speed-up", ">= 2x", 2.5, True, "x")
+    assert old["interval"] is None and old["met"] and old["verdict"] == "met" and old["n"] is None and old["measured"] == "2.5x"
+    told = goal("accuracy", ">= 0.9", 0.8, False, n=120)
+    assert told["verdict"] == "not met" and told["n"] == 120 and told["over"] == "samples"
+    with pytest.raises(ValueError):
+        goal("no verdict", ">= 1", 1.0)
+    with pytest.raises(ValueError):
+        goal("two verdicts", ">= 1", met=True, samples=[1.0, 2.0], bar=1.0)
+
+
+def test_goal_over_samples_is_undecided_while_its_interval_spans_the_bar():
+    rng = np.random.default_rng(3)
+    wide, narrow = rng.normal(1.02, 0.3, 10), rng.normal(1.2, 0.05, 200)
+    assert goal("g", ">= 1", samples=wide, bar=1.0, higher_is_better=True)["verdict"] == "undecided"
+    decided = goal("g", ">= 1", samples=narrow, bar=1.0, higher_is_better=True)
+    assert decided["verdict"] == "met" and decided["met"] and decided["n"] == 200 and decided["interval"][0] > 1.0
+    assert float(decided["measured"]) == pytest.approx(narrow.mean(), rel=1e-3)
+    assert goal("g", "<= 1", samples=narrow, bar=1.0)["verdict"] == "not met"
+    pairs = np.stack([narrow, narrow / 2], axis=1)  # the first twice the second, sample by sample
+    ratio = goal("g", "<= 1.5x", unit="x", samples=pairs, bar=1.5, statistic=ratio_of_means, over="seeds")
+    assert ratio["measured"] == "2x" and ratio["interval"] == pytest.approx([2.0, 2.0]) and ratio["verdict"] == "not met"
+    assert goal("g", "<= 1", samples=[0.5], bar=1.0)["verdict"] == "undecided"  # one sample: no interval
+    assert goal("g", "<= 1", samples=narrow, bar=1.0, indicative=True)["verdict"] == "indicative"
+
+
+def test_goals_table_shows_interval_n_and_verdict_and_reads_old_documents():
+    new = goal("g", ">= 1", samples=[1.1, 1.2, 1.3], bar=1.0, higher_is_better=True, unit="x", over="rounds")
+    old = {"goal": "old", "target": "<= 5 s", "measured": "4 s", "met": True}
+    lines = goals_table([new, old]).splitlines()
+    assert lines[0] == "| goal | target | measured | 95% interval | n | verdict |"
+    low, high = new["interval"]
+    assert lines[2] == f"| g | >= 1 | 1.2x | [{low:.4g}, {high:.4g}]x | 3 rounds | met |" and lines[3] == "| old | <= 5 s | 4 s |  |  | met |"
+    assert verdict_counts([new, old, goal("u", "<= 1", samples=[0.5], bar=1.0)]) == "2 met, 1 undecided (of 3)"
 
 
 def test_sd_plans_and_timing_rows_on_tiny_sd(tiny_sd_world, monkeypatch):

@@ -87,3 +87,8 @@ def rmse(a: Tensor, b: Tensor) -> float:
     """Root mean squared difference over all pixels of two image batches."""
     return float((a.float() - b.float()).pow(2).mean().sqrt())
 
+
+
+def per_sample_rmse(a: Tensor, b: Tensor) -> list[float]:
+    """Each image's root mean squared difference over its pixels, for two batches of the same images."""
+    return (a.float() - b.float()).pow(2).flatten(1).mean(1).sqrt().tolist()

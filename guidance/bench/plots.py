@@ -36,10 +36,18 @@ def _bars(ax, labels: list[str], values: list[float], ylabel: str, title: str) -
 
 
 def _lines(ax, rows: list[dict], x: str, y: str, group: str, title: str) -> None:
+    """One line per group; where rows carry `<y>_ci` (a 95% interval), its error bars."""
     for name in dict.fromkeys(r[group] for r in rows):
-        points = sorted((r[x], r[y]) for r in rows if r[group] == name and y in r)
-        if points:
-            ax.plot(*zip(*points), marker="o", label=str(name))
+        group_rows = sorted((r for r in rows if r[group] == name and y in r), key=lambda r: r[x])
+        if not group_rows:
+            continue
+        xs, ys = [r[x] for r in group_rows], [r[y] for r in group_rows]
+        intervals = [r.get(f"{y}_ci") for r in group_rows]
+        if all(intervals):
+            spans = [[v - low for v, (low, _) in zip(ys, intervals)], [high - v for v, (_, high) in zip(ys, intervals)]]
+            ax.errorbar(xs, ys, yerr=spans, marker="o", capsize=3, label=str(name))
+        else:
+            ax.plot(xs, ys, marker="o", label=str(name))
     ax.set(xlabel=x, ylabel=y, title=title)
     ax.legend(fontsize=7)
 
@@ -109,7 +117,8 @@ def plot_gfcg(data: dict, folder: Path) -> list[Path]:
 
 
 def plot_solvers(data: dict, folder: Path) -> list[Path]:
-    """FD and RMSE to the 1000-step solution against NFE; one panel row per x0-clipping mode."""
+    """FD and the reconstruction error (RMSE to the near-exact ODE solution, with its 95% interval where the JSON
+    has one) against NFE; one panel row per x0-clipping mode."""
     rows = data["rows"]
     keys = [k for k in ("fd", "rmse_ref") if k in rows[0]] or ["ms_per_step"]
     modes = list(dict.fromkeys(r.get("x0_clip", False) for r in rows))
@@ -117,7 +126,8 @@ def plot_solvers(data: dict, folder: Path) -> list[Path]:
     for axes, clip in zip(grid, modes):
         group = [r for r in rows if r.get("x0_clip", False) == clip]
         for ax, key in zip(axes, keys):
-            what = {"fd": "Frechet distance", "rmse_ref": "RMSE to the 1000-step DDIM"}.get(key, key)
+            reference = data["config"].get("reference_solver", "ddim"), data["config"].get("reference_steps")
+            what = {"fd": "Frechet distance", "rmse_ref": "RMSE to {} at {} steps".format(*reference)}.get(key, key)
             _lines(ax, group, "nfe", key, "method", f"{what}, x0 {'clipped' if clip else 'not clipped'}")
             ax.set_xscale("log")
             ax.set_xticks(sorted({r["nfe"] for r in group}), [f"{n:g}" for n in sorted({r["nfe"] for r in group})])
