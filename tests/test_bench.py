@@ -281,6 +281,26 @@ def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_row
     assert all(r["denoiser_fwd"] > 0 and r["ms_per_step"] > 0 for r in output.rows)
 
 
+def test_profile_figd_plan_times_freedom_against_figd_with_both_decoders_in_rounds(tiny_sd_world, monkeypatch):
+    from test_speed import tiny_autoencoder
+
+    backbone = copy.copy(tiny_sd_world.backbone)
+    backbone.tiny_decoder = tiny_autoencoder().eval()
+    monkeypatch.setitem(profile.PLANS, "figd-sd", replace(profile.PLANS["figd-sd"], steps=3, rounds=2))
+    output = profile.run(replace(tiny_sd_world, backbone=backbone), Options(backbone="sd15-random", plan_name="figd-sd"))
+    assert [r["method"] for r in output.rows] == [label for pair in profile.FACE_PAIRS.values() for label in pair]
+    for row in output.rows:  # 2 rounds of steps 2..3
+        low, high = row["ms_per_step_iqr"]
+        assert row["timed_steps"] == 4 and low <= row["ms_per_step_median"] <= high and row["cpu_ms_per_step_median"] > 0
+    assert len(output.goals) == 4 and all(g["n"] == 2 and g["over"] == "rounds" and g["target"] == ">= 2x" for g in output.goals)
+    assert {g["goal"].split(":")[0] for g in output.goals} == {"face, full VAE", "face, tiny decoder"}
+
+
+def test_an_unknown_plan_is_refused_before_the_world_loads(tmp_path, capsys):
+    assert cli.main(["profile", "--plan", "nope", "--world", str(tmp_path / "absent"), "--json", str(tmp_path / "p.json")]) == 2
+    assert "no plan 'nope'" in capsys.readouterr().err and not (tmp_path / "p.json").exists()
+
+
 def test_tiny_decoder_is_distilled_saved_in_fp16_and_loaded_with_the_world(tiny_world_path, tmp_path):
     import shutil
 

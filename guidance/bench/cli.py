@@ -2,14 +2,15 @@
 
     python -m guidance.bench SUITE [--backbone embedded|sd15-random|sd15] [--device cpu|cuda] [--seeds N]
                                    [--quick] --json PATH [--plots DIR] [--world PATH] [--grid PNG]
-                                   [--size PX] [--threads N]
+                                   [--size PX] [--threads N] [--plan NAME]
     python -m guidance.bench report JSON... [--out docs/benchmarks.md] [--figures docs/figures]
 
 SUITE is one of world, figd, dsg, gfcg, solvers, gpu, profile (where a step's time goes, part by part), presets,
 preview, memory (FreeDoM's peak memory with and without gradient checkpointing). --quick is the reduced configuration (under 2
 minutes on 2 CPU cores for the embedded world); sd15-random is the SD 1.5 architecture with random weights
 (timing only) at --size pixels (default 512 on CUDA, 128 on a CPU, where its plans also take fewer steps).
-On a CPU that other processes share, set OMP_WAIT_POLICY=PASSIVE in the environment: spinning OpenMP
+--plan picks one of a suite's named plans instead of --quick's or the full one (profile: figd-sd, FIGD against
+FreeDoM per step on sd15-random with the full VAE and the tiny decoder). On a CPU that other processes share, set OMP_WAIT_POLICY=PASSIVE in the environment: spinning OpenMP
 threads then stop stalling each other (it must be set before Python starts; the JSON records it).
 """
 from __future__ import annotations
@@ -49,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", type=Path, default=None, help="world and solvers suites: write a sample grid here")
     p.add_argument("--size", type=int, default=None, help="sd15-random: image size in pixels")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--plan", default=None, help="one of the suite's named plans (default: --quick's, or the full one)")
     return p
 
 
@@ -62,7 +64,7 @@ def document(
                         f"on {opts.device}: right for timing, not for quality (quality figures are not computed)")  # fmt: skip
     return {
         "suite": suite, "backbone": opts.backbone, "device": opts.device, "machine": machine,
-        "quick": opts.quick, "image_size": image_size, "command": command(argv),
+        "quick": opts.quick, "plan": opts.plan_name, "image_size": image_size, "command": command(argv),
         "created": datetime.datetime.now().isoformat(timespec="seconds"), "wall_seconds": seconds,
         "config": output.config, "goals": output.goals, "notes": notes, "images": output.images, "rows": output.rows,
     }  # fmt: skip
@@ -77,7 +79,9 @@ def command(argv: list[str]) -> str:
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
     """Check, load the world, run the suite; raises BenchUnavailable / GuidanceError with a readable message."""
     module = SUITES[args.suite]
-    opts = Options(args.backbone, args.device, args.quick, args.seeds, args.size, args.world, args.grid)
+    opts = Options(args.backbone, args.device, args.quick, args.seeds, args.size, args.world, args.grid, args.plan)
+    if opts.plan_name is not None:
+        opts.plan(module.PLANS)  # an unknown plan fails before the world loads
     if hasattr(module, "check"):
         module.check(opts)
         opts = module.prepare(opts)

@@ -43,7 +43,8 @@ class BenchUnavailable(Exception):
 
 @dataclass
 class Options:
-    """How a suite runs. seeds None: the plan's default; image_size None: the backbone's default."""
+    """How a suite runs. seeds None: the plan's default; image_size None: the backbone's default; plan_name: one
+    of the suite's named plans instead of the mode's."""
 
     backbone: str = "embedded"
     device: str = "cpu"
@@ -52,13 +53,19 @@ class Options:
     image_size: int | None = None
     world: Path | None = None
     grid: Path | None = None
+    plan_name: str | None = None
 
     @property
     def embedded(self) -> bool:
         return self.backbone == "embedded"
 
     def plan(self, plans: dict):
-        """The suite's plan for this mode: "quick"/"full", with an "-sd" variant for Stable Diffusion backbones."""
+        """The suite's plan: `plan_name` where given, else the mode's ("quick"/"full", with an "-sd" variant for
+        Stable Diffusion backbones)."""
+        if self.plan_name is not None:
+            if self.plan_name not in plans:
+                raise BenchUnavailable(f"no plan {self.plan_name!r} in this suite; its plans: {', '.join(plans)}")
+            return plans[self.plan_name]
         mode = "quick" if self.quick else "full"
         return plans[mode if self.embedded or f"{mode}-sd" not in plans else f"{mode}-sd"]
 

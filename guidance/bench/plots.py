@@ -17,9 +17,14 @@ def _figure(columns: int = 1):
     return fig, list(axes[0])
 
 
+def run_mode(data: dict) -> str:
+    """A run's plan: its named plan (--plan), else "quick" or "full"."""
+    return data.get("plan") or ("quick" if data.get("quick") else "full")
+
+
 def _save(fig, data: dict, folder: Path, name: str) -> Path:
     """Footer with the machine, backbone, device and mode; the file is <suite>-<backbone>-<mode>-<name>.png."""
-    mode = "quick" if data.get("quick") else "full"
+    mode = run_mode(data)
     footer = f"{data['suite']} suite, {data['backbone']} on {data['device']} ({mode}) - {machine_label(data['machine'])}"
     fig.text(0.01, 0.01, footer, fontsize=6.5, color="0.3")
     fig.tight_layout(rect=(0, 0.04, 1, 1))

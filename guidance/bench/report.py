@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .common import ROW_KEYS, VERDICTS
 from .machine import machine_label
-from .plots import plot
+from .plots import plot, run_mode
 from .suites import SUITES
 
 
@@ -67,7 +67,7 @@ def verdict_counts(goals: list[dict]) -> str:
 
 def describe(data: dict) -> str:
     """The header every printed or written result starts with."""
-    mode = "quick" if data["quick"] else "full"
+    mode = run_mode(data)
     lines = [
         f"suite `{data['suite']}` ({mode}), backbone `{data['backbone']}` on `{data['device']}`",
         f"machine: {machine_label(data['machine'])}",
@@ -79,7 +79,7 @@ def describe(data: dict) -> str:
 
 def section(data: dict, out: Path, figures: Path) -> str:
     """One suite's part of the report: what it measures, where, its goals, its rows and its plots."""
-    mode = "quick" if data["quick"] else "full"
+    mode = run_mode(data)
     doc = (SUITES[data["suite"]].__doc__ or "").strip()
     parts = [f"## `{data['suite']}` - {data['backbone']}, {mode}", doc, describe(data)]
     if data["goals"]:
@@ -93,7 +93,7 @@ def section(data: dict, out: Path, figures: Path) -> str:
 def run_summary(data: dict) -> dict:
     """One line per run: what, where, how long, how many goals got each verdict."""
     return {
-        "suite": data["suite"], "backbone": data["backbone"], "mode": "quick" if data["quick"] else "full",
+        "suite": data["suite"], "backbone": data["backbone"], "mode": run_mode(data),
         "device": data["device"], "torch threads": data["machine"]["torch_threads"], "load at start, end": f"{data['machine'].get('load_1m')}, {data['machine'].get('load_1m_end')}",
         "wall seconds": round(data["wall_seconds"]), "goals": verdict_counts(data["goals"]),
     }  # fmt: skip
@@ -101,7 +101,7 @@ def run_summary(data: dict) -> dict:
 
 def write_report(paths: list[Path], out: Path, figures: Path, notes: Path | None = None) -> None:
     documents = [json.loads(Path(p).read_text()) for p in paths]
-    label = lambda d: f"{d['suite']} ({d['backbone']}, {'quick' if d['quick'] else 'full'})"  # noqa: E731
+    label = lambda d: f"{d['suite']} ({d['backbone']}, {run_mode(d)})"  # noqa: E731
     summary = [{"suite": label(d), **goal_cells(g)} for d in documents for g in d["goals"]]
     again = f"python -m guidance.bench report {' '.join(map(str, paths))} --out {out} --figures {figures}"
     again += f" --notes {notes}" if notes else ""

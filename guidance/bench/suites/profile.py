@@ -10,10 +10,15 @@ is synchronised wall time on CUDA and the process's CPU time on a CPU (run it wi
 shared with other jobs adds waiting to wall times, which the CPU time leaves out), so the parts add up to
 `ms_per_step` on CUDA and to `cpu_ms_per_step` on a CPU.
 A part nested in another (the face detector inside the face energy) counts in the outer one. Every step of a
-profiled run is guided (window [0, 1), no time travel); the first step is left out. Runs go in `rounds`, every
-method once per round, so that a machine whose load drifts slows all of them alike; columns are the mean ms per
-step over all rounds; `cpu_ms_per_step` is the process's CPU time of the step (the work, without the waiting on
-a shared CPU).
+profiled run is guided (window [0, 1), no time travel); the first step is left out, and each method runs once
+untimed (2 steps) before its first round. Runs go in `rounds`, every method once per round, so that a machine
+whose load drifts slows all of them alike; columns are the mean ms per step over all rounds, with the median and
+interquartile range (`*_median`, `*_iqr`) over the `timed_steps` steps; `cpu_ms_per_step` is the process's CPU
+time of the step (the work, without the waiting on a shared CPU).
+
+The plan `figd-sd` (`--plan figd-sd`, for sd15-random) times FreeDoM against FIGD on the face task with the full
+VAE and with the tiny decoder (TAESD's AutoencoderTiny) on the guidance path; its goals are FreeDoM's step over
+FIGD's, the median over rounds of each round's ratio of median steps, with a bootstrap interval over the rounds.
 
 On the embedded world the suite also times the world's own speed, end to end with `time.perf_counter`: a batch
 of 4 unguided class-conditional 25-step DDIM samples with the final decode (goal <= 1.5 s on 2 CPU cores), and
@@ -36,6 +41,7 @@ from torch import Tensor
 import guidance.sampling as sampling
 from guidance.methods import Settings, Terms, build_method
 from guidance.sampling import synchronize
+from guidance.spread import median_iqr
 from guidance.tasks import PRESETS, TaskRequest, build_energy, preset, run_task
 from guidance.worlds import World
 
@@ -76,9 +82,17 @@ class Plan:
     batch: int = 1
     eta: float = 1.0
     runs: tuple[str, ...] = tuple(RUNS)
+    step_ratio_goals: bool = False  # goals on FreeDoM's step over FIGD's (full VAE, tiny decoder), over the rounds
 
 
-PLANS = {"quick": Plan(steps=5), "full": Plan(steps=10, rounds=4), "quick-sd": Plan(steps=4), "full-sd": Plan(steps=8)}
+FACE_PAIRS = {  # FreeDoM's run and FIGD's, with the full VAE and with the tiny decoder on the guidance path
+    "full VAE": ("face freedom", "face figd"), "tiny decoder": ("face freedom tiny decoder", "face figd tiny decoder"),
+}  # fmt: skip
+PLANS = {
+    "quick": Plan(steps=5), "full": Plan(steps=10, rounds=4), "quick-sd": Plan(steps=4), "full-sd": Plan(steps=8),
+    # --plan figd-sd: FIGD against FreeDoM per step on sd15-random (on 2 CPU cores: --size 256, about 10 minutes)
+    "figd-sd": Plan(steps=4, rounds=3, runs=tuple(label for pair in FACE_PAIRS.values() for label in pair), step_ratio_goals=True),
+}
 
 
 class StepTimer:
@@ -214,8 +228,9 @@ def settings_for(task: str, overrides: dict) -> Settings:
     return replace(PRESETS[task], window=(0.0, 1.0), repeats=1, dsg_interval=1, **overrides)
 
 
-def profile_steps(world: World, label: str, plan: Plan, references: dict) -> tuple[list[dict], float]:
-    """One run of `label` with every step instrumented: the part seconds of its steps 2..n, and its NFE per sample."""
+def profile_steps(world: World, label: str, plan: Plan, references: dict, warm_up: bool = True) -> tuple[list[dict], float]:
+    """One run of `label` with every step instrumented (after an untimed 2-step run when `warm_up`): the part
+    seconds of its steps 2..n, and its NFE per sample."""
     task, name, scheduler, overrides = RUNS[label]
     energy, control = build_energy(world, request_for(world, task, references))[:2] if task != "class" else (None, None)
     method = build_method(name, settings_for(task, overrides), world.classifier)
@@ -223,19 +238,25 @@ def profile_steps(world: World, label: str, plan: Plan, references: dict) -> tup
     condition = world.classifier.class_names[0] if task == "class" else None  # GFCG needs one of its classes
     kwargs = dict(scheduler=scheduler, eta=plan.eta if scheduler == "ddim" else 0.0, noise_rule=method_noise_rule(task),
                   energy=energy, control=control)  # fmt: skip
-    sampling.sample(world.backbone, method, [condition] * plan.batch, steps=2, **kwargs)  # warm-up, untimed
+    if warm_up:
+        sampling.sample(world.backbone, method, [condition] * plan.batch, steps=2, **kwargs)
     with instrumented(world, StepTimer(world.backbone.device), energy, method) as steps:
         result = sampling.sample(world.backbone, method, [condition] * plan.batch, steps=plan.steps, **kwargs)
     return steps[1:] or steps, result.nfe
 
 
 def profile_row(label: str, plan: Plan, steps: list[dict], nfe: float, copies: float, device: torch.device) -> dict:
-    """The mean ms of each part over `steps`; `other` is the step's time that no part accounts for."""
+    """The mean ms of each part over `steps`; `other` is the step's time that no part accounts for; the median
+    and interquartile range of the step's wall and CPU ms, over the `timed_steps` steps."""
     mean = {key: 1000 * statistics.fmean(s.get(key, 0.0) for s in steps) for key in ("seconds", "cpu_seconds", *PARTS)}
     mean["copies"] = 1000 * copies
     mean["other"] = mean[clock_key(device)] - sum(mean[p] for p in PARTS if p != "other")
+    spread = {}
+    for key, name in (("seconds", "ms_per_step"), ("cpu_seconds", "cpu_ms_per_step")):
+        median, q1, q3 = median_iqr([1000 * s[key] for s in steps])
+        spread |= {f"{name}_median": median, f"{name}_iqr": [q1, q3]}
     return {"task": RUNS[label][0], "method": label, "steps": plan.steps, "nfe": nfe, "ms_per_step": mean.pop("seconds"),
-            "cpu_ms_per_step": mean.pop("cpu_seconds"), **mean}  # fmt: skip
+            "cpu_ms_per_step": mean.pop("cpu_seconds"), **mean, **spread, "timed_steps": len(steps)}  # fmt: skip
 
 
 def clock_key(device: torch.device) -> str:
@@ -260,21 +281,37 @@ def run(world: World, opts: Options) -> SuiteOutput:
     references = reference_images(world.backbone.image_size)
     copies = copies_seconds(world.backbone, plan.batch)
     labels = [label for label in plan.runs if usable(world, label)]
-    steps, nfe = {label: [] for label in labels}, {}
-    for _ in range(plan.rounds):
+    rounds, nfe = {label: [] for label in labels}, {}
+    for index in range(plan.rounds):
         for label in labels:
-            found, nfe[label] = profile_steps(world, label, plan, references)
-            steps[label] += found
+            found, nfe[label] = profile_steps(world, label, plan, references, warm_up=index == 0)
+            rounds[label].append(found)
     rows = Rows("profile")
     for label in labels:
-        rows.append(profile_row(label, plan, steps[label], nfe[label], copies, world.backbone.device))
+        rows.append(profile_row(label, plan, [s for found in rounds[label] for s in found], nfe[label], copies, world.backbone.device))
+    step_goals = step_ratio_goals(rounds) if plan.step_ratio_goals else []
     skipped = [label for label in plan.runs if label not in labels]
     notes = [f"not run (the world lacks what they need): {', '.join(skipped)}"] if skipped else []
     speed, repeats = world_speed(world, plan.speed_repeats) if opts.embedded else ([], {})
     for row in speed:
         rows.append(row)
     total = "ms_per_step" if world.backbone.device.type == "cuda" else "cpu_ms_per_step"
-    return SuiteOutput(rows, speed_goals(repeats), config={**asdict(plan), "parts_add_up_to": total}, notes=notes + explain(rows, total))
+    return SuiteOutput(rows, step_goals + speed_goals(repeats), config={**asdict(plan), "parts_add_up_to": total},
+                       notes=notes + explain(rows, total))  # fmt: skip
+
+
+def step_ratio_goals(rounds: dict[str, list[list[dict]]]) -> list[dict]:
+    """FreeDoM's step over FIGD's (>= 2x), with the full VAE and with the tiny decoder, by wall and by CPU time:
+    per round the ratio of the two runs' median steps; the median over rounds with a bootstrap interval over them."""
+    found = []
+    for decoder, (freedom, figd) in FACE_PAIRS.items():
+        if freedom not in rounds or figd not in rounds:
+            continue
+        for key, clock in (("seconds", "wall"), ("cpu_seconds", "process CPU")):
+            ratios = [statistics.median(s[key] for s in a) / statistics.median(s[key] for s in b) for a, b in zip(rounds[freedom], rounds[figd])]
+            found.append(goal(f"face, {decoder}: FreeDoM's step over FIGD's ({clock} time, median of interleaved rounds)", ">= 2x",
+                              unit="x", samples=ratios, bar=2.0, higher_is_better=True, statistic=np.median, over="rounds"))  # fmt: skip
+    return found
 
 
 APP_EXAMPLE = "face_blond.png"  # the Face tab's first example (app.py)
