@@ -1,11 +1,12 @@
-"""Style energy (FreeDoM's definition): distance between Gram matrices of early CLIP patch tokens."""
+"""Style energy (FreeDoM's definition): distance between Gram matrices of early feature tokens (CLIP's patch tokens on
+Stable Diffusion), and pattern agreement where the world can name a picture's pattern."""
 from __future__ import annotations
 
 import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from guidance.energy import Energy, StyleFeatures
+from guidance.energy import Energy, PatternJudge, StyleFeatures
 from .clip import CLIP_MODEL, CLIP_WEIGHTS, clip_pixels, load_clip
 from .images import module_device, to_tensor
 
@@ -34,16 +35,28 @@ def gram(tokens: Tensor) -> Tensor:
 
 class StyleEnergy(Energy):
     """E = || Gram(F(x0)) - Gram(F(style)) ||_F; the whole reference resized to 224x224 bilinearly, uncropped, as
-    FreeDoM does (docs/methods.md, Style steps 1-3)."""
+    FreeDoM does (docs/methods.md, Style steps 1-3).
+
+    With a `judge` (a network that names a picture's background pattern, never the one that guides), the final
+    images are also scored by pattern agreement: 1 where the judge names the reference's pattern, else 0
+    (docs/methods.md, Style, Metrics).
+    """
 
     name, metric_name = "style", "style_distance"
 
-    def __init__(self, reference: Image.Image, features: StyleFeatures):
+    def __init__(self, reference: Image.Image, features: StyleFeatures, judge: PatternJudge | None = None):
         super().__init__()
-        self.features = features
+        self.features, self.judge = features, judge
         with torch.no_grad():
             reference_tensor = to_tensor(reference.convert("RGB").resize((224, 224), Image.BILINEAR)).to(module_device(features))
             self.register_buffer("reference_gram", gram(features(reference_tensor)).detach())
+            self.reference_pattern = None if judge is None else int(judge(reference_tensor)[0])
 
     def forward(self, images: Tensor) -> Tensor:
         return (gram(self.features(images)) - self.reference_gram).flatten(1).norm(dim=1)
+
+    @torch.no_grad()
+    def extra_metrics(self, images: Tensor) -> dict[str, Tensor]:
+        if self.judge is None:
+            return {}
+        return {"pattern_agreement": (self.judge(images).cpu() == self.reference_pattern).float()}

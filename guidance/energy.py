@@ -5,7 +5,7 @@ in [-1, 1], (B, 3, H, W), is differentiable in them, and returns one value per s
 
 The networks that energies and predictors read are protocols here, so that conditions/, the methods and
 the worlds (guidance.worlds.World, whose fields have these types) share one declaration: FaceDetector and
-FaceEmbedder (conditions/face.py), StyleFeatures (conditions/style.py), Classifier (guidance/methods/gfcg.py).
+FaceEmbedder (conditions/face.py), StyleFeatures and PatternJudge (conditions/style.py), Classifier (guidance/methods/gfcg.py).
 """
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ class Energy(nn.Module, ABC):
         """(B,) values of the user-facing metric; by default the energy itself."""
         return self.forward(images)
 
+    @torch.no_grad()
+    def extra_metrics(self, images: Tensor) -> dict[str, Tensor]:
+        """Further (B,) user-facing figures of final images, by name, shown beside `metric`; none by default."""
+        return {}
+
     def reset(self) -> None:
         """Forget what earlier calls left behind (a detector's boxes and its call count), so that a run depends on
         its own images only; `guidance.sampling.sample` calls it before each run and before the final measure.
@@ -58,6 +63,10 @@ class SumEnergy(Energy):
     @torch.no_grad()
     def metric(self, images: Tensor) -> Tensor:
         return self.energies[0].metric(images)
+
+    @torch.no_grad()
+    def extra_metrics(self, images: Tensor) -> dict[str, Tensor]:
+        return {name: values for energy in self.energies for name, values in energy.extra_metrics(images).items()}
 
     def reset(self) -> None:
         for energy in self.energies:
@@ -85,6 +94,11 @@ class FaceEmbedder(Protocol):
 class StyleFeatures(Protocol):
     def __call__(self, images: Tensor) -> Tensor:
         """(B, N, D) feature tokens of pixels (B, 3, H, W) in [-1, 1]; differentiable."""
+
+
+class PatternJudge(Protocol):
+    def __call__(self, images: Tensor) -> Tensor:
+        """(B,) integer index of the background pattern it names in pixels (B, 3, H, W) in [-1, 1]."""
 
 
 class Classifier(Protocol):

@@ -54,6 +54,7 @@ class SamplingResult:
     final_energy: list[float] | None = None  # E(c, x) of the final images
     metric: list[float] | None = None  # the energy's user-facing metric of the final images
     metric_name: str | None = None
+    extra_metrics: dict[str, list[float]] = field(default_factory=dict)  # further figures of the final images, by name
     cancelled: bool = False
     options: dict = field(default_factory=dict)
     trajectory: list[tuple[int, Tensor]] = field(default_factory=list)  # (step index, x0_hat decoded) at snapshot steps
@@ -72,6 +73,7 @@ class SamplingResult:
             "seconds": self.seconds, "nfe": self.nfe, "steps": len(self.steps),
             "ms_per_step": self.ms_per_step, "nfe_per_step": [step.nfe for step in self.steps],
             "energy_per_step": self.energy_per_step, "metric_name": self.metric_name, "metric": self.metric,
+            "extra_metrics": self.extra_metrics,
             "final_energy": self.final_energy, "peak_mem_mb": self.peak_mem_mb, "cancelled": self.cancelled,
             "options": self.options,
         }  # fmt: skip
@@ -257,6 +259,7 @@ def _finish(result: SamplingResult, backbone: Backbone, final: Tensor, energy: E
             result.final_energy = energy(images).float().cpu().tolist()
             result.metric = energy.metric(images).float().cpu().tolist()
             result.metric_name = energy.metric_name
+            result.extra_metrics = {name: values.float().cpu().tolist() for name, values in energy.extra_metrics(images).items()}
     return result
 
 

@@ -42,13 +42,13 @@ EXTRAS = ("face", "style")  # the reference conditions a control map can carry o
 
 # What a sweep may vary (each TaskSpec names its own), its values' count, and the app's default values per setting
 SWEEP_SETTINGS = {
-    "scale": "guidance scale k", "dsg_rate": "DSG rate", "cfg_scale": "CFG scale", "gfcg_max_scale": "GFCG maximum scale",
+    "strength": "strength (x each method's preset)", "scale": "guidance scale k (shared)", "dsg_rate": "DSG rate", "cfg_scale": "CFG scale", "gfcg_max_scale": "GFCG maximum scale",
     "fisher_weight": "FIGD Fisher weight", "steps": "steps / NFE", "eta": "DDIM eta",
 }  # fmt: skip
-ENERGY_SWEEPS = ("scale", "dsg_rate", "cfg_scale", "fisher_weight", "steps", "eta")
+ENERGY_SWEEPS = ("strength", "scale", "dsg_rate", "cfg_scale", "fisher_weight", "steps", "eta")
 SWEEP_VALUES = (3, 8)  # the fewest and most values of a sweep
 SWEEP_DEFAULTS = {
-    "scale": "0.02, 0.05, 0.1", "dsg_rate": "0.05, 0.1, 0.2", "cfg_scale": "1.5, 2.5, 4", "gfcg_max_scale": "0, 1, 2",
+    "strength": "0.5, 1, 2", "scale": "0.02, 0.05, 0.1", "dsg_rate": "0.05, 0.1, 0.2", "cfg_scale": "1.5, 2.5, 4", "gfcg_max_scale": "0, 1, 2",
     "fisher_weight": "unit, flat-prior, gaussian-data", "steps": "6, 10, 20", "eta": "0.25, 0.5, 1",
 }  # fmt: skip
 
@@ -57,7 +57,9 @@ SWEEP_DEFAULTS = {
 class TaskRequest:
     """One run's inputs. `condition` is a prompt or class name (None: unconditional).
 
-    samples, steps, seed and eta are checked against guidance.methods.LIMITS when the request is built.
+    `strength` None: every method runs at `settings` as given (one shared k and DSG rate). A number: each method with a
+    preset strength on the task (TaskSpec.strengths) runs at that strength times this multiplier; 1 is the presets.
+    samples, steps, seed, eta and strength are checked against guidance.methods.LIMITS when the request is built.
     """
 
     task: str
@@ -77,11 +79,13 @@ class TaskRequest:
     extra: str | None = None  # "face" or "style" on top of a control map, with `reference`
     schedulers: list[str] = field(default_factory=lambda: ["ddim", "dpmsolver++", "unipc", "evodiff"])
     snapshots: int = 0  # x0_hat decoded at this many evenly spaced steps: the live preview and the trajectory
+    strength: float | None = None
 
     def __post_init__(self) -> None:
         spec(self.task)
-        for name in ("samples", "steps", "seed", "eta"):
-            LIMITS[name].check(name, getattr(self, name))
+        for name in ("samples", "steps", "seed", "eta", "strength"):
+            if getattr(self, name) is not None:
+                LIMITS[name].check(name, getattr(self, name))
 
 
 @dataclass
@@ -102,6 +106,8 @@ class TaskSpec:
     inputs: among "reference" (a face or style image), "control_map" (an image or map) and "class" (the condition is
     one of the world's classes). runs_over: "methods", or "schedulers" (every selected solver with one method).
     examples: rows of values for `example_fields`, the first row being every input's default.
+    strengths: each guided method's own preset strength, chosen by the presets suite (docs/methods.md, Presets):
+    its k, or its DSG rate for a "+dsg" method (`strength_setting`); a request's `strength` multiplies them.
     """
 
     name: str
@@ -123,6 +129,7 @@ class TaskSpec:
     eta: float = 0.0
     benchmark: str | None = None  # the guidance.bench suite whose committed plots the app shows
     sweeps: tuple[str, ...] = ENERGY_SWEEPS  # the settings its sweep may vary (keys of SWEEP_SETTINGS), the first shown
+    strengths: dict[str, float] = field(default_factory=dict)
 
     @property
     def by_class(self) -> bool:
@@ -149,7 +156,7 @@ def reference_energy(world: World, kind: str, reference: Image.Image, artefacts:
         return energy.to(world.backbone.device)
     if kind == "style":
         artefacts["style"] = reference.resize((160, 160))
-        return StyleEnergy(reference, world.style_features).to(world.backbone.device)
+        return StyleEnergy(reference, world.style_features, world.pattern_judge).to(world.backbone.device)
     raise MethodConfigError(f"unknown extra condition {kind!r}: use one of {EXTRAS}")
 
 
@@ -185,6 +192,11 @@ def _example(name: str) -> str:
     return str(EXAMPLES / name)
 
 
+def _strengths(k: dict[str, float], dsg_rate: dict[str, float]) -> dict[str, float]:
+    """Per-method preset strengths of an energy task: k of FreeDoM, FIGD and DPS, the DSG rate of each "+dsg"."""
+    return {**k, **{f"{method}+dsg": rate for method, rate in dsg_rate.items()}}
+
+
 SPECS = (
     TaskSpec(
         name="face", title="Face",
@@ -197,6 +209,7 @@ SPECS = (
         example_fields=("reference", "condition"),
         examples=((_example("face_blond.png"), ""), (_example("face_ginger.png"), ""), (_example("face_black_beard.png"), "")),
         eta=0.5,  # FreeDoM's face set-up: DDIM eta 0.5
+        strengths=_strengths({"freedom": 0.1, "figd": 0.1, "dps": 0.1}, {"freedom": 0.1, "figd": 0.1, "dps": 0.1}),
     ),
     TaskSpec(
         name="style", title="Style",
@@ -209,6 +222,7 @@ SPECS = (
         example_fields=("reference", "condition"),
         examples=tuple((_example(f"style_{name}.png"), "") for name in ("stripes", "checker", "dots")),
         eta=1.0,  # DSG's official style runs: DDIM eta 1
+        strengths=_strengths({"freedom": 0.1, "figd": 0.1, "dps": 0.1}, {"freedom": 0.1, "figd": 0.1, "dps": 0.1}),
     ),
     TaskSpec(
         name="control", title="Control map",
@@ -223,6 +237,7 @@ SPECS = (
             (_example("control_canny.png"), "none", "face"),
         ),
         eta=1.0,
+        strengths=_strengths({"freedom": 0.2, "figd": 0.2, "dps": 0.2}, {"freedom": 0.1, "figd": 0.1, "dps": 0.1}),
     ),
     TaskSpec(
         name="classes", title="Classes",
@@ -279,9 +294,23 @@ def runs_of(request: TaskRequest) -> list[tuple[str, str, str]]:
     return [(m, m, request.scheduler) for m in request.methods]
 
 
+def strength_setting(method: str) -> str:
+    """The setting that sets a method's strength: the DSG rate under DSG (k then only weighs terms), else k."""
+    return "dsg_rate" if "dsg" in method.split("+") else "scale"
+
+
 def _settings(request: TaskRequest) -> Settings:
     """The request's settings; without a condition there is nothing for CFG to contrast."""
     return request.settings if request.condition is not None else replace(request.settings, cfg_scale=1.0)
+
+
+def method_settings(request: TaskRequest, method: str) -> Settings:
+    """The settings `method` runs with: the request's, at the method's preset strength times `request.strength`
+    where both are given; Settings checks the product."""
+    settings, own = _settings(request), spec(request.task).strengths.get(method)
+    if request.strength is None or own is None:
+        return settings
+    return replace(settings, **{strength_setting(method): own * request.strength})
 
 
 def _eta(request: TaskRequest, scheduler: str) -> float:
@@ -303,11 +332,12 @@ def run_task(
     """
     energy, control, artefacts = build_energy(world, request)
     conditions = [request.condition] * request.samples
-    settings, runs = _settings(request), runs_of(request)
+    runs = runs_of(request)
     if not runs:
         raise MethodConfigError("select at least one method")
     total, results = len(runs) * request.steps, []
     for number, (label, method_name, scheduler) in enumerate(runs):
+        settings = method_settings(request, method_name)
         method = build_method(method_name, settings, world.classifier)
         tick = None if progress is None else (lambda i, n, k=number, name=label: progress(k * request.steps + i, total, name))
         hook = None if on_step is None else (lambda record, picture, name=label: on_step(name, record, picture))
@@ -358,10 +388,14 @@ class SweepOutcome:
 
 
 def sweep_request(request: TaskRequest, setting: str, value) -> TaskRequest:
-    """The request with one setting changed; TaskRequest and Settings check the value (guidance.methods.LIMITS)."""
-    if setting in ("steps", "eta"):
+    """The request with one setting changed; TaskRequest and Settings check the value (guidance.methods.LIMITS).
+
+    A sweep of k or of the DSG rate sets it for every method (no per-method presets); one of the strength multiplies
+    each method's preset."""
+    if setting in ("steps", "eta", "strength"):
         return replace(request, **{setting: value})
-    return replace(request, settings=replace(request.settings, **{setting: value}))
+    shared = {"strength": None} if setting in ("scale", "dsg_rate") else {}
+    return replace(request, settings=replace(request.settings, **{setting: value}), **shared)
 
 
 def check_sweep(request: TaskRequest, setting: str, values: Sequence) -> list:
@@ -400,7 +434,7 @@ def parse_values(setting: str, text: str) -> list:
 
 def _run_key(world: World, request: TaskRequest, label: str, method: str, scheduler: str) -> str:
     """What decides a result: a method's options, scheduler, steps and noise; equal keys are sampled once."""
-    options = build_method(method, _settings(request), world.classifier).describe()
+    options = build_method(method, method_settings(request, method), world.classifier).describe()
     noise = (_eta(request, scheduler), _settings(request).noise_rule)
     return json.dumps([label, options, scheduler, request.steps, noise], sort_keys=True, default=str)
 

@@ -21,12 +21,13 @@ from guidance.bench.report import goals_table, verdict_counts, write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
 from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, memory, presets, preview, profile, solvers, world
 from guidance.methods.figd import FISHER_WEIGHTS
+from guidance.tasks import preset, strength_setting
 from guidance.spread import ratio_of_means
 from guidance.worlds import World
 
 TINY_PLANS = {
     world: world.Plan(per_class=1, face_references=1, face_seeds=1, style_references=1, control_maps=1, id_images=50, steps=2,
-                      task_steps=2, speed_repeats=1),
+                      task_steps=2, speed_repeats=1, example_seeds=1, ranking_renders=40),
     figd: figd.Plan(steps=2, samples=1, seeds=2, methods=("freedom", "figd")),
     dsg: dsg.Plan(steps=(3,), scales=(0.3, dsg.PRESETS["face"].scale), rates=(dsg.PRESETS["face"].dsg_rate,), samples=2, seeds=1, rounds=1),
     gfcg: gfcg.Plan(samples=10, steps=2, rounds=1, timing_steps=2),
@@ -35,7 +36,7 @@ TINY_PLANS = {
     memory: memory.Plan(steps=2),
     preview: preview.Plan(methods=("freedom", "figd"), steps=3, snapshots=2, repeats=1),
     presets: world.Plan(per_class=0, face_references=1, face_seeds=1, style_references=1, control_maps=1, id_images=0,
-                        task_steps=2),
+                        task_steps=2, style_first=3),
 }
 DOCUMENT_KEYS = {"suite", "backbone", "device", "machine", "rows"}
 
@@ -52,11 +53,12 @@ def tiny_unet():
 
 
 def tiny_nets():
-    from guidance.worlds.embedded.nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder
+    from guidance.worlds.embedded.nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, StyleNet
 
     detector = FaceDetectorNet((8, 16))
     torch.nn.init.constant_(detector.head.bias, 10.0)  # always "a face": the energies need a box
-    return {"classifier": Classifier((8, 16)), "evaluator": AttributeEvaluator((8, 16)), "face_embedder": FaceEmbedder((8, 16), 16), "face_detector": detector}
+    return {"classifier": Classifier((8, 16)), "evaluator": AttributeEvaluator((8, 16)), "face_embedder": FaceEmbedder((8, 16), 16), "face_detector": detector,
+            "style_net": StyleNet((8, 16))}
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +92,7 @@ def tiny_sd_world(tiny_sd):
     nets = tiny_nets()
     for net in nets.values():
         net.eval().requires_grad_(False)
-    return World(tiny_sd, FullFrameDetector(), nets["face_embedder"], StyleFeatures(nets["classifier"]), nets["classifier"], nets["evaluator"])
+    return World(tiny_sd, FullFrameDetector(), nets["face_embedder"], StyleFeatures(nets["style_net"].trunk), nets["classifier"], nets["evaluator"])
 
 
 @pytest.fixture()
@@ -177,20 +179,24 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         assert any(f"{profile.ceiling(freedom, figd_):.2f}x at most" in note for note in data["notes"])  # a figure, not a timing claim
         assert by["4 x 25 steps unguided"]["seconds"] > 0 and by["app face tab, 3 methods x 20 steps"]["seconds"] > 0
         assert [g["target"] for g in data["goals"]] == ["<= 1.5 s", "<= 5 s"] and all(g["over"] == "repeats" for g in data["goals"])
-    if suite == "presets":  # every tab's methods at every k of its grid, the bars read at the tab presets
-        ks = {(r["task"], r["method"], r["k"]) for r in data["rows"]}
-        assert all(("face", m, k) in ks for m in ("freedom", "figd") for k in presets.SCALES["face"])
-        assert all(("control", "figd", k) in ks for k in presets.SCALES["control"])
-        profiles = {(r["task"], r["fisher_weight"]) for r in data["rows"] if r["method"] == "figd"}
-        assert profiles == {(task, w) for task in presets.ROWS for w in FISHER_WEIGHTS}  # FIGD's w_t at each preset k
-        assert any("(the preset)" in g["goal"] for g in data["goals"])
+    if suite == "presets":  # every tab's guided methods at every strength of their grid, and a pick per (tab, method)
+        tried = {(r["task"], r["method"], r["value"]) for r in data["rows"] if "fisher_weight" not in r}
+        for task, grid in presets.GRIDS.items():
+            assert all((task, m, v) in tried for m in world.EXAMPLE_METHODS for v in grid[strength_setting(m)])
+        assert set(data["config"]["picks"]) == set(presets.ROWS) and data["notes"][0].startswith("Picks")
+        profiles = {(r["task"], r["fisher_weight"]) for r in data["rows"] if "fisher_weight" in r}
+        assert profiles == {(task, w) for task in presets.ROWS for w in FISHER_WEIGHTS if w != preset(task).fisher_weight}
     if suite == "world":  # the rows and keys that the bars are read from
-        by = {(r["task"], r["method"]): r for r in data["rows"]}
+        by = {(r["task"], r["method"]): r for r in data["rows"] if r["bar"] != "examples"}
         assert {"accuracy", "fd", "fd_floor", "saturation_ratio"} <= set(by[("class", "plain")]) & set(by[("class", "atg")])
         assert by[("class", "plain")]["nfe"] == by[("class", "atg")]["nfe"] and by[("class", "cfg")]["accuracy"] >= 0
         assert {"attribute_agreement", "face_rate"} <= set(by[("face", "freedom")]) & set(by[("face", "figd")]) & set(by[("face", "plain")])
         assert by[("style", "plain")]["style_ratio"] == 1 and "style_ratio" in by[("style", "figd")]
         assert {"edge_f1", "face_rate"} <= set(by[("control", "figd")]) and by[("class", "speed")]["batch_seconds"] > 0
+        assert set(by[("style", "ranking")]["auc"]) == {"stripes", "checker", "dots"}
+        examples = {(r["task"], r["method"]) for r in data["rows"] if r["bar"] == "examples"}
+        assert examples == {(t, m) for t in world.EXAMPLE_TASKS for m in ("plain", *world.EXAMPLE_METHODS)}
+        assert any("pattern agreement" in g["goal"] for g in data["goals"]) and any("FreeDoM's" in g["goal"] for g in data["goals"])
     (tmp_path / "notes.md").write_text("FIGD is faster here.")
     write_report([out], tmp_path / "benchmarks.md", tmp_path / "figures", tmp_path / "notes.md")
     written = (tmp_path / "benchmarks.md").read_text()

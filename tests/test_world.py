@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from guidance.errors import MethodConfigError, WeightsUnavailableError
-from guidance.worlds.embedded import ASSETS, REQUIRED, load_world
+from guidance.worlds.embedded import ASSETS, REQUIRED, STYLE_ANGLES, load_world
 from guidance.worlds.embedded.dataset import ATTRIBUTES, CLASS_NAMES, make_dataset
 from guidance.worlds.embedded.stages import blur, negatives
 from guidance.worlds.embedded.train import run_stage
@@ -104,7 +104,7 @@ def test_networks_follow_their_protocols(smoke_world):
     assert smoke_world.face_embedder.input_size == 64
     assert smoke_world.face_embedder(images).shape[0] == 2
     tokens = smoke_world.style_features(torch.rand(1, 3, 224, 224) * 2 - 1)
-    assert tokens.ndim == 3 and tokens.shape[1] == 32 * 32
+    assert tokens.ndim == 3 and tokens.shape[1] == len(STYLE_ANGLES) * 16 * 16  # each turn's tokens after two stages
     assert all(not p.requires_grad for p in smoke_world.classifier.parameters())
 
 

@@ -205,11 +205,19 @@ def plot_preview(data: dict, folder: Path) -> list[Path]:
 
 
 def plot_presets(data: dict, folder: Path) -> list[Path]:
-    fig, axes = _figure(3)
-    for ax, (task, metric) in zip(axes, (("face", "attribute_agreement"), ("style", "style_ratio"), ("control", "edge_f1"))):
-        guided = [r for r in data["rows"] if r["task"] == task and r["method"] != "plain" and r.get("sweep", "k") == "k"]
-        _lines(ax, guided, "k", metric, "method", f"{task}: {metric} against k")
-        ax.set_xscale("log")
+    """Per tab, the condition metric and the realism against each method's strength (k, or the DSG rate), with
+    plain sampling's as a dashed line."""
+    fig, grid = plt.subplots(2, 3, figsize=(15.6, 8.0))
+    axes = list(grid.flat)
+    for column, (task, metric) in enumerate((("face", "attribute_agreement"), ("style", "pattern_agreement"), ("control", "edge_f1"))):
+        rows = [r for r in data["rows"] if r["task"] == task]
+        plain = next(r for r in rows if r["method"] == "plain")
+        guided = [r for r in rows if r["method"] != "plain" and "fisher_weight" not in r]
+        for ax, y in ((axes[column], metric), (axes[column + 3], "realism")):
+            _lines(ax, guided, "value", y, "method", f"{task}: {y}")
+            ax.axhline(plain[y], color="grey", linestyle="--", label="plain")
+            ax.set(xlabel="k, or the DSG rate of +dsg")
+            ax.set_xscale("log")
     return [_save(fig, data, folder, "sweep")]
 
 

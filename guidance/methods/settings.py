@@ -2,7 +2,7 @@
 
 `Settings` is checked where it is built: a value out of its range or an unknown name raises
 MethodConfigError naming the value and what is allowed. `LIMITS` also bounds a run's samples, steps,
-seed and eta (guidance.tasks.TaskRequest checks those).
+seed, eta and strength (guidance.tasks.TaskRequest checks those).
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ LIMITS = {
     "steps": Bound(1, 1000, slider=(4, 100)),  # 1000: the training schedule's length
     "seed": Bound(0, 2**32 - 1),
     "eta": Bound(0, 1),
+    "strength": Bound(0, 20, slider=(0, 3)),  # a multiplier on each method's preset strength (guidance.tasks)
     "cfg_scale": Bound(0, 20, slider=(1, 10)),
     "scale": Bound(0, 100, slider=(0, 2)),  # the constant rule (DPS) takes raw step sizes
     "repeats": Bound(1, 10, slider=(1, 5)),

@@ -12,15 +12,15 @@ import torch
 from torch import nn
 
 from ..backbone import Backbone
-from ..energy import Classifier, FaceDetector, FaceEmbedder, StyleFeatures
+from ..energy import Classifier, FaceDetector, FaceEmbedder, PatternJudge, StyleFeatures
 from ..errors import WeightsUnavailableError
 
-__all__ = ["Classifier", "FaceDetector", "FaceEmbedder", "StyleFeatures", "Unavailable", "World", "for_inference", "optional"]
+__all__ = ["Classifier", "FaceDetector", "FaceEmbedder", "PatternJudge", "StyleFeatures", "Unavailable", "World", "for_inference", "optional"]
 
 
 @dataclass
 class World:
-    """What the tasks need from a world. `classifier` guides GFCG; `evaluator` only ever measures.
+    """What the tasks need from a world. `classifier` guides GFCG; `evaluator` and `pattern_judge` only ever measure.
 
     A network whose weights could not be had is an `Unavailable` that raises its loading error when used.
     """
@@ -31,6 +31,7 @@ class World:
     style_features: StyleFeatures
     classifier: Classifier
     evaluator: Classifier  # a different architecture or weights than `classifier`
+    pattern_judge: PatternJudge | None = None  # names a picture's background pattern (metrics only; None: not offered)
 
     @property
     def class_names(self) -> tuple[str, ...]:

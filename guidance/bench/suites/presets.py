@@ -1,11 +1,16 @@
-"""Preset sweep: the guidance scale k of each energy tab, scored by the world suite's metrics (embedded world).
+"""Presets: each guided method's own strength on each energy tab, chosen on references and seeds held out from the
+app's examples.
 
-Each tab's methods run at every k of its grid, from the same references and seeds, with the rest of the tab's
-preset fixed; the unguided sample is measured once per tab (style: at every k, its ratio's denominator). The
-tab presets in guidance/tasks.py are picked from this sweep: a k at which the tab's metric meets its bar with
-guided samples still judged faces; the goals read the bars at the presets. Then FIGD runs at each tab's preset k
-with each of its Fisher weight profiles w_t (docs/methods.md, FIGD step 3); every profile costs the same time, so
-the tab's metric and its face rate compare them at equal time.
+Every guided method of a tab runs at each value of its strength grid (k, or the DSG rate of a "+dsg" method:
+guidance.tasks.strength_setting) with the rest of the tab's preset fixed; plain sampling runs once per tab on the same
+references and seeds. References: held-out renders (face; control: their Canny maps) and style references 3, 4, ...
+(the examples are 0-2). The rule (docs/methods.md, Presets) picks, per (tab, method), the value with the best
+condition metric (face: attribute agreement; style: pattern agreement; control: edge F1) among the values whose
+realism (the evaluator's confidence) is no worse than plain sampling's, within REALISM_TOLERANCE, and whose samples the
+world's detector still calls faces (FACE_RATE); the smallest value wins a tie. guidance/tasks.py's
+`TaskSpec.strengths` hold the picks of the committed run; tests/test_tasks.py checks that they agree. Then FIGD runs at
+each tab's preset strength with each of its other Fisher weight profiles w_t (docs/methods.md, FIGD step 3); every
+profile costs the same time, so the tab's metric compares them at equal time.
 """
 from __future__ import annotations
 
@@ -13,20 +18,28 @@ from dataclasses import asdict
 
 from guidance.errors import MethodConfigError
 from guidance.methods.figd import FISHER_WEIGHTS
-from guidance.tasks import preset
+from guidance.tasks import preset, spec, strength_setting
 from guidance.worlds import World
 
 from ..common import Options, Rows, SuiteOutput, goal
-from .world import Plan, control_rows, face_rows, style_rows
+from .world import EXAMPLE_METHODS, Plan, control_rows, face_rows, style_rows
 
 NEEDS = ()
 PLANS = {
-    "quick": Plan(per_class=0, face_references=4, face_seeds=2, style_references=3, control_maps=4, id_images=0),
-    "full": Plan(per_class=0, face_references=6, face_seeds=2, style_references=4, control_maps=6, id_images=0),
+    "quick": Plan(per_class=0, face_references=2, face_seeds=2, style_references=2, style_seeds=2, style_first=3, control_maps=2,
+                  id_images=0),
+    "full": Plan(per_class=0, face_references=3, face_seeds=2, style_references=3, style_seeds=2, style_first=3, control_maps=4,
+                 id_images=0),
+}  # fmt: skip
+GRIDS = {
+    "face": {"scale": (0.05, 0.1, 0.2, 0.4), "dsg_rate": (0.05, 0.1, 0.2, 0.4)},
+    "style": {"scale": (0.1, 0.2, 0.4, 0.8), "dsg_rate": (0.1, 0.2, 0.4, 0.8)},
+    "control": {"scale": (0.1, 0.2, 0.4, 0.8), "dsg_rate": (0.05, 0.1, 0.2, 0.4)},
 }
-SCALES = {"face": (0.025, 0.05, 0.1, 0.2), "style": (0.05, 0.1, 0.2, 0.4), "control": (0.1, 0.2, 0.4)}
 ROWS = {"face": face_rows, "style": style_rows, "control": control_rows}
-METHODS = {"face": ("freedom", "figd"), "style": ("freedom", "figd"), "control": ("figd",)}
+CONDITION = {"face": "attribute_agreement", "style": "pattern_agreement", "control": "edge_f1"}
+REALISM_TOLERANCE = 0.05  # a value's mean realism may lie this far below plain sampling's
+FACE_RATE = 0.9  # the share of samples the world's detector must still call faces
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
@@ -35,32 +48,67 @@ def run(world: World, opts: Options) -> SuiteOutput:
     plan = opts.plan(PLANS)
     rows = Rows("presets")
     for task, rows_of in ROWS.items():
-        base = preset(task)
-        for i, k in enumerate(SCALES[task]):
-            unguided = ("plain",) if i == 0 or task == "style" else ()  # style's ratio needs its own plain run
-            for row in rows_of(world, plan, (*unguided, *METHODS[task]), scale=k):
-                rows.append({**row, "k": k, "fisher_weight": base.fisher_weight, "sweep": "k"})
-        for profile in (p for p in FISHER_WEIGHTS if p != base.fisher_weight):  # the preset's profile ran above
-            unguided = ("plain",) if task == "style" else ()
-            for row in rows_of(world, plan, (*unguided, "figd"), scale=base.scale, fisher_weight=profile):
-                if row["method"] == "figd":
-                    rows.append({**row, "k": base.scale, "fisher_weight": profile, "sweep": "fisher_weight"})
-    return SuiteOutput(rows, goals(rows), config=asdict(plan) | {"scales": SCALES, "fisher_weights": list(FISHER_WEIGHTS)})
+        rows.append(rows_of(world, plan, ("plain",))[0] | {"value": None, "setting": None})
+        for method in EXAMPLE_METHODS:
+            setting = strength_setting(method)
+            for value in GRIDS[task][setting]:
+                rows.append(rows_of(world, plan, (method,), **{setting: value})[0] | {"value": value, "setting": setting})
+        own = spec(task).strengths["figd"]
+        for profile in (p for p in FISHER_WEIGHTS if p != preset(task).fisher_weight):
+            row = rows_of(world, plan, ("figd",), scale=own, fisher_weight=profile)[0]
+            rows.append(row | {"value": own, "setting": "scale", "fisher_weight": profile})
+    picks = choose(rows)
+    config = asdict(plan) | {"grids": GRIDS, "realism_tolerance": REALISM_TOLERANCE, "face_rate": FACE_RATE, "picks": picks}
+    return SuiteOutput(rows, goals(rows, picks), config=config, notes=[pick_note(picks)])
 
 
-def goals(rows: list[dict]) -> list[dict]:
-    """The world suite's tab bars, read at each tab's preset k (guidance.tasks), from this sweep's rows."""
+def admissible(row: dict, plain: dict) -> bool:
+    """Realism no worse than plain sampling's (within the tolerance), and the samples still judged faces."""
+    return row["realism"] >= plain["realism"] - REALISM_TOLERANCE and row["face_rate"] >= FACE_RATE
+
+
+def choose(rows: list[dict]) -> dict[str, dict[str, float | None]]:
+    """Per tab and method, the strength with the best condition metric among the admissible ones (the smallest on a
+    tie); None where no value is admissible."""
+    picks: dict[str, dict[str, float | None]] = {}
+    for task in ROWS:
+        plain = next(r for r in rows if r["task"] == task and r["method"] == "plain")
+        for method in EXAMPLE_METHODS:
+            tried = [r for r in rows if r["task"] == task and r["method"] == method and "fisher_weight" not in r and admissible(r, plain)]
+            best = max(tried, key=lambda r: (r[CONDITION[task]], -r["value"]), default=None)
+            picks.setdefault(task, {})[method] = None if best is None else best["value"]
+    return picks
+
+
+def goals(rows: list[dict], picks: dict) -> list[dict]:
+    """At each pick: its condition metric above plain sampling's (bootstrapped over the held-out samples)."""
     found = []
-    for row in rows:
-        task = row["task"]
-        if row["method"] == "plain" or row["k"] != preset(task).scale or row.get("sweep") == "fisher_weight":
-            continue
-        name = f"{task}, {row['method']} (the preset)"
-        if task == "face":
-            found.append(goal(f"{name}: attribute agreement", ">= 0.8", row["attribute_agreement"], row["attribute_agreement"] >= 0.8))
-        elif task == "style":
-            found.append(goal(f"{name}: style distance vs unguided", "<= 0.5x", row["style_ratio"], row["style_ratio"] <= 0.5, "x"))
-        else:
-            found.append(goal(f"{name}: edge F1", ">= 0.75", row["edge_f1"], row["edge_f1"] >= 0.75))
-        found.append(goal(f"{name}: samples judged a face", ">= 0.9", row["face_rate"], row["face_rate"] >= 0.9))
+    for task, methods in picks.items():
+        plain = next(r for r in rows if r["task"] == task and r["method"] == "plain")
+        for method, value in methods.items():
+            if value is None:
+                found.append(goal(f"{task}, {method}: an admissible strength", "one of the grid", 0.0, False))
+                continue
+            row = next(r for r in rows if r["task"] == task and r["method"] == method and r["value"] == value and "fisher_weight" not in r)
+            name = CONDITION[task]
+            pairs = list(zip(row["values"][_values_key(name)], plain["values"][_values_key(name)]))
+            found.append(goal(f"{task}, {method} at {row['setting']} {value:g}: {name} above plain's", "> 0", samples=pairs,
+                              bar=0.0, higher_is_better=True, strict=True, statistic=_mean_gain))  # fmt: skip
     return found
+
+
+def _values_key(name: str) -> str:
+    """Where a condition metric's per-sample values are kept in a row's "values" (edge F1 is the control tab's metric)."""
+    return "metric" if name == "edge_f1" else name
+
+
+def _mean_gain(pairs) -> float:
+    return float((pairs[:, 0] - pairs[:, 1]).mean())
+
+
+def pick_note(picks: dict) -> str:
+    """The picks as one line per tab, for the report."""
+    return "Picks (guidance/tasks.py TaskSpec.strengths): " + "; ".join(
+        f"{task}: " + ", ".join(f"{method} {value:g}" if value is not None else f"{method} none" for method, value in methods.items())
+        for task, methods in picks.items()
+    )

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torchvision.utils import save_image
 
 from conditions.control import canny, edge_f1
 from conditions.face import crop
-from conditions.images import to_pil
+from conditions.images import pixels_from_uint8, to_pil, to_tensor
 from guidance.errors import MethodConfigError
-from guidance.tasks import TaskRequest, preset, run_task
+from guidance.tasks import TaskRequest, preset, run_task, spec
 from guidance.worlds.embedded.dataset import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
 from guidance.worlds import World
 
@@ -29,11 +30,14 @@ from ..common import (
     CONTROL_SEED, ID_SEED, Options, Rows, SuiteOutput, balanced, class_quality, generate, goal, images_of, realism,
     renders, timing, warm_up,
 )  # fmt: skip
-from ..metrics import roc_auc
+from ..metrics import probabilities, roc_auc
 
 NEEDS = ()
 FACE_SEED, STYLE_SEED = 21, 22  # make_dataset seeds of the held-out references
 TASK_SAMPLING = {"face": 0.5, "style": 1.0, "control": 1.0}  # each tab's DDIM eta (app.py)
+EXAMPLE_TASKS = ("face", "style", "control")
+# The energy tabs' guided methods; DPS under the tabs' normalised rule takes FreeDoM's step (tests/test_engine.py)
+EXAMPLE_METHODS = ("freedom", "figd", "freedom+dsg", "figd+dsg")
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,15 @@ class Plan:
     cfg_scale: float = 2.5
     batch: int = 20
     speed_repeats: int = 5
+    style_seeds: int = 1  # samples per style reference
+    style_first: int = 0  # the first of the style references (guidance.worlds.embedded.examples.style_references)
+    example_seeds: int = 4  # samples per example of each energy tab, at every method's own preset
+    ranking_renders: int = 400  # held-out renders the style energy ranks by background pattern
 
 
 PLANS = {
-    "quick": Plan(per_class=6, face_references=4, face_seeds=2, style_references=2, control_maps=6, id_images=200),
+    "quick": Plan(per_class=6, face_references=4, face_seeds=2, style_references=2, control_maps=6, id_images=200, example_seeds=1,
+                  ranking_renders=200),
     "full": Plan(per_class=100, face_references=16, face_seeds=2, style_references=8, control_maps=24, id_images=1000),
 }
 SPEED_TARGET_S = 1.5
@@ -72,16 +81,16 @@ def run(world: World, opts: Options) -> SuiteOutput:
         if method == "cfg" and opts.grid is not None:
             write_grid(samples, len(world.backbone.class_names), min(plan.per_class, 8), opts.grid)
             images.append(str(opts.grid))
-    for row in [*face_rows(world, plan), *style_rows(world, plan), *control_rows(world, plan)]:
+    for row in [*face_rows(world, plan), *style_rows(world, plan), *control_rows(world, plan), *example_rows(world, plan)]:
         rows.append(row)
-    for bar in (verification_row, speed_row):
+    for bar in (verification_row, ranking_row, speed_row):
         rows.append(bar(world, plan))
     return SuiteOutput(rows, goals(rows), config=asdict(plan), images=images)
 
 
 def goals(rows: list[dict]) -> list[dict]:
     """The quality bars' verdicts, each with its measured figure."""
-    by = {(r["task"], r["method"]): r for r in rows}
+    by = {(r["task"], r["method"]): r for r in rows if r["bar"] != "examples"}
     found = []
     cfg, plain = by[("class", "cfg")], by[("class", "plain")]
     found.append(goal("class accuracy, CFG", ">= 0.95", cfg["accuracy"], cfg["accuracy"] >= 0.95))
@@ -100,6 +109,10 @@ def goals(rows: list[dict]) -> list[dict]:
         style = by[("style", method)]
         found.append(goal(f"style distance vs unguided, {method}", "<= 0.5x", style["style_ratio"], style["style_ratio"] <= 0.5, "x"))
         found.append(goal(f"style samples judged a face, {method}", ">= 0.9", style["face_rate"], style["face_rate"] >= 0.9))
+    found += example_goals(rows)
+    for kind, auc in by[("style", "ranking")]["auc"].items():
+        found.append(goal(f"style energy ranks renders of the {kind} reference's pattern nearer (AUC)", ">= 0.9", auc, auc >= 0.9,
+                          n=by[("style", "ranking")]["n"]))  # fmt: skip
     f1 = by[("control", "figd")]["edge_f1"]
     found.append(goal("ControlNet + FIGD edge F1", ">= 0.75", f1, f1 >= 0.75))
     guided = [r["face_rate"] for r in rows if "face_rate" in r and r["method"] != "plain"]
@@ -140,88 +153,146 @@ def saturation(images: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- guided tasks
 
 
-def task_results(world: World, task: str, method: str, reference, samples: int, plan: Plan, seed: int, **overrides):
-    """One tab run of `method` at the tab's preset (with `overrides`) on one reference (face, style) or control
-    source image."""
+def task_results(world: World, task: str, method: str, reference, samples: int, plan: Plan, seed: int,
+                 strength: float | None = None, **overrides):  # fmt: skip
+    """One tab run of `method` on one reference (face, style) or control source image, at the tab's preset with
+    `overrides` (shared settings) or, given `strength`, at the method's own preset strength times it."""
     control = task == "control"
     request = TaskRequest(
         task=task, methods=[method], samples=samples, steps=plan.task_steps, eta=TASK_SAMPLING[task], seed=seed,
         settings=preset(task, **overrides), reference=None if control else reference, control_image=reference if control else None,
-        annotator="canny", use_controlnet=control,
+        annotator="canny", use_controlnet=control, strength=strength,
     )  # fmt: skip
     return run_task(world, request).results[0][1]
 
 
 def face_rate(world: World, images: torch.Tensor) -> float:
     """Share of images in which the world's face detector finds a face."""
-    return float(np.mean([world.face_detector.box(image) is not None for image in to_pil(images)]))
+    return float(np.mean(faces_found(world, images)))
+
+
+def faces_found(world: World, images: torch.Tensor) -> list[float]:
+    """Per image, 1 where the world's face detector finds a face in it, else 0."""
+    return [float(world.face_detector.box(image) is not None) for image in to_pil(images)]
 
 
 @torch.no_grad()
-def attribute_agreement(world: World, samples: torch.Tensor, reference: torch.Tensor) -> float:
-    """Mean share of identity attributes (hair colour and style, skin, glasses, beard) on which the evaluator reads
-    the sample as it reads the reference; hair colour is skipped when the reference is read as bald."""
+def realism_of(world: World, images: torch.Tensor) -> list[float]:
+    """Per image, the evaluator's probability of its most probable class: how clearly the world's evaluator
+    recognises one of its faces (docs/methods.md, Presets, realism)."""
+    return probabilities(world.evaluator, images).max(1).values.tolist()
+
+
+@torch.no_grad()
+def attribute_agreement(world: World, samples: torch.Tensor, reference: torch.Tensor) -> list[float]:
+    """Per sample, the share of identity attributes (hair colour and style, skin, glasses, beard) on which the
+    evaluator reads it as it reads the reference; hair colour is skipped when the reference is read as bald."""
     columns = [list(ATTRIBUTES).index(name) for name in IDENTITY_ATTRIBUTES]
     ours, theirs = world.evaluator.attributes(samples)[:, columns], world.evaluator.attributes(reference[None])[:, columns]
     counted = torch.ones_like(theirs, dtype=torch.bool).expand_as(ours).clone()
     if int(theirs[0, IDENTITY_ATTRIBUTES.index("hair_style")]) == HAIR_STYLES.index("none"):
         counted[:, IDENTITY_ATTRIBUTES.index("hair_colour")] = False
-    return float(((ours == theirs) & counted).sum() / counted.sum())
+    return (((ours == theirs) & counted).sum(1) / counted.sum(1)).tolist()
+
+
+def per_sample(world: World, task: str, result, reference) -> dict[str, list[float]]:
+    """The per-sample figures of one run: the tab's metric and what the world's own networks judge (realism, face
+    found; face: attribute agreement; style: pattern agreement)."""
+    found = {"metric": list(result.metric), "realism": realism_of(world, result.images), "face": faces_found(world, result.images)}
+    if task == "face":
+        found["attribute_agreement"] = attribute_agreement(world, result.images, to_tensor(reference)[0])
+    if task == "control":
+        found["metric"] = edge_f1(result.images, canny(to_tensor(reference))).tolist()
+    return found | result.extra_metrics
+
+
+def guided_rows(world: World, task: str, methods: tuple[str, ...], references: list, plan: Plan, samples: int,
+                strength: float | None = None, **overrides) -> list[dict]:  # fmt: skip
+    """Each method on every reference (`samples` images each, seed k for reference k): a row with the per-sample
+    figures (`per_sample`, under "values") and their means under the world suite's names."""
+    rows = []
+    for method in methods:
+        results, values = [], {}
+        for k, reference in enumerate(references):
+            result = task_results(world, task, method, reference, samples, plan, k, strength, **overrides)
+            results.append(result)
+            for name, figures in per_sample(world, task, result, reference).items():
+                values.setdefault(name, []).extend(figures)
+        row = {"bar": f"{task} guidance", "task": task, "method": method, **timing(results), "n": len(values["metric"])}
+        means = {name: statistics.fmean(figures) for name, figures in values.items()}
+        row |= {METRIC_KEYS[task]: means.pop("metric"), "face_rate": means.pop("face")} | means
+        rows.append(row | {"values": values, "options": results[0].options})
+    return rows
+
+
+METRIC_KEYS = {"face": "id_distance", "style": "style_distance", "control": "edge_f1"}
 
 
 def face_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHODS, **overrides) -> list[dict]:
     """Each method at the face tab's preset (with `overrides`) on held-out reference renders, scored by attribute
     agreement."""
-    references = renders(plan.face_references, FACE_SEED)[0]
-    rows = []
-    for method in methods:
-        results, agreements = [], []
-        for k, reference in enumerate(references):
-            result = task_results(world, "face", method, to_pil(reference[None])[0], plan.face_seeds, plan, k, **overrides)
-            results.append(result)
-            agreements.append(attribute_agreement(world, result.images, reference))
-        images = images_of(results)
-        rows.append({
-            "bar": "face guidance", "task": "face", "method": method, **timing(results),
-            "attribute_agreement": statistics.fmean(agreements), "face_rate": face_rate(world, images),
-            "id_distance": statistics.fmean(v for r in results for v in r.metric), "n": len(images),
-        })  # fmt: skip
-    return rows
+    references = to_pil(renders(plan.face_references, FACE_SEED)[0])
+    return guided_rows(world, "face", methods, references, plan, plan.face_seeds, **overrides)
 
 
 def style_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHODS, **overrides) -> list[dict]:
-    """Each method at the style tab's preset (with `overrides`); style_ratio: its style distance over the unguided
-    sample's (same seeds; "plain" must come first in `methods`)."""
+    """Each method at the style tab's preset (with `overrides`) on the plan's style references; style_ratio: its
+    style distance over the first method's (plain, where it comes first: the same references and seeds)."""
     from guidance.worlds.embedded.examples import style_references
 
-    references = style_references(plan.style_references)
-    rows, unguided = [], None
-    for method in methods:
-        results = [task_results(world, "style", method, image, 1, plan, k, **overrides) for k, image in enumerate(references)]
-        distance = statistics.fmean(v for r in results for v in r.metric)
-        unguided = distance if method == "plain" else unguided
-        rows.append({
-            "bar": "style guidance", "task": "style", "method": method, **timing(results), "style_distance": distance,
-            "style_ratio": distance / unguided, "face_rate": face_rate(world, images_of(results)), "n": len(results),
-        })  # fmt: skip
+    references = style_references(plan.style_references, plan.style_first)
+    rows = guided_rows(world, "style", methods, references, plan, plan.style_seeds, **overrides)
+    for row in rows:
+        row["style_ratio"] = row["style_distance"] / rows[0]["style_distance"]
     return rows
 
 
 def control_rows(world: World, plan: Plan, methods: tuple[str, ...] = ("plain", "figd"), **overrides) -> list[dict]:
-    """The ControlNet alone (plain) and with FIGD's edge energy (preset with `overrides`), on Canny maps of held-out
+    """The ControlNet alone (plain) and with an edge energy (preset with `overrides`), on Canny maps of held-out
     renders."""
     if not world.backbone.has_controlnet:
         raise MethodConfigError("this world has no ControlNet (assets/world/controlnet)")
-    pixels = renders(plan.control_maps, CONTROL_SEED)[0]
-    sources, maps = to_pil(pixels), canny(pixels)
+    sources = to_pil(renders(plan.control_maps, CONTROL_SEED)[0])
+    return guided_rows(world, "control", methods, sources, plan, 1, **overrides)
+
+
+def example_goals(rows: list[dict]) -> list[dict]:
+    """On each energy tab's examples: every guided method moves the tab's metric at least 60% as far from plain
+    sampling as FreeDoM does (the ratio of mean gains, bootstrapped over the same examples and seeds), and on Style
+    the reference's pattern is drawn in at least 0.8 of the samples (pattern agreement)."""
+    found = []
+    for task in EXAMPLE_TASKS:
+        tab = {r["method"]: r["values"] for r in rows if r["bar"] == "examples" and r["task"] == task}
+        plain, freedom = tab["plain"]["metric"], tab["freedom"]["metric"]
+        for method, values in tab.items():
+            if method == "plain":
+                continue
+            if task == "style":
+                found.append(goal(f"style examples, {method}: pattern agreement", ">= 0.8", samples=values["pattern_agreement"],
+                                  bar=0.8, higher_is_better=True))  # fmt: skip
+            if method != "freedom":
+                triples = list(zip(values["metric"], plain, freedom))
+                found.append(goal(f"{task} examples, {method}: metric gain over plain vs FreeDoM's", ">= 0.6x", unit="x",
+                                  samples=triples, bar=0.6, higher_is_better=True, statistic=gain_ratio))  # fmt: skip
+    return found
+
+
+def gain_ratio(triples: np.ndarray) -> float:
+    """(mean of a method's metric - plain's) / (FreeDoM's - plain's), over rows (method, plain, FreeDoM)."""
+    method, plain, freedom = triples.mean(0)
+    return float((method - plain) / (freedom - plain)) if freedom != plain else float("nan")
+
+
+def example_rows(world: World, plan: Plan) -> list[dict]:
+    """Every method of each energy tab on the tab's own examples (the app's first inputs), `plan.example_seeds`
+    samples each, at each method's own preset (strength 1): what a person sees in the app."""
     rows = []
-    for method in methods:
-        results = [task_results(world, "control", method, image, 1, plan, k, **overrides) for k, image in enumerate(sources)]
-        images = images_of(results)
-        rows.append({
-            "bar": "control", "task": "control", "method": method, **timing(results),
-            "edge_f1": float(edge_f1(images, maps).mean()), "face_rate": face_rate(world, images), "n": len(images),
-        })  # fmt: skip
+    for task in EXAMPLE_TASKS:
+        tab = spec(task)
+        references = [Image.open(example[0]).convert("RGB") for example in tab.examples if example[1:] in (("",), ("canny", "none"))]
+        methods = ("plain", *EXAMPLE_METHODS)
+        for row in guided_rows(world, task, methods, references, plan, plan.example_seeds, strength=1.0):
+            rows.append(row | {"bar": "examples"})
     return rows
 
 
@@ -242,6 +313,24 @@ def verification_row(world: World, plan: Plan) -> dict:
     same = (ids[:, None] == ids[None, :]).numpy()[upper]
     row = {"bar": "face verification", "task": "face", "method": "verification", "roc_auc": roc_auc(-distances, same)}
     return row | {"n": len(ids), "identities": len(ids.unique())}
+
+
+@torch.no_grad()
+def ranking_row(world: World, plan: Plan) -> dict:
+    """How well the style energy sees patterns: for each style example, the ROC-AUC of -E (its Gram distance) at
+    telling held-out renders with the reference's background pattern (as rendered) from the others."""
+    from guidance.tasks import reference_energy
+    from guidance.worlds.embedded.dataset import BG_PATTERNS, make_dataset
+
+    images, _, _, attributes = make_dataset(plan.ranking_renders, seed=STYLE_SEED, split="heldout")
+    pixels, background = pixels_from_uint8(images), attributes[:, list(ATTRIBUTES).index("background")]
+    aucs = {}
+    for example in spec("style").examples:
+        kind = Path(example[0]).stem.removeprefix("style_")
+        energy = reference_energy(world, "style", Image.open(example[0]).convert("RGB"), {})
+        distances = torch.cat([energy(chunk.to(world.backbone.device)).cpu() for chunk in pixels.split(100)]).numpy()
+        aucs[kind] = roc_auc(-distances, background == BG_PATTERNS.index(kind))
+    return {"bar": "style ranking", "task": "style", "method": "ranking", "auc": aucs, "n": len(pixels)}
 
 
 def speed_row(world: World, plan: Plan) -> dict:

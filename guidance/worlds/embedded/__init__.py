@@ -5,6 +5,7 @@ method runs on a laptop CPU in seconds. Rebuild the assets with `python -m guida
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -16,13 +17,18 @@ from ..base import World, for_inference
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets" / "world"
 LABEL_EMBEDDING = "label_embedding.safetensors"
+STYLE_STAGES = 2  # the style features: the style net's stem and both its stages
+STYLE_ANGLES = tuple(k * math.pi / 4 for k in range(4))  # read at the renderer's four pattern orientations
 FILES = {  # every asset's name under ASSETS, for the loader and the trainer
     "vae": "vae", "unet": "unet", "guide_unet": "guide_unet", "controlnet": "controlnet", "scheduler": "scheduler",
     "classifier": "classifier.safetensors", "evaluator": "evaluator.safetensors",
     "face_embedder": "face_embedder.safetensors", "face_detector": "face_detector.safetensors",
-    "tiny_decoder": "tiny_decoder",
+    "style_net": "style_net.safetensors", "tiny_decoder": "tiny_decoder",
 }  # fmt: skip
-NET_CLASSES = {"classifier": "Classifier", "evaluator": "AttributeEvaluator", "face_embedder": "FaceEmbedder", "face_detector": "FaceDetectorNet"}
+NET_CLASSES = {
+    "classifier": "Classifier", "evaluator": "AttributeEvaluator", "face_embedder": "FaceEmbedder", "face_detector": "FaceDetectorNet",
+    "style_net": "StyleNet",
+}  # fmt: skip
 REQUIRED = (
     f"{FILES['vae']}/config.json", f"{FILES['unet']}/config.json", f"{FILES['unet']}/{LABEL_EMBEDDING}",
     f"{FILES['scheduler']}/scheduler_config.json",
@@ -92,7 +98,8 @@ def _load(path: Path, device: str | torch.device) -> World:
         backbone=backbone,
         face_detector=FaceDetector(nets["face_detector"]),
         face_embedder=nets["face_embedder"],
-        style_features=StyleFeatures(nets["classifier"]).eval(),
+        style_features=StyleFeatures(nets["style_net"].trunk, STYLE_STAGES, STYLE_ANGLES).eval(),
         classifier=nets["classifier"],
         evaluator=nets["evaluator"],
+        pattern_judge=nets["evaluator"].background,
     )

@@ -274,6 +274,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "clothing": CLOTH_TEXTURES,
 }
 IDENTITY_ATTRIBUTES = ("hair_colour", "hair_style", "skin", "glasses", "beard")  # who it is; the rest is nuisance
+STYLE_ATTRIBUTES = ("background", "clothing")  # the patterns and textures a style reference can carry
 UNSEEN = -1  # an attribute that the picture does not show: the hair colour of a bald person
 
 

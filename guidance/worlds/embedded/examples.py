@@ -32,11 +32,12 @@ def style_reference(kind: str, colours: tuple, period: float, angle: float, size
     return canvas.reduce(SUPERSAMPLE)
 
 
-def style_references(n: int) -> list[Image.Image]:
-    """n style references cycling through the kinds, colour pairs, periods and angles (deterministic)."""
+def style_references(n: int, first: int = 0) -> list[Image.Image]:
+    """n style references cycling through the kinds, colour pairs, periods and angles (deterministic), from the
+    `first`-th on: the app's examples are the first three, so first >= 3 gives references held out from them."""
     return [
         style_reference(STYLE_KINDS[k % 3], STYLE_COLOURS[(k // 3 + k) % 3], 9.0 + 2 * (k % 4), (k % 2) * math.pi / 4)
-        for k in range(n)
+        for k in range(first, first + n)
     ]
 
 

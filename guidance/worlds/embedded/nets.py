@@ -1,4 +1,4 @@
-"""Small CNNs of the embedded world: guide classifier, attribute evaluator, face embedder, face detector, style features.
+"""Small CNNs of the embedded world: guide classifier, attribute evaluator, face embedder, face detector, style net.
 
 Every network takes pixels (B, 3, 64, 64) in [-1, 1] (other sizes are resized to 64). Each is saved as
 one safetensors file whose metadata holds its constructor arguments (`save_net` / `load_net`).
@@ -6,6 +6,7 @@ one safetensors file whose metadata holds its constructor arguments (`save_net` 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 
 from conditions.images import pixels_from_uint8
 
-from .dataset import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES
+from .dataset import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES, STYLE_ATTRIBUTES
 
 SIZE = 64
 
@@ -116,6 +117,10 @@ class AttributeEvaluator(nn.Module):
         _, heads = self.all_logits(images)
         return torch.stack([heads[name].argmax(1) for name in ATTRIBUTES], 1)
 
+    def background(self, images: Tensor) -> Tensor:
+        """(B,) index of the background pattern it reads (ATTRIBUTES["background"]): the world's PatternJudge."""
+        return self.attribute_heads["background"](self.features(images)).argmax(1)
+
 
 class FaceEmbedder(nn.Module):
     """Identity embedding of a face crop (conditions.face.FaceEmbedder): L2-normalised (B, dim) vectors.
@@ -182,18 +187,49 @@ class FaceDetector:
         return (0.0, 0.0, 1.0, 1.0) if self.probability(image) > self.threshold else None
 
 
-class StyleFeatures(nn.Module):
-    """conditions.style.StyleFeatures: the guide Classifier's stem and first `stages` stages as tokens.
-
-    Images are resized to 64, so the token count (B, N, C) is fixed: N = (64 / 2**stages)**2.
+class StyleNet(nn.Module):
+    """The network behind the style features: a ConvTrunk trained to name the background pattern and the clothing
+    texture (STYLE_ATTRIBUTES) of renders and of full-frame textures under random colours, so that its early
+    features respond to pattern and texture rather than to colour or identity. It guides; the evaluator measures.
     """
 
-    def __init__(self, classifier: Classifier, stages: int = 1):
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64)):
         super().__init__()
-        self.trunk, self.stages = classifier.trunk, stages
+        self.config = {"widths": list(widths)}
+        self.trunk = ConvTrunk(tuple(widths))
+        self.heads = nn.ModuleDict({name: nn.Linear(widths[-1], len(ATTRIBUTES[name])) for name in STYLE_ATTRIBUTES})
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        """Logits of each of STYLE_ATTRIBUTES (training and checks; guidance reads `StyleFeatures`)."""
+        pooled = self.trunk(images).mean((2, 3))
+        return {name: head(pooled) for name, head in self.heads.items()}
+
+
+class StyleFeatures(nn.Module):
+    """conditions.style.StyleFeatures: a trunk's stem and first `stages` stages as tokens (B, N, C), read from the
+    picture turned by each of `angles` (radians), the tokens of every turn concatenated.
+
+    The Gram of the concatenation is the sum of the turns' Grams, so a pattern counts alike at each of those
+    orientations (docs/methods.md, Style, the embedded world's features). Images are resized to 64 and turned about
+    their centre with reflected borders, so the token count is fixed: N = len(angles) * (64 / 2**stages)**2.
+    """
+
+    def __init__(self, trunk: ConvTrunk, stages: int = 1, angles: tuple[float, ...] = (0.0,)):
+        super().__init__()
+        self.trunk, self.stages, self.angles = trunk, stages, angles
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.trunk(images, self.stages).flatten(2).transpose(1, 2)
+        images = _fit(images)
+        turns = [images if angle == 0 else rotate(images, angle) for angle in self.angles]
+        return torch.cat([self.trunk(turn, self.stages).flatten(2).transpose(1, 2) for turn in turns], 1)
+
+
+def rotate(images: Tensor, angle: float) -> Tensor:
+    """Pixels turned by `angle` radians about their centre (bilinear, reflected borders); differentiable."""
+    c, s = math.cos(angle), math.sin(angle)
+    theta = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=images.dtype, device=images.device).expand(len(images), 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def save_net(net: nn.Module, path: str | Path) -> None:
@@ -202,7 +238,7 @@ def save_net(net: nn.Module, path: str | Path) -> None:
     save_file(state, str(path), metadata={"class": type(net).__name__, "config": json.dumps(net.config)})
 
 
-NETS = {cls.__name__: cls for cls in (Classifier, AttributeEvaluator, FaceEmbedder, FaceDetectorNet)}
+NETS = {cls.__name__: cls for cls in (Classifier, AttributeEvaluator, FaceEmbedder, FaceDetectorNet, StyleNet)}
 
 
 def load_net(path: str | Path, device: str | torch.device = "cpu", expected: str | None = None) -> nn.Module:

@@ -5,8 +5,8 @@ the workdir; `vae` trains the autoencoder and caches the training latents; `deco
 them with the encoder frozen; `evaluator` trains the metrics-only
 attribute evaluator; `denoiser` the class-conditional UNet (EMA snapshots kept); `guide` picks the Autoguidance
 guide among the snapshots; `controlnet` trains a Canny ControlNet; `estimates` caches decoded clean estimates x0_hat
-of noised training latents, which the guiding networks (classifier, face embedder, detector) learn to read. Each
-model stage trains with training.train_loop and writes its weights under the output folder.
+of noised training latents, which the guiding networks (classifier, face embedder, detector) learn to read; `style`
+trains the network whose early features the style energy reads. Each model stage trains with training.train_loop and writes its weights under the output folder.
 """
 from __future__ import annotations
 
@@ -27,12 +27,16 @@ from torch import Tensor, nn
 from conditions.images import pixels_from_uint8, uint8_from_pixels
 
 from . import FILES, LABEL_EMBEDDING
-from .dataset import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES, UNSEEN, identity_from_id, make_dataset, nuisance_from_seed
-from .nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, save_net
+from .dataset import (
+    ATTRIBUTES, BG_PATTERNS, CLASS_NAMES, IDENTITY_ATTRIBUTES, STYLE_ATTRIBUTES, UNSEEN, identity_from_id, make_dataset,
+    nuisance_from_seed,
+)  # fmt: skip
+from .examples import style_reference
+from .nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, StyleNet, save_net
 from .render import SUPERSAMPLE, _draw_body, _Pen, _pattern, _relight
 from .training import EMA, Loop, save_half, train_loop
 
-STAGES = ("data", "vae", "decoder", "evaluator", "denoiser", "guide", "controlnet", "estimates", "classifier", "face", "detector")
+STAGES = ("data", "vae", "decoder", "evaluator", "denoiser", "guide", "controlnet", "estimates", "classifier", "face", "detector", "style")
 NULL_LABEL = len(CLASS_NAMES)
 # Stable Diffusion 1.5's noise schedule (scaled-linear betas 0.00085..0.012), no x0 clipping in latent space.
 SCHEDULE = {
@@ -84,6 +88,7 @@ class Config:
     classifier: Loop
     face: Loop
     detector: Loop
+    style: Loop
     vae_net: dict = field(default_factory=lambda: _vae_config((16, 32, 64), 8, 8))
     unet: dict = field(default_factory=lambda: _unet_config((48, 96, 144), 128, 4, 16, 16, 8))
     prediction_type: str = "v_prediction"
@@ -94,6 +99,8 @@ class Config:
     face_widths: tuple[int, ...] = (16, 32, 64, 128)
     face_adversarial: float = 0.0  # L2 radius of the face embedder's adversarial training inputs ([-1, 1] pixels); 0: off
     detector_widths: tuple[int, ...] = (16, 32, 64)
+    style_widths: tuple[int, ...] = (16, 32, 64)
+    n_textures: int = 4000  # full-frame textures beside the renders in the style net's training
     label_dropout: float = 0.12
     ema_decay: float = 0.999
     control_channels: tuple[int, ...] = (16, 32, 64)
@@ -115,10 +122,11 @@ def _loops() -> dict[str, Loop]:
         "classifier": Loop(4000, 64, 2e-3, 1, time_budget_s=300),
         "face": Loop(6000, 64, 2e-3, 3, time_budget_s=720),  # adversarial inputs: 3 passes a step
         "detector": Loop(2000, 64, 2e-3, 4, time_budget_s=180),
+        "style": Loop(600, 64, 2e-3, 10, time_budget_s=1200),
     }
 
 
-GPU_BUDGETS = {"vae": 90, "decoder": 60, "evaluator": 30, "denoiser": 360, "controlnet": 90, "classifier": 40, "face": 50, "detector": 20}
+GPU_BUDGETS = {"vae": 90, "decoder": 60, "evaluator": 30, "denoiser": 360, "controlnet": 90, "classifier": 40, "face": 50, "detector": 20, "style": 30}
 FULL = Config(n_train=30000, n_val=1000, n_face=24000, face_ids_per_class=200, n_face_val=1000, n_negatives=8000,
               n_estimates=8000, face_adversarial=2.0, **_loops())  # fmt: skip
 CONFIGS = {
@@ -130,9 +138,10 @@ CONFIGS = {
     "smoke": Config(
         n_train=120, n_val=40, n_face=80, face_ids_per_class=2, n_face_val=40, n_negatives=40, n_estimates=32,
         vae=Loop(3, 8, 1e-3, 8), decoder=Loop(2, 8, 1e-3, 9), evaluator=Loop(3, 8, 1e-3, 2), denoiser=Loop(8, 4, 1e-3, 5, checkpoint_every=2, snapshot_every=2),
-        controlnet=Loop(2, 4, 1e-3, 7), classifier=Loop(3, 8, 1e-3, 1), face=Loop(3, 8, 1e-3, 3), detector=Loop(3, 8, 1e-3, 4),
+        controlnet=Loop(2, 4, 1e-3, 7), classifier=Loop(3, 8, 1e-3, 1), face=Loop(3, 8, 1e-3, 3), detector=Loop(3, 8, 1e-3, 4), style=Loop(3, 8, 1e-3, 10),
         vae_net=_vae_config((8, 16, 16), 4, 4), unet=_unet_config((8, 16), 16, 1, 4, 16, 4),
-        classifier_widths=(8, 16), evaluator_widths=(8, 16), face_widths=(8, 16), detector_widths=(8, 16),
+        classifier_widths=(8, 16), evaluator_widths=(8, 16), face_widths=(8, 16), detector_widths=(8, 16), style_widths=(8, 16, 16),
+        n_textures=16,
         control_channels=(4, 8, 8), face_adversarial=2.0,
     ),
 }
@@ -535,6 +544,58 @@ def stage_detector(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     return entry
 
 
+def textures(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n full-frame two-colour textures (uint8, 64 px) of random kind, colours, period and angle, and their kinds
+    (indices of BG_PATTERNS): what a style reference looks like."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.integers(len(BG_PATTERNS), size=n)
+    images = [
+        np.asarray(style_reference(BG_PATTERNS[k], tuple(tuple(int(c) for c in rng.integers(0, 256, 3)) for _ in range(2)),
+                                   float(rng.uniform(7.0, 15.0)), float(rng.choice([0.0, 0.25, 0.5, 0.75]) * math.pi), size=64))
+        for k in kinds
+    ]  # fmt: skip
+    return np.stack(images), kinds
+
+
+def recolour(images: Tensor, g: torch.Generator) -> Tensor:
+    """Per sample: the colour channels in random order, each inverted with probability 1/2 and scaled by a random
+    gain, so that a pattern is told apart by its shape, not its colours."""
+    b = images.shape[0]
+    order = torch.stack([torch.randperm(3, generator=g) for _ in range(b)])
+    mixed = images.gather(1, order.view(b, 3, 1, 1).expand_as(images))
+    sign = torch.where(torch.rand(b, 3, generator=g) < 0.5, -1.0, 1.0)
+    gain = 0.6 + 0.4 * torch.rand(b, 3, generator=g)
+    return (mixed * (sign * gain).view(b, 3, 1, 1)).clamp(-1, 1)
+
+
+def stage_style(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
+    """The style net: background pattern and clothing texture of renders (blur and noise augmented) and background
+    pattern of full-frame textures (a quarter of each batch), every input recoloured at random (`recolour`)."""
+    loop = cfg.style
+    torch.manual_seed(loop.seed)
+    images, attributes = load(work, "train_images"), torch.from_numpy(np.array(load(work, "train_attributes")))
+    columns = [list(ATTRIBUTES).index(name) for name in STYLE_ATTRIBUTES]
+    frames, kinds = textures(cfg.n_textures, loop.seed)
+    frame_targets = torch.full((len(kinds), len(columns)), UNSEEN)
+    frame_targets[:, STYLE_ATTRIBUTES.index("background")] = torch.from_numpy(kinds)
+    net = StyleNet(cfg.style_widths).to(cfg.device)
+    quarter = loop.batch // 4
+
+    def loss_fn(step: int, g: torch.Generator) -> Tensor:
+        idx = torch.randint(len(images), (loop.batch - quarter,), generator=g).numpy()
+        pick = torch.randint(len(frames), (quarter,), generator=g).numpy()
+        renders_ = degrade(pixels_from_uint8(images[idx]), g, max_sigma=2.0, max_noise=0.2, p=0.5)
+        x = recolour(flip(torch.cat([renders_, pixels_from_uint8(frames[pick])]), g), g)
+        targets = torch.cat([attributes[idx][:, columns], frame_targets[pick]])
+        x, targets = moved(cfg, x, targets)
+        logits = net(x)
+        return sum(F.cross_entropy(logits[name], targets[:, k], ignore_index=UNSEEN) for k, name in enumerate(STYLE_ATTRIBUTES))
+
+    entry = train_loop("style", net, loss_fn, loop, work, resume)
+    save_net(net, out / FILES["style_net"])
+    return entry
+
+
 # ----------------------------------------------------------------------------- diffusion
 
 
@@ -702,14 +763,14 @@ def stage_estimates(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 STAGE_FUNCTIONS = {
     "data": stage_data, "vae": stage_vae, "decoder": stage_decoder, "evaluator": stage_evaluator, "denoiser": stage_denoiser, "guide": stage_guide,
     "controlnet": stage_controlnet, "estimates": stage_estimates, "classifier": stage_classifier, "face": stage_face,
-    "detector": stage_detector,
+    "detector": stage_detector, "style": stage_style,
 }  # fmt: skip
 UNRECORDED = ("data", "estimates")
 PARAM_FILES = {
     "vae": [f"{FILES['vae']}/diffusion_pytorch_model.safetensors"],
     "decoder": [f"{FILES['vae']}/diffusion_pytorch_model.safetensors"],
     "evaluator": [FILES["evaluator"]], "classifier": [FILES["classifier"]], "face": [FILES["face_embedder"]],
-    "detector": [FILES["face_detector"]],
+    "detector": [FILES["face_detector"]], "style": [FILES["style_net"]],
     "denoiser": [f"{FILES['unet']}/diffusion_pytorch_model.safetensors", f"{FILES['unet']}/{LABEL_EMBEDDING}"],
     "guide": [f"{FILES['guide_unet']}/diffusion_pytorch_model.safetensors", f"{FILES['guide_unet']}/{LABEL_EMBEDDING}"],
     "controlnet": [f"{FILES['controlnet']}/diffusion_pytorch_model.safetensors"],
