@@ -216,3 +216,13 @@ class FixedBoxAt(FixedBox):
 
     def box(self, image):
         return self.fixed
+
+
+def test_style_energy_scores_pattern_agreement_where_a_judge_names_patterns():
+    """1 where the judge names the reference's pattern in a sample, 0 elsewhere; no judge, no such figure."""
+    tokens = lambda images: images.flatten(2).transpose(1, 2)  # noqa: E731
+    judge = lambda images: (images.mean((1, 2, 3)) > 0).long()  # noqa: E731 - "pattern 1" for bright pictures
+    bright = Image.new("RGB", (32, 32), (230, 230, 230))
+    samples = torch.stack([torch.full((3, 32, 32), 0.8), torch.full((3, 32, 32), -0.8), torch.full((3, 32, 32), 0.1)])
+    assert StyleEnergy(bright, tokens, judge).extra_metrics(samples)["pattern_agreement"].tolist() == [1.0, 0.0, 1.0]
+    assert StyleEnergy(bright, tokens).extra_metrics(samples) == {}

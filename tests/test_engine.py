@@ -669,3 +669,12 @@ def test_make_scheduler_keeps_evodiff_on_its_logsnr_grid_from_the_top_label():
     scheduler = make_scheduler("evodiff", DDPMScheduler(timestep_spacing="leading", steps_offset=1).config)
     scheduler.set_timesteps(10)
     assert scheduler.config.time_grid == "logsnr" and int(scheduler.timesteps[0]) == 999
+
+
+def test_dps_under_the_normalised_rule_takes_freedoms_step(tiny_sd):
+    """Why the energy tabs give DPS FreeDoM's preset strength: with the tabs' normalised rule the two steps are one."""
+    settings = Settings(scale=0.3, step_rule="normalized", cfg_scale=2.0)
+    freedom, dps = (sample(tiny_sd, build_method(name, settings), PROMPTS, steps=3, energy=reachable_target(tiny_sd)) for name in ("freedom", "dps"))
+    assert torch.equal(freedom.images, dps.images)
+    assert not torch.equal(freedom.images, sample(tiny_sd, build_method("dps", replace(settings, step_rule="constant")), PROMPTS, steps=3,
+                                                  energy=reachable_target(tiny_sd)).images)  # fmt: skip
