@@ -9,13 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..backbone import Backbone
 from ..energy import Classifier, FaceDetector, FaceEmbedder, PatternJudge, StyleFeatures
 from ..errors import WeightsUnavailableError
 
-__all__ = ["Classifier", "FaceDetector", "FaceEmbedder", "PatternJudge", "StyleFeatures", "Unavailable", "World", "for_inference", "optional"]
+__all__ = [
+    "Classifier", "FaceDetector", "FaceEmbedder", "PatternJudge", "StyleFeatures", "Unavailable", "World", "for_inference", "optional",
+    "realism",
+]  # fmt: skip
+REALISM = "the evaluator's top-class probability"  # what `realism` measures, in a label
 
 
 @dataclass
@@ -37,6 +41,25 @@ class World:
     def class_names(self) -> tuple[str, ...]:
         """The classes its classifier and evaluator tell apart (the class tasks offer these)."""
         return tuple(self.backbone.class_names or ())
+
+
+@torch.no_grad()
+def realism(world: World, images: Tensor, batch: int = 250) -> list[float]:
+    """How clearly the world's evaluator recognises each image as one of its classes (docs/methods.md, Realism).
+
+    Args:
+        world: the world whose `evaluator` (softmax class probabilities) judges the images.
+        images: (N, 3, H, W) pixels in [-1, 1].
+        batch: images per evaluator call.
+
+    Returns:
+        Per image, the evaluator's probability of its most probable class.
+    """
+    from conditions.images import module_device
+
+    device = module_device(world.evaluator)
+    probabilities = torch.cat([world.evaluator(chunk.to(device)).float().cpu() for chunk in images.split(batch)])
+    return probabilities.max(1).values.tolist()
 
 
 class Unavailable:

@@ -25,12 +25,13 @@ from guidance.errors import MethodConfigError
 from guidance.tasks import TaskRequest, preset, run_task, spec
 from guidance.worlds.embedded.dataset import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
 from guidance.worlds import World
+from guidance.worlds.base import realism as top_class_probability
 
 from ..common import (
     CONTROL_SEED, ID_SEED, Options, Rows, SuiteOutput, balanced, class_quality, generate, goal, images_of, realism,
     renders, timing, warm_up,
 )  # fmt: skip
-from ..metrics import probabilities, roc_auc
+from ..metrics import roc_auc
 
 NEEDS = ()
 FACE_SEED, STYLE_SEED = 21, 22  # make_dataset seeds of the held-out references
@@ -176,11 +177,10 @@ def faces_found(world: World, images: torch.Tensor) -> list[float]:
     return [float(world.face_detector.box(image) is not None) for image in to_pil(images)]
 
 
-@torch.no_grad()
 def realism_of(world: World, images: torch.Tensor) -> list[float]:
     """Per image, the evaluator's probability of its most probable class: how clearly the world's evaluator
-    recognises one of its faces (docs/methods.md, Presets, realism)."""
-    return probabilities(world.evaluator, images).max(1).values.tolist()
+    recognises one of its faces (guidance.worlds.base.realism; docs/methods.md, Realism)."""
+    return top_class_probability(world, images)
 
 
 @torch.no_grad()
