@@ -398,12 +398,14 @@ def sweep_request(request: TaskRequest, setting: str, value) -> TaskRequest:
     return replace(request, settings=replace(request.settings, **{setting: value}), **shared)
 
 
-def check_sweep(request: TaskRequest, setting: str, values: Sequence) -> list:
-    """The values, typed for the setting and each checked as the request's would be; MethodConfigError names what is wrong."""
+def check_sweep(request: TaskRequest, setting: str, values: Sequence, counts: tuple[int, int] = SWEEP_VALUES) -> list:
+    """The values, typed for the setting and each checked as the request's would be; MethodConfigError names what is wrong.
+
+    `counts`: the fewest and most values allowed (the app's by default; guidance.sweep bounds its cells instead)."""
     allowed = spec(request.task).sweeps
     if setting not in allowed:
         raise MethodConfigError(f"the {request.task} task sweeps one of {list(allowed)}, not {setting!r}")
-    low, high = SWEEP_VALUES
+    low, high = counts
     if not low <= len(values) <= high:
         raise MethodConfigError(f"a sweep takes {low} to {high} values, got {len(values)}")
     try:
