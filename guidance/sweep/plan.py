@@ -1,0 +1,353 @@
+"""What a sweep at scale runs: its inputs (as a command line gives them), its cells (method, value, seed), and
+every bound checked before anything runs."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from conditions.images import load_image
+
+from ..errors import MethodConfigError
+from ..methods import LIMITS, Settings, build_method
+from ..scheduler_steps import check_noise_rule
+from ..tasks import EXTRAS, GUIDED_BASES, TaskRequest, check_sweep, method_settings, parse_values, preset, spec, sweep_request
+from ..worlds import World
+
+MAX_CELLS = 4096  # cells per run unless --max-cells says more
+GRID_SEEDS = 4  # grid.png shows the first seeds of the plan
+EMBEDDED = "embedded"
+STOCHASTIC = ("ddim", "ddpm")  # the schedulers that take DDIM's eta
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One sample: a method (or solver) at one value of the setting, from one seed."""
+
+    method: str
+    value: Any
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """What names the cell among a sweep's finished cells."""
+        return json.dumps([self.method, self.value, self.seed])
+
+
+@dataclass(frozen=True)
+class SweepInputs:
+    """Everything a sweep's cells share besides their (method, value, seed), as the command line gives it.
+
+    None means the task's own: its first example's reference or control map, its condition (on Stable Diffusion its
+    prompt, or its first class), its steps and eta. `strength` None runs every method at `settings` as given; a number
+    multiplies each method's preset strength (guidance.tasks.method_settings). `settings` overrides the task's
+    preset, as (name, text) pairs (`--set name=value`).
+    """
+
+    task: str
+    world: str = EMBEDDED
+    steps: int | None = None
+    eta: float | None = None
+    condition: str | None = None
+    reference: str | None = None
+    control_map: str | None = None
+    annotator: str | None = None
+    controlnet: bool = True
+    edge_energy: bool = True
+    extra: str | None = None
+    guidance: str = "cfg"
+    strength: float | None = 1.0
+    settings: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A sweep's cells: every method at every value of `setting` from every seed, around one base request.
+
+    `inputs` (JSON-ready, files by path and content hash) and the request decide every cell together with its key;
+    `config()` is what a resumed run must share with the finished cells.
+    """
+
+    request: TaskRequest
+    setting: str
+    values: tuple
+    methods: tuple[str, ...]
+    seeds: range
+    inputs: dict = field(default_factory=dict)
+
+    def cells(self) -> list[Cell]:
+        """Every cell, seed by seed (each seed's methods and values together), so that contiguous shares cost alike."""
+        return [Cell(method, value, seed) for seed in self.seeds for method in self.methods for value in self.values]
+
+    @property
+    def grid_seeds(self) -> tuple[int, ...]:
+        """The seeds whose images grid.png shows."""
+        return tuple(self.seeds[:GRID_SEEDS])
+
+    def cell_request(self, cell: Cell) -> TaskRequest:
+        """The request of one cell: one sample of one method (or solver) at its value, from its seed."""
+        request = sweep_request(self.request, self.setting, cell.value)
+        runs = {"schedulers": [cell.method]} if spec(request.task).runs_over == "schedulers" else {"methods": [cell.method]}
+        return replace(request, samples=1, seed=cell.seed, **runs)
+
+    def config(self) -> dict:
+        """What decides every cell besides its method, value and seed, JSON-ready (the swept setting left out)."""
+        request = self.request
+        fixed = {"steps": request.steps, "eta": request.eta, "scheduler": request.scheduler, "condition": request.condition,
+                 "strength": request.strength, "settings": asdict(request.settings)}  # fmt: skip
+        fixed.pop(self.setting, None)
+        fixed["settings"].pop(self.setting, None)
+        if self.setting in ("scale", "dsg_rate"):  # a shared k or rate replaces the per-method strengths
+            fixed.pop("strength")
+        return json.loads(json.dumps({"task": request.task, "setting": self.setting, **fixed, "inputs": self.inputs}))
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_seeds(text: str) -> range:
+    """Seeds "start:stop" (stop excluded), each within guidance.methods.LIMITS["seed"].
+
+    Args:
+        text: e.g. "0:64".
+
+    Returns:
+        range(start, stop), not empty.
+    """
+    try:
+        start, stop = (int(part) for part in text.split(":"))
+    except ValueError as error:
+        raise MethodConfigError(f"seeds are start:stop, e.g. 0:64; got {text!r}") from error
+    if stop <= start:
+        raise MethodConfigError(f"seeds {text!r} name none: stop must be above start")
+    LIMITS["seed"].check("seed", start)
+    LIMITS["seed"].check("seed", stop - 1)
+    return range(start, stop)
+
+
+def parse_methods(task: str, text: str) -> tuple[str, ...]:
+    """Comma-separated methods (solvers, on a task that runs over them), each one the task offers, none twice."""
+    methods = tuple(part.strip() for part in text.split(",") if part.strip())
+    choices = spec(task).choices
+    unknown = [m for m in methods if m not in choices]
+    if not methods or unknown:
+        raise MethodConfigError(f"the {task} task offers {', '.join(choices)}; got {text!r}")
+    if len(set(methods)) < len(methods):
+        raise MethodConfigError(f"methods repeat: {text!r}")
+    return methods
+
+
+def parse_settings(task: str, pairs: tuple[tuple[str, str], ...]) -> Settings:
+    """The task's preset with `name=value` overrides, each typed as the preset's field (a window as "start,end");
+    Settings checks every value.
+
+    Args:
+        task: the task whose preset is overridden.
+        pairs: (name, text) pairs.
+
+    Returns:
+        The checked Settings.
+    """
+    base = preset(task)
+    overrides = {}
+    for name, text in pairs:
+        if not hasattr(base, name):
+            raise MethodConfigError(f"--set {name}: no such setting; known: {', '.join(asdict(base))}")
+        overrides[name] = _typed(name, text, getattr(base, name))
+    return preset(task, **overrides)
+
+
+def _typed(name: str, text: str, like: Any) -> Any:
+    """`text` as a value of the type of `like` (bool, int, float, str, or a tuple of floats)."""
+    try:
+        if isinstance(like, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+        if isinstance(like, tuple) or (like is None and "," in text):
+            return tuple(float(part) for part in text.split(","))
+        if isinstance(like, int):
+            number = float(text)
+            if not number.is_integer():
+                raise ValueError(text)
+            return int(number)
+        if isinstance(like, float):
+            return float(text)
+        return text
+    except ValueError as error:
+        raise MethodConfigError(f"--set {name}={text}: not a value like {like!r}") from error
+
+
+def setting_pairs(task: str, settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The (name, text) pairs that turn the task's preset into `settings` (what `--set` must say)."""
+    base = asdict(preset(task))
+    pairs = []
+    for name, value in asdict(settings).items():
+        if value != base[name]:
+            text = ",".join(f"{v:g}" for v in value) if isinstance(value, (tuple, list)) else _text(value)
+            pairs.append((name, text))
+    return tuple(pairs)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# ----------------------------------------------------------------------------- the base request
+
+
+def file_input(path: str | Path) -> dict:
+    """A file as the plan records it: its path and the SHA-256 of its bytes."""
+    path = Path(path)
+    if not path.is_file():
+        raise MethodConfigError(f"no such file: {path}")
+    return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def base_request(inputs: SweepInputs, class_names: tuple[str, ...] = ()) -> tuple[TaskRequest, dict]:
+    """The request every cell starts from, and the inputs as the plan records them.
+
+    Args:
+        inputs: the sweep's inputs; None fields take the task's own (its first example's files).
+        class_names: the world's classes on Stable Diffusion (a class task's default condition); () on the
+            embedded world, whose defaults are the task's.
+
+    Returns:
+        (request, recorded inputs): files by path and hash, and every other input as given.
+    """
+    task = spec(inputs.task)
+    first = dict(zip(task.example_fields, task.examples[0]))
+    request: dict[str, Any] = {
+        "task": task.name, "methods": list(task.selected), "condition": _condition(inputs, first, class_names) or None,
+        "steps": inputs.steps or int(first.get("nfe", task.steps)), "eta": task.eta if inputs.eta is None else inputs.eta,
+        "settings": parse_settings(task.name, inputs.settings), "strength": inputs.strength,
+    }  # fmt: skip
+    recorded: dict[str, Any] = {"world": inputs.world}
+    if task.runs_over == "schedulers":
+        if inputs.guidance not in GUIDED_BASES:
+            raise MethodConfigError(f"--guidance is one of {', '.join(GUIDED_BASES)}, got {inputs.guidance!r}")
+        request["methods"], recorded["guidance"] = [inputs.guidance], inputs.guidance
+    if "reference" in task.inputs:
+        reference = inputs.reference or first["reference"]
+        recorded["reference"] = file_input(reference)
+        request["reference"] = load_image(reference)
+    if "control_map" in task.inputs:
+        request |= _control(inputs, first, recorded)
+    return TaskRequest(**request), recorded
+
+
+def _condition(inputs: SweepInputs, first: dict, class_names: tuple[str, ...]) -> str:
+    """The given condition, else the task's: its example's (embedded), its prompt or first class (Stable Diffusion)."""
+    if inputs.condition is not None:
+        return inputs.condition
+    task = spec(inputs.task)
+    if not class_names:
+        return first.get("condition", task.condition)
+    return class_names[0] if task.by_class else task.sd_prompt
+
+
+def _control(inputs: SweepInputs, first: dict, recorded: dict) -> dict[str, Any]:
+    """The control task's fields: the map (a given one is a ready map unless an annotator is named), ControlNet,
+    edge energy, and a face or style on top with its reference."""
+    source = inputs.control_map or first["control_image"]
+    annotator = inputs.annotator or ("none" if inputs.control_map else first["annotator"])
+    if inputs.extra is not None and inputs.extra not in EXTRAS:
+        raise MethodConfigError(f"--extra is one of {', '.join(EXTRAS)}, got {inputs.extra!r}")
+    if inputs.extra and not inputs.reference:
+        raise MethodConfigError(f"--extra {inputs.extra} needs --reference")
+    recorded |= {"control_map": file_input(source), "annotator": annotator, "controlnet": inputs.controlnet,
+                 "edge_energy": inputs.edge_energy, "extra": inputs.extra}  # fmt: skip
+    fields = {"control_image": load_image(source), "annotator": annotator, "use_controlnet": inputs.controlnet,
+              "edge_energy": inputs.edge_energy, "extra": inputs.extra}  # fmt: skip
+    if inputs.extra:
+        recorded["reference"] = file_input(inputs.reference)
+        fields["reference"] = load_image(inputs.reference)
+    return fields
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+def plan_sweep(request: TaskRequest, setting: str, values_text: str, methods: tuple[str, ...], seeds: range,
+               max_cells: int = MAX_CELLS, inputs: dict | None = None) -> SweepPlan:  # fmt: skip
+    """A checked plan: the setting is one the task sweeps, every value lies within its bounds for every method (the
+    per-method strengths included), the seeds within theirs, and the cells number at most `max_cells`.
+
+    Args:
+        request: the base request (`base_request`).
+        setting: one of the task's sweepable settings (TaskSpec.sweeps).
+        values_text: "0.05,0.1,0.2" or "start:stop:count" (guidance.tasks.parse_values).
+        methods: the methods (or solvers) to run, each one the task offers.
+        seeds: the seeds of every (method, value).
+        max_cells: the most cells allowed.
+        inputs: the recorded inputs (`base_request`).
+
+    Returns:
+        The plan. Raises MethodConfigError naming what is wrong.
+    """
+    if not 1 <= max_cells:
+        raise MethodConfigError(f"--max-cells must be at least 1, got {max_cells}")
+    values = tuple(check_sweep(request, setting, parse_values(setting, values_text), counts=(1, max_cells)))
+    count = len(methods) * len(values) * len(seeds)
+    if count > max_cells:
+        raise MethodConfigError(f"{len(methods)} methods x {len(values)} values x {len(seeds)} seeds = {count} cells; "
+                                f"at most {max_cells} per run (--max-cells raises it)")  # fmt: skip
+    plan = SweepPlan(request, setting, values, tuple(methods), seeds, inputs or {})
+    for method in methods:
+        for value in values:
+            current = plan.cell_request(Cell(method, value, seeds[0]))
+            method_settings(current, current.methods[0])  # the product of a strength and a preset, checked
+    return plan
+
+
+def check_plan(world: World, plan: SweepPlan) -> None:
+    """Every (method, value) builds on `world` and can run with its scheduler and eta, as `sample` would check."""
+    for method in plan.methods:
+        for value in plan.values:
+            request = plan.cell_request(Cell(method, value, plan.seeds[0]))
+            name = request.methods[0]
+            scheduler = request.schedulers[0] if spec(request.task).runs_over == "schedulers" else request.scheduler
+            settings = method_settings(request, name)
+            eta = request.eta if scheduler in STOCHASTIC else 0.0
+            build_method(name, settings, world.classifier).check(scheduler, eta)
+            check_noise_rule(settings.noise_rule, scheduler, eta)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def sweep_command(inputs: SweepInputs, setting: str, values_text: str, methods: tuple[str, ...], seeds: range,
+                  out: str, launcher: str = "python -m guidance.sweep") -> str:  # fmt: skip
+    """The command line that runs this sweep: every input that differs from the task's own, spelled out.
+
+    Args:
+        inputs: the sweep's inputs.
+        setting, values_text, methods, seeds: what it sweeps, over which methods and seeds.
+        out: its folder.
+        launcher: what runs the module (`accelerate launch -m guidance.sweep` on several processes).
+
+    Returns:
+        A shell-quoted command line.
+    """
+    words = [inputs.task, "--methods", ",".join(methods), "--setting", setting, "--values", values_text,
+             "--seeds", f"{seeds.start}:{seeds.stop}"]  # fmt: skip
+    for flag, value in (("--steps", inputs.steps), ("--eta", inputs.eta), ("--condition", inputs.condition),
+                        ("--reference", inputs.reference), ("--control-map", inputs.control_map),
+                        ("--annotator", inputs.annotator), ("--extra", inputs.extra)):  # fmt: skip
+        if value is not None:
+            words += [flag, _text(value)]
+    if spec(inputs.task).runs_over == "schedulers":
+        words += ["--guidance", inputs.guidance]
+    if inputs.strength != 1.0:
+        words += ["--strength", "none" if inputs.strength is None else _text(inputs.strength)]
+    words += [] if inputs.controlnet else ["--no-controlnet"]
+    words += [] if inputs.edge_energy else ["--no-edge-energy"]
+    for name, text in inputs.settings:
+        words += ["--set", f"{name}={text}"]
+    words += [] if inputs.world == EMBEDDED else ["--world", inputs.world]
+    return f"{launcher} {shlex.join([*words, '--out', out])}"
