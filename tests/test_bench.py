@@ -327,3 +327,44 @@ def test_tiny_decoder_is_distilled_saved_in_fp16_and_loaded_with_the_world(tiny_
     latents = torch.randn((2, *backbone.sample_shape))
     with torch.no_grad():
         assert backbone.guidance_decode(latents, tiny=True).shape == backbone.decode(latents).shape == (2, 3, 64, 64)
+
+
+TIMES = {"seconds_per_image", "cpu_seconds_per_image", "ms_per_step", "peak_mem_mb"}  # a row's timings
+RUN = {"machine", "created", "wall_seconds", "command", "processes", "images"}  # how a run went, and where it wrote
+
+
+def test_solvers_from_two_processes_give_the_json_and_grid_of_one(tiny_world_path, tmp_path, monkeypatch):
+    """torchrun on gloo: the batches are shared, rank 0 writes; the figures equal one process's, timings aside."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tiny_suite
+
+    for module, plan in tiny_suite.PLANS.items():
+        monkeypatch.setitem(module.PLANS, "quick", plan)
+    common = ["solvers", "--quick", "--world", str(tiny_world_path), "--threads", "1"]
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main([*common, "--json", str(tmp_path / "one.json"), "--grid", str(tmp_path / "one.png")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    script = Path(tiny_suite.__file__)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), str(script),
+               *common, "--json", str(tmp_path / "two.json"), "--grid", str(tmp_path / "two.png")]  # fmt: skip
+    done = subprocess.run(command, cwd=script.parents[1], capture_output=True, text=True, timeout=240, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("one", "two"))
+    assert (one["processes"], two["processes"]) == (1, 2) and done.stdout.count("json: ") == 1  # rank 0 alone reports
+    without = lambda data: {k: v for k, v in data.items() if k not in RUN} | {"rows": [{k: v for k, v in r.items() if k not in TIMES} for r in data["rows"]]}  # noqa: E731
+    assert without(one) == without(two)
+    assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

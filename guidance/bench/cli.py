@@ -12,6 +12,10 @@ minutes on 2 CPU cores for the embedded world); sd15-random is the SD 1.5 archit
 --plan picks one of a suite's named plans instead of --quick's or the full one (profile: figd-sd, FIGD against
 FreeDoM per step on sd15-random with the full VAE and the tiny decoder). On a CPU that other processes share, set OMP_WAIT_POLICY=PASSIVE in the environment: spinning OpenMP
 threads then stop stalling each other (it must be set before Python starts; the JSON records it).
+
+Several processes (`accelerate launch --num_processes N -m guidance.bench SUITE ...`, or torchrun) share the samples
+of world, solvers, gfcg and dsg: each samples its share on its own device, every process gets every result, and the
+main process writes the JSON (its `processes` says how many), whose figures equal one process's (timings aside).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from guidance import distributed
 from guidance.errors import GuidanceError
 
 from . import loading, report
@@ -65,7 +70,7 @@ def document(
     return {
         "suite": suite, "backbone": opts.backbone, "device": opts.device, "machine": machine,
         "quick": opts.quick, "plan": opts.plan_name, "image_size": image_size, "command": command(argv),
-        "created": datetime.datetime.now().isoformat(timespec="seconds"), "wall_seconds": seconds,
+        "processes": distributed.processes(), "created": datetime.datetime.now().isoformat(timespec="seconds"), "wall_seconds": seconds,
         "config": output.config, "goals": output.goals, "notes": notes, "images": output.images, "rows": output.rows,
     }  # fmt: skip
 
@@ -99,13 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["report"]:
         return report.main(argv[1:])
     args = parser().parse_args(argv)
+    distributed.state()  # under accelerate launch or torchrun: the process group, and this process's GPU
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         data = run(args, argv)
     except (BenchUnavailable, GuidanceError) as error:
-        print(f"guidance.bench {args.suite}: {error}", file=sys.stderr)
+        if distributed.is_main():
+            print(f"guidance.bench {args.suite}: {error}", file=sys.stderr)
         return 2
+    if not distributed.is_main():  # the main process writes what every process computed together
+        return 0
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(data, indent=1) + "\n")
     print(report.describe(data), report.table(data["rows"]), sep="\n\n")

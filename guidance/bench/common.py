@@ -20,6 +20,7 @@ from PIL import Image
 from torch import Tensor
 
 from conditions.images import pixels_from_uint8, to_pil
+from guidance import distributed
 from guidance.energy import Energy
 from guidance.methods import Settings, build_method
 from guidance.sampling import SamplingResult, sample
@@ -83,8 +84,9 @@ class SuiteOutput:
 
 
 def progress(message: str) -> None:
-    """A progress line on stderr (stdout carries the results table)."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    """A progress line on stderr (stdout carries the results table), from the main process."""
+    if distributed.is_main():
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class Rows(list):
@@ -192,23 +194,27 @@ def balanced(class_names: Sequence[str], n: int) -> list[str]:
 def generate(
     world: World, method: str, conditions: Sequence[str | None], *, steps: int, settings: Settings | None = None,
     scheduler: str = "ddim", eta: float = 0.0, seed: int = 0, batch: int = 16, control: Tensor | None = None,
-    energy: Energy | None = None,
+    energy: Energy | None = None, shard: bool = True,
 ) -> list[SamplingResult]:  # fmt: skip
-    """Samples for many conditions in batches (batch k uses seed + k); `control`: (N, 3, H, W) maps in [0, 1]."""
+    """Samples for many conditions in batches (batch k uses seed + k); `control`: (N, 3, H, W) maps in [0, 1].
+
+    Under `accelerate launch` (or torchrun) the batches are shared across the processes (`shard`; every process must
+    call it alike) and every process gets every batch's result, the same as one process computes."""
     guidance = build_method(method, settings, world.classifier)
-    results = []
-    for k, start in enumerate(range(0, len(conditions), batch)):
+
+    def run(batch_start: tuple[int, int]) -> SamplingResult:
+        k, start = batch_start
         maps = None if control is None else world.backbone.prepare_control(control[start : start + batch])
         chunk = list(conditions[start : start + batch])
-        results.append(sample(
-            world.backbone, guidance, chunk, steps=steps, scheduler=scheduler, eta=eta, seed=seed + k, control=maps, energy=energy,
-        ))  # fmt: skip
-    return results
+        return sample(world.backbone, guidance, chunk, steps=steps, scheduler=scheduler, eta=eta, seed=seed + k, control=maps, energy=energy)
+
+    batches = list(enumerate(range(0, len(conditions), batch)))
+    return distributed.shard_map(run, batches) if shard else [run(b) for b in batches]
 
 
 def warm_up(world: World, method: str, condition: str | None, settings: Settings | None = None, scheduler: str = "ddim") -> None:
-    """An untimed 2-step run, so that lazy initialisation is not measured."""
-    generate(world, method, [condition], steps=2, settings=settings, scheduler=scheduler)
+    """An untimed 2-step run on every process, so that lazy initialisation is not measured."""
+    generate(world, method, [condition], steps=2, settings=settings, scheduler=scheduler, shard=False)
 
 
 def images_of(results: Sequence[SamplingResult]) -> Tensor:
@@ -251,9 +257,10 @@ def task_request(world: World, task: str, method: str, references: dict[str, Ima
 
 
 def run_seeds(world: World, request: TaskRequest, seeds: int) -> list[SamplingResult]:
-    """One result per seed (0..seeds-1) of a single-method request, after an untimed 2-step warm-up."""
+    """One result per seed (0..seeds-1) of a single-method request, after an untimed 2-step warm-up; the seeds are
+    shared across the launched processes."""
     run_task(world, replace(request, steps=2, samples=1))
-    return [run_task(world, replace(request, seed=seed)).results[0][1] for seed in range(seeds)]
+    return distributed.shard_map(lambda seed: run_task(world, replace(request, seed=seed)).results[0][1], range(seeds))
 
 
 def task_row(world: World, task: str, method: str, references: dict[str, Image.Image], seeds: int, *, steps: int,

@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from guidance import distributed  # noqa: E402
+
 from .machine import machine_label  # noqa: E402
 
 
@@ -179,7 +181,10 @@ def plot_profile(data: dict, folder: Path) -> list[Path]:
 
 
 def labelled_rows(rows: list[tuple[str, "torch.Tensor"]], path: Path, title: str) -> Path:
-    """A PNG with one row of images (N, 3, H, W) in [-1, 1] per label, the label on the left."""
+    """A PNG with one row of images (N, 3, H, W) in [-1, 1] per label, the label on the left (written by the main
+    process alone when several share a run)."""
+    if not distributed.is_main():
+        return Path(path)
     columns = max(len(images) for _, images in rows)
     width, height = 0.9 * columns + 1.6, 0.9 * len(rows) + 0.5
     fig, grid = plt.subplots(len(rows), columns, figsize=(width, height), squeeze=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,9 @@ from torchvision.utils import save_image
 from conditions.control import canny, edge_f1
 from conditions.face import crop
 from conditions.images import pixels_from_uint8, to_pil, to_tensor
+from guidance import distributed
 from guidance.errors import MethodConfigError
+from guidance.sampling import SamplingResult
 from guidance.tasks import TaskRequest, preset, run_task, spec
 from guidance.worlds.embedded.dataset import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
 from guidance.worlds import World
@@ -80,7 +83,8 @@ def run(world: World, opts: Options) -> SuiteOutput:
         row, samples = class_fidelity(world, method, plan)
         rows.append(row)
         if method == "cfg" and opts.grid is not None:
-            write_grid(samples, len(world.backbone.class_names), min(plan.per_class, 8), opts.grid)
+            if distributed.is_main():
+                write_grid(samples, len(world.backbone.class_names), min(plan.per_class, 8), opts.grid)
             images.append(str(opts.grid))
     for row in [*face_rows(world, plan), *style_rows(world, plan), *control_rows(world, plan), *example_rows(world, plan)]:
         rows.append(row)
@@ -209,15 +213,24 @@ def per_sample(world: World, task: str, result, reference) -> dict[str, list[flo
 def guided_rows(world: World, task: str, methods: tuple[str, ...], references: list, plan: Plan, samples: int,
                 strength: float | None = None, **overrides) -> list[dict]:  # fmt: skip
     """Each method on every reference (`samples` images each, seed k for reference k): a row with the per-sample
-    figures (`per_sample`, under "values") and their means under the world suite's names."""
+    figures (`per_sample`, under "values") and their means under the world suite's names. The (method, reference)
+    runs are shared across the launched processes."""
+
+    def one(run: tuple[str, int, Any]) -> tuple[SamplingResult, dict[str, list[float]]]:
+        method, k, reference = run
+        result = task_results(world, task, method, reference, samples, plan, k, strength, **overrides)
+        return result, per_sample(world, task, result, reference)
+
+    runs = [(method, k, reference) for method in methods for k, reference in enumerate(references)]
+    done = dict(zip([(method, k) for method, k, _ in runs], distributed.shard_map(one, runs)))
     rows = []
     for method in methods:
         results, values = [], {}
-        for k, reference in enumerate(references):
-            result = task_results(world, task, method, reference, samples, plan, k, strength, **overrides)
+        for k in range(len(references)):
+            result, figures = done[method, k]
             results.append(result)
-            for name, figures in per_sample(world, task, result, reference).items():
-                values.setdefault(name, []).extend(figures)
+            for name, numbers in figures.items():
+                values.setdefault(name, []).extend(numbers)
         row = {"bar": f"{task} guidance", "task": task, "method": method, **timing(results), "n": len(values["metric"])}
         means = {name: statistics.fmean(figures) for name, figures in values.items()}
         row |= {METRIC_KEYS[task]: means.pop("metric"), "face_rate": means.pop("face")} | means
