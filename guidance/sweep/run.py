@@ -18,11 +18,11 @@ import torch
 from conditions.images import to_pil
 
 from .. import distributed
-from ..errors import SamplingNaNError
+from ..errors import SamplingNaNError, WeightsUnavailableError
 from ..spread import t_interval
 from ..tasks import SWEEP_SETTINGS, run_task, spec
 from ..worlds import World
-from ..worlds.base import REALISM, Unavailable, realism
+from ..worlds.base import REALISM, realism
 from .figures import curves_figure, grid_image
 from .plan import Cell, SweepPlan
 from .store import CellStore, cell_of
@@ -50,13 +50,21 @@ def run_cell(world: World, plan: SweepPlan, cell: Cell) -> tuple[dict, torch.Ten
         return record | {"error": str(error), "metric": None, "realism": None, "seconds": 0.0,
                          "wall_seconds": time.perf_counter() - start}, None  # fmt: skip
     wall = time.perf_counter() - start
-    judged = None if isinstance(world.evaluator, Unavailable) else realism(world, result.images)[0]
+    judged = judge_realism(world, result.images)
     record |= {
         "metric": result.metric[0] if result.metric else None, "realism": judged,
         "extra_metrics": {name: values[0] for name, values in result.extra_metrics.items()}, "nfe": result.nfe,
         "seconds": result.seconds + result.decode_seconds, "wall_seconds": wall,
     }  # fmt: skip
     return record, result.images
+
+
+def judge_realism(world: World, images: torch.Tensor) -> float | None:
+    """The first image's realism (guidance.worlds.base.realism); None where the world's judge has no weights."""
+    try:
+        return realism(world, images)[0]
+    except WeightsUnavailableError:
+        return None
 
 
 def run_share(world: World, plan: SweepPlan, store: CellStore, cells: list[Cell],
@@ -127,7 +135,7 @@ def run_sweep(world: World, plan: SweepPlan, folder: Path, *, force: bool = Fals
     everything = finished | {cell_of(record).key: record for record in records}
     store.merge(list(everything.values()))
     run = run_info(world, len(pending), len(plan.cells()) - len(pending), seconds, command)
-    data = document(plan, [everything[cell.key] for cell in plan.cells()], run, world_realism(world))
+    data = document(plan, [everything[cell.key] for cell in plan.cells()], run, REALISM)
     write_outputs(folder, data, plan, store)
     return data
 
@@ -142,11 +150,6 @@ def run_info(world: World, cells_run: int, resumed: int, seconds: float, command
         "samples_per_second_per_process": None if rate is None else rate / processes, "command": command,
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
     }  # fmt: skip
-
-
-def world_realism(world: World) -> str:
-    """What the realism figure is on this world."""
-    return f"{REALISM} ({type(world.evaluator).__name__})"
 
 
 def summary(plan: SweepPlan, records: list[dict]) -> dict[str, dict[str, list]]:
