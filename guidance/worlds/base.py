@@ -6,6 +6,7 @@ may import besides guidance.errors, and are importable from here too.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,7 @@ class World:
     classifier: Classifier
     evaluator: Classifier  # a different architecture or weights than `classifier`
     pattern_judge: PatternJudge | None = None  # names a picture's background pattern (metrics only; None: not offered)
+    realism_score: Callable[[Tensor], Tensor] | None = None  # per image, how real it looks to the world's evaluator
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -45,16 +47,19 @@ class World:
 
 @torch.no_grad()
 def realism(world: World, images: Tensor, batch: int = 250) -> list[float]:
-    """How clearly the world's evaluator recognises each image as one of its classes (docs/methods.md, Realism).
+    """How real each image looks to the world's own judge (docs/methods.md, Realism).
 
     Args:
-        world: the world whose `evaluator` (softmax class probabilities) judges the images.
+        world: the world: its `realism_score` where it has one (the embedded world: the k-NN realism score of the
+            evaluator's features against held-out renders), else its `evaluator`'s top-class probability.
         images: (N, 3, H, W) pixels in [-1, 1].
         batch: images per evaluator call.
 
     Returns:
-        Per image, the evaluator's probability of its most probable class.
+        Per image, its realism (higher is more real).
     """
+    if world.realism_score is not None:
+        return torch.cat([world.realism_score(chunk).float().cpu() for chunk in images.split(batch)]).tolist()
     from conditions.images import module_device
 
     device = module_device(world.evaluator)

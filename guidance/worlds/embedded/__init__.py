@@ -90,7 +90,7 @@ def load_backbone(path: str | Path = ASSETS, device: str | torch.device = "cpu")
 
 
 def _load(path: Path, device: str | torch.device) -> World:
-    from .nets import FaceDetector, StyleFeatures, load_net
+    from .nets import FaceDetector, RealismScore, StyleFeatures, load_net
 
     backbone = load_backbone(path, device)
     nets = {name: load_net(path / FILES[name], device, NET_CLASSES[name]) for name in NET_CLASSES}
@@ -102,4 +102,5 @@ def _load(path: Path, device: str | torch.device) -> World:
         classifier=nets["classifier"],
         evaluator=nets["evaluator"],
         pattern_judge=nets["evaluator"].background,
+        realism_score=RealismScore(nets["evaluator"]),
     )

@@ -232,6 +232,42 @@ def rotate(images: Tensor, angle: float) -> Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+class RealismScore:
+    """Per image, how deep inside the held-out renders' cloud of evaluator features it lies: the k-NN realism
+    score of Kynkäänniemi et al. (2019), max_i r_i / ||f(x) - f_i|| over real features f_i, r_i the distance from
+    f_i to its k-th nearest real neighbour, over the reals whose radius is at most the median (as the paper does,
+    so that outliers' wide balls do not admit anything). >= 1 where the image falls within some real's k-NN ball;
+    a picture unlike any render scores below 1 (docs/methods.md, Realism).
+    The real features are computed on first use, from `renders` held-out renders.
+    """
+
+    def __init__(self, evaluator: AttributeEvaluator, renders: int = 1000, k: int = 3, seed: int = 41):
+        self.evaluator, self.count, self.k, self.seed = evaluator, renders, k, seed
+        self._reals: tuple[Tensor, Tensor] | None = None
+
+    @torch.no_grad()
+    def _features(self, images: Tensor) -> Tensor:
+        device = next(self.evaluator.parameters()).device
+        return torch.cat([self.evaluator.features(chunk.to(device)).float().cpu() for chunk in images.split(250)])
+
+    def reals(self) -> tuple[Tensor, Tensor]:
+        """(real features (R, D), their k-NN radii (R,))."""
+        if self._reals is None:
+            from .dataset import make_dataset
+
+            images = make_dataset(self.count, seed=self.seed, split="heldout")[0]
+            features = self._features(pixels_from_uint8(images))
+            radii = torch.cdist(features, features).kthvalue(self.k + 1, dim=1).values  # the 0th neighbour is itself
+            dense = radii <= radii.median()  # the outliers' wide balls would admit anything
+            self._reals = features[dense], radii[dense]
+        return self._reals
+
+    def __call__(self, images: Tensor) -> Tensor:
+        features, radii = self.reals()
+        distances = torch.cdist(self._features(images), features)
+        return (radii[None] / distances.clamp(min=1e-12)).max(1).values
+
+
 def save_net(net: nn.Module, path: str | Path) -> None:
     """Weights plus the constructor arguments (`net.config`) as safetensors metadata."""
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
