@@ -79,6 +79,29 @@ class SamplingResult:
         }  # fmt: skip
 
 
+def combine(results: Sequence[SamplingResult]) -> SamplingResult:
+    """One method's runs from several seeds as one result: images and per-sample figures in run order, every step's
+    record, times summed, NFE per sample averaged over the images, the highest peak; cancelled if any run was.
+
+    Args:
+        results: runs of one method and scheduler, with the same options.
+
+    Returns:
+        The combined result (the first run's options and trajectory).
+    """
+    first, images = results[0], sum(r.images.shape[0] for r in results)
+    joined = lambda name: None if any(getattr(r, name) is None for r in results) else [v for r in results for v in getattr(r, name)]  # noqa: E731
+    extra = {name: [v for r in results for v in r.extra_metrics.get(name, [])] for name in first.extra_metrics}
+    return SamplingResult(
+        images=torch.cat([r.images for r in results]), method=first.method, scheduler=first.scheduler,
+        steps=[step for r in results for step in r.steps], seconds=sum(r.seconds for r in results),
+        decode_seconds=sum(r.decode_seconds for r in results), nfe=sum(r.nfe * r.images.shape[0] for r in results) / images,
+        peak_mem_mb=max(r.peak_mem_mb for r in results), final_energy=joined("final_energy"), metric=joined("metric"),
+        metric_name=first.metric_name, extra_metrics=extra,
+        cancelled=any(r.cancelled for r in results), options=first.options, trajectory=first.trajectory,
+    )  # fmt: skip
+
+
 class PeakMemory:
     """Peak memory above the start of a block, in MB: CUDA's allocator peak; on Linux, the kernel's own peak RSS
     (VmHWM, reset on entry through /proc/self/clear_refs), so no thread competes with the sampler for the CPU;

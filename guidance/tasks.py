@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from .backbone import Control
 from .energy import Energy
 from .errors import MethodConfigError
 from .methods import LIMITS, Settings, Term, Terms, Window, build_method
-from .sampling import SamplingResult, StepRecord, sample
+from .sampling import SamplingResult, StepRecord, combine, sample
 from .scheduler_steps import SCHEDULERS
 from .worlds import World
 
@@ -357,7 +358,7 @@ def run_task(
 
 @dataclass
 class SweepProgress:
-    """Where a sweep is: method m of M, value v of V, step s of S (all counted from 1)."""
+    """Where a sweep is: method m of M, value v of V, seed r of R, step s of S (all counted from 1)."""
 
     method: int
     methods: int
@@ -365,9 +366,12 @@ class SweepProgress:
     values: int
     step: int
     steps: int
+    seed: int = 1
+    seeds: int = 1
 
     def __str__(self) -> str:
-        return f"method {self.method} of {self.methods}, value {self.value} of {self.values}, step {self.step} of {self.steps}"
+        seed = f", seed {self.seed} of {self.seeds}" if self.seeds > 1 else ""
+        return f"method {self.method} of {self.methods}, value {self.value} of {self.values}{seed}, step {self.step} of {self.steps}"
 
 
 @dataclass
@@ -448,13 +452,19 @@ def sweep(
     values: Sequence,
     progress: Callable[[SweepProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    seeds: int = 1,
 ) -> SweepOutcome:
-    """Every method of `request` at every value of `setting`, from the request's seed, through run_task.
+    """Every method of `request` at every value of `setting`, through run_task from `seeds` seeds: the request's seed
+    and the ones after it, each with the request's samples. A cell holds every seed's samples, in seed order (with
+    one sample per seed, the cells of `python -m guidance.sweep --seeds SEED:SEED+seeds`).
 
     A method whose options do not change with the setting (FIGD in a sweep of the DSG rate) is sampled once and
     shown in every column. Stopped, the outcome holds the finished columns and the one that was stopped.
     """
     values = check_sweep(request, setting, values)
+    if seeds < 1:
+        raise MethodConfigError(f"a sweep takes at least 1 seed per value, got {seeds}")
+    LIMITS["seed"].check("seed", request.seed + seeds - 1)
     labels = [label for label, _, _ in runs_of(request)]
     done: dict[str, SamplingResult] = {}
     outcome = SweepOutcome(setting, values, [], labels)
@@ -462,8 +472,8 @@ def sweep(
         current = sweep_request(request, setting, value)
         keys = {label: _run_key(world, current, label, method, scheduler) for label, method, scheduler in runs_of(current)}
         missing = [label for label in labels if keys[label] not in done]
-        ticker = _sweep_ticker(progress, labels, missing, column, len(values), current.steps)
-        fresh = run_task(world, _only(current, missing), ticker, should_stop) if missing else TaskOutcome([])
+        ticker = partial(_sweep_ticker, progress, labels, missing, column, len(values), current.steps, seeds=seeds)  # ticker(seed)
+        fresh = _over_seeds(world, _only(current, missing), seeds, ticker, should_stop) if missing else TaskOutcome([])
         finished = dict(fresh.results)
         done |= {keys[label]: result for label, result in fresh.results if not result.cancelled}
         shown = [(label, finished.get(label) or done.get(keys[label])) for label in labels]
@@ -480,13 +490,31 @@ def _only(request: TaskRequest, labels: list[str]) -> TaskRequest:
     return replace(request, methods=[m for m in request.methods if m in labels])
 
 
-def _sweep_ticker(progress, labels: list[str], running: list[str], column: int, columns: int, steps: int):
+def _over_seeds(world: World, request: TaskRequest, seeds: int, ticker: Callable, should_stop) -> TaskOutcome:
+    """run_task from the request's seed and the `seeds - 1` after it; per run, one result with every seed's samples
+    (guidance.sampling.combine), cancelled where a stop left it without all of its seeds."""
+    outcomes = []
+    for offset in range(seeds):
+        outcomes.append(run_task(world, replace(request, seed=request.seed + offset), ticker(offset), should_stop))
+        if any(result.cancelled for _, result in outcomes[-1].results):
+            break
+    combined = []
+    for label, _ in outcomes[0].results:
+        runs = [dict(outcome.results)[label] for outcome in outcomes if label in dict(outcome.results)]
+        result = combine(runs)
+        result.cancelled = result.cancelled or len(runs) < seeds
+        combined.append((label, result))
+    return TaskOutcome(combined, outcomes[0].artefacts)
+
+
+def _sweep_ticker(progress, labels: list[str], running: list[str], column: int, columns: int, steps: int, seed: int = 0,
+                  seeds: int = 1):  # fmt: skip
     """run_task's (done, total, label) over the runs it does, as a SweepProgress over the whole sweep."""
     if progress is None:
         return None
 
     def tick(done: int, total: int, label: str) -> None:
         step = done - running.index(label) * steps
-        progress(SweepProgress(labels.index(label) + 1, len(labels), column + 1, columns, step, steps))
+        progress(SweepProgress(labels.index(label) + 1, len(labels), column + 1, columns, step, steps, seed + 1, seeds))
 
     return tick

@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 from conditions.images import to_pil
 
 from .sampling import SamplingResult
+from .spread import t_interval
 from .tasks import SWEEP_SETTINGS, SweepOutcome
 
 LABEL_WIDTH, HEADER_HEIGHT = 84, 18
@@ -48,7 +49,8 @@ def sweep_grid(outcome: SweepOutcome, sample: int = 0, cell: int = 96) -> Image.
 
 
 def sweep_series(outcome: SweepOutcome) -> dict[str, dict[str, list]]:
-    """Per method: the values reached, the mean metric and the seconds per image at each (what the plots draw)."""
+    """Per method: the values reached, at each the mean metric with its 95% t-interval over the cell's samples (None
+    for one sample) and their number, and the seconds per image (what the plots draw)."""
     series = {}
     for label in outcome.labels:
         cells = [(v, outcome.cell(label, c)) for c, v in enumerate(outcome.values)]
@@ -56,6 +58,8 @@ def sweep_series(outcome: SweepOutcome) -> dict[str, dict[str, list]]:
         series[label] = {
             "values": [v for v, _ in cells],
             "metric": [None if not r.metric else sum(r.metric) / len(r.metric) for _, r in cells],
+            "metric_ci95": [None if not r.metric or (ci := t_interval(r.metric)) is None else list(ci) for _, r in cells],
+            "samples": [r.images.shape[0] for _, r in cells],
             "seconds_per_image": [r.seconds / r.images.shape[0] for _, r in cells],
             "cancelled": [r.cancelled for _, r in cells],
         }
@@ -69,11 +73,17 @@ def sweep_figure(outcome: SweepOutcome, key: str) -> Figure:
     text = all(isinstance(v, str) for v in outcome.values)
     for label, data in sweep_series(outcome).items():
         xs = [outcome.values.index(v) if text else v for v in data["values"]]
-        axes.plot(xs, [math.nan if y is None else y for y in data[key]], marker="o", label=label)
+        ys = [math.nan if y is None else y for y in data[key]]
+        line = axes.plot(xs, ys, marker="o", label=label)[0]
+        if key == "metric" and any(ci is not None for ci in data["metric_ci95"]):  # several samples: mean and interval
+            low = [y if ci is None else ci[0] for y, ci in zip(ys, data["metric_ci95"])]
+            high = [y if ci is None else ci[1] for y, ci in zip(ys, data["metric_ci95"])]
+            axes.fill_between(xs, low, high, color=line.get_color(), alpha=0.2)
     if text:
         axes.set_xticks(range(len(outcome.values)), outcome.values)
     metric = next((r.metric_name for c in outcome.columns for _, r in c.results if r.metric_name), None)
-    ylabel = (metric or "metric") if key == "metric" else SWEEP_SERIES[key]
+    spread = " (mean, 95% interval)" if any(r.images.shape[0] > 1 for c in outcome.columns for _, r in c.results) else ""
+    ylabel = (metric or "metric") + spread if key == "metric" else SWEEP_SERIES[key]
     axes.set(xlabel=SWEEP_SETTINGS[outcome.setting], ylabel=ylabel)
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")

@@ -10,6 +10,7 @@ import os
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from PIL import Image
 from guidance.errors import MethodConfigError
 from guidance.sweep import Cell, SweepInputs, base_request, comparable, plan_sweep, run_cell, run_sweep, sweep_command
 from guidance.sweep import cli
-from guidance.views import HEADER_HEIGHT, LABEL_WIDTH
+from guidance.tasks import sweep
+from guidance.views import HEADER_HEIGHT, LABEL_WIDTH, sweep_series
 from guidance.worlds.base import realism
 from test_bench import tiny_world_path  # noqa: F401  (fixture)
 
@@ -35,9 +37,9 @@ def tiny_world(tiny_world_path):  # noqa: F811
     return load_world(tiny_world_path)
 
 
-def tiny_plan(world_path: Path, seeds: range = range(2), steps: int = 2):
+def tiny_plan(world_path: Path, seeds: range = range(2), steps: int = 2, values: str = "0.05,0.1"):
     request, recorded = base_request(SweepInputs("face", world=str(world_path), steps=steps))
-    return plan_sweep(request, "scale", "0.05,0.1", ("freedom", "figd"), seeds, inputs=recorded)
+    return plan_sweep(request, "scale", values, ("freedom", "figd"), seeds, inputs=recorded)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -94,6 +96,24 @@ def test_a_cell_records_the_realism_the_world_judges_of_its_sample(tiny_world, t
     record, image = run_cell(tiny_world, tiny_plan(tiny_world_path), Cell("figd", 0.1, 5))
     assert record["realism"] == realism(tiny_world, image)[0]
     assert record["seed"] == 5 and record["metric"] > 0 and image.shape == (1, 3, 64, 64)
+
+
+def test_the_apps_sweep_over_seeds_holds_the_cells_of_the_sweep_command(tiny_world, tiny_world_path, tmp_path):
+    """guidance.tasks.sweep with 2 seeds per value (one sample each) gives, per cell, the samples of those seeds."""
+    plan = tiny_plan(tiny_world_path, values="0.05,0.1,0.2")
+    cells = {(c["method"], c["value"], c["seed"]): c["metric"] for c in run_sweep(tiny_world, plan, tmp_path / "cells")["cells"]}
+    seen = []
+    outcome = sweep(tiny_world, replace(plan.request, methods=list(plan.methods)), "scale", list(plan.values),
+                    progress=lambda where: seen.append(str(where)), seeds=2)  # fmt: skip
+    for column, value in enumerate(plan.values):
+        for method in plan.methods:
+            assert outcome.cell(method, column).metric == [cells[method, value, 0], cells[method, value, 1]]
+            assert outcome.cell(method, column).images.shape[0] == 2
+    assert "method 2 of 2, value 3 of 3, seed 2 of 2, step 2 of 2" in seen
+    series = sweep_series(outcome)["figd"]
+    assert all(low < mean < high for mean, (low, high) in zip(series["metric"], series["metric_ci95"]))
+    with pytest.raises(MethodConfigError, match="seed must lie in"):
+        sweep(tiny_world, replace(plan.request, seed=2**32 - 1), "scale", list(plan.values), seeds=2)
 
 
 def test_the_command_a_sweep_names_gives_back_its_inputs():
