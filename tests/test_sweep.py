@@ -117,7 +117,8 @@ def test_the_apps_sweep_over_seeds_holds_the_cells_of_the_sweep_command(tiny_wor
 
 
 def test_the_command_a_sweep_names_gives_back_its_inputs():
-    inputs = SweepInputs("control", steps=12, eta=0.5, control_map="map.png", annotator="none", controlnet=False,
+    inputs = SweepInputs("control", world="sd/folder", controlnet_model="lllyasviel/sd-controlnet-canny", steps=12, eta=0.5,
+                         control_map="map.png", annotator="none", controlnet=False,
                          extra="face", reference="face.png", strength=None, settings=(("window", "0,0.8"), ("repeats", "2")))  # fmt: skip
     line = sweep_command(inputs, "dsg_rate", "0.05:0.2:4", ("freedom", "figd+dsg"), range(8, 24), "runs/x y")
     assert line.startswith("python -m guidance.sweep control ")

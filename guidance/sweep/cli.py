@@ -79,7 +79,7 @@ def strength(text: str) -> float | None:
 def inputs_from(args: argparse.Namespace) -> SweepInputs:
     """The sweep's inputs from the command line."""
     return SweepInputs(
-        task=args.task, world=args.world, steps=args.steps, eta=args.eta, condition=args.condition,
+        task=args.task, world=args.world, controlnet_model=args.controlnet_model, tiny_vae=args.tiny_vae, steps=args.steps, eta=args.eta, condition=args.condition,
         reference=args.reference, control_map=args.control_map, annotator=args.annotator, controlnet=args.controlnet,
         edge_energy=args.edge_energy, extra=args.extra, guidance=args.guidance, strength=strength(args.strength),
         settings=tuple(args.set),
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict | None:
     methods = parse_methods(args.task, args.methods or ",".join(spec(args.task).selected))
     values = args.values or SWEEP_DEFAULTS.get(setting, "")
     plan = plan_sweep(request, setting, values, methods, parse_seeds(args.seeds), args.max_cells, recorded)
-    world = load_world(args.world, distributed.state().device, args.controlnet_model, args.tiny_vae)
+    world = load_world(inputs.world, distributed.state().device, inputs.controlnet_model, inputs.tiny_vae)
     check_plan(world, plan)
     bars: list[tqdm] = []
 

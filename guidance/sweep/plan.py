@@ -44,11 +44,14 @@ class SweepInputs:
     None means the task's own: its first example's reference or control map, its condition (on Stable Diffusion its
     prompt, or its first class), its steps and eta. `strength` None runs every method at `settings` as given; a number
     multiplies each method's preset strength (guidance.tasks.method_settings). `settings` overrides the task's
-    preset, as (name, text) pairs (`--set name=value`).
+    preset, as (name, text) pairs (`--set name=value`). `controlnet_model` and `tiny_vae` complete a Stable Diffusion
+    world (hub ids or folders).
     """
 
     task: str
     world: str = EMBEDDED
+    controlnet_model: str | None = None
+    tiny_vae: str | None = None
     steps: int | None = None
     eta: float | None = None
     condition: str | None = None
@@ -228,6 +231,7 @@ def base_request(inputs: SweepInputs, class_names: tuple[str, ...] = ()) -> tupl
         "settings": parse_settings(task.name, inputs.settings), "strength": inputs.strength,
     }  # fmt: skip
     recorded: dict[str, Any] = {"world": inputs.world}
+    recorded |= {name: getattr(inputs, name) for name in ("controlnet_model", "tiny_vae") if getattr(inputs, name) is not None}
     if task.runs_over == "schedulers":
         if inputs.guidance not in GUIDED_BASES:
             raise MethodConfigError(f"--guidance is one of {', '.join(GUIDED_BASES)}, got {inputs.guidance!r}")
@@ -350,4 +354,6 @@ def sweep_command(inputs: SweepInputs, setting: str, values_text: str, methods: 
     for name, text in inputs.settings:
         words += ["--set", f"{name}={text}"]
     words += [] if inputs.world == EMBEDDED else ["--world", inputs.world]
+    for flag, value in (("--controlnet", inputs.controlnet_model), ("--tiny-vae", inputs.tiny_vae)):
+        words += [] if value is None else [flag, value]
     return f"{launcher} {shlex.join([*words, '--out', out])}"
