@@ -86,11 +86,12 @@ def common_inputs(spec: TaskSpec, condition: dict[str, Any]) -> dict[str, gr.com
 
 
 def gradient_inputs(settings: Settings) -> dict[str, gr.components.Component]:
-    """FreeDoM / FIGD / DPS / DSG sliders, preset from the papers (guidance.tasks.SPECS)."""
+    """FreeDoM / FIGD / DPS / DSG sliders, preset from the papers (guidance.tasks.SPECS); the strength multiplies each
+    method's own preset strength (TaskSpec.strengths)."""
     return {
-        "scale": slider("scale", settings.scale, 0.01, "Guidance strength k", info="normalised step size"),
+        "strength": slider("strength", 1.0, 0.05, "Guidance strength (x each method's preset)",
+                           info="1: every method at its own preset k (its DSG rate with +dsg), shown in the table"),
         "fisher_weight": gr.Radio(list(FISHER_WEIGHTS), value=settings.fisher_weight, label="FIGD Fisher weight w_t"),
-        "dsg_rate": slider("dsg_rate", settings.dsg_rate, 0.01, "DSG guidance rate"),
         "dsg_interval": slider("dsg_interval", settings.dsg_interval, 1, "DSG interval (guide every n steps)"),
         "window_start": gr.Slider(0, 1, value=settings.window[0], step=0.05, label="Guidance window start"),
         "window_end": gr.Slider(0, 1, value=settings.window[1], step=0.05, label="Guidance window end"),

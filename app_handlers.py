@@ -21,7 +21,7 @@ from guidance.errors import (
     DeviceOutOfMemoryError, GuidanceError, ImageInputError, MethodConfigError, NoFaceFoundError,
     SamplingNaNError, WeightsUnavailableError,
 )  # fmt: skip
-from guidance.export import metrics_table, step_figure, summarize, write_downloads
+from guidance.export import metrics_table, step_figure, strength_text, summarize, write_downloads
 from guidance.methods import Settings
 from guidance.preview import Frame, stream_task
 from guidance.space import gpu_seconds, on_gpu
@@ -43,10 +43,9 @@ ERROR_TITLES = {
 def settings_from(task: str, values: dict[str, Any]) -> Settings:
     """The task's preset with the sliders' values; Settings checks every one."""
     overrides: dict[str, Any] = {"cfg_scale": float(values["cfg_scale"])}
-    if "scale" in values:
+    if "strength" in values:
         overrides |= {
-            "scale": float(values["scale"]), "fisher_weight": values["fisher_weight"],
-            "dsg_rate": float(values["dsg_rate"]), "dsg_interval": float(values["dsg_interval"]),
+            "fisher_weight": values["fisher_weight"], "dsg_interval": float(values["dsg_interval"]),
             "window": (float(values["window_start"]), float(values["window_end"])), "repeats": float(values["repeats"]),
             "travel_window": (float(values["travel_start"]), float(values["travel_end"])),
         }  # fmt: skip
@@ -74,6 +73,7 @@ def request_from(spec: TaskSpec, values: dict[str, Any]) -> TaskRequest:
         "steps": int(values["nfe" if by_scheduler else "steps"]), "eta": float(values["eta"]),
         "seed": int(values["seed"] or 0), "settings": settings_from(spec.name, values),
         "methods": [values["guidance"]] if by_scheduler else selected,
+        "strength": float(values["strength"]) if "strength" in values else None,
     }  # fmt: skip
     if by_scheduler:
         request["schedulers"] = selected
@@ -93,10 +93,12 @@ def request_from(spec: TaskSpec, values: dict[str, Any]) -> TaskRequest:
 
 
 def _caption(label: str, stats: dict[str, Any], index: int, metric_label: str) -> str:
-    parts = [f"{label}{'' if index == 0 else f' #{index + 1}'}", f"{stats['seconds']:.2f} s", f"{stats['nfe']:g} NFE"]
+    parts = [f"{label}{'' if index == 0 else f' #{index + 1}'}", strength_text(stats["options"]), f"{stats['seconds']:.2f} s",
+             f"{stats['nfe']:g} NFE"]  # fmt: skip
     if stats["metric"] is not None:
         parts.append(f"{metric_label} {stats['metric'][index]:.3f}")
-    return " · ".join(parts) + (" (stopped)" if stats["cancelled"] else "")
+    parts += [f"{name.replace('_', ' ')} {values[index]:g}" for name, values in (stats.get("extra_metrics") or {}).items()]
+    return " · ".join(part for part in parts if part) + (" (stopped)" if stats["cancelled"] else "")
 
 
 def gallery(outcome: TaskOutcome, summary: dict[str, dict[str, Any]], metric_label: str) -> list[tuple[Image.Image, str]]:

@@ -26,7 +26,7 @@ from .spread import median_iqr, t_interval
 from .tasks import TaskOutcome
 
 TABLE_COLUMNS = (
-    "method", "seconds", "NFE", "steps", "samples", "ms / step (median, IQR)", "metric mean [95% CI]",
+    "method", "strength", "seconds", "NFE", "steps", "samples", "ms / step (median, IQR)", "metric mean [95% CI]",
     "final energy mean [95% CI]", "peak MB",
 )  # fmt: skip
 WARM_UP_STEPS = 1  # steps left out of the time per step
@@ -52,7 +52,8 @@ def step_spread(ms_per_step: list[float]) -> dict[str, Any] | None:
 def spread(stats: dict[str, Any]) -> dict[str, Any]:
     """A run's summarised figures: the metric and final energy over samples, the time per step over steps."""
     return {"metric": mean_spread(stats["metric"]), "final_energy": mean_spread(stats["final_energy"]),
-            "ms_per_step": step_spread(stats["ms_per_step"])}  # fmt: skip
+            "ms_per_step": step_spread(stats["ms_per_step"]),
+            **{name: mean_spread(values) for name, values in (stats.get("extra_metrics") or {}).items()}}  # fmt: skip
 
 
 def summarize(outcome: TaskOutcome) -> dict[str, dict[str, Any]]:
@@ -104,14 +105,28 @@ def step_cell(ms_per_step: list[float]) -> str:
     return f"{found['median']:.4g} ({q1:.4g}-{q3:.4g})"
 
 
+def strength_text(options: dict[str, Any]) -> str:
+    """What set a run's guidance strength: "DSG rate r" under DSG, "k v" for a gradient method, "" otherwise."""
+    if "dsg_rate" in options:
+        return f"DSG rate {options['dsg_rate']:.3g}"
+    return f"k {options['scale']:.3g}" if "scale" in options and "step_rule" in options else ""
+
+
+def extra_cells(extra_metrics: dict[str, list[float]]) -> dict[str, str]:
+    """A "name mean [95% CI]" cell per further metric (pattern agreement on the embedded world's style tab)."""
+    return {f"{name.replace('_', ' ')} mean [95% CI]": mean_cell(values) for name, values in extra_metrics.items()}
+
+
 def metrics_table(summary: dict[str, dict[str, Any]], metric_label: str) -> pd.DataFrame:
-    """One row per method: totals, the median time per step with its IQR, and means over the samples with their
-    95% t-intervals; the metric's column is named after `metric_label`."""
+    """One row per method: the strength it ran at, totals, the median time per step with its IQR, and means over the
+    samples with their 95% t-intervals; the metric's column is named after `metric_label`, and each further metric
+    (`SamplingResult.extra_metrics`) has a column after it."""
     rows = [
         {
-            "method": label, "seconds": round(stats["seconds"], 3), "NFE": stats["nfe"], "steps": stats["steps"],
+            "method": label, "strength": strength_text(stats["options"]), "seconds": round(stats["seconds"], 3), "NFE": stats["nfe"], "steps": stats["steps"],
             "samples": len(stats["metric"] or stats["final_energy"] or []) or None,
             "ms / step (median, IQR)": step_cell(stats["ms_per_step"]), f"{metric_label} mean [95% CI]": mean_cell(stats["metric"]),
+            **extra_cells(stats.get("extra_metrics") or {}),
             "final energy mean [95% CI]": mean_cell(stats["final_energy"]), "peak MB": round(stats["peak_mem_mb"], 1),
         }
         for label, stats in summary.items()

@@ -22,6 +22,7 @@ from app_fixtures import app_url, trained_for_real, world_path  # noqa: F401  (f
 
 METRICS = {"face": "id_distance", "style": "style_distance", "control": "edge_f1", "classes": "class_probability", "solvers": "class_probability"}
 TABS = {spec.name: spec for spec in SPECS}
+EXTRA_METRICS = {"style": ("pattern_agreement",)}  # the embedded world judges a style's pattern
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,12 @@ def check_outputs(outputs: tuple, task: str, steps: int, samples: int = 1) -> di
         assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
     assert [row[0] for row in table["data"]] == labels
     metric_column = f"{TABS[task].metric_label} mean [95% CI]"
-    assert table["headers"] == [metric_column if c == "metric mean [95% CI]" else c for c in TABLE_COLUMNS]
+    extra = [f"{name.replace('_', ' ')} mean [95% CI]" for name in EXTRA_METRICS.get(task, ())]  # beside the metric
+    columns = [[metric_column, *extra] if c == "metric mean [95% CI]" else [c] for c in TABLE_COLUMNS]
+    assert table["headers"] == [c for group in columns for c in group]
+    for stats in summary.values():
+        assert sorted(stats["extra_metrics"]) == sorted(EXTRA_METRICS.get(task, ()))
+        assert all(len(values) == samples and set(values) <= {0.0, 1.0} for values in stats["extra_metrics"].values())
     names = sorted(Path(f).name for f in files)
     assert names == ["images.zip", "results.json"]
     assert json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text()).keys() == summary.keys()
@@ -83,6 +89,20 @@ def test_every_tab_is_an_endpoint_whose_inputs_all_have_defaults(client: Client)
 @pytest.mark.parametrize("task", list(TABS))
 def test_each_tab_runs_its_methods_side_by_side(client: Client, task: str) -> None:
     check_outputs(client.predict(**fast(task), api_name=f"/{task}"), task, steps=4)
+
+
+def test_the_strength_slider_multiplies_each_methods_own_preset_and_the_table_shows_it(client: Client) -> None:
+    """One slider moves every method, each from its own preset strength: k, or the DSG rate under DSG."""
+    own = TABS["style"].strengths
+    methods = ["freedom", "figd", "figd+dsg"]
+    outputs = client.predict(methods=methods, strength=2.0, steps=2, api_name="/style")
+    summary, table = outputs[1], outputs[4]
+    assert summary["freedom"]["options"]["scale"] == pytest.approx(2 * own["freedom"])
+    assert summary["figd"]["options"]["scale"] == pytest.approx(2 * own["figd"])
+    assert summary["figd+dsg"]["options"]["dsg_rate"] == pytest.approx(2 * own["figd+dsg"])
+    shown = dict(zip([row[0] for row in table["data"]], [row[1] for row in table["data"]]))
+    assert shown == {"freedom": f"k {2 * own['freedom']:.3g}", "figd": f"k {2 * own['figd']:.3g}", "figd+dsg": f"DSG rate {2 * own['figd+dsg']:.3g}"}
+    assert all(shown[item["caption"].split(" · ")[0]] in item["caption"] for item in outputs[0])
 
 
 def test_face_tab_shows_the_face_crop_and_runs_several_samples(client: Client) -> None:
@@ -170,7 +190,7 @@ SLIDER_BREAKERS = [  # values an API client can send that no slider would
     ("/classes", {"condition": "red hair"}, "unknown class 'red hair'; this world knows: .*ginger hair"),
     ("/face", {"condition": "red hair", "steps": 2}, "red hair"),
     ("/classes", {"cfg_scale": 1e9}, r"cfg_scale must lie in \[0, 20\]"),
-    ("/face", {"scale": 1e6}, r"scale must lie in \[0, 100\]"),
+    ("/face", {"strength": 1e6}, r"strength must lie in \[0, 20\]"),
     ("/classes", {"gfcg_max_scale": 1e6}, r"gfcg_max_scale must lie in \[0, 10\]"),
     ("/classes", {"gfcg_interval": 2.5}, "gfcg_interval must be a whole number, got 2.5"),
     ("/classes", {"gfcg_interval": 0}, r"gfcg_interval must lie in \[1, 50\], got 0"),
