@@ -99,6 +99,28 @@ def run_summary(data: dict) -> dict:
     }  # fmt: skip
 
 
+SEVERAL_PROCESSES = """## On several GPUs or nodes
+
+`world`, `solvers`, `gfcg` and `dsg` share their samples across the processes of `accelerate launch` (or
+`torchrun`): each process samples its share of the batches or seeds on its own GPU, every process gets every
+result, and process 0 writes the JSON, whose `processes` says how many took part. Every figure but the timings is
+computed from the gathered samples (the Frechet distances too), so it equals one process's, bit for bit on a CPU
+with the same `--threads` per process (tests/test_bench.py checks `solvers` on 2 processes). The timing goals are
+best read from one process alone.
+
+```
+accelerate config                                                      # once per machine
+accelerate launch --num_processes 4 -m guidance.bench world --device cuda --json runs/bench/world.json
+python -m torch.distributed.run --nproc_per_node 2 -m guidance.bench solvers --quick --threads 1 --json runs/bench/solvers.json
+```
+
+The sweep command shares its cells the same way, on one node or on several under Slurm (README, Sweeps at
+scale): `accelerate launch --num_processes N -m guidance.sweep TASK ... --out DIR`. Its `DIR/sweep.json` records
+`run.processes`, `run.wall_seconds` and `run.samples_per_second_per_process`: the per-GPU throughput and the wall
+time of a 64-seed x 8-value x 3-method sweep on 1 and on N processes are to be read from two such runs (none has
+run on GPUs yet)."""
+
+
 def write_report(paths: list[Path], out: Path, figures: Path, notes: Path | None = None) -> None:
     documents = [json.loads(Path(p).read_text()) for p in paths]
     label = lambda d: f"{d['suite']} ({d['backbone']}, {run_mode(d)})"  # noqa: E731
@@ -122,6 +144,7 @@ def write_report(paths: list[Path], out: Path, figures: Path, notes: Path | None
         "To regenerate everything (the runs, then this file and its plots):\n\n```\n"
         + "\n".join([d["command"] for d in documents] + [again])
         + "\n```",
+        SEVERAL_PROCESSES,
         "## Runs\n\n" + table([run_summary(d) for d in documents]),
         "## Goals at a glance\n\nEach goal's verdict is \"met\" or \"not met\" when its 95% interval (a bootstrap over "
         "the samples, or over interleaved timing rounds: `n` says which and how many) lies wholly on one side of the "
