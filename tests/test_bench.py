@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 
 from guidance.bench import cli, frechet_distance, roc_auc
 from guidance.bench.common import ROW_KEYS, VERDICTS, Options, goal
-from guidance.bench.metrics import diversity, frechet_from_moments
+from guidance.bench.metrics import diversity, frechet_from_moments, per_sample_rmse
 from guidance.bench.report import goals_table, verdict_counts, write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
 from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, memory, presets, preview, profile, solvers, world
@@ -156,7 +156,8 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         error, fd = data["goals"]  # the reconstruction error decides; FD over 10 samples is indicative
         assert "reconstruction error" in error["goal"] and error["n"] == 2 and error["verdict"] != "indicative" and len(error["interval"]) == 2
         assert fd["verdict"] == "indicative" and not fd["met"] and fd["n"] == 10
-        assert data["config"]["timestep_spacing"] == "linspace" and data["config"]["reference_check_rmse"]["false"] >= 0
+        assert data["config"]["timestep_spacing"] == "linspace" and set(data["config"]["reference_check_rmse"]["false"]) == {"clean", "label 0"}
+        assert {(r["method"], r["end"]) for r in data["rows"]} >= {("evodiff", "label 0"), ("ddim", "label 0"), ("dpmsolver++", "clean")}
     if suite in ("world", "solvers"):
         assert (tmp_path / "grid.png").exists() and data["images"] == [str(tmp_path / "grid.png")]
     if suite == "dsg":  # the time goal reads interleaved rounds of the preset pair
@@ -239,6 +240,24 @@ def test_goals_table_shows_interval_n_and_verdict_and_reads_old_documents():
     low, high = new["interval"]
     assert lines[2] == f"| g | >= 1 | 1.2x | [{low:.4g}, {high:.4g}]x | 3 rounds | met |" and lines[3] == "| old | <= 5 s | 4 s |  |  | met |"
     assert verdict_counts([new, old, goal("u", "<= 1", samples=[0.5], bar=1.0)]) == "2 met, 1 undecided (of 3)"
+
+
+def test_solvers_reference_ends_where_each_solver_ends(tiny_world_path):
+    """DPM-Solver++ to label 0 lands where DDIM and EVODiff end; its denoised estimate there is the clean end, which
+    DPM-Solver++ and UniPC approach as their steps grow."""
+    from guidance.worlds.embedded import load_world
+
+    world, plan = load_world(tiny_world_path), replace(TINY_PLANS[solvers], reference_samples=4, batch=2)
+    config, conditions = world.backbone.scheduler_config, list(world.backbone.class_names[:4])
+    before = dict(config)
+    with solvers.scheduler_config(world, timestep_spacing="linspace"):
+        ends = solvers.reference(world, conditions, 40, plan)
+        near = {solver: solvers.solve(world, conditions, 40, solver, plan) for solver in ("dpmsolver++", "evodiff")}
+    assert config == before  # restored, keys it lacked (final_sigmas_type) removed again
+    distance = lambda a, b: sum(per_sample_rmse(a, b))  # noqa: E731
+    assert distance(near["dpmsolver++"], ends["clean"]) < distance(near["dpmsolver++"], ends["label 0"])
+    assert distance(near["evodiff"], ends["label 0"]) < distance(near["evodiff"], ends["clean"])
+    assert [solvers.end_level(s, config) for s in solvers.SOLVERS] == ["label 0", "clean", "clean", "label 0"]
 
 
 def test_sd_plans_and_timing_rows_on_tiny_sd(tiny_sd_world, monkeypatch):

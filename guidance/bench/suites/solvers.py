@@ -3,17 +3,22 @@
 Each solver's NFE equals its number of steps (one denoiser call per step, no CFG). Every solver integrates the
 probability-flow ODE from the same initial noise at the same start, t = T-1 (timestep_spacing "linspace", EVODiff's
 own start; the configs' "leading" spacing would start DPM-Solver++ at 10 steps from t = 901 and at 200 steps from
-t = 801), to the clean level (DDIM stops at the first noise level, t = 0, a few hundredths of sigma short of it).
+t = 801). They do not all end at one level: DPM-Solver++ and UniPC end at the clean level (sigma = 0), while DDIM
+(with set_alpha_to_one false, the configs we ship) and EVODiff (without its final denoising call) end at label 0,
+sigma_0 = sqrt(1 - a_0), 0.029 here; decoded, the two ends differ by about as much as the solvers' errors at
+NFE 10, so each solver is measured against the reference's solution at its own end.
 
 Reconstruction error (EVODiff's claim): each sample's RMSE, over the final image's pixels, to a near-exact ODE
-solution from the same noise and class (DPM-Solver++ at `reference_steps` steps); rows give its mean over
-`reference_samples` samples with a bootstrap 95% interval. The reference's own error is read from the same
-solution at half the steps on one batch (`reference_check_rmse`, and a note). Goal: EVODiff's reconstruction error at NFE 10 below DPM-Solver++'s (the ratio of the mean
-errors, sample by sample from the same noise; a three-way verdict from its bootstrap interval). Quality: the
-Frechet distance of class-balanced samples to as many held-out renders (floor alongside), with the goal EVODiff's
-FD at NFE 10 <= 0.75x DPM-Solver++'s: a verdict from FD_VERDICT_SAMPLES samples on (the full plan), indicative
-below (the quick plan's FD measures sampling noise). Where `samples` equals `reference_samples` the same images
-serve both.
+solution from the same noise and class: DPM-Solver++ at `reference_steps` steps ending at label 0
+(final_sigmas_type "sigma_min"), and for the solvers that end clean, that solution's denoised estimate at label 0
+(one more model call). Rows give the mean over `reference_samples` samples with a bootstrap 95% interval
+(`rmse_ref`, `rmse_ref_ci`, `rmse_ref_n`) and the end they were measured at. The reference's own error is read
+from the same solution at half the steps on one batch (`reference_check_rmse`, and a note). Goal: EVODiff's
+reconstruction error at NFE 10 below DPM-Solver++'s (the ratio of the mean errors, sample by sample from the same
+noise; a three-way verdict from its bootstrap interval). Quality: the Frechet distance of class-balanced samples
+to as many held-out renders (floor alongside), with the goal EVODiff's FD at NFE 10 <= 0.75x DPM-Solver++'s: a
+verdict from FD_VERDICT_SAMPLES samples on (the full plan), indicative below (the quick plan's FD measures
+sampling noise). Where `samples` equals `reference_samples` the same images serve both.
 
 Every solver clips x0 as the backbone's scheduler config says (guidance.scheduler_steps.make_scheduler); where
 the config clips (`clip_sample`), the whole sweep and its reference also run without clipping (rows with x0_clip
@@ -23,13 +28,18 @@ every solver at NFE 10 (and at ode_nfe), under each clipping mode, above held-ou
 """
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+import torch
 from torch import Tensor
 
+from guidance import distributed
+from guidance.sampling import decode_estimate
 from guidance.spread import bootstrap_interval, ratio_of_means
+from guidance.vp_arithmetic import to_eps_and_x0
 from guidance.worlds import World
 
 from ..common import (
@@ -39,7 +49,7 @@ from ..metrics import per_sample_rmse
 from ..plots import labelled_rows
 
 SOLVERS = ("ddim", "dpmsolver++", "unipc", "evodiff")
-REFERENCE_SOLVER = "dpmsolver++"  # second order: at hundreds of steps its error is far below any solver's at NFE 5-20
+REFERENCE_SOLVER = "dpmsolver++"  # second order; at hundreds of steps to label 0 (its half-step check in the notes)
 SPACING = "linspace"  # every solver starts at t = T-1
 REFERENCE_SEED = 500
 GOAL_NFE, GRID_NFE, GRID_COLUMNS = 10, 10, 10
@@ -70,9 +80,10 @@ def run(world: World, opts: Options) -> SuiteOutput:
     rows, grid, errors, checks = Rows("solvers"), [], {}, {}
     for clip in clip_modes:
         with scheduler_config(world, clip_sample=clip, timestep_spacing=SPACING):
-            grid += sweep(world, opts, plan, clip, rows, errors)
-            if plan.reference_samples:
-                checks[clip] = reference_check(world, plan)
+            found, check = sweep(world, opts, plan, clip, rows, errors)
+        grid += found
+        if check is not None:
+            checks[clip] = check
     images = []
     if grid:
         grid.append(("held-out renders", renders(GRID_COLUMNS, REFERENCE_SEED)[0]))
@@ -93,13 +104,73 @@ def solve(world: World, conditions: list, nfe: int, solver: str, plan: Plan) -> 
     return images_of(generate(world, "plain", conditions, steps=nfe, scheduler=solver, seed=REFERENCE_SEED, batch=plan.batch))
 
 
-def sweep(world: World, opts: Options, plan: Plan, clip: bool, rows: Rows, errors: dict) -> list[tuple[str, Tensor]]:
+def end_level(solver: str, config: dict) -> str:
+    """Where a solver's last step lands: "clean" (sigma = 0) or "label 0" (sigma_0 = sqrt(1 - a_0))."""
+    if solver == "ddim":
+        return "clean" if config.get("set_alpha_to_one") else "label 0"
+    return "label 0" if solver == "evodiff" else "clean"
+
+
+@contextmanager
+def decoded_latents(world: World) -> Iterator[list[Tensor]]:
+    """Records the latents the backbone's `decode` receives (an unguided run decodes only its final latents)."""
+    backbone, seen = world.backbone, []
+    decode, patched = backbone.decode, "decode" in vars(backbone)
+
+    def recording(x0: Tensor) -> Tensor:
+        seen.append(x0.detach())
+        return decode(x0)
+
+    backbone.decode = recording
+    try:
+        yield seen
+    finally:
+        if patched:
+            backbone.decode = decode
+        else:
+            del backbone.decode
+
+
+def reference(world: World, conditions: list, steps: int, plan: Plan) -> dict[str, Tensor]:
+    """The near-exact ODE solution's images at both ends: DPM-Solver++ at `steps` steps to label 0, and that
+    solution's denoised estimate at label 0 (x0 clipped where the config clips); batches as `solve` makes them,
+    shared across launched processes."""
+
+    def run(batch_start: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        k, start = batch_start
+        chunk = conditions[start : start + plan.batch]
+        with scheduler_config(world, final_sigmas_type="sigma_min"), decoded_latents(world) as seen:
+            at_label_0 = generate(world, "plain", chunk, steps=steps, scheduler=REFERENCE_SOLVER, seed=REFERENCE_SEED + k,
+                                  batch=plan.batch, shard=False)[0].images  # fmt: skip
+        return at_label_0, denoised_at_label_0(world, seen[-1], chunk)
+
+    ends = distributed.shard_map(run, list(enumerate(range(0, len(conditions), plan.batch))))
+    return {"label 0": torch.cat([a for a, _ in ends]), "clean": torch.cat([c for _, c in ends])}
+
+
+@torch.no_grad()
+def denoised_at_label_0(world: World, latents: Tensor, conditions: list) -> Tensor:
+    """Pixels of the denoiser's clean estimate at label 0 from latents at label 0 (clipped where the config clips)."""
+    backbone, config = world.backbone, world.backbone.scheduler_config
+    out = backbone.predict(latents, torch.tensor(0), backbone.embed(conditions))
+    x0 = to_eps_and_x0(latents.float(), out, backbone.alpha(0), backbone.prediction_type)[1]
+    if config.get("clip_sample"):
+        limit = config.get("clip_sample_range", 1.0)
+        x0 = x0.clamp(-limit, limit)
+    return decode_estimate(backbone, x0)
+
+
+def sweep(world: World, opts: Options, plan: Plan, clip: bool, rows: Rows, errors: dict
+          ) -> tuple[list[tuple[str, Tensor]], dict[str, float] | None]:  # fmt: skip
     """Every solver at every NFE (and EVODiff at ode_nfe) under one clipping mode; appends to `rows`, puts each
     run's per-sample reconstruction errors in `errors[clip, solver, nfe]`, and returns the grid rows (first samples
-    at GRID_NFE and ode_nfe) when a grid was asked for."""
+    at GRID_NFE and ode_nfe) when a grid was asked for, and the reference's half-step check (None: no reference)."""
     names = world.backbone.class_names or (None,)
     conditions, reference_conditions = balanced(names, plan.samples), balanced(names, plan.reference_samples)
-    reference = solve(world, reference_conditions, plan.reference_steps, REFERENCE_SOLVER, plan) if plan.reference_samples else None
+    references, check = None, None
+    if plan.reference_samples:
+        references = reference(world, reference_conditions, plan.reference_steps, plan)
+        check = reference_check(world, plan, references)
     runs = [(solver, nfe) for solver in SOLVERS for nfe in plan.nfes] + ([("evodiff", plan.ode_nfe)] if plan.ode_nfe else [])
     grid = []
     for solver, nfe in runs:
@@ -109,15 +180,16 @@ def sweep(world: World, opts: Options, plan: Plan, clip: bool, rows: Rows, error
         row = {"task": "class", "method": solver, "x0_clip": clip, **timing(results)}
         if opts.embedded:
             row |= realism(world, images_of(results))
-        if reference is not None:
+        if references is not None:
             same = plan.reference_samples == plan.samples
             approx = images_of(results) if same else solve(world, reference_conditions, nfe, solver, plan)
-            errors[clip, solver, nfe] = per_sample_rmse(approx, reference)
-            row |= error_row(errors[clip, solver, nfe])
+            end = end_level(solver, world.backbone.scheduler_config)
+            errors[clip, solver, nfe] = per_sample_rmse(approx, references[end])
+            row |= error_row(errors[clip, solver, nfe]) | {"end": end}
         rows.append(row)
         if opts.grid is not None and nfe in (GRID_NFE, plan.ode_nfe):
             grid.append((f"{solver}, NFE {nfe}\nx0 {'clipped' if clip else 'not clipped'}", images_of(results)[:GRID_COLUMNS]))
-    return grid
+    return grid, check
 
 
 def error_row(errors: list[float]) -> dict:
@@ -126,33 +198,35 @@ def error_row(errors: list[float]) -> dict:
     return {"rmse_ref": sum(errors) / len(errors), "rmse_ref_ci": None if interval is None else list(interval), "rmse_ref_n": len(errors)}
 
 
-def reference_check(world: World, plan: Plan) -> float:
-    """The mean per-sample RMSE between the reference at half its steps and at its steps, on its first batch."""
-    conditions = balanced(world.backbone.class_names or (None,), min(plan.batch, plan.reference_samples))
-    full, half = (solve(world, conditions, steps, REFERENCE_SOLVER, plan) for steps in (plan.reference_steps, plan.reference_steps // 2))
-    errors = per_sample_rmse(half, full)
-    return sum(errors) / len(errors)
+def reference_check(world: World, plan: Plan, references: dict[str, Tensor]) -> dict[str, float]:
+    """At each end, the mean per-sample RMSE between the reference at half its steps and at its steps, on its
+    first batch (the same conditions and noise as the reference's first batch)."""
+    first = min(plan.batch, plan.reference_samples)
+    half = reference(world, balanced(world.backbone.class_names or (None,), first), plan.reference_steps // 2, plan)
+    return {end: statistics.fmean(per_sample_rmse(half[end], images[:first])) for end, images in references.items()}
 
 
-def reference_note(plan: Plan, clip: bool, check: float) -> str:
+def reference_note(plan: Plan, clip: bool, check: dict[str, float]) -> str:
     """How near the reference is to the exact solution, from its half-step check."""
-    return (f"x0 {'clipped' if clip else 'not clipped'}: the reference is DPM-Solver++(2M) at {plan.reference_steps} steps; "
-            f"at {plan.reference_steps // 2} steps it differs from it by a mean RMSE of {check:.2g} over "
-            f"{min(plan.batch, plan.reference_samples)} samples. Its own error is about that difference where the "
-            f"solution converges at first order (the last step's jump from the smallest timestep to the clean level "
-            f"shrinks as 1/steps), a third of it at second order; by the triangle inequality every rmse_ref lies "
-            f"within the reference's error of the distance to the exact solution")  # fmt: skip
+    differences = ", ".join(f"{value:.2g} at {end}" for end, value in check.items())
+    return (f"x0 {'clipped' if clip else 'not clipped'}: the reference is DPM-Solver++(2M) at {plan.reference_steps} steps "
+            f"to label 0; at {plan.reference_steps // 2} steps it differs from it by a mean RMSE of {differences} over "
+            f"{min(plan.batch, plan.reference_samples)} samples: about the reference's own error at first-order "
+            f"convergence, a third of it at second order. By the triangle inequality every rmse_ref lies within the "
+            f"reference's error of the distance to the exact solution")  # fmt: skip
 
 
 @contextmanager
 def scheduler_config(world: World, **options) -> Iterator[None]:
-    """The backbone's scheduler config with `options` set, restored afterwards."""
+    """The backbone's scheduler config with `options` set, restored afterwards (keys it lacked removed again)."""
     config = world.backbone.scheduler_config
-    saved = {key: config.get(key) for key in options}
+    saved = {key: config[key] for key in options if key in config}
     config.update(options)
     try:
         yield
     finally:
+        for key in options:
+            config.pop(key)
         config.update(saved)
 
 
