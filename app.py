@@ -4,7 +4,8 @@
 
 Tabs: Face, Style, Control map, Classes, Solvers. Each tab's run is an API endpoint (/face, /style,
 /control, /classes, /solvers) whose inputs all default to the tab's first example, streaming x0_hat previews
-before its result; each tab's sweep is another (/face_sweep, ...); /stop stops the caller's run or sweep
+before its result; each tab's sweep is another (/face_sweep, ...), and /face_sweep_command, ... names the `python -m guidance.sweep`
+command that runs it at scale; /stop stops the caller's run or sweep
 between two steps. The handlers are in app_handlers.py; this file lays out the page and wires it.
 The launcher decides which weights may be loaded: the embedded world
 from --world (env GUIDANCE_WORLD, default assets/world), Stable Diffusion 1.5 from --sd-model and
@@ -29,7 +30,7 @@ from typing import Any
 
 import gradio as gr
 
-from app_handlers import SNAPSHOTS, ExampleCache, make_example, make_run, make_sweep, status
+from app_handlers import SNAPSHOTS, ExampleCache, make_example, make_run, make_sweep, make_sweep_command, status
 from conditions.control import ANNOTATORS
 from conditions.images import MAX_FILE_BYTES
 from guidance.export import TABLE_COLUMNS
@@ -42,6 +43,9 @@ from guidance.worlds.embedded import ASSETS
 from guidance.worlds.registry import EMBEDDED, SD, WorldRegistry
 
 BENCH_FIGURES = Path(__file__).resolve().parent / "docs" / "figures"  # written by `python -m guidance.bench report`
+SWEEP_SEEDS = 8  # the most seeds per value a sweep takes in the app (the sweep command takes any number)
+SCALE_COMMAND = ("The same sweep at scale (one sample per seed; raise --seeds; on N GPUs: accelerate launch --num_processes N "
+                 "-m guidance.sweep ...; README, Sweeps at scale)")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- layout
@@ -183,8 +187,10 @@ def trajectory_output(spec: TaskSpec) -> gr.Image:
                     elem_id=f"{spec.name}-trajectory")  # fmt: skip
 
 
-def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.components.Component], run_sweep: Callable) -> None:
-    """Every selected method at 3-8 values of one of the task's settings (TaskSpec.sweeps), from the same seed."""
+def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.components.Component], run_sweep: Callable,
+                  command_of: Callable) -> None:  # fmt: skip
+    """Every selected method at 3-8 values of one of the task's settings (TaskSpec.sweeps), from 1-8 seeds per value,
+    and the command that runs the same sweep at scale."""
     low, high = SWEEP_VALUES
     with gr.Accordion(f"Sweep: one setting, {low} to {high} values (Stop above ends it)", open=False, elem_id=f"{spec.name}-sweep"):
         with gr.Row():
@@ -192,6 +198,8 @@ def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.co
             setting = gr.Dropdown(choices, value=spec.sweeps[0], label="Setting", elem_id=f"{spec.name}-sweep-setting")
             values = gr.Textbox(SWEEP_DEFAULTS[spec.sweeps[0]], label="Values", info="a list (0.02, 0.05, 0.1) or a range start:stop:count",
                                 elem_id=f"{spec.name}-sweep-values")  # fmt: skip
+            seeds = gr.Slider(1, SWEEP_SEEDS, value=1, step=1, label="Seeds per value", info="the seed above and the ones after it",
+                              elem_id=f"{spec.name}-sweep-seeds")  # fmt: skip
             start = gr.Button("Sweep", variant="primary", elem_id=f"{spec.name}-sweep-run")
         grid = gr.Image(label="Grid: methods x values", type="pil", format="png", interactive=False, elem_id=f"{spec.name}-sweep-grid")
         with gr.Row():
@@ -200,12 +208,18 @@ def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.co
         files = gr.File(label="Download: grid and figures as PNG, data as JSON", file_count="multiple", elem_id=f"{spec.name}-sweep-downloads")
         with gr.Accordion("Sweep data (JSON)", open=False):
             summary = gr.JSON(label="Per method", elem_id=f"{spec.name}-sweep-json")
+        with gr.Row():
+            command = gr.Code(label=SCALE_COMMAND, language="shell", lines=2, interactive=False, wrap_lines=True,
+                              elem_id=f"{spec.name}-sweep-command")  # fmt: skip
+            name = gr.Button("Name the command", elem_id=f"{spec.name}-sweep-name", scale=0)
     setting.input(lambda key: SWEEP_DEFAULTS[key], setting, values, api_visibility="private", concurrency_limit=None)  # the user's pick only
+    sweep_inputs = {"backbone": backbone, **inputs, "sweep_setting": setting, "sweep_values": values, "sweep_seeds": seeds}
     start.click(
-        run_sweep, inputs_kwargs={"backbone": backbone, **inputs, "sweep_setting": setting, "sweep_values": values},
-        outputs=[grid, metric, seconds, files, summary], api_name=f"{spec.name}_sweep", concurrency_id="sampling",
-        show_progress_on=grid, preprocess=False,
+        run_sweep, inputs_kwargs=sweep_inputs, outputs=[grid, metric, seconds, files, summary, command], api_name=f"{spec.name}_sweep",
+        concurrency_id="sampling", show_progress_on=grid, preprocess=False,
     )  # fmt: skip
+    name.click(command_of, inputs_kwargs=sweep_inputs, outputs=command, api_name=f"{spec.name}_sweep_command", preprocess=False,
+               concurrency_limit=None)  # fmt: skip
 
 
 def initial_value(component: gr.components.Component) -> Any:
@@ -228,7 +242,7 @@ def examples_section(spec: TaskSpec, inputs: dict[str, gr.components.Component],
 
 
 def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], status_line: gr.Markdown, run: Callable,
-              run_sweep: Callable, cache: ExampleCache) -> tuple:  # fmt: skip
+              run_sweep: Callable, command_of: Callable, cache: ExampleCache) -> tuple:  # fmt: skip
     """One tab; returns its condition widget (the backbone selector updates it) and its Stop button."""
     with gr.Tab(spec.title, id=spec.name):
         gr.Markdown(spec.intro)
@@ -251,7 +265,7 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
                 benchmark_panel(spec)
         with examples_column:
             examples_section(spec, inputs, [*outputs, trajectory], make_example(run, list(inputs), cache.backbone), cache)
-        sweep_section(spec, backbone, inputs, run_sweep)
+        sweep_section(spec, backbone, inputs, run_sweep, command_of)
         start.click(
             run, inputs_kwargs={"backbone": backbone, **inputs}, outputs=[*outputs, status_line, trajectory],
             api_name=spec.name, concurrency_id="sampling", show_progress_on=outputs[0],
@@ -282,7 +296,8 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
             choices = [(worlds.title(key), key) for key in worlds.keys()]
             backbone = gr.Dropdown(choices, value=default, label="Backbone", scale=1, elem_id="backbone")
             status_line = gr.Markdown(status(worlds, default), label="Status", elem_id="status")
-        handlers = [(make_run(spec, worlds, stops, downloads, spaces), make_sweep(spec, worlds, stops, downloads, spaces)) for spec in SPECS]
+        handlers = [(make_run(spec, worlds, stops, downloads, spaces), make_sweep(spec, worlds, stops, downloads, spaces),
+                     make_sweep_command(spec, worlds)) for spec in SPECS]  # fmt: skip
         cache = ExampleCache(default)
         tabs = [build_tab(spec, backbone, condition_widget(spec, worlds, default), status_line, *pair, cache) for spec, pair in zip(SPECS, handlers)]
         conditions, halts = zip(*tabs)

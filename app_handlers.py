@@ -26,9 +26,13 @@ from guidance.methods import Settings
 from guidance.preview import Frame, stream_task
 from guidance.space import gpu_seconds, on_gpu
 from guidance.stops import Stops
+from guidance.sweep import SweepInputs, sweep_command
+from guidance.sweep.plan import EMBEDDED as EMBEDDED_SOURCE
+from guidance.sweep.plan import setting_pairs
 from guidance.tasks import SWEEP_VALUES, TaskOutcome, TaskRequest, TaskSpec, parse_values, preset, sweep
 from guidance.views import SWEEP_SERIES, sweep_figure, sweep_grid, sweep_summary, trajectory_strip, write_sweep_files
-from guidance.worlds.registry import WorldRegistry
+from guidance.worlds.embedded import ASSETS
+from guidance.worlds.registry import SD, WorldRegistry
 
 SNAPSHOTS = 8  # x0_hat kept at 8 evenly spaced steps per method: the live preview's frames and the trajectory strip
 ERROR_TITLES = {
@@ -186,32 +190,87 @@ def make_run(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Pat
     return on_gpu(run, lambda *_, **values: run_seconds(spec, values), spaces)
 
 
+def world_options(worlds: WorldRegistry, backbone: str) -> dict[str, str | None]:
+    """The sweep command's world for a backbone of the app: the embedded world ("embedded" for the shipped one, else
+    its folder), or Stable Diffusion 1.5 with the app's ControlNet and tiny decoder."""
+    if backbone == SD:
+        return {"world": worlds.sd_model, "controlnet_model": worlds.controlnet, "tiny_vae": worlds.tiny_vae}
+    shipped = Path(worlds.embedded).resolve() == ASSETS.resolve()
+    return {"world": EMBEDDED_SOURCE if shipped else str(worlds.embedded)}
+
+
+def sweep_inputs(spec: TaskSpec, request: TaskRequest, values: dict[str, Any], world: dict[str, str | None]) -> SweepInputs:
+    """The tab's inputs as the sweep command takes them: its request's settings, and its uploads by file path."""
+    path = lambda name: (values.get(name) or {}).get("path")  # noqa: E731  (uploads arrive as gradio file payloads)
+    fields: dict[str, Any] = {
+        **world, "task": spec.name, "steps": request.steps, "eta": request.eta, "condition": request.condition or "",
+        "strength": request.strength, "settings": setting_pairs(spec.name, request.settings),
+    }  # fmt: skip
+    if spec.runs_over == "schedulers":
+        fields["guidance"] = request.methods[0]
+    if "reference" in spec.inputs:
+        fields["reference"] = path("reference")
+    if "control_map" in spec.inputs:
+        fields |= {"control_map": path("control_image"), "annotator": request.annotator, "controlnet": request.use_controlnet,
+                   "edge_energy": request.edge_energy, "extra": request.extra,
+                   "reference": path("extra_reference") if request.extra else None}  # fmt: skip
+    return SweepInputs(**fields)
+
+
+def sweep_command_of(spec: TaskSpec, worlds: WorldRegistry, values: dict[str, Any]) -> str:
+    """The command line that runs the tab's sweep at scale: its current inputs, setting, values and seeds (the tab's
+    seed and the ones after it, one sample each), every input checked as a run's would be."""
+    values = dict(values)
+    backbone, setting, text = values.pop("backbone"), values.pop("sweep_setting"), values.pop("sweep_values")
+    seeds = int(values.pop("sweep_seeds", 1))
+    request = request_from(spec, values)
+    methods = request.schedulers if spec.runs_over == "schedulers" else request.methods
+    inputs = sweep_inputs(spec, request, values, world_options(worlds, backbone))
+    return sweep_command(inputs, setting, text.replace(" ", ""), tuple(methods), range(request.seed, request.seed + seeds), f"runs/sweep-{spec.name}")
+
+
 def make_sweep(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None) -> Callable[..., tuple]:
-    """The tab's sweep endpoint: its widget values plus a setting and 3-8 values in; grid, plots, files, JSON out."""
+    """The tab's sweep endpoint: its widget values plus a setting, 3-8 values and seeds per value in; grid, plots,
+    files, JSON and the command that runs the same sweep at scale out."""
 
     def run_sweep(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> tuple:
+        with readable_errors():
+            command = sweep_command_of(spec, worlds, values)
         backbone, setting, text = values.pop("backbone"), values.pop("sweep_setting"), values.pop("sweep_values")
+        seeds = int(values.pop("sweep_seeds", 1))
         with readable_errors(), stops.watch(request.session_hash) as stop:
             progress(0, desc=f"loading the {backbone} backbone")
             world = worlds.load(backbone)
             outcome = sweep(
                 world, request_from(spec, values), setting, parse_values(setting, text),
                 progress=lambda where: progress((where.step, where.steps), desc=str(where), unit="steps"), should_stop=stop.is_set,
+                seeds=seeds,
             )  # fmt: skip
         if outcome.cancelled:
             gr.Warning(f"Stopped after {len(outcome.columns) - 1} of {len(outcome.values)} values; finished cells shown.")
         figures = {key: sweep_figure(outcome, key) for key in SWEEP_SERIES}
         files = write_sweep_files(downloads / uuid.uuid4().hex, outcome, figures)
-        return sweep_grid(outcome), figures["metric"], figures["seconds_per_image"], files, sweep_summary(outcome)
+        return sweep_grid(outcome), figures["metric"], figures["seconds_per_image"], files, sweep_summary(outcome), command
 
     def seconds(*_, **values: Any) -> int:
         try:
             count = len(parse_values(values["sweep_setting"], values["sweep_values"]))
         except GuidanceError:  # the sweep itself reports bad values
             count = SWEEP_VALUES[1]
-        return run_seconds(spec, values, count)
+        samples = int(values.get("samples", 1)) * int(values.get("sweep_seeds", 1))
+        return run_seconds(spec, values | {"samples": samples}, count)
 
     return on_gpu(run_sweep, seconds, spaces)
+
+
+def make_sweep_command(spec: TaskSpec, worlds: WorldRegistry) -> Callable[..., str]:
+    """The tab's endpoint that names the sweep command for its current inputs, without running anything."""
+
+    def sweep_command_line(**values: Any) -> str:
+        with readable_errors():
+            return sweep_command_of(spec, worlds, values)
+
+    return sweep_command_line
 
 
 # ----------------------------------------------------------------------------- cached examples

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from PIL import Image
 import app
 from guidance.export import TABLE_COLUMNS
 from guidance.space import MAX_SECONDS, gpu_seconds
+from guidance.sweep import cli as sweep_cli
 from guidance.tasks import SPECS
 from guidance.views import HEADER_HEIGHT, LABEL_WIDTH
 from app_fixtures import app_url, trained_for_real, world_path  # noqa: F401  (fixtures)
@@ -263,7 +265,7 @@ def test_a_run_streams_x0_hat_previews_before_its_final_result(client: Client) -
 
 
 def test_a_sweep_is_a_grid_with_one_column_per_value_and_downloads(client: Client) -> None:
-    grid, metric, seconds, files, summary = client.predict(
+    grid, metric, seconds, files, summary, _command = client.predict(
         steps=3, sweep_setting="gfcg_max_scale", sweep_values="0, 1, 2", api_name="/classes_sweep"
     )
     labels = list(TABS["classes"].selected)
@@ -277,6 +279,29 @@ def test_a_sweep_is_a_grid_with_one_column_per_value_and_downloads(client: Clien
         assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
     assert sorted(Path(f).name for f in files) == ["grid.png", "metric.png", "seconds_per_image.png", "sweep.json"]
     assert json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())["values"] == [0.0, 1.0, 2.0]
+
+
+def test_seeds_per_value_give_means_with_intervals_and_the_named_command_repeats_the_sweep(client: Client, tmp_path: Path) -> None:
+    """2 seeds per value: every cell holds 2 samples, the plot's mean and interval; the command the section names
+    runs the same cells (the same seeds, one sample each) through `python -m guidance.sweep`."""
+    inputs = {"steps": 3, "seed": 4, "sweep_setting": "gfcg_max_scale", "sweep_values": "0, 2, 4", "sweep_seeds": 2}
+    *_, summary, command = client.predict(**inputs, api_name="/classes_sweep")
+    labels = list(TABS["classes"].selected)
+    for label in labels:
+        series = summary["series"][label]
+        assert series["samples"] == [2, 2, 2]
+        assert all(low <= mean <= high for mean, (low, high) in zip(series["metric"], series["metric_ci95"]))
+    assert client.predict(**inputs, api_name="/classes_sweep_command") == command
+    words = shlex.split(command)
+    assert words[:4] == ["python", "-m", "guidance.sweep", "classes"] and words[words.index("--seeds") + 1] == "4:6"
+    assert words[words.index("--methods") + 1] == ",".join(labels) and words[words.index("--values") + 1] == "0,2,4"
+    words[words.index("--out") + 1] = str(tmp_path / "sweep")
+    assert sweep_cli.main(words[3:]) == 0
+    again = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["summary"]
+    for label in labels:
+        assert again[label]["metric"] == pytest.approx(summary["series"][label]["metric"], rel=1e-6)
+    face = shlex.split(client.predict(sweep_setting="scale", sweep_values="0.05, 0.1", api_name="/face_sweep_command"))
+    assert Path(face[face.index("--reference") + 1]).is_file() and face[face.index("--seeds") + 1] == "0:1"
 
 
 def test_a_sweep_of_steps_takes_a_range_and_bad_values_are_explained(client: Client) -> None:
