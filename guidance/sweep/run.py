@@ -135,7 +135,7 @@ def run_sweep(world: World, plan: SweepPlan, folder: Path, *, force: bool = Fals
     everything = finished | {cell_of(record).key: record for record in records}
     store.merge(list(everything.values()))
     run = run_info(world, len(pending), len(plan.cells()) - len(pending), seconds, command)
-    data = document(plan, [everything[cell.key] for cell in plan.cells()], run, REALISM)
+    data = document(plan, [everything[cell.key] for cell in plan.cells()], run, realism_label(world))
     write_outputs(folder, data, plan, store)
     return data
 
@@ -150,6 +150,14 @@ def run_info(world: World, cells_run: int, resumed: int, seconds: float, command
         "samples_per_second_per_process": None if rate is None else rate / processes, "command": command,
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
     }  # fmt: skip
+
+
+def realism_label(world: World) -> str:
+    """What the realism figure is on this world (docs/methods.md, Realism): its own realism score where it has one,
+    else its evaluator's top-class probability."""
+    if world.realism_score is not None:
+        return f"the world's realism score ({type(world.realism_score).__name__})"
+    return REALISM
 
 
 def summary(plan: SweepPlan, records: list[dict]) -> dict[str, dict[str, list]]:
