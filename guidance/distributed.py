@@ -69,3 +69,9 @@ def shard_map(function: Callable[[Item], Result], items: Iterable[Item]) -> list
         `[function(item) for item in items]`, gathered from the processes that computed them.
     """
     return gather([function(item) for item in share(items)])
+
+
+def finish() -> None:
+    """Ends the process group, where there is one (NCCL asks for it before the process exits)."""
+    if processes() > 1:
+        state().destroy_process_group()

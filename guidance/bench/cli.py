@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         if distributed.is_main():
             print(f"guidance.bench {args.suite}: {error}", file=sys.stderr)
         return 2
+    finally:
+        distributed.finish()
     if not distributed.is_main():  # the main process writes what every process computed together
         return 0
     args.json.parent.mkdir(parents=True, exist_ok=True)

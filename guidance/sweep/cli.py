@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         if distributed.is_main():
             print(f"guidance.sweep: {error}", file=sys.stderr)
         return 2
+    finally:
+        distributed.finish()
     if data is not None:
         print(report(data, args.out))
     return 0
