@@ -194,7 +194,8 @@ def _example(name: str) -> str:
 
 
 def _strengths(k: dict[str, float], dsg_rate: dict[str, float]) -> dict[str, float]:
-    """Per-method preset strengths of an energy task: k of FreeDoM, FIGD and DPS, the DSG rate of each "+dsg"."""
+    """Per-method preset strengths of an energy task: k of FreeDoM, FIGD and DPS, the DSG rate of each "+dsg"; the
+    presets suite's picks (docs/methods.md, Presets), DPS taking FreeDoM's (the same step under the normalised rule)."""
     return {**k, **{f"{method}+dsg": rate for method, rate in dsg_rate.items()}}
 
 
@@ -210,7 +211,7 @@ SPECS = (
         example_fields=("reference", "condition"),
         examples=((_example("face_blond.png"), ""), (_example("face_ginger.png"), ""), (_example("face_black_beard.png"), "")),
         eta=0.5,  # FreeDoM's face set-up: DDIM eta 0.5
-        strengths=_strengths({"freedom": 0.1, "figd": 0.1, "dps": 0.1}, {"freedom": 0.1, "figd": 0.1, "dps": 0.1}),
+        strengths=_strengths({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.2, "figd": 0.4, "dps": 0.2}),
     ),
     TaskSpec(
         name="style", title="Style",
@@ -223,7 +224,7 @@ SPECS = (
         example_fields=("reference", "condition"),
         examples=tuple((_example(f"style_{name}.png"), "") for name in ("stripes", "checker", "dots")),
         eta=1.0,  # DSG's official style runs: DDIM eta 1
-        strengths=_strengths({"freedom": 0.1, "figd": 0.1, "dps": 0.1}, {"freedom": 0.1, "figd": 0.1, "dps": 0.1}),
+        strengths=_strengths({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.1, "figd": 0.4, "dps": 0.1}),
     ),
     TaskSpec(
         name="control", title="Control map",
@@ -238,7 +239,7 @@ SPECS = (
             (_example("control_canny.png"), "none", "face"),
         ),
         eta=1.0,
-        strengths=_strengths({"freedom": 0.2, "figd": 0.2, "dps": 0.2}, {"freedom": 0.1, "figd": 0.1, "dps": 0.1}),
+        strengths=_strengths({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.1, "figd": 0.1, "dps": 0.1}),
     ),
     TaskSpec(
         name="classes", title="Classes",

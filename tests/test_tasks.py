@@ -1,6 +1,10 @@
 """The task layer (guidance/tasks.py): presets and energies reach the sampler, on the tiny SD backbone."""
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +14,11 @@ from torch import nn
 from guidance.errors import MethodConfigError
 from guidance.methods import FreeDoM, Terms, Window
 from guidance.sampling import snapshot_indices
-from guidance.tasks import TaskRequest, build_energy, parse_values, preset, run_task, sweep
+from guidance.tasks import TaskRequest, build_energy, method_settings, parse_values, preset, run_task, spec, sweep
 from guidance.worlds import World
+
+
+PRESETS_RUN = Path(__file__).resolve().parents[1] / "docs" / "figures" / "json" / "presets-embedded-full.json"
 
 
 class CentreBox:
@@ -170,3 +177,48 @@ def test_snapshots_decode_x0_hat_at_evenly_spaced_steps_and_every_step_is_seen(w
     assert seen == [("freedom", i, i in (0, 2, 4)) for i in range(5)]
     assert [index for index, _ in result.trajectory] == [0, 2, 4]
     assert all(images.shape == result.images.shape for _, images in result.trajectory)
+
+
+def test_each_method_runs_at_its_own_preset_strength_times_the_request_strength(world):
+    """k for FreeDoM and FIGD, the DSG rate for a "+dsg" method, each from TaskSpec.strengths; None keeps `settings`."""
+    strengths = spec("style").strengths
+    request = TaskRequest("style", ["freedom", "figd+dsg", "plain"], steps=2, eta=1.0, settings=preset("style"),
+                          reference=picture(), strength=2.0)  # fmt: skip
+    assert method_settings(request, "freedom").scale == pytest.approx(2 * strengths["freedom"])
+    assert method_settings(request, "figd+dsg").dsg_rate == pytest.approx(2 * strengths["figd+dsg"])
+    assert method_settings(request, "plain") == preset("style")
+    shared = replace(request, strength=None)
+    assert method_settings(shared, "freedom") == method_settings(shared, "figd") == preset("style")
+    options = dict((label, result.options) for label, result in run_task(world, request).results)
+    assert options["freedom"]["scale"] == pytest.approx(2 * strengths["freedom"])
+    assert options["figd+dsg"]["dsg_rate"] == pytest.approx(2 * strengths["figd+dsg"])
+
+
+def test_a_strength_out_of_range_is_a_config_error():
+    with pytest.raises(MethodConfigError, match="strength"):
+        TaskRequest("face", ["freedom"], strength=-1.0)
+    with pytest.raises(MethodConfigError, match="dsg_rate"):  # the product is checked as any DSG rate
+        method_settings(TaskRequest("face", ["figd+dsg"], settings=preset("face"), strength=20.0), "figd+dsg")
+
+
+def test_a_sweep_of_the_strength_multiplies_the_presets_and_one_of_k_shares_it(world):
+    request = TaskRequest("face", ["freedom", "figd"], steps=2, eta=0.5, settings=preset("face"), reference=picture(), strength=1.0)
+    by_strength = sweep(world, request, "strength", [0.5, 1.0, 2.0])
+    own = spec("face").strengths
+    assert [by_strength.cell("figd", c).options["scale"] for c in range(3)] == pytest.approx([own["figd"] * m for m in (0.5, 1, 2)])
+    by_k = sweep(world, request, "scale", [0.05, 0.1, 0.2])
+    assert [by_k.cell("freedom", c).options["scale"] for c in range(3)] == [0.05, 0.1, 0.2]
+
+
+def test_presets_are_what_the_rule_picks_from_the_committed_presets_run():
+    """TaskSpec.strengths hold what the presets suite's rule picks from the committed run's rows (docs/methods.md,
+    Presets); DPS takes FreeDoM's strength (the same step under the tabs' normalised rule)."""
+    from guidance.bench.suites.presets import choose
+
+    run = json.loads(PRESETS_RUN.read_text())
+    picks = choose(run["rows"])
+    assert picks == run["config"]["picks"]
+    for task, methods in picks.items():
+        for method, value in methods.items():
+            assert spec(task).strengths[method] == value, (task, method)
+            assert spec(task).strengths[method.replace("freedom", "dps")] == value

@@ -5,10 +5,9 @@ Every guided method of a tab runs at each value of its strength grid (k, or the 
 guidance.tasks.strength_setting) with the rest of the tab's preset fixed; plain sampling runs once per tab on the same
 references and seeds. References: held-out renders (face; control: their Canny maps) and style references 3, 4, ...
 (the examples are 0-2). The rule (docs/methods.md, Presets) picks, per (tab, method), the value with the best
-condition metric (face: attribute agreement; style: pattern agreement; control: edge F1) among the values whose
-realism (guidance.worlds.base.realism, per sample) is not shown worse than plain sampling's on the same references and
-seeds (the bootstrap 95% interval of the mean paired difference does not lie wholly below 0), and whose samples the
-world's detector still calls faces (FACE_RATE); the smallest value wins a tie. guidance/tasks.py's
+condition metric (face: attribute agreement; style: pattern agreement; control: edge F1) among the values whose mean
+realism (guidance.worlds.base.realism) is at least REALISM_FLOOR of plain sampling's on the same references and seeds,
+and whose samples the world's detector still calls faces (at least FACE_RATE of them); the smallest value wins a tie. guidance/tasks.py's
 `TaskSpec.strengths` hold the picks of the committed run; tests/test_tasks.py checks that they agree. Then FIGD runs at
 each tab's preset strength with each of its other Fisher weight profiles w_t (docs/methods.md, FIGD step 3); every
 profile costs the same time, so the tab's metric compares them at equal time.
@@ -18,7 +17,6 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from guidance.errors import MethodConfigError
-from guidance.spread import bootstrap_interval, mean_difference, verdict
 from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.tasks import preset, spec, strength_setting
 from guidance.worlds import World
@@ -40,7 +38,8 @@ GRIDS = {
 }
 ROWS = {"face": face_rows, "style": style_rows, "control": control_rows}
 CONDITION = {"face": "attribute_agreement", "style": "pattern_agreement", "control": "edge_f1"}
-FACE_RATE = 0.9  # the share of samples the world's detector must still call faces
+REALISM_FLOOR = 0.8  # a value's mean realism over plain sampling's, at least
+FACE_RATE = 0.8  # the share of samples the world's detector must still call faces (it misreads some patterned ones)
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
@@ -59,16 +58,13 @@ def run(world: World, opts: Options) -> SuiteOutput:
             row = rows_of(world, plan, ("figd",), scale=own, fisher_weight=profile)[0]
             rows.append(row | {"value": own, "setting": "scale", "fisher_weight": profile})
     picks = choose(rows)
-    config = asdict(plan) | {"grids": GRIDS, "face_rate": FACE_RATE, "picks": picks}
+    config = asdict(plan) | {"grids": GRIDS, "realism_floor": REALISM_FLOOR, "face_rate": FACE_RATE, "picks": picks}
     return SuiteOutput(rows, goals(rows, picks), config=config, notes=[pick_note(picks)])
 
 
 def admissible(row: dict, plain: dict) -> bool:
-    """Realism not shown worse than plain sampling's (paired over the same references and seeds), and the samples
-    still judged faces."""
-    pairs = list(zip(row["values"]["realism"], plain["values"]["realism"]))
-    worse = verdict(bootstrap_interval(pairs, mean_difference), 0.0, higher_is_better=False, strict=True) == "met"
-    return not worse and row["face_rate"] >= FACE_RATE
+    """Realism at least REALISM_FLOOR of plain sampling's, and the samples still judged faces."""
+    return row["realism"] >= REALISM_FLOOR * plain["realism"] and row["face_rate"] >= FACE_RATE
 
 
 def choose(rows: list[dict]) -> dict[str, dict[str, float | None]]:
