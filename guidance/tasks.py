@@ -215,7 +215,8 @@ SPECS = (
     ),
     TaskSpec(
         name="style", title="Style",
-        intro="Style guidance: match the Gram matrices of early features of the uploaded image (style distance, lower is better).",
+        intro=("Style guidance: match the Gram matrices of early features of the uploaded image (style distance, lower is better; "
+               "on the embedded world also pattern agreement, the share of samples with the reference's pattern, higher is better)."),
         inputs=("reference",), choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
         choices_label="Methods (FreeDoM is the baseline)",
         # k from the world suite's sweep (docs/benchmarks.md, "Preset sweep"); repeats 3: FreeDoM's SD style script
