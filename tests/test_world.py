@@ -32,7 +32,7 @@ def smoke_world(smoke):
 def test_smoke_pipeline_writes_every_model(smoke):
     out = smoke / "out"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest) == {"vae", "decoder", "classifier", "evaluator", "face", "detector", "denoiser", "guide", "controlnet"}
+    assert set(manifest) == {"vae", "decoder", "classifier", "evaluator", "face", "detector", "denoiser", "guide", "controlnet", "style"}
     assert all(entry["params"] > 0 and entry["iterations"] > 0 for entry in manifest.values())
     for folder in ("vae", "unet", "guide_unet", "controlnet", "scheduler"):
         assert (out / folder).is_dir()
