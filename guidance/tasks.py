@@ -205,7 +205,7 @@ SPECS = (
         intro="Identity guidance: the generated face should be the uploaded person (ID distance, lower is better).",
         inputs=("reference",), choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
         choices_label="Methods (FreeDoM is the baseline)",
-        # k from the world suite's sweep on the embedded world v2 (docs/benchmarks.md, "Preset sweep")
+        # scale and dsg_rate: the shared values a request without a strength runs at; each method's own are `strengths`
         preset=Settings(scale=0.1, step_rule="normalized", window=(0.0, 0.9), dsg_rate=0.1, noise_rule="freedom"),
         energy=_reference_task("face"), metric_label="ID distance", sd_prompt="a headshot photo of a person",
         example_fields=("reference", "condition"),
@@ -219,7 +219,7 @@ SPECS = (
                "on the embedded world also pattern agreement, the share of samples with the reference's pattern, higher is better)."),
         inputs=("reference",), choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
         choices_label="Methods (FreeDoM is the baseline)",
-        # k from the world suite's sweep (docs/benchmarks.md, "Preset sweep"); repeats 3: FreeDoM's SD style script
+        # shared scale and dsg_rate as on face; repeats 3 on (0.3, 0.6) and the window: FreeDoM's SD style script
         preset=Settings(scale=0.1, step_rule="normalized", window=(0.3, 0.7), repeats=3, travel_window=(0.3, 0.6), dsg_rate=0.1),
         energy=_reference_task("style"), metric_label="style distance", sd_prompt="a portrait of a person, oil painting",
         example_fields=("reference", "condition"),
