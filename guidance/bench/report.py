@@ -29,11 +29,12 @@ def _cell(value) -> str:
 
 
 def table(rows: list[dict], columns: list[str] | None = None) -> str:
-    """A Markdown pipe table; by default the documented row keys first, then any others, as they occur."""
+    """A Markdown pipe table; by default the documented row keys first, then any others, as they occur, leaving out
+    nested figures (per-sample values, options: they stay in the JSON)."""
     if not rows:
         return "(no rows)"
     if columns is None:
-        present = list(dict.fromkeys(k for r in rows for k in r))
+        present = list(dict.fromkeys(k for r in rows for k, v in r.items() if not isinstance(v, dict)))
         columns = [k for k in ROW_KEYS if k in present] + [k for k in present if k not in ROW_KEYS]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
