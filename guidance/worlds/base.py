@@ -20,7 +20,7 @@ __all__ = [
     "Classifier", "FaceDetector", "FaceEmbedder", "PatternJudge", "StyleFeatures", "Unavailable", "World", "for_inference", "optional",
     "realism",
 ]  # fmt: skip
-REALISM = "the evaluator's top-class probability"  # what `realism` measures, in a label
+REALISM = "the evaluator's top-class probability"  # what `realism` measures on a world without a realism score
 
 
 @dataclass

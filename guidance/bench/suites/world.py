@@ -28,7 +28,7 @@ from guidance.sampling import SamplingResult
 from guidance.tasks import TaskRequest, preset, run_task, spec
 from guidance.worlds.embedded.dataset import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
 from guidance.worlds import World
-from guidance.worlds.base import realism as top_class_probability
+from guidance.worlds.base import realism as world_realism
 
 from ..common import (
     CONTROL_SEED, ID_SEED, Options, Rows, SuiteOutput, balanced, class_quality, generate, goal, images_of, realism,
@@ -181,12 +181,6 @@ def faces_found(world: World, images: torch.Tensor) -> list[float]:
     return [float(world.face_detector.box(image) is not None) for image in to_pil(images)]
 
 
-def realism_of(world: World, images: torch.Tensor) -> list[float]:
-    """Per image, the evaluator's probability of its most probable class: how clearly the world's evaluator
-    recognises one of its faces (guidance.worlds.base.realism; docs/methods.md, Realism)."""
-    return top_class_probability(world, images)
-
-
 @torch.no_grad()
 def attribute_agreement(world: World, samples: torch.Tensor, reference: torch.Tensor) -> list[float]:
     """Per sample, the share of identity attributes (hair colour and style, skin, glasses, beard) on which the
@@ -202,7 +196,7 @@ def attribute_agreement(world: World, samples: torch.Tensor, reference: torch.Te
 def per_sample(world: World, task: str, result, reference) -> dict[str, list[float]]:
     """The per-sample figures of one run: the tab's metric and what the world's own networks judge (realism, face
     found; face: attribute agreement; style: pattern agreement)."""
-    found = {"metric": list(result.metric), "realism": realism_of(world, result.images), "face": faces_found(world, result.images)}
+    found = {"metric": list(result.metric), "realism": world_realism(world, result.images), "face": faces_found(world, result.images)}
     if task == "face":
         found["attribute_agreement"] = attribute_agreement(world, result.images, to_tensor(reference)[0])
     if task == "control":
