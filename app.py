@@ -1,4 +1,4 @@
-"""The playground's web app: one tab per task (guidance.tasks.SPECS), each run one call to guidance.tasks.run_task.
+"""The playground's web app: one tab per task (guidance.playground.tasks.SPECS), each run one call to guidance.playground.tasks.run_task.
 
     python app.py [--host HOST] [--port PORT] [--world PATH] [--sd-model ID_OR_PATH] [--controlnet ID_OR_PATH] [--share]
 
@@ -6,7 +6,7 @@ Tabs: Face, Style, Control map, Classes, Solvers. Each tab's run is an API endpo
 /control, /classes, /solvers) whose inputs all default to the tab's first example, streaming x0_hat previews
 before its result; each tab's sweep is another (/face_sweep, ...), and /face_sweep_command, ... names the `python -m guidance.sweep`
 command that runs it at scale; /stop stops the caller's run or sweep
-between two steps. The handlers are in app_handlers.py; this file lays out the page and wires it.
+between two steps. The handlers are in guidance/playground/app_handlers.py; this file lays out the page and wires it.
 The launcher decides which weights may be loaded: the embedded world
 from --world (env GUIDANCE_WORLD, default assets/world), Stable Diffusion 1.5 from --sd-model and
 --controlnet (env GUIDANCE_SD_MODEL, GUIDANCE_CONTROLNET; "none" offers no SD).
@@ -30,17 +30,34 @@ from typing import Any
 
 import gradio as gr
 
-from app_handlers import SNAPSHOTS, ExampleCache, make_example, make_run, make_sweep, make_sweep_command, status
 from conditions.control import ANNOTATORS
 from conditions.images import MAX_FILE_BYTES
-from guidance.export import TABLE_COLUMNS
 from guidance.methods import LIMITS, Settings
 from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.methods.gfcg import SCALE_RULES
-from guidance.stops import Stops
-from guidance.tasks import EXAMPLES, EXTRAS, GUIDED_BASES, SPECS, SWEEP_DEFAULTS, SWEEP_SETTINGS, SWEEP_VALUES, TaskSpec
+from guidance.playground.app_handlers import (
+    SNAPSHOTS,
+    ExampleCache,
+    make_example,
+    make_run,
+    make_sweep,
+    make_sweep_command,
+    status,
+)
+from guidance.playground.export import TABLE_COLUMNS
+from guidance.playground.stops import Stops
+from guidance.playground.tasks import (
+    EXAMPLES,
+    EXTRAS,
+    GUIDED_BASES,
+    SPECS,
+    SWEEP_DEFAULTS,
+    SWEEP_SETTINGS,
+    SWEEP_VALUES,
+    TaskSpec,
+)
 from guidance.worlds.embedded import ASSETS
-from guidance.worlds.registry import EMBEDDED, SD, WorldRegistry
+from guidance.worlds.registry import EMBEDDED, WorldRegistry
 
 BENCH_FIGURES = Path(__file__).resolve().parent / "docs" / "figures"  # written by `python -m guidance.bench report`
 SWEEP_SEEDS = 8  # the most seeds per value a sweep takes in the app (the sweep command takes any number)
@@ -90,7 +107,7 @@ def common_inputs(spec: TaskSpec, condition: dict[str, Any]) -> dict[str, gr.com
 
 
 def gradient_inputs(settings: Settings) -> dict[str, gr.components.Component]:
-    """FreeDoM / FIGD / DPS / DSG sliders, preset from the papers (guidance.tasks.SPECS); the strength multiplies each
+    """FreeDoM / FIGD / DPS / DSG sliders, preset from the papers (guidance.playground.tasks.SPECS); the strength multiplies each
     method's own preset strength (TaskSpec.strengths)."""
     return {
         "strength": slider("strength", 1.0, 0.05, "Guidance strength (x each method's preset)",
@@ -276,7 +293,7 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
 
 def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlnet: str | None = None,
               tiny_vae: str | None = None) -> gr.Blocks:  # fmt: skip
-    """The whole UI; every run goes through guidance.tasks.run_task. Queued, one run at a time."""
+    """The whole UI; every run goes through guidance.playground.tasks.run_task. Queued, one run at a time."""
     worlds = WorldRegistry(Path(world), sd_model, controlnet, tiny_vae)
     stops, downloads = Stops(), Path(tempfile.mkdtemp(prefix="guidance-app-"))
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from huggingface_hub.errors import HTTPError
 from PIL import Image
 from torch import Tensor
 
-from huggingface_hub.errors import HTTPError
-
+from guidance.energy import Energy
 from guidance.errors import MethodConfigError, WeightsUnavailableError
 
-from guidance.energy import Energy
 from .images import resize, uint8_from_pixels
 
 ANNOTATORS = ("canny", "hed", "lineart", "openpose", "midas")

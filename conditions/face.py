@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from guidance.energy import Box, Energy, FaceDetector, FaceEmbedder
 from guidance.errors import MethodConfigError, NoFaceFoundError, WeightsUnavailableError
 
-from guidance.energy import Box, Energy, FaceDetector, FaceEmbedder
 from .images import module_device, resize, to_pil, to_tensor
 
 DISTANCES = ("l2", "l1", "cosine")

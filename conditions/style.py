@@ -7,6 +7,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from guidance.energy import Energy, PatternJudge, StyleFeatures
+
 from .clip import CLIP_MODEL, CLIP_WEIGHTS, clip_pixels, load_clip
 from .images import module_device, to_tensor
 

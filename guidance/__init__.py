@@ -1,6 +1,6 @@
 """Training-free guided diffusion: FreeDoM, FIGD, DSG, GFCG and the EVODiff scheduler on diffusers."""
-from .backbone import Backbone, Control, UNetBackbone
-from .errors import (
+from guidance.backbone import Backbone, Control, UNetBackbone
+from guidance.errors import (
     DeviceOutOfMemoryError,
     GuidanceError,
     ImageInputError,
@@ -9,10 +9,9 @@ from .errors import (
     SamplingNaNError,
     WeightsUnavailableError,
 )
-from .evodiff import EVODiffScheduler
-from .methods import METHODS, Settings, build_method
-from .sampling import SamplingResult, StepRecord, sample
-from .scheduler_steps import SCHEDULERS
+from guidance.methods import METHODS, Settings, build_method
+from guidance.sampling import SamplingResult, StepRecord, sample
+from guidance.schedulers import SCHEDULERS, EVODiffScheduler
 
 __all__ = [
     "METHODS", "SCHEDULERS", "Backbone", "Control", "DeviceOutOfMemoryError", "EVODiffScheduler", "GuidanceError",

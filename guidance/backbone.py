@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .errors import MethodConfigError
+from guidance.errors import MethodConfigError
 
 Condition = str | None  # a prompt or class name; None is the unconditional (null) condition
 

@@ -16,12 +16,12 @@ import psutil
 import torch
 from torch import Tensor
 
-from .backbone import Backbone, Condition, Control
-from .energy import Energy
-from .errors import DeviceOutOfMemoryError, MethodConfigError, SamplingNaNError
-from .methods import Guidance, StepContext
-from .vp_arithmetic import renoise
-from .scheduler_steps import STATELESS, check_noise_rule, ddim_eta, make_scheduler, mean_and_sigma, previous_alpha
+from guidance.backbone import Backbone, Condition, Control
+from guidance.energy import Energy
+from guidance.errors import DeviceOutOfMemoryError, MethodConfigError, SamplingNaNError
+from guidance.methods import Guidance, StepContext
+from guidance.schedulers.adapters import STATELESS, check_noise_rule, ddim_eta, make_scheduler, mean_and_sigma, previous_alpha
+from guidance.vp_arithmetic import renoise
 
 STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")  # Linux: peak RSS, and its reset
 
@@ -209,7 +209,7 @@ def sample(
     At `snapshots` evenly spaced steps x0_hat is kept (and passed to `on_step`, which sees every step's record, with
     None elsewhere); after the run they are decoded together into `result.trajectory`, outside the timed steps.
 
-    `eta` sets the noise of DDIM's step by `noise_rule` (guidance/scheduler_steps.py: NOISE_RULES): "ddim" is DDIM's own
+    `eta` sets the noise of DDIM's step by `noise_rule` (guidance/schedulers/adapters.py: NOISE_RULES): "ddim" is DDIM's own
     eta, "freedom" FreeDoM's face sampler, sigma_t = eta sqrt(1 - a_prev) (docs/methods.md, Sampling loop step 2).
 
     The method and the energy are reset first (`Guidance.reset`, `Energy.reset`), so a run does not depend on what

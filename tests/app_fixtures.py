@@ -2,7 +2,7 @@
 
 Import the fixtures into a test module (`from app_fixtures import app_url, world_path`). The world is
 $GUIDANCE_WORLD when set, else the committed assets/world when complete, else a smoke world trained by
-`python -m guidance.worlds.embedded.train all --config smoke` in a temporary folder (about a minute on 2 cores).
+`python -m guidance.worlds.embedded.build.train all --config smoke` in a temporary folder (about a minute on 2 cores).
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def world_path(tmp_path_factory) -> Path:
     if world_complete(COMMITTED_WORLD):
         return COMMITTED_WORLD
     folder = tmp_path_factory.mktemp("smoke_world")
-    command = [sys.executable, "-m", "guidance.worlds.embedded.train", "all", "--config", "smoke", "--out", str(folder / "world"), "--workdir", str(folder / "work")]
+    command = [sys.executable, "-m", "guidance.worlds.embedded.build.train", "all", "--config", "smoke", "--out", str(folder / "world"), "--workdir", str(folder / "work")]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
     return folder / "world"
 

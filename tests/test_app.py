@@ -10,17 +10,17 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+from app_fixtures import app_url, trained_for_real, world_path  # noqa: F401  (fixtures)
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
-from guidance.export import TABLE_COLUMNS
-from guidance.space import MAX_SECONDS, gpu_seconds
+from guidance.playground.export import TABLE_COLUMNS
+from guidance.playground.space import MAX_SECONDS, gpu_seconds
+from guidance.playground.tasks import SPECS
+from guidance.playground.views import HEADER_HEIGHT, LABEL_WIDTH
 from guidance.sweep import cli as sweep_cli
-from guidance.tasks import SPECS
-from guidance.views import HEADER_HEIGHT, LABEL_WIDTH
-from app_fixtures import app_url, trained_for_real, world_path  # noqa: F401  (fixtures)
 
 METRICS = {"face": "id_distance", "style": "style_distance", "control": "edge_f1", "classes": "class_probability", "solvers": "class_probability"}
 TABS = {spec.name: spec for spec in SPECS}

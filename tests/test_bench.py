@@ -21,8 +21,8 @@ from guidance.bench.report import goals_table, verdict_counts, write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
 from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, memory, presets, preview, profile, solvers, world
 from guidance.methods.figd import FISHER_WEIGHTS
-from guidance.tasks import preset, strength_setting
-from guidance.spread import ratio_of_means
+from guidance.playground.spread import ratio_of_means
+from guidance.playground.tasks import preset, strength_setting
 from guidance.worlds import World
 
 TINY_PLANS = {
@@ -68,7 +68,7 @@ def tiny_world_path(tmp_path_factory):
 
     from guidance.worlds.embedded import FILES, LABEL_EMBEDDING
     from guidance.worlds.embedded.nets import save_net
-    from guidance.worlds.embedded.stages import SCHEDULE, _vae_config
+    from guidance.worlds.embedded.build.stages import SCHEDULE, _vae_config
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("tiny_world")
@@ -332,7 +332,7 @@ def test_tiny_decoder_is_distilled_saved_in_fp16_and_loaded_with_the_world(tiny_
     from safetensors.torch import load_file
 
     from guidance.worlds.embedded import load_world
-    from guidance.worlds.embedded.tiny_decoder import distil
+    from guidance.worlds.embedded.build.tiny_decoder import distil
 
     folder = tmp_path / "world"
     shutil.copytree(tiny_world_path, folder)

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from app_fixtures import app_url, world_path  # noqa: F401  (fixtures)
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -102,7 +101,7 @@ def test_solvers_tab_shows_its_benchmark_plot(app_url: str, tmp_path: Path) -> N
 def test_classes_tab_runs_a_sweep_and_draws_its_grid_and_plots(app_url: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    from guidance.tasks import SWEEP_DEFAULTS, SWEEP_SETTINGS
+    from guidance.playground.tasks import SWEEP_DEFAULTS, SWEEP_SETTINGS
 
     with opened_page(app_url, tmp_path) as page:
         page.get_by_role("tab", name="Classes").click()

@@ -223,7 +223,7 @@ def test_freedom_noise_rule_is_the_face_gd_step():
     """x_{t-1} = sqrt(a_prev) x0 + 0.5 sqrt(1 - a_prev) z + sqrt(0.75) sqrt(1 - a_prev) eps (docs/methods.md, Sampling loop step 2)."""
     from diffusers import DDIMScheduler
 
-    from guidance.scheduler_steps import ddim_eta, mean_and_sigma, previous_alpha
+    from guidance.schedulers.adapters import ddim_eta, mean_and_sigma, previous_alpha
 
     scheduler = DDIMScheduler(beta_schedule="linear", beta_start=1e-4, beta_end=0.02, clip_sample=False, set_alpha_to_one=True)
     scheduler.set_timesteps(100)  # Face-GD's pixel CelebA-HQ schedule and step count
@@ -645,7 +645,7 @@ def test_every_solver_clips_x0_as_the_config_says(name):
     """A config with clip_sample makes every solver clamp x0_hat to [-1, 1]; the last step returns it."""
     from diffusers import DDPMScheduler
 
-    from guidance.scheduler_steps import make_scheduler
+    from guidance.schedulers.adapters import make_scheduler
 
     x = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     finals = {}
@@ -664,7 +664,7 @@ def test_make_scheduler_keeps_evodiff_on_its_logsnr_grid_from_the_top_label():
     """The embedded world's DDPM config says "leading"; the playground's EVODiff still starts at label T-1."""
     from diffusers import DDPMScheduler
 
-    from guidance.scheduler_steps import make_scheduler
+    from guidance.schedulers.adapters import make_scheduler
 
     scheduler = make_scheduler("evodiff", DDPMScheduler(timestep_spacing="leading", steps_offset=1).config)
     scheduler.set_timesteps(10)

@@ -1,4 +1,4 @@
-"""Tests for guidance/evodiff.py (EVODiff as a diffusers scheduler), CPU only.
+"""Tests for guidance/schedulers/evodiff.py (EVODiff as a diffusers scheduler), CPU only.
 
 Most checks use an analytic model: for Gaussian data x0 ~ N(0, diag(s^2)) the exact
 noise predictor is eps(x, t) = sqrt(1 - a) x / (a s^2 + 1 - a) and the probability-flow
@@ -19,7 +19,7 @@ from diffusers import (
     UNet2DModel,
 )
 
-from guidance.evodiff import EVODiffScheduler
+from guidance.schedulers.evodiff import EVODiffScheduler
 
 SHAPE = (2, 3, 8, 8)
 

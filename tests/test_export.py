@@ -1,4 +1,4 @@
-"""The app's summary, metrics table and per-step figure give each figure with its spread (guidance.export)."""
+"""The app's summary, metrics table and per-step figure give each figure with its spread (guidance.playground.export)."""
 from __future__ import annotations
 
 import statistics
@@ -8,10 +8,10 @@ import pytest
 import torch
 from matplotlib.colors import to_rgba
 
-from guidance.export import TABLE_COLUMNS, metrics_table, step_figure, summarize
+from guidance.playground.export import TABLE_COLUMNS, metrics_table, step_figure, summarize
+from guidance.playground.spread import bootstrap_interval, median_iqr, ratio_of_means, t_interval, verdict
+from guidance.playground.tasks import TaskOutcome
 from guidance.sampling import SamplingResult, StepRecord
-from guidance.spread import bootstrap_interval, median_iqr, ratio_of_means, t_interval, verdict
-from guidance.tasks import TaskOutcome
 
 
 def result(ms: list[float], metric: list[float]) -> SamplingResult:

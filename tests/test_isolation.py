@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from app_fixtures import world_path  # noqa: F401  (fixture)
 from PIL import Image
 
 from guidance.energy import Box, FaceDetector
 from guidance.methods import GFCG, Settings, build_method
+from guidance.playground.tasks import EXAMPLES, TaskRequest, build_energy, preset, run_task, spec
 from guidance.sampling import SamplingResult, sample
-from guidance.tasks import EXAMPLES, TaskRequest, build_energy, preset, run_task, spec
 from guidance.worlds import World
-from app_fixtures import world_path  # noqa: F401  (fixture)
 
 # A face-tab run calls the face energy STEPS + 2 times (each step, then the final energy and metric), a control-tab run
 # STEPS + 1 (its metric is edge F1): with neither a multiple of redetect_every (5), a run that inherited the run before

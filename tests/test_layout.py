@@ -1,42 +1,168 @@
-"""The package layout's rules: one direction of imports, no task names in the UI, an app that stays small."""
+"""The package layout's rules: imports go one way between layers, without cycles and without private names.
+
+Layers, from the bottom: conditions/ (energies, which see only guidance's protocols and errors); the library
+(guidance's loop, methods, schedulers, worlds); the playground (guidance/playground: tasks, previews, views, the
+app's handlers); the tools over it (guidance/bench, guidance/sweep); app.py on top, which imports the playground alone.
+"""
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
-from guidance.tasks import TASKS
+import pytest
+
+from guidance.playground.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ("sampling.py", "backbone.py", "energy.py", "errors.py", "evodiff.py", "scheduler_steps.py", "vp_arithmetic.py", "methods")
+PACKAGES = ("guidance", "conditions")
+PLAYGROUND, TOOLS = "guidance.playground", ("guidance.bench", "guidance.sweep")  # the sweep tool also serves the app
+TEST_MODULES = {path.stem: path for path in (ROOT / "tests").glob("*.py")}  # imported by their bare names
+BUILD = "guidance.worlds.embedded.build"
 
 
-def imported(path: Path) -> set[str]:
-    """Absolute module names a file imports (relative imports resolved against its package)."""
-    package = path.relative_to(ROOT).with_suffix("").parts[:-1]
-    names = set()
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_modules() -> dict[str, Path]:
+    """Every module of the project (packages and app.py), by its dotted name."""
+    paths = [path for package in PACKAGES for path in (ROOT / package).rglob("*.py")] + [ROOT / "app.py"]
+    return {module_name(path): path for path in paths}
+
+
+MODULES = project_modules()
+
+
+def imports(path: Path, name: str | None = None) -> Iterator[tuple[str, list[str]]]:
+    """(module, names imported from it) for every import in a file, anywhere in it, relative ones resolved against
+    the file's module `name` (by default, its place in the project)."""
+    name = name or module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
+            for alias in node.names:
+                yield alias.name, []
         elif isinstance(node, ast.ImportFrom):
-            base = list(package[: len(package) - node.level + 1]) if node.level else []
-            names.add(".".join(base + ([node.module] if node.module else [])))
-    return names
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            yield module, [alias.name for alias in node.names]
+
+
+def project_edges(path: Path) -> set[str]:
+    """The project modules a file imports: `from package import module` counts as importing the module."""
+    edges = set()
+    for module, names in imports(path):
+        for name in names:
+            if f"{module}.{name}" in MODULES:
+                edges.add(f"{module}.{name}")
+        if module in MODULES:
+            edges.add(module)
+    return edges - {module_name(path)}
+
+
+GRAPH = {name: project_edges(path) for name, path in MODULES.items()}
+
+
+def within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def reaches(layer: str, target) -> list[tuple[str, str]]:
+    """(importer, imported) pairs where a module of `layer` imports one for which `target(name)` holds."""
+    return [(a, b) for a, edges in GRAPH.items() if layer(a) for b in edges if target(b)]
+
+
+def is_library(name: str) -> bool:
+    return within(name, "guidance") and not any(within(name, other) for other in (PLAYGROUND, *TOOLS))
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of a graph: its strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while not component or component[-1] != node:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def private_imports(paths: dict[str, Path]) -> list[str]:
+    """Every `from module import _name` across two of the project's modules (tests included)."""
+    found = []
+    for name, path in paths.items():
+        for module, names in imports(path, name):
+            if (module.split(".")[0] in (*PACKAGES, "app") or module in TEST_MODULES) and module != name:
+                found += [f"{name} imports {module}.{n}" for n in names if n.startswith("_") and not n.startswith("__")]
+    return found
+
+
+def test_no_import_cycles() -> None:
+    assert not cycles(GRAPH)
+
+
+def test_no_private_names_across_modules() -> None:
+    assert not private_imports({**MODULES, **TEST_MODULES})
+
+
+def test_the_checks_can_fail(tmp_path: Path) -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    probe = tmp_path / "probe.py"
+    probe.write_text("from guidance.sampling import sample\nfrom .sampling import _finish\n")
+    assert private_imports({"guidance.probe": probe}) == ["guidance.probe imports guidance.sampling._finish"]
+
+
+def test_the_library_imports_neither_the_playground_nor_the_tools() -> None:
+    assert not reaches(is_library, lambda b: any(within(b, layer) for layer in (PLAYGROUND, *TOOLS)) or b == "app")
+
+
+def test_the_playground_imports_neither_the_benchmarks_nor_the_app() -> None:
+    assert not reaches(lambda a: within(a, PLAYGROUND), lambda b: within(b, "guidance.bench") or b == "app")
+
+
+def test_nothing_at_runtime_imports_the_embedded_build_pipeline() -> None:
+    runtime = lambda a: not within(a, BUILD) and not any(within(a, tool) for tool in TOOLS)  # noqa: E731
+    assert not reaches(runtime, lambda b: within(b, BUILD))
 
 
 def test_conditions_use_only_guidance_public_types() -> None:
-    for path in (ROOT / "conditions").glob("*.py"):
-        reached = {name for name in imported(path) if name.split(".")[0] == "guidance"}
-        assert reached <= {"guidance.errors", "guidance.energy"}, path.name
+    reached = {b for a, b in reaches(lambda a: within(a, "conditions"), lambda b: within(b, "guidance"))}
+    assert reached <= {"guidance.errors", "guidance.energy"}
 
 
 def test_the_sampling_core_imports_no_conditions() -> None:
-    for entry in CORE:
-        for path in (ROOT / "guidance" / entry).glob("*.py") if entry == "methods" else [ROOT / "guidance" / entry]:
-            assert not any(name.split(".")[0] == "conditions" for name in imported(path)), path.name
+    core = lambda a: within(a, "guidance.methods") or within(a, "guidance.schedulers") or a in (  # noqa: E731
+        "guidance.sampling", "guidance.backbone", "guidance.energy", "guidance.errors", "guidance.vp_arithmetic")
+    assert not reaches(core, lambda b: within(b, "conditions"))
 
 
-def test_predictors_and_methods_base_do_not_import_each_other() -> None:
-    assert "guidance.methods.base" not in imported(ROOT / "guidance" / "methods" / "predictors.py")
+def test_the_app_imports_only_the_playground() -> None:
+    reached = {b for a, b in reaches(lambda a: a == "app", lambda b: b in MODULES)}
+    assert all(within(b, PLAYGROUND) for b in reached), sorted(reached)
+
+
+@pytest.mark.parametrize("layer", ["guidance.methods.predictors"])
+def test_predictors_do_not_import_the_methods_base(layer: str) -> None:
+    assert "guidance.methods.base" not in GRAPH[layer]
 
 
 def test_the_app_names_no_task_and_stays_small() -> None:
@@ -46,5 +172,5 @@ def test_the_app_names_no_task_and_stays_small() -> None:
 
 
 def test_the_apps_handlers_name_no_task() -> None:
-    source = (ROOT / "app_handlers.py").read_text()
+    source = (ROOT / "guidance" / "playground" / "app_handlers.py").read_text()
     assert not [task for task in TASKS if f'"{task}"' in source]

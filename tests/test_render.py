@@ -1,9 +1,9 @@
-"""Tests of the procedural face renderer (guidance.worlds.embedded.render) and its dataset (guidance.worlds.embedded.dataset)."""
+"""Tests of the procedural face renderer (guidance.worlds.embedded.build.render) and its dataset (guidance.worlds.embedded.build.dataset)."""
 
 import numpy as np
 import pytest
 
-from guidance.worlds.embedded.dataset import (
+from guidance.worlds.embedded.build.dataset import (
     CLASS_NAMES,
     CONFUSABLE_PAIRS,
     SPLIT_ID_RANGES,
@@ -13,7 +13,7 @@ from guidance.worlds.embedded.dataset import (
     make_dataset,
     nuisance_from_seed,
 )
-from guidance.worlds.embedded.render import render
+from guidance.worlds.embedded.build.render import render
 
 
 def test_render_shape_dtype_and_determinism():
@@ -108,7 +108,7 @@ def test_train_and_heldout_identities_disjoint():
 
 
 def test_attributes_follow_the_identity_and_the_nuisance():
-    from guidance.worlds.embedded.dataset import ATTRIBUTES, UNSEEN, attributes_of
+    from guidance.worlds.embedded.build.dataset import ATTRIBUTES, UNSEEN, attributes_of
 
     _, labels, ids, attributes = make_dataset(60, seed=4)
     assert attributes.shape == (60, len(ATTRIBUTES))

@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from test_bench import tiny_world_path  # noqa: F401  (fixture)
 
 from guidance.errors import MethodConfigError
-from guidance.sweep import Cell, SweepInputs, base_request, comparable, plan_sweep, run_cell, run_sweep, sweep_command
-from guidance.sweep import cli
-from guidance.tasks import sweep
-from guidance.views import HEADER_HEIGHT, LABEL_WIDTH, sweep_series
+from guidance.playground.tasks import sweep
+from guidance.playground.views import HEADER_HEIGHT, LABEL_WIDTH, sweep_series
+from guidance.sweep import Cell, SweepInputs, base_request, cli, comparable, plan_sweep, run_cell, run_sweep, sweep_command
 from guidance.worlds.base import realism
-from test_bench import tiny_world_path  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["face", "--methods", "freedom,figd", "--setting", "scale", "--values", "0.05,0.1", "--seeds", "0:2", "--steps", "2",
@@ -99,7 +98,7 @@ def test_a_cell_records_the_realism_the_world_judges_of_its_sample(tiny_world, t
 
 
 def test_the_apps_sweep_over_seeds_holds_the_cells_of_the_sweep_command(tiny_world, tiny_world_path, tmp_path):
-    """guidance.tasks.sweep with 2 seeds per value (one sample each) gives, per cell, the samples of those seeds."""
+    """guidance.playground.tasks.sweep with 2 seeds per value (one sample each) gives, per cell, the samples of those seeds."""
     plan = tiny_plan(tiny_world_path, values="0.05,0.1,0.2")
     cells = {(c["method"], c["value"], c["seed"]): c["metric"] for c in run_sweep(tiny_world, plan, tmp_path / "cells")["cells"]}
     seen = []

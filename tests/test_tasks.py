@@ -1,4 +1,4 @@
-"""The task layer (guidance/tasks.py): presets and energies reach the sampler, on the tiny SD backbone."""
+"""The task layer (guidance/playground/tasks.py): presets and energies reach the sampler, on the tiny SD backbone."""
 from __future__ import annotations
 
 import json
@@ -13,10 +13,9 @@ from torch import nn
 
 from guidance.errors import MethodConfigError
 from guidance.methods import FreeDoM, Terms, Window
+from guidance.playground.tasks import TaskRequest, build_energy, method_settings, parse_values, preset, run_task, spec, sweep
 from guidance.sampling import snapshot_indices
-from guidance.tasks import TaskRequest, build_energy, method_settings, parse_values, preset, run_task, spec, sweep
 from guidance.worlds import World
-
 
 PRESETS_RUN = Path(__file__).resolve().parents[1] / "docs" / "figures" / "json" / "presets-embedded-full.json"
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from guidance.errors import MethodConfigError, WeightsUnavailableError
 from guidance.worlds.embedded import ASSETS, REQUIRED, STYLE_ANGLES, load_world
-from guidance.worlds.embedded.dataset import ATTRIBUTES, CLASS_NAMES, make_dataset
-from guidance.worlds.embedded.stages import blur, negatives
-from guidance.worlds.embedded.train import run_stage
-from safetensors.torch import load_file
+from guidance.worlds.embedded.build.dataset import ATTRIBUTES, CLASS_NAMES, make_dataset
+from guidance.worlds.embedded.build.stages import blur, negatives
+from guidance.worlds.embedded.build.train import run_stage
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_networks_follow_their_protocols(smoke_world):
 
 
 def test_missing_weights_name_the_rebuild_command(tmp_path):
-    with pytest.raises(WeightsUnavailableError, match="guidance.worlds.embedded.train all"):
+    with pytest.raises(WeightsUnavailableError, match="guidance.worlds.embedded.build.train all"):
         load_world(tmp_path)
 
 
@@ -121,7 +121,7 @@ def test_stale_or_damaged_weights_are_a_typed_error(smoke, tmp_path, damage):
         shutil.copy(out / "evaluator.safetensors", out / "face_detector.safetensors")
     else:
         (out / "classifier.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(WeightsUnavailableError, match="do not load.*guidance.worlds.embedded.train all"):
+    with pytest.raises(WeightsUnavailableError, match="do not load.*guidance.worlds.embedded.build.train all"):
         load_world(out)
 
 
@@ -174,7 +174,7 @@ def test_classifier_and_evaluator_are_accurate_on_heldout_renders(world):
 
 
 def test_adversarial_inputs_stay_in_their_ball_and_raise_the_loss():
-    from guidance.worlds.embedded.stages import adversarial
+    from guidance.worlds.embedded.build.stages import adversarial
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))

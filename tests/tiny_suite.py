@@ -9,9 +9,10 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
+from test_bench import TINY_PLANS
+
 from guidance.bench import cli
 from guidance.bench.suites import solvers
-from test_bench import TINY_PLANS
 
 PLANS = TINY_PLANS | {solvers: replace(TINY_PLANS[solvers], batch=4)}
 

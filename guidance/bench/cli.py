@@ -31,13 +31,12 @@ from pathlib import Path
 import torch
 
 from guidance import distributed
+from guidance.bench import loading, report
+from guidance.bench.common import BenchUnavailable, Options, SuiteOutput
+from guidance.bench.machine import describe_machine
+from guidance.bench.plots import plot
+from guidance.bench.suites import SUITES
 from guidance.errors import GuidanceError
-
-from . import loading, report
-from .common import BenchUnavailable, Options, SuiteOutput
-from .machine import describe_machine
-from .plots import plot
-from .suites import SUITES
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,14 +21,13 @@ from torch import Tensor
 
 from conditions.images import pixels_from_uint8, to_pil
 from guidance import distributed
+from guidance.bench.metrics import accuracy, confidence, features, frechet_distance, probabilities
 from guidance.energy import Energy
 from guidance.methods import Settings, build_method
+from guidance.playground.spread import bootstrap_interval, verdict
+from guidance.playground.tasks import TaskRequest, preset, run_task
 from guidance.sampling import SamplingResult, sample
-from guidance.spread import bootstrap_interval, verdict
-from guidance.tasks import TaskRequest, preset, run_task
 from guidance.worlds import World
-
-from .metrics import accuracy, confidence, features, frechet_distance, probabilities
 
 ROW_KEYS = (
     "task", "method", "steps", "nfe", "seconds_per_image", "ms_per_step", "peak_mem_mb", "energy", "energy_std",
@@ -152,7 +151,7 @@ def goal(
 @lru_cache(maxsize=16)
 def renders(n: int, seed: int, identities_per_class: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """n held-out renders (pixels (n, 3, 64, 64) in [-1, 1], labels, identity ids), class-balanced."""
-    from guidance.worlds.embedded.dataset import make_dataset
+    from guidance.worlds.embedded.build.dataset import make_dataset
 
     images, labels, ids, _ = make_dataset(n, seed=seed, split="heldout", identities_per_class=identities_per_class)
     pixels = pixels_from_uint8(images)

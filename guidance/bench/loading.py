@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from guidance.bench.common import Options
 from guidance.worlds import World
-
-from .common import Options
 
 BACKBONES = ("embedded", "sd15-random", "sd15")
 CONTROLNET = "lllyasviel/sd-controlnet-canny"
@@ -25,7 +24,7 @@ def load(opts: Options, needs: tuple[str, ...]) -> World:
         return load_world(opts.world or ASSETS, opts.device)
     dtype = torch.float16 if opts.device == "cuda" else torch.float32
     if opts.backbone == "sd15-random":
-        from .sd15_random import build_world
+        from guidance.bench.sd15_random import build_world
 
         return build_world(image_size(opts), opts.device, dtype, needs)
     from guidance.worlds import load_sd15_world

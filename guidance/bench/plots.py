@@ -10,8 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from guidance import distributed  # noqa: E402
-
-from .machine import machine_label  # noqa: E402
+from guidance.bench.machine import machine_label  # noqa: E402
 
 
 def _figure(columns: int = 1):
@@ -164,7 +163,7 @@ def plot_memory(data: dict, folder: Path) -> list[Path]:
 
 def plot_profile(data: dict, folder: Path) -> list[Path]:
     """One stacked bar per method: the step's ms, part by part (guidance.bench.suites.profile.PARTS)."""
-    from .suites.profile import PARTS
+    from guidance.bench.suites.profile import PARTS
 
     rows = [r for r in data["rows"] if "ms_per_step" in r]  # the end-to-end speed rows have no parts
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 2), 4.6))

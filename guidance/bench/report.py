@@ -12,10 +12,10 @@ import json
 import os
 from pathlib import Path
 
-from .common import ROW_KEYS, VERDICTS
-from .machine import machine_label
-from .plots import plot, run_mode
-from .suites import SUITES
+from guidance.bench.common import ROW_KEYS, VERDICTS
+from guidance.bench.machine import machine_label
+from guidance.bench.plots import plot, run_mode
+from guidance.bench.suites import SUITES
 
 
 def _cell(value) -> str:

@@ -15,10 +15,10 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, ControlNetModel, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from guidance.worlds.sd15 import SD_CLASSES as CLASS_NAMES
-from guidance.worlds.sd15 import StableDiffusionBackbone
 from guidance.worlds import World
 from guidance.worlds.base import for_inference
+from guidance.worlds.sd15 import SD_CLASSES as CLASS_NAMES
+from guidance.worlds.sd15 import StableDiffusionBackbone
 
 SCHEDULER = {
     "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",

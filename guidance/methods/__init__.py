@@ -1,15 +1,15 @@
 """Guidance methods, and `build_method` which turns a name such as "figd+dsg" into one."""
 from __future__ import annotations
 
-from ..errors import MethodConfigError
-from .base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window
-from .dps import DPS
-from .dsg import DSG
-from .figd import FIGD
-from .freedom import FreeDoM
-from .gfcg import GFCG, Classifier
-from .predictors import CFG, Autoguidance, Predictor
-from .settings import LIMITS, Bound, Settings
+from guidance.errors import MethodConfigError
+from guidance.methods.base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window
+from guidance.methods.dps import DPS
+from guidance.methods.dsg import DSG
+from guidance.methods.figd import FIGD
+from guidance.methods.freedom import FreeDoM
+from guidance.methods.gfcg import GFCG, Classifier
+from guidance.methods.predictors import CFG, Autoguidance, Predictor
+from guidance.methods.settings import LIMITS, Bound, Settings
 
 GRADIENT_METHODS = {"freedom": FreeDoM, "figd": FIGD, "dps": DPS}
 TOKENS = {"plain", "cfg", "atg", "gfcg", "dsg", *GRADIENT_METHODS}

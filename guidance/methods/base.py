@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..energy import Energy, SumEnergy
-from ..vp_arithmetic import from_eps, to_eps_and_x0
-from .predictors import Estimate, Predictor
-from .step import Prediction, StepContext
+from guidance.energy import Energy, SumEnergy
+from guidance.methods.predictors import Estimate, Predictor
+from guidance.methods.step import Prediction, StepContext
+from guidance.vp_arithmetic import from_eps, to_eps_and_x0
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """DPS (Chung et al., ICLR 2023): the gradient through the denoiser with a constant step size."""
 from __future__ import annotations
 
-from .freedom import FreeDoM
+from guidance.methods.freedom import FreeDoM
 
 
 class DPS(FreeDoM):

@@ -5,8 +5,8 @@ import math
 
 from torch import Tensor
 
-from ..errors import MethodConfigError
-from ..vp_arithmetic import expand, norm
+from guidance.errors import MethodConfigError
+from guidance.vp_arithmetic import expand, norm
 
 
 class DSG:

@@ -8,12 +8,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..energy import Energy
-from ..errors import MethodConfigError
-from ..vp_arithmetic import to_eps_and_x0
-from .base import StepContext
-from .freedom import FreeDoM, gradients_of
-from .predictors import Estimate
+from guidance.energy import Energy
+from guidance.errors import MethodConfigError
+from guidance.methods.base import StepContext
+from guidance.methods.freedom import FreeDoM, gradients_of
+from guidance.methods.predictors import Estimate
+from guidance.vp_arithmetic import to_eps_and_x0
 
 # docs/methods.md, FIGD step 3: profiles of w_t as functions of a_t, before the normalisation to mean 1 over the run
 FISHER_WEIGHTS: dict[str, Callable[[float], float]] = {

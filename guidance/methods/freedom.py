@@ -4,12 +4,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..energy import Energy
-from ..errors import MethodConfigError
-from ..vp_arithmetic import expand, rms, to_eps_and_x0
-from .base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window
-from .dsg import DSG
-from .predictors import Estimate, Predictor
+from guidance.energy import Energy
+from guidance.errors import MethodConfigError
+from guidance.methods.base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window
+from guidance.methods.dsg import DSG
+from guidance.methods.predictors import Estimate, Predictor
+from guidance.vp_arithmetic import expand, rms, to_eps_and_x0
 
 STEP_RULES = ("auto", "alpha", "normalized", "constant", "freedom-pixel")
 

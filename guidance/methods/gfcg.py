@@ -6,12 +6,12 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
-from ..backbone import Control
-from ..energy import Classifier
-from ..errors import MethodConfigError
-from ..vp_arithmetic import to_eps_and_x0
-from .predictors import Estimate, Predictor, branch_eps, paired_eps
-from .step import StepContext
+from guidance.backbone import Control
+from guidance.energy import Classifier
+from guidance.errors import MethodConfigError
+from guidance.methods.predictors import Estimate, Predictor, branch_eps, paired_eps
+from guidance.methods.step import StepContext
+from guidance.vp_arithmetic import to_eps_and_x0
 
 BASES = ("none", "cfg", "atg")
 SCALE_RULES = ("confusion", "ratio")

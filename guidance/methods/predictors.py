@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..vp_arithmetic import to_eps_and_x0
-from .step import StepContext
+from guidance.methods.step import StepContext
+from guidance.vp_arithmetic import to_eps_and_x0
 
 
 @dataclass

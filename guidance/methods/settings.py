@@ -2,17 +2,17 @@
 
 `Settings` is checked where it is built: a value out of its range or an unknown name raises
 MethodConfigError naming the value and what is allowed. `LIMITS` also bounds a run's samples, steps,
-seed, eta and strength (guidance.tasks.TaskRequest checks those).
+seed, eta and strength (guidance.playground.tasks.TaskRequest checks those).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ..errors import MethodConfigError
-from ..scheduler_steps import NOISE_RULES
-from .figd import FISHER_WEIGHTS
-from .freedom import STEP_RULES
-from .gfcg import SCALE_RULES
+from guidance.errors import MethodConfigError
+from guidance.methods.figd import FISHER_WEIGHTS
+from guidance.methods.freedom import STEP_RULES
+from guidance.methods.gfcg import SCALE_RULES
+from guidance.schedulers.adapters import NOISE_RULES
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ LIMITS = {
     "steps": Bound(1, 1000, slider=(4, 100)),  # 1000: the training schedule's length
     "seed": Bound(0, 2**32 - 1),
     "eta": Bound(0, 1),
-    "strength": Bound(0, 20, slider=(0, 3)),  # a multiplier on each method's preset strength (guidance.tasks)
+    "strength": Bound(0, 20, slider=(0, 3)),  # a multiplier on each method's preset strength (guidance.playground.tasks)
     "cfg_scale": Bound(0, 20, slider=(1, 10)),
     "scale": Bound(0, 100, slider=(0, 2)),  # the constant rule (DPS) takes raw step sizes
     "repeats": Bound(1, 10, slider=(1, 5)),
@@ -64,7 +64,7 @@ class Settings:
     """Every method option in one place (the app's sliders map onto these fields).
 
     cfg_scale: w of CFG or Autoguidance (1 disables CFG for gradient methods).
-    noise_rule: how DDIM's eta sets the sampler's noise, "ddim" or "freedom" (guidance/scheduler_steps.py: NOISE_RULES).
+    noise_rule: how DDIM's eta sets the sampler's noise, "ddim" or "freedom" (guidance/schedulers/adapters.py: NOISE_RULES).
     scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
     fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options
     (gfcg_threshold: w_t below this fraction of gfcg_max_scale counts as 0, docs/methods.md GFCG step 3; gfcg_one_call: c_ref and w_t

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from ..backbone import Backbone, Control
+from guidance.backbone import Backbone, Control
 
 
 @dataclass

@@ -3,11 +3,21 @@
     plan = plan_sweep(*base_request(SweepInputs("face")), "scale", "0.02:0.4:8", ("freedom", "figd"), range(64))
 
 (with the recorded inputs passed as `inputs=`), then `check_plan(world, plan)` and `run_sweep(world, plan, folder)`.
-A cell is one sample, (method, value, seed), through guidance.tasks.run_task; the cells are shared across the
+A cell is one sample, (method, value, seed), through guidance.playground.tasks.run_task; the cells are shared across the
 processes of `accelerate launch` (guidance.distributed), and a folder's finished cells are kept across runs.
 """
-from .plan import MAX_CELLS, Cell, SweepInputs, SweepPlan, base_request, check_plan, parse_seeds, plan_sweep, sweep_command
-from .run import TIMES, comparable, run_cell, run_sweep
+from guidance.sweep.plan import (
+    MAX_CELLS,
+    Cell,
+    SweepInputs,
+    SweepPlan,
+    base_request,
+    check_plan,
+    parse_seeds,
+    plan_sweep,
+    sweep_command,
+)
+from guidance.sweep.run import TIMES, comparable, run_cell, run_sweep
 
 __all__ = [
     "MAX_CELLS", "TIMES", "Cell", "comparable", "SweepInputs", "SweepPlan", "base_request", "check_plan", "parse_seeds", "plan_sweep",

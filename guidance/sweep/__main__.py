@@ -1,6 +1,6 @@
 """`python -m guidance.sweep`: see guidance/sweep/cli.py."""
 import sys
 
-from .cli import main
+from guidance.sweep.cli import main
 
 sys.exit(main())

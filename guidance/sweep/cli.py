@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .. import distributed
-from ..errors import GuidanceError, MethodConfigError
-from ..tasks import GUIDED_BASES, SWEEP_DEFAULTS, TASKS, spec
-from ..worlds import World
-from .plan import EMBEDDED, MAX_CELLS, SweepInputs, base_request, check_plan, parse_methods, parse_seeds, plan_sweep
-from .run import run_sweep
+from guidance import distributed
+from guidance.errors import GuidanceError, MethodConfigError
+from guidance.playground.tasks import GUIDED_BASES, SWEEP_DEFAULTS, TASKS, spec
+from guidance.sweep.plan import EMBEDDED, MAX_CELLS, SweepInputs, base_request, check_plan, parse_methods, parse_seeds, plan_sweep
+from guidance.sweep.run import run_sweep
+from guidance.worlds import World
 
 PROGRAM = "python -m guidance.sweep"
 
@@ -88,7 +88,7 @@ def inputs_from(args: argparse.Namespace) -> SweepInputs:
 
 def is_embedded(source: str) -> bool:
     """Whether --world names the embedded world (or a folder holding one) rather than Stable Diffusion 1.5."""
-    from ..worlds.embedded import FILES, LABEL_EMBEDDING
+    from guidance.worlds.embedded import FILES, LABEL_EMBEDDING
 
     return source == EMBEDDED or (Path(source) / FILES["unet"] / LABEL_EMBEDDING).exists()
 
@@ -96,18 +96,18 @@ def is_embedded(source: str) -> bool:
 def load_world(source: str, device: torch.device, controlnet: str | None = None, tiny_vae: str | None = None) -> World:
     """The embedded world (from its folder) or Stable Diffusion 1.5 on `device`; WeightsUnavailableError otherwise."""
     if is_embedded(source):
-        from ..worlds.embedded import ASSETS
-        from ..worlds.embedded import load_world as load_embedded
+        from guidance.worlds.embedded import ASSETS
+        from guidance.worlds.embedded import load_world as load_embedded
 
         return load_embedded(ASSETS if source == EMBEDDED else source, device)
-    from ..worlds.sd15 import SD_CLASSES, load_sd15_world
+    from guidance.worlds.sd15 import SD_CLASSES, load_sd15_world
 
     return load_sd15_world(source, controlnet, device, class_names=SD_CLASSES, tiny_vae=tiny_vae)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict | None:
     """Checks everything, loads the world on this process's device, runs the sweep; the document on the main process."""
-    from ..worlds.sd15 import SD_CLASSES
+    from guidance.worlds.sd15 import SD_CLASSES
 
     inputs = inputs_from(args)
     setting = args.setting or spec(args.task).sweeps[0]

@@ -7,9 +7,9 @@ import math
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..views import labelled_grid
-from .plan import Cell, SweepPlan
-from .store import CellStore
+from guidance.playground.views import labelled_grid
+from guidance.sweep.plan import Cell, SweepPlan
+from guidance.sweep.store import CellStore
 
 
 def _number(value: float | None) -> float:

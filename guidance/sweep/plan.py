@@ -10,12 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from conditions.images import load_image
-
-from ..errors import MethodConfigError
-from ..methods import LIMITS, Settings, build_method
-from ..scheduler_steps import check_noise_rule
-from ..tasks import EXTRAS, GUIDED_BASES, TaskRequest, check_sweep, method_settings, parse_values, preset, spec, sweep_request
-from ..worlds import World
+from guidance.errors import MethodConfigError
+from guidance.methods import LIMITS, Settings, build_method
+from guidance.playground.tasks import (
+    EXTRAS,
+    GUIDED_BASES,
+    TaskRequest,
+    check_sweep,
+    method_settings,
+    parse_values,
+    preset,
+    spec,
+    sweep_request,
+)
+from guidance.schedulers.adapters import check_noise_rule
+from guidance.worlds import World
 
 MAX_CELLS = 4096  # cells per run unless --max-cells says more
 GRID_SEEDS = 4  # grid.png shows the first seeds of the plan
@@ -43,7 +52,7 @@ class SweepInputs:
 
     None means the task's own: its first example's reference or control map, its condition (on Stable Diffusion its
     prompt, or its first class), its steps and eta. `strength` None runs every method at `settings` as given; a number
-    multiplies each method's preset strength (guidance.tasks.method_settings). `settings` overrides the task's
+    multiplies each method's preset strength (guidance.playground.tasks.method_settings). `settings` overrides the task's
     preset, as (name, text) pairs (`--set name=value`). `controlnet_model` and `tiny_vae` complete a Stable Diffusion
     world (hub ids or folders).
     """
@@ -285,7 +294,7 @@ def plan_sweep(request: TaskRequest, setting: str, values_text: str, methods: tu
     Args:
         request: the base request (`base_request`).
         setting: one of the task's sweepable settings (TaskSpec.sweeps).
-        values_text: "0.05,0.1,0.2" or "start:stop:count" (guidance.tasks.parse_values).
+        values_text: "0.05,0.1,0.2" or "start:stop:count" (guidance.playground.tasks.parse_values).
         methods: the methods (or solvers) to run, each one the task offers.
         seeds: the seeds of every (method, value).
         max_cells: the most cells allowed.

@@ -16,16 +16,15 @@ from pathlib import Path
 import torch
 
 from conditions.images import to_pil
-
-from .. import distributed
-from ..errors import SamplingNaNError, WeightsUnavailableError
-from ..spread import t_interval
-from ..tasks import SWEEP_SETTINGS, run_task, spec
-from ..worlds import World
-from ..worlds.base import REALISM, realism
-from .figures import curves_figure, grid_image
-from .plan import Cell, SweepPlan
-from .store import CellStore, cell_of
+from guidance import distributed
+from guidance.errors import SamplingNaNError, WeightsUnavailableError
+from guidance.playground.spread import t_interval
+from guidance.playground.tasks import SWEEP_SETTINGS, run_task, spec
+from guidance.sweep.figures import curves_figure, grid_image
+from guidance.sweep.plan import Cell, SweepPlan
+from guidance.sweep.store import CellStore, cell_of
+from guidance.worlds import World
+from guidance.worlds.base import REALISM, realism
 
 TIMES = ("seconds", "wall_seconds")  # a record's timings: the only figures that differ between identical runs
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..errors import MethodConfigError
-from .plan import Cell
+from guidance.errors import MethodConfigError
+from guidance.sweep.plan import Cell
 
 CONFIG, MERGED, IMAGES = "config.json", "cells.jsonl", "images"
 OUTPUTS = ("sweep.json", "curves.png", "grid.png")

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..backbone import Backbone
-from ..energy import Classifier, FaceDetector, FaceEmbedder, PatternJudge, StyleFeatures
-from ..errors import WeightsUnavailableError
+from guidance.backbone import Backbone
+from guidance.energy import Classifier, FaceDetector, FaceEmbedder, PatternJudge, StyleFeatures
+from guidance.errors import WeightsUnavailableError
 
 __all__ = [
     "Classifier", "FaceDetector", "FaceEmbedder", "PatternJudge", "StyleFeatures", "Unavailable", "World", "for_inference", "optional",

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from ..errors import MethodConfigError, WeightsUnavailableError
-from .base import World
-from .embedded import ASSETS
-from .sd15 import SD_CLASSES
+from guidance.errors import MethodConfigError, WeightsUnavailableError
+from guidance.worlds.base import World
+from guidance.worlds.embedded import ASSETS
+from guidance.worlds.sd15 import SD_CLASSES
 
 EMBEDDED, SD = "embedded", "sd15"
 
@@ -78,11 +78,11 @@ class WorldRegistry:
 
     def _load(self, key: str) -> World:
         if key == EMBEDDED:
-            from .embedded import load_world
+            from guidance.worlds.embedded import load_world
 
             return load_world(self.embedded, self.device)
         if key == SD and self.sd_model:
-            from .sd15 import load_sd15_world
+            from guidance.worlds.sd15 import load_sd15_world
 
             return load_sd15_world(self.sd_model, self.controlnet, self.device, class_names=SD_CLASSES, tiny_vae=self.tiny_vae)
         raise MethodConfigError(f"unknown backbone {key!r}; this app offers {self.keys()}")

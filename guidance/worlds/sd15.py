@@ -13,9 +13,9 @@ from huggingface_hub.errors import HTTPError
 from torch import Tensor
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from ..backbone import Condition, UNetBackbone
-from ..errors import WeightsUnavailableError
-from .base import World, for_inference, optional
+from guidance.backbone import Condition, UNetBackbone
+from guidance.errors import WeightsUnavailableError
+from guidance.worlds.base import World, for_inference, optional
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD_CLASSES = ("cat", "dog", "fox", "wolf", "lion", "tiger", "owl", "eagle")  # what the CLIP zero-shot classifiers tell apart

@@ -4,7 +4,7 @@ Each module has `run(world, opts) -> SuiteOutput`, `PLANS` (quick and full, "-sd
 Diffusion backbones) and `NEEDS`, the networks besides the backbone that it uses on sd15-random (which
 builds only those; quality metrics, and so the evaluator, are computed on the embedded world only).
 """
-from . import dsg, figd, gfcg, gpu, memory, presets, preview, profile, solvers, world
+from guidance.bench.suites import dsg, figd, gfcg, gpu, memory, presets, preview, profile, solvers, world
 
 SUITES = {
     "world": world, "figd": figd, "dsg": dsg, "gfcg": gfcg, "solvers": solvers, "gpu": gpu, "profile": profile,

@@ -3,7 +3,7 @@
 The gradient is FreeDoM's (or FIGD's, a plan option) on the face-ID task; strength is the step scale k
 for the plain step and the guidance rate g_r for DSG. Realism: Frechet distance of all samples of a
 setting to as many held-out renders (floor alongside) and evaluator confidence. Goal (at the presets,
-guidance.tasks.PRESETS["face"]): DSG reaches a lower energy than the plain step at equal steps (image by image
+guidance.playground.tasks.PRESETS["face"]): DSG reaches a lower energy than the plain step at equal steps (image by image
 from the same noise, a bootstrap interval over the images), with equal or better FD, at < 5% extra time per step
 (timed in interleaved rounds of the preset pair, a bootstrap interval over the rounds). The FD over a few dozen
 samples is reported as indicative: below FD_VERDICT_SAMPLES samples it measures noise.
@@ -15,13 +15,22 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from guidance.spread import mean_difference
-from guidance.tasks import PRESETS, run_task
-from guidance.worlds import World
-
-from ..common import (
-    FD_VERDICT_SAMPLES, Options, Rows, SuiteOutput, goal, images_of, realism, reference_images, task_request, task_row, timing,
+from guidance.bench.common import (
+    FD_VERDICT_SAMPLES,
+    Options,
+    Rows,
+    SuiteOutput,
+    goal,
+    images_of,
+    realism,
+    reference_images,
+    task_request,
+    task_row,
+    timing,
 )  # fmt: skip
+from guidance.playground.spread import mean_difference
+from guidance.playground.tasks import PRESETS, run_task
+from guidance.worlds import World
 
 NEEDS = ("face_embedder",)
 TASK = "face"

@@ -1,6 +1,6 @@
 """`figd`: FreeDoM vs FIGD, each alone and with DSG, on the face-ID, style and control-map tasks.
 
-All four methods run the task's preset (guidance.tasks.PRESETS) with the same DDIM eta (DSG needs eta > 0),
+All four methods run the task's preset (guidance.playground.tasks.PRESETS) with the same DDIM eta (DSG needs eta > 0),
 the same steps and the same seeds, taking turns within each seed. Goal: FIGD >= 2x faster per image than FreeDoM, final energy no worse
 (FIGD's mean minus FreeDoM's, image by image from the same noise, <= FreeDoM's spread over seeds). The speed-up is
 given by wall time and by the process's CPU time, which on a CPU shared with other jobs leaves out the waiting; its
@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from guidance.bench.common import Options, Rows, SuiteOutput, energies, goal, reference_images, task_request, timing
+from guidance.playground.spread import mean_difference, ratio_of_means
+from guidance.playground.tasks import run_task
 from guidance.sampling import SamplingResult
-from guidance.spread import mean_difference, ratio_of_means
-from guidance.tasks import run_task
 from guidance.worlds import World
-
-from ..common import Options, Rows, SuiteOutput, energies, goal, reference_images, task_request, timing
-
 
 NEEDS = ("face_embedder", "style_features")
 

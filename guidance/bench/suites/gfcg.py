@@ -16,14 +16,23 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from guidance.spread import mean_difference
-from guidance.tasks import preset
-from guidance.worlds import World
-
-from ..common import (
-    Options, Rows, SuiteOutput, balanced, class_quality, generate, goal, images_of, realism, timing, warm_up,
+from guidance.bench.common import (
+    Options,
+    Rows,
+    SuiteOutput,
+    balanced,
+    class_quality,
+    generate,
+    goal,
+    images_of,
+    realism,
+    timing,
+    warm_up,
 )  # fmt: skip
-from ..metrics import diversity, features, probabilities
+from guidance.bench.metrics import diversity, features, probabilities
+from guidance.playground.spread import mean_difference
+from guidance.playground.tasks import preset
+from guidance.worlds import World
 
 NEEDS = ("classifier",)
 

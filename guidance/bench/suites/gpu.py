@@ -21,12 +21,11 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from guidance.bench.common import BenchUnavailable, Options, Rows, SuiteOutput, generate, goal, reference_images, timing, warm_up
 from guidance.methods import Settings
+from guidance.playground.tasks import TaskRequest, build_energy
 from guidance.sampling import SamplingResult
-from guidance.tasks import TaskRequest, build_energy
 from guidance.worlds import World
-
-from ..common import BenchUnavailable, Options, Rows, SuiteOutput, generate, goal, reference_images, timing, warm_up
 
 SIZE = 512
 SETTINGS = Settings(cfg_scale=7.5, scale=0.08, step_rule="normalized", window=(0.0, 1.0), dsg_rate=0.05)

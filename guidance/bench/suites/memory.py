@@ -16,10 +16,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass, replace
 
+from guidance.bench.common import Options, Rows, SuiteOutput, generate, goal
+from guidance.bench.suites.gpu import SETTINGS, face_energy, weights_mb
 from guidance.worlds import World
-
-from ..common import Options, Rows, SuiteOutput, generate, goal
-from .gpu import SETTINGS, face_energy, weights_mb
 
 NEEDS = ("face_embedder", "classifier")
 RUNS = {  # label: (method, settings)

@@ -2,12 +2,12 @@
 app's examples.
 
 Every guided method of a tab runs at each value of its strength grid (k, or the DSG rate of a "+dsg" method:
-guidance.tasks.strength_setting) with the rest of the tab's preset fixed; plain sampling runs once per tab on the same
+guidance.playground.tasks.strength_setting) with the rest of the tab's preset fixed; plain sampling runs once per tab on the same
 references and seeds. References: held-out renders (face; control: their Canny maps) and style references 3, 4, ...
 (the examples are 0-2). The rule (docs/methods.md, Presets) picks, per (tab, method), the value with the best
 condition metric (face: attribute agreement; style: pattern agreement; control: edge F1) among the values whose mean
 realism (guidance.worlds.base.realism) is at least REALISM_FLOOR of plain sampling's on the same references and seeds,
-and whose samples the world's detector still calls faces (at least FACE_RATE of them); the smallest value wins a tie. guidance/tasks.py's
+and whose samples the world's detector still calls faces (at least FACE_RATE of them); the smallest value wins a tie. guidance/playground/tasks.py's
 `TaskSpec.strengths` hold the picks of the committed run; tests/test_tasks.py checks that they agree. Then FIGD runs at
 each tab's preset strength with each of its other Fisher weight profiles w_t (docs/methods.md, FIGD step 3); every
 profile costs the same time, so the tab's metric compares them at equal time.
@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from guidance.bench.common import Options, Rows, SuiteOutput, goal
+from guidance.bench.suites.world import EXAMPLE_METHODS, Plan, control_rows, face_rows, style_rows
 from guidance.errors import MethodConfigError
 from guidance.methods.figd import FISHER_WEIGHTS
-from guidance.tasks import preset, spec, strength_setting
+from guidance.playground.tasks import preset, spec, strength_setting
 from guidance.worlds import World
-
-from ..common import Options, Rows, SuiteOutput, goal
-from .world import EXAMPLE_METHODS, Plan, control_rows, face_rows, style_rows
 
 NEEDS = ()
 PLANS = {
@@ -108,7 +107,7 @@ def _mean_gain(pairs) -> float:
 
 def pick_note(picks: dict) -> str:
     """The picks as one line per tab, for the report."""
-    return "Picks (guidance/tasks.py TaskSpec.strengths): " + "; ".join(
+    return "Picks (guidance/playground/tasks.py TaskSpec.strengths): " + "; ".join(
         f"{task}: " + ", ".join(f"{method} {value:g}" if value is not None else f"{method} none" for method, value in methods.items())
         for task, methods in picks.items()
     )

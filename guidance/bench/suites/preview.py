@@ -10,12 +10,11 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, replace
 
-from guidance.preview import Frame, stream_task
-from guidance.tasks import TaskOutcome, run_task
-from guidance.views import trajectory_strip
+from guidance.bench.common import Options, Rows, SuiteOutput, goal, progress, reference_images, task_request
+from guidance.playground.preview import Frame, stream_task
+from guidance.playground.tasks import TaskOutcome, run_task
+from guidance.playground.views import trajectory_strip
 from guidance.worlds import World
-
-from ..common import Options, Rows, SuiteOutput, goal, progress, reference_images, task_request
 
 NEEDS = ("face_embedder",)
 

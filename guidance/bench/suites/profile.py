@@ -39,13 +39,12 @@ import torch
 from torch import Tensor
 
 import guidance.sampling as sampling
+from guidance.bench.common import Options, Rows, SuiteOutput, generate, goal, reference_images, warm_up
 from guidance.methods import Settings, Terms, build_method
+from guidance.playground.spread import median_iqr
+from guidance.playground.tasks import PRESETS, TaskRequest, build_energy, preset, run_task
 from guidance.sampling import synchronize
-from guidance.spread import median_iqr
-from guidance.tasks import PRESETS, TaskRequest, build_energy, preset, run_task
 from guidance.worlds import World
-
-from ..common import Options, Rows, SuiteOutput, generate, goal, reference_images, warm_up
 
 NEEDS = ("face_embedder", "style_features", "classifier")
 PARTS = ("denoiser_fwd", "denoiser_bwd", "decode_fwd", "decode_bwd", "energy_fwd", "energy_bwd", "classifier_fwd",
@@ -325,7 +324,7 @@ def world_speed(world: World, repeats: int) -> tuple[list[dict], dict[str, list[
     the tiny decoder on the guidance path."""
     from PIL import Image
 
-    from guidance.worlds.embedded.examples import EXAMPLES
+    from guidance.worlds.embedded.build.examples import EXAMPLES
 
     conditions = list(world.backbone.class_names[:4])
     warm_up(world, "plain", conditions[0])

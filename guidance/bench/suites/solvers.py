@@ -20,7 +20,7 @@ to as many held-out renders (floor alongside), with the goal EVODiff's FD at NFE
 verdict from FD_VERDICT_SAMPLES samples on (the full plan), indicative below (the quick plan's FD measures
 sampling noise). Where `samples` equals `reference_samples` the same images serve both.
 
-Every solver clips x0 as the backbone's scheduler config says (guidance.scheduler_steps.make_scheduler); where
+Every solver clips x0 as the backbone's scheduler config says (guidance.schedulers.adapters.make_scheduler); where
 the config clips (`clip_sample`), the whole sweep and its reference also run without clipping (rows with x0_clip
 False): that is the probability-flow ODE the solvers' papers are about. The full plan adds EVODiff at `ode_nfe`
 steps, so that the FD of the ODE itself is known. With --grid, a labelled sample grid: the same noise through
@@ -37,16 +37,26 @@ import torch
 from torch import Tensor
 
 from guidance import distributed
+from guidance.bench.common import (
+    FD_VERDICT_SAMPLES,
+    Options,
+    Rows,
+    SuiteOutput,
+    balanced,
+    generate,
+    goal,
+    images_of,
+    realism,
+    renders,
+    timing,
+    warm_up,
+)  # fmt: skip
+from guidance.bench.metrics import per_sample_rmse
+from guidance.bench.plots import labelled_rows
+from guidance.playground.spread import bootstrap_interval, ratio_of_means
 from guidance.sampling import decode_estimate
-from guidance.spread import bootstrap_interval, ratio_of_means
 from guidance.vp_arithmetic import to_eps_and_x0
 from guidance.worlds import World
-
-from ..common import (
-    FD_VERDICT_SAMPLES, Options, Rows, SuiteOutput, balanced, generate, goal, images_of, realism, renders, timing, warm_up,
-)  # fmt: skip
-from ..metrics import per_sample_rmse
-from ..plots import labelled_rows
 
 SOLVERS = ("ddim", "dpmsolver++", "unipc", "evodiff")
 REFERENCE_SOLVER = "dpmsolver++"  # second order; at hundreds of steps to label 0 (its half-step check in the notes)

@@ -23,18 +23,29 @@ from conditions.control import canny, edge_f1
 from conditions.face import crop
 from conditions.images import pixels_from_uint8, to_pil, to_tensor
 from guidance import distributed
+from guidance.bench.common import (
+    CONTROL_SEED,
+    ID_SEED,
+    Options,
+    Rows,
+    SuiteOutput,
+    balanced,
+    class_quality,
+    generate,
+    goal,
+    images_of,
+    realism,
+    renders,
+    timing,
+    warm_up,
+)  # fmt: skip
+from guidance.bench.metrics import roc_auc
 from guidance.errors import MethodConfigError
+from guidance.playground.tasks import TaskRequest, preset, run_task, spec
 from guidance.sampling import SamplingResult
-from guidance.tasks import TaskRequest, preset, run_task, spec
-from guidance.worlds.embedded.dataset import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
 from guidance.worlds import World
 from guidance.worlds.base import realism as world_realism
-
-from ..common import (
-    CONTROL_SEED, ID_SEED, Options, Rows, SuiteOutput, balanced, class_quality, generate, goal, images_of, realism,
-    renders, timing, warm_up,
-)  # fmt: skip
-from ..metrics import roc_auc
+from guidance.worlds.embedded.build.dataset import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
 
 NEEDS = ()
 FACE_SEED, STYLE_SEED = 21, 22  # make_dataset seeds of the held-out references
@@ -58,7 +69,7 @@ class Plan:
     batch: int = 20
     speed_repeats: int = 5
     style_seeds: int = 1  # samples per style reference
-    style_first: int = 0  # the first of the style references (guidance.worlds.embedded.examples.style_references)
+    style_first: int = 0  # the first of the style references (guidance.worlds.embedded.build.examples.style_references)
     example_seeds: int = 4  # samples per example of each energy tab, at every method's own preset
     ranking_renders: int = 400  # held-out renders the style energy ranks by background pattern
 
@@ -245,7 +256,7 @@ def face_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHOD
 def style_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHODS, **overrides) -> list[dict]:
     """Each method at the style tab's preset (with `overrides`) on the plan's style references; style_ratio: its
     style distance over the first method's (plain, where it comes first: the same references and seeds)."""
-    from guidance.worlds.embedded.examples import style_references
+    from guidance.worlds.embedded.build.examples import style_references
 
     references = style_references(plan.style_references, plan.style_first)
     rows = guided_rows(world, "style", methods, references, plan, plan.style_seeds, **overrides)
@@ -326,8 +337,8 @@ def verification_row(world: World, plan: Plan) -> dict:
 def ranking_row(world: World, plan: Plan) -> dict:
     """How well the style energy sees patterns: for each style example, the ROC-AUC of -E (its Gram distance) at
     telling held-out renders with the reference's background pattern (as rendered) from the others."""
-    from guidance.tasks import reference_energy
-    from guidance.worlds.embedded.dataset import BG_PATTERNS, make_dataset
+    from guidance.playground.tasks import reference_energy
+    from guidance.worlds.embedded.build.dataset import BG_PATTERNS, make_dataset
 
     images, _, _, attributes = make_dataset(plan.ranking_renders, seed=STYLE_SEED, split="heldout")
     pixels, background = pixels_from_uint8(images), attributes[:, list(ATTRIBUTES).index("background")]

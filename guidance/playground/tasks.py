@@ -22,16 +22,15 @@ from conditions.control import EdgeEnergy, annotate, map_tensor
 from conditions.face import FaceIDEnergy, crop
 from conditions.images import to_pil, to_tensor
 from conditions.style import StyleEnergy
+from guidance.backbone import Control
+from guidance.energy import Energy
+from guidance.errors import MethodConfigError
+from guidance.methods import LIMITS, Settings, Term, Terms, Window, build_method
+from guidance.sampling import SamplingResult, StepRecord, combine, sample
+from guidance.schedulers.adapters import SCHEDULERS
+from guidance.worlds import World
 
-from .backbone import Control
-from .energy import Energy
-from .errors import MethodConfigError
-from .methods import LIMITS, Settings, Term, Terms, Window, build_method
-from .sampling import SamplingResult, StepRecord, combine, sample
-from .scheduler_steps import SCHEDULERS
-from .worlds import World
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 ENERGY_METHODS = ("plain", "freedom", "figd", "dps", "freedom+dsg", "figd+dsg", "dps+dsg")
 CLASS_METHODS = ("plain", "cfg", "atg", "gfcg", "cfg+gfcg", "atg+gfcg")
 GUIDED_BASES = ("plain", "cfg", "atg")  # what guides every solver on a task that runs over schedulers

@@ -21,9 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from conditions.images import to_pil
-
-from .spread import median_iqr, t_interval
-from .tasks import TaskOutcome
+from guidance.playground.spread import median_iqr, t_interval
+from guidance.playground.tasks import TaskOutcome
 
 TABLE_COLUMNS = (
     "method", "strength", "seconds", "NFE", "steps", "samples", "ms / step (median, IQR)", "metric mean [95% CI]",

@@ -8,7 +8,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor
 
-from .errors import MethodConfigError
+from guidance.errors import MethodConfigError
 
 SCHEDULERS = ("ddim", "ddpm", "dpmsolver++", "unipc", "evodiff")
 STATELESS = (DDIMScheduler, DDPMScheduler)  # a step can be repeated (FreeDoM's time travel)
@@ -16,14 +16,14 @@ NOISE_RULES = ("ddim", "freedom")  # how eta sets a DDIM step's noise std (docs/
 
 
 def make_scheduler(name: str, config: dict) -> SchedulerMixin:
-    """A scheduler by name; DPM-Solver++ is the 2M variant, EVODiff is ours (guidance/evodiff.py), without the official
+    """A scheduler by name; DPM-Solver++ is the 2M variant, EVODiff is ours (guidance/schedulers/evodiff.py), without the official
     final denoising call: every one of its calls is a solver step (docs/methods.md, EVODiff, "No final denoise").
 
     A config with ``clip_sample`` (which DDIM, DDPM and EVODiff read) also turns on static thresholding at
     ``clip_sample_range`` in DPM-Solver++ and UniPC, so that every solver keeps x0 in range; the three
     multistep solvers then clamp the same data prediction (DDIM clips x0 but keeps the model's eps).
     """
-    from .evodiff import EVODiffScheduler
+    from guidance.schedulers.evodiff import EVODiffScheduler
 
     if name == "ddim":
         return DDIMScheduler.from_config(config)

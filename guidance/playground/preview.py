@@ -17,10 +17,9 @@ from PIL import Image
 from torch import Tensor
 
 from conditions.images import to_pil
-
-from .sampling import StepRecord, decode_estimate
-from .tasks import TaskOutcome, TaskRequest, run_task, runs_of
-from .worlds import World
+from guidance.playground.tasks import TaskOutcome, TaskRequest, run_task, runs_of
+from guidance.sampling import StepRecord, decode_estimate
+from guidance.worlds import World
 
 
 @dataclass

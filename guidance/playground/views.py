@@ -10,10 +10,9 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 from conditions.images import to_pil
-
-from .sampling import SamplingResult
-from .spread import t_interval
-from .tasks import SWEEP_SETTINGS, SweepOutcome
+from guidance.playground.spread import t_interval
+from guidance.playground.tasks import SWEEP_SETTINGS, SweepOutcome
+from guidance.sampling import SamplingResult
 
 LABEL_WIDTH, HEADER_HEIGHT = 84, 18
 SWEEP_SERIES = {"metric": "metric (mean over samples)", "seconds_per_image": "seconds per image"}

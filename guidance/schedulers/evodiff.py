@@ -17,8 +17,8 @@ from typing import Literal
 import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.schedulers.scheduling_ddpm import betas_for_alpha_bar
 from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
+from diffusers.schedulers.scheduling_ddpm import betas_for_alpha_bar
 from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers, SchedulerMixin
 from diffusers.utils import BaseOutput
 

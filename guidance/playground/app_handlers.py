@@ -1,6 +1,6 @@
-"""The web app's handlers, for any task (a guidance.tasks.TaskSpec): widget values to a TaskRequest, and a run's
+"""The web app's handlers, for any task (a guidance.playground.tasks.TaskSpec): widget values to a TaskRequest, and a run's
 or a sweep's outcome to the tab's outputs. app.py lays out the page and wires its widgets to `make_run` and
-`make_sweep`; the work itself is the library's (run_task through guidance.preview.stream_task, guidance.tasks.sweep).
+`make_sweep`; the work itself is the library's (run_task through guidance.playground.preview.stream_task, guidance.playground.tasks.sweep).
 """
 from __future__ import annotations
 
@@ -18,19 +18,24 @@ from PIL import Image
 
 from conditions.images import load_image, to_pil
 from guidance.errors import (
-    DeviceOutOfMemoryError, GuidanceError, ImageInputError, MethodConfigError, NoFaceFoundError,
-    SamplingNaNError, WeightsUnavailableError,
+    DeviceOutOfMemoryError,
+    GuidanceError,
+    ImageInputError,
+    MethodConfigError,
+    NoFaceFoundError,
+    SamplingNaNError,
+    WeightsUnavailableError,
 )  # fmt: skip
-from guidance.export import metrics_table, step_figure, strength_text, summarize, write_downloads
 from guidance.methods import Settings
-from guidance.preview import Frame, stream_task
-from guidance.space import gpu_seconds, on_gpu
-from guidance.stops import Stops
+from guidance.playground.export import metrics_table, step_figure, strength_text, summarize, write_downloads
+from guidance.playground.preview import Frame, stream_task
+from guidance.playground.space import gpu_seconds, on_gpu
+from guidance.playground.stops import Stops
+from guidance.playground.tasks import SWEEP_VALUES, TaskOutcome, TaskRequest, TaskSpec, parse_values, preset, sweep
+from guidance.playground.views import SWEEP_SERIES, sweep_figure, sweep_grid, sweep_summary, trajectory_strip, write_sweep_files
 from guidance.sweep import SweepInputs, sweep_command
 from guidance.sweep.plan import EMBEDDED as EMBEDDED_SOURCE
 from guidance.sweep.plan import setting_pairs
-from guidance.tasks import SWEEP_VALUES, TaskOutcome, TaskRequest, TaskSpec, parse_values, preset, sweep
-from guidance.views import SWEEP_SERIES, sweep_figure, sweep_grid, sweep_summary, trajectory_strip, write_sweep_files
 from guidance.worlds.embedded import ASSETS
 from guidance.worlds.registry import SD, WorldRegistry
 
