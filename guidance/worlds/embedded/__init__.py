@@ -1,7 +1,7 @@
 """The embedded world: small models trained on the procedural face renderer, shipped under assets/world.
 
 `load_world()` returns a guidance.worlds.World whose backbone is an EmbeddedBackbone, so that every guidance
-method runs on a laptop CPU in seconds. Rebuild the assets with `python -m guidance.worlds.embedded.train all`.
+method runs on a laptop CPU in seconds. Rebuild the assets with `python -m guidance.worlds.embedded.build.train all`.
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") ->
     the files do not fit this version of the nets (stale or damaged weights).
     """
     path = Path(path)
-    rebuild = f"Rebuild them with: python -m guidance.worlds.embedded.train all --out {path}"
+    rebuild = f"Rebuild them with: python -m guidance.worlds.embedded.build.train all --out {path}"
     missing = [name for name in REQUIRED if not (path / name).exists()]
     if missing:
         raise WeightsUnavailableError(f"embedded-world weights ({', '.join(missing)})", str(path), rebuild)

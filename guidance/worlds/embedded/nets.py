@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from conditions.images import pixels_from_uint8
 
-from .dataset import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES, STYLE_ATTRIBUTES
+from .build.dataset import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES, STYLE_ATTRIBUTES
 
 SIZE = 64
 
@@ -253,7 +253,7 @@ class RealismScore:
     def reals(self) -> tuple[Tensor, Tensor]:
         """(real features (R, D), their k-NN radii (R,))."""
         if self._reals is None:
-            from .dataset import make_dataset
+            from .build.dataset import make_dataset
 
             images = make_dataset(self.count, seed=self.seed, split="heldout")[0]
             features = self._features(pixels_from_uint8(images))

@@ -6,7 +6,7 @@ pixels in [-1, 1]. Only its decoder is trained: on latents of training renders, 
 noisy latents (clean estimates early in sampling are blurry blends), against the full decoder's pixels.
 The final image of a run always comes from the full VAE; this one only feeds the guidance energies.
 
-    python -m guidance.worlds.embedded.tiny_decoder [--world assets/world] [--seconds 480] [--threads 1]
+    python -m guidance.worlds.embedded.build.tiny_decoder [--world assets/world] [--seconds 480] [--threads 1]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderTiny
 from torch import Tensor
 
-from . import ASSETS, FILES, load_backbone
+from .. import ASSETS, FILES, load_backbone
 from .dataset import make_dataset
 from .training import record
 
@@ -96,7 +96,7 @@ def distil(world: Path = ASSETS, seconds: float = 480.0, renders: int = 3000, ba
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m guidance.worlds.embedded.tiny_decoder", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m guidance.worlds.embedded.build.tiny_decoder", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--world", type=Path, default=ASSETS)
     p.add_argument("--seconds", type=float, default=480.0, help="training time after the teacher's pixels are made")

@@ -1,6 +1,6 @@
 """Train the embedded world's models on rendered faces: seeded, resumable, logged.
 
-    python -m guidance.worlds.embedded.train STAGE [--config full|gpu|smoke] [--out assets/world] [--workdir runs/world] [--resume] [--time-budget S]
+    python -m guidance.worlds.embedded.build.train STAGE [--config full|gpu|smoke] [--out assets/world] [--workdir runs/world] [--resume] [--time-budget S]
 
 STAGE is one of STAGES (or `all`, in that order). `data` renders the datasets once and caches them as .npy under
 the workdir; `vae` trains the autoencoder and caches the training latents; `estimates` caches decoded clean
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from . import ASSETS
+from .. import ASSETS
 from .stages import CONFIGS, PARAM_FILES, STAGE_FUNCTIONS, STAGES, UNRECORDED
 from .training import Loop
 from .training import record

@@ -26,13 +26,13 @@ from torch import Tensor, nn
 
 from conditions.images import pixels_from_uint8, uint8_from_pixels
 
-from . import FILES, LABEL_EMBEDDING
+from .. import FILES, LABEL_EMBEDDING
 from .dataset import (
     ATTRIBUTES, BG_PATTERNS, CLASS_NAMES, IDENTITY_ATTRIBUTES, STYLE_ATTRIBUTES, UNSEEN, identity_from_id, make_dataset,
     nuisance_from_seed,
 )  # fmt: skip
 from .examples import style_reference
-from .nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, StyleNet, save_net
+from ..nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, StyleNet, save_net
 from .render import SUPERSAMPLE, _draw_body, _Pen, _pattern, _relight
 from .training import EMA, Loop, save_half, train_loop
 
@@ -282,7 +282,7 @@ def stage_data(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 def load(work: Path, name: str) -> np.ndarray:
     path = work / "data" / f"{name}.npy"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; run the stage that writes it first (`python -m guidance.worlds.embedded.train data`)")
+        raise FileNotFoundError(f"{path} is missing; run the stage that writes it first (`python -m guidance.worlds.embedded.build.train data`)")
     return np.load(path, mmap_mode="r")
 
 
@@ -704,7 +704,7 @@ def stage_controlnet(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     pixels: the conditioning embedding downsamples it to the latent size."""
     from diffusers import ControlNetModel, UNet2DConditionModel
 
-    from . import load_label_embedding
+    from .. import load_label_embedding
 
     loop = cfg.controlnet
     torch.manual_seed(loop.seed)
@@ -734,7 +734,7 @@ def stage_estimates(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     label or null label: the inputs the guiding networks see during sampling."""
     from guidance.vp_arithmetic import to_eps_and_x0
 
-    from . import load_backbone
+    from .. import load_backbone
 
     backbone = load_backbone(out, cfg.device)
     rng = np.random.default_rng(0)

@@ -1,6 +1,6 @@
 """Quality figures of the embedded world's networks on held-out renders, and its sample grid.
 
-    python -m guidance.worlds.embedded.evaluate [--out assets/world] [--workdir runs/world] [--samples PNG] [--only NAME ...] [--record]
+    python -m guidance.worlds.embedded.build.evaluate [--out assets/world] [--workdir runs/world] [--samples PNG] [--only NAME ...] [--record]
 
 Figures: VAE reconstruction PSNR; evaluator class and attribute accuracy; guide-classifier accuracy; face-ID
 verification ROC-AUC (held-out identities, all pairs); detector accuracy (held-out renders vs fresh negatives) and
@@ -21,9 +21,9 @@ from PIL import Image
 from conditions.images import pixels_from_uint8, uint8_from_pixels
 from guidance.methods import Settings, build_method
 from guidance.sampling import sample
-from ..base import World
+from ...base import World
 
-from . import ASSETS, load_world
+from .. import ASSETS, load_world
 from .dataset import ATTRIBUTES, CLASS_NAMES, UNSEEN
 from .stages import load, negatives, vae_psnr
 

@@ -1,6 +1,6 @@
 """The app's example inputs, drawn from held-out identities and the renderer's own patterns.
 
-    python -m guidance.worlds.embedded.examples [--out assets/examples]
+    python -m guidance.worlds.embedded.build.examples [--out assets/examples]
 
 Faces are held-out renders (identity ids outside the training range), shown at 128 px; style references are
 full-frame textures of the kinds the renderer draws on backgrounds and clothes (stripes, checks, dots); control
@@ -18,7 +18,7 @@ from PIL import Image
 from .dataset import Texture, identity_for_class, nuisance_from_seed
 from .render import SUPERSAMPLE, _pattern, render
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[4] / "assets" / "examples"
 STYLE_KINDS = ("stripes", "checker", "dots")
 # (file, class, index of the held-out identity of that class, nuisance seed); picked to show distinct people
 FACES = (("face_blond.png", 2, 3, 11), ("face_ginger.png", 3, 0, 12), ("face_black_beard.png", 7, 2, 13))
