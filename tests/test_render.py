@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 
 from guidance.worlds.embedded.build.dataset import (
-    CLASS_NAMES,
-    CONFUSABLE_PAIRS,
     SPLIT_ID_RANGES,
     class_of,
     identity_for_class,
@@ -14,6 +12,7 @@ from guidance.worlds.embedded.build.dataset import (
     nuisance_from_seed,
 )
 from guidance.worlds.embedded.build.render import render
+from guidance.worlds.embedded.vocabulary import CLASS_NAMES, CONFUSABLE_PAIRS
 
 
 def test_render_shape_dtype_and_determinism():
@@ -108,7 +107,8 @@ def test_train_and_heldout_identities_disjoint():
 
 
 def test_attributes_follow_the_identity_and_the_nuisance():
-    from guidance.worlds.embedded.build.dataset import ATTRIBUTES, UNSEEN, attributes_of
+    from guidance.worlds.embedded.build.dataset import attributes_of
+    from guidance.worlds.embedded.vocabulary import ATTRIBUTES, UNSEEN
 
     _, labels, ids, attributes = make_dataset(60, seed=4)
     assert attributes.shape == (60, len(ATTRIBUTES))

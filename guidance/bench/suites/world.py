@@ -45,7 +45,7 @@ from guidance.playground.tasks import TaskRequest, preset, run_task, spec
 from guidance.sampling import SamplingResult
 from guidance.worlds import World
 from guidance.worlds.base import realism as world_realism
-from guidance.worlds.embedded.build.dataset import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
+from guidance.worlds.embedded.vocabulary import ATTRIBUTES, HAIR_STYLES, IDENTITY_ATTRIBUTES
 
 NEEDS = ()
 FACE_SEED, STYLE_SEED = 21, 22  # make_dataset seeds of the held-out references
@@ -338,7 +338,8 @@ def ranking_row(world: World, plan: Plan) -> dict:
     """How well the style energy sees patterns: for each style example, the ROC-AUC of -E (its Gram distance) at
     telling held-out renders with the reference's background pattern (as rendered) from the others."""
     from guidance.playground.tasks import reference_energy
-    from guidance.worlds.embedded.build.dataset import BG_PATTERNS, make_dataset
+    from guidance.worlds.embedded.build.dataset import make_dataset
+    from guidance.worlds.embedded.vocabulary import BG_PATTERNS
 
     images, _, _, attributes = make_dataset(plan.ranking_renders, seed=STYLE_SEED, split="heldout")
     pixels, background = pixels_from_uint8(images), attributes[:, list(ATTRIBUTES).index("background")]

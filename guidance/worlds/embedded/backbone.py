@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from guidance.backbone import Condition, Control, UNetBackbone
 from guidance.errors import MethodConfigError
 
-from .build.dataset import CLASS_NAMES
+from .vocabulary import CLASS_NAMES
 
 
 class EmbeddedBackbone(UNetBackbone):

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from conditions.images import pixels_from_uint8
 
-from .build.dataset import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES, STYLE_ATTRIBUTES
+from .vocabulary import ATTRIBUTES, CLASS_NAMES, IDENTITY_ATTRIBUTES, STYLE_ATTRIBUTES
 
 SIZE = 64
 

@@ -32,19 +32,21 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..vocabulary import (
+    ATTRIBUTES, BG_PATTERNS, CLASS_NAMES, CLOTH_TEXTURES, GLASSES, HAIR_COLOURS, HAIR_STYLES, UNSEEN,
+)  # fmt: skip
 from .render import RGB, _shade, render
 
 IMAGES_PER_IDENTITY = 5
 
-HAIR_COLOURS: dict[str, RGB] = {
-    "black": (26, 22, 24),
-    "brown": (112, 62, 28),
-    "blond": (236, 204, 112),
-    "ginger": (206, 96, 34),
-    "grey": (172, 172, 178),
-    "blue": (48, 92, 210),
-}
-HAIR_STYLES = ("none", "short", "long", "bun", "curly")
+HAIR_RGB: dict[str, RGB] = dict(zip(HAIR_COLOURS, (  # the colour of each of HAIR_COLOURS
+    (26, 22, 24),
+    (112, 62, 28),
+    (236, 204, 112),
+    (206, 96, 34),
+    (172, 172, 178),
+    (48, 92, 210),
+)))  # fmt: skip
 HAIR_STYLE_WEIGHTS = (0.12, 0.30, 0.25, 0.13, 0.20)
 SKIN_TONES: tuple[RGB, ...] = (
     (255, 226, 200),
@@ -64,28 +66,10 @@ EYE_COLOURS: tuple[RGB, ...] = (
 )
 EYE_SHAPES = ("round", "almond", "narrow")
 NOSE_TYPES = ("button", "pointed", "wide", "line")
-GLASSES = ("none", "round", "sun")
 GLASSES_WEIGHTS = (0.8, 0.1, 0.1)
 BEARD_PROBABILITY = 0.15
 
 MOUTHS = ("neutral", "smile", "open")
-BG_PATTERNS = ("plain", "stripes", "dots", "checker")
-CLOTH_TEXTURES = ("plain", "stripes", "dots")
-
-CLASS_NAMES: tuple[str, ...] = (
-    "black hair",
-    "brown hair",
-    "blond hair",
-    "ginger hair",
-    "grey hair",
-    "blue hair",
-    "bald",
-    "beard",
-    "round glasses",
-    "sunglasses",
-)
-# Pairs of classes that differ by one subtle attribute.
-CONFUSABLE_PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (2, 3), (8, 9))
 SPLIT_ID_RANGES: dict[str, tuple[int, int]] = {
     "train": (0, 1_000_000),
     "heldout": (1_000_000, 2_000_000),
@@ -182,7 +166,7 @@ def identity_from_id(identity_id: int) -> Identity:
     glasses = _choice(r, GLASSES, GLASSES_WEIGHTS)
     beard = r.random() < BEARD_PROBABILITY
     hair_style = _choice(r, HAIR_STYLES, HAIR_STYLE_WEIGHTS)
-    hair_colour = _choice(r, tuple(HAIR_COLOURS))
+    hair_colour = _choice(r, HAIR_COLOURS)
     return Identity(
         identity_id=identity_id,
         head_size=_uniform(r, 0.23, 0.27),
@@ -191,7 +175,7 @@ def identity_from_id(identity_id: int) -> Identity:
         skin=_choice(r, SKIN_TONES),
         hair_style=hair_style,
         hair_colour=hair_colour,
-        hair_rgb=_shade(HAIR_COLOURS[hair_colour], _uniform(r, 0.9, 1.08)),
+        hair_rgb=_shade(HAIR_RGB[hair_colour], _uniform(r, 0.9, 1.08)),
         hairline=_uniform(r, 0.3, 0.45),
         parting=_uniform(r, -0.2, 0.2),
         eye_rgb=_choice(r, EYE_COLOURS),
@@ -263,28 +247,13 @@ def class_of(identity: Identity) -> int:
     return CLASS_NAMES.index(f"{identity.hair_colour} hair")
 
 
-SKIN_BUCKETS = ("light", "medium", "dark")  # SKIN_TONES in pairs
-ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "hair_colour": tuple(HAIR_COLOURS),
-    "hair_style": HAIR_STYLES,
-    "skin": SKIN_BUCKETS,
-    "glasses": GLASSES,
-    "beard": ("no", "yes"),
-    "background": BG_PATTERNS,
-    "clothing": CLOTH_TEXTURES,
-}
-IDENTITY_ATTRIBUTES = ("hair_colour", "hair_style", "skin", "glasses", "beard")  # who it is; the rest is nuisance
-STYLE_ATTRIBUTES = ("background", "clothing")  # the patterns and textures a style reference can carry
-UNSEEN = -1  # an attribute that the picture does not show: the hair colour of a bald person
-
-
 def attributes_of(identity: Identity, nuisance: Nuisance) -> tuple[int, ...]:
     """Ground-truth attribute indices in ``ATTRIBUTES`` order (``UNSEEN`` for a bald person's hair colour)."""
     bald = identity.hair_style == "none"
     return (
-        UNSEEN if bald else tuple(HAIR_COLOURS).index(identity.hair_colour),
+        UNSEEN if bald else HAIR_COLOURS.index(identity.hair_colour),
         HAIR_STYLES.index(identity.hair_style),
-        SKIN_TONES.index(identity.skin) // 2,
+        SKIN_TONES.index(identity.skin) // 2,  # SKIN_BUCKETS: the tones in pairs
         GLASSES.index(identity.glasses),
         int(identity.beard),
         BG_PATTERNS.index(nuisance.background.kind),

@@ -24,7 +24,7 @@ from guidance.sampling import sample
 from ...base import World
 
 from .. import ASSETS, load_world
-from .dataset import ATTRIBUTES, CLASS_NAMES, UNSEEN
+from ..vocabulary import ATTRIBUTES, CLASS_NAMES, UNSEEN
 from .stages import load, negatives, vae_psnr
 
 TEST_PHOTOS = ("astronaut", "coffee", "chelsea")  # kept out of the detector's training

@@ -27,10 +27,8 @@ from torch import Tensor, nn
 from conditions.images import pixels_from_uint8, uint8_from_pixels
 
 from .. import FILES, LABEL_EMBEDDING
-from .dataset import (
-    ATTRIBUTES, BG_PATTERNS, CLASS_NAMES, IDENTITY_ATTRIBUTES, STYLE_ATTRIBUTES, UNSEEN, identity_from_id, make_dataset,
-    nuisance_from_seed,
-)  # fmt: skip
+from ..vocabulary import ATTRIBUTES, BG_PATTERNS, CLASS_NAMES, IDENTITY_ATTRIBUTES, STYLE_ATTRIBUTES, UNSEEN
+from .dataset import identity_from_id, make_dataset, nuisance_from_seed
 from .examples import style_reference
 from ..nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, StyleNet, save_net
 from .render import SUPERSAMPLE, _draw_body, _Pen, _pattern, _relight
