@@ -1,6 +1,6 @@
-"""The embedded world's data model and dataset: who is shown, what varies, the classes and attributes.
+"""The embedded world's dataset: people and pictures sampled from integer seeds, their classes and attributes.
 
-A picture is ``render(identity, nuisance)`` (render.py draws it):
+A picture is ``render(identity, nuisance)`` (scene.py holds what it shows, render.py draws it):
 
 * an :class:`Identity` (``identity_from_id``) fixes who is shown: face shape,
   skin, hair style and colour, eyes, brows, nose, glasses, beard;
@@ -8,9 +8,9 @@ A picture is ``render(identity, nuisance)`` (render.py draws it):
   change who it is: expression, pose jitter, lighting, background pattern,
   clothing colour and texture.
 
-Class labels (``CLASS_NAMES``, ``class_of``) depend on identity attributes
-only; ``ATTRIBUTES`` and ``attributes_of`` give the ground truth the evaluator
-reads.  Identity ids are plain integers; ``SPLIT_ID_RANGES`` reserves
+Class labels (``CLASS_NAMES`` of vocabulary.py, ``class_of``) depend on identity
+attributes only; ``ATTRIBUTES`` and ``attributes_of`` give the ground truth the
+evaluator reads.  Identity ids are plain integers; ``SPLIT_ID_RANGES`` reserves
 ``[0, 1_000_000)`` for training identities and ``[1_000_000, 2_000_000)`` for
 held-out identities, so the two splits never share a person.
 ``identity_for_class(c, i, split)`` is the ``i``-th id of the split's range
@@ -27,7 +27,6 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -35,7 +34,8 @@ from PIL import Image
 from ..vocabulary import (
     ATTRIBUTES, BG_PATTERNS, CLASS_NAMES, CLOTH_TEXTURES, GLASSES, HAIR_COLOURS, HAIR_STYLES, UNSEEN,
 )  # fmt: skip
-from .render import RGB, _shade, render
+from .render import render, shade
+from .scene import RGB, Identity, Nuisance, Texture
 
 IMAGES_PER_IDENTITY = 5
 
@@ -74,60 +74,6 @@ SPLIT_ID_RANGES: dict[str, tuple[int, int]] = {
     "train": (0, 1_000_000),
     "heldout": (1_000_000, 2_000_000),
 }
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Attributes that define a person (and its class)."""
-
-    identity_id: int
-    head_size: float  # face half-height, in image widths
-    face_width: float  # half-width / half-height of the face
-    jaw: float  # < 0 square jaw, > 0 pointed chin
-    skin: RGB
-    hair_style: str
-    hair_colour: str
-    hair_rgb: RGB
-    hairline: float  # fraction of the upper face covered by hair
-    parting: float  # sideways offset of the fringe, in face half-widths
-    eye_rgb: RGB
-    eye_shape: str
-    eye_spacing: float  # eye offset from the centre, in face half-widths
-    brow_thickness: float
-    nose: str
-    mouth_width: float  # mouth half-width, in face half-widths
-    glasses: str
-    beard: bool
-    shoulder_width: float
-
-
-@dataclass(frozen=True)
-class Texture:
-    """A two-colour pattern; ``period`` in output pixels, ``angle`` in radians."""
-
-    kind: str  # plain / stripes / dots / checker
-    colours: tuple[RGB, RGB]
-    period: float
-    angle: float
-    phase: float
-
-
-@dataclass(frozen=True)
-class Nuisance:
-    """Everything in a picture that does not change the identity."""
-
-    mouth: str
-    brow_raise: float  # 0 relaxed .. 1 raised
-    gaze: float  # -1 left .. 1 right
-    shift: tuple[float, float]  # output pixels
-    scale: float
-    angle: float  # degrees
-    brightness: float
-    contrast: float
-    light_angle: float  # radians
-    light_strength: float
-    background: Texture
-    clothing: Texture
 
 
 # ----------------------------------------------------------------------------
@@ -175,7 +121,7 @@ def identity_from_id(identity_id: int) -> Identity:
         skin=_choice(r, SKIN_TONES),
         hair_style=hair_style,
         hair_colour=hair_colour,
-        hair_rgb=_shade(HAIR_RGB[hair_colour], _uniform(r, 0.9, 1.08)),
+        hair_rgb=shade(HAIR_RGB[hair_colour], _uniform(r, 0.9, 1.08)),
         hairline=_uniform(r, 0.3, 0.45),
         parting=_uniform(r, -0.2, 0.2),
         eye_rgb=_choice(r, EYE_COLOURS),

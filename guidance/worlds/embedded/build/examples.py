@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .dataset import Texture, identity_for_class, nuisance_from_seed
-from .render import SUPERSAMPLE, _pattern, render
+from .dataset import identity_for_class, nuisance_from_seed
+from .render import SUPERSAMPLE, pattern, render
+from .scene import Texture
 
 EXAMPLES = Path(__file__).resolve().parents[4] / "assets" / "examples"
 STYLE_KINDS = ("stripes", "checker", "dots")
@@ -28,7 +29,7 @@ STYLE_COLOURS = (((36, 52, 150), (240, 196, 60)), ((170, 30, 60), (245, 235, 220
 def style_reference(kind: str, colours: tuple, period: float, angle: float, size: int = 128) -> Image.Image:
     """A full-frame two-colour texture drawn by the renderer's pattern code."""
     texture = Texture(kind=kind, colours=colours, period=period * size / 64, angle=angle, phase=0.25)
-    canvas = _pattern(texture, (0, 0, size * SUPERSAMPLE, size * SUPERSAMPLE))
+    canvas = pattern(texture, (0, 0, size * SUPERSAMPLE, size * SUPERSAMPLE))
     return canvas.reduce(SUPERSAMPLE)
 
 

@@ -1,24 +1,20 @@
 """Drawing of the embedded world's cartoon faces: ``render(identity, nuisance)`` as a 64 px picture.
 
-The data model (Identity, Nuisance, Texture, classes and attributes) and the dataset are in dataset.py.
+What a picture shows (Identity, Nuisance, Texture) is in scene.py, the seeded dataset in dataset.py.
 Drawing is done with polygons at ``SUPERSAMPLE`` times the output size and
 box-filtered down, which anti-aliases every edge: faces, the textured background
-and clothing (``_pattern``), and lighting (``_relight``).
+and clothing (``pattern``), and lighting (``relight``).
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-if TYPE_CHECKING:
-    from .dataset import Identity, Nuisance, Texture
-
-RGB = tuple[int, int, int]
+from .scene import RGB, Identity, Nuisance, Texture
 
 SUPERSAMPLE = 4
 FACE_CX, FACE_CY = 0.5, 0.44
@@ -26,7 +22,16 @@ POSE_CENTRE = (0.5, 0.55)
 INK: RGB = (34, 26, 26)
 
 
-def _shade(rgb: RGB, factor: float) -> RGB:
+def shade(rgb: RGB, factor: float) -> RGB:
+    """A colour darkened (factor < 1) or lightened (> 1), each channel clipped at 255.
+
+    Args:
+        rgb: the colour.
+        factor: what each channel is multiplied by (then truncated to an integer).
+
+    Returns:
+        The shaded colour.
+    """
     return tuple(min(255, int(c * factor)) for c in rgb)
 
 
@@ -54,8 +59,14 @@ def _face_box(identity: Identity) -> tuple[float, float, float, float]:
     return FACE_CX, FACE_CY, ry * identity.face_width, ry
 
 
-class _Pen:
-    """Draws polygons given in unit coordinates through the pose transform."""
+class Pen:
+    """Draws polygons given in unit coordinates (the picture is [0, 1]^2, y down) through the pose transform.
+
+    Args:
+        canvas: the supersampled RGB canvas drawn on, in place.
+        nuisance: its pose (angle, scale, shift) maps unit coordinates to canvas pixels.
+        size: the output size in pixels the canvas is reduced to (the shift is in output pixels).
+    """
 
     def __init__(self, canvas: Image.Image, nuisance: Nuisance, size: int):
         self.canvas = canvas
@@ -90,15 +101,23 @@ class _Pen:
             return
         mask = Image.new("L", (x1 - x0, y1 - y0), 0)
         ImageDraw.Draw(mask).polygon((xy - (x0, y0)).ravel().tolist(), fill=255)
-        self.canvas.paste(_pattern(texture, (x0, y0, x1, y1)), (x0, y0), mask)
+        self.canvas.paste(pattern(texture, (x0, y0, x1, y1)), (x0, y0), mask)
 
 
 # ----------------------------------------------------------------------------
 # Textures and lighting
 
 
-def _pattern(texture: Texture, box: tuple[int, int, int, int]) -> Image.Image:
-    """The part of an infinite canvas-aligned pattern inside ``box`` (canvas pixels)."""
+def pattern(texture: Texture, box: tuple[int, int, int, int]) -> Image.Image:
+    """The part of an infinite canvas-aligned two-colour pattern inside a box of the canvas.
+
+    Args:
+        texture: the pattern (kind, colours, period in output pixels, angle, phase).
+        box: (x0, y0, x1, y1) in supersampled canvas pixels.
+
+    Returns:
+        An RGB image of the box's size.
+    """
     x0, y0, x1, y1 = box
     if texture.kind == "plain":
         return Image.new("RGB", (x1 - x0, y1 - y0), texture.colours[0])
@@ -124,8 +143,16 @@ def _centred_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     return c[None, :].repeat(size, 0), c[:, None].repeat(size, 1)
 
 
-def _relight(image: np.ndarray, nuisance: Nuisance) -> np.ndarray:
-    """Contrast change and a linear brightness gradient."""
+def relight(image: np.ndarray, nuisance: Nuisance) -> np.ndarray:
+    """A picture under the nuisance's lighting: contrast change and a linear brightness gradient.
+
+    Args:
+        image: (size, size, 3) uint8 pixels.
+        nuisance: its contrast, brightness, light angle and strength.
+
+    Returns:
+        The relit (size, size, 3) uint8 pixels.
+    """
     x, y = _centred_grid(image.shape[0])
     gain = nuisance.brightness + nuisance.light_strength * (
         x * math.cos(nuisance.light_angle) + y * math.sin(nuisance.light_angle))
@@ -138,7 +165,7 @@ def _relight(image: np.ndarray, nuisance: Nuisance) -> np.ndarray:
 # Body parts
 
 
-def _draw_back_hair(pen: _Pen, ident: Identity) -> None:
+def _draw_back_hair(pen: Pen, ident: Identity) -> None:
     """Long hair falling behind the head onto the shoulders."""
     cx, cy, rx, ry = _face_box(ident)
     top = _arc(cx, cy, rx * 1.16, ry * 1.12, math.pi, 2 * math.pi, 20)
@@ -149,37 +176,43 @@ def _draw_back_hair(pen: _Pen, ident: Identity) -> None:
         [cx - rx * 1.4, cy + ry * 1.5],
         [cx - rx * 1.3, cy + ry * 1.0],
     ])
-    pen.poly(np.concatenate([top, fall]), ident.hair_rgb, _shade(ident.hair_rgb, 0.7), 0.008)
+    pen.poly(np.concatenate([top, fall]), ident.hair_rgb, shade(ident.hair_rgb, 0.7), 0.008)
 
 
-def _draw_body(pen: _Pen, ident: Identity, nuis: Nuisance) -> None:
-    """Textured shoulders, neck and neckline."""
+def draw_body(pen: Pen, ident: Identity, nuis: Nuisance) -> None:
+    """Draws the textured shoulders (the nuisance's clothing), neck and neckline.
+
+    Args:
+        pen: the pen of the picture's canvas and pose.
+        ident: the person (skin, face box, shoulder width).
+        nuis: the picture's nuisance (its clothing texture).
+    """
     cx, cy, rx, ry = _face_box(ident)
     w = ident.shoulder_width
     torso = np.concatenate([_arc(0.5, 1.02, w, 0.26, math.pi, 2 * math.pi, 24),
                             [[0.5 + w, 1.4], [0.5 - w, 1.4]]])
     pen.textured(torso, nuis.clothing)
-    neck_rgb = _shade(ident.skin, 0.86)
+    neck_rgb = shade(ident.skin, 0.86)
     nw = rx * 0.34
     pen.poly(np.array([[cx - nw, cy + ry * 0.6], [cx + nw, cy + ry * 0.6],
                        [cx + nw, 0.8], [cx - nw, 0.8]]), neck_rgb)
     pen.poly(_arc(cx, 0.78, nw * 1.25, 0.045, 0.0, math.pi, 12), neck_rgb)
 
 
-def _draw_head(pen: _Pen, ident: Identity) -> None:
+def _draw_head(pen: Pen, ident: Identity) -> None:
     """Ears and the face outline."""
     cx, cy, rx, ry = _face_box(ident)
     if ident.hair_style != "long":
         for side in (-1, 1):
             pen.poly(_arc(cx + side * rx * 0.97, cy + ry * 0.02, rx * 0.17, ry * 0.2, n=16),
-                     _shade(ident.skin, 0.93), _shade(ident.skin, 0.75), 0.005)
+                     shade(ident.skin, 0.93), shade(ident.skin, 0.75), 0.005)
     unit = _unit_arc(0.0, 2 * math.pi, 48)
     narrow = 1.0 - ident.jaw * 0.32 * np.clip(unit[:, 1], 0, None) ** 2
     face = unit * (rx, ry) * np.stack([narrow, np.ones_like(narrow)], 1) + (cx, cy)
-    pen.poly(face, ident.skin, _shade(ident.skin, 0.8), 0.005)
+    pen.poly(face, ident.skin, shade(ident.skin, 0.8), 0.005)
 
 
-def _draw_beard(pen: _Pen, ident: Identity) -> None:
+def _draw_beard(pen: Pen, ident: Identity) -> None:
     """Full beard from the cheeks around the mouth."""
     cx, cy, rx, ry = _face_box(ident)
     unit = _unit_arc(0.12, math.pi - 0.12, 20)
@@ -192,18 +225,18 @@ def _draw_beard(pen: _Pen, ident: Identity) -> None:
         [cx + rx * 0.45, cy + ry * 0.36],
         [cx + rx * 0.9, cy + ry * 0.15],
     ])
-    pen.poly(np.concatenate([chin, upper]), ident.hair_rgb, _shade(ident.hair_rgb, 0.7), 0.006)
+    pen.poly(np.concatenate([chin, upper]), ident.hair_rgb, shade(ident.hair_rgb, 0.7), 0.006)
 
 
-def _draw_nose(pen: _Pen, ident: Identity) -> None:
+def _draw_nose(pen: Pen, ident: Identity) -> None:
     cx, cy, rx, ry = _face_box(ident)
-    dark = _shade(ident.skin, 0.72)
+    dark = shade(ident.skin, 0.72)
     ny = cy + ry * 0.24
     if ident.nose == "button":
-        pen.poly(_arc(cx, ny, rx * 0.1, ry * 0.07, n=14), _shade(ident.skin, 0.85), dark, 0.004)
+        pen.poly(_arc(cx, ny, rx * 0.1, ry * 0.07, n=14), shade(ident.skin, 0.85), dark, 0.004)
     elif ident.nose == "pointed":
         pen.poly(np.array([[cx, cy], [cx + rx * 0.12, ny + ry * 0.04],
-                           [cx - rx * 0.08, ny + ry * 0.04]]), _shade(ident.skin, 0.84))
+                           [cx - rx * 0.08, ny + ry * 0.04]]), shade(ident.skin, 0.84))
     elif ident.nose == "wide":
         for side in (-1, 1):
             pen.poly(_arc(cx + side * rx * 0.1, ny + ry * 0.03, rx * 0.05, ry * 0.03, n=10), dark)
@@ -212,7 +245,7 @@ def _draw_nose(pen: _Pen, ident: Identity) -> None:
                            [cx - rx * 0.06, ny + ry * 0.04]]), dark, 0.01)
 
 
-def _draw_mouth(pen: _Pen, ident: Identity, nuis: Nuisance) -> None:
+def _draw_mouth(pen: Pen, ident: Identity, nuis: Nuisance) -> None:
     cx, cy, rx, ry = _face_box(ident)
     my = cy + ry * 0.55
     half = ident.mouth_width * rx
@@ -238,7 +271,7 @@ def _eye_half_height(ident: Identity, rx: float) -> float:
     return rx * 0.2 * {"round": 0.75, "almond": 0.52, "narrow": 0.34}[ident.eye_shape]
 
 
-def _draw_eyes(pen: _Pen, ident: Identity, nuis: Nuisance) -> None:
+def _draw_eyes(pen: Pen, ident: Identity, nuis: Nuisance) -> None:
     """Sclera, iris, pupil and brows."""
     cx, cy, rx, ry = _face_box(ident)
     ew, eh = rx * 0.2, _eye_half_height(ident, rx)
@@ -246,7 +279,7 @@ def _draw_eyes(pen: _Pen, ident: Identity, nuis: Nuisance) -> None:
     unit = _unit_arc(0.0, 2 * math.pi, 24)
     sharp = 0.0 if ident.eye_shape == "round" else 0.5
     lid = unit * (ew, eh) * np.stack([np.ones(24), np.abs(unit[:, 1]) ** sharp], 1)
-    brow_rgb = _shade(ident.hair_rgb if ident.hair_style != "none" else (80, 60, 50), 0.8)
+    brow_rgb = shade(ident.hair_rgb if ident.hair_style != "none" else (80, 60, 50), 0.8)
     for side in (-1, 1):
         ex = cx + side * ident.eye_spacing * rx
         pen.poly(lid + (ex, ey), (246, 244, 238), INK, 0.006)
@@ -257,7 +290,7 @@ def _draw_eyes(pen: _Pen, ident: Identity, nuis: Nuisance) -> None:
         _draw_brow(pen, ident, ex, ey - eh - ry * (0.1 + 0.1 * nuis.brow_raise), ew, side, brow_rgb)
 
 
-def _draw_brow(pen: _Pen, ident: Identity, ex: float, by: float, ew: float, side: int,
+def _draw_brow(pen: Pen, ident: Identity, ex: float, by: float, ew: float, side: int,
                rgb: RGB) -> None:
     t = np.linspace(-1.0, 1.0, 8)
     x = ex + ew * 1.15 * t
@@ -268,13 +301,13 @@ def _draw_brow(pen: _Pen, ident: Identity, ex: float, by: float, ew: float, side
     pen.poly(pts, rgb)
 
 
-def _draw_hair(pen: _Pen, ident: Identity) -> None:
+def _draw_hair(pen: Pen, ident: Identity) -> None:
     """Hair on top of the head (the cap), with style-specific extras."""
     style = ident.hair_style
     if style == "none":
         return
     cx, cy, rx, ry = _face_box(ident)
-    rgb, edge = ident.hair_rgb, _shade(ident.hair_rgb, 0.7)
+    rgb, edge = ident.hair_rgb, shade(ident.hair_rgb, 0.7)
     if style == "bun":
         pen.poly(_arc(cx, cy - ry * 1.12, rx * 0.38, ry * 0.26, n=20), rgb, edge, 0.008)
     grow = {"short": (1.06, 1.08, 0.18), "bun": (1.05, 1.06, 0.15),
@@ -291,7 +324,7 @@ def _draw_hair(pen: _Pen, ident: Identity) -> None:
                           rx * 0.2, rx * 0.2, n=12), rgb, edge, 0.006)
 
 
-def _draw_glasses(pen: _Pen, ident: Identity) -> None:
+def _draw_glasses(pen: Pen, ident: Identity) -> None:
     cx, cy, rx, ry = _face_box(ident)
     ey = cy - ry * 0.05
     sun = ident.glasses == "sun"
@@ -314,11 +347,11 @@ def _draw_glasses(pen: _Pen, ident: Identity) -> None:
 def render(identity: Identity, nuisance: Nuisance, size: int = 64) -> np.ndarray:
     """Picture of ``identity`` under ``nuisance`` as a (size, size, 3) uint8 array."""
     px = size * SUPERSAMPLE
-    canvas = _pattern(nuisance.background, (0, 0, px, px))
-    pen = _Pen(canvas, nuisance, size)
+    canvas = pattern(nuisance.background, (0, 0, px, px))
+    pen = Pen(canvas, nuisance, size)
     if identity.hair_style == "long":
         _draw_back_hair(pen, identity)
-    _draw_body(pen, identity, nuisance)
+    draw_body(pen, identity, nuisance)
     _draw_head(pen, identity)
     if identity.beard:
         _draw_beard(pen, identity)
@@ -328,4 +361,4 @@ def render(identity: Identity, nuisance: Nuisance, size: int = 64) -> np.ndarray
     _draw_hair(pen, identity)
     if identity.glasses != "none":
         _draw_glasses(pen, identity)
-    return _relight(np.asarray(canvas.reduce(SUPERSAMPLE)), nuisance)
+    return relight(np.asarray(canvas.reduce(SUPERSAMPLE)), nuisance)

@@ -31,7 +31,7 @@ from ..vocabulary import ATTRIBUTES, BG_PATTERNS, CLASS_NAMES, IDENTITY_ATTRIBUT
 from .dataset import identity_from_id, make_dataset, nuisance_from_seed
 from .examples import style_reference
 from ..nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, StyleNet, save_net
-from .render import SUPERSAMPLE, _draw_body, _Pen, _pattern, _relight
+from .render import SUPERSAMPLE, Pen, draw_body, pattern, relight
 from .training import EMA, Loop, save_half, train_loop
 
 STAGES = ("data", "vae", "decoder", "evaluator", "denoiser", "guide", "controlnet", "estimates", "classifier", "face", "detector", "style")
@@ -161,12 +161,13 @@ def _render(n: int, seed: int, split: str, per_class: int | None, pool: Pool) ->
 
 
 def _body_only(seed: int) -> np.ndarray:
-    """A negative: the render's background and clothing (and neck) without a head (render internals, read-only)."""
+    """A negative: the render's background and clothing (and neck) without a head, drawn with the renderer's
+    pattern, body and lighting."""
     identity, nuisance = identity_from_id(seed), nuisance_from_seed(seed)
-    canvas = _pattern(nuisance.background, (0, 0, 64 * SUPERSAMPLE, 64 * SUPERSAMPLE))
+    canvas = pattern(nuisance.background, (0, 0, 64 * SUPERSAMPLE, 64 * SUPERSAMPLE))
     if seed % 2:
-        _draw_body(_Pen(canvas, nuisance, 64), identity, nuisance)
-    return _relight(np.asarray(canvas.reduce(SUPERSAMPLE)), nuisance)
+        draw_body(Pen(canvas, nuisance, 64), identity, nuisance)
+    return relight(np.asarray(canvas.reduce(SUPERSAMPLE)), nuisance)
 
 
 def _shuffled(image: np.ndarray, rng: np.random.Generator, patch: int) -> np.ndarray:
