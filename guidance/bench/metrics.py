@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch import Tensor
 
 from conditions.images import module_device
+from guidance.worlds.embedded.build.stats import roc_auc  # noqa: F401 (re-exported: the suites and guidance.bench name it here)
 
 
 def _moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,14 +73,6 @@ def diversity(feats: Tensor, labels: Tensor) -> float | None:
             distances = torch.cdist(group, group)
             per_class.append(distances.sum() / (len(group) * (len(group) - 1)))
     return float(torch.stack(per_class).mean()) if per_class else None
-
-
-def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve: P(score of a positive > score of a negative), ties counted half."""
-    scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
-    ranks = rankdata(scores)
-    n_pos, n_neg = positive.sum(), (~positive).sum()
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def rmse(a: Tensor, b: Tensor) -> float:

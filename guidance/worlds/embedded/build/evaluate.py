@@ -21,11 +21,12 @@ from PIL import Image
 from conditions.images import pixels_from_uint8, uint8_from_pixels
 from guidance.methods import Settings, build_method
 from guidance.sampling import sample
-from ...base import World
 
+from ...base import World
 from .. import ASSETS, load_world
 from ..vocabulary import ATTRIBUTES, CLASS_NAMES, UNSEEN
 from .stages import load, negatives, vae_psnr
+from .stats import roc_auc
 
 TEST_PHOTOS = ("astronaut", "coffee", "chelsea")  # kept out of the detector's training
 
@@ -53,8 +54,6 @@ def attribute_accuracy(evaluator, images: np.ndarray, attributes: np.ndarray) ->
 @torch.no_grad()
 def face_auc(embedder, images: np.ndarray, ids: np.ndarray) -> float:
     """Verification ROC-AUC over all pairs: same identity should have higher cosine similarity."""
-    from guidance.bench.metrics import roc_auc
-
     e = torch.nn.functional.normalize(embedder(pixels_from_uint8(images)), dim=1)
     upper = np.triu_indices(len(ids), 1)
     return roc_auc((e @ e.T).numpy()[upper], (ids[:, None] == ids[None])[upper])
