@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench notebooks
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# The workshop notebooks executed in place on the embedded world (CPU), committed with their outputs.
+notebooks: setup
+	$(PY) docs/notebooks/execute.py
 
 # Every CPU suite in its quick configuration (each under ~2 minutes on 2 cores), then a report of them.
 # docs/benchmarks.md lists the commands of its own (full) runs at its top.
