@@ -1,11 +1,11 @@
-"""Issue 13's speed and memory options: FIGD's graph-free denoiser pass, gradient checkpointing for FreeDoM and DPS,
+"""The speed and memory options: FIGD's graph-free denoiser pass, gradient checkpointing for FreeDoM and DPS,
 and the tiny decoder on the guidance path (loaded like any other weights)."""
 from __future__ import annotations
 
 import pytest
 import torch
 from diffusers import AutoencoderTiny
-from test_engine import MeanColour, _context, run
+from helpers import MeanColour, run, step_context
 
 from guidance.errors import MethodConfigError, WeightsUnavailableError
 from guidance.methods import Settings, build_method
@@ -34,7 +34,7 @@ def x_and_energy(backbone):
 
 def test_figd_runs_the_denoiser_in_inference_mode_and_differentiates_from_x0(tiny_sd):
     x, energy = x_and_energy(tiny_sd)
-    ctx, seen = _context(tiny_sd, x, energy), []
+    ctx, seen = step_context(tiny_sd, x, energy), []
     handle = tiny_sd.unet.register_forward_pre_hook(lambda *a: seen.append(torch.is_inference_mode_enabled()))
     try:
         estimate, (gradient,), _ = build_method("figd", Settings(cfg_scale=2.0)).energy_gradients(ctx, [energy])
@@ -53,7 +53,7 @@ def test_checkpointed_freedom_takes_the_same_gradient_with_the_unet_checkpointed
     handle = tiny_sd.unet.register_forward_pre_hook(lambda *a: seen.append(all(b.gradient_checkpointing for b in blocks)))
     try:
         gradients = [
-            build_method(name, Settings(cfg_scale=2.0, checkpointing=on)).energy_gradients(_context(tiny_sd, x, energy), [energy])[1][0]
+            build_method(name, Settings(cfg_scale=2.0, checkpointing=on)).energy_gradients(step_context(tiny_sd, x, energy), [energy])[1][0]
             for name in ("freedom", "dps") for on in (False, True)
         ]  # fmt: skip
     finally:

@@ -51,7 +51,7 @@ NEEDS = ()
 FACE_SEED, STYLE_SEED = 21, 22  # make_dataset seeds of the held-out references
 TASK_SAMPLING = {"face": 0.5, "style": 1.0, "control": 1.0}  # each tab's DDIM eta (app.py)
 EXAMPLE_TASKS = ("face", "style", "control")
-# The energy tabs' guided methods; DPS under the tabs' normalised rule takes FreeDoM's step (tests/test_engine.py)
+# The energy tabs' guided methods; DPS under the tabs' normalised rule takes FreeDoM's step (tests/test_energy_methods.py)
 EXAMPLE_METHODS = ("freedom", "figd", "freedom+dsg", "figd+dsg")
 
 
