@@ -23,7 +23,7 @@ test: setup
 notebooks: setup
 	$(PY) docs/notebooks/execute.py
 
-# Every CPU suite in its quick configuration (each under ~2 minutes on 2 cores), then a report of them.
+# Every CPU suite in its quick configuration, then a report of them.
 # docs/benchmarks.md lists the commands of its own (full) runs at its top.
 SUITES := world figd dsg gfcg solvers profile
 bench: setup

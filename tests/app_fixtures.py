@@ -2,7 +2,7 @@
 
 Import the fixtures into a test module (`from app_fixtures import app_url, world_path`). The world is
 $GUIDANCE_WORLD when set, else the committed assets/world when complete, else a smoke world trained by
-`python -m guidance.worlds.embedded.build.train all --config smoke` in a temporary folder (about a minute on 2 cores).
+`python -m guidance.worlds.embedded.build.train all --config smoke` in a temporary folder.
 """
 from __future__ import annotations
 

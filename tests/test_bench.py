@@ -187,7 +187,7 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         assert set(data["config"]["picks"]) == set(presets.ROWS) and data["notes"][0].startswith("Picks")
         profiles = {(r["task"], r["fisher_weight"]) for r in data["rows"] if "fisher_weight" in r}
         assert profiles == {(task, w) for task in presets.ROWS for w in FISHER_WEIGHTS if w != preset(task).fisher_weight}
-    if suite == "world":  # the rows and keys that the bars are read from
+    if suite == "world":  # the rows and keys that the world suite's goals are read from
         by = {(r["task"], r["method"]): r for r in data["rows"] if r["bar"] != "examples"}
         assert {"accuracy", "fd", "fd_floor", "saturation_ratio"} <= set(by[("class", "plain")]) & set(by[("class", "atg")])
         assert by[("class", "plain")]["nfe"] == by[("class", "atg")]["nfe"] and by[("class", "cfg")]["accuracy"] >= 0

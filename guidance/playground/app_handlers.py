@@ -286,8 +286,8 @@ class ExampleCache:
     """Cached example outputs, computed on `backbone` (the start-up default). `enabled`: True on a Hugging Face Space
     (SPACE_ID set), else None, which lets Gradio read GRADIO_CACHE_EXAMPLES. `mode`: GRADIO_CACHE_MODE where set
     (None lets Gradio read it), else lazy, each example made on its first click and kept for every visitor after.
-    Eager caching at start-up took 108 s for the embedded world's 15 examples on 2 CPU cores (more than the minute
-    a Space should spend on it), and would take minutes of a GPU for SD 1.5."""
+    Lazy, because eager caching makes every example before the app opens, which on a CPU (the embedded world's
+    examples) or a GPU (SD 1.5's) takes longer than a Space should spend starting (docs/benchmark-notes.md)."""
 
     backbone: str
     enabled: bool | None = field(default_factory=lambda: True if os.environ.get("SPACE_ID") else None)

@@ -90,6 +90,6 @@ def optional(factory, *args, **kwargs):
 
 def for_inference(module: nn.Module, device: str | torch.device, dtype: torch.dtype | None = None) -> nn.Module:
     """`module` on `device`, in eval mode, frozen, its 4-D weights in channels_last: the memory format in which
-    convolutions run fastest on CPUs and GPUs alike (diffusers' speed-up guide; 20% off the embedded UNet's batch-4
-    step on this project's 2-core CPU). A no-op for weights of other ranks, so text encoders pass through it too."""
+    convolutions run fastest on CPUs and GPUs alike (diffusers' speed-up guide; its
+    measured effect is in docs/benchmark-notes.md). A no-op for weights of other ranks, so text encoders pass through it too."""
     return module.to(device, dtype, memory_format=torch.channels_last).eval().requires_grad_(False)

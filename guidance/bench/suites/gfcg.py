@@ -114,7 +114,7 @@ def interleaved_rounds(world: World, variants: dict, conditions: list[str], plan
 
 
 def goals(rows: list[dict], correct: dict[str, list[float]], rounds: list[dict[str, float]]) -> list[dict]:
-    """Issue 10's: the preset's CFG+GFCG keeps GFCG's accuracy gain over CFG at <= 1.3x CFG's step; the fused
+    """The goals: the preset's CFG+GFCG keeps GFCG's accuracy gain over CFG at <= 1.3x CFG's step; the fused
     variant's extra time over Autoguidance. `correct`: per variant, 1.0 for each sample the evaluator reads as its
     class (the same conditions and noise for every variant); `rounds`: the interleaved timing rounds."""
     by = {r["method"]: r for r in rows}

@@ -80,7 +80,7 @@ def run(world: World, opts: Options) -> SuiteOutput:
 
 def measure(world: World, plan: Plan, compile_unet: bool) -> SuiteOutput:
     """Per step (median) and per image time and peak memory of every method in METHODS, with ratios to the plain
-    and CFG steps, and the issue's goals."""
+    and CFG steps, and the suite's goals."""
     eager_unet, used = world.backbone.unet, speed_ups(world)
     if compile_unet:
         used |= try_compile(world, plan)
@@ -112,7 +112,7 @@ def measure(world: World, plan: Plan, compile_unet: bool) -> SuiteOutput:
 
 
 def goals(by: dict[str, dict], weights: float) -> list[dict]:
-    """The issue's step-time goals, FIGD over FreeDoM, and FreeDoM's memory with checkpointing."""
+    """The step-time goals, FIGD over FreeDoM, and FreeDoM's memory with checkpointing."""
     ms = {label: row["ms_per_step"] for label, row in by.items()}
     figd, dsg, gfcg = ms["figd"] / ms["cfg"], ms["figd+dsg"] / ms["figd"] - 1, ms["cfg+gfcg"] / ms["cfg"]
     speedup, tiny_gfcg, one_call = ms["freedom"] / ms["figd"], ms["cfg+gfcg tiny decoder"] / ms["cfg"], ms["cfg+gfcg one call, interval 3"] / ms["cfg"]

@@ -21,7 +21,7 @@ VAE and with the tiny decoder (TAESD's AutoencoderTiny) on the guidance path; it
 FIGD's, the median over rounds of each round's ratio of median steps, with a bootstrap interval over the rounds.
 
 On the embedded world the suite also times the world's own speed, end to end with `time.perf_counter`: a batch
-of 4 unguided class-conditional 25-step DDIM samples with the final decode (goal <= 1.5 s on 2 CPU cores), and
+of 4 unguided class-conditional 25-step DDIM samples with the final decode (goal <= 1.5 s on a 2-core CPU), and
 the app's default tab run, the Face tab's three methods (FreeDoM, FIGD, FIGD+DSG) at 20 steps, 1 sample, eta 0.5,
 on its first example, energy built and images decoded and scored (goal <= 5 s), with and without the tiny decoder.
 """
@@ -89,7 +89,7 @@ FACE_PAIRS = {  # FreeDoM's run and FIGD's, with the full VAE and with the tiny 
 }  # fmt: skip
 PLANS = {
     "quick": Plan(steps=5), "full": Plan(steps=10, rounds=4), "quick-sd": Plan(steps=4), "full-sd": Plan(steps=8),
-    # --plan figd-sd: FIGD against FreeDoM per step on sd15-random (on 2 CPU cores: --size 256, about 10 minutes)
+    # --plan figd-sd: FIGD against FreeDoM per step on sd15-random (on a CPU, --size 256 keeps it short)
     "figd-sd": Plan(steps=4, rounds=3, runs=tuple(label for pair in FACE_PAIRS.values() for label in pair), step_ratio_goals=True),
 }
 

@@ -31,6 +31,7 @@ from ..vocabulary import ATTRIBUTES, BG_PATTERNS, CLASS_NAMES, IDENTITY_ATTRIBUT
 from .dataset import identity_from_id, make_dataset, nuisance_from_seed
 from .examples import style_reference
 from ..nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, StyleNet, save_net
+from .realism import write_realism_reference
 from .render import SUPERSAMPLE, Pen, draw_body, pattern, relight
 from .training import EMA, Loop, save_half, train_loop
 
@@ -109,7 +110,7 @@ class Config:
 def _loops() -> dict[str, Loop]:
     """The full configuration's stages; wall-clock budgets sized for 2 CPU cores (under 4 hours in all).
 
-    The denoiser runs the shipped run's 2 805 steps (about 75 minutes on 2 idle cores); its budget only guards.
+    The denoiser runs the shipped run's 2 805 steps; its budget only guards.
     """
     return {
         "vae": Loop(100000, 16, 1e-3, 8, time_budget_s=900, decay_from=2000),
@@ -129,7 +130,7 @@ FULL = Config(n_train=30000, n_val=1000, n_face=24000, face_ids_per_class=200, n
               n_estimates=8000, face_adversarial=2.0, **_loops())  # fmt: skip
 CONFIGS = {
     "full": FULL,
-    # One call on one large GPU (`--device cuda`, about 12 minutes after rendering): 4x the batches, short budgets.
+    # One call on one large GPU (`--device cuda`): 4x the batches, short budgets.
     "gpu": replace(
         FULL, **{name: replace(loop, batch=4 * loop.batch, time_budget_s=GPU_BUDGETS[name]) for name, loop in _loops().items()},
     ),  # fmt: skip
@@ -401,7 +402,8 @@ def vae_psnr(vae, images: np.ndarray, batch: int = 250) -> float:
 
 
 def stage_evaluator(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
-    """Metrics-only attribute evaluator on clean renders (flips, mild noise): class head plus one head per attribute."""
+    """Metrics-only attribute evaluator on clean renders (flips, mild noise): class head plus one head per attribute.
+    The realism score's reference (realism.py) is written from it beside it."""
     loop = cfg.evaluator
     torch.manual_seed(loop.seed)
     images, labels = load(work, "train_images"), torch.from_numpy(np.array(load(work, "train_labels")))
@@ -417,6 +419,7 @@ def stage_evaluator(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 
     entry = train_loop("evaluator", net, loss_fn, loop, work, resume)
     save_net(net, out / FILES["evaluator"])
+    write_realism_reference(out, cfg.device)
     return entry
 
 

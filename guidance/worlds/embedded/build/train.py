@@ -8,7 +8,7 @@ estimates x0_hat of noised training latents, which the guiding networks (classif
 learn to read. Each model stage checkpoints to <workdir>/<model>/checkpoint.pt every `checkpoint_every` steps
 (resumed with --resume), logs its loss to stdout and <workdir>/<model>/log.csv, writes its weights under --out
 and records its parameter count, iterations and wall-clock seconds in <out>/manifest.json. Run it with the default
-OpenMP wait policy: on 2 cores, OMP_WAIT_POLICY=PASSIVE made a 2-thread training step 3x slower than the default.
+OpenMP wait policy: OMP_WAIT_POLICY=PASSIVE slows its multi-threaded training steps (docs/benchmark-notes.md).
 GUIDANCE_TRAIN_THREADS sets torch's threads (default 2). Every batch and noise draw comes from a generator seeded by
 (stage seed, step), so a resumed run continues exactly as an uninterrupted one.
 The stages and their configurations are in stages.py, the training loop in training.py.
