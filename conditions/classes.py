@@ -13,7 +13,14 @@ from .clip import CLIP_MODEL, CLIP_WEIGHTS, clip_pixels, load_clip
 
 
 class CLIPZeroShot(nn.Module):
-    """OpenCLIP zero-shot probabilities over label prompts "a photo of a {name}"."""
+    """OpenCLIP zero-shot probabilities over label prompts "a photo of a {name}".
+
+    Args:
+        class_names: the labels; `forward` returns their probabilities in this order.
+        model, pretrained: the OpenCLIP model and weights (`pretrained=None`: random weights).
+        template: the prompt each label is written into.
+        device: where the model runs.
+    """
 
     def __init__(self, class_names: Sequence[str], model: str = CLIP_MODEL, pretrained: str | None = CLIP_WEIGHTS,
                  template: str = "a photo of a {}", device="cpu"):  # fmt: skip
@@ -31,7 +38,15 @@ class CLIPZeroShot(nn.Module):
 
 
 class ClassEnergy(Energy):
-    """E = -log p(c | x0) under a classifier; the metric is p(c | x0)."""
+    """E = -log p(c | x0) under a classifier; the metric is p(c | x0).
+
+    Args:
+        classifier: a `guidance.energy.Classifier` (class probabilities of [-1, 1] pixels, with `class_names`).
+        targets: one class name per sample of the batch.
+
+    Raises:
+        MethodConfigError: a target the classifier does not know.
+    """
 
     name, metric_name = "class", "class_probability"
 
@@ -45,6 +60,7 @@ class ClassEnergy(Energy):
         self.register_buffer("targets", torch.tensor([known.index(t) for t in targets]))
 
     def probabilities(self, images: Tensor) -> Tensor:
+        """(B,) probability of each sample's target class; images (B, 3, H, W) in [-1, 1]."""
         return self.classifier(images).gather(1, self.targets[:, None].to(images.device))[:, 0]
 
     def forward(self, images: Tensor) -> Tensor:

@@ -15,7 +15,19 @@ CLIP_MODEL, CLIP_WEIGHTS = "ViT-B-16", "openai"
 
 
 def load_clip(model: str = CLIP_MODEL, pretrained: str | None = CLIP_WEIGHTS, device: str | torch.device = "cpu"):
-    """(model, tokenizer) from open_clip; pretrained=None gives random weights (tests, timing)."""
+    """An OpenCLIP model, frozen in eval mode, and its tokenizer.
+
+    Args:
+        model: the OpenCLIP architecture name.
+        pretrained: the weights' tag; None gives random weights (tests, timing).
+        device: where the model is put.
+
+    Returns:
+        (model, tokenizer).
+
+    Raises:
+        WeightsUnavailableError: the weights cannot be loaded (offline and not cached).
+    """
     try:
         clip = open_clip.create_model(model, pretrained=pretrained, device=device)
     except (OSError, RuntimeError, ValueError, ConnectionError, HTTPError) as error:
@@ -28,7 +40,15 @@ def load_clip(model: str = CLIP_MODEL, pretrained: str | None = CLIP_WEIGHTS, de
 
 
 def clip_pixels(images: Tensor, size: int) -> Tensor:
-    """[-1, 1] pixels resized to CLIP's input size and normalised as CLIP expects."""
+    """Pixels as CLIP's image encoder takes them.
+
+    Args:
+        images: (B, 3, H, W) in [-1, 1].
+        size: CLIP's input size in pixels.
+
+    Returns:
+        (B, 3, size, size), normalised by CLIP's mean and standard deviation.
+    """
     mean = torch.tensor(OPENAI_DATASET_MEAN, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(OPENAI_DATASET_STD, device=images.device).view(1, 3, 1, 1)
     return (resize(images, size) * 0.5 + 0.5 - mean) / std

@@ -18,7 +18,20 @@ ANNOTATOR_WEIGHTS = "lllyasviel/Annotators"
 
 
 def annotate(image: Image.Image, annotator: str = "canny", low: int = 100, high: int = 200) -> Image.Image:
-    """A control map (RGB, same size) from an image; canny needs no weights, the others do."""
+    """A control map from an image, as controlnet-aux draws it.
+
+    Args:
+        image: the picture to annotate.
+        annotator: one of ANNOTATORS; canny needs no weights, the others load theirs from the hub.
+        low, high: Canny's hysteresis thresholds (canny only).
+
+    Returns:
+        The map, RGB.
+
+    Raises:
+        MethodConfigError: an unknown annotator.
+        WeightsUnavailableError: the annotator's weights cannot be loaded.
+    """
     if annotator == "canny":
         from controlnet_aux import CannyDetector
 
@@ -40,7 +53,15 @@ def annotate(image: Image.Image, annotator: str = "canny", low: int = 100, high:
 
 
 def map_tensor(control_map: Image.Image, size: int) -> Tensor:
-    """(1, 3, size, size) in [0, 1], as ControlNets take their condition."""
+    """A control map as ControlNets take their condition.
+
+    Args:
+        control_map: the map (any mode; converted to RGB).
+        size: the side in pixels (nearest-neighbour resize to a square).
+
+    Returns:
+        (1, 3, size, size) in [0, 1].
+    """
     square = control_map.convert("RGB").resize((size, size), Image.NEAREST)
     return torch.from_numpy(np.asarray(square, dtype=np.float32) / 255).permute(2, 0, 1)[None]
 
@@ -50,6 +71,11 @@ def soft_edges(images: Tensor, threshold: float = 0.4, sharpness: float = 10.0) 
 
     The threshold (in [0, 1] grey units) sits near Canny's low threshold of 100 / 255, so texture
     noise stays dark, as it does in a Canny map.
+
+    Args:
+        images: (B, 3, H, W) in [-1, 1].
+        threshold: the Sobel magnitude at which an edge is half on.
+        sharpness: the slope of the sigmoid around the threshold.
     """
     weights = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
     grey = ((images.clamp(-1, 1) * 0.5 + 0.5) * weights).sum(1, keepdim=True)
@@ -63,6 +89,10 @@ class EdgeEnergy(Energy):
     """E = || blur(soft_edges(x0)) - blur(map) ||_2: follow a control map without a ControlNet [ours].
 
     The metric is edge F1 of Canny edges of the image against the map (higher is better).
+
+    Args:
+        control_map: (1, 3, H, W) in [0, 1] (`map_tensor`); white is edge.
+        blur: the standard deviation, in pixels, of the Gaussian that softens both edge maps.
     """
 
     name, metric_name = "control", "edge_f1"
@@ -90,14 +120,31 @@ class EdgeEnergy(Energy):
 
 
 def canny(images: Tensor, low: int = 100, high: int = 200) -> Tensor:
-    """(B, 1, H, W) boolean Canny edges (OpenCV, as controlnet-aux) of [-1, 1] pixels."""
+    """Canny edges (OpenCV, as controlnet-aux draws them).
+
+    Args:
+        images: (B, 3, H, W) in [-1, 1].
+        low, high: the hysteresis thresholds on 0-255 grey levels.
+
+    Returns:
+        (B, 1, H, W) booleans.
+    """
     import cv2
 
     return torch.from_numpy(np.stack([cv2.Canny(a, low, high) > 0 for a in uint8_from_pixels(images)]))[:, None]
 
 
 def edge_f1(images: Tensor, target: Tensor, tolerance: int = 1) -> Tensor:
-    """(B,) F1 between Canny edges of images and a boolean edge map, matching within `tolerance` pixels."""
+    """F1 between the Canny edges of images and an edge map.
+
+    Args:
+        images: (B, 3, H, W) in [-1, 1]; resized to the map's size.
+        target: boolean edges (1 or B, 1, S, S).
+        tolerance: how many pixels apart an edge and its match may be.
+
+    Returns:
+        (B,) F1 in [0, 1].
+    """
     edges = canny(resize(images.float(), target.shape[-1]))
     target = target.cpu().bool().expand_as(edges)
     grow = lambda m: F.max_pool2d(m.float(), 2 * tolerance + 1, 1, tolerance) > 0  # noqa: E731

@@ -22,7 +22,13 @@ DISTANCES = ("l2", "l1", "cosine")
 
 
 class MTCNNDetector:
-    """facenet-pytorch's MTCNN (its weights ship in the wheel); boxes widened by `margin` of their size."""
+    """facenet-pytorch's MTCNN (its weights ship in the wheel) as a `guidance.energy.FaceDetector`.
+
+    Args:
+        min_probability: the detection confidence below which `box` reports no face.
+        margin: how much wider and taller than MTCNN's box the returned box is, as a share of its size.
+        device: where MTCNN runs.
+    """
 
     no_face_hint = "upload a clear, front-facing photo"
     fallback_box = (0.25, 0.15, 0.75, 0.75)  # [ours] a centred head-sized box: "a headshot photo" puts the face there
@@ -34,6 +40,7 @@ class MTCNNDetector:
         self.min_probability, self.margin = min_probability, margin
 
     def box(self, image: Image.Image) -> Box | None:
+        """The most confident face's box as fractions of the image's size, or None below `min_probability`."""
         boxes, probs = self.mtcnn.detect(image)
         if boxes is None or probs[0] is None or probs[0] < self.min_probability:
             return None
@@ -44,7 +51,14 @@ class MTCNNDetector:
 
 
 class FacenetEmbedder(nn.Module):
-    """InceptionResnetV1 on 160x160 crops with facenet's standardisation (x - 127.5) / 128."""
+    """InceptionResnetV1 on 160x160 crops with facenet's standardisation (x - 127.5) / 128.
+
+    Args:
+        pretrained: facenet-pytorch's weights ("vggface2" or "casia-webface"); None gives random weights.
+
+    Raises:
+        WeightsUnavailableError: the weights are not in the torch cache.
+    """
 
     input_size = 160
 
@@ -73,14 +87,32 @@ def _facenet_weights_cached(pretrained: str) -> bool:
 
 
 def crop(images: Tensor, box: Box, size: int) -> Tensor:
-    """Differentiable crop of a fractional box, resized to size x size."""
+    """Differentiable crop of a box.
+
+    Args:
+        images: (B, 3, H, W).
+        box: (x0, y0, x1, y1) as fractions of width and height.
+        size: the side of the square output in pixels.
+
+    Returns:
+        (B, 3, size, size).
+    """
     h, w = images.shape[-2:]
     x0, y0, x1, y1 = round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)
     return resize(images[..., y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)], size)
 
 
 def distance(a: Tensor, b: Tensor, kind: str) -> Tensor:
-    """Per-sample distance between embeddings (B, D) and a reference (1, D)."""
+    """Per-sample distance between embeddings and a reference embedding.
+
+    Args:
+        a: (B, D) embeddings.
+        b: (1, D) reference.
+        kind: "l2", "l1" or "cosine" (1 - cosine similarity).
+
+    Returns:
+        (B,) distances.
+    """
     if kind == "l2":
         return (a - b).norm(dim=1)
     if kind == "l1":
@@ -95,8 +127,18 @@ class FaceIDEnergy(Energy):
     in it, as Universal Guidance does: the detector (no gradient) runs on the decoded clean estimates every
     `redetect_every` calls, counted from the last `reset` (the sampler resets before each run and before measuring
     the final images), and a sample is cropped at the detector's `fallback_box` until a face is found in it
-    (docs/methods.md, Face ID steps 1-3). `distance` is "l2" (FreeDoM, default), "l1" (Universal Guidance)
-    or "cosine".
+    (docs/methods.md, Face ID steps 1-3).
+
+    Args:
+        reference: the face to match.
+        embedder: a `guidance.energy.FaceEmbedder`.
+        detector: a `guidance.energy.FaceDetector`.
+        distance: "l2" (FreeDoM, default), "l1" (Universal Guidance) or "cosine".
+        redetect_every: how many calls the detected boxes of the samples are kept for.
+
+    Raises:
+        MethodConfigError: an unknown distance.
+        NoFaceFoundError: the detector finds no face in the reference.
     """
 
     name, metric_name = "face", "id_distance"

@@ -19,7 +19,16 @@ ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
 
 def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> Image.Image:
-    """An RGB PIL image from a path, bytes, array or PIL image; transparency is laid on white."""
+    """An RGB PIL image from a path, bytes, array or PIL image; transparency is laid on white.
+
+    Args:
+        source: a file path, encoded bytes (PNG, JPEG, WebP...), a uint8 array or a PIL image.
+        max_pixels: the most pixels accepted (checked before decoding where the header tells).
+        min_side: the fewest pixels accepted on each side.
+
+    Raises:
+        ImageInputError: the file is missing, too large, unreadable, or the image too small or too large.
+    """
     image = _open(source, max_pixels)
     if min(image.size) < min_side:
         raise ImageInputError(f"image is {image.width}x{image.height}; it must be at least {min_side} pixels on each side")
@@ -77,7 +86,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def to_tensor(image: Image.Image, size: int | None = None) -> torch.Tensor:
-    """(1, 3, H, W) in [-1, 1]; with `size`, the central square resized to size x size."""
+    """An image as the models take pixels.
+
+    Args:
+        image: any PIL image (converted to RGB).
+        size: if given, the central square is resized to size x size (Lanczos).
+
+    Returns:
+        (1, 3, H, W) float32 in [-1, 1].
+    """
     if size is not None:
         image = ImageOps.fit(image, (size, size), Image.LANCZOS)
     return pixels_from_uint8(np.asarray(image.convert("RGB"))[None])

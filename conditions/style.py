@@ -13,7 +13,14 @@ from .images import module_device, to_tensor
 
 
 class CLIPPatchTokens(nn.Module):
-    """OpenCLIP ViT patch tokens after transformer block `block` (1-based), the CLS token dropped."""
+    """OpenCLIP ViT patch tokens after transformer block `block` (1-based), the CLS token dropped: a
+    `guidance.energy.StyleFeatures`.
+
+    Args:
+        model, pretrained: the OpenCLIP ViT and its weights (`pretrained=None`: random weights).
+        block: the transformer block whose output tokens are returned; the later blocks are pruned.
+        device: where the model runs.
+    """
 
     def __init__(self, model: str = CLIP_MODEL, pretrained: str | None = CLIP_WEIGHTS, block: int = 3, device="cpu"):
         super().__init__()
@@ -41,6 +48,11 @@ class StyleEnergy(Energy):
     With a `judge` (a network that names a picture's background pattern, never the one that guides), the final
     images are also scored by pattern agreement: 1 where the judge names the reference's pattern, else 0
     (docs/methods.md, Style, Metrics).
+
+    Args:
+        reference: the style image.
+        features: a `guidance.energy.StyleFeatures` (feature tokens of pixels).
+        judge: a `guidance.energy.PatternJudge`, for pattern agreement in `extra_metrics`; None leaves it out.
     """
 
     name, metric_name = "style", "style_distance"

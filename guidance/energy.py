@@ -29,16 +29,37 @@ class Energy(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, images: Tensor) -> Tensor:
-        """(B,) energies of pixels (B, 3, H, W) in [-1, 1]."""
+        """The energy of each image; differentiable in `images`.
+
+        Args:
+            images: pixels (B, 3, H, W) in [-1, 1].
+
+        Returns:
+            (B,) energies, small where the condition is met.
+        """
 
     @torch.no_grad()
     def metric(self, images: Tensor) -> Tensor:
-        """(B,) values of the user-facing metric; by default the energy itself."""
+        """The user-facing metric of final images; by default the energy itself.
+
+        Args:
+            images: pixels (B, 3, H, W) in [-1, 1].
+
+        Returns:
+            (B,) values, named by `metric_name`.
+        """
         return self.forward(images)
 
     @torch.no_grad()
     def extra_metrics(self, images: Tensor) -> dict[str, Tensor]:
-        """Further (B,) user-facing figures of final images, by name, shown beside `metric`; none by default."""
+        """Further user-facing figures of final images, shown beside `metric`; none by default.
+
+        Args:
+            images: pixels (B, 3, H, W) in [-1, 1].
+
+        Returns:
+            (B,) values by name.
+        """
         return {}
 
     def reset(self) -> None:
@@ -48,7 +69,12 @@ class Energy(nn.Module, ABC):
 
 
 class SumEnergy(Energy):
-    """A weighted sum of energies (e.g. a control map with a face on top); the first one's metric."""
+    """A weighted sum of energies (e.g. a control map with a face on top); the first one's metric.
+
+    Args:
+        energies: the terms; the first one's `metric` and `metric_name` are the sum's.
+        weights: one weight per energy (default: all 1).
+    """
 
     def __init__(self, energies: list[Energy], weights: list[float] | None = None):
         super().__init__()

@@ -6,7 +6,13 @@ class GuidanceError(Exception):
 
 
 class WeightsUnavailableError(GuidanceError):
-    """Model weights could not be loaded (offline, not cached, wrong id or folder)."""
+    """Model weights could not be loaded (offline, not cached, wrong id or folder).
+
+    Args:
+        what: the weights, as a person would name them ("Stable Diffusion 1.5 weights").
+        where: where they were looked for (hub id and cache, or folder).
+        how: what to do to get them.
+    """
 
     def __init__(self, what: str, where: str, how: str):
         self.what, self.where, self.how = what, where, how
