@@ -21,9 +21,11 @@ Condition = str | None  # a prompt or class name; None is the unconditional (nul
 
 @dataclass
 class Control:
-    """A control map fed to the backbone's ControlNet.
+    """A control map fed to the backbone's ControlNet (made by `Backbone.prepare_control`).
 
-    image: (B, 3, H, W) in [0, 1] at the backbone's pixel size; scale: conditioning scale.
+    Args:
+        image: (B, 3, H, W) in [0, 1] at the backbone's pixel size; B is 1 (one map for every sample) or the batch.
+        scale: the ControlNet's conditioning scale.
     """
 
     image: Tensor
@@ -69,7 +71,14 @@ class Backbone(ABC):
 
     @abstractmethod
     def embed(self, conditions: Sequence[Condition]) -> Tensor:
-        """Encoder hidden states for each condition, shape (B, L, D)."""
+        """Encoder hidden states of conditions.
+
+        Args:
+            conditions: one prompt or class name per sample; None is the unconditional (null) condition.
+
+        Returns:
+            (B, L, D) hidden states for the denoiser's cross-attention.
+        """
 
     @abstractmethod
     def _forward(self, x: Tensor, t: Tensor, embeddings: Tensor, control: Control | None, guide: bool) -> Tensor:
@@ -77,11 +86,28 @@ class Backbone(ABC):
 
     @abstractmethod
     def decode(self, x0: Tensor) -> Tensor:
-        """Pixels in [-1, 1], (B, 3, H, W), from a clean estimate; differentiable."""
+        """Pixels of a clean estimate; differentiable.
+
+        Args:
+            x0: (B, *sample_shape) clean estimates.
+
+        Returns:
+            (B, 3, H, W) in [-1, 1].
+        """
 
     def guidance_decode(self, x0: Tensor, tiny: bool = False) -> Tensor:
-        """Pixels for the guidance energies: `decode`, or with `tiny` the tiny decoder (TAESD-style, reading scaled
-        latents). Final images always come from `decode`."""
+        """Pixels for the guidance energies; final images always come from `decode`.
+
+        Args:
+            x0: (B, *sample_shape) clean estimates.
+            tiny: decode with `tiny_decoder` (TAESD-style, reading scaled latents) instead of `decode`.
+
+        Returns:
+            (B, 3, H, W) in [-1, 1]; differentiable.
+
+        Raises:
+            MethodConfigError: `tiny` on a backbone loaded without a tiny decoder.
+        """
         if not tiny:
             return self.decode(x0)
         if self.tiny_decoder is None:
@@ -93,11 +119,29 @@ class Backbone(ABC):
     @contextmanager
     def gradient_checkpointing(self, enabled: bool = True) -> Iterator[None]:
         """Inside the block, the denoisers recompute their activations in the backward pass instead of keeping
-        them (less memory, one more forward); a no-op for backbones without checkpointable denoisers."""
+        them (less memory, one more forward); a no-op for backbones without checkpointable denoisers.
+
+        Args:
+            enabled: False makes the block a no-op, so callers need no branch.
+        """
         yield
 
     def predict(self, x: Tensor, t: Tensor, embeddings: Tensor, control: Control | None = None, guide: bool = False) -> Tensor:
-        """One denoiser evaluation per sample of the batch; counted in `evaluations`."""
+        """One denoiser evaluation per sample of the batch; counted in `evaluations`.
+
+        Args:
+            x: (B, *sample_shape) noisy samples.
+            t: the timestep, a scalar or one per sample.
+            embeddings: (B, L, D) from `embed`.
+            control: a ControlNet map, repeated to the batch if it holds one map.
+            guide: evaluate the guide denoiser (Autoguidance) instead of the main one.
+
+        Returns:
+            (B, *sample_shape) float32 model output of `prediction_type`.
+
+        Raises:
+            MethodConfigError: `guide` on a backbone without a guide model.
+        """
         if guide and not self.has_guide_model:
             raise MethodConfigError(f"{self.name} has no guide model for Autoguidance")
         self.evaluations += x.shape[0]
@@ -107,7 +151,15 @@ class Backbone(ABC):
         return out.float()
 
     def prepare_control(self, image: Tensor, scale: float = 1.0) -> Control:
-        """A control map (B, 3, H, W) in [0, 1] moved to the backbone's device and dtype."""
+        """A control map for `predict`, on the backbone's device and dtype.
+
+        Args:
+            image: (B, 3, H, W) in [0, 1] at the backbone's pixel size.
+            scale: the ControlNet's conditioning scale.
+
+        Raises:
+            MethodConfigError: the backbone was loaded without a ControlNet.
+        """
         if not self.has_controlnet:
             raise MethodConfigError(f"{self.name} was loaded without a ControlNet")
         return Control(image.to(self.device, self.dtype), scale)
@@ -118,12 +170,26 @@ class Backbone(ABC):
         return 1.0 if t < 0 else float(self.alphas_cumprod[t])
 
     def initial_noise(self, batch: int, generator: torch.Generator) -> Tensor:
-        """Standard normal x_T drawn on the CPU (reproducible on every device), then moved."""
+        """Standard normal x_T drawn on the CPU (reproducible on every device), then moved.
+
+        Args:
+            batch: how many samples.
+            generator: a CPU generator, seeded by the caller.
+
+        Returns:
+            (batch, *sample_shape) on the backbone's device.
+        """
         return torch.randn((batch, *self.sample_shape), generator=generator).to(self.device)
 
 
 class UNetBackbone(Backbone):
-    """A diffusers UNet2DConditionModel, with an optional ControlNetModel and a guide UNet (Autoguidance)."""
+    """A diffusers UNet2DConditionModel, with an optional ControlNetModel and a guide UNet (Autoguidance).
+
+    Args:
+        unet: the denoiser; its device and dtype are the backbone's.
+        controlnet: a ControlNetModel for `Control` maps, or None.
+        guide_unet: a weaker UNet for Autoguidance, or None.
+    """
 
     def __init__(self, unet, controlnet=None, guide_unet=None) -> None:
         super().__init__()
