@@ -68,7 +68,11 @@ def realism(world: World, images: Tensor, batch: int = 250) -> list[float]:
 
 
 class Unavailable:
-    """Stands in for a network whose weights could not be had: using it raises the loading error."""
+    """Stands in for a network whose weights could not be had: using it raises the loading error.
+
+    Args:
+        error: what loading the network raised; any attribute access or call raises it again.
+    """
 
     def __init__(self, error: WeightsUnavailableError):
         self.error = error
@@ -81,7 +85,14 @@ class Unavailable:
 
 
 def optional(factory, *args, **kwargs):
-    """The network, or an `Unavailable` that raises its WeightsUnavailableError when a task uses it."""
+    """A network, or an `Unavailable` that raises its WeightsUnavailableError when a task uses it.
+
+    Args:
+        factory: what builds the network; called with `args` and `kwargs`.
+
+    Returns:
+        `factory(*args, **kwargs)`, or an `Unavailable` where it raised WeightsUnavailableError.
+    """
     try:
         return factory(*args, **kwargs)
     except WeightsUnavailableError as error:
@@ -91,5 +102,14 @@ def optional(factory, *args, **kwargs):
 def for_inference(module: nn.Module, device: str | torch.device, dtype: torch.dtype | None = None) -> nn.Module:
     """`module` on `device`, in eval mode, frozen, its 4-D weights in channels_last: the memory format in which
     convolutions run fastest on CPUs and GPUs alike (diffusers' speed-up guide; its
-    measured effect is in docs/benchmark-notes.md). A no-op for weights of other ranks, so text encoders pass through it too."""
+    measured effect is in docs/benchmark-notes.md). A no-op for weights of other ranks, so text encoders pass through it too.
+
+    Args:
+        module: the network, changed in place.
+        device: where it goes.
+        dtype: its floating-point type; None keeps it.
+
+    Returns:
+        `module`.
+    """
     return module.to(device, dtype, memory_format=torch.channels_last).eval().requires_grad_(False)

@@ -20,7 +20,12 @@ EMBEDDED, SD = "embedded", "sd15"
 
 
 def weights_cached(source: str, file: str) -> bool:
-    """Whether `file` of a hub id or local folder is on this machine (no network)."""
+    """Whether a file of a model is on this machine, without the network.
+
+    Args:
+        source: a hub id, or a local folder.
+        file: the file's path within the model (e.g. "unet/config.json").
+    """
     if Path(source).exists():
         return (Path(source) / file).exists()
     from huggingface_hub import try_to_load_from_cache
@@ -34,7 +39,15 @@ def weights_cached(source: str, file: str) -> bool:
 @dataclass
 class WorldRegistry:
     """The embedded world from `embedded`, and SD 1.5 (+ ControlNet, + a tiny guidance decoder such as TAESD) when
-    `sd_model` is set."""
+    `sd_model` is set. Worlds are named by key: EMBEDDED ("embedded") or SD ("sd15").
+
+    Args:
+        embedded: the embedded world's folder.
+        sd_model: SD 1.5's hub id or folder; None offers the embedded world alone.
+        controlnet: a ControlNet's hub id or folder for SD 1.5, or None.
+        tiny_vae: an AutoencoderTiny's hub id or folder for SD 1.5's guidance path, or None.
+        device: where the worlds load (default: CUDA where available).
+    """
 
     embedded: Path = ASSETS
     sd_model: str | None = None
@@ -50,6 +63,7 @@ class WorldRegistry:
         return [EMBEDDED, SD] if self.sd_model else [EMBEDDED]
 
     def title(self, key: str) -> str:
+        """The world's name as the app's backbone menu shows it."""
         if key == SD:
             return "Stable Diffusion 1.5" + (" + ControlNet" if self.controlnet else "")
         return "Embedded world"
@@ -71,6 +85,12 @@ class WorldRegistry:
         return self._loaded.get(key)
 
     def load(self, key: str) -> World:
+        """The world, loaded on the first call (one thread at a time) and cached.
+
+        Raises:
+            WeightsUnavailableError: its weights cannot be loaded.
+            MethodConfigError: a key this registry does not offer.
+        """
         with self._lock:
             if key not in self._loaded:
                 self._loaded[key] = self._load(key)

@@ -28,7 +28,15 @@ def default_device() -> torch.device:
 
 
 class StableDiffusionBackbone(UNetBackbone):
-    """Latent backbone: CLIP text conditioning, 4x(H/8)x(W/8) latents, VAE decoding."""
+    """Latent backbone: CLIP text conditioning, 4x(H/8)x(W/8) latents, VAE decoding (made by `load_sd15`).
+
+    Args:
+        unet, vae, text_encoder, tokenizer: SD 1.5's diffusers and transformers components.
+        scheduler_config: its scheduler's config (the noise schedule and prediction type come from it).
+        controlnet: a ControlNetModel, or None.
+        image_size: the pixel size of the images it samples.
+        name: the model's hub id or folder, shown in results.
+    """
 
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config: dict, controlnet=None, image_size: int = 512, name: str = SD15):
         super().__init__(unet, controlnet)
@@ -88,7 +96,17 @@ def load_sd15(
     """Stable Diffusion 1.5 components (and a ControlNet, and an AutoencoderTiny such as TAESD for the guidance
     path) by hub id or folder; fp16 on CUDA, fp32 on CPU.
 
-    Raises WeightsUnavailableError naming the missing weights; nothing is half-loaded.
+    Args:
+        model: SD 1.5's hub id or folder (diffusers layout: unet, vae, text_encoder, tokenizer, scheduler).
+        controlnet: a ControlNet's hub id or folder, or None.
+        device: default CUDA where available, else the CPU.
+        dtype: default fp16 on CUDA, fp32 elsewhere.
+        image_size: the pixel size of the images it samples.
+        local_files_only: read only from disk; default True for a folder or with HF_HUB_OFFLINE set.
+        tiny_vae: an AutoencoderTiny's hub id or folder for the guidance path, or None.
+
+    Raises:
+        WeightsUnavailableError: naming the missing weights; nothing is half-loaded.
     """
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
@@ -127,8 +145,17 @@ def load_sd15_world(
 
     The GFCG classifier is OpenCLIP ViT-B-16 zero-shot; the evaluator is ViT-B-32, a different model.
     The UNet, VAE and text encoder must load; face and CLIP networks whose weights are missing make
-    only the tasks that use them fail, with their WeightsUnavailableError. `tiny_vae` (e.g. guidance.worlds.sd15.TAESD)
-    adds a tiny decoder for the guidance path (Settings.tiny_decoder).
+    only the tasks that use them fail, with their WeightsUnavailableError.
+
+    Args:
+        model: SD 1.5's hub id or folder (default SD15).
+        controlnet: a ControlNet's hub id or folder, or None.
+        device: default CUDA where available, else the CPU.
+        class_names: the classes the zero-shot classifiers tell apart (default SD_CLASSES).
+        tiny_vae: e.g. guidance.worlds.sd15.TAESD: a tiny decoder for the guidance path (Settings.tiny_decoder).
+
+    Raises:
+        WeightsUnavailableError: the UNet, VAE, text encoder or a requested ControlNet or tiny decoder cannot load.
     """
     from conditions.classes import CLIPZeroShot
     from conditions.face import FacenetEmbedder, MTCNNDetector
