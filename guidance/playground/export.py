@@ -66,8 +66,14 @@ def summarize(outcome: TaskOutcome) -> dict[str, dict[str, Any]]:
 
 
 def step_figure(summary: dict[str, dict[str, Any]], key: str, ylabel: str, medians: bool = False) -> Figure:
-    """One line per method of a per-step series against the step number; with `medians`, each method's median
-    over the steps after the warm-up as a dashed horizontal line of its colour."""
+    """One line per method of a per-step series against the step number.
+
+    Args:
+        summary: from `summarize`.
+        key: the per-step series of each run's stats, e.g. "ms_per_step" or "energy_per_step".
+        ylabel: the y axis's label.
+        medians: also draw each method's median over the steps after the warm-up, dashed, in its colour.
+    """
     figure = Figure(figsize=(5, 3.2), layout="constrained")
     axes = figure.subplots()
     for label, stats in summary.items():
@@ -118,8 +124,13 @@ def extra_cells(extra_metrics: dict[str, list[float]]) -> dict[str, str]:
 
 def metrics_table(summary: dict[str, dict[str, Any]], metric_label: str) -> pd.DataFrame:
     """One row per method: the strength it ran at, totals, the median time per step with its IQR, and means over the
-    samples with their 95% t-intervals; the metric's column is named after `metric_label`, and each further metric
-    (`SamplingResult.extra_metrics`) has a column after it."""
+    samples with their 95% t-intervals; each further metric (`SamplingResult.extra_metrics`) has a column after
+    the metric's.
+
+    Args:
+        summary: from `summarize`.
+        metric_label: the task's metric as people read it ("ID distance"), which names its column.
+    """
     rows = [
         {
             "method": label, "strength": strength_text(stats["options"]), "seconds": round(stats["seconds"], 3), "NFE": stats["nfe"], "steps": stats["steps"],
@@ -134,7 +145,15 @@ def metrics_table(summary: dict[str, dict[str, Any]], metric_label: str) -> pd.D
 
 
 def write_images_zip(path: Path, outcome: TaskOutcome) -> Path:
-    """One PNG per image, named after its run and index ("+" becomes "_")."""
+    """A ZIP of one PNG per image, named after its run and index ("+" becomes "_").
+
+    Args:
+        path: the ZIP file to write.
+        outcome: the task's runs.
+
+    Returns:
+        `path`.
+    """
     with zipfile.ZipFile(path, "w") as zipped:
         for label, result in outcome.results:
             for index, image in enumerate(to_pil(result.images)):
@@ -145,7 +164,17 @@ def write_images_zip(path: Path, outcome: TaskOutcome) -> Path:
 
 
 def write_downloads(root: Path, outcome: TaskOutcome, summary: dict[str, dict[str, Any]], keep_s: float = 3600) -> list[str]:
-    """images.zip and results.json in a new folder under `root`; folders older than `keep_s` are removed first."""
+    """images.zip and results.json in a new folder under `root`.
+
+    Args:
+        root: the downloads' folder; its subfolders older than `keep_s` are removed first.
+        outcome: the task's runs (images.zip).
+        summary: from `summarize` (results.json).
+        keep_s: how many seconds an earlier download stays.
+
+    Returns:
+        The two files' paths.
+    """
     for old in root.iterdir():
         if time.time() - old.stat().st_mtime > keep_s:
             shutil.rmtree(old, ignore_errors=True)

@@ -34,6 +34,13 @@ class Frame:
     label: str = ""
 
     def add(self, label: str, record: StepRecord, picture: Tensor | None) -> None:
+        """Record one finished step.
+
+        Args:
+            label: the run's label (its method, or its solver on the solvers task).
+            record: the step's record; its mean energy over the samples is kept.
+            picture: the step's x0_hat latents where it is a snapshot step, else None.
+        """
         energy = None if record.energy is None else sum(record.energy) / len(record.energy)
         self.energies.setdefault(label, []).append(energy)
         if picture is not None:
@@ -41,7 +48,7 @@ class Frame:
         self.done, self.label = self.done + 1, label
 
     def gallery(self, steps: int) -> list[tuple[Image.Image, str]]:
-        """Every sample's latest x0_hat, decoded, captioned with its method and step."""
+        """Every sample's latest x0_hat, decoded, captioned with its method and step of `steps` (the run's length)."""
         return [
             (image, f"{label} · x0_hat at step {index + 1} of {steps}")
             for label, (index, latents) in self.pictures.items()
@@ -77,6 +84,17 @@ def stream_task(
     The first frame comes with the first snapshot. After that a frame comes when `interval` s have passed and the
     consumer's time on the last frame (drawing, sending) is at most `share` of the time since: a slow consumer sees
     fewer frames instead of slowing the run.
+
+    Args:
+        world: the world to sample in.
+        request: what to run (`snapshots` sets which steps bring a picture).
+        should_stop: polled between steps; True stops the run.
+        progress: called with the frame after new steps, in the caller's thread.
+        interval: the shortest time in seconds between two frames.
+        share: the largest share of the time the consumer may spend on frames.
+
+    Yields:
+        `Frame`s, then the `TaskOutcome`.
     """
     events: queue.Queue = queue.Queue()
     closed = threading.Event()

@@ -16,11 +16,27 @@ MAX_SECONDS = 300  # ZeroGPU refuses longer holds for most visitors
 
 
 def gpu_seconds(steps: int, samples: int, runs: int, values: int = 1) -> int:
-    """Seconds for `runs` methods x `values` sweep values, each `steps` steps of `samples` samples."""
+    """How long to hold a ZeroGPU device: loading plus 1.5x the sampling's estimate, at most MAX_SECONDS.
+
+    Args:
+        steps: sampling steps per run.
+        samples: samples per run.
+        runs: methods (or solvers) per value.
+        values: sweep values (1 for a single run).
+
+    Returns:
+        Whole seconds.
+    """
     work = SECONDS_PER_STEP * steps * max(1, samples) * max(1, runs) * max(1, values)
     return min(MAX_SECONDS, math.ceil(LOAD_SECONDS + 1.5 * work))
 
 
 def on_gpu(handler: Callable, duration: Callable[..., int], spaces: Any | None) -> Callable:
-    """`handler` under `spaces.GPU(duration=duration)` where the `spaces` package is there (a Space), else itself."""
+    """`handler` under `spaces.GPU(duration=duration)` where the `spaces` package is there (a Space), else itself.
+
+    Args:
+        handler: the app's event handler.
+        duration: from the handler's arguments to the seconds to hold the GPU (built on `gpu_seconds`).
+        spaces: the imported `spaces` module, or None off a Space.
+    """
     return handler if spaces is None else spaces.GPU(duration=duration)(handler)

@@ -12,7 +12,15 @@ RESAMPLES = 2000
 
 
 def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
-    """Student's t-interval of the mean: mean +- t(n - 1) s / sqrt(n); None with fewer than 2 values."""
+    """Student's t-interval of the mean: mean +- t(n - 1) s / sqrt(n).
+
+    Args:
+        values: the sample.
+        level: the confidence level.
+
+    Returns:
+        (low, high), or None with fewer than 2 values.
+    """
     data = np.asarray(values, dtype=np.float64)
     if len(data) < 2:
         return None
@@ -28,8 +36,18 @@ def median_iqr(values: Sequence[float]) -> tuple[float, float, float]:
 
 def bootstrap_interval(samples: Sequence, statistic: Callable[[np.ndarray], float] = np.mean, level: float = LEVEL,
                        resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float] | None:  # fmt: skip
-    """The percentile bootstrap interval of `statistic` over `samples` (values, or rows such as pairs, resampled
-    whole); None with fewer than 2 samples. Seeded, so a document's interval is reproducible."""
+    """The percentile bootstrap interval of a statistic; seeded, so a document's interval is reproducible.
+
+    Args:
+        samples: values, or rows such as pairs (each resampled whole).
+        statistic: from the resampled array to a number (e.g. `mean_difference` for pairs).
+        level: the confidence level.
+        resamples: how many bootstrap draws.
+        seed: the generator's seed.
+
+    Returns:
+        (low, high), or None with fewer than 2 samples.
+    """
     data = np.asarray(samples, dtype=np.float64)
     if len(data) < 2:
         return None
@@ -50,8 +68,18 @@ def ratio_of_means(pairs: np.ndarray) -> float:
 
 
 def verdict(interval: tuple[float, float] | None, bar: float, higher_is_better: bool, strict: bool = False) -> str:
-    """"met" when the whole interval is on the good side of `bar` (beyond it when `strict`), "not met" when it is
-    wholly on the other side, "undecided" when it spans the bar or is unknown."""
+    """A figure's interval against a bar.
+
+    Args:
+        interval: (low, high), or None when unknown.
+        bar: the goal's threshold.
+        higher_is_better: which side of the bar is good.
+        strict: an interval that ends exactly at the bar is not beyond it.
+
+    Returns:
+        "met" when the whole interval is on the good side of `bar`, "not met" when it is wholly on the other side,
+        "undecided" when it spans the bar or is unknown.
+    """
     if interval is None:
         return "undecided"
     low, high = interval if higher_is_better else (-interval[1], -interval[0])

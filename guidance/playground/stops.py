@@ -15,6 +15,14 @@ class Stops:
 
     @contextmanager
     def watch(self, session: str | None) -> Iterator[threading.Event]:
+        """Register a fresh flag for the session's run for the duration of the block.
+
+        Args:
+            session: the caller's session (Gradio's session hash), or None.
+
+        Yields:
+            The flag, which `stop(session)` sets.
+        """
         event = threading.Event()
         with self._lock:
             self._events[session] = event

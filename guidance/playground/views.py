@@ -19,7 +19,14 @@ SWEEP_SERIES = {"metric": "metric (mean over samples)", "seconds_per_image": "se
 
 
 def labelled_grid(rows: Sequence[Sequence[Image.Image | None]], row_labels: Sequence[str], column_labels: Sequence[str], cell: int = 96) -> Image.Image:
-    """Images in rows and columns with a label left of each row and above each column (empty cells stay white)."""
+    """Images in rows and columns with a label left of each row and above each column.
+
+    Args:
+        rows: the images, row by row; None leaves a cell white.
+        row_labels: one per row, drawn at its left.
+        column_labels: one per column, drawn above it.
+        cell: the side in pixels each image is resized to.
+    """
     columns = max((len(row) for row in rows), default=0)
     grid = Image.new("RGB", (LABEL_WIDTH + columns * cell, HEADER_HEIGHT + len(rows) * cell), "white")
     draw = ImageDraw.Draw(grid)
@@ -38,7 +45,13 @@ def _value_text(value) -> str:
 
 
 def sweep_grid(outcome: SweepOutcome, sample: int = 0, cell: int = 96) -> Image.Image:
-    """Rows: methods; columns: the setting's values; one sample's final image per cell."""
+    """Rows: methods; columns: the setting's values; one sample's final image per cell.
+
+    Args:
+        outcome: from `guidance.playground.tasks.sweep`.
+        sample: which sample of each cell is shown.
+        cell: the side of each image in pixels.
+    """
     rows = [
         [None if (r := outcome.cell(label, c)) is None else to_pil(r.images[sample : sample + 1])[0] for c in range(len(outcome.values))]
         for label in outcome.labels
@@ -66,7 +79,12 @@ def sweep_series(outcome: SweepOutcome) -> dict[str, dict[str, list]]:
 
 
 def sweep_figure(outcome: SweepOutcome, key: str) -> Figure:
-    """One line per method of `key` ("metric" or "seconds_per_image") against the swept value."""
+    """One line per method against the swept value; the metric with its 95% interval where cells hold several samples.
+
+    Args:
+        outcome: from `guidance.playground.tasks.sweep`.
+        key: "metric" or "seconds_per_image".
+    """
     figure = Figure(figsize=(5, 3.2), layout="constrained")
     axes = figure.subplots()
     text = all(isinstance(v, str) for v in outcome.values)
@@ -96,7 +114,16 @@ def sweep_summary(outcome: SweepOutcome) -> dict:
 
 
 def write_sweep_files(folder: Path, outcome: SweepOutcome, figures: dict[str, Figure]) -> list[str]:
-    """grid.png, <name>.png per figure and sweep.json in `folder` (created); their paths."""
+    """A sweep's files: grid.png, one PNG per figure and sweep.json.
+
+    Args:
+        folder: where they go; it is created and must not exist.
+        outcome: the sweep.
+        figures: by file name (without .png), e.g. from `sweep_figure`.
+
+    Returns:
+        The files' paths.
+    """
     folder.mkdir(parents=True)
     sweep_grid(outcome).save(folder / "grid.png")
     for name, figure in figures.items():
@@ -106,7 +133,13 @@ def write_sweep_files(folder: Path, outcome: SweepOutcome, figures: dict[str, Fi
 
 
 def trajectory_strip(results: Sequence[tuple[str, SamplingResult]], sample: int = 0, cell: int = 80) -> Image.Image:
-    """Per method, its decoded x0_hat at the snapshot steps, left (noisiest) to right, then the final image."""
+    """Per method, its decoded x0_hat at the snapshot steps, left (noisiest) to right, then the final image.
+
+    Args:
+        results: (label, result) pairs of runs made with `snapshots`, e.g. `TaskOutcome.results`.
+        sample: which sample of each run is shown.
+        cell: the side of each image in pixels.
+    """
     steps = max((len(r.trajectory) for _, r in results), default=0)
     rows = [[*(to_pil(images[sample : sample + 1])[0] for _, images in r.trajectory), to_pil(r.images[sample : sample + 1])[0]] for _, r in results]
     first = next((r for _, r in results if r.trajectory), None)
