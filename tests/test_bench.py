@@ -67,8 +67,9 @@ def tiny_world_path(tmp_path_factory):
     from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler
 
     from guidance.worlds.embedded import FILES, LABEL_EMBEDDING
-    from guidance.worlds.embedded.nets import save_net
+    from guidance.worlds.embedded.build.realism import write_realism_reference
     from guidance.worlds.embedded.build.stages import SCHEDULE, _vae_config
+    from guidance.worlds.embedded.nets import save_net
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("tiny_world")
@@ -81,6 +82,7 @@ def tiny_world_path(tmp_path_factory):
     DDIMScheduler(**SCHEDULE).save_pretrained(root / "scheduler")
     for name, net in tiny_nets().items():
         save_net(net, root / FILES[name])
+    write_realism_reference(root)
     return root
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from guidance.errors import MethodConfigError, WeightsUnavailableError
-from guidance.worlds.embedded import ASSETS, REQUIRED, STYLE_ANGLES, load_world
+from guidance.worlds.embedded import ASSETS, FILES, REQUIRED, STYLE_ANGLES, load_world
 from guidance.worlds.embedded.build.dataset import make_dataset
 from guidance.worlds.embedded.build.stages import blur, negatives
 from guidance.worlds.embedded.build.train import run_stage
@@ -123,6 +123,27 @@ def test_stale_or_damaged_weights_are_a_typed_error(smoke, tmp_path, damage):
     else:
         (out / "classifier.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(WeightsUnavailableError, match="do not load.*guidance.worlds.embedded.build.train all"):
+        load_world(out)
+
+
+def test_the_realism_reference_is_written_with_the_evaluator_and_loaded_with_the_world(smoke, smoke_world, tmp_path):
+    from guidance.worlds.embedded.build.realism import realism_reference, write_realism_reference
+
+    score = smoke_world.realism_score
+    assert score.features.shape[1] == smoke_world.evaluator.features(torch.zeros(1, 3, 64, 64)).shape[1]
+    assert score.radii.shape == score.features.shape[:1] and 500 <= len(score.radii) < 1000  # the denser half of 1 000 renders
+    assert (score.radii > 0).all()
+    out = tmp_path / "out"
+    shutil.copytree(smoke / "out", out)
+    write_realism_reference(out, renders=60)
+    features, radii = realism_reference(smoke_world.evaluator, renders=60)
+    loaded = load_world(out).realism_score
+    assert torch.equal(loaded.features, features) and torch.equal(loaded.radii, radii)
+    images = torch.rand(3, 3, 64, 64) * 2 - 1
+    distances = torch.cdist(smoke_world.evaluator.features(images), features)
+    assert torch.allclose(loaded(images), (radii[None] / distances).max(1).values, rtol=1e-5)
+    (out / FILES["realism"]).unlink()
+    with pytest.raises(WeightsUnavailableError, match="guidance.worlds.embedded.build.realism"):
         load_world(out)
 
 

@@ -23,7 +23,7 @@ FILES = {  # every asset's name under ASSETS, for the loader and the trainer
     "vae": "vae", "unet": "unet", "guide_unet": "guide_unet", "controlnet": "controlnet", "scheduler": "scheduler",
     "classifier": "classifier.safetensors", "evaluator": "evaluator.safetensors",
     "face_embedder": "face_embedder.safetensors", "face_detector": "face_detector.safetensors",
-    "style_net": "style_net.safetensors", "tiny_decoder": "tiny_decoder",
+    "style_net": "style_net.safetensors", "tiny_decoder": "tiny_decoder", "realism": "realism_reference.safetensors",
 }  # fmt: skip
 NET_CLASSES = {
     "classifier": "Classifier", "evaluator": "AttributeEvaluator", "face_embedder": "FaceEmbedder", "face_detector": "FaceDetectorNet",
@@ -32,7 +32,7 @@ NET_CLASSES = {
 REQUIRED = (
     f"{FILES['vae']}/config.json", f"{FILES['unet']}/config.json", f"{FILES['unet']}/{LABEL_EMBEDDING}",
     f"{FILES['scheduler']}/scheduler_config.json",
-    *(FILES[name] for name in NET_CLASSES),
+    *(FILES[name] for name in NET_CLASSES), FILES["realism"],
 )  # fmt: skip
 
 
@@ -57,6 +57,8 @@ def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") ->
     path = Path(path)
     rebuild = f"Rebuild them with: python -m guidance.worlds.embedded.build.train all --out {path}"
     missing = [name for name in REQUIRED if not (path / name).exists()]
+    if missing == [FILES["realism"]]:  # written from the evaluator alone
+        rebuild = f"Write it with: python -m guidance.worlds.embedded.build.realism --world {path}"
     if missing:
         raise WeightsUnavailableError(f"embedded-world weights ({', '.join(missing)})", str(path), rebuild)
     try:
@@ -102,5 +104,5 @@ def _load(path: Path, device: str | torch.device) -> World:
         classifier=nets["classifier"],
         evaluator=nets["evaluator"],
         pattern_judge=nets["evaluator"].background,
-        realism_score=RealismScore(nets["evaluator"]),
+        realism_score=RealismScore.load(nets["evaluator"], path / FILES["realism"]),
     )

@@ -232,40 +232,62 @@ def rotate(images: Tensor, angle: float) -> Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+@torch.no_grad()
+def evaluator_features(evaluator: AttributeEvaluator, images: Tensor, batch: int = 250) -> Tensor:
+    """The evaluator's feature vectors of pixels, computed where the evaluator is, in chunks.
+
+    Args:
+        evaluator: the world's AttributeEvaluator.
+        images: (N, 3, H, W) pixels in [-1, 1], on any device.
+        batch: images per evaluator call.
+
+    Returns:
+        (N, D) float32 features on the CPU.
+    """
+    device = next(evaluator.parameters()).device
+    return torch.cat([evaluator.features(chunk.to(device)).float().cpu() for chunk in images.split(batch)])
+
+
 class RealismScore:
     """Per image, how deep inside the held-out renders' cloud of evaluator features it lies: the k-NN realism
     score of Kynkäänniemi et al. (2019), max_i r_i / ||f(x) - f_i|| over real features f_i, r_i the distance from
     f_i to its k-th nearest real neighbour, over the reals whose radius is at most the median (as the paper does,
     so that outliers' wide balls do not admit anything). >= 1 where the image falls within some real's k-NN ball;
     a picture unlike any render scores below 1 (docs/methods.md, Realism).
-    The real features are computed on first use, from `renders` held-out renders.
+
+    The reference (the kept reals' features and radii) is computed by the build pipeline
+    (guidance.worlds.embedded.build.realism) and shipped with the world; `load` reads it.
+
+    Args:
+        evaluator: the world's AttributeEvaluator, whose features the reference holds.
+        features: (R, D) features of the reals kept.
+        radii: (R,) their k-NN radii.
     """
 
-    def __init__(self, evaluator: AttributeEvaluator, renders: int = 1000, k: int = 3, seed: int = 41):
-        self.evaluator, self.count, self.k, self.seed = evaluator, renders, k, seed
-        self._reals: tuple[Tensor, Tensor] | None = None
+    def __init__(self, evaluator: AttributeEvaluator, features: Tensor, radii: Tensor):
+        if features.ndim != 2 or radii.shape != features.shape[:1]:
+            shapes = f"{tuple(features.shape)} and {tuple(radii.shape)}"
+            raise ValueError(f"a realism reference holds (R, D) features and (R,) radii, not {shapes}")
+        self.evaluator, self.features, self.radii = evaluator, features.float(), radii.float()
 
-    @torch.no_grad()
-    def _features(self, images: Tensor) -> Tensor:
-        device = next(self.evaluator.parameters()).device
-        return torch.cat([self.evaluator.features(chunk.to(device)).float().cpu() for chunk in images.split(250)])
+    @classmethod
+    def load(cls, evaluator: AttributeEvaluator, path: str | Path) -> RealismScore:
+        """The realism score of a reference file written by the build pipeline.
 
-    def reals(self) -> tuple[Tensor, Tensor]:
-        """(real features (R, D), their k-NN radii (R,))."""
-        if self._reals is None:
-            from .build.dataset import make_dataset
+        Args:
+            evaluator: the world's AttributeEvaluator.
+            path: the safetensors file with "features" and "radii".
 
-            images = make_dataset(self.count, seed=self.seed, split="heldout")[0]
-            features = self._features(pixels_from_uint8(images))
-            radii = torch.cdist(features, features).kthvalue(self.k + 1, dim=1).values  # the 0th neighbour is itself
-            dense = radii <= radii.median()  # the outliers' wide balls would admit anything
-            self._reals = features[dense], radii[dense]
-        return self._reals
+        Returns:
+            The RealismScore.
+        """
+        reference = load_file(str(path))
+        return cls(evaluator, reference["features"], reference["radii"])
 
     def __call__(self, images: Tensor) -> Tensor:
-        features, radii = self.reals()
-        distances = torch.cdist(self._features(images), features)
-        return (radii[None] / distances.clamp(min=1e-12)).max(1).values
+        """(B,) realism scores of pixels (B, 3, H, W) in [-1, 1], on the CPU."""
+        distances = torch.cdist(evaluator_features(self.evaluator, images), self.features)
+        return (self.radii[None] / distances.clamp(min=1e-12)).max(1).values
 
 
 def save_net(net: nn.Module, path: str | Path) -> None:
