@@ -94,7 +94,17 @@ def is_embedded(source: str) -> bool:
 
 
 def load_world(source: str, device: torch.device, controlnet: str | None = None, tiny_vae: str | None = None) -> World:
-    """The embedded world (from its folder) or Stable Diffusion 1.5 on `device`; WeightsUnavailableError otherwise."""
+    """The world a sweep samples in.
+
+    Args:
+        source: "embedded", an embedded-world folder, or an SD 1.5 hub id or folder.
+        device: where it loads.
+        controlnet: SD 1.5 only: a ControlNet's hub id or folder.
+        tiny_vae: SD 1.5 only: an AutoencoderTiny's hub id or folder for the guidance path.
+
+    Raises:
+        WeightsUnavailableError: its weights cannot be loaded.
+    """
     if is_embedded(source):
         from guidance.worlds.embedded import ASSETS
         from guidance.worlds.embedded import load_world as load_embedded
@@ -106,7 +116,15 @@ def load_world(source: str, device: torch.device, controlnet: str | None = None,
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict | None:
-    """Checks everything, loads the world on this process's device, runs the sweep; the document on the main process."""
+    """Checks everything, loads the world on this process's device, runs the sweep.
+
+    Args:
+        args: the parsed command line.
+        argv: the command line as typed, recorded in sweep.json.
+
+    Returns:
+        The sweep's document (sweep.json's content) on the main process, None on the others.
+    """
     from guidance.worlds.sd15 import SD_CLASSES
 
     inputs = inputs_from(args)
@@ -135,7 +153,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict | None:
 
 
 def report(data: dict, out: Path) -> str:
-    """What a finished run prints: its cells, time and throughput, and the files."""
+    """What a finished run prints: its cells, time and throughput, and the files.
+
+    Args:
+        data: the sweep's document (`run`'s result).
+        out: the sweep's folder.
+    """
     run = data["run"]
     rate = "" if run["samples_per_second"] is None else f", {run['samples_per_second']:.3g} samples/s"
     lines = [f"{run['cells_run']} cells run ({run['cells_resumed']} kept from before) in {run['wall_seconds']:.1f} s on "
@@ -145,6 +168,14 @@ def report(data: dict, out: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m guidance.sweep`.
+
+    Args:
+        argv: the arguments after the program's name (default: sys.argv's).
+
+    Returns:
+        The exit status: 0, or 2 after a user error, printed on one line.
+    """
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     distributed.state()

@@ -71,8 +71,13 @@ def _label(value) -> str:
 
 
 def grid_image(plan: SweepPlan, store: CellStore, cell: int = 96) -> Image.Image:
-    """Per method, a row per grid seed (SweepPlan.grid_seeds), a column per value; cells without a kept image stay
-    white."""
+    """Per method, a row per grid seed (SweepPlan.grid_seeds), a column per value.
+
+    Args:
+        plan: the sweep's plan.
+        store: where the cells' images were kept; cells without one stay white.
+        cell: the side of each image in pixels.
+    """
     rows, labels = [], []
     for method in plan.methods:
         for seed in plan.grid_seeds:

@@ -141,7 +141,15 @@ def parse_seeds(text: str) -> range:
 
 
 def parse_methods(task: str, text: str) -> tuple[str, ...]:
-    """Comma-separated methods (solvers, on a task that runs over them), each one the task offers, none twice."""
+    """The methods of `--methods`.
+
+    Args:
+        task: the task, whose choices (methods, or solvers on a task that runs over them) are allowed.
+        text: comma-separated names.
+
+    Raises:
+        MethodConfigError: none given, one the task does not offer, or one twice.
+    """
     methods = tuple(part.strip() for part in text.split(",") if part.strip())
     choices = spec(task).choices
     unknown = [m for m in methods if m not in choices]
@@ -194,7 +202,15 @@ def _typed(name: str, text: str, like: Any) -> Any:
 
 
 def setting_pairs(task: str, settings: Settings) -> tuple[tuple[str, str], ...]:
-    """The (name, text) pairs that turn the task's preset into `settings` (what `--set` must say)."""
+    """What `--set` must say to turn the task's preset into `settings`.
+
+    Args:
+        task: the task whose preset is the base.
+        settings: the settings wanted.
+
+    Returns:
+        (name, text) pairs, one per setting that differs from the preset.
+    """
     base = asdict(preset(task))
     pairs = []
     for name, value in asdict(settings).items():
@@ -319,7 +335,15 @@ def plan_sweep(request: TaskRequest, setting: str, values_text: str, methods: tu
 
 
 def check_plan(world: World, plan: SweepPlan) -> None:
-    """Every (method, value) builds on `world` and can run with its scheduler and eta, as `sample` would check."""
+    """Check that every (method, value) builds on `world` and can run with its scheduler and eta, as `sample` would.
+
+    Args:
+        world: the loaded world (its classifier builds GFCG).
+        plan: the sweep.
+
+    Raises:
+        MethodConfigError: the first combination that cannot run.
+    """
     for method in plan.methods:
         for value in plan.values:
             request = plan.cell_request(Cell(method, value, plan.seeds[0]))

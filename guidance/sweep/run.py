@@ -59,7 +59,15 @@ def run_cell(world: World, plan: SweepPlan, cell: Cell) -> tuple[dict, torch.Ten
 
 
 def judge_realism(world: World, images: torch.Tensor) -> float | None:
-    """The first image's realism (guidance.worlds.base.realism); None where the world's judge has no weights."""
+    """The first image's realism (guidance.worlds.base.realism).
+
+    Args:
+        world: the world whose judge scores it.
+        images: (B, 3, H, W) in [-1, 1]; only the first is scored.
+
+    Returns:
+        The realism, or None where the world's judge has no weights.
+    """
     try:
         return realism(world, images)[0]
     except WeightsUnavailableError:
@@ -140,7 +148,15 @@ def run_sweep(world: World, plan: SweepPlan, folder: Path, *, force: bool = Fals
 
 
 def run_info(world: World, cells_run: int, resumed: int, seconds: float, command: str) -> dict:
-    """How this run went: processes, device, threads, wall time of its cells and throughput."""
+    """How this run went: processes, device, threads, wall time of its cells and throughput (sweep.json's `run`).
+
+    Args:
+        world: the world it ran on (its device is recorded).
+        cells_run: cells this run sampled.
+        resumed: cells kept from an earlier run.
+        seconds: the wall time of the cells it sampled.
+        command: the command line, recorded as it was typed.
+    """
     processes = distributed.processes()
     rate = cells_run / seconds if seconds > 0 and cells_run else None
     return {
@@ -161,7 +177,12 @@ def realism_label(world: World) -> str:
 
 def summary(plan: SweepPlan, records: list[dict]) -> dict[str, dict[str, list]]:
     """Per method, per value: n, the mean metric and realism with their 95% t-intervals, the mean of each further
-    metric and the mean seconds per sample (cells that diverged are counted under `diverged`)."""
+    metric and the mean seconds per sample (cells that diverged are counted under `diverged`).
+
+    Args:
+        plan: the sweep.
+        records: every cell's record.
+    """
     found = {}
     for method in plan.methods:
         series: dict[str, list] = {"values": list(plan.values), "n": [], "diverged": [], "metric": [], "metric_ci95": [],
@@ -187,7 +208,14 @@ def summary(plan: SweepPlan, records: list[dict]) -> dict[str, dict[str, list]]:
 
 
 def document(plan: SweepPlan, records: list[dict], run: dict, realism_name: str) -> dict:
-    """sweep.json: the sweep, its inputs, the summary per method and value, how it ran, and every cell's record."""
+    """sweep.json: the sweep, its inputs, the summary per method and value, how it ran, and every cell's record.
+
+    Args:
+        plan: the sweep.
+        records: every cell's record, in the plan's order.
+        run: from `run_info`.
+        realism_name: what the realism figure is on this world (`realism_label`).
+    """
     task = spec(plan.request.task)
     return {
         "task": task.name, "setting": plan.setting, "setting_label": SWEEP_SETTINGS[plan.setting], "values": list(plan.values),
@@ -212,7 +240,14 @@ def comparable(data: dict) -> dict:
 
 
 def write_outputs(folder: Path, data: dict, plan: SweepPlan, store: CellStore) -> None:
-    """sweep.json, curves.png (the metric against the value, and against realism) and grid.png."""
+    """sweep.json, curves.png (the metric against the value, and against realism) and grid.png.
+
+    Args:
+        folder: the sweep's folder.
+        data: the sweep's document (`document`).
+        plan: the sweep.
+        store: where the grid's images were kept.
+    """
     (folder / "sweep.json").write_text(json.dumps(data, indent=1) + "\n")
     curves_figure(data).savefig(folder / "curves.png", dpi=120)
     grid_image(plan, store).save(folder / "grid.png")

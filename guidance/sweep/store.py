@@ -24,12 +24,17 @@ OUTPUTS = ("sweep.json", "curves.png", "grid.png")
 
 
 class CellStore:
-    """The finished cells of the sweep in `folder`, read by every process and written line by line."""
+    """The finished cells of the sweep in `folder`, read by every process and written line by line.
+
+    Args:
+        folder: the sweep's folder (`--out`), seen by every process.
+    """
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
 
     def rank_file(self, rank: int) -> Path:
+        """The file process `rank` appends its finished cells to."""
         return self.folder / f"cells-rank{rank}.jsonl"
 
     def check(self, config: dict) -> None:
@@ -44,7 +49,12 @@ class CellStore:
                                         f"{json.dumps(config.get(key))}: add --force to start over, or pick another --out")  # fmt: skip
 
     def start(self, config: dict, force: bool) -> None:
-        """Creates the folder and writes `config`; `force` first removes every cell, image and output there."""
+        """Creates the folder and writes the plan's config.
+
+        Args:
+            config: what every cell shares (SweepPlan.config).
+            force: first remove every cell, image and output an earlier run left there.
+        """
         if force:
             for path in [*self.folder.glob("cells*.jsonl"), *(self.folder / name for name in (CONFIG, *OUTPUTS))]:
                 path.unlink(missing_ok=True)
@@ -67,7 +77,12 @@ class CellStore:
         return records
 
     def append(self, rank: int, record: dict) -> None:
-        """Adds one finished cell to process `rank`'s file, flushed at once."""
+        """Adds one finished cell to a process's file, flushed at once.
+
+        Args:
+            rank: the process's rank.
+            record: the cell's record (JSON-ready).
+        """
         with self.rank_file(rank).open("a") as file:
             file.write(json.dumps(record) + "\n")
             file.flush()
@@ -81,10 +96,12 @@ class CellStore:
             path.unlink()
 
     def image_path(self, cell: Cell) -> Path:
+        """Where the cell's image is kept: images/<method>_<value>_<seed>.png, unsafe characters as "-"."""
         name = "_".join(re.sub(r"[^A-Za-z0-9.+-]", "-", str(part)) for part in (cell.method, cell.value, cell.seed))
         return self.folder / IMAGES / f"{name}.png"
 
     def save_image(self, cell: Cell, image: Image.Image) -> None:
+        """Keeps the cell's final image for grid.png."""
         image.save(self.image_path(cell))
 
     def image(self, cell: Cell) -> Image.Image | None:
