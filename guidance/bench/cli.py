@@ -61,7 +61,17 @@ def parser() -> argparse.ArgumentParser:
 def document(
     suite: str, opts: Options, output: SuiteOutput, machine: dict, seconds: float, image_size: int, argv: list[str]
 ) -> dict:
-    """The JSON document: suite, backbone, device, machine, rows, and how they were made."""
+    """The JSON document: suite, backbone, device, machine, rows, and how they were made.
+
+    Args:
+        suite: the suite's name.
+        opts: how it ran.
+        output: what the suite returned.
+        machine: from `describe_machine`.
+        seconds: the wall time of loading and running.
+        image_size: the backbone's pixel size.
+        argv: the command line, recorded as `command`.
+    """
     notes = list(output.notes)
     if opts.backbone == "sd15-random":
         notes.insert(0, f"sd15-random: the SD 1.5 architecture at its real sizes with random weights, {image_size} px, "
@@ -81,7 +91,18 @@ def command(argv: list[str]) -> str:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
-    """Check, load the world, run the suite; raises BenchUnavailable / GuidanceError with a readable message."""
+    """Check, load the world, run the suite.
+
+    Args:
+        args: the parsed command line.
+        argv: the command line as typed.
+
+    Returns:
+        The JSON document (`document`).
+
+    Raises:
+        BenchUnavailable, GuidanceError: with a readable message.
+    """
     module = SUITES[args.suite]
     opts = Options(args.backbone, args.device, args.quick, args.seeds, args.size, args.world, args.grid, args.plan)
     if opts.plan_name is not None:
@@ -99,6 +120,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m guidance.bench`: a suite's JSON (and plots) and its table on stdout, or `report ...`.
+
+    Args:
+        argv: the arguments after the program's name (default: sys.argv's).
+
+    Returns:
+        The exit status: 0, or 2 when the suite cannot run here or a user error stops it.
+    """
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["report"]:
         return report.main(argv[1:])

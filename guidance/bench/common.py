@@ -43,8 +43,18 @@ class BenchUnavailable(Exception):
 
 @dataclass
 class Options:
-    """How a suite runs. seeds None: the plan's default; image_size None: the backbone's default; plan_name: one
-    of the suite's named plans instead of the mode's."""
+    """How a suite runs (the command line's options).
+
+    Args:
+        backbone: "embedded", "sd15-random" or "sd15" (guidance.bench.loading.BACKBONES).
+        device: "cpu" or "cuda".
+        quick: the reduced plan.
+        seeds: seeds per setting; None: the plan's default.
+        image_size: pixels, for sd15-random; None: the backbone's default.
+        world: the embedded world's folder; None: assets/world.
+        grid: where the world and solvers suites write a sample grid, or None.
+        plan_name: one of the suite's named plans instead of the mode's.
+    """
 
     backbone: str = "embedded"
     device: str = "cpu"
@@ -89,7 +99,11 @@ def progress(message: str) -> None:
 
 
 class Rows(list):
-    """The rows of a suite; each appended row is also reported on stderr as it comes."""
+    """The rows of a suite; each appended row is also reported on stderr as it comes.
+
+    Args:
+        suite: the suite's name, which starts each progress line.
+    """
 
     SHOWN = ("steps", "seconds_per_image", "ms_per_step", "energy", "fd", "accuracy", "edge_f1", "roc_auc")
 
@@ -122,6 +136,28 @@ def goal(
     than 2 samples give no interval. `indicative`: a figure reported (with n, and its interval where samples are
     given) but not decided. `met` in the result is True only for the verdict "met": an undecided goal is not met.
 
+    Args:
+        name: what is measured, as the report's table shows it.
+        target: the goal as text ("<= 1.3x").
+        measured: the figure; with `samples`, default `statistic(samples)`.
+        met: the verdict of a goal without samples.
+        unit: appended to the measured figure ("x", "%", " s").
+        n: the sample size of a goal without samples.
+        samples: values, or rows such as pairs, that the interval is bootstrapped over.
+        bar: the threshold the interval is read against.
+        higher_is_better, strict: the good side of `bar`, and whether touching it counts.
+        statistic: from the samples to the figure.
+        over: what the samples are ("samples", "rounds").
+        indicative: report without deciding.
+
+    Returns:
+        The goal as the JSON's `goals` hold it: goal, target, measured, met, verdict, n, over, interval, unit.
+
+    Raises:
+        ValueError: neither `met` nor `samples` with a `bar`, or both.
+
+    Example:
+
         goal("EVODiff RMSE over DPM-Solver++'s", "< 1x", unit="x", samples=list(zip(evodiff, dpm)), bar=1.0,
              strict=True, statistic=ratio_of_means)  # per-sample pairs from the same noise
     """
@@ -150,7 +186,16 @@ def goal(
 
 @lru_cache(maxsize=16)
 def renders(n: int, seed: int, identities_per_class: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """n held-out renders (pixels (n, 3, 64, 64) in [-1, 1], labels, identity ids), class-balanced."""
+    """Held-out renders of the embedded world's renderer, class-balanced (cached).
+
+    Args:
+        n: how many.
+        seed: make_dataset's seed (REFERENCE_SEED, FD_SEEDS, ...: a different seed gives a disjoint set).
+        identities_per_class: how many face identities each class draws from; None: the renderer's default.
+
+    Returns:
+        (pixels (n, 3, 64, 64) in [-1, 1], class labels (n,), identity ids (n,)).
+    """
     from guidance.worlds.embedded.build.dataset import make_dataset
 
     images, labels, ids, _ = make_dataset(n, seed=seed, split="heldout", identities_per_class=identities_per_class)
@@ -168,7 +213,15 @@ def reference_images(size: int) -> dict[str, Image.Image]:
 
 
 def realism(world: World, images: Tensor) -> dict:
-    """Frechet distance to as many held-out renders, its floor (two disjoint render sets), evaluator confidence."""
+    """Frechet distance to as many held-out renders, its floor (two disjoint render sets), evaluator confidence.
+
+    Args:
+        world: the embedded world (its evaluator's features).
+        images: (N, 3, H, W) samples in [-1, 1].
+
+    Returns:
+        {"fd", "fd_floor", "confidence"}.
+    """
     n = len(images)
     real_a, real_b = (features(world.evaluator, renders(n, seed)[0]) for seed in FD_SEEDS)
     fd = frechet_distance(features(world.evaluator, images), real_a)
@@ -177,7 +230,16 @@ def realism(world: World, images: Tensor) -> dict:
 
 
 def class_quality(world: World, images: Tensor, targets: Tensor) -> dict:
-    """Evaluator accuracy of the requested classes and mean evaluator probability of them."""
+    """Evaluator accuracy of the requested classes and mean evaluator probability of them.
+
+    Args:
+        world: the world whose evaluator reads the images.
+        images: (N, 3, H, W) in [-1, 1].
+        targets: (N,) class indices.
+
+    Returns:
+        {"accuracy", "class_probability"}.
+    """
     probs = probabilities(world.evaluator, images)
     return {"accuracy": accuracy(probs, targets), "class_probability": float(probs.gather(1, targets[:, None]).mean())}
 
@@ -198,7 +260,23 @@ def generate(
     """Samples for many conditions in batches (batch k uses seed + k); `control`: (N, 3, H, W) maps in [0, 1].
 
     Under `accelerate launch` (or torchrun) the batches are shared across the processes (`shard`; every process must
-    call it alike) and every process gets every batch's result, the same as one process computes."""
+    call it alike) and every process gets every batch's result, the same as one process computes.
+
+    Args:
+        world: where to sample.
+        method: a METHODS name ("cfg", "figd+dsg", ...).
+        conditions: one class or prompt per sample (None: unconditional).
+        steps, scheduler, eta: the sampler's.
+        settings: the method's options (default Settings()).
+        seed: the first batch's seed.
+        batch: samples per call of `sample`.
+        control: (N, 3, H, W) ControlNet maps in [0, 1], one per condition, or None.
+        energy: the guidance energy of gradient methods, or None.
+        shard: share the batches across launched processes.
+
+    Returns:
+        One result per batch, in order.
+    """
     guidance = build_method(method, settings, world.classifier)
 
     def run(batch_start: tuple[int, int]) -> SamplingResult:
@@ -212,11 +290,17 @@ def generate(
 
 
 def warm_up(world: World, method: str, condition: str | None, settings: Settings | None = None, scheduler: str = "ddim") -> None:
-    """An untimed 2-step run on every process, so that lazy initialisation is not measured."""
+    """An untimed 2-step run on every process, so that lazy initialisation is not measured.
+
+    Args:
+        world, method, settings, scheduler: as `generate` will be called with.
+        condition: one class or prompt.
+    """
     generate(world, method, [condition], steps=2, settings=settings, scheduler=scheduler, shard=False)
 
 
 def images_of(results: Sequence[SamplingResult]) -> Tensor:
+    """Every result's images, concatenated."""
     return torch.cat([r.images for r in results])
 
 
@@ -246,7 +330,16 @@ def energies(results: Sequence[SamplingResult]) -> dict:
 def task_request(world: World, task: str, method: str, references: dict[str, Image.Image], *, steps: int, samples: int,
                  eta: float, **settings) -> TaskRequest:  # fmt: skip
     """A single-method, unconditional request of the app's face, style or control tab, with the task's preset
-    settings (overridden by `settings`); the control map is Canny of the reference render, with the ControlNet."""
+    settings (overridden by `settings`); the control map is Canny of the reference render, with the ControlNet.
+
+    Args:
+        world: the world (whether it has a ControlNet).
+        task: "face", "style" or "control".
+        method: one method of the task.
+        references: by task, from `reference_images`.
+        steps, samples, eta: the request's.
+        settings: overrides of the task's preset.
+    """
     control = task == "control"
     return TaskRequest(
         task=task, methods=[method], samples=samples, steps=steps, eta=eta, settings=preset(task, **settings),
@@ -256,15 +349,26 @@ def task_request(world: World, task: str, method: str, references: dict[str, Ima
 
 
 def run_seeds(world: World, request: TaskRequest, seeds: int) -> list[SamplingResult]:
-    """One result per seed (0..seeds-1) of a single-method request, after an untimed 2-step warm-up; the seeds are
-    shared across the launched processes."""
+    """One result per seed of a single-method request, after an untimed 2-step warm-up; the seeds are shared
+    across the launched processes.
+
+    Args:
+        world: where to sample.
+        request: a request with one method.
+        seeds: seeds 0 to seeds - 1.
+    """
     run_task(world, replace(request, steps=2, samples=1))
     return distributed.shard_map(lambda seed: run_task(world, replace(request, seed=seed)).results[0][1], range(seeds))
 
 
 def task_row(world: World, task: str, method: str, references: dict[str, Image.Image], seeds: int, *, steps: int,
              samples: int, eta: float, **settings) -> tuple[dict, list[SamplingResult]]:  # fmt: skip
-    """A task tab's method over seeds: the row (task, method, timing, final energy) and the results."""
+    """A task tab's method over seeds: the row (task, method, timing, final energy) and the results.
+
+    Args:
+        world, task, method, references, steps, samples, eta, settings: as `task_request` takes them.
+        seeds: seeds 0 to seeds - 1 (`run_seeds`).
+    """
     request = task_request(world, task, method, references, steps=steps, samples=samples, eta=eta, **settings)
     results = run_seeds(world, request, seeds)
     return {"task": task, "method": method, **timing(results), **energies(results)}, results

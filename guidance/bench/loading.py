@@ -16,8 +16,15 @@ def image_size(opts: Options) -> int:
 
 
 def load(opts: Options, needs: tuple[str, ...]) -> World:
-    """The world; sd15-random builds only the networks in `needs`. Raises WeightsUnavailableError when
-    weights are missing (embedded, sd15)."""
+    """The world a suite runs on.
+
+    Args:
+        opts: the backbone, device, image size and embedded world's folder.
+        needs: the suite's NEEDS: the networks sd15-random builds besides the backbone.
+
+    Raises:
+        WeightsUnavailableError: weights are missing (embedded, sd15).
+    """
     if opts.backbone == "embedded":
         from guidance.worlds.embedded import ASSETS, load_world
 

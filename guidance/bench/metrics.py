@@ -36,7 +36,16 @@ def frechet_distance(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
 
 @torch.no_grad()
 def features(evaluator, images: Tensor, batch: int = 250) -> Tensor:
-    """The evaluator's feature vectors (N, D) of pixels in [-1, 1] (its `.features`, or CLIP image embeddings)."""
+    """The evaluator's feature vectors (its `.features`, or CLIP image embeddings).
+
+    Args:
+        evaluator: the world's evaluator.
+        images: (N, 3, H, W) in [-1, 1].
+        batch: images per call.
+
+    Returns:
+        (N, D) float32 on the CPU.
+    """
     if hasattr(evaluator, "features"):
         embed = evaluator.features
     else:  # conditions.classes.CLIPZeroShot
@@ -49,7 +58,16 @@ def features(evaluator, images: Tensor, batch: int = 250) -> Tensor:
 
 @torch.no_grad()
 def probabilities(evaluator, images: Tensor, batch: int = 250) -> Tensor:
-    """Class probabilities (N, K) from a classifier that returns softmax outputs."""
+    """Class probabilities from a classifier that returns softmax outputs.
+
+    Args:
+        evaluator: the classifier.
+        images: (N, 3, H, W) in [-1, 1].
+        batch: images per call.
+
+    Returns:
+        (N, K) float32 on the CPU.
+    """
     device = module_device(evaluator)
     return torch.cat([evaluator(chunk.to(device)).float().cpu() for chunk in images.split(batch)])
 

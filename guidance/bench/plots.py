@@ -59,6 +59,7 @@ def _lines(ax, rows: list[dict], x: str, y: str, group: str, title: str) -> None
 
 
 def plot_world(data: dict, folder: Path) -> list[Path]:
+    """The world suite's quality scores against their targets, and its Frechet distances against the floor."""
     rows = {(r["task"], r["method"]): r for r in data["rows"]}
     scores = {
         "CFG accuracy": (rows[("class", "cfg")]["accuracy"], 0.95),
@@ -80,6 +81,7 @@ def plot_world(data: dict, folder: Path) -> list[Path]:
 
 
 def plot_figd(data: dict, folder: Path) -> list[Path]:
+    """Per task, final energy against seconds per image, and the time per step of each method."""
     tasks = list(dict.fromkeys(r["task"] for r in data["rows"]))
     fig, axes = _figure(len(tasks))
     for ax, task in zip(axes, tasks):
@@ -97,6 +99,7 @@ def plot_figd(data: dict, folder: Path) -> list[Path]:
 
 
 def plot_dsg(data: dict, folder: Path) -> list[Path]:
+    """Final energy against FD (or time per step) per method and step count, labelled by strength; time per step."""
     rows = data["rows"]
     fig, (left, right) = _figure(2)
     for steps in dict.fromkeys(r["steps"] for r in rows):
@@ -114,6 +117,7 @@ def plot_dsg(data: dict, folder: Path) -> list[Path]:
 
 
 def plot_gfcg(data: dict, folder: Path) -> list[Path]:
+    """Per method: accuracy, FD and diversity where measured, and the time per step."""
     rows = data["rows"]
     keys = [k for k in ("accuracy", "fd", "diversity") if all(r.get(k) is not None for r in rows)] + ["ms_per_step"]
     fig, axes = _figure(len(keys))
@@ -145,6 +149,7 @@ def plot_solvers(data: dict, folder: Path) -> list[Path]:
 
 
 def plot_gpu(data: dict, folder: Path) -> list[Path]:
+    """The time per step of each method, annotated with its ratio to plain sampling's."""
     rows = data["rows"]
     fig, (ax,) = _figure(1)
     _bars(ax, [r["method"] for r in rows], [r["ms_per_step"] for r in rows], "ms per step", "time per step (ratio to plain)")
@@ -154,6 +159,7 @@ def plot_gpu(data: dict, folder: Path) -> list[Path]:
 
 
 def plot_memory(data: dict, folder: Path) -> list[Path]:
+    """Peak memory above the weights and time per step, per method."""
     rows = data["rows"]
     fig, (memory, step) = _figure(2)
     _bars(memory, [r["method"] for r in rows], [r["peak_mem_mb"] for r in rows], "MB above the weights", "peak memory")
@@ -180,8 +186,14 @@ def plot_profile(data: dict, folder: Path) -> list[Path]:
 
 
 def labelled_rows(rows: list[tuple[str, "torch.Tensor"]], path: Path, title: str) -> Path:
-    """A PNG with one row of images (N, 3, H, W) in [-1, 1] per label, the label on the left (written by the main
-    process alone when several share a run)."""
+    """A PNG with one row of images per label, the label on the left (written by the main process alone when
+    several share a run).
+
+    Args:
+        rows: (label, images (N, 3, H, W) in [-1, 1]) pairs.
+        path: the PNG to write.
+        title: above the rows.
+    """
     if not distributed.is_main():
         return Path(path)
     columns = max(len(images) for _, images in rows)
@@ -203,6 +215,7 @@ def labelled_rows(rows: list[tuple[str, "torch.Tensor"]], path: Path, title: str
 
 
 def plot_preview(data: dict, folder: Path) -> list[Path]:
+    """The app's run with the live preview and without: median seconds per run."""
     fig, (ax,) = _figure(1)
     _bars(ax, [r["method"] for r in data["rows"]], [r["seconds"] for r in data["rows"]], "seconds per run (median)", "live preview: total time")
     return [_save(fig, data, folder, "overhead")]
@@ -232,6 +245,14 @@ PLOTTERS: dict[str, Callable[[dict, Path], list[Path]]] = {
 
 
 def plot(data: dict, folder: Path) -> list[Path]:
-    """Every plot of a suite's JSON document, written under `folder`."""
+    """Every plot of a suite's JSON document; each plotter takes the same two arguments.
+
+    Args:
+        data: the suite's JSON document (guidance.bench.cli.document).
+        folder: where the PNGs go (created), named <suite>-<backbone>-<mode>-<name>.png.
+
+    Returns:
+        The PNGs' paths.
+    """
     Path(folder).mkdir(parents=True, exist_ok=True)
     return PLOTTERS[data["suite"]](data, Path(folder))

@@ -29,8 +29,13 @@ def _cell(value) -> str:
 
 
 def table(rows: list[dict], columns: list[str] | None = None) -> str:
-    """A Markdown pipe table; by default the documented row keys first, then any others, as they occur, leaving out
-    nested figures (per-sample values, options: they stay in the JSON)."""
+    """A Markdown pipe table.
+
+    Args:
+        rows: one dict per row.
+        columns: the columns in order; by default the documented row keys first, then any others as they occur,
+            leaving out nested figures (per-sample values, options: they stay in the JSON).
+    """
     if not rows:
         return "(no rows)"
     if columns is None:
@@ -46,7 +51,7 @@ GOAL_COLUMNS = ["goal", "target", "measured", "95% interval", "n", "verdict"]
 
 def goal_cells(found: dict) -> dict:
     """A goal as table cells: its interval with the unit, n with what was counted (samples, rounds), its verdict.
-    Documents written before goals had verdicts read "met" / "not met" from `met`."""
+    A goal without a verdict reads "met" / "not met" from `met`."""
     interval, n = found.get("interval"), found.get("n")
     return found | {
         "verdict": found.get("verdict") or ("met" if found["met"] else "not met"),
@@ -56,6 +61,7 @@ def goal_cells(found: dict) -> dict:
 
 
 def goals_table(goals: list[dict]) -> str:
+    """The goals (guidance.bench.common.goal) as a Markdown table of GOAL_COLUMNS."""
     return table([goal_cells(g) for g in goals], GOAL_COLUMNS)
 
 
@@ -79,7 +85,13 @@ def describe(data: dict) -> str:
 
 
 def section(data: dict, out: Path, figures: Path) -> str:
-    """One suite's part of the report: what it measures, where, its goals, its rows and its plots."""
+    """One suite's part of the report: what it measures, where, its goals, its rows and its plots.
+
+    Args:
+        data: the suite's JSON document.
+        out: the report's path (image links are relative to its folder).
+        figures: where the plots are written.
+    """
     mode = run_mode(data)
     doc = (SUITES[data["suite"]].__doc__ or "").strip()
     parts = [f"## `{data['suite']}` - {data['backbone']}, {mode}", doc, describe(data)]
@@ -123,6 +135,14 @@ run on GPUs yet)."""
 
 
 def write_report(paths: list[Path], out: Path, figures: Path, notes: Path | None = None) -> None:
+    """The benchmarks page: how to regenerate it, the runs, the goals at a glance, the notes, one section per run.
+
+    Args:
+        paths: the suites' JSON documents.
+        out: the Markdown file to write (docs/benchmarks.md).
+        figures: where the plots go.
+        notes: a hand-written Markdown reading of the figures, included after the goals, or None.
+    """
     documents = [json.loads(Path(p).read_text()) for p in paths]
     label = lambda d: f"{d['suite']} ({d['backbone']}, {run_mode(d)})"  # noqa: E731
     summary = [{"suite": label(d), **goal_cells(g)} for d in documents for g in d["goals"]]
@@ -171,6 +191,7 @@ def not_run(documents: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m guidance.bench report JSON... [--out] [--figures] [--notes]`; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m guidance.bench report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("json", nargs="+", type=Path)

@@ -59,6 +59,7 @@ class FullFrameDetector:
     fallback_box = (0.1, 0.1, 0.9, 0.9)
 
     def box(self, image) -> tuple[float, float, float, float]:
+        """The central box, whatever the image."""
         return (0.1, 0.1, 0.9, 0.9)
 
 
@@ -66,7 +67,13 @@ def build_backbone(image_size: int, device: str | torch.device = "cpu", dtype: t
                    seed: int = 0) -> StableDiffusionBackbone:  # fmt: skip
     """The SD 1.5 UNet, VAE, ViT-L/14 text encoder and ControlNet, and TAESD's AutoencoderTiny (its default
     configuration) as the tiny guidance decoder, randomly initialised. The UNet doubles as Autoguidance's guide
-    model (timing only)."""
+    model (timing only).
+
+    Args:
+        image_size: the pixel size it samples at.
+        device, dtype: where and in what the weights live.
+        seed: torch's seed for the random weights.
+    """
     torch.manual_seed(seed)
     tokenizer = char_tokenizer()
     unet = UNet2DConditionModel(**UNET)
@@ -86,7 +93,12 @@ NETWORKS = ("face_embedder", "style_features", "classifier", "evaluator")
 
 def build_world(image_size: int, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                 needs: tuple[str, ...] = NETWORKS) -> World:  # fmt: skip
-    """A World around `build_backbone` with the real-size, random-weight networks in `needs` (others None)."""
+    """A World around `build_backbone` with real-size, random-weight networks (timing only).
+
+    Args:
+        image_size, device, dtype: as `build_backbone` takes them.
+        needs: the networks to build among NETWORKS; the others are None.
+    """
     from conditions.classes import CLIPZeroShot
     from conditions.face import FacenetEmbedder
     from conditions.style import CLIPPatchTokens
