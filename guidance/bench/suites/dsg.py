@@ -57,6 +57,8 @@ PLANS = {
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
+    """The plain step's strengths and DSG's rates at each step count, then the presets' interleaved timing rounds
+    (the interface: guidance.bench.suites)."""
     plan = opts.plan(PLANS)
     seeds = opts.seeds or plan.seeds
     references = reference_images(world.backbone.image_size)
@@ -80,8 +82,18 @@ def run(world: World, opts: Options) -> SuiteOutput:
 def interleaved_rounds(world: World, plan: Plan, references: dict, steps: int) -> list[dict[tuple[str, float], float]]:
     """At the presets, per round, DSG's time per step over the plain step's (and 1.0 for the plain step), in
     `plan.rounds` rounds in which each runs one seed in turn, the first of the pair alternating, so that a shared
-    machine's drifting load slows both alike (sequential runs of the rows above moved this ratio by +-15% between
-    identical runs); the rows report the median over rounds."""
+    machine's drifting load slows both alike (sequential runs of the rows above see the load change between them);
+    the rows report the median over rounds.
+
+    Args:
+        world: where to sample.
+        plan: the suite's plan (rounds, samples, eta, the plain step's method).
+        references: by task, from `reference_images`.
+        steps: the step count of both runs.
+
+    Returns:
+        Per round, by (method, strength), the time per step over the plain step's.
+    """
     pair = preset_pair(plan)
     requests = {key: task_request(world, TASK, key[0], references, steps=steps, samples=plan.samples, eta=plan.eta, **knob)
                 for key, knob in pair.items()}  # fmt: skip
@@ -101,8 +113,14 @@ def preset_pair(plan: Plan) -> dict[tuple[str, float], dict]:
 
 
 def goals(rows: list[dict], plan: Plan, energies: dict, rounds: dict[int, list[dict]]) -> list[dict]:
-    """At each step count: DSG at the preset rate vs the plain step at the preset scale. `energies`: the final
-    energies of every image by (steps, method, strength); `rounds`: the interleaved timing rounds by steps."""
+    """At each step count: DSG at the preset rate vs the plain step at the preset scale.
+
+    Args:
+        rows: the suite's rows.
+        plan: the suite's plan.
+        energies: the final energies of every image by (steps, method, strength).
+        rounds: the interleaved timing rounds by steps (`interleaved_rounds`).
+    """
     found = []
     for steps in plan.steps:
         at = {(r["method"], r["strength"]): r for r in rows if r["steps"] == steps}

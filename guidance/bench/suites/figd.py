@@ -45,6 +45,8 @@ PLANS = {
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
+    """Per task, every method (and FIGD with the tiny decoder, where the world has one) over seeds, interleaved
+    (the interface: guidance.bench.suites)."""
     plan = opts.plan(PLANS)
     seeds = opts.seeds or plan.seeds
     references = reference_images(world.backbone.image_size)
@@ -61,7 +63,19 @@ def run(world: World, opts: Options) -> SuiteOutput:
 
 def interleaved(world: World, task: str, variants: dict, references: dict, seeds: int, plan: Plan) -> dict[str, list]:
     """Each variant's result per seed, the variants taking turns within each seed (a drifting load on a shared
-    machine then slows them alike), after an untimed 2-step warm-up of each."""
+    machine then slows them alike), after an untimed 2-step warm-up of each.
+
+    Args:
+        world: where to sample.
+        task: "face", "style" or "control".
+        variants: by label, (method, settings overrides).
+        references: by task, from `reference_images`.
+        seeds: seeds 0 to seeds - 1.
+        plan: steps, samples and eta.
+
+    Returns:
+        By label, one result per seed.
+    """
     requests = {
         label: task_request(world, task, method, references, steps=plan.steps, samples=plan.samples, eta=plan.eta, **options)
         for label, (method, options) in variants.items()
@@ -76,13 +90,25 @@ def interleaved(world: World, task: str, variants: dict, references: dict, seeds
 
 
 def per_image(results: list[SamplingResult], key: str) -> list[float]:
-    """Each run's seconds (wall, or the process's CPU time with key "cpu_seconds") per image, in seed order."""
+    """Each run's seconds per image, in seed order.
+
+    Args:
+        results: one run per seed.
+        key: "seconds" (wall) or "cpu_seconds" (the process's CPU time) of its steps.
+    """
     return [sum(getattr(step, key) for step in r.steps) / len(r.images) for r in results]
 
 
 def goals(rows: list[dict], runs: dict[tuple[str, str], list[SamplingResult]], tasks: tuple[str, ...], tiny: bool = False) -> list[dict]:
     """Per task: FreeDoM / FIGD seconds per image (>= 2, over seeds), and FIGD's final energy against FreeDoM's (image
-    by image); the same for FIGD with the tiny decoder against FreeDoM with the full one, where the tiny decoder ran."""
+    by image); the same for FIGD with the tiny decoder against FreeDoM with the full one, where the tiny decoder ran.
+
+    Args:
+        rows: the suite's rows.
+        runs: by (task, label), one result per seed.
+        tasks: the tasks run.
+        tiny: whether the tiny-decoder variant ran.
+    """
     found = []
     for task in tasks:
         by = {r["method"]: r for r in rows if r["task"] == task}
@@ -100,4 +126,5 @@ def goals(rows: list[dict], runs: dict[tuple[str, str], list[SamplingResult]], t
 
 
 def flatten(lists) -> list[float]:
+    """The values of every list, in order."""
     return [value for values in lists for value in values]

@@ -71,6 +71,8 @@ VARIANTS = {  # label: (method name, settings overrides of the classes preset: o
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
+    """Every variant in VARIANTS the world can run, on class-balanced samples, then interleaved timing rounds
+    (the interface: guidance.bench.suites)."""
     plan = opts.plan(PLANS)
     names = world.classifier.class_names
     conditions = balanced(names, plan.samples)
@@ -104,7 +106,14 @@ def run(world: World, opts: Options) -> SuiteOutput:
 def interleaved_rounds(world: World, variants: dict, conditions: list[str], plan: Plan) -> list[dict[str, float]]:
     """Per round, each variant's time per step over CFG's, in `plan.rounds` rounds in which every variant runs one
     batch of `plan.timing_steps` steps in turn: robust to a shared machine's load changing between variants. The
-    rows report the median over rounds."""
+    rows report the median over rounds.
+
+    Args:
+        world: where to sample.
+        variants: by label, (method, settings); "cfg" among them.
+        conditions: one batch's classes.
+        plan: rounds, timing steps and batch.
+    """
     rounds = []
     for _ in range(plan.rounds):
         ms = {label: timing(generate(world, method, conditions, steps=plan.timing_steps, settings=settings, batch=plan.batch))["ms_per_step"]
@@ -115,8 +124,14 @@ def interleaved_rounds(world: World, variants: dict, conditions: list[str], plan
 
 def goals(rows: list[dict], correct: dict[str, list[float]], rounds: list[dict[str, float]]) -> list[dict]:
     """The goals: the preset's CFG+GFCG keeps GFCG's accuracy gain over CFG at <= 1.3x CFG's step; the fused
-    variant's extra time over Autoguidance. `correct`: per variant, 1.0 for each sample the evaluator reads as its
-    class (the same conditions and noise for every variant); `rounds`: the interleaved timing rounds."""
+    variant's extra time over Autoguidance.
+
+    Args:
+        rows: the suite's rows.
+        correct: per variant, 1.0 for each sample the evaluator reads as its class (the same conditions and noise
+            for every variant); empty off the embedded world.
+        rounds: the interleaved timing rounds (`interleaved_rounds`).
+    """
     by = {r["method"]: r for r in rows}
     found = []
     if correct:

@@ -60,6 +60,7 @@ PLANS = {"quick": Plan(steps=20), "full": Plan(steps=50, compile=True)}
 
 
 def check(opts: Options) -> None:
+    """Raises BenchUnavailable where there is no CUDA device."""
     if not torch.cuda.is_available():
         raise BenchUnavailable(
             "the gpu suite needs a CUDA device: run it on a machine where "
@@ -73,6 +74,7 @@ def prepare(opts: Options) -> Options:
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
+    """`measure` with the plan's compile choice (the interface: guidance.bench.suites)."""
     check(opts)
     plan = opts.plan(PLANS)
     return measure(world, plan, compile_unet=plan.compile)
@@ -80,7 +82,13 @@ def run(world: World, opts: Options) -> SuiteOutput:
 
 def measure(world: World, plan: Plan, compile_unet: bool) -> SuiteOutput:
     """Per step (median) and per image time and peak memory of every method in METHODS, with ratios to the plain
-    and CFG steps, and the suite's goals."""
+    and CFG steps, and the suite's goals.
+
+    Args:
+        world: the world (sd15-random on CUDA in the suite; any world in the tests).
+        plan: steps and batch.
+        compile_unet: try torch.compile on the UNet (`try_compile`), falling back to eager per method.
+    """
     eager_unet, used = world.backbone.unet, speed_ups(world)
     if compile_unet:
         used |= try_compile(world, plan)
@@ -112,7 +120,12 @@ def measure(world: World, plan: Plan, compile_unet: bool) -> SuiteOutput:
 
 
 def goals(by: dict[str, dict], weights: float) -> list[dict]:
-    """The step-time goals, FIGD over FreeDoM, and FreeDoM's memory with checkpointing."""
+    """The step-time goals, FIGD over FreeDoM, and FreeDoM's memory with checkpointing.
+
+    Args:
+        by: the rows by method label.
+        weights: MB of weights the world holds (`weights_mb`).
+    """
     ms = {label: row["ms_per_step"] for label, row in by.items()}
     figd, dsg, gfcg = ms["figd"] / ms["cfg"], ms["figd+dsg"] / ms["figd"] - 1, ms["cfg+gfcg"] / ms["cfg"]
     speedup, tiny_gfcg, one_call = ms["freedom"] / ms["figd"], ms["cfg+gfcg tiny decoder"] / ms["cfg"], ms["cfg+gfcg one call, interval 3"] / ms["cfg"]
@@ -138,7 +151,15 @@ def weights_mb(world: World) -> float:
 
 
 def timed_run(world: World, method: str, condition: str, plan: Plan, kwargs: dict) -> list[SamplingResult]:
-    """A 2-step warm-up (and compilation), then the measured run."""
+    """A 2-step warm-up (and compilation), then the measured run.
+
+    Args:
+        world: where to sample.
+        method: a METHODS name.
+        condition: the class every sample is of.
+        plan: steps and batch.
+        kwargs: the rest of `generate`'s arguments (settings, scheduler, eta, energy).
+    """
     generate(world, method, [condition], steps=2, **kwargs)
     return generate(world, method, [condition] * plan.batch, steps=plan.steps, **kwargs)
 
@@ -149,6 +170,7 @@ def median_step_ms(results: list[SamplingResult]) -> float:
 
 
 def face_energy(world: World):
+    """The face-ID energy of the held-out reference render, as the face tab builds it."""
     reference = reference_images(world.backbone.image_size)["face"]
     return build_energy(world, TaskRequest(task="face", methods=[], reference=reference))[0]
 
@@ -165,7 +187,15 @@ def speed_ups(world: World) -> dict:
 
 
 def try_compile(world: World, plan: Plan) -> dict:
-    """torch.compile the UNet; keep it only if the plain step gets faster."""
+    """torch.compile the UNet; keep it only if the plain step gets at least 5% faster.
+
+    Args:
+        world: its backbone's UNet is replaced by the compiled one where kept.
+        plan: steps and batch of the plain runs compared.
+
+    Returns:
+        What was tried and measured, for the config.
+    """
     condition = world.classifier.class_names[0]
     eager_unet = world.backbone.unet
 

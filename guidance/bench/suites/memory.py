@@ -38,6 +38,7 @@ PLANS = {"quick": Plan(steps=2), "full": Plan(steps=4)}
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
+    """Each run in RUNS once, with its peak memory above the weights (the interface: guidance.bench.suites)."""
     plan = opts.plan(PLANS)
     energy, weights, condition = face_energy(world), weights_mb(world), world.classifier.class_names[0]
     rows = Rows("memory")
@@ -57,5 +58,10 @@ def run(world: World, opts: Options) -> SuiteOutput:
 
 
 def ratio(value: float, reference: float) -> float:
-    """value / reference; NaN when the reference is too small to measure (a tiny world may allocate nothing new)."""
+    """value / reference; NaN when the reference is 0 (a tiny world may allocate nothing new).
+
+    Args:
+        value: the figure compared.
+        reference: what it is compared with.
+    """
     return value / reference if reference > 0 else float("nan")

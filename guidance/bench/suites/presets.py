@@ -42,6 +42,8 @@ FACE_RATE = 0.8  # the share of samples the world's detector must still call fac
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
+    """Per tab: plain sampling, each guided method over its strength grid, FIGD's other Fisher weights at its own
+    strength; then the picks (the interface: guidance.bench.suites)."""
     if not opts.embedded:
         raise MethodConfigError("the presets suite sweeps the embedded world's tabs: use --backbone embedded")
     plan = opts.plan(PLANS)
@@ -62,7 +64,12 @@ def run(world: World, opts: Options) -> SuiteOutput:
 
 
 def admissible(row: dict, plain: dict) -> bool:
-    """Realism at least REALISM_FLOOR of plain sampling's, and the samples still judged faces."""
+    """Realism at least REALISM_FLOOR of plain sampling's, and at least FACE_RATE of the samples still judged faces.
+
+    Args:
+        row: a guided method's row at one strength.
+        plain: the same tab's plain-sampling row.
+    """
     return row["realism"] >= REALISM_FLOOR * plain["realism"] and row["face_rate"] >= FACE_RATE
 
 
@@ -80,7 +87,12 @@ def choose(rows: list[dict]) -> dict[str, dict[str, float | None]]:
 
 
 def goals(rows: list[dict], picks: dict) -> list[dict]:
-    """At each pick: its condition metric above plain sampling's (bootstrapped over the held-out samples)."""
+    """At each pick: its condition metric above plain sampling's (bootstrapped over the held-out samples).
+
+    Args:
+        rows: the suite's rows.
+        picks: from `choose`.
+    """
     found = []
     for task, methods in picks.items():
         plain = next(r for r in rows if r["task"] == task and r["method"] == "plain")

@@ -32,7 +32,12 @@ PLANS = {"quick": Plan(repeats=2), "full": Plan(), "quick-sd": Plan(steps=4, sna
 
 
 def watched(world: World, request) -> float:
-    """Wall seconds of a run with its preview drawn frame by frame."""
+    """Wall seconds of a run with its preview drawn frame by frame, as the app draws it.
+
+    Args:
+        world: where to sample.
+        request: the run (its `snapshots` set the frames).
+    """
     start = time.perf_counter()
     for item in stream_task(world, request):
         if isinstance(item, Frame):
@@ -44,12 +49,14 @@ def watched(world: World, request) -> float:
 
 
 def unwatched(world: World, request) -> float:
+    """Wall seconds of the same run without a preview."""
     start = time.perf_counter()
     run_task(world, request)
     return time.perf_counter() - start
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
+    """The face tab's run with the preview off and on, in alternating pairs (the interface: guidance.bench.suites)."""
     plan = opts.plan(PLANS)
     base = task_request(world, "face", plan.methods[0], reference_images(world.backbone.image_size), steps=plan.steps, samples=1, eta=plan.eta)
     base = replace(base, methods=list(plan.methods))

@@ -95,7 +95,11 @@ PLANS = {
 
 
 class StepTimer:
-    """Accumulates part times of the current step; active only inside the sampling loop's timed step."""
+    """Accumulates part times of the current step; active only inside the sampling loop's timed step.
+
+    Args:
+        device: the device whose clock `now` reads (synchronised on CUDA, CPU time elsewhere).
+    """
 
     def __init__(self, device: torch.device):
         self.device, self.active, self.depth = device, False, 0
@@ -126,7 +130,12 @@ class StepTimer:
             self.depth -= 1
 
     def on_gradient(self, tensor: Tensor, mark: str) -> None:
-        """Marks the time the backward pass reaches `tensor` (a point of the energy -> decoder -> denoiser chain)."""
+        """Marks the time the backward pass reaches `tensor` (a point of the energy -> decoder -> denoiser chain).
+
+        Args:
+            tensor: a tensor of the guidance graph; nothing is marked if it needs no gradient.
+            mark: the name of that point (a key of BACKWARD).
+        """
         if tensor.requires_grad:
             tensor.register_hook(lambda grad: self.marks.append((mark, self.now())))
 
@@ -140,13 +149,20 @@ class StepTimer:
         return found
 
     def reset(self) -> None:
+        """Forget the previous step's parts and marks."""
         self.parts.clear()
         self.marks.clear()
 
 
 def timed(timer: StepTimer, name: str, function: Callable, hooks: tuple[str, str] | None = None) -> Callable:
-    """`function` timed as `name`; with `hooks` (input mark, output mark) its first argument and its output
-    mark the backward pass."""
+    """`function`, timed as a part.
+
+    Args:
+        timer: the step's timer.
+        name: the part's name (one of PARTS).
+        function: what is timed.
+        hooks: (input mark, output mark): its first argument and its output then mark the backward pass.
+    """
 
     def wrapper(*args, **kwargs):
         with timer.part(name) as outermost:
@@ -161,7 +177,17 @@ def timed(timer: StepTimer, name: str, function: Callable, hooks: tuple[str, str
 
 @contextmanager
 def instrumented(world: World, timer: StepTimer, energy, method) -> Iterator[list[dict]]:
-    """Wraps the parts of `world`, `energy` and `method` and the loop's timed step; yields the per-step records."""
+    """Wraps the parts of `world`, `energy` and `method` and the loop's timed step for the block.
+
+    Args:
+        world: its backbone's denoiser and decoders, and its classifier, are timed.
+        timer: the timer the parts report to.
+        energy: the guidance energy (its terms are timed), or None.
+        method: the guidance method (its update is timed as the scheduler's).
+
+    Yields:
+        The per-step records, filled as the loop runs.
+    """
     backbone, steps = world.backbone, []
     patched = [
         (backbone, "_forward", timed(timer, "denoiser_fwd", backbone._forward, ("denoiser_in", "denoiser_out"))),
@@ -197,7 +223,16 @@ def instrumented(world: World, timer: StepTimer, energy, method) -> Iterator[lis
 
 
 def copies_seconds(backbone, batch: int, repeats: int = 20) -> float:
-    """The loop's per-step transfers alone: two noise draws sent to the device, a (B,) vector read back."""
+    """The loop's per-step transfers alone: two noise draws sent to the device, a (B,) vector read back.
+
+    Args:
+        backbone: its device and sample shape.
+        batch: the batch size.
+        repeats: how many times it is timed.
+
+    Returns:
+        The median seconds.
+    """
     generator, shape = torch.Generator().manual_seed(0), (batch, *backbone.sample_shape)
     values = torch.zeros(batch, device=backbone.device)
     times = []
@@ -212,6 +247,7 @@ def copies_seconds(backbone, batch: int, repeats: int = 20) -> float:
 
 
 def request_for(world: World, task: str, references: dict) -> TaskRequest:
+    """A request whose energy `build_energy` makes for `task`, on the held-out references."""
     control = task == "control"
     return TaskRequest(task=task, methods=[], reference=None if control else references.get(task),
                        control_image=references["control"] if control else None,
@@ -221,7 +257,12 @@ def request_for(world: World, task: str, references: dict) -> TaskRequest:
 def settings_for(task: str, overrides: dict) -> Settings:
     """The task's preset with every step guided (window [0, 1), no time travel); class rows: the classes preset with
     GFCG in its own order (the classifier at every step, the reference branch a call of its own), so that every
-    step shows each part."""
+    step shows each part.
+
+    Args:
+        task: "face", "style", "control" or "class".
+        overrides: the run's own settings (RUNS).
+    """
     if task == "class":
         return replace(PRESETS["classes"], gfcg_one_call=False, gfcg_interval=1, **overrides)
     return replace(PRESETS[task], window=(0.0, 1.0), repeats=1, dsg_interval=1, **overrides)
@@ -229,7 +270,15 @@ def settings_for(task: str, overrides: dict) -> Settings:
 
 def profile_steps(world: World, label: str, plan: Plan, references: dict, warm_up: bool = True) -> tuple[list[dict], float]:
     """One run of `label` with every step instrumented (after an untimed 2-step run when `warm_up`): the part
-    seconds of its steps 2..n, and its NFE per sample."""
+    seconds of its steps 2..n, and its NFE per sample.
+
+    Args:
+        world: where to sample.
+        label: a key of RUNS.
+        plan: steps, batch and eta.
+        references: by task, from `reference_images`.
+        warm_up: run 2 untimed steps first.
+    """
     task, name, scheduler, overrides = RUNS[label]
     energy, control = build_energy(world, request_for(world, task, references))[:2] if task != "class" else (None, None)
     method = build_method(name, settings_for(task, overrides), world.classifier)
@@ -246,7 +295,16 @@ def profile_steps(world: World, label: str, plan: Plan, references: dict, warm_u
 
 def profile_row(label: str, plan: Plan, steps: list[dict], nfe: float, copies: float, device: torch.device) -> dict:
     """The mean ms of each part over `steps`; `other` is the step's time that no part accounts for; the median
-    and interquartile range of the step's wall and CPU ms, over the `timed_steps` steps."""
+    and interquartile range of the step's wall and CPU ms, over the `timed_steps` steps.
+
+    Args:
+        label: a key of RUNS.
+        plan: the suite's plan.
+        steps: the per-step records of every round.
+        nfe: NFE per sample.
+        copies: seconds of the per-step transfers (`copies_seconds`).
+        device: which clock the parts add up to (`clock_key`).
+    """
     mean = {key: 1000 * statistics.fmean(s.get(key, 0.0) for s in steps) for key in ("seconds", "cpu_seconds", *PARTS)}
     mean["copies"] = 1000 * copies
     mean["other"] = mean[clock_key(device)] - sum(mean[p] for p in PARTS if p != "other")
@@ -264,11 +322,17 @@ def clock_key(device: torch.device) -> str:
 
 
 def method_noise_rule(task: str) -> str:
+    """The noise rule of the task's preset ("class": the classes preset's)."""
     return PRESETS["classes" if task == "class" else task].noise_rule
 
 
 def usable(world: World, label: str) -> bool:
-    """Whether the world has what a run needs (a guide model for ATG, a tiny decoder, a ControlNet)."""
+    """Whether the world has what a run needs (a guide model for ATG, a tiny decoder, a ControlNet).
+
+    Args:
+        world: the loaded world.
+        label: a key of RUNS.
+    """
     task, name, _, overrides = RUNS[label]
     backbone = world.backbone
     return not (("atg" in name and not backbone.has_guide_model) or (overrides.get("tiny_decoder") and backbone.tiny_decoder is None)
@@ -276,6 +340,8 @@ def usable(world: World, label: str) -> bool:
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
+    """Every run of the plan the world can make, instrumented step by step in rounds; on the embedded world also its
+    end-to-end speed (the interface: guidance.bench.suites)."""
     plan = opts.plan(PLANS)
     references = reference_images(world.backbone.image_size)
     copies = copies_seconds(world.backbone, plan.batch)
@@ -321,7 +387,12 @@ UNGUIDED = "4 x 25 steps unguided"  # the world's speed row of unguided sampling
 def world_speed(world: World, repeats: int) -> tuple[list[dict], dict[str, list[float]]]:
     """End-to-end seconds (rows: the median of `repeats`; and every repeat's seconds by row): 4 unguided 25-step
     samples with their decode; the app's default tab run, with the full decoder and, where the world has one, with
-    the tiny decoder on the guidance path."""
+    the tiny decoder on the guidance path.
+
+    Args:
+        world: the embedded world.
+        repeats: timed repeats of each.
+    """
     from PIL import Image
 
     from guidance.worlds.embedded.build.examples import EXAMPLES
@@ -357,13 +428,21 @@ def speed_goals(runs: dict[str, list[float]]) -> list[dict]:
 
 
 def ceiling(freedom: dict, figd: dict) -> float:
-    """FreeDoM's step over FIGD's if everything but the denoiser took no time: (forward + graph + backward) / forward."""
+    """FreeDoM's step over FIGD's if everything but the denoiser took no time: (forward + graph + backward) / forward.
+
+    Args:
+        freedom, figd: the two methods' rows of one task.
+    """
     return (freedom["denoiser_fwd"] + freedom["denoiser_bwd"]) / figd["denoiser_fwd"]
 
 
 def explain(rows: list[dict], total: str) -> list[str]:
-    """Per task, FreeDoM's step over FIGD's (by `total`, the clock the parts add up to), what FIGD leaves out, and
-    the part that bounds the ratio."""
+    """Per task, FreeDoM's step over FIGD's, what FIGD leaves out, and the part that bounds the ratio.
+
+    Args:
+        rows: the suite's rows.
+        total: the clock the parts add up to ("cpu_ms_per_step" on a CPU, "ms_per_step" on CUDA).
+    """
     by, lines = {r["method"]: r for r in rows}, []
     for task in ("face", "style", "control"):
         freedom, figd = by.get(f"{task} freedom"), by.get(f"{task} figd")

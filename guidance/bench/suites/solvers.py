@@ -85,6 +85,8 @@ PLANS = {
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
+    """Every solver at every NFE against a near-exact reference, under each clipping mode the config allows
+    (the interface: guidance.bench.suites)."""
     plan = opts.plan(PLANS)
     clip_modes = (True, False) if world.backbone.scheduler_config.get("clip_sample") else (False,)
     rows, grid, errors, checks = Rows("solvers"), [], {}, {}
@@ -110,12 +112,25 @@ def run(world: World, opts: Options) -> SuiteOutput:
 
 
 def solve(world: World, conditions: list, nfe: int, solver: str, plan: Plan) -> Tensor:
-    """Final images of `conditions` from the suite's noise (seed REFERENCE_SEED, batches of `plan.batch`)."""
+    """Final images of `conditions` from the suite's noise (seed REFERENCE_SEED, batches of `plan.batch`).
+
+    Args:
+        world: where to sample.
+        conditions: one class per sample.
+        nfe: the solver's steps.
+        solver: a SCHEDULERS name.
+        plan: the batch size.
+    """
     return images_of(generate(world, "plain", conditions, steps=nfe, scheduler=solver, seed=REFERENCE_SEED, batch=plan.batch))
 
 
 def end_level(solver: str, config: dict) -> str:
-    """Where a solver's last step lands: "clean" (sigma = 0) or "label 0" (sigma_0 = sqrt(1 - a_0))."""
+    """Where a solver's last step lands: "clean" (sigma = 0) or "label 0" (sigma_0 = sqrt(1 - a_0)).
+
+    Args:
+        solver: a SCHEDULERS name.
+        config: the backbone's scheduler config (DDIM's end depends on `set_alpha_to_one`).
+    """
     if solver == "ddim":
         return "clean" if config.get("set_alpha_to_one") else "label 0"
     return "label 0" if solver == "evodiff" else "clean"
@@ -144,7 +159,17 @@ def decoded_latents(world: World) -> Iterator[list[Tensor]]:
 def reference(world: World, conditions: list, steps: int, plan: Plan) -> dict[str, Tensor]:
     """The near-exact ODE solution's images at both ends: DPM-Solver++ at `steps` steps to label 0, and that
     solution's denoised estimate at label 0 (x0 clipped where the config clips); batches as `solve` makes them,
-    shared across launched processes."""
+    shared across launched processes.
+
+    Args:
+        world: where to sample.
+        conditions: one class per sample.
+        steps: DPM-Solver++'s steps.
+        plan: the batch size.
+
+    Returns:
+        Images by end: "label 0" and "clean".
+    """
 
     def run(batch_start: tuple[int, int]) -> tuple[Tensor, Tensor]:
         k, start = batch_start
@@ -160,7 +185,13 @@ def reference(world: World, conditions: list, steps: int, plan: Plan) -> dict[st
 
 @torch.no_grad()
 def denoised_at_label_0(world: World, latents: Tensor, conditions: list) -> Tensor:
-    """Pixels of the denoiser's clean estimate at label 0 from latents at label 0 (clipped where the config clips)."""
+    """Pixels of the denoiser's clean estimate at label 0 (clipped where the config clips).
+
+    Args:
+        world: its backbone denoises and decodes.
+        latents: (B, *sample_shape) at label 0.
+        conditions: one class per sample.
+    """
     backbone, config = world.backbone, world.backbone.scheduler_config
     out = backbone.predict(latents, torch.tensor(0), backbone.embed(conditions))
     x0 = to_eps_and_x0(latents.float(), out, backbone.alpha(0), backbone.prediction_type)[1]
@@ -174,7 +205,16 @@ def sweep(world: World, opts: Options, plan: Plan, clip: bool, rows: Rows, error
           ) -> tuple[list[tuple[str, Tensor]], dict[str, float] | None]:  # fmt: skip
     """Every solver at every NFE (and EVODiff at ode_nfe) under one clipping mode; appends to `rows`, puts each
     run's per-sample reconstruction errors in `errors[clip, solver, nfe]`, and returns the grid rows (first samples
-    at GRID_NFE and ode_nfe) when a grid was asked for, and the reference's half-step check (None: no reference)."""
+    at GRID_NFE and ode_nfe) when a grid was asked for, and the reference's half-step check (None: no reference).
+
+    Args:
+        world: where to sample.
+        opts: the suite's options (embedded: realism rows; grid: whether to keep grid rows).
+        plan: NFEs, samples and the reference's size.
+        clip: the clipping mode the scheduler config is set to.
+        rows: the suite's rows, appended to.
+        errors: filled by (clip, solver, nfe).
+    """
     names = world.backbone.class_names or (None,)
     conditions, reference_conditions = balanced(names, plan.samples), balanced(names, plan.reference_samples)
     references, check = None, None
@@ -210,14 +250,26 @@ def error_row(errors: list[float]) -> dict:
 
 def reference_check(world: World, plan: Plan, references: dict[str, Tensor]) -> dict[str, float]:
     """At each end, the mean per-sample RMSE between the reference at half its steps and at its steps, on its
-    first batch (the same conditions and noise as the reference's first batch)."""
+    first batch (the same conditions and noise as the reference's first batch).
+
+    Args:
+        world: where to sample.
+        plan: the reference's steps and samples, and the batch.
+        references: the reference's images by end (`reference`).
+    """
     first = min(plan.batch, plan.reference_samples)
     half = reference(world, balanced(world.backbone.class_names or (None,), first), plan.reference_steps // 2, plan)
     return {end: statistics.fmean(per_sample_rmse(half[end], images[:first])) for end, images in references.items()}
 
 
 def reference_note(plan: Plan, clip: bool, check: dict[str, float]) -> str:
-    """How near the reference is to the exact solution, from its half-step check."""
+    """How near the reference is to the exact solution, from its half-step check.
+
+    Args:
+        plan: the reference's steps and samples.
+        clip: the clipping mode.
+        check: from `reference_check`.
+    """
     differences = ", ".join(f"{value:.2g} at {end}" for end, value in check.items())
     return (f"x0 {'clipped' if clip else 'not clipped'}: the reference is DPM-Solver++(2M) at {plan.reference_steps} steps "
             f"to label 0; at {plan.reference_steps // 2} steps it differs from it by a mean RMSE of {differences} over "
@@ -243,7 +295,13 @@ def scheduler_config(world: World, **options) -> Iterator[None]:
 def goals(rows: list[dict], errors: dict, plan: Plan) -> list[dict]:
     """At NFE 10, for each clipping mode that was run: EVODiff's reconstruction error over DPM-Solver++'s (< 1, per
     sample from the same noise), and EVODiff's FD over DPM-Solver++'s (<= 0.75; indicative below
-    FD_VERDICT_SAMPLES samples)."""
+    FD_VERDICT_SAMPLES samples).
+
+    Args:
+        rows: the suite's rows.
+        errors: per-sample reconstruction errors by (clip, solver, nfe).
+        plan: the number of samples.
+    """
     found = []
     for clip in dict.fromkeys(r["x0_clip"] for r in rows):
         mode = f"x0 {'clipped' if clip else 'not clipped'}"

@@ -84,6 +84,8 @@ ENERGY_METHODS = ("plain", "freedom", "figd")
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
+    """Class fidelity per class-conditional method, the guided tabs on held-out references and on the app's
+    examples, face verification, style ranking and speed (the interface: guidance.bench.suites)."""
     if not opts.embedded:
         raise MethodConfigError("the world suite measures the embedded world: use --backbone embedded")
     plan = opts.plan(PLANS)
@@ -145,7 +147,16 @@ def goals(rows: list[dict]) -> list[dict]:
 
 
 def class_fidelity(world: World, method: str, plan: Plan) -> tuple[dict, torch.Tensor]:
-    """Class-balanced samples: accuracy, FD against as many held-out renders (and its floor), saturation ratio."""
+    """Class-balanced samples: accuracy, FD against as many held-out renders (and its floor), saturation ratio.
+
+    Args:
+        world: the embedded world.
+        method: "cfg", "plain", "atg" or "atg+gfcg"; plain takes twice the steps (equal NFE).
+        plan: samples per class, steps, CFG scale and batch.
+
+    Returns:
+        The row, and the samples.
+    """
     names = world.backbone.class_names
     conditions = balanced(names, plan.per_class * len(names))
     steps = 2 * plan.steps if method == "plain" else plan.steps  # plain: one model call a step, ATG two
@@ -172,7 +183,19 @@ def saturation(images: torch.Tensor) -> float:
 def task_results(world: World, task: str, method: str, reference, samples: int, plan: Plan, seed: int,
                  strength: float | None = None, **overrides):  # fmt: skip
     """One tab run of `method` on one reference (face, style) or control source image, at the tab's preset with
-    `overrides` (shared settings) or, given `strength`, at the method's own preset strength times it."""
+    `overrides` (shared settings) or, given `strength`, at the method's own preset strength times it.
+
+    Args:
+        world: the embedded world.
+        task: "face", "style" or "control".
+        method: one of the tab's methods.
+        reference: the reference image, or the control task's source image (annotated by Canny).
+        samples: images in the run.
+        plan: the tabs' steps.
+        seed: the run's seed.
+        strength: times each method's own preset strength; None: the preset with `overrides`.
+        overrides: settings of the tab's preset.
+    """
     control = task == "control"
     request = TaskRequest(
         task=task, methods=[method], samples=samples, steps=plan.task_steps, eta=TASK_SAMPLING[task], seed=seed,
@@ -195,7 +218,13 @@ def faces_found(world: World, images: torch.Tensor) -> list[float]:
 @torch.no_grad()
 def attribute_agreement(world: World, samples: torch.Tensor, reference: torch.Tensor) -> list[float]:
     """Per sample, the share of identity attributes (hair colour and style, skin, glasses, beard) on which the
-    evaluator reads it as it reads the reference; hair colour is skipped when the reference is read as bald."""
+    evaluator reads it as it reads the reference; hair colour is skipped when the reference is read as bald.
+
+    Args:
+        world: its evaluator reads the attributes.
+        samples: (B, 3, H, W) in [-1, 1].
+        reference: (3, H, W) in [-1, 1].
+    """
     columns = [list(ATTRIBUTES).index(name) for name in IDENTITY_ATTRIBUTES]
     ours, theirs = world.evaluator.attributes(samples)[:, columns], world.evaluator.attributes(reference[None])[:, columns]
     counted = torch.ones_like(theirs, dtype=torch.bool).expand_as(ours).clone()
@@ -206,7 +235,17 @@ def attribute_agreement(world: World, samples: torch.Tensor, reference: torch.Te
 
 def per_sample(world: World, task: str, result, reference) -> dict[str, list[float]]:
     """The per-sample figures of one run: the tab's metric and what the world's own networks judge (realism, face
-    found; face: attribute agreement; style: pattern agreement)."""
+    found; face: attribute agreement; style: pattern agreement).
+
+    Args:
+        world: the embedded world.
+        task: "face", "style" or "control" (whose metric is edge F1 against Canny of the source image).
+        result: the run's result.
+        reference: the reference or source image.
+
+    Returns:
+        Per-sample values by name.
+    """
     found = {"metric": list(result.metric), "realism": world_realism(world, result.images), "face": faces_found(world, result.images)}
     if task == "face":
         found["attribute_agreement"] = attribute_agreement(world, result.images, to_tensor(reference)[0])
@@ -219,7 +258,14 @@ def guided_rows(world: World, task: str, methods: tuple[str, ...], references: l
                 strength: float | None = None, **overrides) -> list[dict]:  # fmt: skip
     """Each method on every reference (`samples` images each, seed k for reference k): a row with the per-sample
     figures (`per_sample`, under "values") and their means under the world suite's names. The (method, reference)
-    runs are shared across the launched processes."""
+    runs are shared across the launched processes.
+
+    Args:
+        world, task, plan, strength, overrides: as `task_results` takes them.
+        methods: the tab's methods to run.
+        references: reference (or source) images.
+        samples: images per reference.
+    """
 
     def one(run: tuple[str, int, Any]) -> tuple[SamplingResult, dict[str, list[float]]]:
         method, k, reference = run
@@ -248,14 +294,25 @@ METRIC_KEYS = {"face": "id_distance", "style": "style_distance", "control": "edg
 
 def face_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHODS, **overrides) -> list[dict]:
     """Each method at the face tab's preset (with `overrides`) on held-out reference renders, scored by attribute
-    agreement."""
+    agreement.
+
+    Args:
+        world: the embedded world.
+        plan: how many references and seeds.
+        methods: the face tab's methods to run.
+        overrides: settings of the tab's preset.
+    """
     references = to_pil(renders(plan.face_references, FACE_SEED)[0])
     return guided_rows(world, "face", methods, references, plan, plan.face_seeds, **overrides)
 
 
 def style_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHODS, **overrides) -> list[dict]:
     """Each method at the style tab's preset (with `overrides`) on the plan's style references; style_ratio: its
-    style distance over the first method's (plain, where it comes first: the same references and seeds)."""
+    style distance over the first method's (plain, where it comes first: the same references and seeds).
+
+    Args:
+        world, plan, methods, overrides: as `face_rows` takes them, for the style tab.
+    """
     from guidance.worlds.embedded.build.examples import style_references
 
     references = style_references(plan.style_references, plan.style_first)
@@ -267,7 +324,14 @@ def style_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHO
 
 def control_rows(world: World, plan: Plan, methods: tuple[str, ...] = ("plain", "figd"), **overrides) -> list[dict]:
     """The ControlNet alone (plain) and with an edge energy (preset with `overrides`), on Canny maps of held-out
-    renders."""
+    renders.
+
+    Args:
+        world, plan, methods, overrides: as `face_rows` takes them, for the control tab.
+
+    Raises:
+        MethodConfigError: the world has no ControlNet.
+    """
     if not world.backbone.has_controlnet:
         raise MethodConfigError("this world has no ControlNet (assets/world/controlnet)")
     sources = to_pil(renders(plan.control_maps, CONTROL_SEED)[0])
@@ -363,7 +427,14 @@ def speed_row(world: World, plan: Plan) -> dict:
 
 
 def write_grid(images: torch.Tensor, classes: int, columns: int, path: Path) -> None:
-    """A PNG with one row per class; `images` cycle through the classes (sample i has class i % classes)."""
+    """A PNG with one row per class.
+
+    Args:
+        images: (N, 3, H, W) in [-1, 1], cycling through the classes (sample i has class i % classes).
+        classes: how many classes.
+        columns: samples per row.
+        path: the PNG to write.
+    """
     rows = [images[c::classes][:columns] for c in range(classes)]
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(torch.cat(rows) * 0.5 + 0.5, str(path), nrow=columns, padding=2, pad_value=1.0)
