@@ -68,7 +68,7 @@ def tiny_world_path(tmp_path_factory):
 
     from guidance.worlds.embedded import FILES, LABEL_EMBEDDING
     from guidance.worlds.embedded.build.realism import write_realism_reference
-    from guidance.worlds.embedded.build.stages import SCHEDULE, _vae_config
+    from guidance.worlds.embedded.build.config import SCHEDULE, vae_config
     from guidance.worlds.embedded.nets import save_net
 
     torch.manual_seed(0)
@@ -77,7 +77,7 @@ def tiny_world_path(tmp_path_factory):
     for name, model in (("unet", unet), ("guide_unet", tiny_unet())):
         model.save_pretrained(root / name)
         save_file({"weight": torch.randn(11, 16)}, str(root / name / LABEL_EMBEDDING))
-    AutoencoderKL(**_vae_config((8, 16, 16), 4, 4)).save_pretrained(root / "vae")
+    AutoencoderKL(**vae_config((8, 16, 16), 4, 4)).save_pretrained(root / "vae")
     ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 8)).save_pretrained(root / "controlnet")
     DDIMScheduler(**SCHEDULE).save_pretrained(root / "scheduler")
     for name, net in tiny_nets().items():

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from guidance.errors import MethodConfigError, WeightsUnavailableError
 from guidance.worlds.embedded import ASSETS, FILES, REQUIRED, STYLE_ANGLES, load_world
 from guidance.worlds.embedded.build.dataset import make_dataset
-from guidance.worlds.embedded.build.stages import blur, negatives
+from guidance.worlds.embedded.build.data import blur, negatives
 from guidance.worlds.embedded.build.train import run_stage
 from guidance.worlds.embedded.vocabulary import ATTRIBUTES, CLASS_NAMES
 
@@ -196,7 +196,7 @@ def test_classifier_and_evaluator_are_accurate_on_heldout_renders(world):
 
 
 def test_adversarial_inputs_stay_in_their_ball_and_raise_the_loss():
-    from guidance.worlds.embedded.build.stages import adversarial
+    from guidance.worlds.embedded.build.recognisers import adversarial
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))

@@ -25,7 +25,8 @@ from guidance.sampling import sample
 from ...base import World
 from .. import ASSETS, load_world
 from ..vocabulary import ATTRIBUTES, CLASS_NAMES, UNSEEN
-from .stages import load, negatives, vae_psnr
+from .autoencoder import vae_psnr
+from .data import load, negatives
 from .stats import roc_auc
 
 TEST_PHOTOS = ("astronaut", "coffee", "chelsea")  # kept out of the detector's training

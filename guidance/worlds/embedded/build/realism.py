@@ -23,7 +23,8 @@ from .dataset import make_dataset
 RENDERS, K, SEED = 1000, 3, 41  # held-out renders (make_dataset seed), the k of the k-NN radii
 
 
-def realism_reference(evaluator: AttributeEvaluator, renders: int = RENDERS, k: int = K, seed: int = SEED) -> tuple[Tensor, Tensor]:
+def realism_reference(evaluator: AttributeEvaluator, renders: int = RENDERS, k: int = K,
+                      seed: int = SEED) -> tuple[Tensor, Tensor]:  # fmt: skip
     """The reals of the k-NN realism score (Kynkäänniemi et al. 2019): held-out renders' evaluator features and the
     distance from each to its k-th nearest other, keeping the reals whose radius is at most the median (the
     outliers' wide balls would admit anything).

@@ -11,7 +11,7 @@ and records its parameter count, iterations and wall-clock seconds in <out>/mani
 OpenMP wait policy: OMP_WAIT_POLICY=PASSIVE slows its multi-threaded training steps (docs/benchmark-notes.md).
 GUIDANCE_TRAIN_THREADS sets torch's threads (default 2). Every batch and noise draw comes from a generator seeded by
 (stage seed, step), so a resumed run continues exactly as an uninterrupted one.
-The stages and their configurations are in stages.py, the training loop in training.py.
+The stages are named in stages.py, their configurations are in config.py, the training loop in training.py.
 """
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from .. import ASSETS
-from .stages import CONFIGS, PARAM_FILES, STAGE_FUNCTIONS, STAGES, UNRECORDED
-from .training import Loop
-from .training import record
+from .config import CONFIGS
+from .stages import PARAM_FILES, STAGE_FUNCTIONS, STAGES, UNRECORDED
+from .training import Loop, record
 
 
 def _count_saved(out: Path, files: list[str]) -> int:
