@@ -49,10 +49,18 @@ def _optional(path: Path, loader, device):
 
 
 def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") -> World:
-    """The embedded world from `path`; the guide UNet and the ControlNet are loaded when present.
+    """The embedded world from `path`; the guide UNet, the ControlNet and the tiny decoder are loaded when present.
 
-    Raises WeightsUnavailableError (with the rebuild command) when a required file is missing, or when
-    the files do not fit this version of the nets (stale or damaged weights).
+    Args:
+        path: the world's folder (the shipped assets/world by default).
+        device: where its models go.
+
+    Returns:
+        The World: the EmbeddedBackbone, its networks and its realism score.
+
+    Raises:
+        WeightsUnavailableError: with the command that writes them, when a required file is missing, or when the
+            files do not fit this version of the nets (stale or damaged weights).
     """
     path = Path(path)
     rebuild = f"Rebuild them with: python -m guidance.worlds.embedded.build.train all --out {path}"

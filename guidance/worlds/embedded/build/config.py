@@ -99,7 +99,7 @@ class Config:
 def _loops() -> dict[str, Loop]:
     """The full configuration's stages; wall-clock budgets sized for 2 CPU cores (under 4 hours in all).
 
-    The denoiser runs the shipped run's 2 805 steps; its budget only guards.
+    The denoiser stops at 2 805 steps, the run of the shipped weights; its time budget only guards.
     """
     return {
         "vae": Loop(100000, 16, 1e-3, 8, time_budget_s=900, decay_from=2000),

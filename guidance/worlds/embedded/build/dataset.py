@@ -107,7 +107,14 @@ def _hsv(h: float, s: float, v: float) -> RGB:
 
 
 def identity_from_id(identity_id: int) -> Identity:
-    """The person with this id (deterministic)."""
+    """The person with this id (deterministic).
+
+    Args:
+        identity_id: the id; SPLIT_ID_RANGES tells which split it belongs to.
+
+    Returns:
+        The Identity.
+    """
     r = _rng("identity", identity_id)
     glasses = _choice(r, GLASSES, GLASSES_WEIGHTS)
     beard = r.random() < BEARD_PROBABILITY
@@ -194,7 +201,15 @@ def class_of(identity: Identity) -> int:
 
 
 def attributes_of(identity: Identity, nuisance: Nuisance) -> tuple[int, ...]:
-    """Ground-truth attribute indices in ``ATTRIBUTES`` order (``UNSEEN`` for a bald person's hair colour)."""
+    """Ground-truth attribute indices in ``ATTRIBUTES`` order (``UNSEEN`` for a bald person's hair colour).
+
+    Args:
+        identity: who is shown.
+        nuisance: the rest of the picture (its background and clothing patterns).
+
+    Returns:
+        One value index per attribute of ``ATTRIBUTES``.
+    """
     bald = identity.hair_style == "none"
     return (
         UNSEEN if bald else HAIR_COLOURS.index(identity.hair_colour),

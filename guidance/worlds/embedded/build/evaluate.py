@@ -54,7 +54,16 @@ def attribute_accuracy(evaluator, images: np.ndarray, attributes: np.ndarray) ->
 
 @torch.no_grad()
 def face_auc(embedder, images: np.ndarray, ids: np.ndarray) -> float:
-    """Verification ROC-AUC over all pairs: same identity should have higher cosine similarity."""
+    """Verification ROC-AUC over all pairs: same identity should have higher cosine similarity.
+
+    Args:
+        embedder: the face embedder.
+        images: (N, 64, 64, 3) uint8 renders.
+        ids: (N,) their identity ids.
+
+    Returns:
+        The ROC-AUC of the pairs' cosine similarities at telling same-identity pairs from the others.
+    """
     e = torch.nn.functional.normalize(embedder(pixels_from_uint8(images)), dim=1)
     upper = np.triu_indices(len(ids), 1)
     return roc_auc((e @ e.T).numpy()[upper], (ids[:, None] == ids[None])[upper])

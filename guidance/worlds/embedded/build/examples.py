@@ -27,7 +27,18 @@ STYLE_COLOURS = (((36, 52, 150), (240, 196, 60)), ((170, 30, 60), (245, 235, 220
 
 
 def style_reference(kind: str, colours: tuple, period: float, angle: float, size: int = 128) -> Image.Image:
-    """A full-frame two-colour texture drawn by the renderer's pattern code."""
+    """A full-frame two-colour texture drawn by the renderer's pattern code.
+
+    Args:
+        kind: a BG_PATTERNS kind (plain, stripes, dots, checker).
+        colours: its two RGB colours.
+        period: the pattern's period in pixels of a 64 px picture (scaled with `size`).
+        angle: the stripes' angle in radians.
+        size: the output size in pixels.
+
+    Returns:
+        The (size x size) RGB image.
+    """
     texture = Texture(kind=kind, colours=colours, period=period * size / 64, angle=angle, phase=0.25)
     canvas = pattern(texture, (0, 0, size * SUPERSAMPLE, size * SUPERSAMPLE))
     return canvas.reduce(SUPERSAMPLE)
