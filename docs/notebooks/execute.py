@@ -4,7 +4,8 @@
 
 Each notebook runs from the top in a fresh kernel, in its full configuration, on the embedded world and the CPU.
 What is written back keeps the outputs (pictures, tables, plots) and leaves out what changes from run to run without
-the notebook changing: cell timings and object addresses in the plain-text fallback of pictures.
+the notebook changing (cell timings, object addresses in the plain-text fallback of pictures) and the JPEG copy that
+IPython adds beside a PIL image's PNG. The printed timings of the lessons still change from run to run.
 A notebook that fails is left as it was, and the command exits with an error.
 """
 from __future__ import annotations
@@ -34,9 +35,11 @@ def execute(path: Path) -> None:
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         for output in cell.get("outputs", []):
-            text = output.get("data", {}).get("text/plain")
-            if text is not None:
-                output["data"]["text/plain"] = ADDRESS.sub("", text)
+            data = output.get("data", {})
+            if "image/png" in data:
+                data.pop("image/jpeg", None)
+            if "text/plain" in data:
+                data["text/plain"] = ADDRESS.sub("", data["text/plain"])
     nbformat.write(notebook, path)
 
 
