@@ -30,11 +30,6 @@ from typing import Any
 
 import gradio as gr
 
-from conditions.control import ANNOTATORS
-from conditions.images import MAX_FILE_BYTES
-from guidance.methods import LIMITS, Settings
-from guidance.methods.figd import FISHER_WEIGHTS
-from guidance.methods.gfcg import SCALE_RULES
 from guidance.playground.app_handlers import (
     SNAPSHOTS,
     ExampleCache,
@@ -45,19 +40,10 @@ from guidance.playground.app_handlers import (
     status,
 )
 from guidance.playground.export import TABLE_COLUMNS
+from guidance.playground.launcher import ASSETS, MAX_FILE_BYTES, SD, SD15, WorldRegistry  # noqa: F401  (app.SD: for callers)
 from guidance.playground.stops import Stops
-from guidance.playground.tasks import (
-    EXAMPLES,
-    EXTRAS,
-    GUIDED_BASES,
-    SPECS,
-    SWEEP_DEFAULTS,
-    SWEEP_SETTINGS,
-    SWEEP_VALUES,
-    TaskSpec,
-)
-from guidance.worlds.embedded import ASSETS
-from guidance.worlds.registry import EMBEDDED, WorldRegistry
+from guidance.playground.tasks import EXAMPLES, SPECS, SWEEP_DEFAULTS, SWEEP_SETTINGS, SWEEP_VALUES, TaskSpec  # noqa: F401  (app.EXAMPLES: for callers)
+from guidance.playground.widgets import common_inputs, condition_widget, has_method_settings, method_inputs, task_inputs
 
 BENCH_FIGURES = Path(__file__).resolve().parent / "docs" / "figures"  # written by `python -m guidance.bench report`
 SWEEP_SEEDS = 8  # the most seeds per value a sweep takes in the app (the sweep command takes any number)
@@ -66,101 +52,6 @@ SCALE_COMMAND = ("The same sweep at scale (one sample per seed; raise --seeds; o
 
 
 # ----------------------------------------------------------------------------- layout
-
-
-def slider(name: str, value: float, step: float, label: str, **kwargs: Any) -> gr.Slider:
-    """A slider over the range the library offers for `name` (guidance.methods.LIMITS)."""
-    low, high = LIMITS[name].shown
-    return gr.Slider(low, high, value=value, step=step, label=label, **kwargs)
-
-
-def condition_widget(spec: TaskSpec, worlds: WorldRegistry, key: str) -> dict[str, Any]:
-    """Choices and value of the prompt / class widget for a world."""
-    names = list(worlds.class_names(key))
-    if spec.by_class:
-        return {"choices": names, "value": spec.condition if key == EMBEDDED else names[0] if names else None}
-    if key == EMBEDDED:
-        return {"choices": [("(unconditional)", ""), *names], "value": spec.condition}
-    return {"choices": [spec.sd_prompt], "value": spec.sd_prompt}
-
-
-def common_inputs(spec: TaskSpec, condition: dict[str, Any]) -> dict[str, gr.components.Component]:
-    """Prompt or class, methods, samples, seed, steps (NFE), CFG scale, eta."""
-    inputs = {
-        "condition": gr.Dropdown(
-            label="Class" if spec.by_class else "Prompt or class", allow_custom_value=True,
-            info="a class of the embedded world, or free text for Stable Diffusion", **condition,
-        ),
-        "methods": gr.Dropdown(list(spec.choices), value=list(spec.selected), multiselect=True, label=spec.choices_label),
-    }  # fmt: skip
-    if spec.runs_over == "schedulers":
-        inputs["guidance"] = gr.Radio(list(GUIDED_BASES), value="cfg", label="Guidance used with every solver")
-    with gr.Row():
-        inputs["samples"] = slider("samples", 1, 1, "Samples", elem_id=f"{spec.name}-samples")
-        inputs["seed"] = gr.Number(0, precision=0, minimum=LIMITS["seed"].low, maximum=LIMITS["seed"].high, label="Seed")
-        steps = "nfe" if spec.runs_over == "schedulers" else "steps"
-        inputs[steps] = slider("steps", spec.steps, 1, "NFE (solver steps)" if steps == "nfe" else "Steps", elem_id=f"{spec.name}-steps")
-    with gr.Row():
-        inputs["cfg_scale"] = slider("cfg_scale", spec.preset.cfg_scale, 0.1, "CFG / guidance scale", info="1: off")
-        inputs["eta"] = slider("eta", spec.eta, 0.05, "DDIM eta", info="DSG needs eta > 0")
-    return inputs
-
-
-def gradient_inputs(settings: Settings) -> dict[str, gr.components.Component]:
-    """FreeDoM / FIGD / DPS / DSG sliders, preset from the papers (guidance.playground.tasks.SPECS); the strength multiplies each
-    method's own preset strength (TaskSpec.strengths)."""
-    return {
-        "strength": slider("strength", 1.0, 0.05, "Guidance strength (x each method's preset)",
-                           info="1: every method at its own preset k (its DSG rate with +dsg), shown in the table"),
-        "fisher_weight": gr.Radio(list(FISHER_WEIGHTS), value=settings.fisher_weight, label="FIGD Fisher weight w_t"),
-        "dsg_interval": slider("dsg_interval", settings.dsg_interval, 1, "DSG interval (guide every n steps)"),
-        "window_start": gr.Slider(0, 1, value=settings.window[0], step=0.05, label="Guidance window start"),
-        "window_end": gr.Slider(0, 1, value=settings.window[1], step=0.05, label="Guidance window end"),
-        "repeats": slider("repeats", settings.repeats, 1, "Time-travel repeats"),
-        "travel_start": gr.Slider(0, 1, value=settings.travel_window[0], step=0.05, label="Time-travel window start"),
-        "travel_end": gr.Slider(0, 1, value=settings.travel_window[1], step=0.05, label="Time-travel window end"),
-    }  # fmt: skip
-
-
-def gfcg_inputs(settings: Settings) -> dict[str, gr.components.Component]:
-    """GFCG's options; its base (CFG or Autoguidance) is picked with the method (cfg+gfcg, atg+gfcg)."""
-    inputs = {
-        "gfcg_max_scale": slider("gfcg_max_scale", settings.gfcg_max_scale, 0.1, "GFCG maximum scale w_max"),
-        "gfcg_rule": gr.Radio(list(SCALE_RULES), value=settings.gfcg_rule, label="GFCG scale rule"),
-        "gfcg_fused": gr.Checkbox(settings.gfcg_fused, label="Fused with Autoguidance (atg+gfcg at ATG's cost)"),
-        "gfcg_one_call": gr.Checkbox(settings.gfcg_one_call, label="One batched call (reference class from the previous step; not with Fused)"),
-        "gfcg_interval": slider("gfcg_interval", settings.gfcg_interval, 1, "GFCG classifier interval (read x0_hat every n steps)"),
-    }
-    fused, one_call = inputs["gfcg_fused"], inputs["gfcg_one_call"]
-    for ticked, other in ((fused, one_call), (one_call, fused)):  # the two exclude each other: ticking one unticks the other
-        ticked.input(lambda on, kept: kept and not on, [ticked, other], other, api_visibility="private", concurrency_limit=None)
-    return inputs
-
-
-OPTION_INPUTS = {"gradient": gradient_inputs, "gfcg": gfcg_inputs}
-
-
-def tiny_decoder_input(settings: Settings) -> gr.Checkbox:
-    """The guidance path's decoder: the world's tiny one (TAESD on SD 1.5) or the full VAE; images use the VAE."""
-    return gr.Checkbox(settings.tiny_decoder, label="Tiny decoder on the guidance path (faster; the final image still uses the full VAE)")
-
-
-def task_inputs(spec: TaskSpec) -> dict[str, gr.components.Component]:
-    """The task's uploads and map options; their defaults are the first example."""
-    first = dict(zip(spec.example_fields, spec.examples[0]))
-    inputs = {}
-    if "reference" in spec.inputs:
-        inputs["reference"] = gr.Image(first["reference"], type="filepath", label=f"{spec.title} image", height=200, elem_id=f"{spec.name}-reference")
-    if "control_map" in spec.inputs:
-        inputs["control_image"] = gr.Image(first["control_image"], type="filepath", label="Image or control map", height=200)
-        inputs["annotator"] = gr.Dropdown([*ANNOTATORS, "none"], value=first["annotator"], label="Annotator", info="none: the upload is already a map")
-        with gr.Row():
-            inputs["use_controlnet"] = gr.Checkbox(True, label="ControlNet")
-            inputs["edge_energy"] = gr.Checkbox(True, label="Edge energy (training-free)")
-        with gr.Accordion("Face or style on top (optional)", open=False):
-            inputs["extra"] = gr.Radio(["none", *EXTRAS], value=first["extra"], label="Also guide by")
-            inputs["extra_reference"] = gr.Image(str(EXAMPLES / "face_blond.png"), type="filepath", label="Face or style image", height=160)
-    return inputs
 
 
 def benchmark_figures(suite: str, folder: Path = BENCH_FIGURES) -> list[Path]:
@@ -265,13 +156,11 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
         gr.Markdown(spec.intro)
         with gr.Row():
             with gr.Column(scale=2):
-                inputs = task_inputs(spec)
+                inputs = task_inputs(spec)  # what the task takes (uploads, map options), at its first example
                 inputs |= common_inputs(spec, condition)
-                if spec.option_groups:
+                if has_method_settings(spec):  # the options its methods declare
                     with gr.Accordion("Method settings", open=False, elem_id=f"{spec.name}-method-settings"):
-                        for group in spec.option_groups:
-                            inputs |= OPTION_INPUTS[group](spec.preset)
-                        inputs["tiny_decoder"] = tiny_decoder_input(spec.preset)
+                        inputs |= method_inputs(spec)
                 with gr.Row():
                     start = gr.Button("Run", variant="primary", elem_id=f"{spec.name}-run")
                     halt = gr.Button("Stop", variant="stop", elem_id=f"{spec.name}-stop")
@@ -324,8 +213,6 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from guidance.worlds.sd15 import SD15
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

@@ -1,4 +1,4 @@
-"""The task layer (guidance/playground/tasks.py): presets and energies reach the sampler, on the tiny SD backbone."""
+"""The task layer (guidance/playground/tasks): presets and energies reach the sampler, on the tiny SD backbone."""
 from __future__ import annotations
 
 import json

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from guidance.energy import Energy, SumEnergy
+from guidance.methods.options import Configurable
 from guidance.methods.predictors import Estimate, Predictor
 from guidance.methods.step import Prediction, StepContext
 from guidance.vp_arithmetic import from_eps, to_eps_and_x0
@@ -29,8 +30,9 @@ class Window:
         return self.start <= progress < self.end
 
 
-class Guidance:
-    """Plain sampling: the predictor's output, the scheduler's step, no energy."""
+class Guidance(Configurable):
+    """Plain sampling: the predictor's output, the scheduler's step, no energy. Subclasses declare their options
+    (guidance.methods.options.Option) in `options`."""
 
     name = "plain"
     uses_energy = False

@@ -11,3 +11,9 @@ class DPS(FreeDoM):
 
     def __init__(self, *args, step_rule: str = "constant", **kwargs):
         super().__init__(*args, step_rule=step_rule, **kwargs)
+
+    @classmethod
+    def arguments(cls, values) -> dict:
+        """FreeDoM's, the "auto" step rule being DPS's own constant one."""
+        arguments = super().arguments(values)
+        return {name: value for name, value in arguments.items() if (name, value) != ("step_rule", "auto")}

@@ -6,10 +6,11 @@ import math
 from torch import Tensor
 
 from guidance.errors import MethodConfigError
+from guidance.methods.options import Bound, Configurable, Option
 from guidance.vp_arithmetic import expand, norm
 
 
-class DSG:
+class DSG(Configurable):
     """Replaces "mean + sigma z - rho g" by a step of length sqrt(n) sigma_t on the sphere.
 
     docs/methods.md, DSG steps 3-5: r = sqrt(n) sigma_t, d* = -r g / ||g||, d_m = sigma_t z + rate (d* - sigma_t z),
@@ -17,6 +18,11 @@ class DSG:
     step 4 [ours]). Guidance acts every `interval` steps with the official code's phase (DSG step 6: its step counter
     runs down to 0), so the last step is always guided.
     """
+
+    options = (
+        Option("dsg_rate", 0.1, Bound(0, 1), param="rate", sweep="DSG rate", sweep_values="0.05, 0.1, 0.2"),  # the strength sets it in the app
+        Option("dsg_interval", 1, Bound(1, 50, slider=(1, 10)), param="interval", label="DSG interval (guide every n steps)", group="gradient"),
+    )  # fmt: skip
 
     def __init__(self, rate: float = 0.1, interval: int = 1):
         if not 0.0 <= rate <= 1.0:

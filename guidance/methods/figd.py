@@ -12,6 +12,7 @@ from guidance.energy import Energy
 from guidance.errors import MethodConfigError
 from guidance.methods.base import StepContext
 from guidance.methods.freedom import FreeDoM, gradients_of
+from guidance.methods.options import Option, without
 from guidance.methods.predictors import Estimate
 from guidance.vp_arithmetic import to_eps_and_x0
 
@@ -21,7 +22,6 @@ FISHER_WEIGHTS: dict[str, Callable[[float], float]] = {
     "flat-prior": lambda a: a**-0.5,  # J with eps_hat held constant: J's upper bound where log p_t is concave
     "gaussian-data": lambda a: a**0.5,  # J for N(0, I) data
 }
-RENAMED = {"gaussian": "'flat-prior' (w_t = 1/sqrt(a_t), J's flat-prior limit; J for N(0, I) data is 'gaussian-data')"}
 
 
 @functools.lru_cache(maxsize=16)
@@ -40,11 +40,15 @@ class FIGD(FreeDoM):
     """
 
     name = "figd"
+    options = (
+        *without(FreeDoM.options, "checkpointing"),  # no backward pass through the denoiser: no activations to keep
+        Option("fisher_weight", "unit", choices=tuple(FISHER_WEIGHTS), label="FIGD Fisher weight w_t", group="gradient",
+               sweep="FIGD Fisher weight", sweep_values="unit, flat-prior, gaussian-data"),
+    )
 
     def __init__(self, *args, fisher_weight: str = "unit", **kwargs):
         if fisher_weight not in FISHER_WEIGHTS:
-            hint = f"; {fisher_weight!r} is now {RENAMED[fisher_weight]}" if fisher_weight in RENAMED else ""
-            raise MethodConfigError(f"fisher_weight must be one of {tuple(FISHER_WEIGHTS)}, got {fisher_weight!r}{hint}")
+            raise MethodConfigError(f"fisher_weight must be one of {tuple(FISHER_WEIGHTS)}, got {fisher_weight!r}")
         super().__init__(*args, **kwargs)
         self.fisher_weight = fisher_weight
 

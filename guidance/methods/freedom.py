@@ -8,6 +8,7 @@ from guidance.energy import Energy
 from guidance.errors import MethodConfigError
 from guidance.methods.base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window
 from guidance.methods.dsg import DSG
+from guidance.methods.options import TINY_DECODER, Bound, Option
 from guidance.methods.predictors import Estimate, Predictor
 from guidance.vp_arithmetic import expand, rms, to_eps_and_x0
 
@@ -33,6 +34,17 @@ class FreeDoM(Guidance):
 
     name = "freedom"
     uses_energy = True
+    options = (
+        # the shared k; the app sets it through the strength (x each method's preset); the constant rule (DPS) takes raw step sizes
+        Option("scale", 1.0, Bound(0, 100, slider=(0, 2)), sweep="guidance scale k (shared)", sweep_values="0.02, 0.05, 0.1"),
+        Option("step_rule", "auto", choices=STEP_RULES),
+        Option("window", (0.0, 1.0), window="guidance window", convert=lambda window: Window(*window), label="Guidance window", step=0.05,
+               group="gradient"),
+        Option("repeats", 1, Bound(1, 10, slider=(1, 5)), param=None, label="Time-travel repeats", group="gradient"),
+        Option("travel_window", (0.0, 1.0), window="time-travel window", param=None, label="Time-travel window", step=0.05, group="gradient"),
+        TINY_DECODER,
+        Option("checkpointing", False),  # recompute the denoiser's activations in the backward pass (less memory)
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -55,6 +67,11 @@ class FreeDoM(Guidance):
         self.dsg = dsg
         if dsg is not None:
             self.name = f"{self.name}+dsg"
+
+    @classmethod
+    def arguments(cls, values) -> dict:
+        """The declared options as constructor arguments, time travel made of its repeats and window."""
+        return {**super().arguments(values), "time_travel": TimeTravel(values.repeats, Window(*values.travel_window))}
 
     def check(self, scheduler: str, eta: float) -> None:
         if self.dsg is not None:

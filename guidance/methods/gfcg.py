@@ -9,6 +9,7 @@ from torch import Tensor
 from guidance.backbone import Control
 from guidance.energy import Classifier
 from guidance.errors import MethodConfigError
+from guidance.methods.options import TINY_DECODER, Bound, Option
 from guidance.methods.predictors import Estimate, Predictor, branch_eps, paired_eps
 from guidance.methods.step import StepContext
 from guidance.vp_arithmetic import to_eps_and_x0
@@ -36,6 +37,23 @@ class GFCG(Predictor):
     """
 
     name = "gfcg"
+    options = (  # base and base_scale come from the method's name and cfg_scale (guidance.methods.build_method)
+        Option("gfcg_max_scale", 2.0, Bound(0, 10, slider=(0, 5)), param="max_scale", label="GFCG maximum scale w_max", step=0.1, group="gfcg",
+               sweep="GFCG maximum scale", sweep_values="0, 1, 2"),
+        Option("gfcg_rule", "confusion", choices=SCALE_RULES, param="scale_rule", label="GFCG scale rule", group="gfcg"),
+        Option("gfcg_fused", False, param="fused", label="Fused with Autoguidance (atg+gfcg at ATG's cost)", group="gfcg",
+               excludes="gfcg_one_call"),
+        Option("gfcg_window", (0.0, 1.0), window="GFCG window", empty_window=True, param="window"),
+        # w_t below this fraction of w_max counts as 0 (docs/methods.md GFCG step 3)
+        Option("gfcg_threshold", 0.0, Bound(0, 1), param="threshold"),
+        TINY_DECODER,
+        # c_ref and w_t from the previous step, so that every branch runs in one batched call (docs/methods.md GFCG, One call)
+        Option("gfcg_one_call", False, param="one_call", label="One batched call (reference class from the previous step; not with Fused)",
+               group="gfcg"),
+        # the classifier reads x0_hat every n steps of the window; c_ref and w_t hold in between (docs/methods.md GFCG, Interval)
+        Option("gfcg_interval", 1, Bound(1, 50, slider=(1, 10)), param="interval", label="GFCG classifier interval (read x0_hat every n steps)",
+               group="gfcg"),
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from guidance.methods.options import Bound, Configurable, Option
 from guidance.methods.step import StepContext
 from guidance.vp_arithmetic import to_eps_and_x0
 
@@ -36,7 +37,12 @@ def paired_eps(ctx: StepContext, x: Tensor, first: Tensor, second: Tensor) -> tu
     return both.chunk(2)
 
 
-class Predictor:
+# w of CFG or Autoguidance; under a gradient method 1 disables CFG
+CFG_SCALE = Option("cfg_scale", 1.0, Bound(0, 20, slider=(1, 10)), param="scale", label="CFG / guidance scale", step=0.1, info="1: off",
+                   sweep="CFG scale", sweep_values="1.5, 2.5, 4")  # fmt: skip
+
+
+class Predictor(Configurable):
     """The conditional branch alone: D = D(x_t; c)."""
 
     name = "cond"
@@ -55,6 +61,7 @@ class CFG(Predictor):
     """Classifier-free guidance (Ho & Salimans 2022): D = D_u + w (D_c - D_u)."""
 
     name = "cfg"
+    options = (CFG_SCALE,)
 
     def __init__(self, scale: float = 7.5):
         self.scale = scale
@@ -72,6 +79,7 @@ class Autoguidance(Predictor):
     """Autoguidance (Karras et al. 2024): D = D_guide(c) + w (D_c - D_guide(c)), the guide a weaker model."""
 
     name = "atg"
+    options = (CFG_SCALE,)
 
     def __init__(self, scale: float = 2.0):
         self.scale = scale

@@ -1,109 +1,114 @@
-"""Every method option in one place, with the range each value may take (the app's sliders read them too).
+"""Every method option, gathered from the parts that declare them (guidance.methods.options), with what each may take.
 
-`Settings` is checked where it is built: a value out of its range or an unknown name raises
-MethodConfigError naming the value and what is allowed. `LIMITS` also bounds a run's samples, steps,
-seed, eta and strength (guidance.playground.tasks.TaskRequest checks those).
+`PARTS` names the parts a method's name joins with "+" (guidance.methods.build_method). `Settings` has one field per
+option a part declares (and the loop's noise rule); it is checked where it is built: a value out of its range or an
+unknown name raises MethodConfigError naming the value and what is allowed. `LIMITS` (ranges), `NAMES` (choices),
+`WINDOWS` and `SWEEPS` (what a sweep may vary, with its label) are read from the same declarations; `LIMITS` also
+bounds a run's samples, steps, seed, eta and strength (guidance.playground.tasks.TaskRequest checks those).
+`register_method` adds a gradient method with its options to all of them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from guidance.errors import MethodConfigError
-from guidance.methods.figd import FISHER_WEIGHTS
-from guidance.methods.freedom import STEP_RULES
-from guidance.methods.gfcg import SCALE_RULES
-from guidance.schedulers.adapters import NOISE_RULES
+from guidance.methods.base import Guidance
+from guidance.methods.dps import DPS
+from guidance.methods.dsg import DSG
+from guidance.methods.figd import FIGD
+from guidance.methods.freedom import FreeDoM
+from guidance.methods.gfcg import GFCG
+from guidance.methods.options import LOOP_OPTIONS, RUN_OPTIONS, Bound, Configurable, Option, check_window
+from guidance.methods.predictors import CFG, Autoguidance, Predictor
+
+GRADIENT_METHODS: dict[str, type[FreeDoM]] = {"freedom": FreeDoM, "figd": FIGD, "dps": DPS}
+PARTS: dict[str, type[Configurable]] = {"plain": Predictor, "cfg": CFG, "atg": Autoguidance, **GRADIENT_METHODS, "dsg": DSG, "gfcg": GFCG}
+BUILT_IN = frozenset(PARTS)
+
+OPTIONS: dict[str, Option] = {}  # every declared option by name: the loop's, the run's and every part's
+LIMITS: dict[str, Bound] = {}
+NAMES: dict[str, tuple[str, ...]] = {}
+WINDOWS: dict[str, str] = {}
+SWEEPS: dict[str, str] = {}  # a sweepable option's label
+SWEEP_DEFAULTS: dict[str, str] = {}  # its values in the app, to start with
 
 
-@dataclass(frozen=True)
-class Bound:
-    """A number's accepted range [low, high]; `slider` is the narrower range the UI offers (None: the same)."""
-
-    low: float
-    high: float
-    slider: tuple[float, float] | None = None
-
-    @property
-    def shown(self) -> tuple[float, float]:
-        return self.slider or (self.low, self.high)
-
-    def check(self, name: str, value: float) -> None:
-        if not self.low <= value <= self.high:
-            raise MethodConfigError(f"{name} must lie in [{self.low:g}, {self.high:g}], got {value:g}")
-
-
-LIMITS = {
-    "samples": Bound(1, 16, slider=(1, 4)),
-    "steps": Bound(1, 1000, slider=(4, 100)),  # 1000: the training schedule's length
-    "seed": Bound(0, 2**32 - 1),
-    "eta": Bound(0, 1),
-    "strength": Bound(0, 20, slider=(0, 3)),  # a multiplier on each method's preset strength (guidance.playground.tasks)
-    "cfg_scale": Bound(0, 20, slider=(1, 10)),
-    "scale": Bound(0, 100, slider=(0, 2)),  # the constant rule (DPS) takes raw step sizes
-    "repeats": Bound(1, 10, slider=(1, 5)),
-    "dsg_rate": Bound(0, 1),
-    "dsg_interval": Bound(1, 50, slider=(1, 10)),
-    "gfcg_max_scale": Bound(0, 10, slider=(0, 5)),
-    "gfcg_threshold": Bound(0, 1),
-    "gfcg_interval": Bound(1, 50, slider=(1, 10)),
-}
-NAMES = {"noise_rule": NOISE_RULES, "step_rule": STEP_RULES, "fisher_weight": tuple(FISHER_WEIGHTS), "gfcg_rule": SCALE_RULES}
-WINDOWS = {"window": "guidance window", "travel_window": "time-travel window", "gfcg_window": "GFCG window"}
-
-
-def check_window(what: str, window: tuple[float, float], empty_allowed: bool = False) -> None:
-    """0 <= start < end <= 1 (start == end too where an empty window switches the option off)."""
-    start, end = window
-    if not (0 <= start <= end <= 1 and (empty_allowed or start < end)):
-        relation = "<=" if empty_allowed else "<"
-        raise MethodConfigError(f"the {what} must satisfy 0 <= start {relation} end <= 1, got {start:g}..{end:g}")
-
-
-@dataclass(frozen=True)
 class Settings:
-    """Every method option in one place (the app's sliders map onto these fields).
+    """Every method option in one place: a frozen dataclass with a field per declared option (guidance.methods.OPTIONS,
+    each described where its part declares it), the app's sliders mapping onto them.
 
-    cfg_scale: w of CFG or Autoguidance (1 disables CFG for gradient methods).
-    noise_rule: how DDIM's eta sets the sampler's noise, "ddim" or "freedom" (guidance/schedulers/adapters.py: NOISE_RULES).
-    scale, step_rule, window, repeats, travel_window: FreeDoM/FIGD/DPS step size and schedule.
-    fisher_weight: FIGD's w_t profile ("unit", "flat-prior", "gaussian-data"). dsg_rate, dsg_interval: DSG. gfcg_*: GFCG options
-    (gfcg_threshold: w_t below this fraction of gfcg_max_scale counts as 0, docs/methods.md GFCG step 3; gfcg_one_call: c_ref and w_t
-    from the previous step, so that every branch runs in one batched call, docs/methods.md GFCG, One call; gfcg_interval: the classifier
-    reads x0_hat every n steps of the window and its c_ref and w_t hold in between, docs/methods.md GFCG, Interval).
-    tiny_decoder: gradient methods (and GFCG's classifier) decode x0_hat with the backbone's tiny decoder. checkpointing: FreeDoM and DPS
-    recompute the denoiser's activations in the backward pass (less memory; FIGD keeps none anyway).
+    The fields are the declarations of the registered parts: `register_method` redefines them on this same class, so
+    every `from guidance.methods import Settings` sees a new part's options.
     """
 
-    cfg_scale: float = 1.0
-    noise_rule: str = "ddim"
-    scale: float = 1.0
-    step_rule: str = "auto"
-    window: tuple[float, float] = (0.0, 1.0)
-    repeats: int = 1
-    travel_window: tuple[float, float] = (0.0, 1.0)
-    fisher_weight: str = "unit"
-    dsg_rate: float = 0.1
-    dsg_interval: int = 1
-    gfcg_max_scale: float = 2.0
-    gfcg_rule: str = "confusion"
-    gfcg_fused: bool = False
-    gfcg_window: tuple[float, float] = (0.0, 1.0)
-    gfcg_threshold: float = 0.0
-    gfcg_one_call: bool = False
-    gfcg_interval: int = 1
-    tiny_decoder: bool = False
-    checkpointing: bool = False
-
     def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.type == "int":  # a count: 3 or 3.0 (as sliders send it) is 3, never 2.5 silently cut to 2
-                if isinstance(value, bool) or not float(value).is_integer():
-                    raise MethodConfigError(f"{field.name} must be a whole number, got {value!r}")
-                object.__setattr__(self, field.name, value := int(value))
-            if field.name in LIMITS:
-                LIMITS[field.name].check(field.name, value)
-            elif field.name in NAMES and value not in NAMES[field.name]:
-                raise MethodConfigError(f"{field.name} must be one of {NAMES[field.name]}, got {value!r}")
-            elif field.name in WINDOWS:
-                check_window(WINDOWS[field.name], value, empty_allowed=field.name == "gfcg_window")
+        for name, option in OPTIONS.items():
+            if option.setting:
+                object.__setattr__(self, name, option.checked(getattr(self, name)))
+
+
+_GENERATED = ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__", "__match_args__", "__dataclass_fields__",
+              "__dataclass_params__")  # fmt: skip
+
+
+def options_of(methods: Iterable[str]) -> list[Option]:
+    """The options that the parts of `methods` ("figd+dsg", ...) declare, each once, in declaration order; names that are
+    no method (a scheduler's) contribute none."""
+    found: dict[str, Option] = {}
+    for method in methods:
+        for part in method.lower().split("+"):
+            found |= {option.name: option for option in PARTS[part].options} if part in PARTS else {}
+    order = list(OPTIONS)
+    return sorted(found.values(), key=lambda option: order.index(option.name))
+
+
+def _gather() -> None:
+    """OPTIONS, LIMITS, NAMES, WINDOWS and the sweeps from the declarations, and Settings' fields, anew (in place)."""
+    declared: dict[str, Option] = {}
+    for option in (*RUN_OPTIONS, *LOOP_OPTIONS, *(o for part in PARTS.values() for o in part.options)):
+        if declared.setdefault(option.name, option) != option:
+            raise MethodConfigError(f"option {option.name!r} is declared twice, differently")
+    for table in (OPTIONS, LIMITS, NAMES, WINDOWS, SWEEPS, SWEEP_DEFAULTS):
+        table.clear()
+    OPTIONS.update(declared)
+    LIMITS.update({name: o.bound for name, o in declared.items() if o.bound is not None})
+    NAMES.update({name: o.choices for name, o in declared.items() if o.choices is not None})
+    WINDOWS.update({name: o.window for name, o in declared.items() if o.window is not None})
+    SWEEPS.update({name: o.sweep for name, o in declared.items() if o.sweep is not None})
+    SWEEP_DEFAULTS.update({name: o.sweep_values for name, o in declared.items() if o.sweep is not None})
+    settings = [o for o in declared.values() if o.setting]
+    for name in (*_GENERATED, *getattr(Settings, "__dataclass_fields__", {})):
+        if name in Settings.__dict__:
+            delattr(Settings, name)
+    Settings.__annotations__ = {o.name: o.annotation for o in settings}
+    for option in settings:
+        setattr(Settings, option.name, option.default)
+    dataclass(frozen=True)(Settings)
+
+
+def register_method(name: str, cls: type[Guidance]) -> None:
+    """A gradient method (FreeDoM's kind: it takes a predictor, an energy and DSG) under `name`, its declared options
+    joining Settings, LIMITS and the app's widgets. MethodConfigError if the name is taken."""
+    if name in PARTS or "+" in name:
+        raise MethodConfigError(f"a method part named {name!r} exists already (or holds '+')")
+    GRADIENT_METHODS[name] = PARTS[name] = cls
+    try:
+        _gather()
+    except MethodConfigError:
+        unregister_method(name)
+        raise
+
+
+def unregister_method(name: str) -> None:
+    """Undoes register_method (the built-in parts stay)."""
+    if name in BUILT_IN:
+        raise MethodConfigError(f"{name!r} is a built-in part")
+    GRADIENT_METHODS.pop(name, None)
+    PARTS.pop(name, None)
+    _gather()
+
+
+_gather()
+__all__ = ["GRADIENT_METHODS", "LIMITS", "NAMES", "OPTIONS", "PARTS", "SWEEPS", "SWEEP_DEFAULTS", "WINDOWS", "Bound", "Settings",
+           "check_window", "options_of", "register_method", "unregister_method"]  # fmt: skip

@@ -1,5 +1,5 @@
-"""The web app's handlers, for any task (a guidance.playground.tasks.TaskSpec): widget values to a TaskRequest, and a run's
-or a sweep's outcome to the tab's outputs. app.py lays out the page and wires its widgets to `make_run` and
+"""The web app's handlers, for any task (a guidance.playground.tasks.TaskSpec): widget values to a TaskRequest (each of
+the task's inputs parses its own, guidance.playground.tasks.inputs), and a run's or a sweep's outcome to the tab's outputs. app.py lays out the page and wires its widgets to `make_run` and
 `make_sweep`; the work itself is the library's (run_task through guidance.playground.preview.stream_task, guidance.playground.tasks.sweep).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from conditions.images import load_image, to_pil
+from conditions.images import to_pil
 from guidance.errors import (
     DeviceOutOfMemoryError,
     GuidanceError,
@@ -26,13 +26,13 @@ from guidance.errors import (
     SamplingNaNError,
     WeightsUnavailableError,
 )  # fmt: skip
-from guidance.methods import Settings
 from guidance.playground.export import metrics_table, step_figure, strength_text, summarize, write_downloads
 from guidance.playground.preview import Frame, stream_task
 from guidance.playground.space import gpu_seconds, on_gpu
 from guidance.playground.stops import Stops
-from guidance.playground.tasks import SWEEP_VALUES, TaskOutcome, TaskRequest, TaskSpec, parse_values, preset, sweep
+from guidance.playground.tasks import SWEEP_VALUES, TaskOutcome, TaskRequest, TaskSpec, make_request, parse_values, sweep
 from guidance.playground.views import SWEEP_SERIES, sweep_figure, sweep_grid, sweep_summary, trajectory_strip, write_sweep_files
+from guidance.playground.widgets import settings_from
 from guidance.sweep import SweepInputs, sweep_command
 from guidance.sweep.plan import EMBEDDED as EMBEDDED_SOURCE
 from guidance.sweep.plan import setting_pairs
@@ -49,53 +49,17 @@ ERROR_TITLES = {
 # ----------------------------------------------------------------------------- widgets -> request
 
 
-def settings_from(task: str, values: dict[str, Any]) -> Settings:
-    """The task's preset with the sliders' values; Settings checks every one."""
-    overrides: dict[str, Any] = {"cfg_scale": float(values["cfg_scale"])}
-    if "strength" in values:
-        overrides |= {
-            "fisher_weight": values["fisher_weight"], "dsg_interval": float(values["dsg_interval"]),
-            "window": (float(values["window_start"]), float(values["window_end"])), "repeats": float(values["repeats"]),
-            "travel_window": (float(values["travel_start"]), float(values["travel_end"])),
-        }  # fmt: skip
-    if "gfcg_max_scale" in values:
-        overrides |= {"gfcg_max_scale": float(values["gfcg_max_scale"]), "gfcg_rule": values["gfcg_rule"], "gfcg_fused": bool(values["gfcg_fused"]),
-                      "gfcg_one_call": bool(values["gfcg_one_call"]), "gfcg_interval": float(values["gfcg_interval"])}  # fmt: skip
-    if "tiny_decoder" in values:
-        overrides["tiny_decoder"] = bool(values["tiny_decoder"])
-    return preset(task, **overrides)
-
-
-def _image(upload: dict | None, what: str) -> Image.Image:
-    """An uploaded file (gradio's file payload, not preprocessed) read by load_image, which checks it."""
-    if not upload or not upload.get("path"):
-        raise ImageInputError(f"upload {what}")
-    return load_image(upload["path"])
-
-
 def request_from(spec: TaskSpec, values: dict[str, Any]) -> TaskRequest:
     """A TaskRequest from a tab's raw widget values (keyed by API parameter name); the library checks them."""
-    selected = list(values["methods"] or [])
-    by_scheduler = spec.runs_over == "schedulers"
     request: dict[str, Any] = {
         "task": spec.name, "condition": values["condition"] or None, "samples": int(values["samples"]),
-        "steps": int(values["nfe" if by_scheduler else "steps"]), "eta": float(values["eta"]),
-        "seed": int(values["seed"] or 0), "settings": settings_from(spec.name, values),
-        "methods": [values["guidance"]] if by_scheduler else selected,
+        "steps": int(values[spec.runs.steps_key]), "eta": float(values["eta"]),
+        "seed": int(values["seed"] or 0), "settings": settings_from(spec, values),
         "strength": float(values["strength"]) if "strength" in values else None,
     }  # fmt: skip
-    if by_scheduler:
-        request["schedulers"] = selected
-    if "reference" in spec.inputs:
-        request["reference"] = _image(values["reference"], f"a {spec.name} image")
-    if "control_map" in spec.inputs:
-        extra = None if values["extra"] == "none" else values["extra"]
-        request |= {
-            "control_image": _image(values["control_image"], "an image or a control map"), "annotator": values["annotator"],
-            "use_controlnet": bool(values["use_controlnet"]), "edge_energy": bool(values["edge_energy"]), "extra": extra,
-            "reference": _image(values["extra_reference"], f"a {extra} reference") if extra else None,
-        }  # fmt: skip
-    return TaskRequest(**request)
+    for kind in spec.all_inputs:
+        request |= kind.parse(spec, values)
+    return make_request(**request)
 
 
 # ----------------------------------------------------------------------------- outcome -> outputs
@@ -157,7 +121,7 @@ def _warn_if_stopped(outcome: TaskOutcome, requested: int) -> None:
 
 def run_seconds(spec: TaskSpec, values: dict[str, Any], sweep_values: int = 1) -> int:
     """ZeroGPU's hold for a run (or a sweep of `sweep_values` values) of the tab's widget values."""
-    steps = int(values.get("nfe" if spec.runs_over == "schedulers" else "steps", spec.steps))
+    steps = int(values.get(spec.runs.steps_key, spec.steps))
     runs = len(values.get("methods") or spec.selected)
     return gpu_seconds(steps, int(values.get("samples", 1)), runs, sweep_values)
 
@@ -205,20 +169,14 @@ def world_options(worlds: WorldRegistry, backbone: str) -> dict[str, str | None]
 
 
 def sweep_inputs(spec: TaskSpec, request: TaskRequest, values: dict[str, Any], world: dict[str, str | None]) -> SweepInputs:
-    """The tab's inputs as the sweep command takes them: its request's settings, and its uploads by file path."""
-    path = lambda name: (values.get(name) or {}).get("path")  # noqa: E731  (uploads arrive as gradio file payloads)
+    """The tab's inputs as the sweep command takes them: its request's settings, and what each of the task's inputs
+    gives (its uploads by file path)."""
     fields: dict[str, Any] = {
         **world, "task": spec.name, "steps": request.steps, "eta": request.eta, "condition": request.condition or "",
         "strength": request.strength, "settings": setting_pairs(spec.name, request.settings),
     }  # fmt: skip
-    if spec.runs_over == "schedulers":
-        fields["guidance"] = request.methods[0]
-    if "reference" in spec.inputs:
-        fields["reference"] = path("reference")
-    if "control_map" in spec.inputs:
-        fields |= {"control_map": path("control_image"), "annotator": request.annotator, "controlnet": request.use_controlnet,
-                   "edge_energy": request.edge_energy, "extra": request.extra,
-                   "reference": path("extra_reference") if request.extra else None}  # fmt: skip
+    for kind in spec.all_inputs:
+        fields |= kind.sweep_fields(request, values)
     return SweepInputs(**fields)
 
 
@@ -229,7 +187,7 @@ def sweep_command_of(spec: TaskSpec, worlds: WorldRegistry, values: dict[str, An
     backbone, setting, text = values.pop("backbone"), values.pop("sweep_setting"), values.pop("sweep_values")
     seeds = int(values.pop("sweep_seeds", 1))
     request = request_from(spec, values)
-    methods = request.schedulers if spec.runs_over == "schedulers" else request.methods
+    methods = spec.runs.selected(request)
     inputs = sweep_inputs(spec, request, values, world_options(worlds, backbone))
     return sweep_command(inputs, setting, text.replace(" ", ""), tuple(methods), range(request.seed, request.seed + seeds), f"runs/sweep-{spec.name}")
 

@@ -2,34 +2,32 @@
 every bound checked before anything runs."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from conditions.images import load_image
 from guidance.errors import MethodConfigError
 from guidance.methods import LIMITS, Settings, build_method
 from guidance.playground.tasks import (
-    EXTRAS,
-    GUIDED_BASES,
     TaskRequest,
     check_sweep,
+    make_request,
     method_settings,
     parse_values,
     preset,
+    run_eta,
+    runs_of,
     spec,
     sweep_request,
 )
+from guidance.playground.tasks.run import STRENGTH_SETTINGS
 from guidance.schedulers.adapters import check_noise_rule
 from guidance.worlds import World
 
 MAX_CELLS = 4096  # cells per run unless --max-cells says more
 GRID_SEEDS = 4  # grid.png shows the first seeds of the plan
 EMBEDDED = "embedded"
-STOCHASTIC = ("ddim", "ddpm")  # the schedulers that take DDIM's eta
 
 
 @dataclass(frozen=True)
@@ -102,8 +100,7 @@ class SweepPlan:
     def cell_request(self, cell: Cell) -> TaskRequest:
         """The request of one cell: one sample of one method (or solver) at its value, from its seed."""
         request = sweep_request(self.request, self.setting, cell.value)
-        runs = {"schedulers": [cell.method]} if spec(request.task).runs_over == "schedulers" else {"methods": [cell.method]}
-        return replace(request, samples=1, seed=cell.seed, **runs)
+        return replace(request, samples=1, seed=cell.seed, **spec(request.task).runs.single(cell.method))
 
     def config(self) -> dict:
         """What decides every cell besides its method, value and seed, JSON-ready (the swept setting left out)."""
@@ -112,7 +109,7 @@ class SweepPlan:
                  "strength": request.strength, "settings": asdict(request.settings)}  # fmt: skip
         fixed.pop(self.setting, None)
         fixed["settings"].pop(self.setting, None)
-        if self.setting in ("scale", "dsg_rate"):  # a shared k or rate replaces the per-method strengths
+        if self.setting in STRENGTH_SETTINGS:  # a shared k or rate replaces the per-method strengths
             fixed.pop("strength")
         return json.loads(json.dumps({"task": request.task, "setting": self.setting, **fixed, "inputs": self.inputs}))
 
@@ -229,14 +226,6 @@ def _text(value: Any) -> str:
 # ----------------------------------------------------------------------------- the base request
 
 
-def file_input(path: str | Path) -> dict:
-    """A file as the plan records it: its path and the SHA-256 of its bytes."""
-    path = Path(path)
-    if not path.is_file():
-        raise MethodConfigError(f"no such file: {path}")
-    return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-
-
 def base_request(inputs: SweepInputs, class_names: tuple[str, ...] = ()) -> tuple[TaskRequest, dict]:
     """The request every cell starts from, and the inputs as the plan records them.
 
@@ -249,54 +238,19 @@ def base_request(inputs: SweepInputs, class_names: tuple[str, ...] = ()) -> tupl
         (request, recorded inputs): files by path and hash, and every other input as given.
     """
     task = spec(inputs.task)
-    first = dict(zip(task.example_fields, task.examples[0]))
+    first = task.first
+    # the given condition, else the task's: its example's (embedded), its prompt or first class (Stable Diffusion)
+    condition = inputs.condition if inputs.condition is not None else task.conditioning.default(task, first, class_names)
     request: dict[str, Any] = {
-        "task": task.name, "methods": list(task.selected), "condition": _condition(inputs, first, class_names) or None,
-        "steps": inputs.steps or int(first.get("nfe", task.steps)), "eta": task.eta if inputs.eta is None else inputs.eta,
+        "task": task.name, "methods": list(task.selected), "condition": condition or None,
+        "steps": inputs.steps or int(first.get(task.runs.steps_key, task.steps)), "eta": task.eta if inputs.eta is None else inputs.eta,
         "settings": parse_settings(task.name, inputs.settings), "strength": inputs.strength,
     }  # fmt: skip
     recorded: dict[str, Any] = {"world": inputs.world}
     recorded |= {name: getattr(inputs, name) for name in ("controlnet_model", "tiny_vae") if getattr(inputs, name) is not None}
-    if task.runs_over == "schedulers":
-        if inputs.guidance not in GUIDED_BASES:
-            raise MethodConfigError(f"--guidance is one of {', '.join(GUIDED_BASES)}, got {inputs.guidance!r}")
-        request["methods"], recorded["guidance"] = [inputs.guidance], inputs.guidance
-    if "reference" in task.inputs:
-        reference = inputs.reference or first["reference"]
-        recorded["reference"] = file_input(reference)
-        request["reference"] = load_image(reference)
-    if "control_map" in task.inputs:
-        request |= _control(inputs, first, recorded)
-    return TaskRequest(**request), recorded
-
-
-def _condition(inputs: SweepInputs, first: dict, class_names: tuple[str, ...]) -> str:
-    """The given condition, else the task's: its example's (embedded), its prompt or first class (Stable Diffusion)."""
-    if inputs.condition is not None:
-        return inputs.condition
-    task = spec(inputs.task)
-    if not class_names:
-        return first.get("condition", task.condition)
-    return class_names[0] if task.by_class else task.sd_prompt
-
-
-def _control(inputs: SweepInputs, first: dict, recorded: dict) -> dict[str, Any]:
-    """The control task's fields: the map (a given one is a ready map unless an annotator is named), ControlNet,
-    edge energy, and a face or style on top with its reference."""
-    source = inputs.control_map or first["control_image"]
-    annotator = inputs.annotator or ("none" if inputs.control_map else first["annotator"])
-    if inputs.extra is not None and inputs.extra not in EXTRAS:
-        raise MethodConfigError(f"--extra is one of {', '.join(EXTRAS)}, got {inputs.extra!r}")
-    if inputs.extra and not inputs.reference:
-        raise MethodConfigError(f"--extra {inputs.extra} needs --reference")
-    recorded |= {"control_map": file_input(source), "annotator": annotator, "controlnet": inputs.controlnet,
-                 "edge_energy": inputs.edge_energy, "extra": inputs.extra}  # fmt: skip
-    fields = {"control_image": load_image(source), "annotator": annotator, "use_controlnet": inputs.controlnet,
-              "edge_energy": inputs.edge_energy, "extra": inputs.extra}  # fmt: skip
-    if inputs.extra:
-        recorded["reference"] = file_input(inputs.reference)
-        fields["reference"] = load_image(inputs.reference)
-    return fields
+    for kind in task.all_inputs:  # each of the task's inputs from the command line (its files recorded by hash)
+        request |= kind.from_sweep(task, inputs, first, recorded)
+    return make_request(**request), recorded
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -347,10 +301,9 @@ def check_plan(world: World, plan: SweepPlan) -> None:
     for method in plan.methods:
         for value in plan.values:
             request = plan.cell_request(Cell(method, value, plan.seeds[0]))
-            name = request.methods[0]
-            scheduler = request.schedulers[0] if spec(request.task).runs_over == "schedulers" else request.scheduler
+            (_, name, scheduler), = runs_of(request)
             settings = method_settings(request, name)
-            eta = request.eta if scheduler in STOCHASTIC else 0.0
+            eta = run_eta(request, scheduler)
             build_method(name, settings, world.classifier).check(scheduler, eta)
             check_noise_rule(settings.noise_rule, scheduler, eta)
 
@@ -378,8 +331,7 @@ def sweep_command(inputs: SweepInputs, setting: str, values_text: str, methods: 
                         ("--annotator", inputs.annotator), ("--extra", inputs.extra)):  # fmt: skip
         if value is not None:
             words += [flag, _text(value)]
-    if spec(inputs.task).runs_over == "schedulers":
-        words += ["--guidance", inputs.guidance]
+    words += spec(inputs.task).runs.command_words(inputs)
     if inputs.strength != 1.0:
         words += ["--strength", "none" if inputs.strength is None else _text(inputs.strength)]
     words += [] if inputs.controlnet else ["--no-controlnet"]

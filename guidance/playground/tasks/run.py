@@ -1,0 +1,90 @@
+"""`run_task`, which runs one request: every requested method (or solver) from the same seed."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from PIL import Image
+from torch import Tensor
+
+from guidance.backbone import Control
+from guidance.energy import Energy
+from guidance.errors import MethodConfigError
+from guidance.methods import Settings, build_method
+from guidance.playground.tasks.spec import TaskOutcome, TaskRequest, spec
+from guidance.sampling import StepRecord, sample
+from guidance.worlds import World
+
+STRENGTH_SETTINGS = ("scale", "dsg_rate")  # what a method's strength sets (strength_setting)
+
+
+def build_energy(world: World, request: TaskRequest) -> tuple[Energy, Control | None, dict[str, Image.Image]]:
+    """The task's energy, the ControlNet input, and pictures of what was used."""
+    artefacts: dict[str, Image.Image] = {}
+    energy, control = spec(request.task).energy(world, request, artefacts)
+    return energy, control, artefacts
+
+
+def runs_of(request: TaskRequest) -> list[tuple[str, str, str]]:
+    """(label, method, scheduler) of each run: every method, or every scheduler with the one method (TaskSpec.runs)."""
+    return spec(request.task).runs.runs(request)
+
+
+def strength_setting(method: str) -> str:
+    """The setting that sets a method's strength: the DSG rate under DSG (k then only weighs terms), else k."""
+    return "dsg_rate" if "dsg" in method.split("+") else "scale"
+
+
+def request_settings(request: TaskRequest) -> Settings:
+    """The request's settings; without a condition there is nothing for CFG to contrast."""
+    return request.settings if request.condition is not None else replace(request.settings, cfg_scale=1.0)
+
+
+def method_settings(request: TaskRequest, method: str) -> Settings:
+    """The settings `method` runs with: the request's, at the method's preset strength times `request.strength`
+    where both are given; Settings checks the product."""
+    settings, own = request_settings(request), spec(request.task).strengths.get(method)
+    if request.strength is None or own is None:
+        return settings
+    return replace(settings, **{strength_setting(method): own * request.strength})
+
+
+def run_eta(request: TaskRequest, scheduler: str) -> float:
+    """DDIM's eta where the scheduler takes one, else 0."""
+    return request.eta if scheduler in ("ddim", "ddpm") else 0.0
+
+
+def run_task(
+    world: World,
+    request: TaskRequest,
+    progress: Callable[[int, int, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_step: Callable[[str, StepRecord, Tensor | None], None] | None = None,
+) -> TaskOutcome:
+    """Runs every requested method (or scheduler) from the same seed.
+
+    `progress(done, total, label)` counts steps over all runs and names the run in progress. `on_step(label, record,
+    x0_hat)` sees every step, with x0_hat (latents, decoded after the run into the trajectory) at `request.snapshots`
+    evenly spaced steps and None elsewhere.
+    """
+    energy, control, artefacts = build_energy(world, request)
+    conditions = [request.condition] * request.samples
+    runs = runs_of(request)
+    if not runs:
+        raise MethodConfigError("select at least one method")
+    total, results = len(runs) * request.steps, []
+    for number, (label, method_name, scheduler) in enumerate(runs):
+        settings = method_settings(request, method_name)
+        method = build_method(method_name, settings, world.classifier)
+        tick = None if progress is None else (lambda i, n, k=number, name=label: progress(k * request.steps + i, total, name))
+        hook = None if on_step is None else (lambda record, picture, name=label: on_step(name, record, picture))
+        result = sample(
+            world.backbone, method, conditions, steps=request.steps, scheduler=scheduler,
+            eta=run_eta(request, scheduler), noise_rule=settings.noise_rule, seed=request.seed,
+            energy=energy, control=control, progress=tick, should_stop=should_stop,
+            snapshots=request.snapshots, on_step=hook,
+        )  # fmt: skip
+        results.append((label, result))
+        if result.cancelled:
+            break
+    return TaskOutcome(results, artefacts)

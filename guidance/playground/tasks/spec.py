@@ -1,0 +1,199 @@
+"""A task, declared once (TaskSpec), one run's inputs (TaskRequest), and the tasks by name.
+
+A task is registered where it is declared (`register_task`, guidance/playground/tasks/catalog.py for the shipped
+ones); `spec(name)` finds it, and a TaskRequest names one.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from PIL import Image
+
+from guidance.backbone import Control
+from guidance.energy import Energy
+from guidance.errors import MethodConfigError
+from guidance.methods import LIMITS, Option, Settings, options_of
+from guidance.playground.tasks.inputs import METHOD_LIST, PROMPT, ClassCondition, MethodList, Prompt, TaskInput
+from guidance.sampling import SamplingResult
+from guidance.worlds import World
+
+# What the sweep of an energy task may vary (TaskSpec.sweeps; the labels: guidance.methods.settings.SWEEPS)
+ENERGY_SWEEPS = ("strength", "scale", "dsg_rate", "cfg_scale", "fisher_weight", "steps", "eta")
+RUN_FIELDS = ("samples", "steps", "seed", "eta", "strength")  # checked against guidance.methods.LIMITS
+
+
+@dataclass
+class TaskRequest:
+    """One run's inputs. `condition` is a prompt or class name (None: unconditional).
+
+    `strength` None: every method runs at `settings` as given (one shared k and DSG rate). A number: each method with a
+    preset strength on the task (TaskSpec.strengths) runs at that strength times this multiplier; 1 is the presets.
+    samples, steps, seed, eta and strength are checked against guidance.methods.LIMITS when the request is built.
+    The task's inputs (TaskSpec.inputs) fill `reference` ... `schedulers`; `values` holds those of other kinds by name.
+    """
+
+    task: str
+    methods: list[str]
+    condition: str | None = None
+    samples: int = 1
+    steps: int = 25
+    scheduler: str = "ddim"
+    eta: float = 0.0
+    seed: int = 0
+    settings: Settings = field(default_factory=Settings)
+    reference: Image.Image | None = None  # the face or style image
+    control_image: Image.Image | None = None  # an image to annotate, or a ready map
+    annotator: str = "canny"  # "none": control_image is already a map
+    use_controlnet: bool = True
+    edge_energy: bool = True
+    extra: str | None = None  # "face" or "style" on top of a control map, with `reference`
+    schedulers: list[str] = field(default_factory=lambda: ["ddim", "dpmsolver++", "unipc", "evodiff"])
+    snapshots: int = 0  # x0_hat decoded at this many evenly spaced steps: the live preview and the trajectory
+    strength: float | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        spec(self.task)
+        for name in RUN_FIELDS:
+            if getattr(self, name) is not None:
+                LIMITS[name].check(name, getattr(self, name))
+
+
+def make_request(**given: Any) -> TaskRequest:
+    """A TaskRequest from fields that task inputs gave: those that are not TaskRequest's go to `values`."""
+    known = {f.name for f in fields(TaskRequest)}
+    values = {name: given.pop(name) for name in list(given) if name not in known}
+    return TaskRequest(**given, values={**given.pop("values", {}), **values})
+
+
+@dataclass
+class TaskOutcome:
+    """Results in run order, and what was used: the face crop, the control map."""
+
+    results: list[tuple[str, SamplingResult]]
+    artefacts: dict[str, Image.Image] = field(default_factory=dict)
+
+
+EnergyBuilder = Callable[[World, TaskRequest, dict[str, Image.Image]], tuple[Energy, Control | None]]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task, declared once: what it takes, what it offers and selects, its preset, energy and examples.
+
+    inputs: the kinds of input it takes (guidance.playground.tasks.inputs: ReferenceImage, ControlMap, ClassCondition,
+    SchedulerList, or a new TaskInput); each builds its widgets, parses their values and feeds the sweep command.
+    examples: rows of values for `example_fields`, the first row being every input's default.
+    strengths: each guided method's own preset strength, chosen by the presets suite (docs/methods.md, Presets):
+    its k, or its DSG rate for a "+dsg" method (`strength_setting`); a request's `strength` multiplies them.
+    """
+
+    name: str
+    title: str
+    intro: str
+    inputs: tuple[TaskInput, ...]
+    choices: tuple[str, ...]
+    selected: tuple[str, ...]
+    choices_label: str
+    preset: Settings
+    energy: EnergyBuilder
+    example_fields: tuple[str, ...]
+    examples: tuple[tuple[Any, ...], ...]
+    metric_label: str
+    condition: str = ""  # the embedded world's default class ("" is unconditional)
+    sd_prompt: str = ""  # the default prompt on Stable Diffusion (tasks by class offer its class names)
+    steps: int = 20
+    eta: float = 0.0
+    benchmark: str | None = None  # the guidance.bench suite whose committed plots the app shows
+    sweeps: tuple[str, ...] = ENERGY_SWEEPS  # the settings its sweep may vary (keys of SWEEP_SETTINGS), the first shown
+    strengths: dict[str, float] = field(default_factory=dict)
+
+    def _role(self, role: str, default: TaskInput) -> TaskInput:
+        return next((kind for kind in self.inputs if kind.role == role), default)
+
+    @property
+    def conditioning(self) -> Prompt:
+        """The input that is its condition: a prompt or class by default, ClassCondition where listed."""
+        return self._role("condition", PROMPT)
+
+    @property
+    def runs(self) -> MethodList:
+        """What a request runs over: its methods by default, every solver where SchedulerList is listed."""
+        return self._role("runs", METHOD_LIST)
+
+    @property
+    def all_inputs(self) -> tuple[TaskInput, ...]:
+        """Its inputs with the roles' defaults where it lists none."""
+        defaults = [kind for kind in (PROMPT, METHOD_LIST) if not any(i.role == kind.role for i in self.inputs)]
+        return (*self.inputs, *defaults)
+
+    @property
+    def first(self) -> dict[str, Any]:
+        """The first example as a dict: every input's default."""
+        return dict(zip(self.example_fields, self.examples[0]))
+
+    @property
+    def by_class(self) -> bool:
+        return isinstance(self.conditioning, ClassCondition)
+
+    @property
+    def runs_over(self) -> str:
+        """"methods", or "schedulers" (every selected solver with one method)."""
+        return self.runs.over
+
+    @property
+    def options(self) -> list[Option]:
+        """The method options its methods' parts declare (guidance.methods.options), each once."""
+        return options_of(self.runs.method_names(self))
+
+
+# ----------------------------------------------------------------------------- the tasks by name
+
+SPECS: list[TaskSpec] = []
+TASKS: list[str] = []
+PRESETS: dict[str, Settings] = {}
+TASK_SWEEPS: dict[str, tuple[str, ...]] = {}
+
+
+def register_task(task: TaskSpec) -> TaskSpec:
+    """Adds a task to SPECS (the app's tabs), TASKS, PRESETS and TASK_SWEEPS; MethodConfigError if its name is taken."""
+    if task.name in TASKS:
+        raise MethodConfigError(f"a task named {task.name!r} exists already")
+    SPECS.append(task)
+    TASKS.append(task.name)
+    PRESETS[task.name], TASK_SWEEPS[task.name] = task.preset, task.sweeps
+    return task
+
+
+def unregister_task(name: str) -> None:
+    """Undoes register_task."""
+    SPECS[:] = [task for task in SPECS if task.name != name]
+    TASKS[:] = [task.name for task in SPECS]
+    PRESETS.pop(name, None)
+    TASK_SWEEPS.pop(name, None)
+
+
+@contextmanager
+def registered(task: TaskSpec) -> Iterator[TaskSpec]:
+    """The task registered for the block's duration (a test's, a notebook's)."""
+    register_task(task)
+    try:
+        yield task
+    finally:
+        unregister_task(task.name)
+
+
+def spec(task: str) -> TaskSpec:
+    """The task's spec; MethodConfigError naming the known tasks otherwise."""
+    for candidate in SPECS:
+        if candidate.name == task:
+            return candidate
+    raise MethodConfigError(f"unknown task {task!r}; known: {tuple(TASKS)}")
+
+
+def preset(task: str, **overrides) -> Settings:
+    """The task's preset with `overrides`; every value is checked (guidance.methods.Settings)."""
+    return replace(spec(task).preset, **overrides)
