@@ -183,6 +183,6 @@ def test_a_declared_option_has_its_slider_in_the_tab_of_a_task_offering_the_meth
         assert request.settings.toy_gain == 1.5
         with pytest.raises(MethodConfigError, match="toy_gain must lie in"):
             request_from(task, tab_values(task, toy_gain=9))
-        options = dict((label, result.options) for label, result in run_task(world, replace(request, methods=["toy"])).results)
+        options = {label: result.options for label, result in run_task(world, replace(request, methods=["toy"])).results}
         assert options["toy"]["toy_gain"] == 1.5
     assert not any(task.name == "brightness" for task in SPECS)
