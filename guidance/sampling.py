@@ -1,14 +1,16 @@
 """One sampling loop for every method and scheduler, with per-step records.
 
-`sample` drives a diffusers scheduler; the method plugs in through `predict` and `update`
-(guidance/methods/base.py). Each step records its wall time (CUDA-synchronised), its denoiser
-evaluations and the energy of the current clean estimate.
+`sample` reads one guided step top-down, numbered as docs/methods.md, "Sampling loop": (1) the method predicts,
+(2) the scheduler gives the unguided mean and sigma_t, (3) the method updates, (4) time travel repeats; (5) a
+`Recorder` keeps the measurements (wall and CPU time, CUDA-synchronised; denoiser evaluations; the energy of the
+current clean estimate; snapshots; peak memory) out of the math.
 """
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from torch import Tensor
 from guidance.backbone import Backbone, Condition, Control
 from guidance.energy import Energy
 from guidance.errors import DeviceOutOfMemoryError, MethodConfigError, SamplingNaNError
-from guidance.methods import Guidance, StepContext
+from guidance.methods import Guidance, Prediction, StepContext
 from guidance.schedulers.adapters import STATELESS, check_noise_rule, ddim_eta, make_scheduler, mean_and_sigma, previous_alpha
 from guidance.vp_arithmetic import renoise
 
@@ -206,15 +208,31 @@ def sample(
 ) -> SamplingResult:
     """Sample one image per condition with `method`; reproducible for a seed on a device.
 
-    At `snapshots` evenly spaced steps x0_hat is kept (and passed to `on_step`, which sees every step's record, with
-    None elsewhere); after the run they are decoded together into `result.trajectory`, outside the timed steps.
-
-    `eta` sets the noise of DDIM's step by `noise_rule` (guidance/schedulers/adapters.py: NOISE_RULES): "ddim" is DDIM's own
-    eta, "freedom" FreeDoM's face sampler, sigma_t = eta sqrt(1 - a_prev) (docs/methods.md, Sampling loop step 2).
-
     The method and the energy are reset first (`Guidance.reset`, `Energy.reset`), so a run does not depend on what
     ran before it with the same objects: the same inputs give the same images and figures.
+
+    Args:
+        backbone: the denoiser, its decoder and its scheduler config.
+        method: the guidance method (guidance.methods.build_method).
+        conditions: one prompt or class name per sample; None is the null condition.
+        steps: sampling steps.
+        scheduler: a name of guidance/schedulers/adapters.py: SCHEDULERS.
+        eta: the noise of DDIM's step, read by `noise_rule`.
+        noise_rule: how eta sets sigma_t (guidance/schedulers/adapters.py: NOISE_RULES): "ddim" is DDIM's own eta,
+            "freedom" FreeDoM's face sampler, sigma_t = eta sqrt(1 - a_prev) (docs/methods.md, Sampling loop step 2).
+        seed: seeds x_T and every noise draw (a CPU generator).
+        energy: what guides the method's terms and what each step and the final images are measured with.
+        control: the ControlNet's input, if any.
+        progress: called with (steps done, steps) after each step.
+        should_stop: asked before each step; True ends the run there, with the last x0_hat as its images.
+        snapshots: x0_hat is kept at this many evenly spaced steps and decoded after the run, outside the timed
+            steps, into `result.trajectory`.
+        on_step: called with each step's record and, at snapshot steps, its x0_hat latent (None elsewhere).
+
+    Returns:
+        The images in [-1, 1] with the run's per-step records, totals and final figures.
     """
+    # Set up: check, start the method and the energy afresh, the scheduler's grid, x_T and the embeddings.
     if method.uses_energy and energy is None:
         raise MethodConfigError(f"{method.name} needs an energy (a face, style or control-map condition)")
     method.check(scheduler, eta)
@@ -224,95 +242,175 @@ def sample(
         energy.reset()
     sched = make_scheduler(scheduler, backbone.scheduler_config)
     sched.set_timesteps(steps, device=backbone.device)
+    alphas = tuple(backbone.alpha(t) for t in sched.timesteps)
     generator = torch.Generator().manual_seed(seed)
     conditions = list(conditions)
     x = backbone.initial_noise(len(conditions), generator) * sched.init_noise_sigma
     embeddings, null_embeddings = backbone.embed(conditions), backbone.embed([None] * len(conditions))
-    backbone.evaluations = 0
+
+    def draw() -> Tensor:  # z ~ N(0, I), drawn on the CPU so that a seed gives the same noise on every device
+        return torch.randn(x.shape, generator=generator).to(backbone.device)
+
     options = {**method.describe(), "noise_rule": noise_rule}
-    result = SamplingResult(images=torch.empty(0), method=method.name, scheduler=scheduler, options=options)
-    alphas = tuple(backbone.alpha(t) for t in sched.timesteps)
-    x0, snapshot_at = x, snapshot_indices(steps, snapshots)
-    try:
-        with PeakMemory(backbone.device) as memory:
-            for index, t in enumerate(sched.timesteps):
-                if should_stop is not None and should_stop():
-                    result.cancelled = True
-                    break
-                ctx = StepContext(
-                    backbone, x, t, index, steps, backbone.alpha(t), previous_alpha(sched, index),
-                    conditions, embeddings, null_embeddings, control, energy, alphas,
-                )  # fmt: skip
-                x, x0, record = _timed_step(sched, method, ctx, ddim_eta(noise_rule, eta, ctx.a_t, ctx.a_prev), generator)
-                record.energy = record.energy or track_energy(energy, backbone, x0)
-                result.steps.append(record)
-                snapshot = x0.detach() if index in snapshot_at else None
-                if snapshot is not None:
-                    result.trajectory.append((index, snapshot))
-                if on_step is not None:
-                    on_step(record, snapshot)
-                if progress is not None:
-                    progress(index + 1, steps)
-    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
-        if not _out_of_memory(error):
-            raise
-        raise DeviceOutOfMemoryError(
-            f"out of memory on {backbone.device} after {len(result.steps)} steps; try fewer samples or a smaller size"
-        ) from error
-    result.peak_mem_mb = memory.peak_mb
-    return _finish(result, backbone, x0 if result.cancelled else x, energy)
+    recorder = Recorder(backbone, energy, steps, snapshots, on_step, progress)
+    x0, cancelled = x, False
+    with recorder.run():  # each step below, numbered as docs/methods.md, "Sampling loop"
+        for index, t in enumerate(sched.timesteps):
+            if should_stop is not None and should_stop():
+                cancelled = True
+                break
+            ctx = StepContext(
+                backbone, x, t, index, steps, backbone.alpha(t), previous_alpha(sched, index),
+                conditions, embeddings, null_embeddings, control, energy, alphas,
+            )  # fmt: skip
+            eta_t = ddim_eta(noise_rule, eta, ctx.a_t, ctx.a_prev)  # the noise rule's sigma_t as DDIM's eta
+            repeats = method.repeats(ctx)
+            if repeats > 1 and not isinstance(sched, STATELESS):
+                raise MethodConfigError("time travel repeats a step: use DDIM or DDPM, not a multistep solver")
+            with recorder.timed(ctx) as record:
+                for repeat in range(repeats):
+                    # 1. The guided noise estimate and x0_hat; where the method guides, rho g and the energy.
+                    pred = method.predict(ctx)
+                    # 2. The scheduler's unguided mean of x_{t-1} and its noise std sigma_t (DDIM: its formula).
+                    mean, sigma = mean_and_sigma(sched, pred.model_output, t, ctx.x, eta_t, generator)
+                    # 3. The guided update: mean + sigma_t z - rho g (plain: mean + sigma_t z; DSG: its step on the sphere).
+                    x = method.update(ctx, pred, mean, sigma, draw())
+                    # 4. Time travel (FreeDoM step 6): back from t-1 to t, and steps 1-3 again.
+                    if repeat + 1 < repeats:
+                        ctx.x = renoise(x, ctx.a_t, ctx.a_prev, draw())
+            if not torch.isfinite(x).all():
+                raise SamplingNaNError(
+                    f"{method.name} produced NaN/inf at step {index} (t={int(t)}); lower the guidance scale or step size"
+                )
+            x0 = pred.x0
+            # 5. The records: the energy of x0_hat, a snapshot, on_step and progress.
+            recorder.record(record, pred)
+    return recorder.result(x0 if cancelled else x, method.name, scheduler, options, cancelled)
 
 
-def _finish(result: SamplingResult, backbone: Backbone, final: Tensor, energy: Energy | None) -> SamplingResult:
-    """Totals, the decoded images (the last clean estimate if cancelled) and the final energy and metric, measured on
-    those images alone (the energy is reset first, so a face energy detects the face in them)."""
-    result.seconds = sum(s.seconds for s in result.steps)
-    result.nfe = backbone.evaluations / final.shape[0]
-    with torch.no_grad():
-        synchronize(backbone.device)
-        start = time.perf_counter()
-        result.images = decode_estimate(backbone, final)
-        result.decode_seconds = time.perf_counter() - start
-        if result.trajectory:  # one decode for every snapshot
-            pixels = decode_estimate(backbone, torch.cat([x0 for _, x0 in result.trajectory])).split(final.shape[0])
-            result.trajectory = [(index, images) for (index, _), images in zip(result.trajectory, pixels)]
-        if energy is not None:
-            images = result.images.to(backbone.device)
-            energy.reset()
-            result.final_energy = energy(images).float().cpu().tolist()
-            result.metric = energy.metric(images).float().cpu().tolist()
-            result.metric_name = energy.metric_name
-            result.extra_metrics = {name: values.float().cpu().tolist() for name, values in energy.extra_metrics(images).items()}
-    return result
+class Recorder:
+    """What a run measures, kept out of the loop's math.
+
+    Per step: its wall and CPU seconds between CUDA-synchronised clocks, its denoiser evaluations per sample and the
+    energy of its x0_hat (`timed`, `record`); x0_hat at snapshot steps; over the loop, the peak memory (`run`); after
+    it, the decoded images and the final energy and metric (`result`).
+
+    Args:
+        backbone: the world's backbone; its `evaluations` counter gives the NFE.
+        energy: the energy each step's x0_hat and the final images are measured with (None: none).
+        steps: the run's step count.
+        snapshots: how many evenly spaced steps keep x0_hat (`snapshot_indices`).
+        on_step: called with each step's record and its x0_hat at snapshot steps (None elsewhere).
+        progress: called with (steps done, steps) after each step.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        energy: Energy | None,
+        steps: int,
+        snapshots: int = 0,
+        on_step: StepHook | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ):
+        self.backbone, self.energy, self.steps, self.on_step, self.progress = backbone, energy, steps, on_step, progress
+        self.snapshot_at = snapshot_indices(steps, snapshots)
+        self.records: list[StepRecord] = []
+        self.trajectory: list[tuple[int, Tensor]] = []  # (step index, x0_hat latent) until `result` decodes them
+        self.peak_mb = 0.0
+
+    @contextmanager
+    def run(self) -> Iterator[None]:
+        """The sampling loop: counts its denoiser evaluations from 0 and its peak memory; an allocator failure inside
+        it becomes DeviceOutOfMemoryError."""
+        self.backbone.evaluations = 0
+        try:
+            with PeakMemory(self.backbone.device) as memory:
+                yield
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
+            if not _out_of_memory(error):
+                raise
+            raise DeviceOutOfMemoryError(
+                f"out of memory on {self.backbone.device} after {len(self.records)} steps; try fewer samples or a smaller size"
+            ) from error
+        self.peak_mb = memory.peak_mb
+
+    @contextmanager
+    def timed(self, ctx: StepContext) -> Iterator[StepRecord]:
+        """Times the block, one step with its time-travel repeats.
+
+        Args:
+            ctx: the step's context (its index, timestep and batch).
+
+        Returns:
+            The step's record: seconds, CPU seconds and NFE filled in when the block ends.
+        """
+        record = StepRecord(ctx.index, int(ctx.t), 0.0, 0.0)
+        before, device = self.backbone.evaluations, self.backbone.device
+        synchronize(device)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        yield record
+        synchronize(device)
+        record.seconds, record.cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+        record.nfe = (self.backbone.evaluations - before) / ctx.x.shape[0]
+
+    def record(self, record: StepRecord, pred: Prediction) -> None:
+        """Keeps a timed step's record with the energy of its x0_hat (the method's where it computed it, else measured
+        here), and x0_hat at snapshot steps; then calls on_step and progress.
+
+        Args:
+            record: the step's record from `timed`.
+            pred: the step's (last) prediction.
+        """
+        energy = None if pred.energy is None else pred.energy.float().cpu().tolist()
+        record.energy = energy or track_energy(self.energy, self.backbone, pred.x0)
+        self.records.append(record)
+        snapshot = pred.x0.detach() if record.index in self.snapshot_at else None
+        if snapshot is not None:
+            self.trajectory.append((record.index, snapshot))
+        if self.on_step is not None:
+            self.on_step(record, snapshot)
+        if self.progress is not None:
+            self.progress(record.index + 1, self.steps)
+
+    def result(self, final: Tensor, method: str, scheduler: str, options: dict, cancelled: bool) -> SamplingResult:
+        """The run's result: totals, the decoded images and snapshots, and the final energy and metric, measured on
+        those images alone (the energy is reset first, so a face energy detects the face in them).
+
+        Args:
+            final: the latents to decode (x_0, or the last x0_hat of a cancelled run).
+            method: the method's name.
+            scheduler: the scheduler's name.
+            options: the method's options, for reports.
+            cancelled: whether the run stopped early.
+
+        Returns:
+            The SamplingResult.
+        """
+        backbone, energy = self.backbone, self.energy
+        result = SamplingResult(
+            images=torch.empty(0), method=method, scheduler=scheduler, steps=self.records,
+            seconds=sum(s.seconds for s in self.records), nfe=backbone.evaluations / final.shape[0],
+            peak_mem_mb=self.peak_mb, cancelled=cancelled, options=options,
+        )  # fmt: skip
+        with torch.no_grad():
+            synchronize(backbone.device)
+            start = time.perf_counter()
+            result.images = decode_estimate(backbone, final)
+            result.decode_seconds = time.perf_counter() - start
+            if self.trajectory:  # one decode for every snapshot
+                pixels = decode_estimate(backbone, torch.cat([x0 for _, x0 in self.trajectory])).split(final.shape[0])
+                result.trajectory = [(index, images) for (index, _), images in zip(self.trajectory, pixels)]
+            if energy is not None:
+                images = result.images.to(backbone.device)
+                energy.reset()
+                result.final_energy = energy(images).float().cpu().tolist()
+                result.metric = energy.metric(images).float().cpu().tolist()
+                result.metric_name = energy.metric_name
+                result.extra_metrics = {name: values.float().cpu().tolist() for name, values in energy.extra_metrics(images).items()}
+        return result
 
 
 def _out_of_memory(error: BaseException) -> bool:
     """torch's OutOfMemoryError, Python's MemoryError, or the CPU allocator's RuntimeError "can't allocate memory" (no type of its own)."""
     return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "can't allocate" in str(error).lower()
-
-
-def _timed_step(sched, method: Guidance, ctx: StepContext, eta: float, generator: torch.Generator):
-    """One step, with FreeDoM's time-travel repeats where the method asks for them."""
-    device, before = ctx.backbone.device, ctx.backbone.evaluations
-    repeats = method.repeats(ctx)
-    if repeats > 1 and not isinstance(sched, STATELESS):
-        raise MethodConfigError("time travel repeats a step: use DDIM or DDPM, not a multistep solver")
-    synchronize(device)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for repeat in range(repeats):
-        pred = method.predict(ctx)
-        mean, sigma = mean_and_sigma(sched, pred.model_output, ctx.t, ctx.x, eta, generator)
-        noise = torch.randn(ctx.x.shape, generator=generator).to(device)
-        x_prev = method.update(ctx, pred, mean, sigma, noise)
-        if repeat + 1 < repeats:
-            back_noise = torch.randn(ctx.x.shape, generator=generator).to(device)
-            ctx.x = renoise(x_prev, ctx.a_t, ctx.a_prev, back_noise)
-    synchronize(device)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    if not torch.isfinite(x_prev).all():
-        raise SamplingNaNError(
-            f"{method.name} produced NaN/inf at step {ctx.index} (t={int(ctx.t)}); lower the guidance scale or step size"
-        )
-    nfe = (ctx.backbone.evaluations - before) / ctx.x.shape[0]
-    energy = None if pred.energy is None else pred.energy.float().cpu().tolist()
-    return x_prev, pred.x0, StepRecord(ctx.index, int(ctx.t), seconds, nfe, energy, cpu_seconds)

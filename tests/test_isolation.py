@@ -125,12 +125,12 @@ def test_gfcg_starts_every_run_without_the_reading_of_the_run_before(world, monk
 
     def watched(self, ctx, x):
         if ctx.index == 0:
-            first_call.append((self._pending is None, self._kept is None))
+            first_call.append((self.state.pending is None, self.state.read_at is None))
         return original(self, ctx, x)
 
     monkeypatch.setattr(GFCG, "__call__", watched)
     runs = [sample(world.backbone, method, ["ginger hair"], steps=STEPS, seed=1) for _ in range(2)]
-    assert method.predictor._kept is not None  # the run did carry a reading between its steps
+    assert method.predictor.state.read_at is not None  # the run did carry a reading between its steps
     assert first_call == [(True, True), (True, True)]
     fresh = sample(world.backbone, build_method("cfg+gfcg", settings, world.classifier), ["ginger hair"], steps=STEPS, seed=1)
     assert torch.equal(runs[1].images, fresh.images) and torch.equal(runs[0].images, fresh.images)

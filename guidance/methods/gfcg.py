@@ -1,7 +1,8 @@
 """GFCG: gradient-free classifier guidance (arXiv 2411.15393), a predictor built on CFG or Autoguidance."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -10,12 +11,39 @@ from guidance.backbone import Control
 from guidance.energy import Classifier
 from guidance.errors import MethodConfigError
 from guidance.methods.options import TINY_DECODER, Bound, Option
-from guidance.methods.predictors import Estimate, Predictor, branch_eps, paired_eps
+from guidance.methods.predictors import CFG, Autoguidance, Estimate, Predictor, branch_eps
 from guidance.methods.step import StepContext
 from guidance.vp_arithmetic import to_eps_and_x0
 
 BASES = ("none", "cfg", "atg")
 SCALE_RULES = ("confusion", "ratio")
+
+
+class Reading(NamedTuple):
+    """What one classifier reading sets, per sample: c_ref's embeddings (B, L, D) and w_t shaped (B, 1, 1, 1)."""
+
+    embeddings: Tensor
+    scale: Tensor
+
+    def acting(self) -> Tensor:
+        """(B,) bool: the samples GFCG acts on (w_t != 0)."""
+        return self.scale.flatten() != 0
+
+
+@dataclass
+class GFCGState:
+    """What GFCG carries from one evaluation to the next within a run; `GFCG.reset` starts each run with a new one.
+
+    pending: with `one_call`, the reading taken from this evaluation's D_c for the next step (docs/methods.md, GFCG,
+        One call); None before the first and after the last.
+    read_at: the step the classifier last read x0_hat for (None: no reading yet this run).
+    reading: that reading, None where it set w_t = 0 for every sample; it holds until the next reading
+        (docs/methods.md, GFCG, Interval).
+    """
+
+    pending: Reading | None = None
+    read_at: int | None = None
+    reading: Reading | None = None
 
 
 class GFCG(Predictor):
@@ -28,6 +56,8 @@ class GFCG(Predictor):
       base "cfg":  D = D_c + (w_cfg - 1)(D_c - D_u) + w_t (D_c - D(c_ref))
       base "atg":  D = D_c + (w_atg - 1)(D_c - D_guide(c)) + w_t (D_c - D(c_ref))
       base "atg", fused: D = D_c + (w_atg - 1 + w_t)(D_c - D_guide(c_ref))   (two calls, ATG's cost)
+    that is, the base's D from its predictor (guidance/methods/predictors.py: Predictor, CFG, Autoguidance) plus
+    w_t (D_c - D_ref), where D_ref is D(c_ref), or in the fused variant the guide run at c_ref.
     Where GFCG does not act (outside `window`, w_max = 0, or w_t = 0 for every sample) it is its base
     at the base's cost: no reference branch, and outside the window or with w_max = 0 no decode and no
     classifier either; within a step, D(c_ref) runs only for the samples with w_t != 0 (docs/methods.md,
@@ -80,12 +110,12 @@ class GFCG(Predictor):
         self.classifier, self.max_scale, self.base, self.base_scale = classifier, max_scale, base, base_scale
         self.scale_rule, self.fused, self.window, self.threshold = scale_rule, fused, window, threshold
         self.tiny_decoder, self.one_call, self.interval = tiny_decoder, one_call, interval
+        self.base_predictor = Predictor() if base == "none" else (CFG if base == "cfg" else Autoguidance)(base_scale)
         self.reset()
 
     def reset(self) -> None:
-        """No carried reference class and scale: a run's first reading comes from its own x0_hat."""
-        self._pending: tuple[Tensor, Tensor] | None = None  # one_call: (c_ref embeddings, w_t) for the next evaluation
-        self._kept: tuple[int, tuple[Tensor, Tensor] | None] | None = None  # (step index read, its guidance)
+        """A new GFCGState, with no carried reading: a run's first reading comes from its own x0_hat."""
+        self.state = GFCGState()
 
     def reference(self, ctx: StepContext, eps_c: Tensor) -> tuple[list[str], Tensor]:
         """The most confusable non-target class and the guidance scale w_t, per sample."""
@@ -110,95 +140,100 @@ class GFCG(Predictor):
         return ctx.conditions
 
     def __call__(self, ctx: StepContext, x: Tensor) -> Estimate:
-        """GFCG's eps; delta = D_c - D_u (or D_c - D_guide) carries the base's weight to FreeDoM's step rule."""
-        if self.fused:
-            return self._fused(ctx, x)
-        if self.one_call:
-            return self._one_call(ctx, x)
-        eps_c, base = self._base(ctx, x)
-        guidance = self._guidance(ctx, eps_c)
-        if guidance is None:
-            return base
-        ref_embeddings, w_t = guidance
-        acting = w_t.flatten() != 0
-        if bool(acting.all()):
-            eps_ref = branch_eps(ctx, x, ref_embeddings)
-        else:  # the reference branch only for the samples GFCG acts on; elsewhere w_t = 0 and D_ref is never read
-            eps_ref = eps_c.clone()
-            eps_ref[acting] = branch_eps(ctx.rows(acting), x[acting], ref_embeddings[acting])
-        return Estimate(base.eps + w_t * (eps_c - eps_ref), base.delta, base.scale)
+        """GFCG's eps: the base's D plus w_t (D_c - D_ref) where GFCG acts (docs/methods.md, GFCG step 4). Reads and
+        updates `self.state`.
 
-    def _one_call(self, ctx: StepContext, x: Tensor) -> Estimate:
-        """D_c, D_u (base "cfg") and D(c_ref) for the acting samples in one batched call, c_ref and w_t taken from
-        the previous evaluation's D_c; then the classifier reads this D_c's x0_hat for the next one."""
-        pending = self._pending if ctx.index > 0 and self._acts(ctx.progress) else None
-        embeddings = [ctx.embeddings] + ([ctx.null_embeddings] if self.base == "cfg" else [])
-        batches = [ctx] * len(embeddings)
-        if pending is not None:
-            ref_embeddings, w_t = pending
-            acting = w_t.flatten() != 0
-            embeddings.append(ref_embeddings[acting])
-            batches.append(ctx.rows(acting))
-        eps = branch_eps(stacked(batches), torch.cat([b.x for b in batches]), torch.cat(embeddings))
+        Args:
+            ctx: the step; its conditions must be classes of the classifier.
+            x: x_t (FreeDoM passes a copy that requires grad).
+
+        Returns:
+            The estimate; delta and its weight are the base's, for FreeDoM's step rule.
+        """
+        if self.one_call:
+            return self._one_call(ctx, x, self.state)
+        if self.fused:
+            return self._fused(ctx, x, self.state)
+        eps_c, eps_other = self.base_predictor.branches(ctx, x)
+        base = self.base_predictor.combine(eps_c, eps_other)
+        reading = self.read(ctx, eps_c, ctx.index, self.state)
+        if reading is None:
+            return base
+        return with_reference(base, eps_c, self._reference_branch(ctx, x, reading, eps_c), reading)
+
+    def _reference_branch(self, ctx: StepContext, x: Tensor, reading: Reading, eps_c: Tensor) -> Tensor:
+        """D(c_ref), run for the samples GFCG acts on only; elsewhere w_t = 0 and D_c stands in, never read."""
+        acting = reading.acting()
+        if bool(acting.all()):
+            return branch_eps(ctx, x, reading.embeddings)
+        eps_ref = eps_c.clone()
+        eps_ref[acting] = branch_eps(ctx.rows(acting), x[acting], reading.embeddings[acting])
+        return eps_ref
+
+    def _fused(self, ctx: StepContext, x: Tensor, state: GFCGState) -> Estimate:
+        """Autoguidance whose guide sees c_ref where GFCG acts: D_guide(c_ref) is then the reference branch as well,
+        D = D_c + (w - 1 + w_t)(D_c - D_guide(c_ref)); where w_t = 0 the guide sees c, and D is Autoguidance's."""
+        eps_c = branch_eps(ctx, x, ctx.embeddings)
+        reading = self.read(ctx, eps_c, ctx.index, state)
+        guide_embeddings = ctx.embeddings
+        if reading is not None:
+            acting = reading.acting().reshape(-1, 1, 1).to(reading.embeddings.device)
+            guide_embeddings = torch.where(acting, reading.embeddings, ctx.embeddings)
+        eps_guide = self.base_predictor.guide(ctx, x, guide_embeddings)
+        base = self.base_predictor.combine(eps_c, eps_guide)
+        return base if reading is None else with_reference(base, eps_c, eps_guide, reading)
+
+    def _one_call(self, ctx: StepContext, x: Tensor, state: GFCGState) -> Estimate:
+        """D_c, D_u (base "cfg") and D(c_ref) for the acting samples in one batched call, with the reading the previous
+        evaluation left in `state.pending`; then the classifier reads this D_c for the next step."""
+        reading = state.pending if ctx.index > 0 and self._acts(ctx.progress) else None
+        rows = [(ctx, x, ctx.embeddings)] + ([(ctx, x, ctx.null_embeddings)] if self.base == "cfg" else [])
+        if reading is not None:
+            acting = reading.acting()
+            rows.append((ctx.rows(acting), x[acting], reading.embeddings[acting]))
+        contexts, xs, embeddings = zip(*rows)
+        eps = branch_eps(stacked(list(contexts)), torch.cat(xs), torch.cat(embeddings))
         eps_c, rest = eps[: len(x)], eps[len(x) :]
-        if self.base == "none":
-            base = Estimate(eps_c)
-        else:
-            eps_other = rest[: len(x)] if self.base == "cfg" else branch_eps(ctx, x, ctx.embeddings, guide=True)
-            delta = eps_c - eps_other
-            base = Estimate(eps_c + (self.base_scale - 1) * delta, delta, self.base_scale)
-        self._pending = self._guidance(ctx, eps_c, ctx.index + 1) if ctx.index + 1 < ctx.steps else None
-        if pending is None:
+        if self.base == "cfg":
+            eps_other, rest = rest[: len(x)], rest[len(x) :]
+        else:  # the guide is another model: a call of its own
+            eps_other = self.base_predictor.guide(ctx, x, ctx.embeddings) if self.base == "atg" else None
+        base = self.base_predictor.combine(eps_c, eps_other)
+        state.pending = self.read(ctx, eps_c, ctx.index + 1, state) if ctx.index + 1 < ctx.steps else None
+        if reading is None:
             return base
         eps_ref = eps_c.clone()
-        eps_ref[acting] = rest[len(x) :] if self.base == "cfg" else rest
-        return Estimate(base.eps + w_t * (eps_c - eps_ref), base.delta, base.scale)
-
-    def _base(self, ctx: StepContext, x: Tensor) -> tuple[Tensor, Estimate]:
-        """D_c and the base's estimate: D_c alone, CFG (D_c and D_u in one batched call) or Autoguidance."""
-        if self.base == "cfg":
-            eps_c, eps_other = paired_eps(ctx, x, ctx.embeddings, ctx.null_embeddings)
-        else:
-            eps_c = branch_eps(ctx, x, ctx.embeddings)
-            if self.base == "none":
-                return eps_c, Estimate(eps_c)
-            eps_other = branch_eps(ctx, x, ctx.embeddings, guide=True)
-        delta = eps_c - eps_other
-        return eps_c, Estimate(eps_c + (self.base_scale - 1) * delta, delta, self.base_scale)
-
-    def _fused(self, ctx: StepContext, x: Tensor) -> Estimate:
-        """D_c + (w - 1 + w_t)(D_c - D_guide(c_ref)); where w_t = 0 the guide sees c: Autoguidance's D."""
-        eps_c = branch_eps(ctx, x, ctx.embeddings)
-        guidance = self._guidance(ctx, eps_c)
-        guide_embeddings, w_t = ctx.embeddings, 0.0
-        if guidance is not None:
-            ref_embeddings, w_t = guidance
-            acting = (w_t != 0).reshape(-1, 1, 1).to(ref_embeddings.device)
-            guide_embeddings = torch.where(acting, ref_embeddings, ctx.embeddings)
-        delta = eps_c - branch_eps(ctx, x, guide_embeddings, guide=True)
-        return Estimate(eps_c + (self.base_scale - 1 + w_t) * delta, delta, self.base_scale)
+        eps_ref[acting] = rest
+        return with_reference(base, eps_c, eps_ref, reading)
 
     def _acts(self, progress: float) -> bool:
         return self.max_scale != 0 and self.window[0] <= progress < self.window[1]
 
-    def _guidance(self, ctx: StepContext, eps_c: Tensor, index: int | None = None) -> tuple[Tensor, Tensor] | None:
-        """(reference-class embeddings, w_t shaped (B, 1, 1, 1)) for step `index` (default: this one) where GFCG
-        acts there, else None.
+    def read(self, ctx: StepContext, eps_c: Tensor, index: int, state: GFCGState) -> Reading | None:
+        """The reading that applies at step `index`, None where GFCG does not act there.
 
         Outside the window or with w_max = 0 no classifier runs; None too where w_t = 0 for every sample. The
         classifier reads x0_hat at the window's first step and every `interval` steps after it; between readings
-        the last reading's c_ref and w_t hold (docs/methods.md, GFCG, Interval) [ours].
+        the last one holds (docs/methods.md, GFCG, Interval) [ours].
+
+        Args:
+            ctx: the step being evaluated.
+            eps_c: D_c at this evaluation, whose x0_hat the classifier reads.
+            index: the step the reading is for: this one, or with `one_call` the next.
+            state: the run's state; a new reading is kept in it.
+
+        Returns:
+            c_ref's embeddings and w_t, or None.
         """
         self._targets(ctx)
-        index = ctx.index if index is None else index
         if not self._acts(index / ctx.steps):
             return None
-        if not self._reads_at(index, ctx.steps) and self._kept is not None and 0 < index - self._kept[0] < self.interval:
-            return self._kept[1]
+        if not self._reads_at(index, ctx.steps) and state.read_at is not None and 0 < index - state.read_at < self.interval:
+            return state.reading
         names, scale = self.reference(ctx, eps_c)
-        guidance = (ctx.backbone.embed(names), scale.to(eps_c.device).reshape(-1, 1, 1, 1)) if bool(scale.any()) else None
-        self._kept = index, guidance
-        return guidance
+        reading = Reading(ctx.backbone.embed(names), scale.to(eps_c.device).reshape(-1, 1, 1, 1)) if bool(scale.any()) else None
+        state.read_at, state.reading = index, reading
+        return reading
 
     def _reads_at(self, index: int, steps: int) -> bool:
         """Whether the classifier reads x0_hat for step `index`: the window's first step that can use a reading (with
@@ -220,6 +255,21 @@ class GFCG(Predictor):
             **({"one_call": True} if self.one_call else {}),
             **({"interval": self.interval} if self.interval != 1 else {}),
         }
+
+
+def with_reference(base: Estimate, eps_c: Tensor, eps_ref: Tensor, reading: Reading) -> Estimate:
+    """base + w_t (D_c - D_ref) (docs/methods.md, GFCG step 4).
+
+    Args:
+        base: the base predictor's estimate.
+        eps_c: D_c.
+        eps_ref: D_ref (rows where w_t = 0 are never read).
+        reading: w_t per sample.
+
+    Returns:
+        The estimate, with the base's delta and weight.
+    """
+    return Estimate(base.eps + reading.scale * (eps_c - eps_ref), base.delta, base.scale)
 
 
 def stacked(contexts: list[StepContext]) -> StepContext:

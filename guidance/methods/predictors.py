@@ -48,7 +48,36 @@ class Predictor(Configurable):
     name = "cond"
 
     def __call__(self, ctx: StepContext, x: Tensor) -> Estimate:
-        return Estimate(branch_eps(ctx, x, ctx.embeddings))
+        """The noise estimate at `x`: the predictor's branches, combined.
+
+        Args:
+            ctx: the step (its timestep, embeddings and control).
+            x: x_t; FreeDoM passes a copy that requires grad, so the branches stay in its graph.
+
+        Returns:
+            The combined estimate.
+        """
+        return self.combine(*self.branches(ctx, x))
+
+    def branches(self, ctx: StepContext, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The denoiser's branches at `x` (as `__call__`'s arguments).
+
+        Returns:
+            (D_c, the branch D_c is weighed against: none here), as noise estimates.
+        """
+        return branch_eps(ctx, x, ctx.embeddings), None
+
+    def combine(self, eps_c: Tensor, eps_other: Tensor | None) -> Estimate:
+        """The estimate of the branches: D_c alone.
+
+        Args:
+            eps_c: D_c.
+            eps_other: the other branch of `branches` (unused here).
+
+        Returns:
+            The estimate.
+        """
+        return Estimate(eps_c)
 
     def reset(self) -> None:
         """Forget what an earlier run left behind (GFCG's carried reading); the sampler calls it before each run."""
@@ -66,10 +95,22 @@ class CFG(Predictor):
     def __init__(self, scale: float = 7.5):
         self.scale = scale
 
-    def __call__(self, ctx: StepContext, x: Tensor) -> Estimate:
-        eps_c, eps_u = paired_eps(ctx, x, ctx.embeddings, ctx.null_embeddings)
-        delta = eps_c - eps_u
-        return Estimate(eps_u + self.scale * delta, delta, self.scale)
+    def branches(self, ctx: StepContext, x: Tensor) -> tuple[Tensor, Tensor]:
+        """D_c and D_u in one batched call."""
+        return paired_eps(ctx, x, ctx.embeddings, ctx.null_embeddings)
+
+    def combine(self, eps_c: Tensor, eps_other: Tensor) -> Estimate:
+        """D_other + w (D_c - D_other).
+
+        Args:
+            eps_c: D_c.
+            eps_other: D_u (or Autoguidance's D_guide).
+
+        Returns:
+            The estimate, with delta = D_c - D_other and its weight w.
+        """
+        delta = eps_c - eps_other
+        return Estimate(eps_other + self.scale * delta, delta, self.scale)
 
     def describe(self) -> dict:
         return {"name": self.name, "scale": self.scale}
@@ -84,11 +125,24 @@ class Autoguidance(Predictor):
     def __init__(self, scale: float = 2.0):
         self.scale = scale
 
-    def __call__(self, ctx: StepContext, x: Tensor) -> Estimate:
-        eps_c = branch_eps(ctx, x, ctx.embeddings)
-        eps_g = branch_eps(ctx, x, ctx.embeddings, guide=True)
-        delta = eps_c - eps_g
-        return Estimate(eps_g + self.scale * delta, delta, self.scale)
+    def branches(self, ctx: StepContext, x: Tensor) -> tuple[Tensor, Tensor]:
+        """D_c, and the guide at c: two calls, one per model."""
+        return branch_eps(ctx, x, ctx.embeddings), self.guide(ctx, x, ctx.embeddings)
+
+    def guide(self, ctx: StepContext, x: Tensor, embeddings: Tensor) -> Tensor:
+        """The guide model's branch.
+
+        Args:
+            ctx: the step.
+            x: x_t.
+            embeddings: the condition the guide sees: c (GFCG's fused variant passes c_ref where it acts).
+
+        Returns:
+            D_guide as a noise estimate.
+        """
+        return branch_eps(ctx, x, embeddings, guide=True)
+
+    combine = CFG.combine  # D_guide + w (D_c - D_guide)
 
     def describe(self) -> dict:
         return {"name": self.name, "scale": self.scale}

@@ -9,6 +9,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor
 
 from guidance.errors import MethodConfigError
+from guidance.vp_arithmetic import to_eps_and_x0
 
 SCHEDULERS = ("ddim", "ddpm", "dpmsolver++", "unipc", "evodiff")
 STATELESS = (DDIMScheduler, DDPMScheduler)  # a step can be repeated (FreeDoM's time travel)
@@ -53,22 +54,63 @@ def _static_threshold(config: dict) -> dict:
 def mean_and_sigma(
     scheduler: SchedulerMixin, out: Tensor, t: Tensor, x: Tensor, eta: float, generator: torch.Generator
 ) -> tuple[Tensor, float | None]:
-    """The scheduler's step split into its unguided mean and noise std sigma_t.
+    """The unguided mean of x_{t-1} and its noise std sigma_t (docs/methods.md, Sampling loop step 2).
 
-    DDIM (any eta): the mean is the step with zero variance noise, sigma the step's response to unit
-    noise. Deterministic solvers: sigma = 0. DDPM adds its own noise: sigma is None (not exposed).
+    DDIM: its formula (`ddim_mean_and_sigma`). DDPM adds its own noise: its step, sigma None (not exposed). DPM-Solver++,
+    UniPC and EVODiff are deterministic: their step, sigma 0.
+
+    Args:
+        scheduler: a scheduler of `make_scheduler`, with its timesteps set.
+        out: the model output at `t`, of the scheduler's prediction type.
+        t: the step's integer timestep.
+        x: x_t.
+        eta: DDIM's eta (`ddim_eta` turns a noise rule into it); other schedulers ignore it.
+        generator: DDPM's noise and any other solver's that draws some.
+
+    Returns:
+        (mean, sigma_t): x_{t-1} = mean + sigma_t z for plain sampling.
     """
     if isinstance(scheduler, DDIMScheduler):
-        mean = scheduler.step(out, t, x, eta=eta, variance_noise=torch.zeros_like(x)).prev_sample
-        if eta == 0:
-            return mean, 0.0
-        unit = scheduler.step(out, t, x, eta=eta, variance_noise=torch.ones_like(x)).prev_sample
-        return mean, float((unit - mean).flatten()[0])
+        return ddim_mean_and_sigma(scheduler, out, t, x, eta)
     if isinstance(scheduler, DDPMScheduler):
         return scheduler.step(out, t, x, generator=generator).prev_sample, None
     if "generator" in inspect.signature(scheduler.step).parameters:
         return scheduler.step(out, t, x, generator=generator).prev_sample, 0.0
     return scheduler.step(out, t, x).prev_sample, 0.0
+
+
+def ddim_mean_and_sigma(scheduler: DDIMScheduler, out: Tensor, t: Tensor, x: Tensor, eta: float) -> tuple[Tensor, float]:
+    """DDIM's step (Song et al. 2021, eqs. 12 and 16) without its noise, and the std of that noise:
+
+        eps, x0 = the model output read at a_t; x0 clipped or thresholded where the config says so
+        sigma_t = eta sqrt((1 - a_prev) / (1 - a_t)) sqrt(1 - a_t / a_prev)
+        mean    = sqrt(a_prev) x0 + sqrt(1 - a_prev - sigma_t^2) eps,   and x_{t-1} = mean + sigma_t z
+
+    In diffusers' order of operations on the scheduler's float32 alphas: `mean` is DDIMScheduler.step with zero noise,
+    bit for bit, and `mean + sigma_t z` its step with noise z (tests/test_step.py).
+
+    Args:
+        scheduler: a DDIMScheduler with its timesteps set.
+        out: the model output at `t`, of the config's prediction type.
+        t: the step's integer timestep; the step lands on t - num_train_timesteps // num_inference_steps.
+        x: x_t.
+        eta: 0 is deterministic DDIM, 1 the DDPM posterior's std.
+
+    Returns:
+        (mean, sigma_t).
+    """
+    config, t = scheduler.config, int(t)
+    prev = t - config.num_train_timesteps // scheduler.num_inference_steps
+    a_t = scheduler.alphas_cumprod[t]
+    a_prev = scheduler.alphas_cumprod[prev] if prev >= 0 else scheduler.final_alpha_cumprod
+    eps, x0 = to_eps_and_x0(x, out, a_t, config.prediction_type)
+    if config.thresholding:
+        x0 = scheduler._threshold_sample(x0)
+    elif config.clip_sample:
+        x0 = x0.clamp(-config.clip_sample_range, config.clip_sample_range)
+    sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5
+    mean = a_prev**0.5 * x0 + (1 - a_prev - sigma**2) ** 0.5 * eps
+    return mean, float(sigma)
 
 
 def check_noise_rule(noise_rule: str, scheduler: str, eta: float) -> None:

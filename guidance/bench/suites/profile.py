@@ -199,25 +199,26 @@ def instrumented(world: World, timer: StepTimer, energy, method) -> Iterator[lis
         patched.append((world.classifier, "forward", timed(timer, "classifier_fwd", world.classifier.forward)))
     leaves = [] if energy is None else [term.energy for term in energy.terms] if isinstance(energy, Terms) else [energy]
     patched += [(leaf, "forward", timed(timer, "energy_fwd", leaf.forward)) for leaf in leaves]
-    step, mean_and_sigma = sampling._timed_step, sampling.mean_and_sigma
+    timed_step, mean_and_sigma = sampling.Recorder.timed, sampling.mean_and_sigma
 
-    def timed_step(*args, **kwargs):
+    @contextmanager
+    def profiled_step(recorder, ctx):
         timer.reset()
         timer.active = True
         try:
-            x_prev, x0, record = step(*args, **kwargs)
+            with timed_step(recorder, ctx) as record:
+                yield record
         finally:
             timer.active = False
         steps.append({"seconds": record.seconds, "cpu_seconds": record.cpu_seconds, **timer.parts, **timer.backward_parts()})
-        return x_prev, x0, record
 
     for owner, name, wrapper in patched:
         setattr(owner, name, wrapper)
-    sampling._timed_step, sampling.mean_and_sigma = timed_step, timed(timer, "scheduler", mean_and_sigma)
+    sampling.Recorder.timed, sampling.mean_and_sigma = profiled_step, timed(timer, "scheduler", mean_and_sigma)
     try:
         yield steps
     finally:
-        sampling._timed_step, sampling.mean_and_sigma = step, mean_and_sigma
+        sampling.Recorder.timed, sampling.mean_and_sigma = timed_step, mean_and_sigma
         for owner, name, _ in patched:
             delattr(owner, name)
 
