@@ -31,14 +31,8 @@ from typing import Any
 import gradio as gr
 
 from guidance.playground.app_handlers import (
-    SNAPSHOTS,
-    ExampleCache,
-    make_example,
-    make_run,
-    make_sweep,
-    make_sweep_command,
-    status,
-)
+    SNAPSHOTS, ExampleCache, make_example, make_run, make_sweep, make_sweep_command, status
+)  # fmt: skip
 from guidance.playground.export import TABLE_COLUMNS
 from guidance.playground.launcher import ASSETS, MAX_FILE_BYTES, SD, SD15, WorldRegistry  # noqa: F401  (app.SD: for callers)
 from guidance.playground.stops import Stops

@@ -1,14 +1,9 @@
 """Training-free guided diffusion: FreeDoM, FIGD, DSG, GFCG and the EVODiff scheduler on diffusers."""
 from guidance.backbone import Backbone, Control, UNetBackbone
 from guidance.errors import (
-    DeviceOutOfMemoryError,
-    GuidanceError,
-    ImageInputError,
-    MethodConfigError,
-    NoFaceFoundError,
-    SamplingNaNError,
-    WeightsUnavailableError,
-)
+    DeviceOutOfMemoryError, GuidanceError, ImageInputError, MethodConfigError, NoFaceFoundError, SamplingNaNError,
+    WeightsUnavailableError
+)  # fmt: skip
 from guidance.methods import METHODS, Settings, build_method
 from guidance.sampling import SamplingResult, StepRecord, sample
 from guidance.schedulers import SCHEDULERS, EVODiffScheduler

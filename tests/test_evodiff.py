@@ -10,14 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers import (
-    AutoencoderKL,
-    DDIMScheduler,
-    DDPMPipeline,
-    DiTPipeline,
-    DiTTransformer2DModel,
-    DPMSolverMultistepScheduler,
-    UNet2DModel,
-)
+    AutoencoderKL, DDIMScheduler, DDPMPipeline, DiTPipeline, DiTTransformer2DModel, DPMSolverMultistepScheduler, UNet2DModel
+)  # fmt: skip
 
 from guidance.schedulers.evodiff import EVODiffScheduler
 

@@ -4,13 +4,8 @@ import numpy as np
 import pytest
 
 from guidance.worlds.embedded.build.dataset import (
-    SPLIT_ID_RANGES,
-    class_of,
-    identity_for_class,
-    identity_from_id,
-    make_dataset,
-    nuisance_from_seed,
-)
+    SPLIT_ID_RANGES, class_of, identity_for_class, identity_from_id, make_dataset, nuisance_from_seed
+)  # fmt: skip
 from guidance.worlds.embedded.build.render import render
 from guidance.worlds.embedded.vocabulary import CLASS_NAMES, CONFUSABLE_PAIRS
 

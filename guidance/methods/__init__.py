@@ -12,16 +12,8 @@ from guidance.methods.gfcg import GFCG, Classifier
 from guidance.methods.options import Option
 from guidance.methods.predictors import CFG, Autoguidance, Predictor
 from guidance.methods.settings import (
-    GRADIENT_METHODS,
-    LIMITS,
-    OPTIONS,
-    PARTS,
-    Bound,
-    Settings,
-    options_of,
-    register_method,
-    unregister_method,
-)
+    GRADIENT_METHODS, LIMITS, OPTIONS, PARTS, Bound, Settings, options_of, register_method, unregister_method
+)  # fmt: skip
 
 METHODS = (
     "plain", "cfg", "atg", "gfcg", "cfg+gfcg", "atg+gfcg",

@@ -18,13 +18,8 @@ from PIL import Image
 
 from conditions.images import to_pil
 from guidance.errors import (
-    DeviceOutOfMemoryError,
-    GuidanceError,
-    ImageInputError,
-    MethodConfigError,
-    NoFaceFoundError,
-    SamplingNaNError,
-    WeightsUnavailableError,
+    DeviceOutOfMemoryError, GuidanceError, ImageInputError, MethodConfigError, NoFaceFoundError, SamplingNaNError,
+    WeightsUnavailableError
 )  # fmt: skip
 from guidance.playground.export import metrics_table, step_figure, strength_text, summarize, write_downloads
 from guidance.playground.preview import Frame, stream_task

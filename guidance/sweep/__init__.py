@@ -7,16 +7,8 @@ A cell is one sample, (method, value, seed), through guidance.playground.tasks.r
 processes of `accelerate launch` (guidance.distributed), and a folder's finished cells are kept across runs.
 """
 from guidance.sweep.plan import (
-    MAX_CELLS,
-    Cell,
-    SweepInputs,
-    SweepPlan,
-    base_request,
-    check_plan,
-    parse_seeds,
-    plan_sweep,
-    sweep_command,
-)
+    MAX_CELLS, Cell, SweepInputs, SweepPlan, base_request, check_plan, parse_seeds, plan_sweep, sweep_command
+)  # fmt: skip
 from guidance.sweep.run import TIMES, comparable, run_cell, run_sweep
 
 __all__ = [

@@ -10,17 +10,8 @@ from typing import Any
 from guidance.errors import MethodConfigError
 from guidance.methods import LIMITS, Settings, build_method
 from guidance.playground.tasks import (
-    TaskRequest,
-    check_sweep,
-    make_request,
-    method_settings,
-    parse_values,
-    preset,
-    run_eta,
-    runs_of,
-    spec,
-    sweep_request,
-)
+    TaskRequest, check_sweep, make_request, method_settings, parse_values, preset, run_eta, runs_of, spec, sweep_request
+)  # fmt: skip
 from guidance.playground.tasks.run import STRENGTH_SETTINGS
 from guidance.schedulers.adapters import check_noise_rule
 from guidance.worlds import World

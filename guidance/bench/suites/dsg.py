@@ -16,17 +16,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from guidance.bench.common import (
-    FD_VERDICT_SAMPLES,
-    Options,
-    Rows,
-    SuiteOutput,
-    goal,
-    images_of,
-    realism,
-    reference_images,
-    task_request,
-    task_row,
-    timing,
+    FD_VERDICT_SAMPLES, Options, Rows, SuiteOutput, goal, images_of, realism, reference_images, task_request, task_row, timing
 )  # fmt: skip
 from guidance.playground.spread import mean_difference
 from guidance.playground.tasks import PRESETS, run_task

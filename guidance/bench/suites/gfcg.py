@@ -17,17 +17,7 @@ import numpy as np
 import torch
 
 from guidance.bench.common import (
-    Options,
-    Rows,
-    SuiteOutput,
-    balanced,
-    class_quality,
-    generate,
-    goal,
-    images_of,
-    realism,
-    timing,
-    warm_up,
+    Options, Rows, SuiteOutput, balanced, class_quality, generate, goal, images_of, realism, timing, warm_up
 )  # fmt: skip
 from guidance.bench.metrics import diversity, features, probabilities
 from guidance.playground.spread import mean_difference

@@ -38,18 +38,7 @@ from torch import Tensor
 
 from guidance import distributed
 from guidance.bench.common import (
-    FD_VERDICT_SAMPLES,
-    Options,
-    Rows,
-    SuiteOutput,
-    balanced,
-    generate,
-    goal,
-    images_of,
-    realism,
-    renders,
-    timing,
-    warm_up,
+    FD_VERDICT_SAMPLES, Options, Rows, SuiteOutput, balanced, generate, goal, images_of, realism, renders, timing, warm_up
 )  # fmt: skip
 from guidance.bench.metrics import per_sample_rmse
 from guidance.bench.plots import labelled_rows

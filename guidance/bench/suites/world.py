@@ -24,20 +24,8 @@ from conditions.face import crop
 from conditions.images import pixels_from_uint8, to_pil, to_tensor
 from guidance import distributed
 from guidance.bench.common import (
-    CONTROL_SEED,
-    ID_SEED,
-    Options,
-    Rows,
-    SuiteOutput,
-    balanced,
-    class_quality,
-    generate,
-    goal,
-    images_of,
-    realism,
-    renders,
-    timing,
-    warm_up,
+    CONTROL_SEED, ID_SEED, Options, Rows, SuiteOutput, balanced, class_quality, generate, goal, images_of, realism, renders,
+    timing, warm_up
 )  # fmt: skip
 from guidance.bench.metrics import roc_auc
 from guidance.errors import MethodConfigError

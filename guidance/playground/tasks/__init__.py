@@ -13,56 +13,19 @@ from __future__ import annotations
 from guidance.playground.tasks.catalog import CLASS_METHODS, ENERGY_METHODS
 from guidance.playground.tasks.energies import EXTRA_TERMS, class_energy, control_energy, reference_energy, reference_task
 from guidance.playground.tasks.inputs import (
-    EXAMPLES,
-    EXTRAS,
-    GUIDED_BASES,
-    ClassCondition,
-    ControlMap,
-    MethodList,
-    Prompt,
-    ReferenceImage,
-    SchedulerList,
-    TaskInput,
-    file_input,
-    upload,
-)
+    EXAMPLES, EXTRAS, GUIDED_BASES, ClassCondition, ControlMap, MethodList, Prompt, ReferenceImage, SchedulerList, TaskInput,
+    file_input, upload
+)  # fmt: skip
 from guidance.playground.tasks.run import (
-    build_energy,
-    method_settings,
-    request_settings,
-    run_eta,
-    run_task,
-    runs_of,
-    strength_setting,
-)
+    build_energy, method_settings, request_settings, run_eta, run_task, runs_of, strength_setting
+)  # fmt: skip
 from guidance.playground.tasks.spec import (
-    ENERGY_SWEEPS,
-    PRESETS,
-    SPECS,
-    TASK_SWEEPS,
-    TASKS,
-    EnergyBuilder,
-    TaskOutcome,
-    TaskRequest,
-    TaskSpec,
-    make_request,
-    preset,
-    register_task,
-    registered,
-    spec,
-    unregister_task,
-)
+    ENERGY_SWEEPS, PRESETS, SPECS, TASK_SWEEPS, TASKS, EnergyBuilder, TaskOutcome, TaskRequest, TaskSpec, make_request, preset,
+    register_task, registered, spec, unregister_task
+)  # fmt: skip
 from guidance.playground.tasks.sweep import (
-    SWEEP_DEFAULTS,
-    SWEEP_SETTINGS,
-    SWEEP_VALUES,
-    SweepOutcome,
-    SweepProgress,
-    check_sweep,
-    parse_values,
-    sweep,
-    sweep_request,
-)
+    SWEEP_DEFAULTS, SWEEP_SETTINGS, SWEEP_VALUES, SweepOutcome, SweepProgress, check_sweep, parse_values, sweep, sweep_request
+)  # fmt: skip
 
 __all__ = [
     "CLASS_METHODS", "ENERGY_METHODS", "ENERGY_SWEEPS", "EXAMPLES", "EXTRAS", "EXTRA_TERMS", "GUIDED_BASES", "PRESETS", "SPECS",
