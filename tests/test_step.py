@@ -10,20 +10,7 @@ from guidance.methods import GFCG, Settings, StepContext, build_method
 from guidance.methods.gfcg import GFCGState
 from guidance.sampling import decode_estimate, sample
 from guidance.schedulers.adapters import ddim_eta, ddim_mean_and_sigma, make_scheduler, mean_and_sigma, previous_alpha
-
-PROMPTS = ["a red cat", "a blue dog"]
-
-
-class Fixed:
-    """A classifier that returns the same probabilities whatever the image."""
-
-    class_names = ("cat", "dog", "fox", "owl")
-
-    def __init__(self, probs):
-        self.probs = torch.tensor(probs)
-
-    def __call__(self, images):
-        return self.probs.expand(images.shape[0], -1)
+from helpers import PROMPTS, FixedClassifier
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
@@ -82,13 +69,13 @@ def test_gfcg_where_it_does_not_act_is_its_base_predictor_bit_for_bit(tiny_sd, b
     """GFCG's base is the CFG predictor itself (or the conditional branch), so w_max = 0 gives its images exactly."""
     name = "cfg+gfcg" if base == "cfg" else "gfcg"
     settings = Settings(cfg_scale=2.0, gfcg_max_scale=0.0)
-    off = sample(tiny_sd, build_method(name, settings, Fixed([0.4, 0.3, 0.2, 0.1])), ["cat", "dog"], steps=3)
+    off = sample(tiny_sd, build_method(name, settings, FixedClassifier([0.4, 0.3, 0.2, 0.1])), ["cat", "dog"], steps=3)
     alone = sample(tiny_sd, build_method("cfg" if base == "cfg" else "plain", settings), ["cat", "dog"], steps=3)
     assert torch.equal(off.images, alone.images)
 
 
 def test_gfcg_state_is_new_at_each_reset_and_carries_the_reading_between_steps(tiny_sd):
-    gfcg = GFCG(Fixed([0.4, 0.3, 0.2, 0.1]), base="cfg", base_scale=2.0, one_call=True, interval=2)
+    gfcg = GFCG(FixedClassifier([0.4, 0.3, 0.2, 0.1]), base="cfg", base_scale=2.0, one_call=True, interval=2)
     x = torch.randn(2, *tiny_sd.sample_shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         gfcg(context(tiny_sd, x, 0), x)
@@ -106,7 +93,7 @@ def test_gfcg_in_one_call_keeps_its_batched_call_in_the_gradients_graph(tiny_sd)
     x = torch.randn(2, *tiny_sd.sample_shape, generator=torch.Generator().manual_seed(1))
     found = {}
     for one_call in (False, True):
-        gfcg = GFCG(Fixed([0.4, 0.3, 0.2, 0.1]), base="cfg", base_scale=2.0, one_call=one_call)
+        gfcg = GFCG(FixedClassifier([0.4, 0.3, 0.2, 0.1]), base="cfg", base_scale=2.0, one_call=one_call)
         with torch.no_grad():
             gfcg(context(tiny_sd, x, 0), x)  # one call: the reading for step 1
         leaf = x.clone().requires_grad_(True)

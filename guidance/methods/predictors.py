@@ -116,14 +116,13 @@ class CFG(Predictor):
         return {"name": self.name, "scale": self.scale}
 
 
-class Autoguidance(Predictor):
+class Autoguidance(CFG):
     """Autoguidance (Karras et al. 2024): D = D_guide(c) + w (D_c - D_guide(c)), the guide a weaker model."""
 
     name = "atg"
-    options = (CFG_SCALE,)
 
     def __init__(self, scale: float = 2.0):
-        self.scale = scale
+        super().__init__(scale)
 
     def branches(self, ctx: StepContext, x: Tensor) -> tuple[Tensor, Tensor]:
         """D_c, and the guide at c: two calls, one per model."""
@@ -141,8 +140,3 @@ class Autoguidance(Predictor):
             D_guide as a noise estimate.
         """
         return branch_eps(ctx, x, embeddings, guide=True)
-
-    combine = CFG.combine  # D_guide + w (D_c - D_guide)
-
-    def describe(self) -> dict:
-        return {"name": self.name, "scale": self.scale}

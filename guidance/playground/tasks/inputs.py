@@ -188,7 +188,7 @@ class MethodList(TaskInput):
     """A request runs each selected method with the request's scheduler."""
 
     role = "runs"
-    over = "methods"
+    over = "methods"  # the request's field that lists the runs' labels
     steps_key, steps_label = "steps", "Steps"  # the steps widget's API name and label
 
     def method_names(self, spec) -> tuple[str, ...]:
@@ -204,15 +204,15 @@ class MethodList(TaskInput):
 
     def selected(self, request) -> list[str]:
         """The labels of its runs, as the sweep command's --methods names them."""
-        return list(request.methods)
+        return list(getattr(request, self.over))
 
     def only(self, request, labels: list[str]):
         """The request restricted to the runs of these labels."""
-        return replace(request, methods=[m for m in request.methods if m in labels])
+        return replace(request, **{self.over: [label for label in self.selected(request) if label in labels]})
 
     def single(self, label: str) -> dict[str, Any]:
         """Request fields that run the one run of this label."""
-        return {"methods": [label]}
+        return {self.over: [label]}
 
     def command_words(self, inputs) -> list[str]:
         """The sweep command's words for what it runs over, beside --methods."""
@@ -239,15 +239,6 @@ class SchedulerList(MethodList):
 
     def runs(self, request) -> list[tuple[str, str, str]]:
         return [(s, request.methods[0], s) for s in request.schedulers] if request.methods else []
-
-    def selected(self, request) -> list[str]:
-        return list(request.schedulers)
-
-    def only(self, request, labels: list[str]):
-        return replace(request, schedulers=[s for s in request.schedulers if s in labels])
-
-    def single(self, label: str) -> dict[str, Any]:
-        return {"schedulers": [label]}
 
     def sweep_fields(self, request, values: dict[str, Any]) -> dict[str, Any]:
         return {"guidance": request.methods[0]}
