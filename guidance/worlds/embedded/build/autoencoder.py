@@ -24,10 +24,6 @@ def stage_vae(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     Afterwards the scaling factor (1 / std of the latents, SD's convention) is set, and the latent means of the
     training renders are cached for the denoiser.
 
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
-
     Returns:
         The run's record with the held-out PSNR and the scaling factor.
     """
@@ -57,10 +53,6 @@ def stage_decoder(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """Fine-tune the VAE's decoder with its encoder frozen, as Stability's ft-MSE VAE was made for SD: the latent
     space, and so every model trained on it, stays as it is. The decoder reads the cached latent means of the
     training renders (what the denoiser learned to produce) and trains on the VAE stage's L1 + MSE loss.
-
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
 
     Returns:
         The run's record with the held-out PSNR.

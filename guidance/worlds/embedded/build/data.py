@@ -141,10 +141,6 @@ def negatives(n: int, faces: np.ndarray, seed: int) -> np.ndarray:
 def stage_data(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """Render and cache: train/val class sets, face-ID train/val sets, detector negatives, Canny maps.
 
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
-
     Returns:
         An empty entry (the stage is not recorded).
     """

@@ -137,10 +137,6 @@ def new_denoiser(cfg: Config) -> LabelledUNet:
 def stage_denoiser(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """The class-conditional UNet (label dropout for CFG), EMA weights saved; EMA snapshots kept for the guide.
 
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
-
     Returns:
         The run's record with the EMA decay, prediction type, min-SNR gamma and UNet shape.
     """
@@ -167,10 +163,6 @@ def stage_guide(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """The Autoguidance guide (EDM2's "shorter-trained" weaker model): the denoiser's EMA snapshot at `guide_fraction`
     of its recorded iterations (the nearest snapshot at or before it).
 
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
-
     Returns:
         The snapshot's iterations and fraction of the run.
     """
@@ -189,13 +181,6 @@ def stage_guide(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 def stage_controlnet(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """ControlNet on Canny maps of renders, the denoiser and its label table frozen. As in SD, the map stays in
     pixels: the conditioning embedding downsamples it to the latent size.
-
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
-
-    Returns:
-        The run's record.
     """
     from diffusers import ControlNetModel, UNet2DConditionModel
 
@@ -227,10 +212,6 @@ def stage_controlnet(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 def stage_estimates(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """Decoded clean estimates x0_hat of noised latents of training renders (class and face sets), t ~ U[0, 800),
     label or null label: the inputs the guiding networks see during sampling.
-
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
 
     Returns:
         An empty entry (the stage is not recorded).

@@ -24,13 +24,6 @@ from .training import train_loop
 def stage_evaluator(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """Metrics-only attribute evaluator on clean renders (flips, mild noise): class head plus one head per attribute.
     The realism score's reference (realism.py) is written from it beside it.
-
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
-
-    Returns:
-        The run's record.
     """
     loop = cfg.evaluator
     torch.manual_seed(loop.seed)
@@ -88,13 +81,6 @@ def mixed_batch(images: np.ndarray, estimates: np.ndarray, sources: np.ndarray, 
 
 def stage_classifier(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """GFCG guide classifier (and the style features' trunk), on renders and decoded clean estimates x0_hat.
-
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
-
-    Returns:
-        The run's record.
     """
     loop = cfg.classifier
     torch.manual_seed(loop.seed)
@@ -178,10 +164,6 @@ def stage_face(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     Half of each identity's views are decoded clean estimates x0_hat of its renders, so that the embedding (and
     its gradient) reads what a person sees on a blurry estimate: hair, glasses, beard, skin.
 
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
-
     Returns:
         The run's record with the number of identities.
     """
@@ -218,13 +200,6 @@ def stage_face(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 
 def stage_detector(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """Face / no-face classifier: half faces (renders, and clean estimates of late steps), half negatives.
-
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
-
-    Returns:
-        The run's record.
     """
     loop = cfg.detector
     torch.manual_seed(loop.seed)

@@ -63,13 +63,6 @@ def recolour(images: Tensor, g: torch.Generator) -> Tensor:
 def stage_style(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     """The style net: background pattern and clothing texture of renders (blur and noise augmented) and background
     pattern of full-frame textures (a quarter of each batch), every input recoloured at random (`recolour`).
-
-    Args:
-        cfg, out, work, resume: the configuration, the output folder (the world's assets), the work folder (cached
-            data, checkpoints, logs) and whether to resume from the stage's checkpoint (stages.py).
-
-    Returns:
-        The run's record.
     """
     loop = cfg.style
     torch.manual_seed(loop.seed)
