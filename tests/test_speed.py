@@ -143,7 +143,7 @@ def test_loaded_worlds_keep_their_convolution_weights_channels_last(sd_with_tiny
 
 PEAK_MEMORY_CHECK = """
 import torch
-from guidance.sampling import PeakMemory
+from guidance.recording import PeakMemory
 
 def touch(megabytes):
     block = torch.ones(megabytes * 2**18)  # float32: 4 bytes each, every page written

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers import DDIMScheduler
+from helpers import PROMPTS, FixedClassifier
 
 from guidance.methods import GFCG, Settings, StepContext, build_method
 from guidance.methods.gfcg import GFCGState
-from guidance.sampling import decode_estimate, sample
+from guidance.recording import decode_estimate
+from guidance.sampling import sample
 from guidance.schedulers.adapters import ddim_eta, ddim_mean_and_sigma, make_scheduler, mean_and_sigma, previous_alpha
-from helpers import PROMPTS, FixedClassifier
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])

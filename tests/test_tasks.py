@@ -14,7 +14,7 @@ from torch import nn
 from guidance.errors import MethodConfigError
 from guidance.methods import FreeDoM, Terms, Window
 from guidance.playground.tasks import TaskRequest, build_energy, method_settings, parse_values, preset, run_task, spec, sweep
-from guidance.sampling import snapshot_indices
+from guidance.recording import snapshot_indices
 from guidance.worlds import World
 
 PRESETS_RUN = Path(__file__).resolve().parents[1] / "docs" / "figures" / "json" / "presets-embedded-full.json"

@@ -1,7 +1,7 @@
 """Live previews: run_task in a worker thread, its steps streamed as frames (each method's latest x0_hat, energies).
 
 The app's generator handlers and the `preview` benchmark consume `stream_task`. x0_hat is kept at the request's
-`snapshots` steps (guidance.sampling.snapshot_indices) and decoded only when a frame is shown, by its consumer.
+`snapshots` steps (guidance.recording.snapshot_indices) and decoded only when a frame is shown, by its consumer.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from torch import Tensor
 
 from conditions.images import to_pil
 from guidance.playground.tasks import TaskOutcome, TaskRequest, run_task, runs_of
-from guidance.sampling import StepRecord, decode_estimate
+from guidance.recording import decode_estimate
+from guidance.sampling import StepRecord
 from guidance.worlds import World
 
 

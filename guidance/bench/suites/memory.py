@@ -7,7 +7,7 @@ FreeDoM keeps every activation of the UNet's forward for its backward pass; with
 instead. FIGD's UNet runs under inference_mode and keeps none, so its peak is the floor the other two approach.
 Each run samples one prompt with CFG 7.5 and the face-ID energy, every step guided (the gpu suite's settings).
 `peak_mem_mb` is the peak above the loaded weights: the CUDA allocator's peak, or on a CPU the process's peak
-resident set (guidance.sampling.PeakMemory); `peak_total_mb` adds every weight loaded. It runs on any device, in the
+resident set (guidance.recording.PeakMemory); `peak_total_mb` adds every weight loaded. It runs on any device, in the
 backbone's dtype: fp16 on CUDA, fp32 on a CPU, where activations take twice the bytes. The gpu suite reports the same
 three rows among its others; this suite is the one that also runs without a GPU.
 """

@@ -43,7 +43,7 @@ from guidance.bench.common import Options, Rows, SuiteOutput, generate, goal, re
 from guidance.methods import Settings, Terms, build_method
 from guidance.playground.spread import median_iqr
 from guidance.playground.tasks import PRESETS, TaskRequest, build_energy, preset, run_task
-from guidance.sampling import synchronize
+from guidance.recording import synchronize
 from guidance.worlds import World
 
 NEEDS = ("face_embedder", "style_features", "classifier")

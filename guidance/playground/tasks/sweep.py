@@ -15,7 +15,8 @@ from guidance.methods import LIMITS, OPTIONS, build_method
 from guidance.methods.settings import SWEEP_DEFAULTS, SWEEPS
 from guidance.playground.tasks.run import STRENGTH_SETTINGS, method_settings, request_settings, run_eta, run_task, runs_of
 from guidance.playground.tasks.spec import TaskOutcome, TaskRequest, spec
-from guidance.sampling import SamplingResult, combine
+from guidance.recording import combine
+from guidance.sampling import SamplingResult
 from guidance.worlds import World
 
 SWEEP_SETTINGS = SWEEPS  # what a sweep may vary, with its label (each task names its own: TaskSpec.sweeps)
@@ -154,7 +155,7 @@ def sweep(
 
 def _over_seeds(world: World, request: TaskRequest, seeds: int, ticker: Callable, should_stop) -> TaskOutcome:
     """run_task from the request's seed and the `seeds - 1` after it; per run, one result with every seed's samples
-    (guidance.sampling.combine), cancelled where a stop left it without all of its seeds."""
+    (guidance.recording.combine), cancelled where a stop left it without all of its seeds."""
     outcomes = []
     for offset in range(seeds):
         outcomes.append(run_task(world, replace(request, seed=request.seed + offset), ticker(offset), should_stop))
