@@ -151,7 +151,7 @@ def test_conditions_use_only_guidance_public_types() -> None:
 
 def test_the_sampling_core_imports_no_conditions() -> None:
     core = lambda a: within(a, "guidance.methods") or within(a, "guidance.schedulers") or a in (  # noqa: E731
-        "guidance.sampling", "guidance.backbone", "guidance.energy", "guidance.errors", "guidance.vp_arithmetic")
+        "guidance.sampling", "guidance.recording", "guidance.backbone", "guidance.energy", "guidance.errors", "guidance.vp_arithmetic")
     assert not reaches(core, lambda b: within(b, "conditions"))
 
 
