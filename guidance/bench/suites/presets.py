@@ -7,7 +7,7 @@ references and seeds. References: held-out renders (face; control: their Canny m
 (the examples are 0-2). The rule (docs/methods.md, Presets) picks, per (tab, method), the value with the best
 condition metric (face: attribute agreement; style: pattern agreement; control: edge F1) among the values whose mean
 realism (guidance.worlds.base.realism) is at least REALISM_FLOOR of plain sampling's on the same references and seeds,
-and whose samples the world's detector still calls faces (at least FACE_RATE of them); the smallest value wins a tie. guidance/playground/tasks.py's
+and whose samples the world's detector still calls faces (at least FACE_RATE of them); the smallest value wins a tie. guidance/playground/tasks/catalog.py's
 `TaskSpec.strengths` hold the picks of the committed run; tests/test_tasks.py checks that they agree. Then FIGD runs at
 each tab's preset strength with each of its other Fisher weight profiles w_t (docs/methods.md, FIGD step 3); every
 profile costs the same time, so the tab's metric compares them at equal time.
@@ -119,7 +119,7 @@ def _mean_gain(pairs) -> float:
 
 def pick_note(picks: dict) -> str:
     """The picks as one line per tab, for the report."""
-    return "Picks (guidance/playground/tasks.py TaskSpec.strengths): " + "; ".join(
+    return "Picks (guidance/playground/tasks/catalog.py TaskSpec.strengths): " + "; ".join(
         f"{task}: " + ", ".join(f"{method} {value:g}" if value is not None else f"{method} none" for method, value in methods.items())
         for task, methods in picks.items()
     )
