@@ -33,11 +33,25 @@ class Control:
     _batched: dict[int, "Control"] = field(default_factory=dict, repr=False, compare=False)
 
     def rows(self, keep: Tensor) -> "Control":
-        """The maps of the samples where `keep` ((B,) bool) is true; one map shared by every sample stays as it is."""
+        """The maps of a sub-batch; one map shared by every sample stays as it is.
+
+        Args:
+            keep: (B,) bool, true for the samples to keep.
+
+        Returns:
+            The control of those samples.
+        """
         return self if self.image.shape[0] == 1 else Control(self.image[keep.to(self.image.device)], self.scale)
 
     def for_batch(self, batch: int) -> "Control":
-        """The map repeated to `batch` rows (CFG doubles the batch), made once per batch size, not at every step."""
+        """The map repeated to a batch (CFG doubles the batch), made once per batch size, not at every step.
+
+        Args:
+            batch: the rows wanted; a multiple of the maps held.
+
+        Returns:
+            The control with `batch` maps.
+        """
         if self.image.shape[0] == batch:
             return self
         if batch not in self._batched:
@@ -157,6 +171,9 @@ class Backbone(ABC):
             image: (B, 3, H, W) in [0, 1] at the backbone's pixel size.
             scale: the ControlNet's conditioning scale.
 
+        Returns:
+            The Control.
+
         Raises:
             MethodConfigError: the backbone was loaded without a ControlNet.
         """
@@ -165,7 +182,14 @@ class Backbone(ABC):
         return Control(image.to(self.device, self.dtype), scale)
 
     def alpha(self, t: int | Tensor) -> float:
-        """a_t (alpha-bar) at an integer timestep; 1.0 below zero (the clean end)."""
+        """a_t (alpha-bar) at an integer timestep.
+
+        Args:
+            t: the timestep, an int or a 0-d tensor.
+
+        Returns:
+            a_t; 1.0 below zero (the clean end).
+        """
         t = int(t)
         return 1.0 if t < 0 else float(self.alphas_cumprod[t])
 

@@ -22,7 +22,12 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of width 
 
 
 class Energy(nn.Module, ABC):
-    """E(c, x0) per sample; `metric` gives the figure shown to users for a final image."""
+    """E(c, x0) per sample; `metric` gives the figure shown to users for a final image.
+
+    Attributes:
+        name: the energy's name in reports.
+        metric_name: the name of `metric`'s figure.
+    """
 
     name: str = "energy"
     metric_name: str = "energy"
@@ -84,17 +89,21 @@ class SumEnergy(Energy):
         self.metric_name = energies[0].metric_name
 
     def forward(self, images: Tensor) -> Tensor:
+        """The weighted sum of the energies."""
         return sum(w * e(images) for w, e in zip(self.weights, self.energies))
 
     @torch.no_grad()
     def metric(self, images: Tensor) -> Tensor:
+        """The first energy's metric."""
         return self.energies[0].metric(images)
 
     @torch.no_grad()
     def extra_metrics(self, images: Tensor) -> dict[str, Tensor]:
+        """Every energy's extra figures (a later name replaces an earlier one)."""
         return {name: values for energy in self.energies for name, values in energy.extra_metrics(images).items()}
 
     def reset(self) -> None:
+        """Resets every energy."""
         for energy in self.energies:
             energy.reset()
 
@@ -103,14 +112,29 @@ class SumEnergy(Energy):
 
 
 class FaceDetector(Protocol):
+    """Finds the face in an image (conditions/face.py)."""
+
     no_face_hint: str  # what a person should do when no face is found
     fallback_box: Box  # where a generated image is cropped while no face is found in it
 
     def box(self, image: Image.Image) -> Box | None:
-        """The most confident face's box, or None when there is no face."""
+        """The most confident face's box.
+
+        Args:
+            image: the image to search.
+
+        Returns:
+            The box as fractions of width and height, or None when there is no face.
+        """
 
 
 class FaceEmbedder(Protocol):
+    """Embeds face crops for identity comparison (conditions/face.py).
+
+    Attributes:
+        input_size: the side of the square crops it takes, in pixels.
+    """
+
     input_size: int
 
     def __call__(self, crops: Tensor) -> Tensor:
@@ -118,18 +142,27 @@ class FaceEmbedder(Protocol):
 
 
 class StyleFeatures(Protocol):
+    """Feature tokens whose statistics describe an image's style (conditions/style.py)."""
+
     def __call__(self, images: Tensor) -> Tensor:
         """(B, N, D) feature tokens of pixels (B, 3, H, W) in [-1, 1]; differentiable."""
 
 
 class PatternJudge(Protocol):
+    """Names the background pattern of an image (conditions/style.py)."""
+
     def __call__(self, images: Tensor) -> Tensor:
         """(B,) integer index of the background pattern it names in pixels (B, 3, H, W) in [-1, 1]."""
 
 
 class Classifier(Protocol):
-    """Class probabilities of pixels in [-1, 1]; used in inference mode only."""
+    """Class probabilities of pixels in [-1, 1]; used in inference mode only.
+
+    Attributes:
+        class_names: the K classes, in the order of the probabilities.
+    """
 
     class_names: tuple[str, ...]
 
-    def __call__(self, images: Tensor) -> Tensor: ...
+    def __call__(self, images: Tensor) -> Tensor:
+        """(B, K) class probabilities of pixels (B, 3, H, W) in [-1, 1]."""

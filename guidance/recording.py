@@ -25,8 +25,17 @@ STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")  #
 
 @dataclass
 class StepRecord:
-    """One sampling step: wall seconds, denoiser evaluations per sample, energy per sample, and the process's CPU
-    seconds (on a CPU that other jobs share, the work done, which the wall time overstates by the waiting)."""
+    """One sampling step, with its time-travel repeats.
+
+    Attributes:
+        index: the step's index, 0 the first.
+        timestep: its integer timestep.
+        seconds: wall seconds.
+        nfe: denoiser evaluations per sample.
+        energy: energy of x0_hat per sample (None: no energy).
+        cpu_seconds: the process's CPU seconds (on a CPU that other jobs share, the work done, which the wall time
+            overstates by the waiting).
+    """
 
     index: int
     timestep: int
@@ -38,30 +47,50 @@ class StepRecord:
 
 @dataclass
 class SamplingResult:
-    """A run's outputs. images: (B, 3, H, W) in [-1, 1], float32, on the CPU."""
+    """A run's outputs.
+
+    Attributes:
+        images: (B, 3, H, W) in [-1, 1], float32, on the CPU.
+        method: the method's name.
+        scheduler: the scheduler's name.
+        steps: one record per step run.
+        seconds: the sampling steps' wall time.
+        decode_seconds: the final decode to pixels.
+        nfe: denoiser evaluations per sample.
+        peak_mem_mb: the peak memory above the run's start (`PeakMemory`).
+        final_energy: E(c, x) of the final images.
+        metric: the energy's user-facing metric of the final images.
+        metric_name: its name.
+        extra_metrics: further figures of the final images, by name.
+        cancelled: whether the run stopped early.
+        options: the method's options and the noise rule, for reports.
+        trajectory: (step index, x0_hat decoded) at snapshot steps.
+    """
 
     images: Tensor
     method: str
     scheduler: str
     steps: list[StepRecord] = field(default_factory=list)
-    seconds: float = 0.0  # the sampling steps
-    decode_seconds: float = 0.0  # the final decode to pixels
+    seconds: float = 0.0
+    decode_seconds: float = 0.0
     nfe: float = 0.0
     peak_mem_mb: float = 0.0
-    final_energy: list[float] | None = None  # E(c, x) of the final images
-    metric: list[float] | None = None  # the energy's user-facing metric of the final images
+    final_energy: list[float] | None = None
+    metric: list[float] | None = None
     metric_name: str | None = None
-    extra_metrics: dict[str, list[float]] = field(default_factory=dict)  # further figures of the final images, by name
+    extra_metrics: dict[str, list[float]] = field(default_factory=dict)
     cancelled: bool = False
     options: dict = field(default_factory=dict)
-    trajectory: list[tuple[int, Tensor]] = field(default_factory=list)  # (step index, x0_hat decoded) at snapshot steps
+    trajectory: list[tuple[int, Tensor]] = field(default_factory=list)
 
     @property
     def ms_per_step(self) -> list[float]:
+        """Each step's wall time in milliseconds."""
         return [1000 * s.seconds for s in self.steps]
 
     @property
     def energy_per_step(self) -> list[float | None]:
+        """Each step's energy of x0_hat, averaged over the samples (None where none was measured)."""
         return [None if s.energy is None else sum(s.energy) / len(s.energy) for s in self.steps]
 
     def to_dict(self) -> dict:
@@ -102,7 +131,15 @@ def combine(results: Sequence[SamplingResult]) -> SamplingResult:
 class PeakMemory:
     """Peak memory above the start of a block, in MB: CUDA's allocator peak; on Linux, the kernel's own peak RSS
     (VmHWM, reset on entry through /proc/self/clear_refs), so no thread competes with the sampler for the CPU;
-    elsewhere, RSS sampled every `interval` seconds by a thread."""
+    elsewhere, RSS sampled every `interval` seconds by a thread.
+
+    Args:
+        device: the device whose memory counts.
+        interval: the sampling thread's period in seconds, where it runs.
+
+    Attributes:
+        peak_mb: the peak above the start, set when the block ends.
+    """
 
     def __init__(self, device: torch.device, interval: float = 0.002):
         self.device, self.interval, self.peak_mb = device, interval, 0.0
@@ -154,13 +191,23 @@ def _peak_rss() -> int:
 
 
 def synchronize(device: torch.device) -> None:
+    """Waits for the device's queued work (CUDA only), so that a clock read next counts it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 @torch.no_grad()
 def track_energy(energy: Energy | None, backbone: Backbone, x0: Tensor) -> list[float] | None:
-    """The energy of a clean estimate, for the record (not part of the timed step)."""
+    """The energy of a clean estimate, for the record (not part of the timed step).
+
+    Args:
+        energy: the run's energy, or None.
+        backbone: decodes `x0`.
+        x0: (B, C, H, W) the clean estimate.
+
+    Returns:
+        One energy per sample, or None without an energy.
+    """
     return None if energy is None else energy(backbone.decode(x0)).float().cpu().tolist()
 
 
@@ -168,7 +215,15 @@ StepHook = Callable[[StepRecord, Tensor | None], None]  # a step's record, and i
 
 
 def snapshot_indices(steps: int, count: int) -> set[int]:
-    """`count` evenly spaced step indices ending at the last step (every step when count >= steps)."""
+    """Evenly spaced step indices ending at the last step.
+
+    Args:
+        steps: the run's step count.
+        count: how many indices (every step when count >= steps; none when count <= 0).
+
+    Returns:
+        The indices.
+    """
     if count <= 0:
         return set()
     if count >= steps:
@@ -180,7 +235,15 @@ def snapshot_indices(steps: int, count: int) -> set[int]:
 
 @torch.no_grad()
 def decode_estimate(backbone: Backbone, x0: Tensor) -> Tensor:
-    """x0_hat as pixels in [-1, 1], float32 on the CPU."""
+    """x0_hat as pixels, with the backbone's full decoder.
+
+    Args:
+        backbone: decodes `x0`.
+        x0: (B, C, H, W) clean estimates.
+
+    Returns:
+        (B, 3, H, W) in [-1, 1], float32 on the CPU.
+    """
     return backbone.decode(x0.to(backbone.dtype)).float().clamp(-1, 1).cpu()
 
 
@@ -218,8 +281,11 @@ class Recorder:
 
     @contextmanager
     def run(self) -> Iterator[None]:
-        """The sampling loop: counts its denoiser evaluations from 0 and its peak memory; an allocator failure inside
-        it becomes DeviceOutOfMemoryError."""
+        """The sampling loop: counts its denoiser evaluations from 0 and its peak memory.
+
+        Raises:
+            DeviceOutOfMemoryError: an allocator failure inside the block.
+        """
         self.backbone.evaluations = 0
         try:
             with PeakMemory(self.backbone.device) as memory:

@@ -65,6 +65,12 @@ def sample(
 
     Returns:
         The images in [-1, 1] with the run's per-step records, totals and final figures.
+
+    Raises:
+        MethodConfigError: a method that needs an energy has none, the method or the noise rule cannot run with this
+            scheduler and eta, or time travel asks a multistep solver to repeat a step.
+        SamplingNaNError: a step produced NaN or infinite values.
+        DeviceOutOfMemoryError: the device ran out of memory.
     """
     # Set up: check, start the method and the energy afresh, the scheduler's grid, x_T and the embeddings.
     if method.uses_energy and energy is None:

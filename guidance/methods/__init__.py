@@ -22,7 +22,20 @@ METHODS = (
 
 
 def build_method(name: str, settings: Settings | None = None, classifier: Classifier | None = None) -> Guidance:
-    """A method from "+"-joined parts: a base (plain, cfg, atg), gfcg, one gradient method, dsg."""
+    """A method from "+"-joined parts: a base (plain, cfg, atg), gfcg, one gradient method, dsg.
+
+    Args:
+        name: the parts joined with "+", in any case and order (e.g. "figd+dsg", "atg+gfcg"; METHODS lists the usual ones).
+        settings: the option values each part takes (`Configurable.arguments`); None: every option's default.
+        classifier: GFCG's classifier; needed when "gfcg" is a part.
+
+    Returns:
+        The gradient method's class with its predictor (and DSG) where one is named, else a `Guidance` on the predictor.
+
+    Raises:
+        MethodConfigError: an unknown part, two gradient methods, "dsg" without one, "gfcg" without a classifier, or a
+            part's constructor rejecting its options.
+    """
     s = settings or Settings()
     parts = set(name.lower().split("+"))
     if not parts <= set(PARTS):

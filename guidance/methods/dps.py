@@ -5,7 +5,12 @@ from guidance.methods.freedom import FreeDoM
 
 
 class DPS(FreeDoM):
-    """FreeDoM's gradient with rho_t = scale at every step: the step DSG's official code plugs into."""
+    """FreeDoM's gradient with rho_t = scale at every step: the step DSG's official code plugs into.
+
+    Args:
+        *args, **kwargs: FreeDoM's.
+        step_rule: FreeDoM's step rule, "constant" by default.
+    """
 
     name = "dps"
 

@@ -17,6 +17,13 @@ class DSG(Configurable):
     x_{t-1} = mean + r d_m / ||d_m||, with per-sample norms; `weight` (FIGD's w_t) scales the rate, capped at 1 (DSG
     step 4 [ours]). Guidance acts every `interval` steps with the official code's phase (DSG step 6: its step counter
     runs down to 0), so the last step is always guided.
+
+    Args:
+        rate: the guidance rate in [0, 1]: how far d_m turns from the sampled noise towards d*.
+        interval: guide every `interval` steps (1: every step).
+
+    Raises:
+        MethodConfigError: `rate` outside [0, 1], or `interval` < 1.
     """
 
     options = (
@@ -33,15 +40,44 @@ class DSG(Configurable):
 
     @staticmethod
     def check(scheduler: str, eta: float) -> None:
-        """DSG needs the noise of a DDIM step with eta > 0."""
+        """DSG needs the noise of a DDIM step with eta > 0.
+
+        Args:
+            scheduler: the scheduler's name.
+            eta: DDIM's eta.
+
+        Raises:
+            MethodConfigError: another scheduler, or eta = 0.
+        """
         if not (scheduler == "ddim" and eta > 0):
             raise MethodConfigError("DSG steps on the sphere of the sampler's noise: use DDIM with eta > 0 (eta = 1 in the paper)")
 
     def applies(self, index: int, steps: int) -> bool:
-        """Whether step `index` (0 = first of `steps`) is guided: the official idx = steps - 1 - index, idx % interval == 0."""
+        """Whether a step is guided: the official idx = steps - 1 - index, idx % interval == 0.
+
+        Args:
+            index: the step, 0 the first.
+            steps: the run's step count.
+
+        Returns:
+            True where DSG guides the step.
+        """
         return (steps - 1 - index) % self.interval == 0
 
     def step(self, mean: Tensor, sigma: float | None, noise: Tensor, gradient: Tensor, weight: float = 1.0) -> Tensor:
+        """x_{t-1} on the sphere of radius sqrt(n) sigma_t around the mean (DSG steps 3-5).
+
+        Args:
+            mean, sigma, noise: as in Guidance.update.
+            gradient: (B, C, H, W) g, the guidance direction (its length does not matter).
+            weight: a factor on the rate (FIGD's w_t); the product is capped at 1.
+
+        Returns:
+            (B, C, H, W) x_{t-1}; the mean itself where sigma_t = 0.
+
+        Raises:
+            MethodConfigError: sigma is None (a scheduler that adds its noise itself).
+        """
         if sigma is None:
             raise MethodConfigError("DSG needs a scheduler that exposes its noise (use DDIM, eta > 0)")
         if sigma == 0:  # deterministic or last step: nothing to constrain
@@ -53,4 +89,5 @@ class DSG(Configurable):
         return mean + radius * d_mix / expand(norm(d_mix) + 1e-12, d_mix)
 
     def describe(self) -> dict:
+        """The rate and interval, under their option names."""
         return {"dsg_rate": self.rate, "dsg_interval": self.interval}

@@ -26,7 +26,15 @@ FISHER_WEIGHTS: dict[str, Callable[[float], float]] = {
 
 @functools.lru_cache(maxsize=16)
 def mean_weight(profile: str, alphas: tuple[float, ...]) -> float:
-    """The mean of a w_t profile over a run's a_t: the same at every step of the run, so computed once."""
+    """The mean of a w_t profile over a run's a_t: the same at every step of the run, so computed once.
+
+    Args:
+        profile: a name of FISHER_WEIGHTS.
+        alphas: a_t at every step of the run.
+
+    Returns:
+        The mean of profile(a_t).
+    """
     return statistics.fmean(FISHER_WEIGHTS[profile](a) for a in alphas)
 
 
@@ -37,6 +45,13 @@ class FIGD(FreeDoM):
     and w_t multiplies the step size after its rule (rho_t = w_t * rule), or under DSG the guidance rate, so it
     acts whatever the rule. `fisher_weight` names w_t's profile, normalised to mean 1 over the run's steps.
     Windows, time travel, step-size rules and DSG are FreeDoM's, so the two compare step for step.
+
+    Args:
+        *args, **kwargs: FreeDoM's.
+        fisher_weight: w_t's profile, a name of FISHER_WEIGHTS.
+
+    Raises:
+        MethodConfigError: `fisher_weight` is not a name of FISHER_WEIGHTS.
     """
 
     name = "figd"
@@ -68,4 +83,5 @@ class FIGD(FreeDoM):
         return estimate, gradients, values
 
     def describe(self) -> dict:
+        """FreeDoM.describe with the Fisher weight profile."""
         return {**super().describe(), "fisher_weight": self.fisher_weight}

@@ -27,9 +27,21 @@ class FreeDoM(Guidance):
     with its own scale (FreeDoM step 7). With `dsg`, the update is DSG's spherical step instead
     (docs/methods.md, DSG steps 1-6; the scale then only weighs terms against each other). `weight` (1 here;
     FIGD's w_t) multiplies rho_t, or under DSG the guidance rate.
-    Speed and memory: `tiny_decoder` decodes x0_hat for the energies with the backbone's tiny decoder (the final
-    image still comes from the full VAE); `checkpointing` recomputes the denoiser's activations in the backward
-    pass instead of keeping them (diffusers' gradient checkpointing), for small GPUs.
+
+    Args:
+        predictor: how the branches combine into eps; the gradient runs back through it.
+        scale: the step-size scale of `step_rule` (the paper's k), for terms without their own.
+        step_rule: one of STEP_RULES, as above.
+        window: the progress window where terms without their own guide; None: the whole run.
+        time_travel: the repeats per step and their window; None: no repeats.
+        dsg: DSG's update in place of the gradient step; None: the gradient step.
+        tiny_decoder: decode x0_hat for the energies with the backbone's tiny decoder (the final image still comes
+            from the full VAE), for speed.
+        checkpointing: recompute the denoiser's activations in the backward pass instead of keeping them
+            (diffusers' gradient checkpointing), for small GPUs.
+
+    Raises:
+        MethodConfigError: `step_rule` is not one of STEP_RULES.
     """
 
     name = "freedom"
@@ -74,25 +86,43 @@ class FreeDoM(Guidance):
         return {**super().arguments(values), "time_travel": TimeTravel(values.repeats, Window(*values.travel_window))}
 
     def check(self, scheduler: str, eta: float) -> None:
+        """DSG's check where DSG runs; any scheduler and eta otherwise."""
         if self.dsg is not None:
             self.dsg.check(scheduler, eta)
 
     def terms(self, energy: Energy) -> list[Term]:
-        """The energy's terms, with the method's window and scale where a term has none (FreeDoM step 7)."""
+        """The energy's terms, with the method's window and scale where a term has none (FreeDoM step 7).
+
+        Args:
+            energy: one energy, or `Terms`.
+
+        Returns:
+            One term per energy (a plain energy is one term), each with its window and scale set.
+        """
         parts = energy.terms if isinstance(energy, Terms) else [Term(energy)]
         return [Term(t.energy, t.window or self.window, self.scale if t.scale is None else t.scale) for t in parts]
 
     def guiding_terms(self, ctx: StepContext) -> list[Term]:
-        """The terms whose window holds this step, if DSG guides it (DSG step 6)."""
+        """The terms whose window holds this step, if DSG guides it (DSG step 6).
+
+        Args:
+            ctx: the step, with its energy.
+
+        Returns:
+            The terms that guide this step; empty where none does.
+        """
         if self.dsg is not None and not self.dsg.applies(ctx.index, ctx.steps):
             return []
         return [term for term in self.terms(ctx.energy) if ctx.progress in term.window]
 
     def repeats(self, ctx: StepContext) -> int:
+        """The time-travel count where some term's window holds the step, else 1."""
         inside = any(ctx.progress in term.window for term in self.terms(ctx.energy))
         return self.time_travel.count(ctx.progress) if inside else 1
 
     def predict(self, ctx: StepContext) -> Prediction:
+        """Guidance.predict where no term guides; else with `guidance` = sum of rho_i g_i and, where every term
+        guides, the energy of x0_hat."""
         terms = self.guiding_terms(ctx)
         if not terms:
             return super().predict(ctx)
@@ -103,7 +133,15 @@ class FreeDoM(Guidance):
         return pred
 
     def energy_gradients(self, ctx: StepContext, energies: list[Energy]) -> tuple[Estimate, list[Tensor], list[Tensor]]:
-        """(the predictor's estimate, grad_{x_t} E_i, E_i): autograd through the denoiser, the decoder and each energy."""
+        """Each energy's value and gradient at x_t: autograd through the denoiser, the decoder and each energy.
+
+        Args:
+            ctx: the step.
+            energies: the guiding terms' energies.
+
+        Returns:
+            (the predictor's estimate, grad_{x_t} E_i each (B, C, H, W), E_i each (B,)).
+        """
         x = ctx.x.detach().requires_grad_(True)
         with torch.enable_grad(), ctx.backbone.gradient_checkpointing(self.checkpointing):
             estimate = self.predictor(ctx, x)
@@ -112,6 +150,7 @@ class FreeDoM(Guidance):
         return estimate, gradients, values
 
     def update(self, ctx: StepContext, pred: Prediction, mean: Tensor, sigma: float | None, noise: Tensor) -> Tensor:
+        """Guidance.update minus `pred.guidance` (rho g) where terms guided; DSG's step on the sphere with `dsg`."""
         if pred.guidance is None:
             return super().update(ctx, pred, mean, sigma, noise)
         if self.dsg is not None:
@@ -119,11 +158,28 @@ class FreeDoM(Guidance):
         return super().update(ctx, pred, mean, sigma, noise) - pred.guidance
 
     def weight(self, ctx: StepContext) -> float:
-        """A factor on rho_t (under DSG on the guidance rate): 1 for FreeDoM, FIGD's w_t for FIGD."""
+        """A factor on rho_t (under DSG on the guidance rate): 1 for FreeDoM, FIGD's w_t for FIGD.
+
+        Args:
+            ctx: the step.
+
+        Returns:
+            The factor, 1 here.
+        """
         return 1.0
 
     def step_size(self, ctx: StepContext, pred: Prediction, gradient: Tensor, scale: float) -> Tensor:
-        """rho_t per sample, shape (B,), of a term's gradient and scale: the rule's value times `weight` (step 5)."""
+        """rho_t per sample of a term's gradient and scale: the rule's value times `weight` (step 5).
+
+        Args:
+            ctx: the step.
+            pred: the step's prediction (eps, and the CFG term that the "normalized" rule reads).
+            gradient: (B, C, H, W) the term's gradient g.
+            scale: the term's scale.
+
+        Returns:
+            (B,) rho_t, on the CPU.
+        """
         return self.weight(ctx) * self._rule_step(ctx, pred, gradient, scale)
 
     def _rule_step(self, ctx: StepContext, pred: Prediction, gradient: Tensor, scale: float) -> Tensor:
@@ -142,6 +198,7 @@ class FreeDoM(Guidance):
         return (scale * rms(reference) / (rms(gradient) + 1e-12)).cpu()
 
     def describe(self) -> dict:
+        """Guidance.describe with the scale, step rule, windows, repeats, speed options and DSG's."""
         options = {
             "scale": self.scale,
             "step_rule": self.step_rule,
@@ -154,7 +211,16 @@ class FreeDoM(Guidance):
 
 
 def gradients_of(energies: list[Energy], images: Tensor, leaf: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-    """Each energy of `images` and its gradient w.r.t. `leaf`, one backward pass per energy through the shared graph."""
+    """Each energy of `images` and its gradient w.r.t. `leaf`, one backward pass per energy through the shared graph.
+
+    Args:
+        energies: the energies to evaluate.
+        images: (B, 3, H, W) pixels in [-1, 1], computed from `leaf`.
+        leaf: the tensor that requires grad (x_t for FreeDoM, x0_hat for FIGD).
+
+    Returns:
+        (E_i each (B,), detached; grad_leaf E_i each shaped as `leaf`).
+    """
     values = [energy(images) for energy in energies]
     last = len(values) - 1
     gradients = [torch.autograd.grad(v.sum(), leaf, retain_graph=i < last)[0] for i, v in enumerate(values)]

@@ -20,7 +20,12 @@ SCALE_RULES = ("confusion", "ratio")
 
 
 class Reading(NamedTuple):
-    """What one classifier reading sets, per sample: c_ref's embeddings (B, L, D) and w_t shaped (B, 1, 1, 1)."""
+    """What one classifier reading sets, per sample.
+
+    Attributes:
+        embeddings: (B, L, D) c_ref's embeddings.
+        scale: (B, 1, 1, 1) w_t.
+    """
 
     embeddings: Tensor
     scale: Tensor
@@ -34,11 +39,12 @@ class Reading(NamedTuple):
 class GFCGState:
     """What GFCG carries from one evaluation to the next within a run; `GFCG.reset` starts each run with a new one.
 
-    pending: with `one_call`, the reading taken from this evaluation's D_c for the next step (docs/methods.md, GFCG,
-        One call); None before the first and after the last.
-    read_at: the step the classifier last read x0_hat for (None: no reading yet this run).
-    reading: that reading, None where it set w_t = 0 for every sample; it holds until the next reading
-        (docs/methods.md, GFCG, Interval).
+    Attributes:
+        pending: with `one_call`, the reading taken from this evaluation's D_c for the next step (docs/methods.md,
+            GFCG, One call); None before the first and after the last.
+        read_at: the step the classifier last read x0_hat for (None: no reading yet this run).
+        reading: that reading, None where it set w_t = 0 for every sample; it holds until the next reading
+            (docs/methods.md, GFCG, Interval).
     """
 
     pending: Reading | None = None
@@ -64,6 +70,23 @@ class GFCG(Predictor):
     GFCG, Cost). With CFG, D_c and D_u are one batched call. With `one_call` [ours], c_ref and w_t come from
     the previous evaluation's x0_hat, so that D_c, D_u and D(c_ref) run as one batched call (docs/methods.md,
     GFCG, One call).
+
+    Args:
+        classifier: reads x0_hat's pixels; the conditions must be among its class names.
+        max_scale: w_max.
+        base: "none", "cfg" or "atg", the predictor GFCG adds its term to.
+        base_scale: the base's w_cfg or w_atg.
+        scale_rule: "confusion" or "ratio", as above.
+        fused: the fused variant (base "atg" only).
+        window: the progress window [start, end) where GFCG acts.
+        threshold: w_t below this fraction of w_max counts as 0.
+        tiny_decoder: decode x0_hat for the classifier with the backbone's tiny decoder.
+        one_call: take c_ref and w_t from the previous evaluation, for one batched call (not with `fused`).
+        interval: the classifier reads x0_hat every `interval` steps of the window; the reading holds in between.
+
+    Raises:
+        MethodConfigError: an unknown base or scale rule, `fused` without base "atg" or with `one_call`, or
+            `interval` < 1.
     """
 
     name = "gfcg"
@@ -118,7 +141,18 @@ class GFCG(Predictor):
         self.state = GFCGState()
 
     def reference(self, ctx: StepContext, eps_c: Tensor) -> tuple[list[str], Tensor]:
-        """The most confusable non-target class and the guidance scale w_t, per sample."""
+        """The most confusable non-target class and the guidance scale w_t, per sample (GFCG steps 1-3).
+
+        Args:
+            ctx: the step; its conditions are the target classes.
+            eps_c: (B, C, H, W) D_c, whose x0_hat the classifier reads.
+
+        Returns:
+            (c_ref's class name per sample, (B,) w_t on the CPU).
+
+        Raises:
+            MethodConfigError: a condition is not a class of the classifier.
+        """
         names = self.classifier.class_names
         target = torch.tensor([names.index(c) for c in self._targets(ctx)])
         with torch.no_grad():
@@ -242,6 +276,7 @@ class GFCG(Predictor):
         return (index - first) % self.interval == 0
 
     def describe(self) -> dict:
+        """The name and options; the speed options and the interval only where they are not their defaults."""
         return {
             "name": self.name,
             "max_scale": self.max_scale,
@@ -274,7 +309,14 @@ def with_reference(base: Estimate, eps_c: Tensor, eps_ref: Tensor, reading: Read
 
 def stacked(contexts: list[StepContext]) -> StepContext:
     """One context for the concatenated rows of `contexts` (sub-batches of one step): what one batched call needs,
-    the control maps stacked to match (a single shared map stays shared)."""
+    the control maps stacked to match (a single shared map stays shared).
+
+    Args:
+        contexts: sub-batch contexts of one step (`StepContext.rows`), in the order their rows are concatenated.
+
+    Returns:
+        The first context with the stacked control; its other per-sample fields are the first's.
+    """
     first = contexts[0]
     control = first.control
     if control is not None and control.image.shape[0] != 1:

@@ -21,7 +21,13 @@ GROUPS = ("gradient", "gfcg", "decoder")  # the app's method-settings sections, 
 
 @dataclass(frozen=True)
 class Bound:
-    """A number's accepted range [low, high]; `slider` is the narrower range the UI offers (None: the same)."""
+    """A number's accepted range [low, high], and the narrower range the UI offers.
+
+    Attributes:
+        low: the smallest value accepted.
+        high: the largest value accepted.
+        slider: the range the UI offers (None: the same).
+    """
 
     low: float
     high: float
@@ -29,15 +35,34 @@ class Bound:
 
     @property
     def shown(self) -> tuple[float, float]:
+        """The range the UI offers."""
         return self.slider or (self.low, self.high)
 
     def check(self, name: str, value: float) -> None:
+        """Checks that `value` lies in [low, high].
+
+        Args:
+            name: the option's name, for the message.
+            value: the value to check.
+
+        Raises:
+            MethodConfigError: the value lies outside.
+        """
         if not self.low <= value <= self.high:
             raise MethodConfigError(f"{name} must lie in [{self.low:g}, {self.high:g}], got {value:g}")
 
 
 def check_window(what: str, window: tuple[float, float], empty_allowed: bool = False) -> None:
-    """0 <= start < end <= 1 (start == end too where an empty window switches the option off)."""
+    """Checks 0 <= start < end <= 1 (start == end too where an empty window switches the option off).
+
+    Args:
+        what: the window's name, for the message.
+        window: (start, end) as progress fractions.
+        empty_allowed: accept start == end.
+
+    Raises:
+        MethodConfigError: the window does not satisfy it.
+    """
     start, end = window
     if not (0 <= start <= end <= 1 and (empty_allowed or start < end)):
         relation = "<=" if empty_allowed else "<"
@@ -48,17 +73,20 @@ def check_window(what: str, window: tuple[float, float], empty_allowed: bool = F
 class Option:
     """One option, declared by the part that reads it.
 
-    name: the setting (a field of guidance.methods.Settings, unless `setting` is False: the loop's per-run values).
-    default: its value unless a preset or request says otherwise; its type is the option's (an int is a count: 3 or
-        3.0 is 3, never 2.5 cut to 2).
-    bound / choices / window: what it may take: a range, one of some names, or a progress window [start, end) named
-        `window` in messages (`empty_window`: start == end switches it off).
-    param: the constructor's parameter it feeds ("" : the option's name; None: none, the part composes it itself);
-        `convert` turns the value into the argument.
-    label, step, info: the app's widget (a slider for a bound, a radio for choices, two sliders for a window, a
-        checkbox for a flag); `group` is the method-settings section that shows it (guidance.methods.options.GROUPS),
-        None for none; `excludes`: a flag that ticking this one unticks (and the other way round).
-    sweep: the label of a sweep over it (None: not sweepable), `sweep_values` the app's default values.
+    Attributes:
+        name: the setting (a field of guidance.methods.Settings, unless `setting` is False: the loop's per-run values).
+        default: its value unless a preset or request says otherwise; its type is the option's (an int is a count: 3
+            or 3.0 is 3, never 2.5 cut to 2).
+        bound / choices / window: what it may take: a range, one of some names, or a progress window [start, end)
+            named `window` in messages (`empty_window`: start == end switches it off).
+        param: the constructor's parameter it feeds ("" : the option's name; None: none, the part composes it
+            itself); `convert` turns the value into the argument.
+        label, step, info: the app's widget (a slider for a bound, a radio for choices, two sliders for a window, a
+            checkbox for a flag); `group` is the method-settings section that shows it
+            (guidance.methods.options.GROUPS), None for none; `excludes`: a flag that ticking this one unticks (and
+            the other way round).
+        sweep: the label of a sweep over it (None: not sweepable), `sweep_values` the app's default values.
+        setting: False for the loop's per-run values, which are no field of Settings.
     """
 
     name: str
@@ -85,10 +113,21 @@ class Option:
 
     @property
     def annotation(self) -> str:
+        """The type of its Settings field, as a string."""
         return "tuple[float, float]" if self.window else type(self.default).__name__
 
     def checked(self, value: Any) -> Any:
-        """The value, a count made an int, once it lies within what the option takes; MethodConfigError otherwise."""
+        """The value, a count made an int, once it lies within what the option takes.
+
+        Args:
+            value: a value for the option.
+
+        Returns:
+            The value (an int for a count).
+
+        Raises:
+            MethodConfigError: a count that is not whole, or a value outside the bound, choices or window.
+        """
         if self.whole:
             if isinstance(value, bool) or not float(value).is_integer():
                 raise MethodConfigError(f"{self.name} must be a whole number, got {value!r}")
@@ -102,32 +141,62 @@ class Option:
         return value
 
     def typed(self, value: Any) -> Any:
-        """A sweep's value as the option takes it: a name, a count or a number (ValueError otherwise)."""
+        """A sweep's value as the option takes it.
+
+        Args:
+            value: the value as a sweep gives it (often a string).
+
+        Returns:
+            A name, a count or a number.
+
+        Raises:
+            ValueError: the value does not convert.
+        """
         return str(value) if self.choices is not None else int(value) if self.whole else float(value)
 
     def argument(self, value: Any) -> Any:
+        """The constructor argument of a value: `convert` applied, where there is one."""
         return value if self.convert is None else self.convert(value)
 
 
 class Configurable:
-    """A part with declared options: `arguments` maps option values onto its constructor's parameters."""
+    """A part with declared options: `arguments` maps option values onto its constructor's parameters.
+
+    Attributes:
+        options: the part's declared options.
+    """
 
     options: tuple[Option, ...] = ()
 
     @classmethod
     def arguments(cls, values: Any) -> dict[str, Any]:
-        """Constructor keyword arguments from `values` (guidance.methods.Settings, or any object with the options as
-        attributes): each declared option with a parameter, converted."""
+        """Constructor keyword arguments from option values.
+
+        Args:
+            values: guidance.methods.Settings, or any object with the options as attributes.
+
+        Returns:
+            Each declared option with a parameter, converted, by parameter name.
+        """
         return {option.param or option.name: option.argument(getattr(values, option.name)) for option in cls.options
                 if option.param is not None}  # fmt: skip
 
 
 def without(options: tuple[Option, ...], *names: str) -> tuple[Option, ...]:
-    """The options less those named (a subclass that does not take some of its parent's)."""
+    """The options less those named (a subclass that does not take some of its parent's).
+
+    Args:
+        options: the declarations.
+        *names: the options to leave out.
+
+    Returns:
+        The rest, in order.
+    """
     return tuple(option for option in options if option.name not in names)
 
 
 def by_name(options: Mapping[str, Option] | tuple[Option, ...]) -> dict[str, Option]:
+    """Options by name, from a mapping or a tuple of declarations."""
     return dict(options) if isinstance(options, Mapping) else {option.name: option for option in options}
 
 

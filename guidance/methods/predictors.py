@@ -18,7 +18,13 @@ from guidance.vp_arithmetic import to_eps_and_x0
 
 @dataclass
 class Estimate:
-    """A predictor's output: eps, and delta = eps_c - eps_u (None if no such branch ran) with its weight w."""
+    """A predictor's output: eps, and delta = eps_c - eps_u (None if no such branch ran) with its weight w.
+
+    Attributes:
+        eps: (B, C, H, W) the combined noise estimate.
+        delta: (B, C, H, W) eps_c - eps_u (or eps_c - eps_guide), None where no such branch ran.
+        scale: the weight w that delta carries in eps.
+    """
 
     eps: Tensor
     delta: Tensor | None = None
@@ -26,13 +32,33 @@ class Estimate:
 
 
 def branch_eps(ctx: StepContext, x: Tensor, embeddings: Tensor, guide: bool = False) -> Tensor:
-    """Noise estimate of one denoiser branch (any prediction type is converted to eps)."""
+    """Noise estimate of one denoiser branch (any prediction type is converted to eps).
+
+    Args:
+        ctx: the step (its timestep, a_t and control).
+        x: (B, C, H, W) x_t.
+        embeddings: (B, L, D) the condition the branch sees.
+        guide: evaluate the guide model (Autoguidance) instead of the main one.
+
+    Returns:
+        (B, C, H, W) eps.
+    """
     out = ctx.backbone.predict(x, ctx.t, embeddings, ctx.control, guide=guide)
     return to_eps_and_x0(x, out, ctx.a_t, ctx.backbone.prediction_type)[0]
 
 
 def paired_eps(ctx: StepContext, x: Tensor, first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
-    """Two branches of the same model in one batched call."""
+    """Two branches of the same model in one batched call.
+
+    Args:
+        ctx: the step.
+        x: (B, C, H, W) x_t, which both branches see.
+        first: (B, L, D) the first branch's condition.
+        second: (B, L, D) the second branch's condition.
+
+    Returns:
+        (eps of `first`, eps of `second`).
+    """
     both = branch_eps(ctx, torch.cat([x, x]), torch.cat([first, second]))
     return both.chunk(2)
 
@@ -83,11 +109,16 @@ class Predictor(Configurable):
         """Forget what an earlier run left behind (GFCG's carried reading); the sampler calls it before each run."""
 
     def describe(self) -> dict:
+        """The predictor's name and options, for reports."""
         return {"name": self.name}
 
 
 class CFG(Predictor):
-    """Classifier-free guidance (Ho & Salimans 2022): D = D_u + w (D_c - D_u)."""
+    """Classifier-free guidance (Ho & Salimans 2022): D = D_u + w (D_c - D_u).
+
+    Args:
+        scale: w (1: the conditional branch alone, at twice its cost).
+    """
 
     name = "cfg"
     options = (CFG_SCALE,)
@@ -113,11 +144,16 @@ class CFG(Predictor):
         return Estimate(eps_other + self.scale * delta, delta, self.scale)
 
     def describe(self) -> dict:
+        """The name and w."""
         return {"name": self.name, "scale": self.scale}
 
 
 class Autoguidance(CFG):
-    """Autoguidance (Karras et al. 2024): D = D_guide(c) + w (D_c - D_guide(c)), the guide a weaker model."""
+    """Autoguidance (Karras et al. 2024): D = D_guide(c) + w (D_c - D_guide(c)), the guide a weaker model.
+
+    Args:
+        scale: w; the backbone must hold a guide model.
+    """
 
     name = "atg"
 

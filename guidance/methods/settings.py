@@ -40,6 +40,12 @@ class Settings:
 
     The fields are the declarations of the registered parts: `register_method` redefines them on this same class, so
     every `from guidance.methods import Settings` sees a new part's options.
+
+    Args:
+        **values: one keyword per option in OPTIONS whose `setting` is true; each defaults to its declaration's.
+
+    Raises:
+        MethodConfigError: a value outside what its option takes (`Option.checked`).
     """
 
     def __post_init__(self) -> None:
@@ -53,8 +59,14 @@ _GENERATED = ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__de
 
 
 def options_of(methods: Iterable[str]) -> list[Option]:
-    """The options that the parts of `methods` ("figd+dsg", ...) declare, each once, in declaration order; names that are
-    no method (a scheduler's) contribute none."""
+    """The options that the parts of some methods declare, each once, in declaration order.
+
+    Args:
+        methods: method names ("figd+dsg", ...); names that are no method (a scheduler's) contribute none.
+
+    Returns:
+        The options, ordered as in OPTIONS.
+    """
     found: dict[str, Option] = {}
     for method in methods:
         for part in method.lower().split("+"):
@@ -89,7 +101,16 @@ def _gather() -> None:
 
 def register_method(name: str, cls: type[Guidance]) -> None:
     """A gradient method (FreeDoM's kind: it takes a predictor, an energy and DSG) under `name`, its declared options
-    joining Settings, LIMITS and the app's widgets. MethodConfigError if the name is taken."""
+    joining Settings, LIMITS and the app's widgets.
+
+    Args:
+        name: the part's name in method names; without "+".
+        cls: the method's class, with its `options`.
+
+    Raises:
+        MethodConfigError: the name is taken or holds "+", or an option is declared already, differently (the method
+            is then not registered).
+    """
     if name in PARTS or "+" in name:
         raise MethodConfigError(f"a method part named {name!r} exists already (or holds '+')")
     GRADIENT_METHODS[name] = PARTS[name] = cls
@@ -101,7 +122,14 @@ def register_method(name: str, cls: type[Guidance]) -> None:
 
 
 def unregister_method(name: str) -> None:
-    """Undoes register_method (the built-in parts stay)."""
+    """Undoes register_method (the built-in parts stay).
+
+    Args:
+        name: a registered part's name; an unknown one is a no-op.
+
+    Raises:
+        MethodConfigError: `name` is a built-in part.
+    """
     if name in BUILT_IN:
         raise MethodConfigError(f"{name!r} is a built-in part")
     GRADIENT_METHODS.pop(name, None)

@@ -23,6 +23,16 @@ def make_scheduler(name: str, config: dict) -> SchedulerMixin:
     A config with ``clip_sample`` (which DDIM, DDPM and EVODiff read) also turns on static thresholding at
     ``clip_sample_range`` in DPM-Solver++ and UniPC, so that every solver keeps x0 in range; the three
     multistep solvers then clamp the same data prediction (DDIM clips x0 but keeps the model's eps).
+
+    Args:
+        name: one of SCHEDULERS.
+        config: a diffusers DDPM-family scheduler config (the backbone's `scheduler_config`).
+
+    Returns:
+        The scheduler, its timesteps not yet set.
+
+    Raises:
+        MethodConfigError: an unknown name.
     """
     from guidance.schedulers.evodiff import EVODiffScheduler
 
@@ -114,7 +124,16 @@ def ddim_mean_and_sigma(scheduler: DDIMScheduler, out: Tensor, t: Tensor, x: Ten
 
 
 def check_noise_rule(noise_rule: str, scheduler: str, eta: float) -> None:
-    """FreeDoM's noise rule is a DDIM step with 0 <= eta <= 1 (its eps coefficient is sqrt(1 - eta^2))."""
+    """Checks the noise rule: FreeDoM's is a DDIM step with 0 <= eta <= 1 (its eps coefficient is sqrt(1 - eta^2)).
+
+    Args:
+        noise_rule: one of NOISE_RULES.
+        scheduler: the scheduler's name.
+        eta: the run's eta.
+
+    Raises:
+        MethodConfigError: an unknown rule, or "freedom" with another scheduler than DDIM or eta outside [0, 1].
+    """
     if noise_rule not in NOISE_RULES:
         raise MethodConfigError(f"noise_rule must be one of {NOISE_RULES}, got {noise_rule!r}")
     if noise_rule == "freedom" and scheduler != "ddim":
@@ -129,6 +148,15 @@ def ddim_eta(noise_rule: str, eta: float, a_t: float, a_prev: float) -> float:
     "ddim": eta itself, sigma_t = eta sqrt((1 - a_prev) / (1 - a_t)) sqrt(1 - a_t / a_prev).
     "freedom": sigma_t = eta sqrt(1 - a_prev), FreeDoM's face sampler [code]; it is the same DDIM family,
     x_{t-1} = sqrt(a_prev) x0 + sqrt(1 - a_prev - sigma_t^2) eps + sigma_t z, with another sigma_t.
+
+    Args:
+        noise_rule: "ddim" or "freedom".
+        eta: the run's eta.
+        a_t: alpha-bar at the step's timestep.
+        a_prev: alpha-bar where the step lands.
+
+    Returns:
+        DDIM's eta for this step (0 where DDIM's sigma_t vanishes).
     """
     if noise_rule == "ddim":
         return eta
@@ -138,7 +166,15 @@ def ddim_eta(noise_rule: str, eta: float, a_t: float, a_prev: float) -> float:
 
 
 def previous_alpha(scheduler: SchedulerMixin, index: int) -> float:
-    """a_prev: alpha-bar where the step at `index` lands (DDIM's own rule for DDIM)."""
+    """a_prev: alpha-bar where a step lands (DDIM's own rule for DDIM).
+
+    Args:
+        scheduler: a scheduler of `make_scheduler`, with its timesteps set.
+        index: the step's index in `scheduler.timesteps`.
+
+    Returns:
+        a_prev; 1 at the clean end.
+    """
     t = int(scheduler.timesteps[index])
     if isinstance(scheduler, DDIMScheduler):
         prev = t - scheduler.config.num_train_timesteps // scheduler.num_inference_steps

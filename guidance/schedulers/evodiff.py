@@ -274,7 +274,11 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         return self._begin_index
 
     def set_begin_index(self, begin_index: int = 0) -> None:
-        """Start the next run at ``timesteps[begin_index]``; that call is then a "first step"."""
+        """Start the next run at ``timesteps[begin_index]``; that call is then a "first step".
+
+        Args:
+            begin_index: the index into ``timesteps`` of the first call.
+        """
         self._begin_index = begin_index
 
     def set_timesteps(
@@ -287,6 +291,14 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
 
         Pass ``num_inference_steps`` (1 .. T calls) or ``timesteps``, the strictly decreasing
         labels to call the model at (``timestep_spacing`` and ``time_grid`` then do not apply).
+
+        Args:
+            num_inference_steps: the number of model calls, 1 .. T.
+            device: where ``timesteps`` goes.
+            timesteps: the call labels, strictly decreasing in [0, T-1].
+
+        Raises:
+            ValueError: both or neither of ``num_inference_steps`` and ``timesteps``, or either out of range.
         """
         if (num_inference_steps is None) == (timesteps is None):
             raise ValueError("Must pass exactly one of `num_inference_steps` or `timesteps`.")
@@ -325,7 +337,16 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
     def add_noise(
         self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
     ) -> torch.Tensor:
-        """x_t = sqrt(a_t) x0 + sqrt(1 - a_t) noise, with t the integer labels (one per sample)."""
+        """x_t = sqrt(a_t) x0 + sqrt(1 - a_t) noise, with t the integer labels (one per sample).
+
+        Args:
+            original_samples: ``(batch, channels, ...)`` clean samples x0.
+            noise: same shape.
+            timesteps: ``(batch,)`` integer labels.
+
+        Returns:
+            The noisy samples x_t, same shape and dtype.
+        """
         a = self.alphas_cumprod.to(device=original_samples.device, dtype=original_samples.dtype)
         a = a[timesteps.to(original_samples.device)].flatten()
         a = a.reshape(-1, *([1] * (original_samples.ndim - 1)))
@@ -351,6 +372,12 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
             sample: the point the model was evaluated at, same shape.
             generator: unused (the solver is deterministic); accepted for pipelines.
             return_dict: return an :class:`EVODiffSchedulerOutput` instead of a tuple.
+
+        Returns:
+            :class:`EVODiffSchedulerOutput`, or the tuple ``(prev_sample, pred_original_sample)``.
+
+        Raises:
+            ValueError: ``set_timesteps`` was not called, or ``timestep`` is not in ``timesteps``.
         """
         if self.num_inference_steps is None:
             raise ValueError("Call set_timesteps before step")
