@@ -46,10 +46,20 @@ SCALE_COMMAND = ("The same sweep at scale (one sample per seed; raise --seeds; o
 
 
 # ----------------------------------------------------------------------------- layout
+# Wherever a function takes them: `spec` is the tab's TaskSpec, `backbone` the page's backbone selector, `inputs` the
+# tab's input widgets by API parameter name, and `cache` how its examples are cached. Build inside a gr.Blocks.
 
 
 def benchmark_figures(suite: str, folder: Path = BENCH_FIGURES) -> list[Path]:
-    """The suite's committed plots on the embedded world: the full run's where there is one, else the quick run's."""
+    """A suite's committed plots on the embedded world: the full run's where there is one, else the quick run's.
+
+    Args:
+        suite: the guidance.bench suite's name.
+        folder: where the plots are.
+
+    Returns:
+        The PNGs' paths, sorted; none where none is committed.
+    """
     for mode in ("full", "quick"):
         if found := sorted(folder.glob(f"{suite}-embedded-{mode}-*.png")):
             return found
@@ -66,7 +76,12 @@ def benchmark_panel(spec: TaskSpec) -> None:
 
 
 def result_outputs(spec: TaskSpec) -> list[gr.components.Component]:
-    """Gallery, summary JSON, time and energy plots, metrics table, what was used, downloads."""
+    """The tab's result widgets.
+
+    Returns:
+        Gallery, summary JSON, time and energy plots, metrics table, what was used, downloads: make_run's outputs in
+        order, before the status line and the trajectory.
+    """
     images = gr.Gallery(label="Results", columns=4, height="auto", format="png", object_fit="contain", elem_id=f"{spec.name}-gallery")
     with gr.Row():
         time_plot = gr.Plot(label="Time per step", format="png", elem_id=f"{spec.name}-time-plot")
@@ -84,7 +99,7 @@ def result_outputs(spec: TaskSpec) -> list[gr.components.Component]:
 
 
 def trajectory_output(spec: TaskSpec) -> gr.Image:
-    """After a run: per method, x0_hat at evenly spaced steps, then the final image."""
+    """The trajectory image, shown after a run: per method, x0_hat at evenly spaced steps, then the final image."""
     return gr.Image(label=f"Trajectory: x0_hat at {SNAPSHOTS} steps per method", type="pil", format="png", interactive=False,
                     elem_id=f"{spec.name}-trajectory")  # fmt: skip
 
@@ -92,7 +107,12 @@ def trajectory_output(spec: TaskSpec) -> gr.Image:
 def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.components.Component], run_sweep: Callable,
                   command_of: Callable) -> None:  # fmt: skip
     """Every selected method at 3-8 values of one of the task's settings (TaskSpec.sweeps), from 1-8 seeds per value,
-    and the command that runs the same sweep at scale."""
+    and the command that runs the same sweep at scale.
+
+    Args:
+        run_sweep: the tab's sweep handler (make_sweep), the /<task>_sweep endpoint.
+        command_of: the handler that names the command (make_sweep_command), the /<task>_sweep_command endpoint.
+    """
     low, high = SWEEP_VALUES
     with gr.Accordion(f"Sweep: one setting, {low} to {high} values (Stop above ends it)", open=False, elem_id=f"{spec.name}-sweep"):
         with gr.Row():
@@ -125,7 +145,14 @@ def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.co
 
 
 def initial_value(component: gr.components.Component) -> Any:
-    """A widget's starting value as an example row holds it (an image as its file path)."""
+    """A widget's starting value as an example row holds it.
+
+    Args:
+        component: the widget.
+
+    Returns:
+        Its value; an image's file path.
+    """
     value = component.value
     return value["path"] if isinstance(value, dict) and "path" in value else value
 
@@ -133,7 +160,15 @@ def initial_value(component: gr.components.Component) -> Any:
 def examples_section(spec: TaskSpec, inputs: dict[str, gr.components.Component], outputs: list, example: Callable,
                      cache: ExampleCache) -> gr.Examples:  # fmt: skip
     """The task's examples. Each row holds every input of the tab (those it does not show at their defaults), so a
-    cached example's outputs match every widget it sets. Caching is Gradio's own, as `cache` says."""
+    cached example's outputs match every widget it sets. Caching is Gradio's own, as `cache` says.
+
+    Args:
+        outputs: the widgets an example fills: the result widgets and the trajectory.
+        example: gr.Examples' function (make_example).
+
+    Returns:
+        The gr.Examples.
+    """
     names = list(inputs)
     rows = [[dict(zip(spec.example_fields, row)).get(name, initial_value(inputs[name])) for name in names] for row in spec.examples]
     return gr.Examples(
@@ -145,7 +180,18 @@ def examples_section(spec: TaskSpec, inputs: dict[str, gr.components.Component],
 
 def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], status_line: gr.Markdown, run: Callable,
               run_sweep: Callable, command_of: Callable, cache: ExampleCache) -> tuple:  # fmt: skip
-    """One tab; returns its condition widget (the backbone selector updates it) and its Stop button."""
+    """One tab, wired to its handlers.
+
+    Args:
+        condition: the condition widget's choices and value on the start-up backbone (condition_widget).
+        status_line: the page's status line, which a run updates.
+        run: the tab's run handler (make_run), the /<task> endpoint.
+        run_sweep: the tab's sweep handler; see sweep_section.
+        command_of: the tab's sweep-command handler; see sweep_section.
+
+    Returns:
+        Its condition widget (the backbone selector updates it) and its Stop button.
+    """
     with gr.Tab(spec.title, id=spec.name):
         gr.Markdown(spec.intro)
         with gr.Row():
@@ -176,7 +222,17 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
 
 def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlnet: str | None = None,
               tiny_vae: str | None = None) -> gr.Blocks:  # fmt: skip
-    """The whole UI; every run goes through guidance.playground.tasks.run_task. Queued, one run at a time."""
+    """The whole UI; every run goes through guidance.playground.tasks.run_task. Queued, one run at a time.
+
+    Args:
+        world: the embedded world's folder.
+        sd_model: Stable Diffusion 1.5's hub id or folder; None offers no SD.
+        controlnet: the ControlNet's hub id or folder for SD 1.5.
+        tiny_vae: an AutoencoderTiny's hub id or folder for SD 1.5's guidance path.
+
+    Returns:
+        The queued gr.Blocks, to launch.
+    """
     worlds = WorldRegistry(Path(world), sd_model, controlnet, tiny_vae)
     stops, downloads = Stops(), Path(tempfile.mkdtemp(prefix="guidance-app-"))
 
@@ -207,6 +263,14 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The launcher's options (the module docstring); the environment gives their defaults, "none" as --sd-model None.
+
+    Args:
+        argv: the arguments (None: sys.argv's).
+
+    Returns:
+        The options.
+    """
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
@@ -222,6 +286,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Builds the app from the command line's options and serves it.
+
+    Args:
+        argv: the arguments (None: sys.argv's).
+    """
     args = parse_args(argv)
     demo = build_app(args.world, args.sd_model, args.controlnet, args.sd_tiny_vae)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_BYTES)

@@ -1,6 +1,15 @@
-"""The web app's handlers, for any task (a guidance.playground.tasks.TaskSpec): widget values to a TaskRequest (each of
-the task's inputs parses its own, guidance.playground.tasks.inputs), and a run's or a sweep's outcome to the tab's outputs. app.py lays out the page and wires its widgets to `make_run` and
-`make_sweep`; the work itself is the library's (run_task through guidance.playground.preview.stream_task, guidance.playground.tasks.sweep).
+"""The web app's handlers, for any task (a guidance.playground.tasks.TaskSpec): widget values to a TaskRequest (each
+of the task's inputs parses its own, guidance.playground.tasks.inputs), and a run's or a sweep's outcome to the tab's
+outputs. app.py lays out the page and wires its widgets to `make_run` and `make_sweep`; the work itself is the
+library's (run_task through guidance.playground.preview.stream_task, guidance.playground.tasks.sweep).
+
+Wherever a function takes them:
+    spec: the tab's TaskSpec.
+    values: the tab's raw widget values, by API parameter name.
+    worlds: the app's WorldRegistry, which loads the backbone a run names.
+    stops: the app's per-session stop flags (the Stop button, /stop).
+    downloads: the folder the tab's download files are written under.
+    spaces: the imported `spaces` module on a Hugging Face ZeroGPU Space, else None.
 """
 from __future__ import annotations
 
@@ -45,7 +54,15 @@ ERROR_TITLES = {
 
 
 def request_from(spec: TaskSpec, values: dict[str, Any]) -> TaskRequest:
-    """A TaskRequest from a tab's raw widget values (keyed by API parameter name); the library checks them."""
+    """A TaskRequest from a tab's raw widget values; the library checks them.
+
+    Returns:
+        The TaskRequest.
+
+    Raises:
+        ImageInputError: an upload is missing or unusable.
+        MethodConfigError: a value is not allowed.
+    """
     request: dict[str, Any] = {
         "task": spec.name, "condition": values["condition"] or None, "samples": int(values["samples"]),
         "steps": int(values[spec.runs.steps_key]), "eta": float(values["eta"]),
@@ -70,7 +87,16 @@ def _caption(label: str, stats: dict[str, Any], index: int, metric_label: str) -
 
 
 def gallery(outcome: TaskOutcome, summary: dict[str, dict[str, Any]], metric_label: str) -> list[tuple[Image.Image, str]]:
-    """Every image, captioned with its method's seconds, NFE and metric."""
+    """The result gallery: every image, captioned with its method's strength, seconds, NFE and metric.
+
+    Args:
+        outcome: the run's TaskOutcome.
+        summary: its summary, per run label (guidance.playground.export.summarize).
+        metric_label: what the task's metric is called.
+
+    Returns:
+        (image, caption) pairs, run by run.
+    """
     return [
         (image, _caption(label, summary[label], index, metric_label))
         for label, result in outcome.results
@@ -79,12 +105,27 @@ def gallery(outcome: TaskOutcome, summary: dict[str, dict[str, Any]], metric_lab
 
 
 def preview(frame: Frame, steps: int) -> tuple:
-    """A live frame: the gallery shows each method's latest x0_hat and the energy plot grows; the rest waits."""
+    """A live frame: the gallery shows each method's latest x0_hat and the energy plot grows; the rest waits.
+
+    Args:
+        frame: the preview's Frame.
+        steps: the steps of each run.
+
+    Returns:
+        The run endpoint's outputs, gr.skip() for those a frame leaves alone.
+    """
     return (frame.gallery(steps), gr.skip(), gr.skip(), frame.energy_figure(), *[gr.skip()] * 5)
 
 
 def status(worlds: WorldRegistry, key: str) -> str:
-    """One line: which backbone, from where, on which device, and whether it is loaded."""
+    """The status line: which backbone, from where, on which device, and whether it is loaded.
+
+    Args:
+        key: the backbone's key in `worlds`.
+
+    Returns:
+        One line of Markdown.
+    """
     world = worlds.loaded(key)
     device = world.backbone.device if world is not None else worlds.device
     state = "loaded" if world is not None else "loads on its first run"
@@ -96,7 +137,12 @@ def status(worlds: WorldRegistry, key: str) -> str:
 
 @contextmanager
 def readable_errors() -> Iterator[None]:
-    """The library's typed errors, and running out of memory, as gr.Error messages (no traceback)."""
+    """Inside the block, the library's typed errors, and running out of memory, become gr.Error messages (no
+    traceback), titled by ERROR_TITLES.
+
+    Raises:
+        gr.Error: in place of a GuidanceError, torch.OutOfMemoryError or MemoryError.
+    """
     try:
         yield
     except GuidanceError as error:
@@ -115,15 +161,27 @@ def _warn_if_stopped(outcome: TaskOutcome, requested: int) -> None:
 
 
 def run_seconds(spec: TaskSpec, values: dict[str, Any], sweep_values: int = 1) -> int:
-    """ZeroGPU's hold for a run (or a sweep of `sweep_values` values) of the tab's widget values."""
+    """How long ZeroGPU holds the GPU for a run of the tab's widget values.
+
+    Args:
+        sweep_values: values of a sweep (1 for a single run).
+
+    Returns:
+        Whole seconds (guidance.playground.space.gpu_seconds).
+    """
     steps = int(values.get(spec.runs.steps_key, spec.steps))
     runs = len(values.get("methods") or spec.selected)
     return gpu_seconds(steps, int(values.get("samples", 1)), runs, sweep_values)
 
 
 def make_run(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None) -> Callable[..., Iterator[tuple]]:
-    """The tab's endpoint: widget values in; previews (x0_hat, energies) while it runs, then (gallery, summary, plots,
-    table, artefacts, files, status, trajectory). Under ZeroGPU (`spaces`) it holds the GPU for its steps."""
+    """The tab's run endpoint. Under ZeroGPU (`spaces`) it holds the GPU for its steps.
+
+    Returns:
+        A generator handler: the backbone's key and the tab's widget values in; previews (x0_hat, energies) while it
+        runs, then (gallery, summary, time plot, energy plot, table, artefacts, files, status, trajectory). Typed
+        errors reach the page as gr.Error.
+    """
 
     def run(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> Iterator[tuple]:
         backbone = values.pop("backbone")
@@ -155,8 +213,15 @@ def make_run(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Pat
 
 
 def world_options(worlds: WorldRegistry, backbone: str) -> dict[str, str | None]:
-    """The sweep command's world for a backbone of the app: the embedded world ("embedded" for the shipped one, else
-    its folder), or Stable Diffusion 1.5 with the app's ControlNet and tiny decoder."""
+    """The sweep command's world for a backbone of the app.
+
+    Args:
+        backbone: the backbone's key in `worlds`.
+
+    Returns:
+        SweepInputs fields: the embedded world ("embedded" for the shipped one, else its folder), or Stable Diffusion
+        1.5 with the app's ControlNet and tiny decoder.
+    """
     if backbone == SD:
         return {"world": worlds.sd_model, "controlnet_model": worlds.controlnet, "tiny_vae": worlds.tiny_vae}
     shipped = Path(worlds.embedded).resolve() == ASSETS.resolve()
@@ -164,8 +229,15 @@ def world_options(worlds: WorldRegistry, backbone: str) -> dict[str, str | None]
 
 
 def sweep_inputs(spec: TaskSpec, request: TaskRequest, values: dict[str, Any], world: dict[str, str | None]) -> SweepInputs:
-    """The tab's inputs as the sweep command takes them: its request's settings, and what each of the task's inputs
-    gives (its uploads by file path)."""
+    """The tab's inputs as the sweep command takes them.
+
+    Args:
+        request: the TaskRequest of the tab's values.
+        world: the sweep command's world (`world_options`).
+
+    Returns:
+        The SweepInputs: the request's settings, and what each of the task's inputs gives (its uploads by file path).
+    """
     fields: dict[str, Any] = {
         **world, "task": spec.name, "steps": request.steps, "eta": request.eta, "condition": request.condition or "",
         "strength": request.strength, "settings": setting_pairs(spec.name, request.settings),
@@ -177,7 +249,18 @@ def sweep_inputs(spec: TaskSpec, request: TaskRequest, values: dict[str, Any], w
 
 def sweep_command_of(spec: TaskSpec, worlds: WorldRegistry, values: dict[str, Any]) -> str:
     """The command line that runs the tab's sweep at scale: its current inputs, setting, values and seeds (the tab's
-    seed and the ones after it, one sample each), every input checked as a run's would be."""
+    seed and the ones after it, one sample each), every input checked as a run's would be.
+
+    Args:
+        values: the tab's raw widget values, with "backbone", "sweep_setting", "sweep_values" and "sweep_seeds".
+
+    Returns:
+        The `python -m guidance.sweep` command line.
+
+    Raises:
+        ImageInputError: an upload is missing or unusable.
+        MethodConfigError: a value is not allowed.
+    """
     values = dict(values)
     backbone, setting, text = values.pop("backbone"), values.pop("sweep_setting"), values.pop("sweep_values")
     seeds = int(values.pop("sweep_seeds", 1))
@@ -188,8 +271,13 @@ def sweep_command_of(spec: TaskSpec, worlds: WorldRegistry, values: dict[str, An
 
 
 def make_sweep(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None) -> Callable[..., tuple]:
-    """The tab's sweep endpoint: its widget values plus a setting, 3-8 values and seeds per value in; grid, plots,
-    files, JSON and the command that runs the same sweep at scale out."""
+    """The tab's sweep endpoint. Under ZeroGPU (`spaces`) it holds the GPU for every value's steps.
+
+    Returns:
+        A handler: the backbone's key, the tab's widget values, a setting, 3-8 values and seeds per value in; (grid,
+        metric plot, seconds plot, files, JSON, the command that runs the same sweep at scale) out. Typed errors reach
+        the page as gr.Error.
+    """
 
     def run_sweep(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> tuple:
         with readable_errors():
@@ -222,7 +310,11 @@ def make_sweep(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: P
 
 
 def make_sweep_command(spec: TaskSpec, worlds: WorldRegistry) -> Callable[..., str]:
-    """The tab's endpoint that names the sweep command for its current inputs, without running anything."""
+    """The tab's endpoint that names the sweep command for its current inputs, without running anything.
+
+    Returns:
+        A handler: the tab's widget values as `sweep_command_of` takes them in, the command line out.
+    """
 
     def sweep_command_line(**values: Any) -> str:
         with readable_errors():
@@ -236,11 +328,17 @@ def make_sweep_command(spec: TaskSpec, worlds: WorldRegistry) -> Callable[..., s
 
 @dataclass(frozen=True)
 class ExampleCache:
-    """Cached example outputs, computed on `backbone` (the start-up default). `enabled`: True on a Hugging Face Space
-    (SPACE_ID set), else None, which lets Gradio read GRADIO_CACHE_EXAMPLES. `mode`: GRADIO_CACHE_MODE where set
-    (None lets Gradio read it), else lazy, each example made on its first click and kept for every visitor after.
-    Lazy, because eager caching makes every example before the app opens, which on a CPU (the embedded world's
-    examples) or a GPU (SD 1.5's) takes longer than a Space should spend starting (docs/benchmark-notes.md)."""
+    """How the tabs' example outputs are cached (gr.Examples' `cache_examples`, `cache_mode`).
+
+    Lazy by default, because eager caching makes every example before the app opens, which on a CPU (the embedded
+    world's examples) or a GPU (SD 1.5's) takes longer than a Space should spend starting (docs/benchmark-notes.md).
+
+    Attributes:
+        backbone: the backbone the examples are computed on (the start-up default).
+        enabled: True on a Hugging Face Space (SPACE_ID set), else None, which lets Gradio read GRADIO_CACHE_EXAMPLES.
+        mode: None where GRADIO_CACHE_MODE is set (Gradio reads it), else "lazy": each example is made on its first
+            click and kept for every visitor after.
+    """
 
     backbone: str
     enabled: bool | None = field(default_factory=lambda: True if os.environ.get("SPACE_ID") else None)
@@ -248,8 +346,17 @@ class ExampleCache:
 
 
 def make_example(run: Callable[..., Iterator[tuple]], names: list[str], backbone: str) -> Callable[..., tuple]:
-    """gr.Examples' function: a full row of the tab's widget values (in `names` order), run on `backbone`, to the
-    run's final outputs less the status line, which Gradio caches; previews are skipped."""
+    """gr.Examples' function, whose outputs Gradio caches.
+
+    Args:
+        run: the tab's run handler (`make_run`).
+        names: the API parameter names of an example row's values, in order.
+        backbone: the backbone's key the examples run on.
+
+    Returns:
+        A function from a full row of the tab's widget values to the run's final outputs less the status line;
+        previews are skipped.
+    """
 
     def example(*row: Any) -> tuple:
         *_, final = run(gr.Request(), backbone=backbone, **dict(zip(names, row)))

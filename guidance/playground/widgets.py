@@ -4,6 +4,9 @@ as Settings. app.py lays these out in the task's tab.
 
 A method option's widget: a slider over its bound, a radio over its choices, a checkbox for a flag, two sliders
 ("<name>_start", "<name>_end", the name less "_window") for a window. Build them inside a gradio Blocks.
+
+Wherever a function takes them, `spec` is the task's TaskSpec and `values` a tab's raw widget values by API parameter
+name; widgets come back as Components, keyed by API parameter name.
 """
 from __future__ import annotations
 
@@ -22,7 +25,16 @@ ABSENT = object()  # an option without a widget in the tab
 
 
 def slider(name: str, value: float, **kwargs: Any) -> gr.Slider:
-    """A slider over the range the library offers for option `name` (its Bound), with the option's step, label, info."""
+    """A slider over the range the library offers for an option (its Bound), with the option's step, label and info.
+
+    Args:
+        name: the option's name (guidance.methods.OPTIONS, LIMITS).
+        value: where the slider starts.
+        **kwargs: further gr.Slider arguments, which take precedence (a label, an elem_id).
+
+    Returns:
+        The slider.
+    """
     option = OPTIONS[name]
     low, high = LIMITS[name].shown
     options = {"step": option.step, "label": option.label, **({"info": option.info} if option.info else {}), **kwargs}
@@ -30,7 +42,14 @@ def slider(name: str, value: float, **kwargs: Any) -> gr.Slider:
 
 
 def widget_keys(option: Option) -> tuple[str, ...]:
-    """The API parameter names of an option's widgets."""
+    """The API parameter names of an option's widgets.
+
+    Args:
+        option: a method option.
+
+    Returns:
+        ("<prefix>_start", "<prefix>_end") for a window, else the option's name alone.
+    """
     if option.window:
         prefix = option.name.removesuffix("_window")
         return (f"{prefix}_start", f"{prefix}_end")
@@ -38,7 +57,15 @@ def widget_keys(option: Option) -> tuple[str, ...]:
 
 
 def option_widgets(option: Option, value: Any) -> Components:
-    """The widget(s) of a method option, at `value`."""
+    """The widget(s) of a method option.
+
+    Args:
+        option: the method option.
+        value: where they start: a (start, end) pair for a window.
+
+    Returns:
+        The widgets.
+    """
     if option.window:
         return {key: gr.Slider(0, 1, value=part, step=option.step, label=f"{option.label} {end}")
                 for key, part, end in zip(widget_keys(option), value, ("start", "end"))}  # fmt: skip
@@ -50,7 +77,14 @@ def option_widgets(option: Option, value: Any) -> Components:
 
 
 def option_value(option: Option, values: dict[str, Any]) -> Any:
-    """An option's value from a tab's raw widget values, typed as Settings takes it; ABSENT where the tab has no widget for it."""
+    """An option's value from a tab's raw widget values.
+
+    Args:
+        option: the method option.
+
+    Returns:
+        The value, typed as Settings takes it; ABSENT where the tab has no widget for it.
+    """
     keys = widget_keys(option)
     if not all(key in values for key in keys):
         return ABSENT
@@ -63,14 +97,25 @@ def option_value(option: Option, values: dict[str, Any]) -> Any:
 
 
 def settings_from(spec: TaskSpec, values: dict[str, Any]) -> Settings:
-    """The task's preset with the values of the option widgets its tab has; Settings checks every one."""
+    """The task's preset with the values of the option widgets its tab has.
+
+    Returns:
+        The Settings.
+
+    Raises:
+        MethodConfigError: a value that Settings rejects.
+    """
     overrides = {name: option_value(option, values) for name, option in OPTIONS.items() if option.setting}
     return replace(spec.preset, **{name: value for name, value in overrides.items() if value is not ABSENT})
 
 
 def method_inputs(spec: TaskSpec) -> Components:
-    """The options the task's methods declare with a widget (and the run's options of those sections: the strength
-    with the gradient methods), section by section (guidance.methods.options.GROUPS), at the task's preset; {} for none."""
+    """The widgets of the options the task's methods declare (and the run's options of those sections: the strength
+    with the gradient methods), section by section (guidance.methods.options.GROUPS), at the task's preset.
+
+    Returns:
+        The widgets; none where its methods declare no option with a widget.
+    """
     shown = [option for option in spec.options if option.group]
     groups = [*GROUPS, *dict.fromkeys(o.group for o in shown if o.group not in GROUPS)]
     present = {option.group for option in shown}
@@ -88,7 +133,11 @@ def method_inputs(spec: TaskSpec) -> Components:
 
 
 def task_inputs(spec: TaskSpec) -> Components:
-    """The widgets of the task's inputs (uploads, map options, ...), at their first example's values."""
+    """The widgets of the task's inputs (uploads, map options, ...), at their first example's values.
+
+    Returns:
+        The widgets, built by each input's TaskInput.widgets.
+    """
     inputs: Components = {}
     for kind in spec.all_inputs:
         inputs |= kind.widgets(spec, spec.first)
@@ -96,12 +145,28 @@ def task_inputs(spec: TaskSpec) -> Components:
 
 
 def condition_widget(spec: TaskSpec, worlds: WorldRegistry, key: str) -> dict[str, Any]:
-    """Choices and value of the prompt / class widget for a world."""
+    """Choices and value of the prompt / class widget for a world.
+
+    Args:
+        worlds: the app's worlds.
+        key: the world's key in `worlds`.
+
+    Returns:
+        gr.Dropdown's `choices` and `value`.
+    """
     return spec.conditioning.choices(spec, list(worlds.class_names(key)), key == EMBEDDED)
 
 
 def common_inputs(spec: TaskSpec, condition: dict[str, Any]) -> Components:
-    """Prompt or class, methods (and what runs with them), samples, seed, steps (NFE), CFG scale, eta."""
+    """The widgets every tab shares: prompt or class, methods (and what runs with them), samples, seed, steps (NFE),
+    CFG scale, eta.
+
+    Args:
+        condition: the condition widget's choices and value (`condition_widget`).
+
+    Returns:
+        The widgets.
+    """
     inputs: Components = {
         "condition": gr.Dropdown(
             label=spec.conditioning.label, allow_custom_value=True,

@@ -19,12 +19,28 @@ CLASS_METHODS = ("plain", "cfg", "atg", "gfcg", "cfg+gfcg", "atg+gfcg")
 
 
 def example(name: str) -> str:
+    """The path of an example file.
+
+    Args:
+        name: its file name under assets/examples.
+
+    Returns:
+        The path, as a string.
+    """
     return str(EXAMPLES / name)
 
 
 def strengths(k: dict[str, float], dsg_rate: dict[str, float]) -> dict[str, float]:
-    """Per-method preset strengths of an energy task: k of FreeDoM, FIGD and DPS, the DSG rate of each "+dsg"; the
-    presets suite's picks (docs/methods.md, Presets), DPS taking FreeDoM's (the same step under the normalised rule)."""
+    """Per-method preset strengths of an energy task (TaskSpec.strengths): the presets suite's picks (docs/methods.md,
+    Presets), DPS taking FreeDoM's (the same step under the normalised rule).
+
+    Args:
+        k: the step size k of FreeDoM, FIGD and DPS, by method.
+        dsg_rate: the DSG rate of each "+dsg" method, by its base method.
+
+    Returns:
+        Strengths by method name.
+    """
     return {**k, **{f"{method}+dsg": rate for method, rate in dsg_rate.items()}}
 
 

@@ -1,5 +1,10 @@
 """The tasks' energies: each builds, from a world and a request, the energy that guides (and measures) a run, the
-ControlNet input, and pictures of what was used."""
+ControlNet input, and pictures of what was used.
+
+`control_energy`, `class_energy` and what `reference_task` returns are EnergyBuilders (TaskSpec.energy; their
+arguments: guidance.playground.tasks.spec.EnergyBuilder). A request that lacks what its energy needs raises
+MethodConfigError.
+"""
 from __future__ import annotations
 
 from PIL import Image
@@ -23,14 +28,39 @@ EXTRA_TERMS = {"face": {"window": Window(0.6, 1.0), "scale": 0.08}}
 
 
 def need(value, message: str):
-    """The value; MethodConfigError with `message` where it is None."""
+    """A value that must be given.
+
+    Args:
+        value: the value.
+        message: what to say where it is None.
+
+    Returns:
+        The value.
+
+    Raises:
+        MethodConfigError: the value is None.
+    """
     if value is None:
         raise MethodConfigError(message)
     return value
 
 
 def reference_energy(world: World, kind: str, reference: Image.Image, artefacts: dict) -> Energy:
-    """The face-identity or style energy of a reference image; its crop or thumbnail goes to `artefacts`."""
+    """The face-identity or style energy of a reference image.
+
+    Args:
+        world: the World whose networks the energy uses.
+        kind: "face" or "style".
+        reference: the reference image.
+        artefacts: receives the face crop ("face crop") or a thumbnail ("style").
+
+    Returns:
+        The energy, on the backbone's device.
+
+    Raises:
+        MethodConfigError: an unknown kind.
+        NoFaceFoundError: "face", where the world's detector finds no face in the reference.
+    """
     if kind == "face":
         energy = FaceIDEnergy(reference, world.face_embedder, world.face_detector)
         artefacts["face crop"] = to_pil(crop(to_tensor(reference), energy.box, 160))[0]
@@ -42,7 +72,14 @@ def reference_energy(world: World, kind: str, reference: Image.Image, artefacts:
 
 
 def reference_task(kind: str) -> EnergyBuilder:
-    """The energy of a task guided by a reference image of `kind` ("face" or "style")."""
+    """The energy of a task guided by a reference image (TaskRequest.reference).
+
+    Args:
+        kind: "face" or "style".
+
+    Returns:
+        The task's EnergyBuilder; it gives no ControlNet input.
+    """
 
     def build(world: World, request: TaskRequest, artefacts: dict) -> tuple[Energy, None]:
         reference = need(request.reference, f"the {kind} task needs a reference image")
@@ -52,7 +89,8 @@ def reference_task(kind: str) -> EnergyBuilder:
 
 
 def control_energy(world: World, request: TaskRequest, artefacts: dict) -> tuple[Energy, Control | None]:
-    """The edge energy of the map (only measured when it is off), the ControlNet input, and an extra condition."""
+    """The control-map task's energy: the map's edge energy (only measured when it is off), plus a face or style on
+    top (EXTRA_TERMS); the ControlNet input where the request uses it. The map used goes to `artefacts`."""
     image = need(request.control_image, "the control-map task needs an image or a map")
     control_map = image if request.annotator == "none" else annotate(image, request.annotator)
     artefacts["control map"] = control_map.resize((world.backbone.image_size,) * 2, Image.NEAREST)
@@ -67,5 +105,6 @@ def control_energy(world: World, request: TaskRequest, artefacts: dict) -> tuple
 
 
 def class_energy(world: World, request: TaskRequest, artefacts: dict) -> tuple[Energy, None]:
-    """-log p(class) under the world's evaluator, which only measures (GFCG guides with `world.classifier`)."""
+    """-log p(class) under the world's evaluator, which only measures (GFCG guides with `world.classifier`); no
+    ControlNet input."""
     return ClassEnergy(world.evaluator, [need(request.condition, "pick a class")] * request.samples), None

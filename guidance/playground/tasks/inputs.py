@@ -29,19 +29,48 @@ GUIDED_BASES = ("plain", "cfg", "atg")  # what guides every solver on a task tha
 
 
 def upload(payload: dict | None, what: str) -> Image.Image:
-    """An uploaded file (gradio's file payload, not preprocessed) read by load_image, which checks it."""
+    """An uploaded image, read and checked by load_image.
+
+    Args:
+        payload: gradio's file payload, not preprocessed (a dict with "path"), or None where nothing was uploaded.
+        what: what the user should upload, for the message ("upload {what}").
+
+    Returns:
+        The image.
+
+    Raises:
+        ImageInputError: nothing was uploaded, or load_image rejects the file.
+    """
     if not payload or not payload.get("path"):
         raise ImageInputError(f"upload {what}")
     return load_image(payload["path"])
 
 
 def upload_path(values: dict[str, Any], name: str) -> str | None:
-    """The file path of an upload among a tab's raw values (None where there is none)."""
+    """The file path of an upload among a tab's raw values.
+
+    Args:
+        values: a tab's raw widget values, by API parameter name.
+        name: the upload widget's API parameter name.
+
+    Returns:
+        The path, or None where nothing is uploaded.
+    """
     return (values.get(name) or {}).get("path")
 
 
 def file_input(path: str | Path) -> dict:
-    """A file as a sweep's plan records it: its path and the SHA-256 of its bytes."""
+    """A file as a sweep's plan records it.
+
+    Args:
+        path: the file.
+
+    Returns:
+        {"path": its path, "sha256": the SHA-256 of its bytes}.
+
+    Raises:
+        MethodConfigError: there is no such file.
+    """
     path = Path(path)
     if not path.is_file():
         raise MethodConfigError(f"no such file: {path}")
@@ -49,32 +78,64 @@ def file_input(path: str | Path) -> dict:
 
 
 class TaskInput:
-    """One kind of input; every hook gives nothing by default.
+    """One kind of input; every hook gives nothing by default, and a kind overrides those it needs.
 
-    `spec` is the task's TaskSpec, `first` its first example as a dict (every input's default), `values` a tab's raw
-    widget values by API parameter name, `request` a TaskRequest, `inputs` a guidance.sweep.SweepInputs.
+    The hooks' arguments:
+        spec: the task's TaskSpec.
+        first: its first example as a dict (every input's default), by API parameter name.
+        values: a tab's raw widget values, by API parameter name.
+        request: a TaskRequest.
+        inputs: a guidance.sweep.SweepInputs.
+        recorded: what the sweep's plan records of the inputs; `from_sweep` adds to it.
     """
 
     role = ""  # "condition" or "runs" where the input plays that role for its task
 
     def widgets(self, spec, first: dict[str, Any]) -> dict[str, Any]:
-        """Its gradio components, keyed by API parameter name, built inside the tab above the shared inputs."""
+        """Its gradio components, built inside the tab above the shared inputs, at `first`'s values.
+
+        Returns:
+            The components, by API parameter name.
+        """
         return {}
 
     def run_widgets(self, spec) -> dict[str, Any]:
-        """Components built below the tab's methods selector."""
+        """Its gradio components built below the tab's methods selector.
+
+        Returns:
+            The components, by API parameter name.
+        """
         return {}
 
     def parse(self, spec, values: dict[str, Any]) -> dict[str, Any]:
-        """Request fields from the raw widget values; typed errors (ImageInputError, MethodConfigError) name what is wrong."""
+        """A request's fields from a tab's raw widget values.
+
+        Returns:
+            TaskRequest fields by name (make_request puts those of no TaskRequest field in `values`).
+
+        Raises:
+            ImageInputError: an upload is missing or unusable.
+            MethodConfigError: a value is not allowed.
+        """
         return {}
 
     def sweep_fields(self, request, values: dict[str, Any]) -> dict[str, Any]:
-        """The sweep command's inputs (SweepInputs fields) for the tab's request."""
+        """The sweep command's inputs for the tab's request (its uploads by file path).
+
+        Returns:
+            SweepInputs fields by name.
+        """
         return {}
 
     def from_sweep(self, spec, inputs, first: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
-        """Request fields from a sweep's inputs (None: the first example's); what the plan records goes to `recorded`."""
+        """A request's fields from a sweep's inputs (those that are None: the first example's).
+
+        Returns:
+            TaskRequest fields by name; what the plan records of them goes to `recorded`.
+
+        Raises:
+            MethodConfigError: an input is not allowed, or a file is missing.
+        """
         return {}
 
 
@@ -83,18 +144,22 @@ class ReferenceImage(TaskInput):
     """A face or style image (the task's title names it)."""
 
     def widgets(self, spec, first: dict[str, Any]) -> dict[str, Any]:
+        """An image upload, "reference", labelled with the task's title."""
         import gradio as gr
 
         return {"reference": gr.Image(first["reference"], type="filepath", label=f"{spec.title} image", height=200,
                                       elem_id=f"{spec.name}-reference")}  # fmt: skip
 
     def parse(self, spec, values: dict[str, Any]) -> dict[str, Any]:
+        """The uploaded reference image."""
         return {"reference": upload(values["reference"], f"a {spec.name} image")}
 
     def sweep_fields(self, request, values: dict[str, Any]) -> dict[str, Any]:
+        """The reference's file path."""
         return {"reference": upload_path(values, "reference")}
 
     def from_sweep(self, spec, inputs, first: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+        """The reference image (the first example's without one), recorded with its SHA-256."""
         reference = inputs.reference or first["reference"]
         recorded["reference"] = file_input(reference)
         return {"reference": load_image(reference)}
@@ -106,6 +171,7 @@ class ControlMap(TaskInput):
     face or style with its reference on top (EXTRAS)."""
 
     def widgets(self, spec, first: dict[str, Any]) -> dict[str, Any]:
+        """The image or map and its annotator, the ControlNet and edge-energy switches, and a face or style on top."""
         import gradio as gr
 
         inputs = {
@@ -121,6 +187,7 @@ class ControlMap(TaskInput):
         return inputs
 
     def parse(self, spec, values: dict[str, Any]) -> dict[str, Any]:
+        """The map and its options; the extra's reference only where an extra is chosen."""
         extra = None if values["extra"] == "none" else values["extra"]
         return {
             "control_image": upload(values["control_image"], "an image or a control map"), "annotator": values["annotator"],
@@ -129,6 +196,7 @@ class ControlMap(TaskInput):
         }  # fmt: skip
 
     def sweep_fields(self, request, values: dict[str, Any]) -> dict[str, Any]:
+        """The uploads' file paths and the map's options as the request holds them."""
         return {"control_map": upload_path(values, "control_image"), "annotator": request.annotator, "controlnet": request.use_controlnet,
                 "edge_energy": request.edge_energy, "extra": request.extra,
                 "reference": upload_path(values, "extra_reference") if request.extra else None}  # fmt: skip
@@ -160,13 +228,28 @@ class Prompt(TaskInput):
     label = "Prompt or class"
 
     def choices(self, spec, names: list[str], embedded: bool) -> dict[str, Any]:
-        """The condition widget's choices and value on a world with these class names."""
+        """The condition widget's choices and value on a world.
+
+        Args:
+            names: the world's class names.
+            embedded: whether the world is the embedded one.
+
+        Returns:
+            gr.Dropdown's `choices` and `value`.
+        """
         if embedded:
             return {"choices": [("(unconditional)", ""), *names], "value": spec.condition}
         return {"choices": [spec.sd_prompt], "value": spec.sd_prompt}
 
     def default(self, spec, first: dict[str, Any], class_names: tuple[str, ...]) -> str:
-        """A sweep's condition where none is given: the example's (embedded: no `class_names`), else the prompt."""
+        """A sweep's condition where none is given.
+
+        Args:
+            class_names: the sweep world's class names; empty for the embedded world.
+
+        Returns:
+            The first example's condition on the embedded world, else the task's prompt.
+        """
         return first.get("condition", spec.condition) if not class_names else spec.sd_prompt
 
 
@@ -177,45 +260,81 @@ class ClassCondition(Prompt):
     label = "Class"
 
     def choices(self, spec, names: list[str], embedded: bool) -> dict[str, Any]:
+        """The class names alone; the task's class on the embedded world, else the first name."""
         return {"choices": names, "value": spec.condition if embedded else names[0] if names else None}
 
     def default(self, spec, first: dict[str, Any], class_names: tuple[str, ...]) -> str:
+        """The first example's condition on the embedded world, else the world's first class."""
         return first.get("condition", spec.condition) if not class_names else class_names[0]
 
 
 @dataclass(frozen=True)
 class MethodList(TaskInput):
-    """A request runs each selected method with the request's scheduler."""
+    """A request runs each selected method with the request's scheduler.
+
+    `spec`, `request` and `inputs` are as TaskInput's hooks take them.
+    """
 
     role = "runs"
     over = "methods"  # the request's field that lists the runs' labels
     steps_key, steps_label = "steps", "Steps"  # the steps widget's API name and label
 
     def method_names(self, spec) -> tuple[str, ...]:
-        """The methods a request of the task may run (whose options the tab shows)."""
+        """The methods a request of the task may run.
+
+        Returns:
+            Their names; the tab shows their options.
+        """
         return spec.choices
 
     def parse(self, spec, values: dict[str, Any]) -> dict[str, Any]:
+        """The selected methods."""
         return {"methods": list(values["methods"] or [])}
 
     def runs(self, request) -> list[tuple[str, str, str]]:
-        """(label, method, scheduler) of each run."""
+        """A request's runs.
+
+        Returns:
+            (label, method, scheduler) of each run, in run order.
+        """
         return [(m, m, request.scheduler) for m in request.methods]
 
     def selected(self, request) -> list[str]:
-        """The labels of its runs, as the sweep command's --methods names them."""
+        """A request's run labels.
+
+        Returns:
+            The labels, as the sweep command's --methods names them.
+        """
         return list(getattr(request, self.over))
 
     def only(self, request, labels: list[str]):
-        """The request restricted to the runs of these labels."""
+        """A request restricted to some of its runs.
+
+        Args:
+            labels: the labels of the runs to keep.
+
+        Returns:
+            A copy of the request.
+        """
         return replace(request, **{self.over: [label for label in self.selected(request) if label in labels]})
 
     def single(self, label: str) -> dict[str, Any]:
-        """Request fields that run the one run of this label."""
+        """Request fields that run one run alone.
+
+        Args:
+            label: the run's label.
+
+        Returns:
+            TaskRequest fields by name.
+        """
         return {self.over: [label]}
 
     def command_words(self, inputs) -> list[str]:
-        """The sweep command's words for what it runs over, beside --methods."""
+        """The sweep command's words for what it runs over, beside --methods.
+
+        Returns:
+            Command-line words; none for a list of methods.
+        """
         return []
 
 
@@ -227,29 +346,36 @@ class SchedulerList(MethodList):
     steps_key, steps_label = "nfe", "NFE (solver steps)"
 
     def method_names(self, spec) -> tuple[str, ...]:
+        """GUIDED_BASES, whichever solvers the task offers."""
         return GUIDED_BASES
 
     def run_widgets(self, spec) -> dict[str, Any]:
+        """A radio, "guidance", for the method (GUIDED_BASES) every solver runs with."""
         import gradio as gr
 
         return {"guidance": gr.Radio(list(GUIDED_BASES), value="cfg", label="Guidance used with every solver")}
 
     def parse(self, spec, values: dict[str, Any]) -> dict[str, Any]:
+        """The guiding method, and the selected solvers as `schedulers`."""
         return {"methods": [values["guidance"]], "schedulers": list(values["methods"] or [])}
 
     def runs(self, request) -> list[tuple[str, str, str]]:
+        """Every solver with the one method, labelled by the solver."""
         return [(s, request.methods[0], s) for s in request.schedulers] if request.methods else []
 
     def sweep_fields(self, request, values: dict[str, Any]) -> dict[str, Any]:
+        """The guiding method."""
         return {"guidance": request.methods[0]}
 
     def from_sweep(self, spec, inputs, first: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+        """The guiding method, one of GUIDED_BASES."""
         if inputs.guidance not in GUIDED_BASES:
             raise MethodConfigError(f"--guidance is one of {', '.join(GUIDED_BASES)}, got {inputs.guidance!r}")
         recorded["guidance"] = inputs.guidance
         return {"methods": [inputs.guidance]}
 
     def command_words(self, inputs) -> list[str]:
+        """--guidance and the guiding method."""
         return ["--guidance", inputs.guidance]
 
 

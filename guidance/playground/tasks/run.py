@@ -1,4 +1,7 @@
-"""`run_task`, which runs one request: every requested method (or solver) from the same seed."""
+"""`run_task`, which runs one request: every requested method (or solver) from the same seed.
+
+`request` is a TaskRequest wherever a function takes one.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,30 +22,62 @@ STRENGTH_SETTINGS = ("scale", "dsg_rate")  # what a method's strength sets (stre
 
 
 def build_energy(world: World, request: TaskRequest) -> tuple[Energy, Control | None, dict[str, Image.Image]]:
-    """The task's energy, the ControlNet input, and pictures of what was used."""
+    """A request's energy, built by its task (TaskSpec.energy).
+
+    Args:
+        world: the World it runs on.
+
+    Returns:
+        The energy, the ControlNet input (None: no ControlNet), and pictures of what was used, by caption.
+
+    Raises:
+        MethodConfigError: the request lacks what the energy needs.
+        NoFaceFoundError: a face reference in which the world's detector finds no face.
+    """
     artefacts: dict[str, Image.Image] = {}
     energy, control = spec(request.task).energy(world, request, artefacts)
     return energy, control, artefacts
 
 
 def runs_of(request: TaskRequest) -> list[tuple[str, str, str]]:
-    """(label, method, scheduler) of each run: every method, or every scheduler with the one method (TaskSpec.runs)."""
+    """A request's runs: every method, or every scheduler with the one method (TaskSpec.runs).
+
+    Returns:
+        (label, method, scheduler) of each run, in run order.
+    """
     return spec(request.task).runs.runs(request)
 
 
 def strength_setting(method: str) -> str:
-    """The setting that sets a method's strength: the DSG rate under DSG (k then only weighs terms), else k."""
+    """The setting that sets a method's strength.
+
+    Args:
+        method: a method name ("figd", "figd+dsg", ...).
+
+    Returns:
+        "dsg_rate" for a method with DSG (k then only weighs terms), else "scale".
+    """
     return "dsg_rate" if "dsg" in method.split("+") else "scale"
 
 
 def request_settings(request: TaskRequest) -> Settings:
-    """The request's settings; without a condition there is nothing for CFG to contrast."""
+    """A request's settings, with CFG off (cfg_scale 1) where it has no condition: there is nothing to contrast."""
     return request.settings if request.condition is not None else replace(request.settings, cfg_scale=1.0)
 
 
 def method_settings(request: TaskRequest, method: str) -> Settings:
-    """The settings `method` runs with: the request's, at the method's preset strength times `request.strength`
-    where both are given; Settings checks the product."""
+    """The settings a method runs with.
+
+    Args:
+        method: one of its methods.
+
+    Returns:
+        The request's settings (`request_settings`), at the method's preset strength times `request.strength` where
+        both are given.
+
+    Raises:
+        MethodConfigError: the product lies outside the setting's bound.
+    """
     settings, own = request_settings(request), spec(request.task).strengths.get(method)
     if request.strength is None or own is None:
         return settings
@@ -50,7 +85,7 @@ def method_settings(request: TaskRequest, method: str) -> Settings:
 
 
 def run_eta(request: TaskRequest, scheduler: str) -> float:
-    """DDIM's eta where the scheduler takes one, else 0."""
+    """The eta a run uses: the request's on DDIM and DDPM, else 0."""
     return request.eta if scheduler in ("ddim", "ddpm") else 0.0
 
 
@@ -63,9 +98,19 @@ def run_task(
 ) -> TaskOutcome:
     """Runs every requested method (or scheduler) from the same seed.
 
-    `progress(done, total, label)` counts steps over all runs and names the run in progress. `on_step(label, record,
-    x0_hat)` sees every step, with x0_hat (latents, decoded after the run into the trajectory) at `request.snapshots`
-    evenly spaced steps and None elsewhere.
+    Args:
+        world: the World to sample from.
+        progress: `progress(done, total, label)` counts steps over all runs and names the run in progress.
+        should_stop: polled between steps; True stops the run in progress, and no later run starts.
+        on_step: `on_step(label, record, x0_hat)` sees every step, with x0_hat (latents, decoded after the run into the
+            trajectory) at `request.snapshots` evenly spaced steps and None elsewhere.
+
+    Returns:
+        The TaskOutcome: the finished runs, and the stopped one last (marked cancelled).
+
+    Raises:
+        MethodConfigError: no method is selected, or a method does not fit the request (its energy, its scheduler).
+        SamplingNaNError: a run diverged.
     """
     energy, control, artefacts = build_energy(world, request)
     conditions = [request.condition] * request.samples

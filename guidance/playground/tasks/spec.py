@@ -27,12 +27,31 @@ RUN_FIELDS = ("samples", "steps", "seed", "eta", "strength")  # checked against 
 
 @dataclass
 class TaskRequest:
-    """One run's inputs. `condition` is a prompt or class name (None: unconditional).
+    """One run's inputs: the task, what it runs, the condition and the run's settings, checked when built.
 
-    `strength` None: every method runs at `settings` as given (one shared k and DSG rate). A number: each method with a
-    preset strength on the task (TaskSpec.strengths) runs at that strength times this multiplier; 1 is the presets.
-    samples, steps, seed, eta and strength are checked against guidance.methods.LIMITS when the request is built.
     The task's inputs (TaskSpec.inputs) fill `reference` ... `schedulers`; `values` holds those of other kinds by name.
+
+    Attributes:
+        task: the name of a registered task.
+        methods: the methods to run (under SchedulerList, the one method every solver runs with).
+        condition: a prompt or class name; None is unconditional.
+        samples: images per run.
+        steps: denoising steps per run.
+        scheduler: the solver every method runs with (guidance.schedulers.adapters.SCHEDULERS).
+        eta: DDIM's eta (`run_eta`: 0 on solvers that take none).
+        seed: the seed of the initial noise, the same for every run.
+        settings: the methods' settings, shared by every run.
+        use_controlnet: feed the control map to the ControlNet.
+        edge_energy: guide by the map's edge energy (off, it only measures).
+        schedulers: the solvers a SchedulerList task runs.
+        strength: None: every method runs at `settings` as given (one shared k and DSG rate). A number: each method
+            with a preset strength on the task (TaskSpec.strengths) runs at that strength times this multiplier; 1 is
+            the presets.
+        values: the fields of inputs of other kinds, by name.
+
+    Raises:
+        MethodConfigError: the task is unknown, or samples, steps, seed, eta or strength lies outside its bound
+            (guidance.methods.LIMITS).
     """
 
     task: str
@@ -63,7 +82,17 @@ class TaskRequest:
 
 
 def make_request(**given: Any) -> TaskRequest:
-    """A TaskRequest from fields that task inputs gave: those that are not TaskRequest's go to `values`."""
+    """A TaskRequest from the fields that task inputs gave.
+
+    Args:
+        **given: request fields; those that are not TaskRequest's go to `values`, beside a given `values`.
+
+    Returns:
+        The TaskRequest.
+
+    Raises:
+        MethodConfigError: as TaskRequest raises it.
+    """
     known = {f.name for f in fields(TaskRequest)}
     values = {name: given.pop(name) for name in list(given) if name not in known}
     return TaskRequest(**given, values={**given.pop("values", {}), **values})
@@ -71,12 +100,19 @@ def make_request(**given: Any) -> TaskRequest:
 
 @dataclass
 class TaskOutcome:
-    """Results in run order, and what was used: the face crop, the control map."""
+    """What a request gave.
+
+    Attributes:
+        results: (label, SamplingResult) of each run, in run order.
+        artefacts: pictures of what was used ("face crop", "style", "control map"), by caption.
+    """
 
     results: list[tuple[str, SamplingResult]]
     artefacts: dict[str, Image.Image] = field(default_factory=dict)
 
 
+# A task's energy (TaskSpec.energy): from the world, the request and a dict that receives pictures of what was used
+# (by caption), the energy that guides and measures every run, and the ControlNet input (None: no ControlNet).
 EnergyBuilder = Callable[[World, TaskRequest, dict[str, Image.Image]], tuple[Energy, Control | None]]
 
 
@@ -84,11 +120,25 @@ EnergyBuilder = Callable[[World, TaskRequest, dict[str, Image.Image]], tuple[Ene
 class TaskSpec:
     """A task, declared once: what it takes, what it offers and selects, its preset, energy and examples.
 
-    inputs: the kinds of input it takes (guidance.playground.tasks.inputs: ReferenceImage, ControlMap, ClassCondition,
-    SchedulerList, or a new TaskInput); each builds its widgets, parses their values and feeds the sweep command.
-    examples: rows of values for `example_fields`, the first row being every input's default.
-    strengths: each guided method's own preset strength, chosen by the presets suite (docs/methods.md, Presets):
-    its k, or its DSG rate for a "+dsg" method (`strength_setting`); a request's `strength` multiplies them.
+    Attributes:
+        name: the task's name: its API endpoint and TaskRequest.task.
+        title: the tab's title.
+        intro: the line under the title: what the task does and its metric.
+        inputs: the kinds of input it takes (guidance.playground.tasks.inputs: ReferenceImage, ControlMap,
+            ClassCondition, SchedulerList, or a new TaskInput); each builds its widgets, parses their values and feeds
+            the sweep command.
+        choices: the methods (or, with SchedulerList, solvers) it offers.
+        selected: those selected at first.
+        choices_label: the label of their selector.
+        preset: its methods' settings.
+        energy: builds its energy (EnergyBuilder).
+        example_fields: the inputs, by API name, that its examples set.
+        examples: rows of values for `example_fields`, the first row being every input's default.
+        metric_label: what its energy measures, as the tab names it.
+        steps: its default number of steps.
+        eta: its default DDIM eta.
+        strengths: each guided method's own preset strength, chosen by the presets suite (docs/methods.md, Presets):
+            its k, or its DSG rate for a "+dsg" method (`strength_setting`); a request's `strength` multiplies them.
     """
 
     name: str
@@ -137,6 +187,7 @@ class TaskSpec:
 
     @property
     def by_class(self) -> bool:
+        """Whether its condition is one of the world's classes (ClassCondition)."""
         return isinstance(self.conditioning, ClassCondition)
 
     @property
@@ -159,7 +210,17 @@ TASK_SWEEPS: dict[str, tuple[str, ...]] = {}
 
 
 def register_task(task: TaskSpec) -> TaskSpec:
-    """Adds a task to SPECS (the app's tabs), TASKS, PRESETS and TASK_SWEEPS; MethodConfigError if its name is taken."""
+    """Adds a task to SPECS (the app's tabs), TASKS, PRESETS and TASK_SWEEPS.
+
+    Args:
+        task: the task's spec.
+
+    Returns:
+        The same spec.
+
+    Raises:
+        MethodConfigError: a task of that name is registered already.
+    """
     if task.name in TASKS:
         raise MethodConfigError(f"a task named {task.name!r} exists already")
     SPECS.append(task)
@@ -169,7 +230,11 @@ def register_task(task: TaskSpec) -> TaskSpec:
 
 
 def unregister_task(name: str) -> None:
-    """Undoes register_task."""
+    """Undoes register_task.
+
+    Args:
+        name: the task's name; an unknown name changes nothing.
+    """
     SPECS[:] = [task for task in SPECS if task.name != name]
     TASKS[:] = [task.name for task in SPECS]
     PRESETS.pop(name, None)
@@ -178,7 +243,11 @@ def unregister_task(name: str) -> None:
 
 @contextmanager
 def registered(task: TaskSpec) -> Iterator[TaskSpec]:
-    """The task registered for the block's duration (a test's, a notebook's)."""
+    """`task` registered for the block's duration (a test's, a notebook's), as register_task registers it (and raises).
+
+    Yields:
+        The same spec.
+    """
     register_task(task)
     try:
         yield task
@@ -187,7 +256,17 @@ def registered(task: TaskSpec) -> Iterator[TaskSpec]:
 
 
 def spec(task: str) -> TaskSpec:
-    """The task's spec; MethodConfigError naming the known tasks otherwise."""
+    """A registered task's spec.
+
+    Args:
+        task: the task's name.
+
+    Returns:
+        Its TaskSpec.
+
+    Raises:
+        MethodConfigError: no task has that name (the message names the known ones).
+    """
     for candidate in SPECS:
         if candidate.name == task:
             return candidate
@@ -195,5 +274,16 @@ def spec(task: str) -> TaskSpec:
 
 
 def preset(task: str, **overrides) -> Settings:
-    """The task's preset with `overrides`; every value is checked (guidance.methods.Settings)."""
+    """A task's preset with some settings changed.
+
+    Args:
+        task: the task's name.
+        **overrides: Settings fields and their values.
+
+    Returns:
+        The Settings.
+
+    Raises:
+        MethodConfigError: an unknown task, or a value that Settings rejects.
+    """
     return replace(spec(task).preset, **overrides)

@@ -1,7 +1,8 @@
 """Sweeps: every method of a request at every value of one setting, as a grid of TaskOutcomes.
 
 What a sweep may vary and its label are declared with each option (guidance.methods.options: `sweep`); a task names
-the ones its sweep offers (TaskSpec.sweeps).
+the ones its sweep offers (TaskSpec.sweeps). `request` is a TaskRequest and `setting` a key of SWEEP_SETTINGS
+wherever a function takes them.
 """
 from __future__ import annotations
 
@@ -45,7 +46,14 @@ class SweepProgress:
 
 @dataclass
 class SweepOutcome:
-    """One TaskOutcome per finished (or stopped) value, in value order: columns of the grid, methods its rows."""
+    """A sweep's results: one TaskOutcome per finished (or stopped) value, the grid's columns, its runs the rows.
+
+    Attributes:
+        setting: the setting swept.
+        values: its values, typed and checked, in order.
+        columns: one TaskOutcome per value reached, in value order.
+        labels: the run labels, in row order.
+    """
 
     setting: str
     values: list
@@ -54,17 +62,38 @@ class SweepOutcome:
 
     @property
     def cancelled(self) -> bool:
+        """Whether a stop cut the sweep short."""
         return any(result.cancelled for column in self.columns for _, result in column.results)
 
     def cell(self, label: str, column: int) -> SamplingResult | None:
+        """One cell of the grid.
+
+        Args:
+            label: the run's label (its row).
+            column: the value's index.
+
+        Returns:
+            Its SamplingResult, or None where the sweep stopped before it.
+        """
         return dict(self.columns[column].results).get(label) if column < len(self.columns) else None
 
 
 def sweep_request(request: TaskRequest, setting: str, value) -> TaskRequest:
-    """The request with one setting changed; TaskRequest and Settings check the value (guidance.methods.LIMITS).
+    """A request with one setting changed.
 
     A sweep of k or of the DSG rate sets it for every method (no per-method presets); one of the strength multiplies
-    each method's preset."""
+    each method's preset.
+
+    Args:
+        setting: a run's value (steps, eta, strength) or a Settings field.
+        value: its value.
+
+    Returns:
+        A new TaskRequest.
+
+    Raises:
+        MethodConfigError: the value lies outside its bound (guidance.methods.LIMITS).
+    """
     if not OPTIONS[setting].setting:  # a run's value: steps, eta, strength
         return replace(request, **{setting: value})
     shared = {"strength": None} if setting in STRENGTH_SETTINGS else {}
@@ -72,9 +101,19 @@ def sweep_request(request: TaskRequest, setting: str, value) -> TaskRequest:
 
 
 def check_sweep(request: TaskRequest, setting: str, values: Sequence, counts: tuple[int, int] = SWEEP_VALUES) -> list:
-    """The values, typed for the setting and each checked as the request's would be; MethodConfigError names what is wrong.
+    """A sweep's values, typed for the setting and each checked as the request's would be.
 
-    `counts`: the fewest and most values allowed (the app's by default; guidance.sweep bounds its cells instead)."""
+    Args:
+        values: the values, as given (numbers or their text).
+        counts: the fewest and most values allowed (the app's by default; guidance.sweep bounds its cells instead).
+
+    Returns:
+        The typed values, in order.
+
+    Raises:
+        MethodConfigError: the task does not sweep the setting, there are too few or too many values, or a value is
+            not a number, repeats or lies outside its bound.
+    """
     allowed = spec(request.task).sweeps
     if setting not in allowed:
         raise MethodConfigError(f"the {request.task} task sweeps one of {list(allowed)}, not {setting!r}")
@@ -93,7 +132,18 @@ def check_sweep(request: TaskRequest, setting: str, values: Sequence, counts: tu
 
 
 def parse_values(setting: str, text: str) -> list:
-    """A comma-separated list ("0.02, 0.05, 0.1"), or a range "start:stop:count" of evenly spaced values."""
+    """A sweep's values from text.
+
+    Args:
+        setting: what the sweep varies; a whole-number option's range values are rounded to integers.
+        text: a comma-separated list ("0.02, 0.05, 0.1"), or a range "start:stop:count" of evenly spaced values.
+
+    Returns:
+        The list's items as strings (check_sweep types them), or the range's numbers.
+
+    Raises:
+        MethodConfigError: a malformed range, or a count that is not a whole number of at least 2.
+    """
     text = text.strip()
     if ":" not in text:
         return [part.strip() for part in text.split(",") if part.strip()]
@@ -129,7 +179,23 @@ def sweep(
     one sample per seed, the cells of `python -m guidance.sweep --seeds SEED:SEED+seeds`).
 
     A method whose options do not change with the setting (FIGD in a sweep of the DSG rate) is sampled once and
-    shown in every column. Stopped, the outcome holds the finished columns and the one that was stopped.
+    shown in every column.
+
+    Args:
+        world: the World to sample from.
+        request: every method of it runs in each column.
+        setting: what the sweep varies (one of the task's TaskSpec.sweeps).
+        values: its values (check_sweep types and checks them).
+        progress: called with a SweepProgress after each step.
+        should_stop: polled between steps; True stops the sweep.
+        seeds: seeds per value.
+
+    Returns:
+        The SweepOutcome; stopped, it holds the finished columns and the one that was stopped.
+
+    Raises:
+        MethodConfigError: as check_sweep raises it, fewer than 1 seed, a last seed beyond the seed's bound, or a
+            request that run_task rejects.
     """
     values = check_sweep(request, setting, values)
     if seeds < 1:
