@@ -21,7 +21,17 @@ def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
 
 
 def frechet_from_moments(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
-    """||mu1 - mu2||^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2), in float64 via eigendecompositions."""
+    """The Frechet distance between two Gaussians, in float64 via eigendecompositions.
+
+    Args:
+        mu1: (D,) the first mean.
+        cov1: (D, D) its covariance.
+        mu2: (D,) the second mean.
+        cov2: (D, D) its covariance.
+
+    Returns:
+        ||mu1 - mu2||^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2), at least 0.
+    """
     root = _psd_sqrt(cov1)
     cross = np.linalg.eigvalsh(root @ cov2 @ root).clip(min=0)
     value = np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * np.sqrt(cross).sum()
@@ -29,7 +39,15 @@ def frechet_from_moments(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov
 
 
 def frechet_distance(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (N, D) and (M, D)."""
+    """Frechet distance between Gaussians fitted to two feature sets.
+
+    Args:
+        a: (N, D) features.
+        b: (M, D) features.
+
+    Returns:
+        The distance (frechet_from_moments).
+    """
     to_array = lambda x: x.detach().cpu().double().numpy() if isinstance(x, Tensor) else np.asarray(x, np.float64)  # noqa: E731
     return frechet_from_moments(*_moments(to_array(a)), *_moments(to_array(b)))
 
@@ -73,17 +91,40 @@ def probabilities(evaluator, images: Tensor, batch: int = 250) -> Tensor:
 
 
 def accuracy(probs: Tensor, targets: Tensor) -> float:
-    """Fraction of samples whose most probable class is the requested one."""
+    """Fraction of samples whose most probable class is the requested one.
+
+    Args:
+        probs: (N, K) class probabilities.
+        targets: (N,) the requested class indices.
+
+    Returns:
+        The fraction.
+    """
     return float((probs.argmax(1) == targets).float().mean())
 
 
 def confidence(probs: Tensor) -> float:
-    """Mean probability of the most probable class: how clearly the evaluator recognises a sample."""
+    """Mean probability of the most probable class: how clearly the evaluator recognises a sample.
+
+    Args:
+        probs: (N, K) class probabilities.
+
+    Returns:
+        The mean.
+    """
     return float(probs.max(1).values.mean())
 
 
 def diversity(feats: Tensor, labels: Tensor) -> float | None:
-    """Mean pairwise feature distance between samples of the same class, averaged over classes (None: no pairs)."""
+    """Mean pairwise feature distance between samples of the same class, averaged over classes.
+
+    Args:
+        feats: (N, D) features.
+        labels: (N,) class indices.
+
+    Returns:
+        The mean, or None where no class has two samples.
+    """
     per_class = []
     for label in labels.unique():
         group = feats[labels == label]
@@ -94,11 +135,24 @@ def diversity(feats: Tensor, labels: Tensor) -> float | None:
 
 
 def rmse(a: Tensor, b: Tensor) -> float:
-    """Root mean squared difference over all pixels of two image batches."""
+    """Root mean squared difference over all pixels of two image batches.
+
+    Args:
+        a: (N, ...) images.
+        b: the same shape.
+
+    Returns:
+        The RMSE.
+    """
     return float((a.float() - b.float()).pow(2).mean().sqrt())
 
 
 
 def per_sample_rmse(a: Tensor, b: Tensor) -> list[float]:
-    """Each image's root mean squared difference over its pixels, for two batches of the same images."""
+    """Each image's root mean squared difference over its pixels, for two batches of the same images (as `rmse`
+    takes them).
+
+    Returns:
+        One RMSE per image, in order.
+    """
     return (a.float() - b.float()).pow(2).flatten(1).mean(1).sqrt().tolist()

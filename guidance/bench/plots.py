@@ -1,4 +1,8 @@
-"""PNG plots of a suite's JSON (matplotlib, Agg backend), each labelled with the machine it came from."""
+"""PNG plots of a suite's JSON (matplotlib, Agg backend), each labelled with the machine it came from.
+
+Every plot_<suite> function (PLOTTERS) takes `data` and `folder` as `plot` does and returns the paths of the PNGs it
+wrote.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,7 +23,14 @@ def _figure(columns: int = 1):
 
 
 def run_mode(data: dict) -> str:
-    """A run's plan: its named plan (--plan), else "quick" or "full"."""
+    """A run's plan, which names its PNGs.
+
+    Args:
+        data: the suite's JSON document.
+
+    Returns:
+        Its named plan (--plan), else "quick" or "full".
+    """
     return data.get("plan") or ("quick" if data.get("quick") else "full")
 
 
@@ -193,6 +204,9 @@ def labelled_rows(rows: list[tuple[str, "torch.Tensor"]], path: Path, title: str
         rows: (label, images (N, 3, H, W) in [-1, 1]) pairs.
         path: the PNG to write.
         title: above the rows.
+
+    Returns:
+        The PNG's path (not written on the other processes).
     """
     if not distributed.is_main():
         return Path(path)

@@ -37,7 +37,15 @@ REQUIRED = (
 
 
 def load_label_embedding(folder: Path, device: str | torch.device) -> nn.Embedding:
-    """The (classes + 1, D) label table saved next to a UNet; its last row is the null label."""
+    """The label table saved next to a UNet.
+
+    Args:
+        folder: the UNet's folder.
+        device: where the table goes.
+
+    Returns:
+        A frozen (classes + 1, D) embedding; its last row is the null label.
+    """
     from safetensors.torch import load_file
 
     weight = load_file(str(folder / LABEL_EMBEDDING))["weight"]
@@ -81,7 +89,15 @@ def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") ->
 
 def load_backbone(path: str | Path = ASSETS, device: str | torch.device = "cpu"):
     """The embedded world's EmbeddedBackbone alone (VAE, UNet, guide, ControlNet, tiny guidance decoder), as the
-    trainer needs it; the optional parts are loaded when present."""
+    trainer needs it; the optional parts are loaded when present.
+
+    Args:
+        path: the world's folder, as load_world takes it.
+        device: where its models go.
+
+    Returns:
+        The EmbeddedBackbone.
+    """
     from diffusers import AutoencoderKL, AutoencoderTiny, ControlNetModel, DDPMScheduler, UNet2DConditionModel
 
     from .backbone import EmbeddedBackbone

@@ -21,6 +21,18 @@ class EmbeddedBackbone(UNetBackbone):
     Each model has its own label embedding (rows 0..9 the classes, row 10 the null label). `embed` returns
     one token per model, (B, L, D): token 0 conditions the denoiser and the ControlNet, token 1 (present
     when a guide model is loaded) the Autoguidance guide model.
+
+    Args:
+        unet: the denoiser (diffusers UNet2DConditionModel).
+        label_embedding: its label table.
+        scheduler_config: the DDPM scheduler's config.
+        vae: the AutoencoderKL.
+        controlnet: the ControlNet on pixel-space maps, if any.
+        guide_unet: the Autoguidance guide model, if any.
+        guide_label_embedding: the guide's label table, given with `guide_unet` and only then.
+
+    Raises:
+        MethodConfigError: a guide UNet without its label table, or a table without the UNet.
     """
 
     name = "embedded"
@@ -41,13 +53,24 @@ class EmbeddedBackbone(UNetBackbone):
         self.sample_shape = (unet.config.in_channels, size, size)
 
     def labels(self, conditions: Sequence[Condition]) -> Tensor:
-        """Label indices; None is the null label len(CLASS_NAMES)."""
+        """Label indices of conditions.
+
+        Args:
+            conditions: class names, or None for the null label.
+
+        Returns:
+            (B,) indices on the backbone's device; the null label is len(CLASS_NAMES).
+
+        Raises:
+            MethodConfigError: a condition that is not one of CLASS_NAMES.
+        """
         unknown = [c for c in conditions if c is not None and c not in CLASS_NAMES]
         if unknown:
             raise MethodConfigError(f"the embedded world knows the classes {', '.join(CLASS_NAMES)}; not {unknown[0]!r}")
         return torch.tensor([len(CLASS_NAMES) if c is None else CLASS_NAMES.index(c) for c in conditions], device=self.device)
 
     def embed(self, conditions: Sequence[Condition]) -> Tensor:
+        """One token per model: (B, 1, D), or (B, 2, D) with a guide model; MethodConfigError for an unknown class."""
         labels = self.labels(conditions)
         with torch.no_grad():
             return torch.stack([table(labels) for table in self.label_embeddings], 1).to(self.dtype)
@@ -57,9 +80,17 @@ class EmbeddedBackbone(UNetBackbone):
         return super()._forward(x, t, token, None if guide else control, guide)
 
     def decode(self, x0: Tensor) -> Tensor:
+        """Through the AutoencoderKL, latents unscaled by its scaling factor."""
         return self.vae.decode(x0.to(self.dtype) / self.vae.config.scaling_factor).sample.float()
 
     @torch.no_grad()
     def encode(self, pixels: Tensor) -> Tensor:
-        """Scaled latent means of pixels (B, 3, 64, 64) in [-1, 1]."""
+        """Latents of pixels, as `decode` reads them.
+
+        Args:
+            pixels: (B, 3, 64, 64) in [-1, 1].
+
+        Returns:
+            (B, *sample_shape) latent means, scaled by the VAE's scaling factor.
+        """
         return self.vae.encode(pixels.to(self.device, self.dtype)).latent_dist.mean * self.vae.config.scaling_factor

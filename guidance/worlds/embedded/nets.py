@@ -1,7 +1,8 @@
 """Small CNNs of the embedded world: guide classifier, attribute evaluator, face embedder, face detector, style net.
 
 Every network takes pixels (B, 3, 64, 64) in [-1, 1] (other sizes are resized to 64). Each is saved as
-one safetensors file whose metadata holds its constructor arguments (`save_net` / `load_net`).
+one safetensors file whose metadata holds its constructor arguments (`save_net` / `load_net`). A net's `widths` are
+its channels: the stem's, then one stride-2 stage's per further width (ConvTrunk), the last one its feature size.
 """
 from __future__ import annotations
 
@@ -36,7 +37,11 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class ConvTrunk(nn.Module):
-    """A stem conv at full resolution, then one stride-2 stage per further width (two convs each)."""
+    """A stem conv at full resolution, then one stride-2 stage per further width (two convs each).
+
+    Args:
+        widths: the stem's channels, then each stage's.
+    """
 
     def __init__(self, widths: tuple[int, ...]):
         super().__init__()
@@ -44,7 +49,15 @@ class ConvTrunk(nn.Module):
         self.stages = nn.ModuleList(nn.Sequential(_conv(a, b, 2), _conv(b, b)) for a, b in zip(widths, widths[1:]))
 
     def forward(self, images: Tensor, stages: int | None = None) -> Tensor:
-        """Feature map after the first `stages` stages (all by default)."""
+        """The feature map after some of the stages.
+
+        Args:
+            images: (B, 3, H, W) pixels in [-1, 1].
+            stages: how many stages to run after the stem (None: all).
+
+        Returns:
+            (B, C, h, w) features.
+        """
         x = self.stem(_fit(images))
         for stage in self.stages[:stages]:
             x = stage(x)
@@ -52,7 +65,12 @@ class ConvTrunk(nn.Module):
 
 
 class Classifier(nn.Module):
-    """The GFCG guide classifier: ConvTrunk, global average pool, linear head; returns softmax probabilities."""
+    """The GFCG guide classifier: ConvTrunk, global average pool, linear head; returns softmax probabilities.
+
+    Args:
+        widths: its trunk's channels.
+        classes: how many classes it tells apart (CLASS_NAMES).
+    """
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), classes: int = len(CLASS_NAMES)):
         super().__init__()
@@ -62,9 +80,11 @@ class Classifier(nn.Module):
         self.head = nn.Linear(widths[-1], classes)
 
     def logits(self, images: Tensor) -> Tensor:
+        """(B, classes) class logits of pixels."""
         return self.head(self.trunk(images).mean((2, 3)))
 
     def forward(self, images: Tensor) -> Tensor:
+        """(B, classes) class probabilities of pixels."""
         return self.logits(images).softmax(-1)
 
 
@@ -88,6 +108,10 @@ class AttributeEvaluator(nn.Module):
 
     `forward` gives class probabilities, `features` the penultimate (B, widths[-1]) vector used for Frechet
     distances, and `attributes` the most probable value of each of the renderer's ATTRIBUTES.
+
+    Args:
+        widths: its channels, stage by stage.
+        classes: how many classes it tells apart (CLASS_NAMES).
     """
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), classes: int = len(CLASS_NAMES)):
@@ -102,6 +126,7 @@ class AttributeEvaluator(nn.Module):
         self.attribute_heads = nn.ModuleDict({name: nn.Linear(widths[-1], len(values)) for name, values in ATTRIBUTES.items()})
 
     def features(self, images: Tensor) -> Tensor:
+        """(B, widths[-1]) penultimate features of pixels."""
         return self.body(_fit(images)).mean((2, 3))
 
     def all_logits(self, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -110,6 +135,7 @@ class AttributeEvaluator(nn.Module):
         return self.head(features), {name: head(features) for name, head in self.attribute_heads.items()}
 
     def forward(self, images: Tensor) -> Tensor:
+        """(B, classes) class probabilities of pixels."""
         return self.head(self.features(images)).softmax(-1)
 
     def attributes(self, images: Tensor) -> Tensor:
@@ -127,6 +153,10 @@ class FaceEmbedder(nn.Module):
 
     Trained with a supervised contrastive loss on identity batches and auxiliary heads for the identity attributes
     (hair colour and style, skin, glasses, beard), so that its distance weighs what a person sees.
+
+    Args:
+        widths: its trunk's channels.
+        dim: the embedding's size.
     """
 
     input_size = SIZE
@@ -144,11 +174,16 @@ class FaceEmbedder(nn.Module):
         return F.normalize(raw, dim=1), {name: head(raw) for name, head in self.attribute_heads.items()}
 
     def forward(self, crops: Tensor) -> Tensor:
+        """(B, dim) unit embeddings of face crops (pixels)."""
         return F.normalize(self.head(self.trunk(crops).mean((2, 3))), dim=1)
 
 
 class FaceDetectorNet(nn.Module):
-    """Binary 'is there a rendered face' classifier; returns the logit (B,)."""
+    """Binary 'is there a rendered face' classifier; returns the logit (B,).
+
+    Args:
+        widths: its trunk's channels.
+    """
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64)):
         super().__init__()
@@ -157,6 +192,7 @@ class FaceDetectorNet(nn.Module):
         self.head = nn.Linear(widths[-1], 1)
 
     def forward(self, images: Tensor) -> Tensor:
+        """(B,) logits of p(face) of pixels."""
         return self.head(self.trunk(images).mean((2, 3)))[:, 0]
 
 
@@ -165,6 +201,10 @@ class FaceDetector:
 
     Rendered faces are always centred and fill the frame, so a classifier suffices as a detector. It is trained to
     reject photographs: this world knows only its own cartoon faces.
+
+    Args:
+        net: the trained FaceDetectorNet.
+        threshold: the p(face) above which a picture holds a face.
     """
 
     fallback_box = (0.0, 0.0, 1.0, 1.0)  # a rendered face fills the frame
@@ -178,12 +218,21 @@ class FaceDetector:
 
     @torch.no_grad()
     def probability(self, image: Image.Image) -> float:
+        """p(face) of a picture, resized to 64 x 64.
+
+        Args:
+            image: the picture.
+
+        Returns:
+            The probability.
+        """
         square = image.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR)
         pixels = pixels_from_uint8(np.asarray(square)[None])
         device = next(self.net.parameters()).device
         return float(torch.sigmoid(self.net(pixels.to(device)))[0])
 
     def box(self, image: Image.Image) -> tuple[float, float, float, float] | None:
+        """The whole picture as (left, top, right, bottom) fractions where p(face) > threshold, else None."""
         return (0.0, 0.0, 1.0, 1.0) if self.probability(image) > self.threshold else None
 
 
@@ -191,6 +240,9 @@ class StyleNet(nn.Module):
     """The network behind the style features: a ConvTrunk trained to name the background pattern and the clothing
     texture (STYLE_ATTRIBUTES) of renders and of full-frame textures under random colours, so that its early
     features respond to pattern and texture rather than to colour or identity. It guides; the evaluator measures.
+
+    Args:
+        widths: its trunk's channels.
     """
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64)):
@@ -212,6 +264,11 @@ class StyleFeatures(nn.Module):
     The Gram of the concatenation is the sum of the turns' Grams, so a pattern counts alike at each of those
     orientations (docs/methods.md, Style, the embedded world's features). Images are resized to 64 and turned about
     their centre with reflected borders, so the token count is fixed: N = len(angles) * (64 / 2**stages)**2.
+
+    Args:
+        trunk: the trained trunk (StyleNet.trunk).
+        stages: how many of its stages run after the stem.
+        angles: the turns, in radians; 0 reads the picture as it is.
     """
 
     def __init__(self, trunk: ConvTrunk, stages: int = 1, angles: tuple[float, ...] = (0.0,)):
@@ -219,13 +276,22 @@ class StyleFeatures(nn.Module):
         self.trunk, self.stages, self.angles = trunk, stages, angles
 
     def forward(self, images: Tensor) -> Tensor:
+        """(B, N, C) tokens of pixels, every turn's in `angles` order."""
         images = _fit(images)
         turns = [images if angle == 0 else rotate(images, angle) for angle in self.angles]
         return torch.cat([self.trunk(turn, self.stages).flatten(2).transpose(1, 2) for turn in turns], 1)
 
 
 def rotate(images: Tensor, angle: float) -> Tensor:
-    """Pixels turned by `angle` radians about their centre (bilinear, reflected borders); differentiable."""
+    """Pixels turned about their centre (bilinear, reflected borders); differentiable.
+
+    Args:
+        images: (B, C, H, W) pixels.
+        angle: the turn, in radians.
+
+    Returns:
+        The turned pixels, the same shape.
+    """
     c, s = math.cos(angle), math.sin(angle)
     theta = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=images.dtype, device=images.device).expand(len(images), 2, 3)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
@@ -291,7 +357,12 @@ class RealismScore:
 
 
 def save_net(net: nn.Module, path: str | Path) -> None:
-    """Weights plus the constructor arguments (`net.config`) as safetensors metadata."""
+    """Saves a network: its weights, with its class name and constructor arguments (`net.config`) as metadata.
+
+    Args:
+        net: one of the NETS classes.
+        path: the safetensors file to write.
+    """
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     save_file(state, str(path), metadata={"class": type(net).__name__, "config": json.dumps(net.config)})
 
@@ -300,7 +371,19 @@ NETS = {cls.__name__: cls for cls in (Classifier, AttributeEvaluator, FaceEmbedd
 
 
 def load_net(path: str | Path, device: str | torch.device = "cpu", expected: str | None = None) -> nn.Module:
-    """A network saved by `save_net`, in eval mode with frozen parameters; ValueError if it is not `expected`."""
+    """A network saved by `save_net`, in eval mode with frozen parameters.
+
+    Args:
+        path: the safetensors file.
+        device: where the network goes.
+        expected: the class name it must hold (None: any of NETS).
+
+    Returns:
+        The network.
+
+    Raises:
+        ValueError: the file holds another class than `expected`.
+    """
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
     if expected is not None and meta["class"] != expected:
