@@ -109,18 +109,44 @@ def ddim_mean_and_sigma(scheduler: DDIMScheduler, out: Tensor, t: Tensor, x: Ten
     Returns:
         (mean, sigma_t).
     """
-    config, t = scheduler.config, int(t)
-    prev = t - config.num_train_timesteps // scheduler.num_inference_steps
-    a_t = scheduler.alphas_cumprod[t]
-    a_prev = scheduler.alphas_cumprod[prev] if prev >= 0 else scheduler.final_alpha_cumprod
+    config = scheduler.config
+    a_t, a_prev = ddim_alphas(scheduler, int(t))
     eps, x0 = to_eps_and_x0(x, out, a_t, config.prediction_type)
     if config.thresholding:
         x0 = scheduler._threshold_sample(x0)
     elif config.clip_sample:
         x0 = x0.clamp(-config.clip_sample_range, config.clip_sample_range)
-    sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5
+    sigma = eta * ddim_sigma(a_t, a_prev)
     mean = a_prev**0.5 * x0 + (1 - a_prev - sigma**2) ** 0.5 * eps
     return mean, float(sigma)
+
+
+def ddim_alphas(scheduler: DDIMScheduler, t: int) -> tuple[Tensor, Tensor]:
+    """(a_t, a_prev) of DDIM's step from `t`, in the scheduler's float32: the step lands
+    num_train_timesteps // num_inference_steps earlier, past 0 on `final_alpha_cumprod`.
+
+    Args:
+        scheduler: a DDIMScheduler with its timesteps set.
+        t: the step's integer timestep.
+
+    Returns:
+        (a_t, a_prev) as 0-d tensors.
+    """
+    prev = t - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
+    return scheduler.alphas_cumprod[t], scheduler.alphas_cumprod[prev] if prev >= 0 else scheduler.final_alpha_cumprod
+
+
+def ddim_sigma(a_t, a_prev):
+    """DDIM's sigma_t at eta = 1, sqrt((1 - a_prev) / (1 - a_t)) sqrt(1 - a_t / a_prev): the DDPM posterior's std.
+
+    Args:
+        a_t: alpha-bar at the step's timestep (a float or a tensor).
+        a_prev: alpha-bar where the step lands.
+
+    Returns:
+        sigma_t at eta = 1, of the arguments' type.
+    """
+    return ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5
 
 
 def check_noise_rule(noise_rule: str, scheduler: str, eta: float) -> None:
@@ -160,9 +186,9 @@ def ddim_eta(noise_rule: str, eta: float, a_t: float, a_prev: float) -> float:
     """
     if noise_rule == "ddim":
         return eta
-    ddim_sigma = ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5
+    unit = ddim_sigma(a_t, a_prev)
     # eta = 1 puts all of sqrt(1 - a_prev) in the noise; 1e-4 below it keeps DDIM's sqrt(1 - a_prev - sigma_t^2) real
-    return min(eta, 1 - 1e-4) * (1 - a_prev) ** 0.5 / ddim_sigma if ddim_sigma > 0 else 0.0
+    return min(eta, 1 - 1e-4) * (1 - a_prev) ** 0.5 / unit if unit > 0 else 0.0
 
 
 def previous_alpha(scheduler: SchedulerMixin, index: int) -> float:
@@ -177,8 +203,7 @@ def previous_alpha(scheduler: SchedulerMixin, index: int) -> float:
     """
     t = int(scheduler.timesteps[index])
     if isinstance(scheduler, DDIMScheduler):
-        prev = t - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
-        return float(scheduler.alphas_cumprod[prev]) if prev >= 0 else float(scheduler.final_alpha_cumprod)
+        return float(ddim_alphas(scheduler, t)[1])
     if isinstance(scheduler, DDPMScheduler):
         prev = int(scheduler.previous_timestep(t))
         return float(scheduler.alphas_cumprod[prev]) if prev >= 0 else 1.0

@@ -179,11 +179,7 @@ class FaceEmbedder(nn.Module):
 
 
 class FaceDetectorNet(nn.Module):
-    """Binary 'is there a rendered face' classifier; returns the logit (B,).
-
-    Args:
-        widths: its trunk's channels.
-    """
+    """Binary 'is there a rendered face' classifier; returns the logit (B,); `widths` as in the module docstring."""
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64)):
         super().__init__()
@@ -240,9 +236,7 @@ class StyleNet(nn.Module):
     """The network behind the style features: a ConvTrunk trained to name the background pattern and the clothing
     texture (STYLE_ATTRIBUTES) of renders and of full-frame textures under random colours, so that its early
     features respond to pattern and texture rather than to colour or identity. It guides; the evaluator measures.
-
-    Args:
-        widths: its trunk's channels.
+    `widths` as in the module docstring.
     """
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64)):
