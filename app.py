@@ -1,12 +1,15 @@
 """The playground's web app: one tab per task (guidance.playground.tasks.SPECS), each run one call to guidance.playground.tasks.run_task.
 
-    python app.py [--host HOST] [--port PORT] [--world PATH] [--sd-model ID_OR_PATH] [--controlnet ID_OR_PATH] [--share]
+    python app.py [--host HOST] [--port PORT] [--world PATH] [--sd-model ID_OR_PATH] [--controlnet ID_OR_PATH]
+                  [--queue-size N] [--share]
 
 Tabs: Face, Style, Control map, Classes, Solvers. Each tab's run is an API endpoint (/face, /style,
 /control, /classes, /solvers) whose inputs all default to the tab's first example, streaming x0_hat previews
 before its result; each tab's sweep is another (/face_sweep, ...), and /face_sweep_command, ... names the `python -m guidance.sweep`
 command that runs it at scale; /stop stops the caller's run or sweep
-between two steps. The handlers are in guidance/playground/app_handlers.py; this file lays out the page and wires it.
+between two steps. One run samples at a time; at most --queue-size runs wait behind it (env GUIDANCE_QUEUE_SIZE), one
+per visitor (guidance.playground.crowd), and the endpoints that do not sample skip the queue.
+The handlers are in guidance/playground/app_handlers.py; this file lays out the page and wires it.
 The launcher decides which weights may be loaded: the embedded world
 from --world (env GUIDANCE_WORLD, default assets/world), Stable Diffusion 1.5 from --sd-model and
 --controlnet (env GUIDANCE_SD_MODEL, GUIDANCE_CONTROLNET; "none" offers no SD).
@@ -31,8 +34,9 @@ from typing import Any
 import gradio as gr
 
 from guidance.playground.app_handlers import (
-    SNAPSHOTS, ExampleCache, make_example, make_run, make_sweep, make_sweep_command, status
+    SNAPSHOTS, ExampleCache, make_admission, make_example, make_run, make_sweep, make_sweep_command, status
 )  # fmt: skip
+from guidance.playground.crowd import DEFAULT_QUEUE_SIZE, Admissions, exposure
 from guidance.playground.export import TABLE_COLUMNS
 from guidance.playground.launcher import ASSETS, MAX_FILE_BYTES, SD, SD15, WorldRegistry  # noqa: F401  (app.SD: for callers)
 from guidance.playground.stops import Stops
@@ -105,13 +109,14 @@ def trajectory_output(spec: TaskSpec) -> gr.Image:
 
 
 def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.components.Component], run_sweep: Callable,
-                  command_of: Callable) -> None:  # fmt: skip
+                  command_of: Callable, admissions: Admissions) -> None:  # fmt: skip
     """Every selected method at 3-8 values of one of the task's settings (TaskSpec.sweeps), from 1-8 seeds per value,
     and the command that runs the same sweep at scale.
 
     Args:
         run_sweep: the tab's sweep handler (make_sweep), the /<task>_sweep endpoint.
         command_of: the handler that names the command (make_sweep_command), the /<task>_sweep_command endpoint.
+        admissions: who may join the queue (the sweep's validator).
     """
     low, high = SWEEP_VALUES
     with gr.Accordion(f"Sweep: one setting, {low} to {high} values (Stop above ends it)", open=False, elem_id=f"{spec.name}-sweep"):
@@ -134,14 +139,15 @@ def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.co
             command = gr.Code(label=SCALE_COMMAND, language="shell", lines=2, interactive=False, wrap_lines=True,
                               elem_id=f"{spec.name}-sweep-command")  # fmt: skip
             name = gr.Button("Name the command", elem_id=f"{spec.name}-sweep-name", scale=0)
-    setting.input(lambda key: SWEEP_DEFAULTS[key], setting, values, api_visibility="private", concurrency_limit=None)  # the user's pick only
+    setting.input(lambda key: SWEEP_DEFAULTS[key], setting, values, api_visibility="private", queue=False)  # the user's pick only
     sweep_inputs = {"backbone": backbone, **inputs, "sweep_setting": setting, "sweep_values": values, "sweep_seeds": seeds}
     start.click(
         run_sweep, inputs_kwargs=sweep_inputs, outputs=[grid, metric, seconds, files, summary, command], api_name=f"{spec.name}_sweep",
         concurrency_id="sampling", show_progress_on=grid, preprocess=False,
+        validator=make_admission(admissions, list(sweep_inputs), "sweep_values"),
     )  # fmt: skip
     name.click(command_of, inputs_kwargs=sweep_inputs, outputs=command, api_name=f"{spec.name}_sweep_command", preprocess=False,
-               concurrency_limit=None)  # fmt: skip
+               queue=False)  # fmt: skip
 
 
 def initial_value(component: gr.components.Component) -> Any:
@@ -179,7 +185,7 @@ def examples_section(spec: TaskSpec, inputs: dict[str, gr.components.Component],
 
 
 def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], status_line: gr.Markdown, run: Callable,
-              run_sweep: Callable, command_of: Callable, cache: ExampleCache) -> tuple:  # fmt: skip
+              run_sweep: Callable, command_of: Callable, cache: ExampleCache, admissions: Admissions) -> tuple:  # fmt: skip
     """One tab, wired to its handlers.
 
     Args:
@@ -188,6 +194,7 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
         run: the tab's run handler (make_run), the /<task> endpoint.
         run_sweep: the tab's sweep handler; see sweep_section.
         command_of: the tab's sweep-command handler; see sweep_section.
+        admissions: who may join the queue (the run's and the sweep's validator).
 
     Returns:
         Its condition widget (the backbone selector updates it) and its Stop button.
@@ -211,35 +218,44 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
                 benchmark_panel(spec)
         with examples_column:
             examples_section(spec, inputs, [*outputs, trajectory], make_example(run, list(inputs), cache.backbone), cache)
-        sweep_section(spec, backbone, inputs, run_sweep, command_of)
+        sweep_section(spec, backbone, inputs, run_sweep, command_of, admissions)
+        run_inputs = {"backbone": backbone, **inputs}
         start.click(
-            run, inputs_kwargs={"backbone": backbone, **inputs}, outputs=[*outputs, status_line, trajectory],
+            run, inputs_kwargs=run_inputs, outputs=[*outputs, status_line, trajectory],
             api_name=spec.name, concurrency_id="sampling", show_progress_on=outputs[0],
             preprocess=False,  # uploads reach load_image unopened
+            validator=make_admission(admissions, list(run_inputs), "methods"),
         )  # fmt: skip
     return inputs["condition"], halt
 
 
 def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlnet: str | None = None,
-              tiny_vae: str | None = None) -> gr.Blocks:  # fmt: skip
-    """The whole UI; every run goes through guidance.playground.tasks.run_task. Queued, one run at a time.
+              tiny_vae: str | None = None, queue_size: int = DEFAULT_QUEUE_SIZE) -> gr.Blocks:  # fmt: skip
+    """The whole UI; every run goes through guidance.playground.tasks.run_task. Queued, one run at a time, at most
+    `queue_size` waiting, one per visitor (guidance.playground.crowd); Stop, the status line and the sweep command
+    skip the queue.
 
     Args:
         world: the embedded world's folder.
         sd_model: Stable Diffusion 1.5's hub id or folder; None offers no SD.
         controlnet: the ControlNet's hub id or folder for SD 1.5.
         tiny_vae: an AutoencoderTiny's hub id or folder for SD 1.5's guidance path.
+        queue_size: the most runs waiting behind the one running.
 
     Returns:
         The queued gr.Blocks, to launch.
     """
     worlds = WorldRegistry(Path(world), sd_model, controlnet, tiny_vae)
-    stops, downloads = Stops(), Path(tempfile.mkdtemp(prefix="guidance-app-"))
+    stops, downloads, admissions = Stops(), Path(tempfile.mkdtemp(prefix="guidance-app-")), Admissions(queue_size)
 
     def stop(request: gr.Request) -> None:
         """Stops the caller's run or sweep before its next step."""
         if not stops.stop(request.session_hash):
             gr.Info("Nothing is running.")
+
+    def leave(request: gr.Request) -> None:
+        """Forgets the run of a visitor who closed the page."""
+        admissions.release(request.session_hash)
 
     def switch(key: str) -> list:
         """The status line and every tab's prompt / class widget for the chosen backbone."""
@@ -252,14 +268,21 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
             choices = [(worlds.title(key), key) for key in worlds.keys()]
             backbone = gr.Dropdown(choices, value=default, label="Backbone", scale=1, elem_id="backbone")
             status_line = gr.Markdown(status(worlds, default), label="Status", elem_id="status")
-        handlers = [(make_run(spec, worlds, stops, downloads, spaces), make_sweep(spec, worlds, stops, downloads, spaces),
+        handlers = [(make_run(spec, worlds, stops, downloads, spaces, admissions), make_sweep(spec, worlds, stops, downloads, spaces, admissions),
                      make_sweep_command(spec, worlds)) for spec in SPECS]  # fmt: skip
         cache = ExampleCache(default)
-        tabs = [build_tab(spec, backbone, condition_widget(spec, worlds, default), status_line, *pair, cache) for spec, pair in zip(SPECS, handlers)]
+        tabs = [build_tab(spec, backbone, condition_widget(spec, worlds, default), status_line, *pair, cache, admissions)
+                for spec, pair in zip(SPECS, handlers)]  # fmt: skip
         conditions, halts = zip(*tabs)
-        gr.on([halt.click for halt in halts], stop, api_name="stop", concurrency_limit=None)
-        backbone.change(switch, backbone, [status_line, *conditions], api_visibility="private", concurrency_limit=None)
-    return demo.queue(default_concurrency_limit=1)
+        gr.on([halt.click for halt in halts], stop, api_name="stop", queue=False)
+        backbone.change(switch, backbone, [status_line, *conditions], api_visibility="private", queue=False)
+        demo.unload(leave)
+    return demo.queue(max_size=admissions.gradio_max_size, default_concurrency_limit=1)
+
+
+def public_endpoints(demo: gr.Blocks) -> list[str]:
+    """The API endpoints anyone who reaches the app may call, as "/name"."""
+    return [f"/{fn.api_name}" for fn in demo.fns.values() if fn.api_name and fn.api_visibility != "private"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -279,6 +302,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--controlnet", default=os.environ.get("GUIDANCE_CONTROLNET"), help="ControlNet hub id or folder for SD 1.5")
     parser.add_argument("--sd-tiny-vae", default=os.environ.get("GUIDANCE_SD_TINY_VAE"),
                         help="AutoencoderTiny hub id or folder for SD 1.5's guidance path, e.g. madebyollin/taesd")
+    parser.add_argument("--queue-size", type=int, default=int(os.environ.get("GUIDANCE_QUEUE_SIZE", DEFAULT_QUEUE_SIZE)),
+                        help=f"the most runs waiting behind the one running (default {DEFAULT_QUEUE_SIZE})")
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     args = parser.parse_args(argv)
     args.sd_model = None if str(args.sd_model).lower() in ("", "none") else args.sd_model
@@ -292,7 +317,9 @@ def main(argv: list[str] | None = None) -> None:
         argv: the arguments (None: sys.argv's).
     """
     args = parse_args(argv)
-    demo = build_app(args.world, args.sd_model, args.controlnet, args.sd_tiny_vae)
+    demo = build_app(args.world, args.sd_model, args.controlnet, args.sd_tiny_vae, args.queue_size)
+    if args.share or args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(exposure(args.host, args.port, args.share, public_endpoints(demo), args.queue_size, MAX_FILE_BYTES))
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_BYTES)
 
 

@@ -10,6 +10,7 @@ Wherever a function takes them:
     stops: the app's per-session stop flags (the Stop button, /stop).
     downloads: the folder the tab's download files are written under.
     spaces: the imported `spaces` module on a Hugging Face ZeroGPU Space, else None.
+    admissions: who holds a run (guidance.playground.crowd); a run or sweep counts as its session's while it goes.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from guidance.errors import (
     DeviceOutOfMemoryError, GuidanceError, ImageInputError, MethodConfigError, NoFaceFoundError, SamplingNaNError,
     WeightsUnavailableError
 )  # fmt: skip
+from guidance.playground.crowd import Admissions
 from guidance.playground.export import metrics_table, step_figure, strength_text, summarize, write_downloads
 from guidance.playground.preview import Frame, stream_task
 from guidance.playground.space import gpu_seconds, on_gpu
@@ -140,16 +142,24 @@ def readable_errors() -> Iterator[None]:
     """Inside the block, the library's typed errors, and running out of memory, become gr.Error messages (no
     traceback), titled by ERROR_TITLES.
 
+    Any other exception (a bug, or a custom energy that raises) becomes a gr.Error naming it, its traceback printed on
+    the server: the visitor reads what failed, and the app goes on serving the next run.
+
     Raises:
-        gr.Error: in place of a GuidanceError, torch.OutOfMemoryError or MemoryError.
+        gr.Error: in place of any exception.
     """
     try:
         yield
+    except gr.Error:
+        raise
     except GuidanceError as error:
         title = next((t for cls, t in ERROR_TITLES.items() if isinstance(error, cls)), "Error")
         raise gr.Error(str(error), title=title, print_exception=False) from error
     except (torch.OutOfMemoryError, MemoryError) as error:
         raise gr.Error("out of memory: try fewer samples, fewer methods or a smaller backbone", title="Out of memory", print_exception=False) from error
+    except Exception as error:
+        raise gr.Error(f"the run failed ({type(error).__name__}: {error}). The app is fine: change a setting or try again.",
+                       title="Run failed") from error  # fmt: skip
 
 
 def _warn_if_stopped(outcome: TaskOutcome, requested: int) -> None:
@@ -174,40 +184,43 @@ def run_seconds(spec: TaskSpec, values: dict[str, Any], sweep_values: int = 1) -
     return gpu_seconds(steps, int(values.get("samples", 1)), runs, sweep_values)
 
 
-def make_run(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None) -> Callable[..., Iterator[tuple]]:
+def make_run(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None,
+             admissions: Admissions | None = None) -> Callable[..., Iterator[tuple]]:  # fmt: skip
     """The tab's run endpoint. Under ZeroGPU (`spaces`) it holds the GPU for its steps.
 
     Returns:
         A generator handler: the backbone's key and the tab's widget values in; previews (x0_hat, energies) while it
-        runs, then (gallery, summary, time plot, energy plot, table, artefacts, files, status, trajectory). Typed
-        errors reach the page as gr.Error.
+        runs, then (gallery, summary, time plot, energy plot, table, artefacts, files, status, trajectory). Errors
+        reach the page as gr.Error (readable_errors).
     """
+    admissions = admissions or Admissions()
 
     def run(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> Iterator[tuple]:
         backbone = values.pop("backbone")
-        with readable_errors(), stops.watch(request.session_hash) as stop:
-            progress(0, desc=f"loading the {backbone} backbone")
-            world = worlds.load(backbone)
-            task_request = replace(request_from(spec, values), snapshots=SNAPSHOTS)
-            tick = lambda frame: progress((frame.done, frame.total), desc=frame.label, unit="steps")  # noqa: E731
-            for item in stream_task(world, task_request, should_stop=stop.is_set, progress=tick):
-                if isinstance(item, Frame):
-                    yield preview(item, task_request.steps)
-                else:
-                    outcome = item
-        _warn_if_stopped(outcome, task_request.steps)
-        summary = summarize(outcome)
-        yield (
-            gallery(outcome, summary, spec.metric_label),
-            summary,
-            step_figure(summary, "ms_per_step", "ms per step", medians=True),
-            step_figure(summary, "energy_per_step", "energy of the x0 estimate"),
-            metrics_table(summary, spec.metric_label),
-            [(image, name) for name, image in outcome.artefacts.items()],
-            write_downloads(downloads, outcome, summary),
-            status(worlds, backbone),
-            trajectory_strip(outcome.results),
-        )
+        with admissions.running(request.session_hash), readable_errors():
+            with stops.watch(request.session_hash) as stop:
+                progress(0, desc=f"loading the {backbone} backbone")
+                world = worlds.load(backbone)
+                task_request = replace(request_from(spec, values), snapshots=SNAPSHOTS)
+                tick = lambda frame: progress((frame.done, frame.total), desc=frame.label, unit="steps")  # noqa: E731
+                for item in stream_task(world, task_request, should_stop=stop.is_set, progress=tick):
+                    if isinstance(item, Frame):
+                        yield preview(item, task_request.steps)
+                    else:
+                        outcome = item
+            _warn_if_stopped(outcome, task_request.steps)
+            summary = summarize(outcome)
+            yield (
+                gallery(outcome, summary, spec.metric_label),
+                summary,
+                step_figure(summary, "ms_per_step", "ms per step", medians=True),
+                step_figure(summary, "energy_per_step", "energy of the x0 estimate"),
+                metrics_table(summary, spec.metric_label),
+                [(image, name) for name, image in outcome.artefacts.items()],
+                write_downloads(downloads, outcome, summary),
+                status(worlds, backbone),
+                trajectory_strip(outcome.results),
+            )
 
     return on_gpu(run, lambda *_, **values: run_seconds(spec, values), spaces)
 
@@ -270,33 +283,35 @@ def sweep_command_of(spec: TaskSpec, worlds: WorldRegistry, values: dict[str, An
     return sweep_command(inputs, setting, text.replace(" ", ""), tuple(methods), range(request.seed, request.seed + seeds), f"runs/sweep-{spec.name}")
 
 
-def make_sweep(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None) -> Callable[..., tuple]:
+def make_sweep(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None,
+               admissions: Admissions | None = None) -> Callable[..., tuple]:  # fmt: skip
     """The tab's sweep endpoint. Under ZeroGPU (`spaces`) it holds the GPU for every value's steps.
 
     Returns:
         A handler: the backbone's key, the tab's widget values, a setting, 3-8 values and seeds per value in; (grid,
-        metric plot, seconds plot, files, JSON, the command that runs the same sweep at scale) out. Typed errors reach
-        the page as gr.Error.
+        metric plot, seconds plot, files, JSON, the command that runs the same sweep at scale) out. Errors reach the
+        page as gr.Error (readable_errors).
     """
+    admissions = admissions or Admissions()
 
     def run_sweep(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> tuple:
-        with readable_errors():
+        with admissions.running(request.session_hash), readable_errors():
             command = sweep_command_of(spec, worlds, values)
-        backbone, setting, text = values.pop("backbone"), values.pop("sweep_setting"), values.pop("sweep_values")
-        seeds = int(values.pop("sweep_seeds", 1))
-        with readable_errors(), stops.watch(request.session_hash) as stop:
-            progress(0, desc=f"loading the {backbone} backbone")
-            world = worlds.load(backbone)
-            outcome = sweep(
-                world, request_from(spec, values), setting, parse_values(setting, text),
-                progress=lambda where: progress((where.step, where.steps), desc=str(where), unit="steps"), should_stop=stop.is_set,
-                seeds=seeds,
-            )  # fmt: skip
-        if outcome.cancelled:
-            gr.Warning(f"Stopped after {len(outcome.columns) - 1} of {len(outcome.values)} values; finished cells shown.")
-        figures = {key: sweep_figure(outcome, key) for key in SWEEP_SERIES}
-        files = write_sweep_files(downloads / uuid.uuid4().hex, outcome, figures)
-        return sweep_grid(outcome), figures["metric"], figures["seconds_per_image"], files, sweep_summary(outcome), command
+            backbone, setting, text = values.pop("backbone"), values.pop("sweep_setting"), values.pop("sweep_values")
+            seeds = int(values.pop("sweep_seeds", 1))
+            with stops.watch(request.session_hash) as stop:
+                progress(0, desc=f"loading the {backbone} backbone")
+                world = worlds.load(backbone)
+                outcome = sweep(
+                    world, request_from(spec, values), setting, parse_values(setting, text),
+                    progress=lambda where: progress((where.step, where.steps), desc=str(where), unit="steps"), should_stop=stop.is_set,
+                    seeds=seeds,
+                )  # fmt: skip
+            if outcome.cancelled:
+                gr.Warning(f"Stopped after {len(outcome.columns) - 1} of {len(outcome.values)} values; finished cells shown.")
+            figures = {key: sweep_figure(outcome, key) for key in SWEEP_SERIES}
+            files = write_sweep_files(downloads / uuid.uuid4().hex, outcome, figures)
+            return sweep_grid(outcome), figures["metric"], figures["seconds_per_image"], files, sweep_summary(outcome), command
 
     def seconds(*_, **values: Any) -> int:
         try:
@@ -321,6 +336,26 @@ def make_sweep_command(spec: TaskSpec, worlds: WorldRegistry) -> Callable[..., s
             return sweep_command_of(spec, worlds, values)
 
     return sweep_command_line
+
+
+def make_admission(admissions: Admissions, names: list[str], shown_on: str) -> Callable[..., Any]:
+    """The `validator` of a sampling event: Gradio calls it when the event asks to join the queue, before it is
+    queued, and a refusal (guidance.playground.crowd.Admissions.admit) reaches the visitor at once.
+
+    Args:
+        names: the event's input names, in order (its `inputs_kwargs`).
+        shown_on: the input whose widget shows the refusal in the page (API clients read it in the ValidationError).
+
+    Returns:
+        The validator: the event's inputs in, a gr.validate per input out (valid, or the refusal on `shown_on`).
+    """
+    index = names.index(shown_on)
+
+    def admit(request: gr.Request, **values: Any) -> list[dict]:
+        refusal = admissions.admit(request.session_hash)
+        return [gr.validate(refusal is None or i != index, refusal or "") for i in range(len(names))]
+
+    return admit
 
 
 # ----------------------------------------------------------------------------- cached examples

@@ -128,7 +128,7 @@ def method_inputs(spec: TaskSpec) -> Components:
         if option.excludes in inputs:  # the two exclude each other: ticking one unticks the other
             ticked, other = inputs[option.name], inputs[option.excludes]
             for a, b in ((ticked, other), (other, ticked)):
-                a.input(lambda on, kept: kept and not on, [a, b], b, api_visibility="private", concurrency_limit=None)
+                a.input(lambda on, kept: kept and not on, [a, b], b, api_visibility="private", queue=False)
     return inputs
 
 
