@@ -185,7 +185,7 @@ def examples_section(spec: TaskSpec, inputs: dict[str, gr.components.Component],
 
 
 def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], status_line: gr.Markdown, run: Callable,
-              run_sweep: Callable, command_of: Callable, cache: ExampleCache, admissions: Admissions) -> tuple:  # fmt: skip
+              run_sweep: Callable, command_of: Callable, cache: ExampleCache, admissions: Admissions | None = None) -> tuple:  # fmt: skip
     """One tab, wired to its handlers.
 
     Args:
@@ -194,11 +194,12 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
         run: the tab's run handler (make_run), the /<task> endpoint.
         run_sweep: the tab's sweep handler; see sweep_section.
         command_of: the tab's sweep-command handler; see sweep_section.
-        admissions: who may join the queue (the run's and the sweep's validator).
+        admissions: who may join the queue (the run's and the sweep's validator); None: a line of its own.
 
     Returns:
         Its condition widget (the backbone selector updates it) and its Stop button.
     """
+    admissions = admissions or Admissions()
     with gr.Tab(spec.title, id=spec.name):
         gr.Markdown(spec.intro)
         with gr.Row():
@@ -230,7 +231,7 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
 
 
 def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlnet: str | None = None,
-              tiny_vae: str | None = None, queue_size: int = DEFAULT_QUEUE_SIZE) -> gr.Blocks:  # fmt: skip
+              tiny_vae: str | None = None, queue_size: int = DEFAULT_QUEUE_SIZE, cache_seconds: int = 3600) -> gr.Blocks:  # fmt: skip
     """The whole UI; every run goes through guidance.playground.tasks.run_task. Queued, one run at a time, at most
     `queue_size` waiting, one per visitor (guidance.playground.crowd); Stop, the status line and the sweep command
     skip the queue.
@@ -241,6 +242,7 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
         controlnet: the ControlNet's hub id or folder for SD 1.5.
         tiny_vae: an AutoencoderTiny's hub id or folder for SD 1.5's guidance path.
         queue_size: the most runs waiting behind the one running.
+        cache_seconds: how long Gradio keeps uploads and outputs (its `delete_cache`, checked as often).
 
     Returns:
         The queued gr.Blocks, to launch.
@@ -261,7 +263,7 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
         """The status line and every tab's prompt / class widget for the chosen backbone."""
         return [status(worlds, key), *(gr.Dropdown(**condition_widget(spec, worlds, key)) for spec in SPECS)]
 
-    with gr.Blocks(title="Training-free guidance playground", delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title="Training-free guidance playground", delete_cache=(cache_seconds, cache_seconds)) as demo:
         gr.Markdown("# Training-free guided diffusion\nFreeDoM, FIGD, DSG, GFCG and EVODiff side by side, from the same seed.")
         with gr.Row():
             default = worlds.default()

@@ -45,9 +45,14 @@ def test_the_line_is_bounded_and_holds_one_run_per_visitor() -> None:
     assert line.run_seconds() == pytest.approx(12.2)
     assert "try again in about 13 s" in line.admit("a")  # b and c wait; a place frees up in about one run's time
     line.release("b")  # b's visitor left
-    assert line.admit("a") is None and line.admit(None) is None  # the app's own example runs are not counted
+    assert line.admit("a") is None
+    with line.running("c"):
+        assert line.waiting() == 1
+    assert line.admit(None) is None and line.waiting() == 2  # a REST call without a session takes a place...
+    with line.running("its-event"):  # ... which its run, under a session Gradio gives it, takes over
+        assert line.waiting() == 1 and line.admit("f") is None
     clock.now += STALE_SECONDS + 1  # runs admitted that never started: their visitors left, Gradio dropped them
-    assert line.admit("e") is None and line.waiting() == 1
+    assert line.admit("e") is None and line.waiting() == 1 and "already" in line.admit("e")
 
 
 def test_a_public_launch_says_what_it_exposes() -> None:

@@ -6,7 +6,8 @@
     python -m guidance.bench report JSON... [--out docs/benchmarks.md] [--figures docs/figures]
 
 SUITE is one of world, figd, dsg, gfcg, solvers, gpu, profile (where a step's time goes, part by part), presets,
-preview, memory (FreeDoM's peak memory with and without gradient checkpointing). --quick is the reduced configuration (minutes on a CPU
+preview, memory (FreeDoM's peak memory with and without gradient checkpointing), load (the app under a crowd, a
+soak of runs and Stop). --quick is the reduced configuration (minutes on a CPU
 for the embedded world; docs/benchmark-notes.md has the times); sd15-random is the SD 1.5 architecture with random weights
 (timing only) at --size pixels (default 512 on CUDA, 128 on a CPU, where its plans also take fewer steps).
 --plan picks one of a suite's named plans instead of --quick's or the full one (profile: figd-sd, FIGD against

@@ -11,6 +11,7 @@ A visitor is a Gradio session (gr.Request.session_hash): one browser tab, or one
 """
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import threading
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 DEFAULT_QUEUE_SIZE = 8  # runs waiting behind the one running: 8 default Face runs (~4 s each on 2 CPU cores) wait ~35 s
 STALE_SECONDS = 30 * 60  # a run admitted this long ago that never started was dropped by Gradio (its visitor left)
 RECENT_RUNS = 20  # the runs whose durations estimate the next one's
+ANONYMOUS = "call without a session "  # the key of a place taken by a call without a session
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Admissions:
         self._held: dict[str, Held] = {}
         self._seconds: deque[float] = deque(maxlen=RECENT_RUNS)
         self._lock = threading.Lock()
+        self._anonymous = itertools.count()
 
     @property
     def gradio_max_size(self) -> int:
@@ -68,13 +71,13 @@ class Admissions:
         """Lets a run join the line, or says why not.
 
         Args:
-            session: the visitor's session (gr.Request.session_hash); None (the app's own example runs) is always let in.
+            session: the visitor's session (gr.Request.session_hash); None for a call without one (the REST API's
+                /call/...): it counts in the line, and its run, which Gradio gives a session of its own, takes the
+                oldest such place when it starts.
 
         Returns:
             None: admitted (the session now holds a waiting run). Otherwise the refusal, to show the visitor.
         """
-        if session is None:
-            return None
         with self._lock:
             now = self.clock()
             for key in [k for k, held in self._held.items() if held.state == "waiting" and now - held.since > STALE_SECONDS]:
@@ -86,7 +89,7 @@ class Admissions:
             waiting = sum(held.state == "waiting" for held in self._held.values())
             if waiting >= self.size:
                 return self._full(waiting)
-            self._held[session] = Held("waiting", now)
+            self._held[session if session is not None else f"{ANONYMOUS}{next(self._anonymous)}"] = Held("waiting", now)
             return None
 
     def _full(self, waiting: int) -> str:
@@ -100,11 +103,14 @@ class Admissions:
         """Marks the session's run as running for the block, and forgets it after, timing it.
 
         Args:
-            session: the visitor's session; None is not tracked.
+            session: the visitor's session; None (the app's own example runs, which join no line) is not tracked.
         """
         start = self.clock()
         if session is not None:
             with self._lock:
+                anonymous = [key for key, held in self._held.items() if key.startswith(ANONYMOUS) and held.state == "waiting"]
+                if session not in self._held and anonymous:  # a call admitted without a session
+                    del self._held[min(anonymous, key=lambda key: self._held[key].since)]
                 self._held[session] = Held("running", start)
         try:
             yield
