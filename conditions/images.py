@@ -50,10 +50,18 @@ def _open(source: ImageSource, max_pixels: int) -> Image.Image:
 
 
 def _decode(read):
-    """Runs a PIL read (lazy open, then load), turning its many failure types into one."""
+    """Runs a PIL read (lazy open, then load), turning its many failure types into one.
+
+    Raises:
+        ImageInputError: the file is not an image PIL reads, or its header declares more than twice PIL's
+            Image.MAX_IMAGE_PIXELS (a decompression bomb: refused from the header, before any decoding).
+    """
     try:
         return read()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise ImageInputError(f"the image declares more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
+                              f"at most {MAX_PIXELS / 1e6:.0f} megapixels are accepted") from error  # fmt: skip
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageInputError(f"could not read the image ({type(error).__name__}): is it a PNG, JPEG or WebP file?") from error
 
 

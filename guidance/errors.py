@@ -19,6 +19,16 @@ class WeightsUnavailableError(GuidanceError):
         super().__init__(f"{what} are not available (looked in: {where}). {how}")
 
 
+class WeightsDamagedError(WeightsUnavailableError):
+    """A weight file is there but cannot be right: cut short, or not a weight file any more.
+
+    Args:
+        what: the weights, as a person would name them, with the file.
+        where: the file's path.
+        how: what is wrong with it, and what to do.
+    """
+
+
 class ImageInputError(GuidanceError, ValueError):
     """An input image is unreadable, too small, too large or otherwise unusable."""
 

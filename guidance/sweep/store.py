@@ -2,7 +2,8 @@
 
     config.json        what every cell shares (SweepPlan.config): a run with other inputs is refused
     cells.jsonl        one JSON line per finished cell, merged when a run ends
-    cells-rank<R>.jsonl  the lines process R writes as it finishes cells (a stopped run leaves them; they count)
+    cells-rank<R>.jsonl  the lines process R writes as it finishes cells (a stopped run leaves them; they count; a line
+                       cut short by a kill is dropped when the next run starts, and its cell redone)
     images/            the final image of every cell on one of the grid's seeds, as PNG
 
 The folder must be one that every process sees (on several nodes, a shared file system).
@@ -49,7 +50,8 @@ class CellStore:
                                         f"{json.dumps(config.get(key))}: add --force to start over, or pick another --out")  # fmt: skip
 
     def start(self, config: dict, force: bool) -> None:
-        """Creates the folder and writes the plan's config.
+        """Creates the folder, writes the plan's config (through a temporary file, so that a kill leaves the old one
+        or the new one) and drops the line a killed run left half-written at the end of a process's file.
 
         Args:
             config: what every cell shares (SweepPlan.config).
@@ -60,7 +62,11 @@ class CellStore:
                 path.unlink(missing_ok=True)
             shutil.rmtree(self.folder / IMAGES, ignore_errors=True)
         (self.folder / IMAGES).mkdir(parents=True, exist_ok=True)
-        (self.folder / CONFIG).write_text(json.dumps(config, indent=1) + "\n")
+        temporary = self.folder / f"{CONFIG}.tmp"
+        temporary.write_text(json.dumps(config, indent=1) + "\n")
+        temporary.replace(self.folder / CONFIG)
+        for path in self.folder.glob("cells-rank*.jsonl"):
+            cut_partial_line(path)
 
     def finished(self) -> dict[str, dict]:
         """Every finished cell's record by its key (Cell.key); a line cut short by a stop is skipped."""
@@ -108,6 +114,15 @@ class CellStore:
         """The cell's image, None where it was not kept."""
         path = self.image_path(cell)
         return Image.open(path).convert("RGB") if path.exists() else None
+
+
+def cut_partial_line(path: Path) -> None:
+    """Truncates a file of JSON lines after its last newline: a line a kill cut short would otherwise run into the
+    next line appended."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as file:
+            file.truncate(data.rfind(b"\n") + 1)
 
 
 def cell_of(record: dict) -> Cell:

@@ -96,8 +96,8 @@ def served(world: Path, plan: Plan) -> Iterator[Served]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cache, fault = folder / "gradio-cache", folder / "fault"
-    command = [sys.executable, "-m", "guidance.bench.suites.load", str(world), str(port), str(plan.queue), str(plan.cache_seconds),
-               str(cache), str(fault)]  # fmt: skip
+    call = f"serve({str(world)!r}, {port}, {plan.queue}, {plan.cache_seconds}, {str(cache)!r}, {str(fault)!r})"
+    command = [sys.executable, "-c", f"from guidance.bench.suites.load import serve; {call}"]
     with (folder / "app.log").open("w") as log:
         child = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 300
@@ -116,8 +116,8 @@ def served(world: Path, plan: Plan) -> Iterator[Served]:
 
 
 def serve(world: str, port: int, queue: int, cache_seconds: int, cache: str, fault: str) -> None:
-    """The app's process (`python -m guidance.bench.suites.load WORLD PORT QUEUE CACHE_SECONDS CACHE FAULT`): the app
-    with a line of `queue`, Gradio's cache in `cache`, every energy raising while the file `fault` exists."""
+    """The app's process (`served` starts it): the app with a line of `queue`, Gradio's cache in `cache`, every energy
+    raising while the file `fault` exists."""
     os.environ["GRADIO_TEMP_DIR"] = cache
     import conditions.classes, conditions.control, conditions.face, conditions.style  # noqa: E401, F401  (the energies)
     from guidance.energy import Energy
@@ -285,10 +285,14 @@ def rss_mb(pid: int) -> float:
 
 def resources(app: Served) -> dict:
     """The app's resident memory (MB), open file descriptors and threads, and its cache's size (MB) and files."""
-    files = [p for p in app.cache.rglob("*") if p.is_file()] if app.cache.exists() else []
+    sizes = []
+    for folder, _, names in os.walk(app.cache):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):  # deleted by Gradio meanwhile
+                sizes.append(os.stat(os.path.join(folder, name)).st_size)
     return {
         "rss_mb": rss_mb(app.pid), "fds": len(os.listdir(f"/proc/{app.pid}/fd")), "threads": int(process_status(app.pid)["Threads"]),
-        "cache_mb": sum(p.stat().st_size for p in files) / 2**20, "cache_files": len(files),
+        "cache_mb": sum(sizes) / 2**20, "cache_files": len(sizes),
     }  # fmt: skip
 
 
@@ -408,7 +412,3 @@ def stops(app: Served, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
              f"{statistics.median(after):.0f} steps (worst {max(after)}) after the step shown at the click; memory after Stop "
              f"{statistics.median(memory):+.1f} MB (worst {max(memory):+.1f} MB) against before the run"]  # fmt: skip
     return rows, goals, notes
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1], *map(int, sys.argv[2:5]), *sys.argv[5:7])

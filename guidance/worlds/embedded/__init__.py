@@ -5,6 +5,7 @@ method runs on a laptop CPU in seconds. Rebuild the assets with `python -m guida
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from guidance.errors import WeightsUnavailableError
+from guidance.errors import WeightsDamagedError, WeightsUnavailableError
 from ..base import World, for_inference
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets" / "world"
@@ -29,8 +30,11 @@ NET_CLASSES = {
     "classifier": "Classifier", "evaluator": "AttributeEvaluator", "face_embedder": "FaceEmbedder", "face_detector": "FaceDetectorNet",
     "style_net": "StyleNet",
 }  # fmt: skip
+MODEL_WEIGHTS = "diffusion_pytorch_model.safetensors"  # a diffusers model folder's weights
+MODEL_FOLDERS = ("vae", "unet", "guide_unet", "controlnet", "tiny_decoder")
 REQUIRED = (
-    f"{FILES['vae']}/config.json", f"{FILES['unet']}/config.json", f"{FILES['unet']}/{LABEL_EMBEDDING}",
+    f"{FILES['vae']}/config.json", f"{FILES['vae']}/{MODEL_WEIGHTS}", f"{FILES['unet']}/config.json",
+    f"{FILES['unet']}/{MODEL_WEIGHTS}", f"{FILES['unet']}/{LABEL_EMBEDDING}",
     f"{FILES['scheduler']}/scheduler_config.json",
     *(FILES[name] for name in NET_CLASSES), FILES["realism"],
 )  # fmt: skip
@@ -68,7 +72,9 @@ def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") ->
 
     Raises:
         WeightsUnavailableError: with the command that writes them, when a required file is missing, or when the
-            files do not fit this version of the nets (stale or damaged weights).
+            files do not fit this version of the nets (stale weights).
+        WeightsDamagedError: naming the file and the command, when a weight file is cut short or corrupted
+            (`weight_file_problem`).
     """
     path = Path(path)
     rebuild = f"Rebuild them with: python -m guidance.worlds.embedded.build.train all --out {path}"
@@ -77,6 +83,9 @@ def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") ->
         rebuild = f"Write it with: python -m guidance.worlds.embedded.build.realism --world {path}"
     if missing:
         raise WeightsUnavailableError(f"embedded-world weights ({', '.join(missing)})", str(path), rebuild)
+    for name in weight_files(path):
+        if problem := weight_file_problem(path / name):
+            raise WeightsDamagedError(f"embedded-world weights ({name})", str(path / name), f"The file {problem}. {rebuild}")
     try:
         return _load(path, device)
     except (RuntimeError, ValueError, TypeError, KeyError, OSError, SafetensorError) as error:  # wrong net, shapes, bad file
@@ -85,6 +94,53 @@ def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") ->
             "embedded-world weights that fit this version of the nets", str(path),
             f"The files there do not load ({first_line}). {rebuild}",
         ) from error  # fmt: skip
+
+
+def weight_files(path: Path) -> list[str]:
+    """The safetensors files of a world folder that load_world reads: the required ones and those of every model
+    folder present (one with a config.json).
+
+    Args:
+        path: the world's folder.
+
+    Returns:
+        Their names relative to `path`.
+    """
+    names = [name for name in REQUIRED if name.endswith(".safetensors")]
+    for folder in (FILES[key] for key in MODEL_FOLDERS):
+        if (path / folder / "config.json").exists():
+            names += [f"{folder}/{MODEL_WEIGHTS}"] + ([f"{folder}/{LABEL_EMBEDDING}"] if (path / folder / LABEL_EMBEDDING).exists() else [])
+    return list(dict.fromkeys(names))
+
+
+def weight_file_problem(file: Path) -> str | None:
+    """What is wrong with a safetensors file, read from its header alone (8 bytes of length, a JSON table of tensors
+    with their byte ranges, then the bytes): missing, cut short, or not such a file. A flipped bit inside the
+    tensors' bytes is not seen.
+
+    Args:
+        file: the file.
+
+    Returns:
+        The problem, to follow "The file ", or None.
+    """
+    if not file.is_file():
+        return "is missing"
+    size = file.stat().st_size
+    with file.open("rb") as stream:
+        head = stream.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else None
+        if length is None or length > size - 8:
+            return f"is cut short or corrupted: {size} bytes, less than its header needs"
+        try:
+            table = json.loads(stream.read(length))
+            end = max((entry["data_offsets"][1] for key, entry in table.items() if key != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError):
+            return "is corrupted: its header is not a safetensors table of tensors"
+    expected = 8 + length + end
+    if size < expected:
+        return f"is cut short: {size} of its {expected} bytes"
+    return f"is corrupted: {size} bytes where its header says {expected}" if size > expected else None
 
 
 def load_backbone(path: str | Path = ASSETS, device: str | torch.device = "cpu"):
