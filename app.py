@@ -41,6 +41,7 @@ from guidance.playground.export import TABLE_COLUMNS
 from guidance.playground.launcher import ASSETS, MAX_FILE_BYTES, SD, SD15, WorldRegistry  # noqa: F401  (app.SD: for callers)
 from guidance.playground.stops import Stops
 from guidance.playground.tasks import EXAMPLES, SPECS, SWEEP_DEFAULTS, SWEEP_SETTINGS, SWEEP_VALUES, TaskSpec  # noqa: F401  (app.EXAMPLES: for callers)
+from guidance.playground.upkeep import CacheCleaner, limit_malloc_arenas
 from guidance.playground.widgets import common_inputs, condition_widget, has_method_settings, method_inputs, task_inputs
 
 BENCH_FIGURES = Path(__file__).resolve().parent / "docs" / "figures"  # written by `python -m guidance.bench report`
@@ -242,16 +243,18 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
         controlnet: the ControlNet's hub id or folder for SD 1.5.
         tiny_vae: an AutoencoderTiny's hub id or folder for SD 1.5's guidance path.
         queue_size: the most runs waiting behind the one running.
-        cache_seconds: how long Gradio keeps uploads and outputs (its `delete_cache`, checked as often).
+        cache_seconds: how long uploads and outputs stay in Gradio's cache, checked as often (its `delete_cache`, and
+            guidance.playground.upkeep.CacheCleaner, which goes on where Gradio's cleaning stops).
 
     Returns:
         The queued gr.Blocks, to launch.
     """
+    limit_malloc_arenas()
     worlds = WorldRegistry(Path(world), sd_model, controlnet, tiny_vae)
     stops, downloads, admissions = Stops(), Path(tempfile.mkdtemp(prefix="guidance-app-")), Admissions(queue_size)
 
-    def stop(request: gr.Request) -> None:
-        """Stops the caller's run or sweep before its next step."""
+    async def stop(request: gr.Request) -> None:
+        """Stops the caller's run or sweep before its next step (on the event loop: it waits for no worker thread)."""
         if not stops.stop(request.session_hash):
             gr.Info("Nothing is running.")
 
@@ -279,6 +282,7 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
         gr.on([halt.click for halt in halts], stop, api_name="stop", queue=False)
         backbone.change(switch, backbone, [status_line, *conditions], api_visibility="private", queue=False)
         demo.unload(leave)
+    CacheCleaner(demo, every=cache_seconds, age=cache_seconds)  # Gradio's own cleaning stops at its first race
     return demo.queue(max_size=admissions.gradio_max_size, default_concurrency_limit=1)
 
 

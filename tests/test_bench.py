@@ -296,7 +296,7 @@ def test_char_tokenizer_pads_to_clip_length():
 
 
 def test_every_suite_is_registered():
-    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview", "presets", "memory"}
+    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview", "presets", "memory", "load"}
 
 
 def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_rows(tiny_sd_world, monkeypatch):
@@ -389,3 +389,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_load_suite_serves_the_app_to_a_small_crowd_a_soak_and_stops(tmp_path, monkeypatch):
+    """The load suite end to end at a tiny size, on the committed world (the face tab needs its detector)."""
+    from guidance.bench.suites import load
+
+    monkeypatch.setitem(load.PLANS, "quick", load.Plan(clients=4, queue=1, crowd_steps=2, soak=6, soak_steps=2, stops=1, stopped=0.3,
+                                                       faulty=0.3, bad=0.2))  # fmt: skip
+    out = tmp_path / "load.json"
+    assert cli.main(["load", "--quick", "--json", str(out), "--plots", str(tmp_path / "plots")]) == 0
+    data = json.loads(out.read_text())
+    by = {(r["task"], r["method"]): r for r in data["rows"]}
+    outcomes = by[("crowd", "outcomes")]
+    assert outcomes["error"] == 0 and outcomes["refused by Gradio"] == 0 and outcomes["finished"] + outcomes["refused"] == 4
+    assert outcomes["finished"] >= 1 and outcomes["refused"] >= 1 and by[("crowd", "seconds to a refusal")]["n"] == outcomes["refused"]
+    assert sum(by[("soak", "runs by kind")].values()) == 6 and by[("soak", "after run 6")]["rss_mb"] > 0
+    assert by[("stop", "steps after the step shown at Stop")]["n"] == 1
+    assert {g["goal"].split(":")[0] for g in data["goals"]} == {"crowd", "soak", "stop"}
+    assert list((tmp_path / "plots").glob("load-embedded-quick-soak.png"))

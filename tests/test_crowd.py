@@ -5,6 +5,7 @@ a long run (stopped at the end), and a handful of clients arrive at once.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from gradio_client.exceptions import ValidationError
 
 import app
 from guidance.playground.crowd import STALE_SECONDS, Admissions, exposure
+from guidance.playground.upkeep import CacheCleaner
 
 QUEUE = 2
 
@@ -59,6 +61,23 @@ def test_a_public_launch_says_what_it_exposes() -> None:
     text = exposure("0.0.0.0", 7860, True, ["/face", "/stop"], 8, 20 * 2**20)
     assert "every address of this machine, port 7860" in text and "gradio.live" in text
     assert "/face, /stop" in text and "20 MB" in text and "at most 8 waiting" in text
+
+
+def test_the_cache_cleaner_deletes_old_files_but_the_kept_ones_while_runs_add_files(tmp_path) -> None:
+    files = [tmp_path / f"{i}.png" for i in range(200)]
+    for file in files:
+        file.write_bytes(b"png")
+    cached, kept = {str(f) for f in files[1:]}, type("Examples", (), {"keep_in_cache": {str(files[0])}})()
+    blocks = type("Blocks", (), {"temp_file_sets": [cached, {str(files[0])}], "blocks": {0: kept}})()
+    young = CacheCleaner(blocks, every=3600, age=3600)
+    assert young.clean() == 0 and all(f.exists() for f in files)
+    old = CacheCleaner(blocks, every=3600, age=-1)
+    adding = threading.Thread(target=lambda: [cached.add(str(tmp_path / f"new{i}")) for i in range(20_000)])
+    adding.start()
+    assert old.clean() >= 1  # a set that grows meanwhile stops nothing
+    adding.join()
+    assert files[0].exists() and not any(f.exists() for f in files[1:])
+    young.stop(), old.stop()
 
 
 @pytest.fixture(scope="module")

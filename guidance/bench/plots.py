@@ -252,9 +252,21 @@ def plot_presets(data: dict, folder: Path) -> list[Path]:
     return [_save(fig, data, folder, "sweep")]
 
 
+def plot_load(data: dict, folder: Path) -> list[Path]:
+    """The soak: the app's resident memory and Gradio's cache against the run number."""
+    soak = [r for r in data["rows"] if r["task"] == "soak" and "run" in r]
+    fig, (memory, cache) = _figure(2)
+    runs = [r["run"] for r in soak]
+    memory.plot(runs, [r["rss_mb"] for r in soak], marker="o")
+    memory.set(xlabel="run", ylabel="MB", title="the app's resident memory")
+    cache.plot(runs, [r["cache_mb"] for r in soak], marker="o")
+    cache.set(xlabel="run", ylabel="MB", title=f"Gradio's cache (files older than {data['config']['cache_seconds']} s deleted)")
+    return [_save(fig, data, folder, "soak")]
+
+
 PLOTTERS: dict[str, Callable[[dict, Path], list[Path]]] = {
     "world": plot_world, "figd": plot_figd, "dsg": plot_dsg, "gfcg": plot_gfcg, "solvers": plot_solvers, "gpu": plot_gpu,
-    "profile": plot_profile, "preview": plot_preview, "presets": plot_presets, "memory": plot_memory,
+    "profile": plot_profile, "preview": plot_preview, "presets": plot_presets, "memory": plot_memory, "load": plot_load,
 }  # fmt: skip
 
 

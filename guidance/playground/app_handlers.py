@@ -10,7 +10,8 @@ Wherever a function takes them:
     stops: the app's per-session stop flags (the Stop button, /stop).
     downloads: the folder the tab's download files are written under.
     spaces: the imported `spaces` module on a Hugging Face ZeroGPU Space, else None.
-    admissions: who holds a run (guidance.playground.crowd); a run or sweep counts as its session's while it goes.
+    admissions: who holds a run (guidance.playground.crowd); a run or sweep counts as its session's while it goes, and
+        gives back the memory it freed when it ends (guidance.playground.upkeep).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from guidance.playground.preview import Frame, stream_task
 from guidance.playground.space import gpu_seconds, on_gpu
 from guidance.playground.stops import Stops
 from guidance.playground.tasks import SWEEP_VALUES, TaskOutcome, TaskRequest, TaskSpec, make_request, parse_values, sweep
+from guidance.playground.upkeep import released
 from guidance.playground.views import SWEEP_SERIES, sweep_figure, sweep_grid, sweep_summary, trajectory_strip, write_sweep_files
 from guidance.playground.widgets import settings_from
 from guidance.sweep import SweepInputs, sweep_command
@@ -197,7 +199,7 @@ def make_run(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Pat
 
     def run(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> Iterator[tuple]:
         backbone = values.pop("backbone")
-        with admissions.running(request.session_hash), readable_errors():
+        with released(), admissions.running(request.session_hash), readable_errors():
             with stops.watch(request.session_hash) as stop:
                 progress(0, desc=f"loading the {backbone} backbone")
                 world = worlds.load(backbone)
@@ -295,7 +297,7 @@ def make_sweep(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: P
     admissions = admissions or Admissions()
 
     def run_sweep(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> tuple:
-        with admissions.running(request.session_hash), readable_errors():
+        with released(), admissions.running(request.session_hash), readable_errors():
             command = sweep_command_of(spec, worlds, values)
             backbone, setting, text = values.pop("backbone"), values.pop("sweep_setting"), values.pop("sweep_values")
             seeds = int(values.pop("sweep_seeds", 1))
@@ -351,7 +353,7 @@ def make_admission(admissions: Admissions, names: list[str], shown_on: str) -> C
     """
     index = names.index(shown_on)
 
-    def admit(request: gr.Request, **values: Any) -> list[dict]:
+    async def admit(request: gr.Request, **values: Any) -> list[dict]:  # on the event loop: no worker thread to wait for
         refusal = admissions.admit(request.session_hash)
         return [gr.validate(refusal is None or i != index, refusal or "") for i in range(len(names))]
 
