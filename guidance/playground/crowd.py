@@ -96,7 +96,8 @@ class Admissions:
         """The refusal at a full line: how full, and when a place frees up (one run's time, from the recent runs)."""
         seconds = statistics.median(self._seconds) if self._seconds else None
         when = "in a minute" if seconds is None else f"in about {max(1, math.ceil(seconds))} s (one run's time here)"
-        return f"The queue is full: {waiting} runs are waiting behind the one running. A place frees up as each run ends: try again {when}."
+        runs = "1 run is" if waiting == 1 else f"{waiting} runs are"
+        return f"The queue is full: {runs} waiting behind the one running. A place frees up as each run ends: try again {when}."
 
     @contextmanager
     def running(self, session: str | None) -> Iterator[None]:

@@ -244,6 +244,7 @@ def crowd(url: str, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
     rows = [
         {"task": "crowd", "method": "outcomes", **counts, "clients": plan.clients, "queue": plan.queue},
         {"task": "crowd", "method": "seconds to a refusal", **refusals},
+        {"task": "crowd", "method": "admitted: seconds to the join's answer", **spread([v["answered"] for v in finished])},
         {"task": "crowd", "method": "admitted: seconds until their run started", **waits},
         {"task": "crowd", "method": "admitted: seconds until their result", **totals},
         {"task": "crowd", "method": "admitted: place and estimate shown", "n": len(finished), "shown": shown},
