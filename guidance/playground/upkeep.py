@@ -3,8 +3,8 @@ cache of uploads and outputs emptied of old files.
 
 Gradio's own cleaning (`gr.Blocks(delete_cache=(frequency, age))`) runs in a task that walks each component's set
 of cached files while runs add to them; in Gradio 6.31 the first "Set changed size during iteration" ends that task
-for good and the cache grows without bound (`python -m guidance.bench load` measured it). `CacheCleaner` does the
-same deletion from a copy of each set, so a run adding files meanwhile does no harm.
+for good, and files a run returns to a gr.File never enter those sets: the cache grows without bound (`python -m
+guidance.bench load` measured it). `CacheCleaner` deletes old files from the cache folder itself.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter: the most malloc arenas
 
@@ -47,8 +47,12 @@ def release_memory() -> None:
 
 
 class CacheCleaner:
-    """Deletes the files a Blocks cached (uploads and outputs) once they are `age` seconds old, every `every`
-    seconds, in a daemon thread; files Gradio keeps for good (examples) stay.
+    """Deletes the files in a Blocks' cache folder (uploads and outputs) once they are `age` seconds old, every
+    `every` seconds, in a daemon thread; files Gradio keeps for good (examples, figures shown at start) stay.
+
+    It walks the folder rather than Gradio's sets of each component's cached files: downloads that a run returns to
+    a gr.File are cached without entering those sets, and Gradio's own cleaning never deletes them. The folder
+    (GRADIO_TEMP_DIR) is taken to be this app's, as on a Space.
 
     Args:
         blocks: the app.
@@ -69,19 +73,16 @@ class CacheCleaner:
         """One cleaning; returns how many files went."""
         keep = {path for block in list(self.blocks.blocks.values()) for path in getattr(block, "keep_in_cache", ())}
         now, removed = time.time(), 0
-        for files in list(self.blocks.temp_file_sets):
-            for path in list(files):  # a copy: runs add files meanwhile
+        for folder, _, names in os.walk(self.blocks.GRADIO_CACHE):
+            for path in (os.path.join(folder, name) for name in names):
                 if path in keep:
                     continue
-                try:
+                with suppress(FileNotFoundError):  # gone meanwhile
                     if now - os.lstat(path).st_ctime > self.age:
                         os.remove(path)
                         removed += 1
-                    else:
-                        continue
-                except FileNotFoundError:
-                    pass
-                files.discard(path)
+        for files in list(self.blocks.temp_file_sets):
+            files.difference_update([path for path in list(files) if not os.path.exists(path)])  # a copy: runs add meanwhile
         return removed
 
     def stop(self) -> None:
