@@ -5,7 +5,7 @@ admitted visitor their place and an estimate of the wait. When it is full it ans
 application is currently busy"). `Admissions` decides first: the app's sampling events name `admit` as their
 `validator`, which Gradio calls when an event asks to join the queue, before it is queued. A visitor who already
 holds a run (queued or running), or who comes to a full line, is refused at once with a message that says why and
-when to try again; Gradio's max_size stays one place above the line (`gradio_max_size`) as the backstop.
+when to try again; Gradio's max_size stays above the line (`gradio_max_size`) as the backstop.
 
 A visitor is a Gradio session (gr.Request.session_hash): one browser tab, or one gradio_client.Client.
 """
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 DEFAULT_QUEUE_SIZE = 8  # runs waiting behind the one running: 8 default Face runs (~4 s each on 2 CPU cores) wait ~35 s
 STALE_SECONDS = 30 * 60  # a run admitted this long ago that never started was dropped by Gradio (its visitor left)
 RECENT_RUNS = 20  # the runs whose durations estimate the next one's
+RESERVE = 16  # Gradio's queue holds this many more events than the line: calls that do not sample, from API clients
 ANONYMOUS = "call without a session "  # the key of a place taken by a call without a session
 
 
@@ -54,8 +55,10 @@ class Admissions:
 
     @property
     def gradio_max_size(self) -> int:
-        """Gradio's queue bound: one place above the line, so that `admit` refuses first, readably."""
-        return self.size + 1
+        """Gradio's queue bound, the backstop: the line, plus RESERVE places for the calls that do not sample, which
+        gradio_client sends through the queue too (a browser sends them past it), so that `admit` refuses first,
+        readably, and /stop from an API client is not refused."""
+        return self.size + RESERVE
 
     def waiting(self) -> int:
         """How many admitted runs have not started."""
