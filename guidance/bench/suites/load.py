@@ -1,4 +1,4 @@
-"""`load`: the app under a crowd, over a long series of runs, and at Stop, served from this process on the embedded world.
+"""`load`: the app under a crowd, over a long series of runs, and at Stop, on the embedded world.
 
     python -m guidance.bench load --json runs/bench/load.json
 
