@@ -10,7 +10,7 @@ import string
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 TEXT_DIM = 32
@@ -52,10 +52,9 @@ def build_tiny_sd(root: Path, seed: int = 0) -> tuple[Path, Path]:
         set_alpha_to_one=False, steps_offset=1,
     )  # fmt: skip
     sd = root / "sd"
-    unet.save_pretrained(sd / "unet")
-    vae.save_pretrained(sd / "vae")
-    text_encoder.save_pretrained(sd / "text_encoder")
-    scheduler.save_pretrained(sd / "scheduler")
+    pipe = StableDiffusionPipeline(vae, text_encoder, tokenizer, unet, scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)  # fmt: skip
+    pipe.save_pretrained(sd)  # with model_index.json, as a hub repository
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
     for name, parameter in controlnet.named_parameters():  # untrained zero convolutions would hide the map
         if "controlnet_" in name or "conv_out" in name:

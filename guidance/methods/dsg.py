@@ -40,16 +40,20 @@ class DSG(Configurable):
 
     @staticmethod
     def check(scheduler: str, eta: float) -> None:
-        """DSG needs the noise of a DDIM step with eta > 0.
+        """DSG needs a step with exposed noise: DDIM with eta > 0, or on a flow model the stochastic flow-matching
+        step ("flow-sde", docs/methods.md, "Gaussian paths").
 
         Args:
             scheduler: the scheduler's name.
             eta: DDIM's eta.
 
         Raises:
-            MethodConfigError: another scheduler, or eta = 0.
+            MethodConfigError: another scheduler, or DDIM with eta = 0.
         """
-        if not (scheduler == "ddim" and eta > 0):
+        if scheduler.startswith("flow") and scheduler != "flow-sde":
+            raise MethodConfigError("DSG steps on the sphere of the sampler's noise, and the flow's Euler step has none: use "
+                                    "FlowMatchEulerDiscreteScheduler with stochastic_sampling=True (the app: flow-sde)")
+        if not (scheduler == "flow-sde" or (scheduler == "ddim" and eta > 0)):
             raise MethodConfigError("DSG steps on the sphere of the sampler's noise: use DDIM with eta > 0 (eta = 1 in the paper)")
 
     def applies(self, index: int, steps: int) -> bool:

@@ -75,7 +75,7 @@ class FIGD(FreeDoM):
         """(the predictor's estimate, grad_{x0} E_i, E_i): autograd through the decoder and each energy only."""
         with torch.inference_mode():  # no graph, no saved activations: the graph starts at x0_hat
             estimate = self.predictor(ctx, ctx.x)
-            x0 = to_eps_and_x0(ctx.x, estimate.eps, ctx.a_t, "epsilon")[1]
+            x0 = to_eps_and_x0(ctx.x, estimate.eps, ctx.a_t, ctx.backbone.estimate_type)[1]
         x0 = x0.clone().requires_grad_(True)  # an ordinary tensor again, the leaf of the energy's graph
         estimate = Estimate(estimate.eps.clone(), None if estimate.delta is None else estimate.delta.clone(), estimate.scale)
         with torch.enable_grad():

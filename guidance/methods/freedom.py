@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from guidance.energy import Energy
+from guidance.energy import Energy, checked
 from guidance.errors import MethodConfigError
 from guidance.methods.base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window
 from guidance.methods.dsg import DSG
@@ -145,7 +145,7 @@ class FreeDoM(Guidance):
         x = ctx.x.detach().requires_grad_(True)
         with torch.enable_grad(), ctx.backbone.gradient_checkpointing(self.checkpointing):
             estimate = self.predictor(ctx, x)
-            _, x0 = to_eps_and_x0(x, estimate.eps, ctx.a_t, "epsilon")
+            _, x0 = to_eps_and_x0(x, estimate.eps, ctx.a_t, ctx.backbone.estimate_type)
             values, gradients = gradients_of(energies, ctx.backbone.guidance_decode(x0, self.tiny_decoder), x)
         return estimate, gradients, values
 
@@ -221,7 +221,7 @@ def gradients_of(energies: list[Energy], images: Tensor, leaf: Tensor) -> tuple[
     Returns:
         (E_i each (B,), detached; grad_leaf E_i each shaped as `leaf`).
     """
-    values = [energy(images) for energy in energies]
+    values = [checked(energy, images) for energy in energies]
     last = len(values) - 1
     gradients = [torch.autograd.grad(v.sum(), leaf, retain_graph=i < last)[0] for i, v in enumerate(values)]
     return [v.detach() for v in values], gradients

@@ -156,7 +156,7 @@ class GFCG(Predictor):
         names = self.classifier.class_names
         target = torch.tensor([names.index(c) for c in self._targets(ctx)])
         with torch.no_grad():
-            x0 = to_eps_and_x0(ctx.x.detach(), eps_c.detach(), ctx.a_t, "epsilon")[1]
+            x0 = to_eps_and_x0(ctx.x.detach(), eps_c.detach(), ctx.a_t, ctx.backbone.estimate_type)[1]
             probs = self.classifier(ctx.backbone.guidance_decode(x0, self.tiny_decoder)).float().cpu()
         p_c = probs.gather(1, target[:, None])[:, 0]
         others = probs.scatter(1, target[:, None], -1.0)
