@@ -2,7 +2,7 @@
 
     python -m guidance.bench SUITE [--backbone embedded|sd15-random|sd15] [--device cpu|cuda] [--seeds N]
                                    [--quick] --json PATH [--plots DIR] [--world PATH] [--grid PNG]
-                                   [--size PX] [--threads N] [--plan NAME]
+                                   [--size PX] [--threads N] [--plan NAME] [--grids G,...|all] [--data D]
     python -m guidance.bench report JSON... [--out docs/benchmarks.md] [--figures docs/figures]
 
 SUITE is one of world, figd, dsg, gfcg, solvers, gpu, profile (where a step's time goes, part by part), presets,
@@ -37,6 +37,7 @@ from guidance.bench.machine import describe_machine
 from guidance.bench.plots import plot
 from guidance.bench.suites import SUITES
 from guidance.errors import GuidanceError
+from guidance.schedulers.grids import GRIDS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -55,7 +56,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=None, help="sd15-random: image size in pixels")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--plan", default=None, help="one of the suite's named plans (default: --quick's, or the full one)")
+    p.add_argument("--grids", type=time_grids, default=None,
+                   help=f"solvers: shared time grids, comma-separated, or 'all' ({', '.join(GRIDS)})")
+    p.add_argument("--data", choices=("embedded", "mixture"), default="embedded",
+                   help="solvers: the backbone's world, or a Gaussian mixture with an exact denoiser")
     return p
+
+
+def time_grids(text: str) -> tuple[str, ...]:
+    """--grids: names of GRIDS, comma-separated, or "all".
+
+    Args:
+        text: the option's value.
+
+    Raises:
+        argparse.ArgumentTypeError: an unknown name.
+    """
+    names = GRIDS if text == "all" else tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in GRIDS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown grid(s) {unknown}; known: {', '.join(GRIDS)} or all")
+    return names
 
 
 def document(
@@ -77,7 +98,7 @@ def document(
         notes.insert(0, f"sd15-random: the SD 1.5 architecture at its real sizes with random weights, {image_size} px, "
                         f"on {opts.device}: right for timing, not for quality (quality figures are not computed)")  # fmt: skip
     return {
-        "suite": suite, "backbone": opts.backbone, "device": opts.device, "machine": machine,
+        "suite": suite, "backbone": "mixture" if opts.data == "mixture" else opts.backbone, "data": opts.data, "device": opts.device, "machine": machine,
         "quick": opts.quick, "plan": opts.plan_name, "image_size": image_size, "command": command(argv),
         "processes": distributed.processes(), "created": datetime.datetime.now().isoformat(timespec="seconds"), "wall_seconds": seconds,
         "config": output.config, "goals": output.goals, "notes": notes, "images": output.images, "rows": output.rows,
@@ -104,7 +125,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         BenchUnavailable, GuidanceError: with a readable message.
     """
     module = SUITES[args.suite]
-    opts = Options(args.backbone, args.device, args.quick, args.seeds, args.size, args.world, args.grid, args.plan)
+    opts = Options(args.backbone, args.device, args.quick, args.seeds, args.size, args.world, args.grid, args.plan, args.grids, args.data)
+    if (opts.data == "mixture" or opts.time_grids) and not getattr(module, "GRIDS_AND_DATA", False):
+        raise BenchUnavailable(f"--grids and --data mixture are the solvers suite's; {args.suite} has neither")
     if opts.plan_name is not None:
         opts.plan(module.PLANS)  # an unknown plan fails before the world loads
     if hasattr(module, "check"):

@@ -54,6 +54,10 @@ class Options:
         world: the embedded world's folder; None: assets/world.
         grid: where the world and solvers suites write a sample grid, or None.
         plan_name: one of the suite's named plans instead of the mode's.
+        time_grids: the solvers suite's shared time grids (guidance.schedulers.grids.GRIDS), or None: each
+            solver's own, as the suite ran before grids.
+        data: "embedded" (the backbone's world) or "mixture" (the solvers suite's Gaussian mixture with an exact
+            denoiser, guidance/bench/mixture.py).
     """
 
     backbone: str = "embedded"
@@ -64,6 +68,8 @@ class Options:
     world: Path | None = None
     grid: Path | None = None
     plan_name: str | None = None
+    time_grids: tuple[str, ...] | None = None
+    data: str = "embedded"
 
     @property
     def embedded(self) -> bool:
@@ -105,7 +111,7 @@ class Rows(list):
         suite: the suite's name, which starts each progress line.
     """
 
-    SHOWN = ("steps", "seconds_per_image", "ms_per_step", "energy", "fd", "accuracy", "edge_f1", "roc_auc")
+    SHOWN = ("steps", "seconds_per_image", "ms_per_step", "energy", "fd", "accuracy", "edge_f1", "roc_auc", "error")
 
     def __init__(self, suite: str):
         super().__init__()

@@ -19,12 +19,16 @@ def load(opts: Options, needs: tuple[str, ...]) -> World:
     """The world a suite runs on.
 
     Args:
-        opts: the backbone, device, image size and embedded world's folder.
+        opts: the data, backbone, device, image size and embedded world's folder.
         needs: the suite's NEEDS: the networks sd15-random builds besides the backbone.
 
     Raises:
         WeightsUnavailableError: weights are missing (embedded, sd15).
     """
+    if opts.data == "mixture":
+        from guidance.bench.mixture import mixture_world
+
+        return mixture_world()
     if opts.backbone == "embedded":
         from guidance.worlds.embedded import ASSETS, load_world
 

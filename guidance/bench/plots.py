@@ -139,8 +139,10 @@ def plot_gfcg(data: dict, folder: Path) -> list[Path]:
 
 def plot_solvers(data: dict, folder: Path) -> list[Path]:
     """FD and the reconstruction error (RMSE to the near-exact ODE solution, with its 95% interval where the JSON
-    has one) against NFE; one panel row per x0-clipping mode."""
+    has one) against NFE; one panel row per x0-clipping mode. A grid comparison: `plot_solver_grids`."""
     rows = data["rows"]
+    if "grid" in rows[0]:
+        return plot_solver_grids(data, folder)
     keys = [k for k in ("fd", "rmse_ref") if k in rows[0]] or ["ms_per_step"]
     modes = list(dict.fromkeys(r.get("x0_clip", False) for r in rows))
     fig, grid = plt.subplots(len(modes), len(keys), figsize=(5.2 * len(keys), 3.8 * len(modes)), squeeze=False)
@@ -157,6 +159,38 @@ def plot_solvers(data: dict, folder: Path) -> list[Path]:
                 ax.axhline(group[0]["fd_floor"], color="0.5", linestyle="--", label="floor")
                 ax.legend(fontsize=7)
     return [_save(fig, data, folder, "nfe")]
+
+
+def plot_solver_grids(data: dict, folder: Path) -> list[Path]:
+    """Error to the exact ODE solution against NFE, log-log, one panel per grid and one line per method (95%
+    intervals as error bars); on the mixture also the teaching view, each solver's paths from the same noise."""
+    rows, grids = data["rows"], data["config"]["grids"]
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 4.0), squeeze=False, sharey=True)
+    for ax, grid in zip(axes[0], grids):
+        _lines(ax, [r for r in rows if r["grid"] == grid], "nfe", "error", "method", f"grid: {grid}")
+        ax.set(xscale="log", yscale="log", ylabel="L2 error to the exact ODE solution")
+        nfes = sorted({r["nfe"] for r in rows})
+        ax.set_xticks(nfes, [f"{n:g}" for n in nfes])
+        ax.minorticks_off()
+    written = [_save(fig, data, folder, "grids")]
+    if "paths" in data["config"]:
+        written.append(plot_solver_paths(data, folder))
+    return written
+
+
+def plot_solver_paths(data: dict, folder: Path) -> Path:
+    """The mixture's teaching view: each solver's iterates from the same noise to the modes, one colour per solver."""
+    view = data["config"]["paths"]
+    fig, (ax,) = _figure()
+    means = view["means"]
+    ax.scatter([m[0] for m in means], [m[1] for m in means], marker="*", s=120, color="0.2", label="mixture modes", zorder=3)
+    for (solver, points), colour in zip(view["points"].items(), ("tab:gray", "tab:blue", "tab:green", "tab:red")):
+        for sample in range(len(points[0])):
+            xs, ys = [p[sample][0] for p in points], [p[sample][1] for p in points]
+            ax.plot(xs, ys, marker=".", color=colour, alpha=0.8, label=solver if sample == 0 else None)
+    ax.set(title=f"paths from the same noise, grid {view['grid']}, NFE {view['nfe']}", aspect="equal")
+    ax.legend(fontsize=7)
+    return _save(fig, data, folder, "paths")
 
 
 def plot_gpu(data: dict, folder: Path) -> list[Path]:
