@@ -110,7 +110,7 @@ def sample(
     sched.set_timesteps(steps, device=backbone.device)
     generator = torch.Generator().manual_seed(seed)
     conditions = list(conditions)
-    z = backbone.initial_noise(len(conditions), generator) * sched.init_noise_sigma
+    z = backbone.initial_noise(len(conditions), generator) * getattr(sched, "init_noise_sigma", 1.0)  # flow schedulers have none
 
     def draw() -> Tensor:  # z ~ N(0, I), drawn on the CPU so that a seed gives the same noise on every device
         return torch.randn(z.shape, generator=generator).to(backbone.device)

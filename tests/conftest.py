@@ -12,6 +12,7 @@ import torch  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(2)
 
+from tiny_pipelines import build_tiny_families  # noqa: E402
 from tiny_sd import build_tiny_sd  # noqa: E402
 
 
@@ -26,3 +27,9 @@ def tiny_sd(tiny_sd_folders):
 
     sd, controlnet = tiny_sd_folders
     return load_sd15(str(sd), controlnet=str(controlnet), device="cpu", image_size=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_families(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random pipeline folders of each family: "sd" (and its "controlnet"), "sdxl", "sd3"."""
+    return build_tiny_families(tmp_path_factory.mktemp("families"))

@@ -19,7 +19,6 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 from helpers import MeanColour, FixedClassifier
-from tiny_pipelines import build_tiny_families
 
 from guidance.energy import Energy
 from guidance.errors import EnergyShapeError, MethodConfigError, UnsupportedModelError, WeightsUnavailableError
@@ -39,8 +38,8 @@ CASES = [("sd", s) for s in VP_SOLVERS] + [("sdxl", s) for s in VP_SOLVERS] + [(
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return build_tiny_families(tmp_path_factory.mktemp("families"))
+def folders(tiny_families):
+    return tiny_families
 
 
 @pytest.fixture(scope="module")
