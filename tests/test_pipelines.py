@@ -2,6 +2,8 @@
 the energy falls under each gradient method, and they behave as diffusers pipelines."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -205,3 +207,14 @@ def test_typed_errors_say_what_to_do(stock):
     sd3 = GUIDED["sd3"].from_pipe(stock["sd3"])
     with pytest.raises(MethodConfigError, match="stochastic_sampling=True"):
         sd3("a cat", num_inference_steps=2, guidance="figd+dsg", energy=MeanColour())
+
+
+def test_the_readme_section_runs_as_written(tiny_families, tmp_path, monkeypatch):
+    """README "Use with diffusers", its model id pointed at the tiny SDXL folder."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("## Use with diffusers", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace('"stabilityai/stable-diffusion-xl-base-1.0"', repr(str(tiny_families["sdxl"])))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert (tmp_path / "lighthouse.png").exists() and len(namespace["out"].records) == 30
