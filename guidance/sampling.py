@@ -32,6 +32,7 @@ from guidance.schedulers.adapters import (
     step_levels,
     vp_view,
 )
+from guidance.schedulers.grids import grid_scheduler
 from guidance.vp_arithmetic import renoise
 
 __all__ = ["SamplingResult", "Start", "StepRecord", "guided_loop", "sample"]
@@ -74,6 +75,7 @@ def sample(
     should_stop: Callable[[], bool] | None = None,
     snapshots: int = 0,
     on_step: StepHook | None = None,
+    grid: str = "own",
 ) -> SamplingResult:
     """Sample one image per condition with `method`; reproducible for a seed on a device.
 
@@ -97,6 +99,8 @@ def sample(
         snapshots: x0_hat is kept at this many evenly spaced steps and decoded after the run, outside the timed
             steps, into `result.trajectory`.
         on_step: called with each step's record and, at snapshot steps, its x0_hat latent (None elsewhere).
+        grid: the time grid (guidance.schedulers.grids.GRIDS): "own" is each scheduler's own `set_timesteps`; a shared
+            grid gives every solver the same labels, ending at label 0 (docs/methods.md, EVODiff).
 
     Returns:
         The images in [-1, 1] with the run's per-step records, totals and final figures.
@@ -106,8 +110,11 @@ def sample(
         SamplingNaNError: a step produced NaN or infinite values.
         DeviceOutOfMemoryError: the device ran out of memory.
     """
-    sched = make_scheduler(scheduler, backbone.scheduler_config)
-    sched.set_timesteps(steps, device=backbone.device)
+    if grid == "own":
+        sched = make_scheduler(scheduler, backbone.scheduler_config)
+        sched.set_timesteps(steps, device=backbone.device)
+    else:
+        sched = grid_scheduler(scheduler, backbone.scheduler_config, grid, steps)
     generator = torch.Generator().manual_seed(seed)
     conditions = list(conditions)
     z = backbone.initial_noise(len(conditions), generator) * getattr(sched, "init_noise_sigma", 1.0)  # flow schedulers have none
