@@ -10,8 +10,8 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "docs" / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_four_lessons():
-    assert [p.stem.split("-")[0] for p in NOTEBOOKS] == ["1", "2", "3", "4"]
+def test_there_are_five_lessons():
+    assert [p.stem.split("-")[0] for p in NOTEBOOKS] == ["1", "2", "3", "4", "5"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
