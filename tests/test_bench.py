@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from guidance.bench import cli, frechet_distance, roc_auc
-from guidance.bench.common import ROW_KEYS, VERDICTS, Options, goal
+from guidance.bench.common import ROW_KEYS, VERDICTS, Options, goal, goal_over, goal_told
 from guidance.bench.metrics import diversity, frechet_from_moments, per_sample_rmse
 from guidance.bench.report import goals_table, verdict_counts, write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
@@ -208,40 +208,50 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
     assert "| goal | target | measured | 95% interval | n | verdict |" in written or not data["goals"]
 
 
-def test_goal_without_samples_keeps_its_old_call_and_reports_n():
-    old = goal("speed-up", ">= 2x", 2.5, True, "x")
+def test_a_told_goal_reports_its_verdict_and_n():
+    old = goal_told("speed-up", ">= 2x", 2.5, True, "x")
     assert old["interval"] is None and old["met"] and old["verdict"] == "met" and old["n"] is None and old["measured"] == "2.5x"
-    told = goal("accuracy", ">= 0.9", 0.8, False, n=120)
+    told = goal_told("accuracy", ">= 0.9", 0.8, False, n=120)
     assert told["verdict"] == "not met" and told["n"] == 120 and told["over"] == "samples"
+    assert goal_told("fd", "<= 3", 2.0, True, n=10, indicative=True)["verdict"] == "indicative"
+
+
+def test_goal_over_samples_is_undecided_while_its_interval_spans_the_bar_and_writes_its_target_from_the_bar():
+    rng = np.random.default_rng(3)
+    wide, narrow = rng.normal(1.02, 0.3, 10), rng.normal(1.2, 0.05, 200)
+    assert goal_over("g", wide, 1.0, higher_is_better=True)["verdict"] == "undecided"
+    decided = goal_over("g", narrow, 1.0, higher_is_better=True)
+    assert decided["verdict"] == "met" and decided["met"] and decided["n"] == 200 and decided["interval"][0] > 1.0
+    assert float(decided["measured"]) == pytest.approx(narrow.mean(), rel=1e-3) and decided["target"] == ">= 1"
+    assert goal_over("g", narrow, 1.0)["verdict"] == "not met"
+    pairs = np.stack([narrow, narrow / 2], axis=1)  # the first twice the second, sample by sample
+    ratio = goal_over("g", pairs, 1.5, "x", statistic=ratio_of_means, over="seeds")
+    assert ratio["measured"] == "2x" and ratio["interval"] == pytest.approx([2.0, 2.0]) and ratio["verdict"] == "not met"
+    assert ratio["target"] == "<= 1.5x" and goal_over("g", narrow, 0.0, "%", strict=True, context="plain: 3")["target"] == "< 0% (plain: 3)"
+    assert goal_over("g", [0.5], 1.0)["verdict"] == "undecided"  # one sample: no interval
+    assert goal_over("g", narrow, 1.0, indicative=True)["verdict"] == "indicative"
+
+
+def test_goal_takes_either_form_and_refuses_a_target_that_is_not_its_bars():
+    assert goal("g", ">= 2x", 2.5, True, "x") == goal_told("g", ">= 2x", 2.5, True, "x")
+    narrow = np.random.default_rng(3).normal(1.2, 0.05, 50)
+    assert goal("g", ">= 1x", unit="x", samples=narrow, bar=1.0, higher_is_better=True)["verdict"] == "met"
     with pytest.raises(ValueError):
         goal("no verdict", ">= 1", 1.0)
     with pytest.raises(ValueError):
         goal("two verdicts", ">= 1", met=True, samples=[1.0, 2.0], bar=1.0)
-
-
-def test_goal_over_samples_is_undecided_while_its_interval_spans_the_bar():
-    rng = np.random.default_rng(3)
-    wide, narrow = rng.normal(1.02, 0.3, 10), rng.normal(1.2, 0.05, 200)
-    assert goal("g", ">= 1", samples=wide, bar=1.0, higher_is_better=True)["verdict"] == "undecided"
-    decided = goal("g", ">= 1", samples=narrow, bar=1.0, higher_is_better=True)
-    assert decided["verdict"] == "met" and decided["met"] and decided["n"] == 200 and decided["interval"][0] > 1.0
-    assert float(decided["measured"]) == pytest.approx(narrow.mean(), rel=1e-3)
-    assert goal("g", "<= 1", samples=narrow, bar=1.0)["verdict"] == "not met"
-    pairs = np.stack([narrow, narrow / 2], axis=1)  # the first twice the second, sample by sample
-    ratio = goal("g", "<= 1.5x", unit="x", samples=pairs, bar=1.5, statistic=ratio_of_means, over="seeds")
-    assert ratio["measured"] == "2x" and ratio["interval"] == pytest.approx([2.0, 2.0]) and ratio["verdict"] == "not met"
-    assert goal("g", "<= 1", samples=[0.5], bar=1.0)["verdict"] == "undecided"  # one sample: no interval
-    assert goal("g", "<= 1", samples=narrow, bar=1.0, indicative=True)["verdict"] == "indicative"
+    with pytest.raises(ValueError, match="not the bar's"):
+        goal("g", ">= 2", samples=narrow, bar=1.0, higher_is_better=True)
 
 
 def test_goals_table_shows_interval_n_and_verdict_and_reads_old_documents():
-    new = goal("g", ">= 1", samples=[1.1, 1.2, 1.3], bar=1.0, higher_is_better=True, unit="x", over="rounds")
+    new = goal_over("g", [1.1, 1.2, 1.3], 1.0, "x", higher_is_better=True, over="rounds")
     old = {"goal": "old", "target": "<= 5 s", "measured": "4 s", "met": True}
     lines = goals_table([new, old]).splitlines()
     assert lines[0] == "| goal | target | measured | 95% interval | n | verdict |"
     low, high = new["interval"]
-    assert lines[2] == f"| g | >= 1 | 1.2x | [{low:.4g}, {high:.4g}]x | 3 rounds | met |" and lines[3] == "| old | <= 5 s | 4 s |  |  | met |"
-    assert verdict_counts([new, old, goal("u", "<= 1", samples=[0.5], bar=1.0)]) == "2 met, 1 undecided (of 3)"
+    assert lines[2] == f"| g | >= 1x | 1.2x | [{low:.4g}, {high:.4g}]x | 3 rounds | met |" and lines[3] == "| old | <= 5 s | 4 s |  |  | met |"
+    assert verdict_counts([new, old, goal_over("u", [0.5], 1.0)]) == "2 met, 1 undecided (of 3)"
 
 
 def test_solvers_reference_ends_where_each_solver_ends(tiny_world_path):
