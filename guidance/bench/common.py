@@ -216,7 +216,7 @@ def renders(n: int, seed: int, identities_per_class: int | None = None) -> tuple
     Returns:
         (pixels (n, 3, 64, 64) in [-1, 1], class labels (n,), identity ids (n,)).
     """
-    from guidance.worlds.embedded.build.dataset import make_dataset
+    from guidance.worlds.embedded.renderer.dataset import make_dataset
 
     images, labels, ids, _ = make_dataset(n, seed=seed, split="heldout", identities_per_class=identities_per_class)
     pixels = pixels_from_uint8(images)

@@ -207,7 +207,7 @@ class StepTimer:
 
 class TimedBackbone:
     """A world's backbone whose denoiser calls (`predict`) and decodes are timed; every other attribute is the
-    backbone's own (read and written through).
+    backbone's own, and its evaluation counter is the backbone's (which the loop's Recorder resets and reads).
 
     Args:
         backbone: the world's backbone.
@@ -215,14 +215,19 @@ class TimedBackbone:
     """
 
     def __init__(self, backbone, timer: StepTimer):
-        object.__setattr__(self, "backbone", backbone)
-        object.__setattr__(self, "timer", timer)
+        self.backbone, self.timer = backbone, timer
 
     def __getattr__(self, name: str):
         return getattr(self.backbone, name)
 
-    def __setattr__(self, name: str, value) -> None:
-        setattr(self.backbone, name, value)
+    @property
+    def evaluations(self) -> int:
+        """The backbone's count of denoiser evaluations."""
+        return self.backbone.evaluations
+
+    @evaluations.setter
+    def evaluations(self, value: int) -> None:
+        self.backbone.evaluations = value
 
     def predict(self, *args, **kwargs) -> Tensor:
         """The backbone's, timed as the denoiser's forward."""

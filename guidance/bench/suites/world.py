@@ -56,7 +56,7 @@ class Plan:
     batch: int = 20
     speed_repeats: int = 5
     style_seeds: int = 1  # samples per style reference
-    style_first: int = 0  # the first of the style references (guidance.worlds.embedded.build.examples.style_references)
+    style_first: int = 0  # the first of the style references (guidance.worlds.embedded.renderer.textures.style_references)
     example_seeds: int = 4  # samples per example of each energy tab, at every method's own preset
     ranking_renders: int = 400  # held-out renders the style energy ranks by background pattern
 
@@ -299,7 +299,7 @@ def style_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHO
     Args:
         world, plan, methods, overrides: as `face_rows` takes them, for the style tab.
     """
-    from guidance.worlds.embedded.build.examples import style_references
+    from guidance.worlds.embedded.renderer.textures import style_references
 
     references = style_references(plan.style_references, plan.style_first)
     rows = guided_rows(world, "style", methods, references, plan, plan.style_seeds, **overrides)
@@ -388,7 +388,7 @@ def ranking_row(world: World, plan: Plan) -> dict:
     """How well the style energy sees patterns: for each style example, the ROC-AUC of -E (its Gram distance) at
     telling held-out renders with the reference's background pattern (as rendered) from the others."""
     from guidance.playground.tasks import reference_energy
-    from guidance.worlds.embedded.build.dataset import make_dataset
+    from guidance.worlds.embedded.renderer.dataset import make_dataset
     from guidance.worlds.embedded.vocabulary import BG_PATTERNS
 
     images, _, _, attributes = make_dataset(plan.ranking_renders, seed=STYLE_SEED, split="heldout")
