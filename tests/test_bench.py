@@ -12,7 +12,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from helpers import free_port
+from tiny_sd import tiny_autoencoder, tiny_nets
 
 from guidance.bench import cli, frechet_distance, roc_auc
 from guidance.bench.common import ROW_KEYS, VERDICTS, Options, goal, goal_over, goal_told
@@ -39,51 +40,6 @@ TINY_PLANS = {
                         task_steps=2, style_first=3),
 }
 DOCUMENT_KEYS = {"suite", "backbone", "device", "machine", "rows"}
-
-
-def tiny_unet():
-    """A latent UNet like the embedded world's (4 x 16 x 16), tiny."""
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
-    )  # fmt: skip
-
-
-def tiny_nets():
-    from guidance.worlds.embedded.nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, StyleNet
-
-    detector = FaceDetectorNet((8, 16))
-    torch.nn.init.constant_(detector.head.bias, 10.0)  # always "a face": the energies need a box
-    return {"classifier": Classifier((8, 16)), "evaluator": AttributeEvaluator((8, 16)), "face_embedder": FaceEmbedder((8, 16), 16), "face_detector": detector,
-            "style_net": StyleNet((8, 16))}
-
-
-@pytest.fixture(scope="session")
-def tiny_world_path(tmp_path_factory):
-    """An embedded-world folder with random tiny networks (attention only at 16x16, so sampling is fast)."""
-    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler
-
-    from guidance.worlds.embedded import FILES, LABEL_EMBEDDING
-    from guidance.worlds.embedded.build.realism import write_realism_reference
-    from guidance.worlds.embedded.build.config import SCHEDULE, vae_config
-    from guidance.worlds.embedded.nets import save_net
-
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny_world")
-    unet = tiny_unet()
-    for name, model in (("unet", unet), ("guide_unet", tiny_unet())):
-        model.save_pretrained(root / name)
-        save_file({"weight": torch.randn(11, 16)}, str(root / name / LABEL_EMBEDDING))
-    AutoencoderKL(**vae_config((8, 16, 16), 4, 4)).save_pretrained(root / "vae")
-    ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 8)).save_pretrained(root / "controlnet")
-    DDIMScheduler(**SCHEDULE).save_pretrained(root / "scheduler")
-    for name, net in tiny_nets().items():
-        save_net(net, root / FILES[name])
-    write_realism_reference(root)
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -281,7 +237,6 @@ def test_sd_plans_and_timing_rows_on_tiny_sd(tiny_sd_world, monkeypatch):
 
 def test_gpu_suite_path_runs_on_a_cpu_at_tiny_size(tiny_sd_world):
     """With a guide model (the UNet itself, as on sd15-random) and a tiny decoder, as the gpu suite's world has."""
-    from test_speed import tiny_autoencoder
 
     backbone = copy.copy(tiny_sd_world.backbone)
     backbone.guide_unet, backbone.has_guide_model, backbone.tiny_decoder = backbone.unet, True, tiny_autoencoder().eval()
@@ -319,7 +274,6 @@ def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_row
 
 
 def test_profile_figd_plan_times_freedom_against_figd_with_both_decoders_in_rounds(tiny_sd_world, monkeypatch):
-    from test_speed import tiny_autoencoder
 
     backbone = copy.copy(tiny_sd_world.backbone)
     backbone.tiny_decoder = tiny_autoencoder().eval()
@@ -391,11 +345,3 @@ def test_solvers_from_two_processes_give_the_json_and_grid_of_one(tiny_world_pat
     without = lambda data: {k: v for k, v in data.items() if k not in RUN} | {"rows": [{k: v for k, v in r.items() if k not in TIMES} for r in data["rows"]]}  # noqa: E731
     assert without(one) == without(two)
     assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

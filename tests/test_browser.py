@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from app_fixtures import app_url, world_path  # noqa: F401  (fixtures)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
