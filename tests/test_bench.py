@@ -93,7 +93,9 @@ def test_roc_auc_and_diversity():
     assert diversity(feats, torch.tensor([0, 0, 1, 1])) == pytest.approx(2.5)
 
 
-@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers", "profile", "preview", "presets", "memory"])
+# world and presets run the longest suites (slow: about 10 s each on a shared 2-core CPU)
+@pytest.mark.parametrize("suite", [pytest.param("world", marks=pytest.mark.slow), "figd", "dsg", "gfcg", "solvers", "profile", "preview",
+                                   pytest.param("presets", marks=pytest.mark.slow), "memory"])  # fmt: skip
 def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, tmp_path, capsys):
     out = tmp_path / "out.json"
     argv = [suite, "--quick", "--world", str(tiny_world_path), "--json", str(out), "--plots", str(tmp_path / "plots"), "--grid", str(tmp_path / "grid.png")]
@@ -318,6 +320,7 @@ TIMES = {"seconds_per_image", "cpu_seconds_per_image", "ms_per_step", "peak_mem_
 RUN = {"machine", "created", "wall_seconds", "command", "processes", "images"}  # how a run went, and where it wrote
 
 
+@pytest.mark.slow
 def test_solvers_from_two_processes_give_the_json_and_grid_of_one(tiny_world_path, tmp_path, monkeypatch):
     """torchrun on gloo: the batches are shared, rank 0 writes; the figures equal one process's, timings aside."""
     import os

@@ -1,6 +1,8 @@
 """Peak memory on the CPU (guidance.recording.PeakMemory)."""
 from __future__ import annotations
 
+import pytest
+
 
 PEAK_MEMORY_CHECK = """
 import torch
@@ -19,6 +21,7 @@ print(idle.peak_mb, busy.peak_mb)
 """
 
 
+@pytest.mark.slow
 def test_peak_memory_on_the_cpu_counts_a_block_freed_inside_it_and_nothing_from_before_it():
     """In a fresh process: the test session's other threads (app servers) would move a process-wide peak."""
     import subprocess

@@ -126,6 +126,7 @@ def test_the_command_a_sweep_names_gives_back_its_inputs():
     assert (args.methods, args.setting, args.values, args.seeds, args.out) == ("freedom,figd+dsg", "dsg_rate", "0.05:0.2:4", "8:24", Path("runs/x y"))
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_same_sweep_and_figures_as_one(tiny_world_path, tmp_path):
     argv = [*TINY, "--world", str(tiny_world_path)]
     threads = torch.get_num_threads()
