@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from app_fixtures import app_url, trained_for_real, world_path  # noqa: F401  (fixtures)
+from helpers import trained_for_real
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -211,7 +211,7 @@ def test_values_no_slider_sends_get_a_readable_error(client: Client, api_name: s
 
 def wait_for_steps(job, timeout: float = 60) -> str:
     """Until the job reports sampling steps (not loading); returns the progress description."""
-    deadline, desc = time.monotonic() + timeout, ""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         progress = job.status().progress_data
         if progress and progress[0].unit == "steps" and progress[0].index:

@@ -1,4 +1,5 @@
-"""Tiny Stable-Diffusion-architecture components built offline from configs, with random weights.
+"""Tiny Stable-Diffusion-architecture components and a tiny embedded world built offline from configs, with random
+weights.
 
 They are saved with `save_pretrained` in the folder layout of a diffusers repository, so the real
 loading code (`guidance.worlds.sd15.load_sd15`) reads them back with `from_pretrained`.
@@ -10,7 +11,8 @@ import string
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, AutoencoderTiny, ControlNetModel, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 TEXT_DIM = 32
@@ -61,3 +63,57 @@ def build_tiny_sd(root: Path, seed: int = 0) -> tuple[Path, Path]:
             torch.nn.init.normal_(parameter, std=0.05)
     controlnet.save_pretrained(root / "controlnet")
     return sd, root / "controlnet"
+
+
+def tiny_autoencoder(latent_channels: int = 4) -> AutoencoderTiny:
+    """A TAESD-architecture AutoencoderTiny with one upsampling (the tiny SD VAE's factor 2), random weights."""
+    torch.manual_seed(1)
+    return AutoencoderTiny(latent_channels=latent_channels, encoder_block_out_channels=(8, 8), num_encoder_blocks=(1, 1),
+                           decoder_block_out_channels=(8, 8), num_decoder_blocks=(1, 1))  # fmt: skip
+
+
+def tiny_unet() -> UNet2DConditionModel:
+    """A latent UNet like the embedded world's (4 x 16 x 16), tiny."""
+    return UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
+    )  # fmt: skip
+
+
+def tiny_nets() -> dict[str, torch.nn.Module]:
+    """The embedded world's networks (classifier, evaluator, face embedder and detector, style net), tiny and random."""
+    from guidance.worlds.embedded.nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, StyleNet
+
+    detector = FaceDetectorNet((8, 16))
+    torch.nn.init.constant_(detector.head.bias, 10.0)  # always "a face": the energies need a box
+    return {"classifier": Classifier((8, 16)), "evaluator": AttributeEvaluator((8, 16)), "face_embedder": FaceEmbedder((8, 16), 16), "face_detector": detector,
+            "style_net": StyleNet((8, 16))}
+
+
+def build_tiny_world(root: Path) -> Path:
+    """An embedded-world folder with random tiny networks (attention only at 16x16, so sampling is fast).
+
+    Args:
+        root: the folder to write.
+
+    Returns:
+        `root`.
+    """
+    from guidance.worlds.embedded import FILES, LABEL_EMBEDDING
+    from guidance.worlds.embedded.build.realism import write_realism_reference
+    from guidance.worlds.embedded.build.config import SCHEDULE, vae_config
+    from guidance.worlds.embedded.nets import save_net
+
+    torch.manual_seed(0)
+    unet = tiny_unet()
+    for name, model in (("unet", unet), ("guide_unet", tiny_unet())):
+        model.save_pretrained(root / name)
+        save_file({"weight": torch.randn(11, 16)}, str(root / name / LABEL_EMBEDDING))
+    AutoencoderKL(**vae_config((8, 16, 16), 4, 4)).save_pretrained(root / "vae")
+    ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 8)).save_pretrained(root / "controlnet")
+    DDIMScheduler(**SCHEDULE).save_pretrained(root / "scheduler")
+    for name, net in tiny_nets().items():
+        save_net(net, root / FILES[name])
+    write_realism_reference(root)
+    return root

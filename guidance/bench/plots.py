@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -15,6 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from guidance import distributed  # noqa: E402
 from guidance.bench.machine import machine_label  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _figure(columns: int = 1):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass, replace
 
-from guidance.bench.common import Options, Rows, SuiteOutput, generate, goal
+from guidance.bench.common import Options, Rows, SuiteOutput, generate, goal_told
 from guidance.bench.suites.gpu import SETTINGS, face_energy, weights_mb
 from guidance.worlds import World
 
@@ -51,7 +51,7 @@ def run(world: World, opts: Options) -> SuiteOutput:
     by = {row["method"]: row for row in rows}
     saved, floor = (ratio(by[label]["peak_mem_mb"], by["freedom"]["peak_mem_mb"]) for label in ("freedom checkpointed", "figd"))
     cost = ratio(by["freedom checkpointed"]["ms_per_step"], by["freedom"]["ms_per_step"])
-    goals = [goal("FreeDoM's peak with checkpointing vs without", "lower", saved, saved < 1, "x")]
+    goals = [goal_told("FreeDoM's peak with checkpointing vs without", "lower", saved, saved < 1, "x")]
     notes = [f"checkpointing: {saved:.2f}x FreeDoM's peak memory above the weights, for {cost:.2f}x its step time "
              f"(FIGD: {floor:.2f}x the memory)"]  # fmt: skip
     return SuiteOutput(rows, goals, config={**asdict(plan), "weights_mb": weights}, notes=notes)
