@@ -17,6 +17,7 @@ from diffusers import (
     StableDiffusion3Pipeline,
     StableDiffusionControlNetPipeline,
     StableDiffusionPipeline,
+    StableDiffusionXLControlNetPipeline,
     StableDiffusionXLPipeline,
     UniPCMultistepScheduler,
 )
@@ -28,6 +29,7 @@ from guidance.pipelines import (
     GuidedStableDiffusion3Pipeline,
     GuidedStableDiffusionControlNetPipeline,
     GuidedStableDiffusionPipeline,
+    GuidedStableDiffusionXLControlNetPipeline,
     GuidedStableDiffusionXLPipeline,
 )
 from guidance.pipelines.loading import family, load_pipeline
@@ -69,15 +71,22 @@ def test_unguided_pipeline_gives_the_stock_images(stock, name, scheduler):
         assert abs(images(guided, **kwargs) - expected).max() <= 1e-4
 
 
-def test_unguided_controlnet_pipeline_gives_the_stock_images(folders):
+@pytest.mark.parametrize("name", ["sd", "sdxl"])
+def test_unguided_controlnet_pipeline_gives_the_stock_images(folders, name):
     from diffusers import ControlNetModel
 
-    pipe = StableDiffusionControlNetPipeline.from_pretrained(folders["sd"], controlnet=ControlNetModel.from_pretrained(folders["controlnet"]),
-                                                             safety_checker=None, requires_safety_checker=False)  # fmt: skip
+    stock, guided_class, net = {
+        "sd": (StableDiffusionControlNetPipeline, GuidedStableDiffusionControlNetPipeline, "controlnet"),
+        "sdxl": (StableDiffusionXLControlNetPipeline, GuidedStableDiffusionXLControlNetPipeline, "sdxl-controlnet"),
+    }[name]
+    extra = {"safety_checker": None, "requires_safety_checker": False} if name == "sd" else {}
+    pipe = stock.from_pretrained(folders[name], controlnet=ControlNetModel.from_pretrained(folders[net]), **extra)
     pipe.set_progress_bar_config(disable=True)
     control = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    guided = GuidedStableDiffusionControlNetPipeline.from_pipe(pipe)
-    assert abs(images(guided, image=control) - images(pipe, image=control)).max() <= 1e-4
+    guided = guided_class.from_pipe(pipe)
+    unguided = images(guided, image=control)
+    assert abs(unguided - images(pipe, image=control)).max() <= 1e-4
+    assert abs(unguided - images(guided, image=torch.flip(control, [-1]))).max() > 1e-5  # the map acts (exactly 0 if ignored)
 
 
 def test_from_pipe_shares_the_modules(stock):
@@ -175,8 +184,9 @@ def test_load_pipeline_reads_the_family_from_model_index(folders, tmp_path):
     (tmp_path / "other" / "model_index.json").write_text('{"_class_name": "FluxPipeline"}')
     with pytest.raises(UnsupportedModelError, match="FluxPipeline"):
         load_pipeline(str(tmp_path / "other"))
+    assert isinstance(load_pipeline(str(folders["sdxl"]), controlnet=str(folders["sdxl-controlnet"])), GuidedStableDiffusionXLControlNetPipeline)
     with pytest.raises(UnsupportedModelError, match="ControlNet"):
-        load_pipeline(str(folders["sdxl"]), controlnet=str(folders["controlnet"]))
+        load_pipeline(str(folders["sd3"]), controlnet=str(folders["controlnet"]))
 
 
 class PerPixel(Energy):

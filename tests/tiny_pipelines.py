@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from diffusers import (
     AutoencoderKL,
+    ControlNetModel,
     EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
     SD3Transformer2DModel,
@@ -39,7 +40,8 @@ def tiny_vae(**config) -> AutoencoderKL:
 
 
 def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
-    """A tiny SDXL (two CLIP encoders, the second with projection; added text-time conditioning; Euler), saved."""
+    """A tiny SDXL (two CLIP encoders, the second with projection; added text-time conditioning; Euler), saved, and
+    a ControlNet of its UNet beside it (FOLDER-controlnet)."""
     torch.manual_seed(seed)
     tokenizer = write_tokenizer(folder / "tokenizer")
     unet = UNet2DConditionModel(
@@ -55,6 +57,11 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
         tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
     )  # fmt: skip
     pipe.save_pretrained(folder)
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
+    for name, parameter in controlnet.named_parameters():  # untrained zero convolutions would hide the map
+        if "controlnet_" in name or "conv_out" in name:
+            torch.nn.init.normal_(parameter, std=0.05)
+    controlnet.save_pretrained(folder.parent / f"{folder.name}-controlnet")
     return folder
 
 
@@ -77,6 +84,8 @@ def build_tiny_sd3(folder: Path, seed: int = 0) -> Path:
 
 
 def build_tiny_families(root: Path) -> dict[str, Path]:
-    """Folders of a tiny pipeline of each family: "sd" (with its ControlNet in "controlnet"), "sdxl", "sd3"."""
+    """Folders of a tiny pipeline of each family: "sd" (with its ControlNet in "controlnet"), "sdxl" (with its
+    ControlNet in "sdxl-controlnet"), "sd3"."""
     sd, controlnet = build_tiny_sd(root / "sd-repo")
-    return {"sd": sd, "controlnet": controlnet, "sdxl": build_tiny_sdxl(root / "sdxl"), "sd3": build_tiny_sd3(root / "sd3")}
+    sdxl = build_tiny_sdxl(root / "sdxl")
+    return {"sd": sd, "controlnet": controlnet, "sdxl": sdxl, "sdxl-controlnet": root / "sdxl-controlnet", "sd3": build_tiny_sd3(root / "sd3")}

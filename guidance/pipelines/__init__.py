@@ -1,4 +1,4 @@
-"""Training-free guidance in stock diffusers pipelines: SD 1.x/2.x (+ ControlNet), SDXL and SD 3.
+"""Training-free guidance in stock diffusers pipelines: SD 1.x/2.x and SDXL (each + ControlNet), and SD 3.
 
     pipe = GuidedStableDiffusionXLPipeline.from_pipe(stock_pipe)  # the same modules, no copy
     image = pipe("a portrait", guidance="figd+dsg", energy=my_energy, scale=0.3, dsg_rate=0.1).images[0]
@@ -10,10 +10,11 @@ from guidance.pipelines.guided import (
     GuidedStableDiffusion3Pipeline,
     GuidedStableDiffusionControlNetPipeline,
     GuidedStableDiffusionPipeline,
+    GuidedStableDiffusionXLControlNetPipeline,
     GuidedStableDiffusionXLPipeline,
 )
 
 __all__ = [
     "FAMILIES", "GuidedStableDiffusion3Pipeline", "GuidedStableDiffusionControlNetPipeline", "GuidedStableDiffusionPipeline",
-    "GuidedStableDiffusionXLPipeline", "PipelineBackbone",
+    "GuidedStableDiffusionXLControlNetPipeline", "GuidedStableDiffusionXLPipeline", "PipelineBackbone",
 ]  # fmt: skip

@@ -75,7 +75,8 @@ class PipelineBackbone(Backbone):
         self.has_controlnet = self.controlnet is not None
         self.device, self.dtype = self.denoiser.device, self.denoiser.dtype
         self.name = name or pipe.config.get("_name_or_path") or type(pipe).__name__
-        self.scheduler_config = dict(pipe.scheduler.config)
+        # a config made in memory has no _class_name until saved; make_scheduler reads the family from it
+        self.scheduler_config = {"_class_name": type(pipe.scheduler).__name__, **pipe.scheduler.config}
         if self.family == "sd3":
             self.prediction_type = "flow_prediction"
             self.alphas_cumprod = torch.ones(0)  # no DDPM schedule: the flow scheduler's sigmas give the levels

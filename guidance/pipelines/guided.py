@@ -20,6 +20,7 @@ from diffusers import (
     StableDiffusion3Pipeline,
     StableDiffusionControlNetPipeline,
     StableDiffusionPipeline,
+    StableDiffusionXLControlNetPipeline,
     StableDiffusionXLPipeline,
 )
 from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
@@ -252,7 +253,21 @@ class GuidedStableDiffusionPipeline(GuidedMixin, StableDiffusionFinish, StableDi
         return call["height"] or default, call["width"] or default
 
 
-class GuidedStableDiffusionControlNetPipeline(GuidedMixin, StableDiffusionFinish, StableDiffusionControlNetPipeline):
+class ControlNetInput:
+    """A ControlNet pipeline's control image: its size sets the image's, the stock `prepare_image` makes the map."""
+
+    def _size(self, call: dict) -> tuple[int, int]:
+        image = self.control_image_processor.preprocess(call["image"], height=call["height"], width=call["width"])
+        return tuple(image.shape[-2:])
+
+    def _control(self, call: dict, batch: int, height: int, width: int) -> Control:
+        """One map per sample (the loop repeats it for CFG's batch)."""
+        image = self.prepare_image(call["image"], width, height, batch, call["num_images_per_prompt"], self._execution_device,
+                                   self.controlnet.dtype)  # fmt: skip
+        return Control(image, float(call["controlnet_conditioning_scale"]))
+
+
+class GuidedStableDiffusionControlNetPipeline(ControlNetInput, GuidedMixin, StableDiffusionFinish, StableDiffusionControlNetPipeline):
     """StableDiffusionControlNetPipeline (one ControlNet) with training-free guidance in __call__."""
 
     _reads = ("image", "controlnet_conditioning_scale")
@@ -261,31 +276,9 @@ class GuidedStableDiffusionControlNetPipeline(GuidedMixin, StableDiffusionFinish
         self.check_inputs(call["prompt"], call["image"], None, call["negative_prompt"], call["prompt_embeds"], call["negative_prompt_embeds"],
                           None, None, call["controlnet_conditioning_scale"], 0.0, 1.0, call["callback_on_step_end_tensor_inputs"])  # fmt: skip
 
-    def _size(self, call: dict) -> tuple[int, int]:
-        image = self.control_image_processor.preprocess(call["image"], height=call["height"], width=call["width"])
-        return tuple(image.shape[-2:])
 
-    def _control(self, call: dict, batch: int, height: int, width: int) -> Control:
-        """The stock `prepare_image` of the control image, one map per sample (the loop repeats it for CFG's batch)."""
-        image = self.prepare_image(call["image"], width, height, batch, call["num_images_per_prompt"], self._execution_device,
-                                   self.controlnet.dtype)  # fmt: skip
-        return Control(image, float(call["controlnet_conditioning_scale"]))
-
-
-class GuidedStableDiffusionXLPipeline(GuidedMixin, StableDiffusionXLPipeline):
-    """StableDiffusionXLPipeline with training-free guidance in __call__; its pooled text embedding and time ids
-    travel with the prompt embeddings (guidance.pipelines.denoisers.pack)."""
-
-    _reads = ("prompt_2", "negative_prompt_2", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
-
-    def _check(self, call: dict) -> None:
-        self.check_inputs(call["prompt"], call["prompt_2"], *self._size(call), None, call["negative_prompt"], call["negative_prompt_2"],
-                          call["prompt_embeds"], call["negative_prompt_embeds"], call["pooled_prompt_embeds"],
-                          call["negative_pooled_prompt_embeds"], None, None, call["callback_on_step_end_tensor_inputs"])  # fmt: skip
-
-    def _size(self, call: dict) -> tuple[int, int]:
-        default = self.default_sample_size * self.vae_scale_factor
-        return call["height"] or default, call["width"] or default
+class StableDiffusionXLFinish:
+    """SDXL's end of a call: the stock decode and post-processing."""
 
     def _finish(self, latents: Tensor, call: dict, records: list[StepRecord]):
         """The stock decode (fp16 VAEs upcast, latents_mean/std where the VAE has them), watermark and post-processing."""
@@ -313,6 +306,37 @@ class GuidedStableDiffusionXLPipeline(GuidedMixin, StableDiffusionXLPipeline):
         if not call["return_dict"]:
             return (image,)
         return GuidedStableDiffusionXLPipelineOutput(images=image, records=records)
+
+
+SDXL_PROMPTS = ("prompt_2", "negative_prompt_2", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
+
+
+class GuidedStableDiffusionXLPipeline(GuidedMixin, StableDiffusionXLFinish, StableDiffusionXLPipeline):
+    """StableDiffusionXLPipeline with training-free guidance in __call__; its pooled text embedding and time ids
+    travel with the prompt embeddings (guidance.pipelines.denoisers.pack)."""
+
+    _reads = SDXL_PROMPTS
+
+    def _check(self, call: dict) -> None:
+        self.check_inputs(call["prompt"], call["prompt_2"], *self._size(call), None, call["negative_prompt"], call["negative_prompt_2"],
+                          call["prompt_embeds"], call["negative_prompt_embeds"], call["pooled_prompt_embeds"],
+                          call["negative_pooled_prompt_embeds"], None, None, call["callback_on_step_end_tensor_inputs"])  # fmt: skip
+
+    def _size(self, call: dict) -> tuple[int, int]:
+        default = self.default_sample_size * self.vae_scale_factor
+        return call["height"] or default, call["width"] or default
+
+
+class GuidedStableDiffusionXLControlNetPipeline(ControlNetInput, GuidedMixin, StableDiffusionXLFinish, StableDiffusionXLControlNetPipeline):
+    """StableDiffusionXLControlNetPipeline (one ControlNet) with training-free guidance in __call__."""
+
+    _reads = (*SDXL_PROMPTS, "image", "controlnet_conditioning_scale")
+
+    def _check(self, call: dict) -> None:
+        self.check_inputs(call["prompt"], call["prompt_2"], call["image"], None, call["negative_prompt"], call["negative_prompt_2"],
+                          call["prompt_embeds"], call["negative_prompt_embeds"], call["pooled_prompt_embeds"], None, None,
+                          call["negative_pooled_prompt_embeds"], call["controlnet_conditioning_scale"], 0.0, 1.0,
+                          call["callback_on_step_end_tensor_inputs"])  # fmt: skip
 
 
 class GuidedStableDiffusion3Pipeline(GuidedMixin, StableDiffusion3Pipeline):

@@ -14,6 +14,7 @@ from guidance.pipelines.guided import (
     GuidedStableDiffusion3Pipeline,
     GuidedStableDiffusionControlNetPipeline,
     GuidedStableDiffusionPipeline,
+    GuidedStableDiffusionXLControlNetPipeline,
     GuidedStableDiffusionXLPipeline,
 )
 
@@ -83,16 +84,16 @@ def load_pipeline(
 
     Args:
         source: a hub id or folder (diffusers layout, with model_index.json).
-        controlnet: a ControlNet's hub id or folder (SD 1.x/2.x only), or None.
+        controlnet: a ControlNet's hub id or folder (SD 1.x/2.x and SDXL), or None.
         device: where the modules go.
         dtype: their dtype; default fp16 on CUDA, fp32 elsewhere.
 
     Returns:
-        A GuidedStableDiffusion(ControlNet/XL/3)Pipeline.
+        A GuidedStableDiffusion(ControlNet/XL/XLControlNet/3)Pipeline.
 
     Raises:
         WeightsUnavailableError: weights that cannot be had (offline and not cached, a wrong id or folder).
-        UnsupportedModelError: another family, or a ControlNet with SDXL or SD 3.
+        UnsupportedModelError: another family, or a ControlNet with SD 3.
     """
     device = torch.device(device)
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
@@ -100,13 +101,14 @@ def load_pipeline(
     common = {"torch_dtype": dtype, "local_files_only": local_only(source)}
     if kind == "sd3" and not _has(source, "text_encoder_3"):  # T5 is optional: SD 3 runs on its two CLIP encoders without it
         common.update(text_encoder_3=None, tokenizer_3=None)
-    if controlnet is not None and kind != "sd":
-        raise UnsupportedModelError(f"the guided ControlNet pipeline is Stable Diffusion 1.x/2.x's; {source} is {TITLES[kind]}")
+    if controlnet is not None and kind == "sd3":
+        raise UnsupportedModelError(f"guided ControlNet pipelines are SD 1.x/2.x's and SDXL's; {source} is {TITLES[kind]}")
     if kind == "sd":
         common.update(safety_checker=None, requires_safety_checker=False)
     if controlnet is not None:
         net = load("ControlNet weights", controlnet, ControlNetModel.from_pretrained, torch_dtype=dtype, local_files_only=local_only(controlnet))
-        pipe = load(f"{TITLES[kind]} weights", source, GuidedStableDiffusionControlNetPipeline.from_pretrained, controlnet=net, **common)
+        cls = GuidedStableDiffusionControlNetPipeline if kind == "sd" else GuidedStableDiffusionXLControlNetPipeline
+        pipe = load(f"{TITLES[kind]} weights", source, cls.from_pretrained, controlnet=net, **common)
     else:
         cls = {"sd": GuidedStableDiffusionPipeline, "sdxl": GuidedStableDiffusionXLPipeline, "sd3": GuidedStableDiffusion3Pipeline}[kind]
         pipe = load(f"{TITLES[kind]} weights", source, cls.from_pretrained, **common)
