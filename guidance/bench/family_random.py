@@ -103,4 +103,7 @@ def build_world(family: str, image_size: int, device: str | torch.device = "cpu"
             for_inference(module, device, dtype)
     pipe.set_progress_bar_config(disable=True)
     backbone = PipelineBackbone(pipe, image_size, name=f"{family}-random")
+    # a scheduler made in memory has no _class_name in its config (diffusers adds it on saving), which tells
+    # make_scheduler a flow model's config from a DDPM-family one
+    backbone.scheduler_config = {"_class_name": type(pipe.scheduler).__name__, **backbone.scheduler_config}
     return World(backbone=backbone, face_detector=None, face_embedder=None, style_features=None, classifier=None, evaluator=None)
