@@ -11,11 +11,20 @@ the denoising step whose memory and time these backbones measure.
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKL, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    SD3Transformer2DModel,
+    UNet2DConditionModel,
+)
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from guidance.bench.sd15_random import VAE, char_tokenizer
-from guidance.pipelines import GuidedStableDiffusion3Pipeline, GuidedStableDiffusionXLPipeline
+from guidance.pipelines import (
+    GuidedStableDiffusion3Pipeline,
+    GuidedStableDiffusionXLPipeline,
+)
 from guidance.pipelines.denoisers import PipelineBackbone
 from guidance.worlds import World
 from guidance.worlds.base import for_inference
