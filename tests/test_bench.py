@@ -126,8 +126,10 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         assert timing_goal["n"] == 1 and timing_goal["over"] == "rounds" and timing_goal["verdict"] == "undecided"  # one round: no interval
         assert next(g for g in data["goals"] if "energy" in g["goal"])["n"] == 2  # two images, paired
     if suite == "memory":
-        assert [r["method"] for r in data["rows"]] == list(memory.RUNS) and all(r["peak_total_mb"] >= r["peak_mem_mb"] for r in data["rows"])
-        assert data["goals"][0]["goal"] == "FreeDoM's peak with checkpointing vs without" and "checkpointing:" in data["notes"][0]
+        assert [r["method"] for r in data["rows"]] == ["unguided (cfg)", *memory.GUIDED]
+        assert all(r["peak_total_mb"] >= r["peak_mem_mb"] for r in data["rows"]) and {r["task"] for r in data["rows"][1:]} == {"face"}
+        assert [g["goal"] for g in data["goals"]][:2] == ["FreeDoM's peak with checkpointing vs without", "DPS's peak with checkpointing vs without"]
+        assert "over the unguided step's" in data["notes"][0] and any(note.startswith("FIGD:") for note in data["notes"])
     if suite == "profile":  # FreeDoM's step has a denoiser backward, FIGD's has none; both differentiate the decoder
         by = {r["method"]: r for r in data["rows"]}
         assert by["face freedom"]["denoiser_bwd"] > 0 and by["face figd"]["denoiser_bwd"] == 0

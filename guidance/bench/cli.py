@@ -1,14 +1,16 @@
 """`python -m guidance.bench SUITE ...`: run a suite, write its JSON (and plots), print a table.
 
-    python -m guidance.bench SUITE [--backbone embedded|sd15-random|sd15] [--device cpu|cuda] [--seeds N]
+    python -m guidance.bench SUITE [--backbone embedded|sd15-random|sdxl-random|sd3-random|sd15] [--device cpu|cuda] [--seeds N]
                                    [--quick] --json PATH [--plots DIR] [--world PATH] [--grid PNG]
                                    [--size PX] [--threads N] [--plan NAME] [--grids G,...|all] [--data D]
     python -m guidance.bench report JSON... [--out docs/benchmarks.md] [--figures docs/figures]
 
 SUITE is one of world, figd, dsg, gfcg, solvers, gpu, profile (where a step's time goes, part by part), presets,
-preview, memory (FreeDoM's peak memory with and without gradient checkpointing). --quick is the reduced configuration (minutes on a CPU
+preview, memory (each gradient method's peak memory against an unguided step, with and without gradient checkpointing). --quick is the reduced configuration (minutes on a CPU
 for the embedded world; docs/benchmark-notes.md has the times); sd15-random is the SD 1.5 architecture with random weights
-(timing only) at --size pixels (default 512 on CUDA, 128 on a CPU, where its plans also take fewer steps).
+(timing only) at --size pixels (default 512 on CUDA, 128 on a CPU, where its plans also take fewer steps); sdxl-random
+and sd3-random are SDXL's and SD 3 medium's denoisers and VAEs at their real sizes with random weights, as guided
+pipelines (guidance.bench.family_random; --size default 1024 on CUDA, 256 on a CPU).
 --plan picks one of a suite's named plans instead of --quick's or the full one (profile: figd-sd, FIGD against
 FreeDoM per step on sd15-random with the full VAE and the tiny decoder). On a CPU that other processes share, set OMP_WAIT_POLICY=PASSIVE in the environment: spinning OpenMP
 threads then stop stalling each other (it must be set before Python starts; the JSON records it).
@@ -53,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, default=None, help="folder for PNG plots")
     p.add_argument("--world", type=Path, default=None, help="the embedded world's folder (default assets/world)")
     p.add_argument("--grid", type=Path, default=None, help="world and solvers suites: write a sample grid here")
-    p.add_argument("--size", type=int, default=None, help="sd15-random: image size in pixels")
+    p.add_argument("--size", type=int, default=None, help="sd15-random, sdxl-random, sd3-random: image size in pixels")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--plan", default=None, help="one of the suite's named plans (default: --quick's, or the full one)")
     p.add_argument("--grids", type=time_grids, default=None,
@@ -97,6 +99,10 @@ def document(
     if opts.backbone == "sd15-random":
         notes.insert(0, f"sd15-random: the SD 1.5 architecture at its real sizes with random weights, {image_size} px, "
                         f"on {opts.device}: right for timing, not for quality (quality figures are not computed)")  # fmt: skip
+    if opts.backbone in loading.FAMILY_RANDOM:
+        notes.insert(0, f"{opts.backbone}: the denoiser and VAE at their published sizes with random weights and small text encoders "
+                        f"of the published widths (guidance.bench.family_random), {image_size} px, on {opts.device}: right for "
+                        "memory and timing, not for quality")  # fmt: skip
     return {
         "suite": suite, "backbone": "mixture" if opts.data == "mixture" else opts.backbone, "data": opts.data, "device": opts.device, "machine": machine,
         "quick": opts.quick, "plan": opts.plan_name, "image_size": image_size, "command": command(argv),

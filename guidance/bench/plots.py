@@ -208,11 +208,16 @@ def plot_gpu(data: dict, folder: Path) -> list[Path]:
 
 
 def plot_memory(data: dict, folder: Path) -> list[Path]:
-    """Peak memory above the weights and time per step, per method."""
+    """Peak memory above the weights and time per step, per method, each annotated with its ratio to the unguided
+    step's where the rows have one."""
     rows = data["rows"]
     fig, (memory, step) = _figure(2)
-    _bars(memory, [r["method"] for r in rows], [r["peak_mem_mb"] for r in rows], "MB above the weights", "peak memory")
-    _bars(step, [r["method"] for r in rows], [r["ms_per_step"] for r in rows], "ms per step", "time per step")
+    for ax, key, ratio, label, title in ((memory, "peak_mem_mb", "peak_ratio", "MB above the weights", "peak memory"),
+                                         (step, "ms_per_step", "time_ratio", "ms per step", "time per step")):  # fmt: skip
+        _bars(ax, [r["method"] for r in rows], [r[key] for r in rows], label, title + (" (ratio to unguided)" if ratio in rows[0] else ""))
+        for i, r in enumerate(rows):
+            if ratio in r:
+                ax.annotate(f"{r[ratio]:.2f}x", (i, r[key]), ha="center", va="bottom", fontsize=7)
     return [_save(fig, data, folder, "peak")]
 
 

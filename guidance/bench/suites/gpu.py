@@ -146,6 +146,8 @@ def weights_mb(world: World) -> float:
     """MB of every parameter and buffer the world holds on its device."""
     modules = [getattr(world.backbone, n, None) for n in ("unet", "vae", "text_encoder", "controlnet", "tiny_decoder")]
     modules += [world.face_embedder, world.classifier]
+    pipe = getattr(world.backbone, "pipe", None)  # a diffusers pipeline's backbone (guidance.pipelines.PipelineBackbone)
+    modules += [] if pipe is None else list(pipe.components.values())
     tensors = {id(t): t for m in modules if isinstance(m, torch.nn.Module) for t in (*m.parameters(), *m.buffers())}
     return sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20
 
