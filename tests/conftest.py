@@ -23,8 +23,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 torch.set_num_threads(2)
 
 from helpers import free_port  # noqa: E402
-from tiny_pipelines import build_tiny_families  # noqa: E402
-from tiny_sd import build_tiny_sd, build_tiny_world, tiny_autoencoder  # noqa: E402
+
+from guidance.bench.tiny_pipelines import build_tiny_families, build_tiny_sd  # noqa: E402
+from tiny_sd import build_tiny_world, tiny_autoencoder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_WORLD = ROOT / "assets" / "world"

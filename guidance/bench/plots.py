@@ -221,6 +221,20 @@ def plot_memory(data: dict, folder: Path) -> list[Path]:
     return [_save(fig, data, folder, "peak")]
 
 
+def plot_families(data: dict, folder: Path) -> list[Path]:
+    """Each method's final energy minus unguided on each family (mean over seeds), with the goals' 95% intervals."""
+    rows, goals = data["rows"], {g["goal"]: g for g in data["goals"]}
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(rows) + 2), 4.2))
+    for i, row in enumerate(rows):
+        low, high = goals[f"{row['family']} {row['method']}: final energy - unguided"]["interval"]
+        ax.bar(i, row["difference"], color=f"C{('sd', 'sdxl', 'sd3').index(row['family'])}")
+        ax.errorbar(i, row["difference"], yerr=[[row["difference"] - low], [high - row["difference"]]], color="black", capsize=3)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xticks(range(len(rows)), [f"{r['family']}\n{r['method']}" for r in rows], fontsize=7)
+    ax.set(ylabel="final energy - unguided (same seeds)", title=f"guided pipelines on tiny random models, n = {rows[0]['seeds']} seeds")
+    return [_save(fig, data, folder, "energy")]
+
+
 def plot_profile(data: dict, folder: Path) -> list[Path]:
     """One stacked bar per method: the step's ms, part by part (guidance.bench.suites.profile.PARTS)."""
     from guidance.bench.suites.profile import PARTS
@@ -297,7 +311,7 @@ def plot_presets(data: dict, folder: Path) -> list[Path]:
 
 PLOTTERS: dict[str, Callable[[dict, Path], list[Path]]] = {
     "world": plot_world, "figd": plot_figd, "dsg": plot_dsg, "gfcg": plot_gfcg, "solvers": plot_solvers, "gpu": plot_gpu,
-    "profile": plot_profile, "preview": plot_preview, "presets": plot_presets, "memory": plot_memory,
+    "profile": plot_profile, "preview": plot_preview, "presets": plot_presets, "memory": plot_memory, "families": plot_families,
 }  # fmt: skip
 
 
