@@ -128,7 +128,7 @@ def sample(
         backbone, method, start, conditions, recorder, eta=eta, noise_rule=noise_rule, energy=energy, control=control,
         should_stop=should_stop,
     )  # fmt: skip
-    options = {**method.describe(), "noise_rule": noise_rule}
+    options = {**method.describe(), "noise_rule": noise_rule, **({"grid": grid} if grid != "own" else {})}
     return recorder.result(final, method.name, scheduler, options, cancelled)
 
 

@@ -123,6 +123,12 @@ def test_control_tab_takes_a_ready_map_with_a_face_on_top(client: Client) -> Non
 def test_solvers_tab_spends_one_model_call_per_step_and_sample(client: Client) -> None:
     summary = client.predict(nfe=6, guidance="plain", api_name="/solvers")[1]
     assert {label: stats["nfe"] for label, stats in summary.items()} == dict.fromkeys(TABS["solvers"].selected, 6.0)
+    assert {stats["options"]["grid"] for stats in summary.values()} == {"quadratic"}  # the tab's default grid, for every solver
+
+
+def test_solvers_tab_gives_every_solver_the_chosen_grid(client: Client) -> None:
+    summary = client.predict(nfe=4, guidance="plain", grid="logsnr", api_name="/solvers")[1]
+    assert {stats["options"]["grid"] for stats in summary.values()} == {"logsnr"}
 
 
 @pytest.mark.parametrize("task, method", [("face", "figd"), ("classes", "atg+gfcg")])

@@ -96,3 +96,16 @@ def test_second_order_solvers_converge_on_a_shared_grid():
     assert mean["quadratic", "evodiff, full last step", 20] < 0.2 * mean["quadratic", "evodiff", 20]
     assert max(check.values()) < 0.01
     assert {r["grid"] for r in rows} == {"logsnr", "quadratic"} and all(r["error_n"] == 16 for r in rows)
+
+
+def test_sample_runs_every_solver_on_the_shared_grid(tiny_sd):
+    """sample(grid=...) gives every solver the grid's labels, and records the grid in the options."""
+    from guidance import build_method, sample
+
+    runs = {name: sample(tiny_sd, build_method("plain"), ["a cat"], steps=5, scheduler=name, grid="logsnr")
+            for name in ("ddim", "dpmsolver++", "unipc", "evodiff")}  # fmt: skip
+    labels = {name: [record.timestep for record in run.steps] for name, run in runs.items()}
+    assert len({tuple(v) for v in labels.values()}) == 1 and labels["ddim"][0] == 999
+    assert all(run.options["grid"] == "logsnr" for run in runs.values())
+    own = sample(tiny_sd, build_method("plain"), ["a cat"], steps=5, scheduler="dpmsolver++")
+    assert [record.timestep for record in own.steps] != labels["ddim"] and "grid" not in own.options

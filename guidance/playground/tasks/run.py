@@ -151,6 +151,7 @@ def run_task(
         noise_rule = settings.noise_rule if solver == scheduler else "ddim"  # the flow's stochastic step has its own noise
         result = sample(
             world.backbone, method, conditions, steps=request.steps, scheduler=solver, eta=eta, noise_rule=noise_rule, seed=request.seed,
+            grid=request.values.get("grid", "own"),
             energy=energy, control=control, progress=tick, should_stop=should_stop,
             snapshots=request.snapshots, on_step=hook,
         )  # fmt: skip
