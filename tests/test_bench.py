@@ -265,7 +265,16 @@ def test_char_tokenizer_pads_to_clip_length():
 
 
 def test_every_suite_is_registered():
-    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview", "presets", "memory"}
+    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview", "presets", "memory", "families"}
+
+
+def test_families_suite_compares_each_method_with_unguided_on_every_family(monkeypatch):
+    from guidance.bench.suites import families
+
+    monkeypatch.setitem(families.PLANS, "quick", families.Plan(seeds=2, steps=3))
+    output = families.run(None, Options(quick=True))
+    assert {(r["family"], r["method"]) for r in output.rows} == {(f, m) for f in families.FAMILIES for m in families.METHODS}
+    assert all(g["n"] == 2 and g["interval"] is not None for g in output.goals)
 
 
 def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_rows(tiny_sd_world, monkeypatch):
