@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench notebooks
+.PHONY: setup demo test test-quick bench notebooks
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# The suite less its slow tests (pyproject.toml's `slow` marker: the browser, the notebooks, several processes).
+test-quick: setup
+	$(PY) -m pytest -q -m "not slow" tests
 
 # The workshop notebooks executed in place on the embedded world (CPU), committed with their outputs.
 notebooks: setup

@@ -63,8 +63,9 @@ class Backbone(ABC):
     """A denoiser with its schedule, condition encoder and decoder.
 
     Subclasses set: name, device, dtype, alphas_cumprod (float32, CPU), scheduler_config (a
-    diffusers DDPM-family config dict), prediction_type, sample_shape (C, H, W), image_size
-    (pixels), class_names (or None for free prompts), has_controlnet, has_guide_model.
+    diffusers DDPM-family config dict, or a flow-matching one), prediction_type ("flow_prediction" for a flow model's
+    velocity), sample_shape (C, H, W), image_size (pixels), class_names (or None for free prompts), has_controlnet,
+    has_guide_model.
     """
 
     name: str
@@ -79,6 +80,24 @@ class Backbone(ABC):
     has_controlnet: bool = False
     has_guide_model: bool = False
     tiny_decoder: "torch.nn.Module | None" = None  # diffusers AutoencoderTiny on scaled latents: guidance path only
+
+    @property
+    def estimate_type(self) -> str:
+        """What the methods' estimates are (guidance.methods.predictors.Estimate): noise estimates ("epsilon"), or on a
+        flow model clean estimates ("sample"), since there a noise estimate does not determine x0 at s = 1."""
+        return "sample" if self.prediction_type == "flow_prediction" else "epsilon"
+
+    def alpha(self, t: int | Tensor) -> float:
+        """a_t (alpha-bar) at an integer timestep of a DDPM-family schedule.
+
+        Args:
+            t: the timestep, an int or a 0-d tensor.
+
+        Returns:
+            a_t; 1.0 below zero (the clean end).
+        """
+        t = int(t)
+        return 1.0 if t < 0 else float(self.alphas_cumprod[t])
 
     def __init__(self) -> None:
         self.evaluations = 0  # denoiser evaluations, summed over samples
@@ -181,18 +200,6 @@ class Backbone(ABC):
             raise MethodConfigError(f"{self.name} was loaded without a ControlNet")
         return Control(image.to(self.device, self.dtype), scale)
 
-    def alpha(self, t: int | Tensor) -> float:
-        """a_t (alpha-bar) at an integer timestep.
-
-        Args:
-            t: the timestep, an int or a 0-d tensor.
-
-        Returns:
-            a_t; 1.0 below zero (the clean end).
-        """
-        t = int(t)
-        return 1.0 if t < 0 else float(self.alphas_cumprod[t])
-
     def initial_noise(self, batch: int, generator: torch.Generator) -> Tensor:
         """Standard normal x_T drawn on the CPU (reproducible on every device), then moved.
 
@@ -204,6 +211,24 @@ class Backbone(ABC):
             (batch, *sample_shape) on the backbone's device.
         """
         return torch.randn((batch, *self.sample_shape), generator=generator).to(self.device)
+
+
+@contextmanager
+def checkpointing(models: Sequence[torch.nn.Module | None], enabled: bool = True) -> Iterator[None]:
+    """Inside the block, diffusers' gradient checkpointing on each model (None ones are skipped).
+
+    Args:
+        models: diffusers models (UNet, ControlNet, transformer), or None.
+        enabled: False makes the block a no-op.
+    """
+    models = [m for m in models if m is not None] if enabled else []
+    for model in models:
+        model.enable_gradient_checkpointing()
+    try:
+        yield
+    finally:
+        for model in models:
+            model.disable_gradient_checkpointing()
 
 
 class UNetBackbone(Backbone):
@@ -221,17 +246,9 @@ class UNetBackbone(Backbone):
         self.has_controlnet, self.has_guide_model = controlnet is not None, guide_unet is not None
         self.device, self.dtype = unet.device, unet.dtype
 
-    @contextmanager
-    def gradient_checkpointing(self, enabled: bool = True) -> Iterator[None]:
+    def gradient_checkpointing(self, enabled: bool = True):
         """diffusers' `enable_gradient_checkpointing` on the UNet, ControlNet and guide UNet for the block."""
-        models = [m for m in (self.unet, self.controlnet, self.guide_unet) if m is not None] if enabled else []
-        for model in models:
-            model.enable_gradient_checkpointing()
-        try:
-            yield
-        finally:
-            for model in models:
-                model.disable_gradient_checkpointing()
+        return checkpointing([self.unet, self.controlnet, self.guide_unet], enabled)
 
     def _forward(self, x: Tensor, t: Tensor, embeddings: Tensor, control: Control | None, guide: bool) -> Tensor:
         residuals = {}

@@ -15,10 +15,32 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 from torch import Tensor, nn
 
+from guidance.errors import EnergyShapeError
+
 if TYPE_CHECKING:
     from PIL import Image
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of width and height
+
+
+def checked(energy: "Energy", images: Tensor) -> Tensor:
+    """The energy of images, checked to be one value per image.
+
+    Args:
+        energy: any Energy, a user's own included.
+        images: (B, 3, H, W) pixels in [-1, 1].
+
+    Returns:
+        (B,) energies.
+
+    Raises:
+        EnergyShapeError: another shape.
+    """
+    values = energy(images)
+    if values.shape != (images.shape[0],):
+        raise EnergyShapeError(f"{type(energy).__name__} returned shape {tuple(values.shape)} for {images.shape[0]} images; an "
+                               "energy returns one value per image, shape (B,): reduce over the other dimensions in forward()")
+    return values
 
 
 class Energy(nn.Module, ABC):

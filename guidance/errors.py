@@ -47,3 +47,11 @@ class SamplingNaNError(GuidanceError, FloatingPointError):
 
 class DeviceOutOfMemoryError(GuidanceError, MemoryError):
     """The device ran out of memory; fewer samples or steps, or a smaller size, may fit."""
+
+
+class UnsupportedModelError(GuidanceError, ValueError):
+    """A diffusers pipeline of a family the guided pipelines do not cover (guidance.pipelines.FAMILIES)."""
+
+
+class EnergyShapeError(GuidanceError, ValueError):
+    """An energy returned something other than one finite value per image, shape (B,)."""

@@ -8,8 +8,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 import torch
@@ -247,6 +249,33 @@ def decode_estimate(backbone: Backbone, x0: Tensor) -> Tensor:
     return backbone.decode(x0.to(backbone.dtype)).float().clamp(-1, 1).cpu()
 
 
+class StepObserver(Protocol):
+    """Told when each timed step of a run starts and ends (`observing`): a profiler times the parts of a step in
+    between (guidance.bench.suites.profile)."""
+
+    def step_started(self, ctx: StepContext) -> None:
+        """The step's clock is about to start."""
+
+    def step_ended(self, record: StepRecord) -> None:
+        """The step's clock has stopped; `record` holds its seconds, CPU seconds and NFE."""
+
+
+_OBSERVERS: ContextVar[tuple[StepObserver, ...]] = ContextVar("step_observers", default=())
+
+
+@contextmanager
+def observing(observer: StepObserver) -> Iterator[None]:
+    """Inside the block, every Recorder tells `observer` when each of its timed steps starts and ends.
+
+    Args:
+        observer: a StepObserver.
+    """
+    token = _OBSERVERS.set((*_OBSERVERS.get(), observer))
+    try:
+        yield
+    finally:
+        _OBSERVERS.reset(token)
+
 
 class Recorder:
     """What a run measures, kept out of the loop's math.
@@ -300,7 +329,8 @@ class Recorder:
 
     @contextmanager
     def timed(self, ctx: StepContext) -> Iterator[StepRecord]:
-        """Times the block, one step with its time-travel repeats.
+        """Times the block, one step with its time-travel repeats, telling the observers of `observing` when it starts and
+        ends.
 
         Args:
             ctx: the step's context (its index, timestep and batch).
@@ -309,13 +339,17 @@ class Recorder:
             The step's record: seconds, CPU seconds and NFE filled in when the block ends.
         """
         record = StepRecord(ctx.index, int(ctx.t), 0.0, 0.0)
-        before, device = self.backbone.evaluations, self.backbone.device
+        before, device, observers = self.backbone.evaluations, self.backbone.device, _OBSERVERS.get()
+        for observer in observers:
+            observer.step_started(ctx)
         synchronize(device)
         start, cpu_start = time.perf_counter(), time.process_time()
         yield record
         synchronize(device)
         record.seconds, record.cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         record.nfe = (self.backbone.evaluations - before) / ctx.x.shape[0]
+        for observer in observers:
+            observer.step_ended(record)
 
     def record(self, record: StepRecord, pred: Prediction) -> None:
         """Keeps a timed step's record with the energy of its x0_hat (the method's where it computed it, else measured

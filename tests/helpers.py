@@ -1,6 +1,10 @@
 """Energies, classifiers and shortcuts shared by the tests of the sampling loop and the methods (tiny SD components)."""
 from __future__ import annotations
 
+import json
+import socket
+from pathlib import Path
+
 import torch
 
 from guidance.energy import Energy
@@ -84,3 +88,17 @@ def unet_batches(backbone) -> tuple[list[int], object]:
     batches = []
     handle = backbone.unet.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
     return batches, handle
+
+
+def trained_for_real(world: Path, model: str) -> bool:
+    """False for a model the smoke config trained (a few steps: its outputs mean nothing)."""
+    manifest = world / "manifest.json"
+    entry = json.loads(manifest.read_text()).get(model, {}) if manifest.exists() else {}
+    return entry.get("config_name", "full") != "smoke"
+
+
+def free_port() -> int:
+    """A TCP port of this machine that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from app_fixtures import app_url, trained_for_real, world_path  # noqa: F401  (fixtures)
+from helpers import trained_for_real
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -123,6 +123,12 @@ def test_control_tab_takes_a_ready_map_with_a_face_on_top(client: Client) -> Non
 def test_solvers_tab_spends_one_model_call_per_step_and_sample(client: Client) -> None:
     summary = client.predict(nfe=6, guidance="plain", api_name="/solvers")[1]
     assert {label: stats["nfe"] for label, stats in summary.items()} == dict.fromkeys(TABS["solvers"].selected, 6.0)
+    assert {stats["options"]["grid"] for stats in summary.values()} == {"quadratic"}  # the tab's default grid, for every solver
+
+
+def test_solvers_tab_gives_every_solver_the_chosen_grid(client: Client) -> None:
+    summary = client.predict(nfe=4, guidance="plain", grid="logsnr", api_name="/solvers")[1]
+    assert {stats["options"]["grid"] for stats in summary.values()} == {"logsnr"}
 
 
 @pytest.mark.parametrize("task, method", [("face", "figd"), ("classes", "atg+gfcg")])
@@ -211,7 +217,7 @@ def test_values_no_slider_sends_get_a_readable_error(client: Client, api_name: s
 
 def wait_for_steps(job, timeout: float = 60) -> str:
     """Until the job reports sampling steps (not loading); returns the progress description."""
-    deadline, desc = time.monotonic() + timeout, ""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         progress = job.status().progress_data
         if progress and progress[0].unit == "steps" and progress[0].index:

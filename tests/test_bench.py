@@ -12,10 +12,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from helpers import free_port
+from tiny_sd import tiny_autoencoder, tiny_nets
 
 from guidance.bench import cli, frechet_distance, roc_auc
-from guidance.bench.common import ROW_KEYS, VERDICTS, Options, goal
+from guidance.bench.common import ROW_KEYS, VERDICTS, Options, goal, goal_over, goal_told
 from guidance.bench.metrics import diversity, frechet_from_moments, per_sample_rmse
 from guidance.bench.report import goals_table, verdict_counts, write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
@@ -39,51 +40,6 @@ TINY_PLANS = {
                         task_steps=2, style_first=3),
 }
 DOCUMENT_KEYS = {"suite", "backbone", "device", "machine", "rows"}
-
-
-def tiny_unet():
-    """A latent UNet like the embedded world's (4 x 16 x 16), tiny."""
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
-    )  # fmt: skip
-
-
-def tiny_nets():
-    from guidance.worlds.embedded.nets import AttributeEvaluator, Classifier, FaceDetectorNet, FaceEmbedder, StyleNet
-
-    detector = FaceDetectorNet((8, 16))
-    torch.nn.init.constant_(detector.head.bias, 10.0)  # always "a face": the energies need a box
-    return {"classifier": Classifier((8, 16)), "evaluator": AttributeEvaluator((8, 16)), "face_embedder": FaceEmbedder((8, 16), 16), "face_detector": detector,
-            "style_net": StyleNet((8, 16))}
-
-
-@pytest.fixture(scope="session")
-def tiny_world_path(tmp_path_factory):
-    """An embedded-world folder with random tiny networks (attention only at 16x16, so sampling is fast)."""
-    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler
-
-    from guidance.worlds.embedded import FILES, LABEL_EMBEDDING
-    from guidance.worlds.embedded.build.realism import write_realism_reference
-    from guidance.worlds.embedded.build.config import SCHEDULE, vae_config
-    from guidance.worlds.embedded.nets import save_net
-
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny_world")
-    unet = tiny_unet()
-    for name, model in (("unet", unet), ("guide_unet", tiny_unet())):
-        model.save_pretrained(root / name)
-        save_file({"weight": torch.randn(11, 16)}, str(root / name / LABEL_EMBEDDING))
-    AutoencoderKL(**vae_config((8, 16, 16), 4, 4)).save_pretrained(root / "vae")
-    ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 8)).save_pretrained(root / "controlnet")
-    DDIMScheduler(**SCHEDULE).save_pretrained(root / "scheduler")
-    for name, net in tiny_nets().items():
-        save_net(net, root / FILES[name])
-    write_realism_reference(root)
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +93,9 @@ def test_roc_auc_and_diversity():
     assert diversity(feats, torch.tensor([0, 0, 1, 1])) == pytest.approx(2.5)
 
 
-@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers", "profile", "preview", "presets", "memory"])
+# world and presets run the longest suites (slow: about 10 s each on a shared 2-core CPU)
+@pytest.mark.parametrize("suite", [pytest.param("world", marks=pytest.mark.slow), "figd", "dsg", "gfcg", "solvers", "profile", "preview",
+                                   pytest.param("presets", marks=pytest.mark.slow), "memory"])  # fmt: skip
 def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, tmp_path, capsys):
     out = tmp_path / "out.json"
     argv = [suite, "--quick", "--world", str(tiny_world_path), "--json", str(out), "--plots", str(tmp_path / "plots"), "--grid", str(tmp_path / "grid.png")]
@@ -168,8 +126,10 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         assert timing_goal["n"] == 1 and timing_goal["over"] == "rounds" and timing_goal["verdict"] == "undecided"  # one round: no interval
         assert next(g for g in data["goals"] if "energy" in g["goal"])["n"] == 2  # two images, paired
     if suite == "memory":
-        assert [r["method"] for r in data["rows"]] == list(memory.RUNS) and all(r["peak_total_mb"] >= r["peak_mem_mb"] for r in data["rows"])
-        assert data["goals"][0]["goal"] == "FreeDoM's peak with checkpointing vs without" and "checkpointing:" in data["notes"][0]
+        assert [r["method"] for r in data["rows"]] == ["unguided (cfg)", *memory.GUIDED]
+        assert all(r["peak_total_mb"] >= r["peak_mem_mb"] for r in data["rows"]) and {r["task"] for r in data["rows"][1:]} == {"face"}
+        assert [g["goal"] for g in data["goals"]][:2] == ["FreeDoM's peak with checkpointing vs without", "DPS's peak with checkpointing vs without"]
+        assert "over the unguided step's" in data["notes"][0] and any(note.startswith("FIGD:") for note in data["notes"])
     if suite == "profile":  # FreeDoM's step has a denoiser backward, FIGD's has none; both differentiate the decoder
         by = {r["method"]: r for r in data["rows"]}
         assert by["face freedom"]["denoiser_bwd"] > 0 and by["face figd"]["denoiser_bwd"] == 0
@@ -208,40 +168,50 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
     assert "| goal | target | measured | 95% interval | n | verdict |" in written or not data["goals"]
 
 
-def test_goal_without_samples_keeps_its_old_call_and_reports_n():
-    old = goal("speed-up", ">= 2x", 2.5, True, "x")
+def test_a_told_goal_reports_its_verdict_and_n():
+    old = goal_told("speed-up", ">= 2x", 2.5, True, "x")
     assert old["interval"] is None and old["met"] and old["verdict"] == "met" and old["n"] is None and old["measured"] == "2.5x"
-    told = goal("accuracy", ">= 0.9", 0.8, False, n=120)
+    told = goal_told("accuracy", ">= 0.9", 0.8, False, n=120)
     assert told["verdict"] == "not met" and told["n"] == 120 and told["over"] == "samples"
+    assert goal_told("fd", "<= 3", 2.0, True, n=10, indicative=True)["verdict"] == "indicative"
+
+
+def test_goal_over_samples_is_undecided_while_its_interval_spans_the_bar_and_writes_its_target_from_the_bar():
+    rng = np.random.default_rng(3)
+    wide, narrow = rng.normal(1.02, 0.3, 10), rng.normal(1.2, 0.05, 200)
+    assert goal_over("g", wide, 1.0, higher_is_better=True)["verdict"] == "undecided"
+    decided = goal_over("g", narrow, 1.0, higher_is_better=True)
+    assert decided["verdict"] == "met" and decided["met"] and decided["n"] == 200 and decided["interval"][0] > 1.0
+    assert float(decided["measured"]) == pytest.approx(narrow.mean(), rel=1e-3) and decided["target"] == ">= 1"
+    assert goal_over("g", narrow, 1.0)["verdict"] == "not met"
+    pairs = np.stack([narrow, narrow / 2], axis=1)  # the first twice the second, sample by sample
+    ratio = goal_over("g", pairs, 1.5, "x", statistic=ratio_of_means, over="seeds")
+    assert ratio["measured"] == "2x" and ratio["interval"] == pytest.approx([2.0, 2.0]) and ratio["verdict"] == "not met"
+    assert ratio["target"] == "<= 1.5x" and goal_over("g", narrow, 0.0, "%", strict=True, context="plain: 3")["target"] == "< 0% (plain: 3)"
+    assert goal_over("g", [0.5], 1.0)["verdict"] == "undecided"  # one sample: no interval
+    assert goal_over("g", narrow, 1.0, indicative=True)["verdict"] == "indicative"
+
+
+def test_goal_takes_either_form_and_refuses_a_target_that_is_not_its_bars():
+    assert goal("g", ">= 2x", 2.5, True, "x") == goal_told("g", ">= 2x", 2.5, True, "x")
+    narrow = np.random.default_rng(3).normal(1.2, 0.05, 50)
+    assert goal("g", ">= 1x", unit="x", samples=narrow, bar=1.0, higher_is_better=True)["verdict"] == "met"
     with pytest.raises(ValueError):
         goal("no verdict", ">= 1", 1.0)
     with pytest.raises(ValueError):
         goal("two verdicts", ">= 1", met=True, samples=[1.0, 2.0], bar=1.0)
-
-
-def test_goal_over_samples_is_undecided_while_its_interval_spans_the_bar():
-    rng = np.random.default_rng(3)
-    wide, narrow = rng.normal(1.02, 0.3, 10), rng.normal(1.2, 0.05, 200)
-    assert goal("g", ">= 1", samples=wide, bar=1.0, higher_is_better=True)["verdict"] == "undecided"
-    decided = goal("g", ">= 1", samples=narrow, bar=1.0, higher_is_better=True)
-    assert decided["verdict"] == "met" and decided["met"] and decided["n"] == 200 and decided["interval"][0] > 1.0
-    assert float(decided["measured"]) == pytest.approx(narrow.mean(), rel=1e-3)
-    assert goal("g", "<= 1", samples=narrow, bar=1.0)["verdict"] == "not met"
-    pairs = np.stack([narrow, narrow / 2], axis=1)  # the first twice the second, sample by sample
-    ratio = goal("g", "<= 1.5x", unit="x", samples=pairs, bar=1.5, statistic=ratio_of_means, over="seeds")
-    assert ratio["measured"] == "2x" and ratio["interval"] == pytest.approx([2.0, 2.0]) and ratio["verdict"] == "not met"
-    assert goal("g", "<= 1", samples=[0.5], bar=1.0)["verdict"] == "undecided"  # one sample: no interval
-    assert goal("g", "<= 1", samples=narrow, bar=1.0, indicative=True)["verdict"] == "indicative"
+    with pytest.raises(ValueError, match="not the bar's"):
+        goal("g", ">= 2", samples=narrow, bar=1.0, higher_is_better=True)
 
 
 def test_goals_table_shows_interval_n_and_verdict_and_reads_old_documents():
-    new = goal("g", ">= 1", samples=[1.1, 1.2, 1.3], bar=1.0, higher_is_better=True, unit="x", over="rounds")
+    new = goal_over("g", [1.1, 1.2, 1.3], 1.0, "x", higher_is_better=True, over="rounds")
     old = {"goal": "old", "target": "<= 5 s", "measured": "4 s", "met": True}
     lines = goals_table([new, old]).splitlines()
     assert lines[0] == "| goal | target | measured | 95% interval | n | verdict |"
     low, high = new["interval"]
-    assert lines[2] == f"| g | >= 1 | 1.2x | [{low:.4g}, {high:.4g}]x | 3 rounds | met |" and lines[3] == "| old | <= 5 s | 4 s |  |  | met |"
-    assert verdict_counts([new, old, goal("u", "<= 1", samples=[0.5], bar=1.0)]) == "2 met, 1 undecided (of 3)"
+    assert lines[2] == f"| g | >= 1x | 1.2x | [{low:.4g}, {high:.4g}]x | 3 rounds | met |" and lines[3] == "| old | <= 5 s | 4 s |  |  | met |"
+    assert verdict_counts([new, old, goal_over("u", [0.5], 1.0)]) == "2 met, 1 undecided (of 3)"
 
 
 def test_solvers_reference_ends_where_each_solver_ends(tiny_world_path):
@@ -271,7 +241,6 @@ def test_sd_plans_and_timing_rows_on_tiny_sd(tiny_sd_world, monkeypatch):
 
 def test_gpu_suite_path_runs_on_a_cpu_at_tiny_size(tiny_sd_world):
     """With a guide model (the UNet itself, as on sd15-random) and a tiny decoder, as the gpu suite's world has."""
-    from test_speed import tiny_autoencoder
 
     backbone = copy.copy(tiny_sd_world.backbone)
     backbone.guide_unet, backbone.has_guide_model, backbone.tiny_decoder = backbone.unet, True, tiny_autoencoder().eval()
@@ -296,7 +265,16 @@ def test_char_tokenizer_pads_to_clip_length():
 
 
 def test_every_suite_is_registered():
-    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview", "presets", "memory", "load"}
+    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview", "presets", "memory", "load", "families"}
+
+
+def test_families_suite_compares_each_method_with_unguided_on_every_family(monkeypatch):
+    from guidance.bench.suites import families
+
+    monkeypatch.setitem(families.PLANS, "quick", families.Plan(seeds=2, steps=3))
+    output = families.run(None, Options(quick=True))
+    assert {(r["family"], r["method"]) for r in output.rows} == {(f, m) for f in families.FAMILIES for m in families.METHODS}
+    assert all(g["n"] == 2 and g["interval"] is not None for g in output.goals)
 
 
 def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_rows(tiny_sd_world, monkeypatch):
@@ -309,7 +287,6 @@ def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_row
 
 
 def test_profile_figd_plan_times_freedom_against_figd_with_both_decoders_in_rounds(tiny_sd_world, monkeypatch):
-    from test_speed import tiny_autoencoder
 
     backbone = copy.copy(tiny_sd_world.backbone)
     backbone.tiny_decoder = tiny_autoencoder().eval()
@@ -354,6 +331,7 @@ TIMES = {"seconds_per_image", "cpu_seconds_per_image", "ms_per_step", "peak_mem_
 RUN = {"machine", "created", "wall_seconds", "command", "processes", "images"}  # how a run went, and where it wrote
 
 
+@pytest.mark.slow
 def test_solvers_from_two_processes_give_the_json_and_grid_of_one(tiny_world_path, tmp_path, monkeypatch):
     """torchrun on gloo: the batches are shared, rank 0 writes; the figures equal one process's, timings aside."""
     import os
@@ -381,14 +359,6 @@ def test_solvers_from_two_processes_give_the_json_and_grid_of_one(tiny_world_pat
     without = lambda data: {k: v for k, v in data.items() if k not in RUN} | {"rows": [{k: v for k, v in r.items() if k not in TIMES} for r in data["rows"]]}  # noqa: E731
     assert without(one) == without(two)
     assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_load_suite_serves_the_app_to_a_small_crowd_a_soak_and_stops(tmp_path, monkeypatch):

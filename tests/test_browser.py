@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from app_fixtures import app_url, world_path  # noqa: F401  (fixtures)
 
+pytestmark = pytest.mark.slow  # a browser
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,6 +1,6 @@
 """A run depends on its own inputs only: not on the methods that ran before it in a request, nor on earlier requests.
 
-Every tab runs on the embedded world (tests/app_fixtures.py: world_path) at 5 steps and 1 sample. Its face detector
+Every tab runs on the embedded world (tests/conftest.py: world_path) at 5 steps and 1 sample. Its face detector
 is wrapped so that the box it finds moves with the image: a box kept from another image, or from another run,
 changes the crop, and so the images and the ID distance.
 """
@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from app_fixtures import world_path  # noqa: F401  (fixture)
 from PIL import Image
 
 from guidance.energy import Box, FaceDetector
@@ -44,7 +43,7 @@ class MovingBox:
 
 
 @pytest.fixture(scope="module")
-def world(world_path: Path) -> World:  # noqa: F811
+def world(world_path: Path) -> World:
     from guidance.worlds.embedded import load_world
 
     loaded = load_world(world_path)

@@ -116,6 +116,34 @@ def private_imports(paths: dict[str, Path]) -> list[str]:
     return found
 
 
+def patches(path: Path) -> list[str]:
+    """Where a file changes the project's code from outside: `setattr` / `delattr` (but `object.__setattr__`, a frozen
+    dataclass setting its own field), and assignments to an attribute of a module or name imported from the project
+    (`sampling.Recorder.timed = ...`, `Recorder.timed = ...`)."""
+    tree, found = ast.parse(path.read_text()), []
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            relative = isinstance(node, ast.ImportFrom) and node.level > 0
+            for alias in node.names:
+                origin = alias.name if isinstance(node, ast.Import) else node.module or ""
+                if relative or origin.split(".")[0] in (*PACKAGES, "app"):
+                    imported.add((alias.asname or alias.name).split(".")[0])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr"):
+            found.append(f"{path.name}:{node.lineno} {node.func.id}")
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        while any(isinstance(target, (ast.Tuple, ast.List)) for target in targets):  # a, b = ...: each of them
+            targets = [part for target in targets for part in (target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target])]
+        for target in targets:
+            root = target
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if target is not root and isinstance(root, ast.Name) and root.id in imported:
+                found.append(f"{path.name}:{node.lineno} assigns {ast.unparse(target)}")
+    return found
+
+
 def test_no_import_cycles() -> None:
     assert not cycles(GRAPH)
 
@@ -129,6 +157,10 @@ def test_the_checks_can_fail(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text("from guidance.sampling import sample\nfrom .sampling import _finish\n")
     assert private_imports({"guidance.probe": probe}) == ["guidance.probe imports guidance.sampling._finish"]
+    probe.write_text("import guidance.sampling as sampling\nfrom guidance.recording import Recorder\nfrom torch import nn\n"
+                     "sampling.mean_and_sigma = None\nRecorder.timed, x = None, 1\nsetattr(Recorder, 'run', None)\nnn.x = 1\n"
+                     "object.__setattr__(Recorder, 'x', 1)\n")  # fmt: skip
+    assert sorted(patches(probe)) == ["probe.py:4 assigns sampling.mean_and_sigma", "probe.py:5 assigns Recorder.timed", "probe.py:6 setattr"]
 
 
 def test_the_library_imports_neither_the_playground_nor_the_tools() -> None:
@@ -139,9 +171,14 @@ def test_the_playground_imports_neither_the_benchmarks_nor_the_app() -> None:
     assert not reaches(lambda a: within(a, PLAYGROUND), lambda b: within(b, "guidance.bench") or b == "app")
 
 
-def test_nothing_at_runtime_imports_the_embedded_build_pipeline() -> None:
-    runtime = lambda a: not within(a, BUILD) and not any(within(a, tool) for tool in TOOLS)  # noqa: E731
-    assert not reaches(runtime, lambda b: within(b, BUILD))
+def test_nothing_outside_the_build_pipeline_imports_it_the_benchmarks_included() -> None:
+    assert not reaches(lambda a: not within(a, BUILD), lambda b: within(b, BUILD))
+
+
+def test_no_module_patches_the_library_outside_the_tests() -> None:
+    """Tools measure through the library's seams (guidance.recording.observing, a wrapping backbone or method, torch's
+    hooks): no module outside tests/ sets attributes on the project's modules, classes or objects from outside."""
+    assert not [found for path in MODULES.values() for found in patches(path)]
 
 
 def test_conditions_use_only_guidance_public_types() -> None:

@@ -10,10 +10,11 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "docs" / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_four_lessons():
-    assert [p.stem.split("-")[0] for p in NOTEBOOKS] == ["1", "2", "3", "4"]
+def test_there_are_five_lessons():
+    assert [p.stem.split("-")[0] for p in NOTEBOOKS] == ["1", "2", "3", "4", "5"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_and_draws(path: Path, monkeypatch) -> None:
     monkeypatch.setenv("GUIDANCE_NOTEBOOK_QUICK", "1")

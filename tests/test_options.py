@@ -1,9 +1,12 @@
-"""Options and task inputs declared once: a new method option is one class (its declaration reaches Settings, LIMITS,
-build_method and the app's tab), a new task with a new kind of input is one spec and one energy (it runs through
-run_task, and its tab has the input's widget)."""
+"""Options and task inputs declared once: a new method option is written in one file, its part's (its declaration reaches
+Settings, LIMITS, build_method and the app's tab), a new task with a new kind of input is one spec and one energy (it
+runs through run_task, and its tab has the input's widget)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,8 @@ from torch import Tensor
 import app
 from guidance.energy import Energy
 from guidance.errors import MethodConfigError
-from guidance.methods import LIMITS, OPTIONS, Bound, FreeDoM, Option, Settings, build_method, register_method, unregister_method
+from guidance.methods import OPTIONS, Option, Settings, build_method
+from guidance.methods.settings import declared
 from guidance.playground.app_handlers import ExampleCache, make_run, make_sweep, make_sweep_command, request_from
 from guidance.playground.launcher import WorldRegistry
 from guidance.playground.stops import Stops
@@ -24,47 +28,50 @@ from guidance.playground.tasks import SPECS, TaskInput, TaskRequest, TaskSpec, p
 from guidance.playground.widgets import common_inputs, method_inputs, task_inputs
 from guidance.worlds import World
 
-# ----------------------------------------------------------------------------- a new method option: one class
+ROOT = Path(__file__).resolve().parents[1]
+
+# ----------------------------------------------------------------------------- a new method option: one file
+
+TOY = 'TOY = Option("dsg_toy_gain", 1.0, Bound(0, 4, slider=(0, 2)), param="toy_gain", label="Toy gain", step=0.1, group="gradient")'
+# What guidance/methods/dsg.py holds, and what a new option (a gain on DSG's rate) makes of it: its declaration, its
+# constructor parameter, its use in the step and its report. Nothing else changes anywhere.
+TOY_EDITS = (
+    ("\n\nclass DSG(Configurable):", f"\n{TOY}\n\n\nclass DSG(Configurable):"),
+    ("options = (RATE, INTERVAL)", "options = (RATE, INTERVAL, TOY)"),
+    ("interval: int = INTERVAL.default):", "interval: int = INTERVAL.default, toy_gain: float = TOY.default):\n        self.toy_gain = TOY.checked(toy_gain)"),
+    ("min(1.0, weight * self.rate)", "min(1.0, weight * self.rate * self.toy_gain)"),
+    ('"dsg_interval": self.interval}', '"dsg_interval": self.interval, "dsg_toy_gain": self.toy_gain}'),
+)  # fmt: skip
 
 
-class Toy(FreeDoM):
-    """FreeDoM with one more option, declared here and nowhere else: a gain on the step size."""
-
-    name = "toy"
-    options = (*FreeDoM.options, Option("toy_gain", 1.0, Bound(0, 4, slider=(0, 2)), label="Toy gain", step=0.1, group="gradient"))
-
-    def __init__(self, *args, toy_gain: float = 1.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.toy_gain = toy_gain
-
-    def weight(self, ctx) -> float:
-        return self.toy_gain
-
-    def describe(self) -> dict:
-        return {**super().describe(), "toy_gain": self.toy_gain}
-
-
-@pytest.fixture
-def toy_method() -> Iterator[type[Toy]]:
-    register_method("toy", Toy)
-    try:
-        yield Toy
-    finally:
-        unregister_method("toy")
-    assert "toy_gain" not in LIMITS and "toy_gain" not in OPTIONS and not hasattr(Settings(), "toy_gain")
+@pytest.mark.slow
+def test_a_new_option_written_in_its_part_alone_reaches_settings_build_method_the_tab_and_the_run(tmp_path):
+    """A copy of the repository with one more option written into dsg.py alone; tests/one_file_option.py checks there
+    that it reaches LIMITS, Settings, build_method, the tab's slider, the request and the run."""
+    copy = tmp_path / "repo"
+    for folder in ("guidance", "conditions", "tests"):
+        shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for file in ("app.py", "pyproject.toml"):
+        shutil.copy(ROOT / file, copy / file)
+    (copy / "assets").symlink_to(ROOT / "assets")
+    dsg = copy / "guidance" / "methods" / "dsg.py"
+    text = dsg.read_text()
+    for old, new in TOY_EDITS:
+        assert text.count(old) == 1, f"the toy option's edit no longer applies to guidance/methods/dsg.py: {old!r}"
+        text = text.replace(old, new)
+    dsg.write_text(text)
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/one_file_option.py"]
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "dsg_toy_gain" not in OPTIONS  # the option lives in the copy alone
 
 
-def test_a_declared_option_reaches_the_limits_the_settings_and_the_constructor(toy_method):
-    assert LIMITS["toy_gain"] == Bound(0, 4, slider=(0, 2))
-    assert Settings().toy_gain == 1.0 and Settings(toy_gain=2.5).toy_gain == 2.5
-    assert replace(Settings(scale=0.1), toy_gain=3.0).toy_gain == 3.0
-    with pytest.raises(MethodConfigError, match=r"toy_gain must lie in \[0, 4\], got 5"):
-        Settings(toy_gain=5.0)
-    method = build_method("toy+dsg", Settings(toy_gain=2.5, scale=0.3, dsg_rate=0.2, repeats=2))
-    assert isinstance(method, Toy) and method.toy_gain == 2.5 and method.scale == 0.3
-    assert method.dsg.rate == 0.2 and method.time_travel.repeats == 2
-    with pytest.raises(MethodConfigError, match="exists already"):
-        register_method("freedom", Toy)
+def test_an_option_declared_twice_differently_is_refused():
+    same = Option("gain", 1.0)
+    assert declared([same, same]) == {"gain": same}  # two parts may share one declaration (TINY_DECODER)
+    with pytest.raises(MethodConfigError, match="'gain' is declared twice, differently"):
+        declared([same, Option("gain", 2.0)])
 
 
 def test_the_shipped_options_are_what_the_constructors_were_given_by_hand():
@@ -172,17 +179,3 @@ def test_the_new_input_has_its_widget_in_the_tab_and_its_value_reaches_the_reque
         assert request.values == {"brightness": -0.25} and request.steps == 4 and request.methods == ["plain", "freedom"]
         with pytest.raises(MethodConfigError, match="target brightness"):
             request_from(task, tab_values(task, brightness=3))
-
-
-def test_a_declared_option_has_its_slider_in_the_tab_of_a_task_offering_the_method(toy_method, tmp_path, world):
-    with registered(brightness_task(("plain", "toy", "toy+dsg"))) as task:
-        sliders = widgets_of(built_tab(task, tmp_path), gr.Slider)
-        assert sliders["Toy gain"].value == 1.0 and (sliders["Toy gain"].minimum, sliders["Toy gain"].maximum) == (0, 2)
-        assert {"Time-travel repeats", "DSG interval (guide every n steps)", "Guidance strength (x each method's preset)"} <= set(sliders)
-        request = request_from(task, tab_values(task, toy_gain=1.5, brightness=0.8, steps=2, eta=1.0))
-        assert request.settings.toy_gain == 1.5
-        with pytest.raises(MethodConfigError, match="toy_gain must lie in"):
-            request_from(task, tab_values(task, toy_gain=9))
-        options = {label: result.options for label, result in run_task(world, replace(request, methods=["toy"])).results}
-        assert options["toy"]["toy_gain"] == 1.5
-    assert not any(task.name == "brightness" for task in SPECS)

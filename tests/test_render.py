@@ -1,12 +1,12 @@
-"""Tests of the procedural face renderer (guidance.worlds.embedded.build.render) and its dataset (guidance.worlds.embedded.build.dataset)."""
+"""Tests of the procedural face renderer (guidance.worlds.embedded.renderer.render) and its dataset (guidance.worlds.embedded.renderer.dataset)."""
 
 import numpy as np
 import pytest
 
-from guidance.worlds.embedded.build.dataset import (
+from guidance.worlds.embedded.renderer.dataset import (
     SPLIT_ID_RANGES, class_of, identity_for_class, identity_from_id, make_dataset, nuisance_from_seed
 )  # fmt: skip
-from guidance.worlds.embedded.build.render import render
+from guidance.worlds.embedded.renderer.render import render
 from guidance.worlds.embedded.vocabulary import CLASS_NAMES, CONFUSABLE_PAIRS
 
 
@@ -102,7 +102,7 @@ def test_train_and_heldout_identities_disjoint():
 
 
 def test_attributes_follow_the_identity_and_the_nuisance():
-    from guidance.worlds.embedded.build.dataset import attributes_of
+    from guidance.worlds.embedded.renderer.dataset import attributes_of
     from guidance.worlds.embedded.vocabulary import ATTRIBUTES, UNSEEN
 
     _, labels, ids, attributes = make_dataset(60, seed=4)

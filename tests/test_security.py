@@ -46,7 +46,7 @@ def test_the_sweep_command_quotes_file_names_and_prompts(tmp_path: Path, evil: s
 
 def test_the_apps_sweep_command_quotes_what_a_visitor_typed_and_uploaded(app_url: str, tmp_path: Path) -> None:  # noqa: F811
     canary = tmp_path / "ran"
-    prompt = "$(touch {canary}); `touch {canary}`\ntouch {canary}".format(canary=canary)
+    prompt = f"$(touch {canary}); `touch {canary}`\ntouch {canary}"
     upload = tmp_path / f"face $(touch {canary.name}) `x`; y.png"
     upload.write_bytes((app.EXAMPLES / "face_blond.png").read_bytes())
     command = Client(app_url, verbose=False).predict(condition=prompt, reference=handle_file(str(upload)), sweep_setting="scale",

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import free_port
 from PIL import Image
-from test_bench import tiny_world_path  # noqa: F401  (fixture)
 
 from guidance.errors import MethodConfigError
 from guidance.playground.tasks import sweep
@@ -30,7 +30,7 @@ TINY = ["face", "--methods", "freedom,figd", "--setting", "scale", "--values", "
 
 
 @pytest.fixture(scope="module")
-def tiny_world(tiny_world_path):  # noqa: F811
+def tiny_world(tiny_world_path):
     from guidance.worlds.embedded import load_world
 
     return load_world(tiny_world_path)
@@ -126,7 +126,8 @@ def test_the_command_a_sweep_names_gives_back_its_inputs():
     assert (args.methods, args.setting, args.values, args.seeds, args.out) == ("freedom,figd+dsg", "dsg_rate", "0.05:0.2:4", "8:24", Path("runs/x y"))
 
 
-def test_two_processes_give_the_same_sweep_and_figures_as_one(tiny_world_path, tmp_path):  # noqa: F811
+@pytest.mark.slow
+def test_two_processes_give_the_same_sweep_and_figures_as_one(tiny_world_path, tmp_path):
     argv = [*TINY, "--world", str(tiny_world_path)]
     threads = torch.get_num_threads()
     try:
@@ -143,11 +144,3 @@ def test_two_processes_give_the_same_sweep_and_figures_as_one(tiny_world_path, t
     for figure in ("grid.png", "curves.png"):
         assert (tmp_path / "one" / figure).read_bytes() == (tmp_path / "two" / figure).read_bytes()
     assert "on 2 process(es)" in done.stdout
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

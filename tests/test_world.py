@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from guidance.errors import MethodConfigError, WeightsUnavailableError
 from guidance.worlds.embedded import ASSETS, FILES, REQUIRED, STYLE_ANGLES, load_world
-from guidance.worlds.embedded.build.dataset import make_dataset
+from guidance.worlds.embedded.renderer.dataset import make_dataset
 from guidance.worlds.embedded.build.data import blur, negatives
 from guidance.worlds.embedded.build.train import run_stage
 from guidance.worlds.embedded.vocabulary import ATTRIBUTES, CLASS_NAMES

@@ -1,15 +1,18 @@
 """`python -m guidance.bench SUITE ...`: run a suite, write its JSON (and plots), print a table.
 
-    python -m guidance.bench SUITE [--backbone embedded|sd15-random|sd15] [--device cpu|cuda] [--seeds N]
+    python -m guidance.bench SUITE [--backbone embedded|sd15-random|sdxl-random|sd3-random|sd15] [--device cpu|cuda] [--seeds N]
                                    [--quick] --json PATH [--plots DIR] [--world PATH] [--grid PNG]
-                                   [--size PX] [--threads N] [--plan NAME]
+                                   [--size PX] [--threads N] [--plan NAME] [--grids G,...|all] [--data D]
     python -m guidance.bench report JSON... [--out docs/benchmarks.md] [--figures docs/figures]
 
 SUITE is one of world, figd, dsg, gfcg, solvers, gpu, profile (where a step's time goes, part by part), presets,
-preview, memory (FreeDoM's peak memory with and without gradient checkpointing), load (the app under a crowd, a
-soak of runs and Stop). --quick is the reduced configuration (minutes on a CPU
+preview, memory (each gradient method's peak memory against an unguided step, with and without gradient checkpointing),
+load (the app under a crowd, a soak of runs and Stop), families (each method against unguided on tiny SD, SDXL and SD 3).
+--quick is the reduced configuration (minutes on a CPU
 for the embedded world; docs/benchmark-notes.md has the times); sd15-random is the SD 1.5 architecture with random weights
-(timing only) at --size pixels (default 512 on CUDA, 128 on a CPU, where its plans also take fewer steps).
+(timing only) at --size pixels (default 512 on CUDA, 128 on a CPU, where its plans also take fewer steps); sdxl-random
+and sd3-random are SDXL's and SD 3 medium's denoisers and VAEs at their real sizes with random weights, as guided
+pipelines (guidance.bench.family_random; --size default 1024 on CUDA, 256 on a CPU).
 --plan picks one of a suite's named plans instead of --quick's or the full one (profile: figd-sd, FIGD against
 FreeDoM per step on sd15-random with the full VAE and the tiny decoder). On a CPU that other processes share, set OMP_WAIT_POLICY=PASSIVE in the environment: spinning OpenMP
 threads then stop stalling each other (it must be set before Python starts; the JSON records it).
@@ -38,6 +41,7 @@ from guidance.bench.machine import describe_machine
 from guidance.bench.plots import plot
 from guidance.bench.suites import SUITES
 from guidance.errors import GuidanceError
+from guidance.schedulers.grids import GRIDS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,10 +57,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, default=None, help="folder for PNG plots")
     p.add_argument("--world", type=Path, default=None, help="the embedded world's folder (default assets/world)")
     p.add_argument("--grid", type=Path, default=None, help="world and solvers suites: write a sample grid here")
-    p.add_argument("--size", type=int, default=None, help="sd15-random: image size in pixels")
+    p.add_argument("--size", type=int, default=None, help="sd15-random, sdxl-random, sd3-random: image size in pixels")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--plan", default=None, help="one of the suite's named plans (default: --quick's, or the full one)")
+    p.add_argument("--grids", type=time_grids, default=None,
+                   help=f"solvers: shared time grids, comma-separated, or 'all' ({', '.join(GRIDS)})")
+    p.add_argument("--data", choices=("embedded", "mixture"), default="embedded",
+                   help="solvers: the backbone's world, or a Gaussian mixture with an exact denoiser")
     return p
+
+
+def time_grids(text: str) -> tuple[str, ...]:
+    """--grids: names of GRIDS, comma-separated, or "all".
+
+    Args:
+        text: the option's value.
+
+    Raises:
+        argparse.ArgumentTypeError: an unknown name.
+    """
+    names = GRIDS if text == "all" else tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in GRIDS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown grid(s) {unknown}; known: {', '.join(GRIDS)} or all")
+    return names
 
 
 def document(
@@ -77,8 +101,12 @@ def document(
     if opts.backbone == "sd15-random":
         notes.insert(0, f"sd15-random: the SD 1.5 architecture at its real sizes with random weights, {image_size} px, "
                         f"on {opts.device}: right for timing, not for quality (quality figures are not computed)")  # fmt: skip
+    if opts.backbone in loading.FAMILY_RANDOM:
+        notes.insert(0, f"{opts.backbone}: the denoiser and VAE at their published sizes with random weights and small text encoders "
+                        f"of the published widths (guidance.bench.family_random), {image_size} px, on {opts.device}: right for "
+                        "memory and timing, not for quality")  # fmt: skip
     return {
-        "suite": suite, "backbone": opts.backbone, "device": opts.device, "machine": machine,
+        "suite": suite, "backbone": "mixture" if opts.data == "mixture" else opts.backbone, "data": opts.data, "device": opts.device, "machine": machine,
         "quick": opts.quick, "plan": opts.plan_name, "image_size": image_size, "command": command(argv),
         "processes": distributed.processes(), "created": datetime.datetime.now().isoformat(timespec="seconds"), "wall_seconds": seconds,
         "config": output.config, "goals": output.goals, "notes": notes, "images": output.images, "rows": output.rows,
@@ -105,7 +133,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         BenchUnavailable, GuidanceError: with a readable message.
     """
     module = SUITES[args.suite]
-    opts = Options(args.backbone, args.device, args.quick, args.seeds, args.size, args.world, args.grid, args.plan)
+    opts = Options(args.backbone, args.device, args.quick, args.seeds, args.size, args.world, args.grid, args.plan, args.grids, args.data)
+    if (opts.data == "mixture" or opts.time_grids) and not getattr(module, "GRIDS_AND_DATA", False):
+        raise BenchUnavailable(f"--grids and --data mixture are the solvers suite's; {args.suite} has neither")
     if opts.plan_name is not None:
         opts.plan(module.PLANS)  # an unknown plan fails before the world loads
     if hasattr(module, "check"):

@@ -34,6 +34,7 @@ ROW_KEYS = (
     "fd", "fd_floor", "accuracy", "id_distance", "edge_f1", "roc_auc",
 )  # fmt: skip
 REFERENCE_SEED, FD_SEEDS, CONTROL_SEED, ID_SEED = 7, (11, 12), 13, 14  # make_dataset seeds of held-out renders
+WORLD_SPEED_BAR_S = 1.5  # the embedded world's speed: a batch of 4 unguided 25-step samples, decode included, on a 2-core CPU
 FD_VERDICT_SAMPLES = 1000  # fewer samples: a Frechet distance goal is indicative (its sampling noise decides it)
 
 
@@ -54,6 +55,10 @@ class Options:
         world: the embedded world's folder; None: assets/world.
         grid: where the world and solvers suites write a sample grid, or None.
         plan_name: one of the suite's named plans instead of the mode's.
+        time_grids: the solvers suite's shared time grids (guidance.schedulers.grids.GRIDS), or None: each
+            solver's own, as the suite ran before grids.
+        data: "embedded" (the backbone's world) or "mixture" (the solvers suite's Gaussian mixture with an exact
+            denoiser, guidance/bench/mixture.py).
     """
 
     backbone: str = "embedded"
@@ -64,6 +69,8 @@ class Options:
     world: Path | None = None
     grid: Path | None = None
     plan_name: str | None = None
+    time_grids: tuple[str, ...] | None = None
+    data: str = "embedded"
 
     @property
     def embedded(self) -> bool:
@@ -105,7 +112,7 @@ class Rows(list):
         suite: the suite's name, which starts each progress line.
     """
 
-    SHOWN = ("steps", "seconds_per_image", "ms_per_step", "energy", "fd", "accuracy", "edge_f1", "roc_auc")
+    SHOWN = ("steps", "seconds_per_image", "ms_per_step", "energy", "fd", "accuracy", "edge_f1", "roc_auc", "error")
 
     def __init__(self, suite: str):
         super().__init__()
@@ -120,60 +127,63 @@ class Rows(list):
 VERDICTS = ("met", "not met", "undecided", "indicative")
 
 
-def goal(
-    name: str, target: str, measured: float | None = None, met: bool | None = None, unit: str = "", *,
-    n: int | None = None, samples: Sequence | None = None, bar: float | None = None, higher_is_better: bool = False,
-    strict: bool = False, statistic: Callable[[np.ndarray], float] = np.mean, over: str = "samples",
-    indicative: bool = False,
-) -> dict:  # fmt: skip
-    """A goal's verdict with the measured figure, its sample size and, where it has them, its 95% interval.
-
-    Given `met` (no `samples`): the verdict is "met" or "not met" as told; `n` is reported where given. Given
-    `samples` (values, or rows such as pairs) and `bar`: `measured` defaults to `statistic(samples)`, the interval
-    is the percentile bootstrap of `statistic` over the samples (or over timing rounds: `over` names them), and the
-    verdict is "met" when the interval lies wholly on the good side of `bar` (above it when `higher_is_better`;
-    beyond it when `strict`), "not met" when wholly on the other side, "undecided" when it spans the bar or fewer
-    than 2 samples give no interval. `indicative`: a figure reported (with n, and its interval where samples are
-    given) but not decided. `met` in the result is True only for the verdict "met": an undecided goal is not met.
+def goal_told(name: str, target: str, measured: float, met: bool, unit: str = "", *, n: int | None = None,
+              indicative: bool = False) -> dict:  # fmt: skip
+    """A goal whose verdict the suite decides itself: "met" or "not met" as told.
 
     Args:
         name: what is measured, as the report's table shows it.
         target: the goal as text ("<= 1.3x").
-        measured: the figure; with `samples`, default `statistic(samples)`.
-        met: the verdict of a goal without samples.
+        measured: the figure.
+        met: the verdict.
         unit: appended to the measured figure ("x", "%", " s").
-        n: the sample size of a goal without samples.
-        samples: values, or rows such as pairs, that the interval is bootstrapped over.
-        bar: the threshold the interval is read against.
-        higher_is_better, strict: the good side of `bar`, and whether touching it counts.
-        statistic: from the samples to the figure.
-        over: what the samples are ("samples", "rounds").
-        indicative: report without deciding.
+        n: the sample size, where there is one.
+        indicative: report without deciding (verdict "indicative").
 
     Returns:
         The goal as the JSON's `goals` hold it: goal, target, measured, met, verdict, n, over, interval, unit.
+    """
+    found = "indicative" if indicative else "met" if met else "not met"
+    return _goal(name, target, measured, found, unit, n, None, "samples")
 
-    Raises:
-        ValueError: neither `met` nor `samples` with a `bar`, or both.
+
+def goal_over(name: str, samples: Sequence, bar: float, unit: str = "", *, higher_is_better: bool = False, strict: bool = False,
+              statistic: Callable[[np.ndarray], float] = np.mean, over: str = "samples", indicative: bool = False,
+              context: str = "") -> dict:  # fmt: skip
+    """A goal decided over samples: the figure is `statistic(samples)`, its interval the percentile bootstrap of
+    `statistic` over the samples (or over timing rounds: `over` names them); the verdict is "met" when the interval
+    lies wholly on the good side of `bar` (above it when `higher_is_better`; beyond it when `strict`), "not met" when
+    wholly on the other side, "undecided" when it spans the bar or fewer than 2 samples give no interval. The target
+    is the bar as text (">= 2x").
+
+    Args:
+        name: what is measured, as the report's table shows it.
+        samples: values, or rows such as pairs, that the interval is bootstrapped over.
+        bar: the threshold the interval is read against.
+        unit: appended to the bar and the measured figure ("x", "%", " s").
+        higher_is_better, strict: the good side of `bar`, and whether touching it counts.
+        statistic: from the samples to the figure.
+        over: what the samples are ("samples", "rounds").
+        indicative: report the figure and interval without deciding.
+        context: shown after the target, in brackets (a baseline's figure).
+
+    Returns:
+        The goal as `goal_told` returns it, with its interval.
 
     Example:
 
-        goal("EVODiff RMSE over DPM-Solver++'s", "< 1x", unit="x", samples=list(zip(evodiff, dpm)), bar=1.0,
-             strict=True, statistic=ratio_of_means)  # per-sample pairs from the same noise
+        goal_over("EVODiff RMSE over DPM-Solver++'s", list(zip(evodiff, dpm)), 1.0, "x", strict=True,
+                  statistic=ratio_of_means)  # per-sample pairs from the same noise: target "< 1x"
     """
-    interval = None
-    if samples is not None:
-        if bar is None or met is not None:
-            raise ValueError("a goal over samples takes a bar and computes its own verdict")
-        data = np.asarray(samples, dtype=np.float64)
-        n, measured = len(data), statistic(data) if measured is None else measured
-        interval = bootstrap_interval(data, statistic)
-        found = verdict(interval, bar, higher_is_better, strict)
-    elif met is None and not indicative:
-        raise ValueError("a goal takes either `met` or `samples` and a `bar`")
-    else:
-        found = "met" if met else "not met"
-    found = "indicative" if indicative else found
+    data = np.asarray(samples, dtype=np.float64)
+    interval = bootstrap_interval(data, statistic)
+    found = "indicative" if indicative else verdict(interval, bar, higher_is_better, strict)
+    target = f"{'>' if higher_is_better else '<'}{'' if strict else '='} {bar:.4g}{unit}" + (f" ({context})" if context else "")
+    return _goal(name, target, statistic(data), found, unit, len(data), interval, over)
+
+
+def _goal(name: str, target: str, measured: float, found: str, unit: str, n: int | None, interval, over: str) -> dict:
+    """The goal's JSON entry."""
     return {
         "goal": name, "target": target, "measured": f"{measured:.4g}{unit}", "met": found == "met", "verdict": found,
         "n": n, "over": over if n is not None else None, "interval": None if interval is None else list(interval),
@@ -181,7 +191,23 @@ def goal(
     }  # fmt: skip
 
 
-# ----------------------------------------------------------------------------- held-out renders
+def goal(name: str, target: str, measured: float | None = None, met: bool | None = None, unit: str = "", *, n: int | None = None,
+         samples: Sequence | None = None, bar: float | None = None, indicative: bool = False, **over_samples) -> dict:  # fmt: skip
+    """`goal_told`, or with `samples` and a `bar` `goal_over`, in one call (guidance.bench.suites.solvers calls it).
+
+    Raises:
+        ValueError: neither `met` nor `samples` with a `bar`, or both; or a target that is not the bar's.
+    """
+    if samples is None:
+        if met is None and not indicative:
+            raise ValueError("a goal takes either `met` or `samples` and a `bar`")
+        return goal_told(name, target, measured, bool(met), unit, n=n, indicative=indicative)
+    if bar is None or met is not None:
+        raise ValueError("a goal over samples takes a bar and computes its own verdict")
+    found = goal_over(name, samples, bar, unit, indicative=indicative, **over_samples)
+    if found["target"] != target:
+        raise ValueError(f"the target {target!r} is not the bar's, {found['target']!r}")
+    return found
 
 
 @lru_cache(maxsize=16)
@@ -196,7 +222,7 @@ def renders(n: int, seed: int, identities_per_class: int | None = None) -> tuple
     Returns:
         (pixels (n, 3, 64, 64) in [-1, 1], class labels (n,), identity ids (n,)).
     """
-    from guidance.worlds.embedded.build.dataset import make_dataset
+    from guidance.worlds.embedded.renderer.dataset import make_dataset
 
     images, labels, ids, _ = make_dataset(n, seed=seed, split="heldout", identities_per_class=identities_per_class)
     pixels = pixels_from_uint8(images)

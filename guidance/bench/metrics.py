@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from conditions.images import module_device
-from guidance.worlds.embedded.build.stats import roc_auc  # noqa: F401 (re-exported: the suites and guidance.bench name it here)
+from guidance.statistics import roc_auc  # noqa: F401 (the suites and guidance.bench name it here)
 
 
 def _moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -15,6 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from guidance import distributed  # noqa: E402
 from guidance.bench.machine import machine_label  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _figure(columns: int = 1):
@@ -139,8 +143,10 @@ def plot_gfcg(data: dict, folder: Path) -> list[Path]:
 
 def plot_solvers(data: dict, folder: Path) -> list[Path]:
     """FD and the reconstruction error (RMSE to the near-exact ODE solution, with its 95% interval where the JSON
-    has one) against NFE; one panel row per x0-clipping mode."""
+    has one) against NFE; one panel row per x0-clipping mode. A grid comparison: `plot_solver_grids`."""
     rows = data["rows"]
+    if "grid" in rows[0]:
+        return plot_solver_grids(data, folder)
     keys = [k for k in ("fd", "rmse_ref") if k in rows[0]] or ["ms_per_step"]
     modes = list(dict.fromkeys(r.get("x0_clip", False) for r in rows))
     fig, grid = plt.subplots(len(modes), len(keys), figsize=(5.2 * len(keys), 3.8 * len(modes)), squeeze=False)
@@ -159,6 +165,38 @@ def plot_solvers(data: dict, folder: Path) -> list[Path]:
     return [_save(fig, data, folder, "nfe")]
 
 
+def plot_solver_grids(data: dict, folder: Path) -> list[Path]:
+    """Error to the exact ODE solution against NFE, log-log, one panel per grid and one line per method (95%
+    intervals as error bars); on the mixture also the teaching view, each solver's paths from the same noise."""
+    rows, grids = data["rows"], data["config"]["grids"]
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 4.0), squeeze=False, sharey=True)
+    for ax, grid in zip(axes[0], grids):
+        _lines(ax, [r for r in rows if r["grid"] == grid], "nfe", "error", "method", f"grid: {grid}")
+        ax.set(xscale="log", yscale="log", ylabel="L2 error to the exact ODE solution")
+        nfes = sorted({r["nfe"] for r in rows})
+        ax.set_xticks(nfes, [f"{n:g}" for n in nfes])
+        ax.minorticks_off()
+    written = [_save(fig, data, folder, "grids")]
+    if "paths" in data["config"]:
+        written.append(plot_solver_paths(data, folder))
+    return written
+
+
+def plot_solver_paths(data: dict, folder: Path) -> Path:
+    """The mixture's teaching view: each solver's iterates from the same noise to the modes, one colour per solver."""
+    view = data["config"]["paths"]
+    fig, (ax,) = _figure()
+    means = view["means"]
+    ax.scatter([m[0] for m in means], [m[1] for m in means], marker="*", s=120, color="0.2", label="mixture modes", zorder=3)
+    for (solver, points), colour in zip(view["points"].items(), ("tab:gray", "tab:blue", "tab:green", "tab:red")):
+        for sample in range(len(points[0])):
+            xs, ys = [p[sample][0] for p in points], [p[sample][1] for p in points]
+            ax.plot(xs, ys, marker=".", color=colour, alpha=0.8, label=solver if sample == 0 else None)
+    ax.set(title=f"paths from the same noise, grid {view['grid']}, NFE {view['nfe']}", aspect="equal")
+    ax.legend(fontsize=7)
+    return _save(fig, data, folder, "paths")
+
+
 def plot_gpu(data: dict, folder: Path) -> list[Path]:
     """The time per step of each method, annotated with its ratio to plain sampling's."""
     rows = data["rows"]
@@ -170,12 +208,31 @@ def plot_gpu(data: dict, folder: Path) -> list[Path]:
 
 
 def plot_memory(data: dict, folder: Path) -> list[Path]:
-    """Peak memory above the weights and time per step, per method."""
+    """Peak memory above the weights and time per step, per method, each annotated with its ratio to the unguided
+    step's where the rows have one."""
     rows = data["rows"]
     fig, (memory, step) = _figure(2)
-    _bars(memory, [r["method"] for r in rows], [r["peak_mem_mb"] for r in rows], "MB above the weights", "peak memory")
-    _bars(step, [r["method"] for r in rows], [r["ms_per_step"] for r in rows], "ms per step", "time per step")
+    for ax, key, ratio, label, title in ((memory, "peak_mem_mb", "peak_ratio", "MB above the weights", "peak memory"),
+                                         (step, "ms_per_step", "time_ratio", "ms per step", "time per step")):  # fmt: skip
+        _bars(ax, [r["method"] for r in rows], [r[key] for r in rows], label, title + (" (ratio to unguided)" if ratio in rows[0] else ""))
+        for i, r in enumerate(rows):
+            if ratio in r:
+                ax.annotate(f"{r[ratio]:.2f}x", (i, r[key]), ha="center", va="bottom", fontsize=7)
     return [_save(fig, data, folder, "peak")]
+
+
+def plot_families(data: dict, folder: Path) -> list[Path]:
+    """Each method's final energy minus unguided on each family (mean over seeds), with the goals' 95% intervals."""
+    rows, goals = data["rows"], {g["goal"]: g for g in data["goals"]}
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(rows) + 2), 4.2))
+    for i, row in enumerate(rows):
+        low, high = goals[f"{row['family']} {row['method']}: final energy - unguided"]["interval"]
+        ax.bar(i, row["difference"], color=f"C{('sd', 'sdxl', 'sd3').index(row['family'])}")
+        ax.errorbar(i, row["difference"], yerr=[[row["difference"] - low], [high - row["difference"]]], color="black", capsize=3)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xticks(range(len(rows)), [f"{r['family']}\n{r['method']}" for r in rows], fontsize=7)
+    ax.set(ylabel="final energy - unguided (same seeds)", title=f"guided pipelines on tiny random models, n = {rows[0]['seeds']} seeds")
+    return [_save(fig, data, folder, "energy")]
 
 
 def plot_profile(data: dict, folder: Path) -> list[Path]:
@@ -267,6 +324,7 @@ def plot_load(data: dict, folder: Path) -> list[Path]:
 PLOTTERS: dict[str, Callable[[dict, Path], list[Path]]] = {
     "world": plot_world, "figd": plot_figd, "dsg": plot_dsg, "gfcg": plot_gfcg, "solvers": plot_solvers, "gpu": plot_gpu,
     "profile": plot_profile, "preview": plot_preview, "presets": plot_presets, "memory": plot_memory, "load": plot_load,
+    "families": plot_families,
 }  # fmt: skip
 
 

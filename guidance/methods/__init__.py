@@ -12,7 +12,7 @@ from guidance.methods.gfcg import GFCG, Classifier
 from guidance.methods.options import Option
 from guidance.methods.predictors import CFG, Autoguidance, Predictor
 from guidance.methods.settings import (
-    GRADIENT_METHODS, LIMITS, OPTIONS, PARTS, Bound, Settings, options_of, register_method, unregister_method
+    GRADIENT_METHODS, LIMITS, OPTIONS, PARTS, Bound, Settings, options_of
 )  # fmt: skip
 
 METHODS = (
@@ -73,5 +73,4 @@ def _predictor(parts: set[str], s: Settings, classifier: Classifier | None, use_
 __all__ = [
     "CFG", "DPS", "DSG", "FIGD", "GFCG", "LIMITS", "METHODS", "OPTIONS", "Bound", "Autoguidance", "Classifier", "FreeDoM", "Guidance",
     "Option", "Prediction", "Predictor", "Settings", "StepContext", "Term", "Terms", "TimeTravel", "Window", "build_method", "options_of",
-    "register_method", "unregister_method",
 ]  # fmt: skip

@@ -16,7 +16,7 @@ from guidance.energy import Energy, SumEnergy
 from guidance.methods.options import Configurable
 from guidance.methods.predictors import Estimate, Predictor
 from guidance.methods.step import Prediction, StepContext
-from guidance.vp_arithmetic import from_eps, to_eps_and_x0
+from guidance.vp_arithmetic import eps_difference, to_eps_and_x0, to_output
 
 
 @dataclass
@@ -110,10 +110,10 @@ class Guidance(Configurable):
 
     @staticmethod
     def _prediction(ctx: StepContext, estimate: Estimate, **extra) -> Prediction:
-        eps = estimate.eps.detach()
-        _, x0 = to_eps_and_x0(ctx.x.detach(), eps, ctx.a_t, "epsilon")
-        out = from_eps(ctx.x.detach(), eps, ctx.a_t, ctx.backbone.prediction_type)
-        delta = None if estimate.delta is None else estimate.delta.detach()
+        backbone, x, estimate_type = ctx.backbone, ctx.x.detach(), ctx.backbone.estimate_type
+        eps, x0 = to_eps_and_x0(x, estimate.eps.detach(), ctx.a_t, estimate_type)
+        out = to_output(x, estimate.eps.detach(), ctx.a_t, backbone.prediction_type, estimate_type)
+        delta = None if estimate.delta is None else eps_difference(estimate.delta.detach(), ctx.a_t, estimate_type)
         return Prediction(
             model_output=out, eps=eps, x0=x0, guidance_delta=delta, guidance_scale=estimate.scale, **extra
         )

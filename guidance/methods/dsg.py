@@ -10,6 +10,11 @@ from guidance.methods.options import Bound, Configurable, Option
 from guidance.vp_arithmetic import expand, norm
 
 
+RATE = Option("dsg_rate", 0.1, Bound(0, 1), param="rate", sweep="DSG rate", sweep_values="0.05, 0.1, 0.2")  # the app's strength sets it
+INTERVAL = Option("dsg_interval", 1, Bound(1, 50, slider=(1, 10)), param="interval", label="DSG interval (guide every n steps)",
+                  group="gradient")
+
+
 class DSG(Configurable):
     """Replaces "mean + sigma z - rho g" by a step of length sqrt(n) sigma_t on the sphere.
 
@@ -23,33 +28,30 @@ class DSG(Configurable):
         interval: guide every `interval` steps (1: every step).
 
     Raises:
-        MethodConfigError: `rate` outside [0, 1], or `interval` < 1.
+        MethodConfigError: `rate` or `interval` outside its declared range (RATE, INTERVAL).
     """
 
-    options = (
-        Option("dsg_rate", 0.1, Bound(0, 1), param="rate", sweep="DSG rate", sweep_values="0.05, 0.1, 0.2"),  # the strength sets it in the app
-        Option("dsg_interval", 1, Bound(1, 50, slider=(1, 10)), param="interval", label="DSG interval (guide every n steps)", group="gradient"),
-    )  # fmt: skip
+    options = (RATE, INTERVAL)
 
-    def __init__(self, rate: float = 0.1, interval: int = 1):
-        if not 0.0 <= rate <= 1.0:
-            raise MethodConfigError(f"DSG guidance rate must lie in [0, 1], got {rate}")
-        if interval < 1:
-            raise MethodConfigError(f"DSG interval must be >= 1, got {interval}")
-        self.rate, self.interval = rate, interval
+    def __init__(self, rate: float = RATE.default, interval: int = INTERVAL.default):
+        self.rate, self.interval = RATE.checked(rate), INTERVAL.checked(interval)
 
     @staticmethod
     def check(scheduler: str, eta: float) -> None:
-        """DSG needs the noise of a DDIM step with eta > 0.
+        """DSG needs a step with exposed noise: DDIM with eta > 0, or on a flow model the stochastic flow-matching
+        step ("flow-sde", docs/methods.md, "Gaussian paths").
 
         Args:
             scheduler: the scheduler's name.
             eta: DDIM's eta.
 
         Raises:
-            MethodConfigError: another scheduler, or eta = 0.
+            MethodConfigError: another scheduler, or DDIM with eta = 0.
         """
-        if not (scheduler == "ddim" and eta > 0):
+        if scheduler.startswith("flow") and scheduler != "flow-sde":
+            raise MethodConfigError("DSG steps on the sphere of the sampler's noise, and the flow's Euler step has none: use "
+                                    "FlowMatchEulerDiscreteScheduler with stochastic_sampling=True (the app: flow-sde)")
+        if not (scheduler == "flow-sde" or (scheduler == "ddim" and eta > 0)):
             raise MethodConfigError("DSG steps on the sphere of the sampler's noise: use DDIM with eta > 0 (eta = 1 in the paper)")
 
     def applies(self, index: int, steps: int) -> bool:

@@ -9,7 +9,6 @@ import torch
 from torch import Tensor
 
 from guidance.energy import Energy
-from guidance.errors import MethodConfigError
 from guidance.methods.base import StepContext
 from guidance.methods.freedom import FreeDoM, gradients_of
 from guidance.methods.options import Option, without
@@ -38,6 +37,10 @@ def mean_weight(profile: str, alphas: tuple[float, ...]) -> float:
     return statistics.fmean(FISHER_WEIGHTS[profile](a) for a in alphas)
 
 
+FISHER_WEIGHT = Option("fisher_weight", "unit", choices=tuple(FISHER_WEIGHTS), label="FIGD Fisher weight w_t", group="gradient",
+                       sweep="FIGD Fisher weight", sweep_values="unit, flat-prior, gaussian-data")  # fmt: skip
+
+
 class FIGD(FreeDoM):
     """g = grad_{x0} E(c, x0_hat) with x0_hat detached from the UNet: no backward through the UNet.
 
@@ -57,15 +60,12 @@ class FIGD(FreeDoM):
     name = "figd"
     options = (
         *without(FreeDoM.options, "checkpointing"),  # no backward pass through the denoiser: no activations to keep
-        Option("fisher_weight", "unit", choices=tuple(FISHER_WEIGHTS), label="FIGD Fisher weight w_t", group="gradient",
-               sweep="FIGD Fisher weight", sweep_values="unit, flat-prior, gaussian-data"),
+        FISHER_WEIGHT,
     )
 
-    def __init__(self, *args, fisher_weight: str = "unit", **kwargs):
-        if fisher_weight not in FISHER_WEIGHTS:
-            raise MethodConfigError(f"fisher_weight must be one of {tuple(FISHER_WEIGHTS)}, got {fisher_weight!r}")
+    def __init__(self, *args, fisher_weight: str = FISHER_WEIGHT.default, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fisher_weight = fisher_weight
+        self.fisher_weight = FISHER_WEIGHT.checked(fisher_weight)
 
     def weight(self, ctx: StepContext) -> float:
         """w_t = profile(a_t) / mean of the profile over the run's steps (docs/methods.md, FIGD step 3)."""
@@ -75,7 +75,7 @@ class FIGD(FreeDoM):
         """(the predictor's estimate, grad_{x0} E_i, E_i): autograd through the decoder and each energy only."""
         with torch.inference_mode():  # no graph, no saved activations: the graph starts at x0_hat
             estimate = self.predictor(ctx, ctx.x)
-            x0 = to_eps_and_x0(ctx.x, estimate.eps, ctx.a_t, "epsilon")[1]
+            x0 = to_eps_and_x0(ctx.x, estimate.eps, ctx.a_t, ctx.backbone.estimate_type)[1]
         x0 = x0.clone().requires_grad_(True)  # an ordinary tensor again, the leaf of the energy's graph
         estimate = Estimate(estimate.eps.clone(), None if estimate.delta is None else estimate.delta.clone(), estimate.scale)
         with torch.enable_grad():

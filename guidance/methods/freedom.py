@@ -4,8 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from guidance.energy import Energy
-from guidance.errors import MethodConfigError
+from guidance.energy import Energy, checked
 from guidance.methods.base import Guidance, Prediction, StepContext, Term, Terms, TimeTravel, Window
 from guidance.methods.dsg import DSG
 from guidance.methods.options import TINY_DECODER, Bound, Option
@@ -13,6 +12,16 @@ from guidance.methods.predictors import Estimate, Predictor
 from guidance.vp_arithmetic import expand, rms, to_eps_and_x0
 
 STEP_RULES = ("auto", "alpha", "normalized", "constant", "freedom-pixel")
+
+# the shared k; the app sets it through the strength (x each method's preset); the constant rule (DPS) takes raw step sizes
+SCALE = Option("scale", 1.0, Bound(0, 100, slider=(0, 2)), sweep="guidance scale k (shared)", sweep_values="0.02, 0.05, 0.1")
+STEP_RULE = Option("step_rule", "auto", choices=STEP_RULES)
+WINDOW = Option("window", (0.0, 1.0), window="guidance window", convert=lambda window: Window(*window), label="Guidance window", step=0.05,
+                group="gradient")  # fmt: skip
+REPEATS = Option("repeats", 1, Bound(1, 10, slider=(1, 5)), param=None, label="Time-travel repeats", group="gradient")
+TRAVEL_WINDOW = Option("travel_window", (0.0, 1.0), window="time-travel window", param=None, label="Time-travel window", step=0.05,
+                       group="gradient")  # fmt: skip
+CHECKPOINTING = Option("checkpointing", False)  # recompute the denoiser's activations in the backward pass (less memory)
 
 
 class FreeDoM(Guidance):
@@ -41,39 +50,27 @@ class FreeDoM(Guidance):
             (diffusers' gradient checkpointing), for small GPUs.
 
     Raises:
-        MethodConfigError: `step_rule` is not one of STEP_RULES.
+        MethodConfigError: `scale` outside its declared range (SCALE), or `step_rule` not one of STEP_RULES.
     """
 
     name = "freedom"
     uses_energy = True
-    options = (
-        # the shared k; the app sets it through the strength (x each method's preset); the constant rule (DPS) takes raw step sizes
-        Option("scale", 1.0, Bound(0, 100, slider=(0, 2)), sweep="guidance scale k (shared)", sweep_values="0.02, 0.05, 0.1"),
-        Option("step_rule", "auto", choices=STEP_RULES),
-        Option("window", (0.0, 1.0), window="guidance window", convert=lambda window: Window(*window), label="Guidance window", step=0.05,
-               group="gradient"),
-        Option("repeats", 1, Bound(1, 10, slider=(1, 5)), param=None, label="Time-travel repeats", group="gradient"),
-        Option("travel_window", (0.0, 1.0), window="time-travel window", param=None, label="Time-travel window", step=0.05, group="gradient"),
-        TINY_DECODER,
-        Option("checkpointing", False),  # recompute the denoiser's activations in the backward pass (less memory)
-    )  # fmt: skip
+    options = (SCALE, STEP_RULE, WINDOW, REPEATS, TRAVEL_WINDOW, TINY_DECODER, CHECKPOINTING)
 
     def __init__(
         self,
         predictor: Predictor,
-        scale: float = 1.0,
-        step_rule: str = "auto",
+        scale: float = SCALE.default,
+        step_rule: str = STEP_RULE.default,
         window: Window | None = None,
         time_travel: TimeTravel | None = None,
         dsg: DSG | None = None,
-        tiny_decoder: bool = False,
-        checkpointing: bool = False,
+        tiny_decoder: bool = TINY_DECODER.default,
+        checkpointing: bool = CHECKPOINTING.default,
     ):
         super().__init__(predictor)
         self.tiny_decoder, self.checkpointing = tiny_decoder, checkpointing
-        if step_rule not in STEP_RULES:
-            raise MethodConfigError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
-        self.scale, self.step_rule = scale, step_rule
+        self.scale, self.step_rule = SCALE.checked(scale), STEP_RULE.checked(step_rule)
         self.window = window or Window()
         self.time_travel = time_travel or TimeTravel()
         self.dsg = dsg
@@ -145,7 +142,7 @@ class FreeDoM(Guidance):
         x = ctx.x.detach().requires_grad_(True)
         with torch.enable_grad(), ctx.backbone.gradient_checkpointing(self.checkpointing):
             estimate = self.predictor(ctx, x)
-            _, x0 = to_eps_and_x0(x, estimate.eps, ctx.a_t, "epsilon")
+            _, x0 = to_eps_and_x0(x, estimate.eps, ctx.a_t, ctx.backbone.estimate_type)
             values, gradients = gradients_of(energies, ctx.backbone.guidance_decode(x0, self.tiny_decoder), x)
         return estimate, gradients, values
 
@@ -221,7 +218,7 @@ def gradients_of(energies: list[Energy], images: Tensor, leaf: Tensor) -> tuple[
     Returns:
         (E_i each (B,), detached; grad_leaf E_i each shaped as `leaf`).
     """
-    values = [energy(images) for energy in energies]
+    values = [checked(energy, images) for energy in energies]
     last = len(values) - 1
     gradients = [torch.autograd.grad(v.sum(), leaf, retain_graph=i < last)[0] for i, v in enumerate(values)]
     return [v.detach() for v in values], gradients

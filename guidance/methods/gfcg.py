@@ -51,6 +51,21 @@ class GFCGState:
     read_at: int | None = None
     reading: Reading | None = None
 
+MAX_SCALE = Option("gfcg_max_scale", 2.0, Bound(0, 10, slider=(0, 5)), param="max_scale", label="GFCG maximum scale w_max", step=0.1,
+                   group="gfcg", sweep="GFCG maximum scale", sweep_values="0, 1, 2")  # fmt: skip
+RULE = Option("gfcg_rule", "confusion", choices=SCALE_RULES, param="scale_rule", label="GFCG scale rule", group="gfcg")
+FUSED = Option("gfcg_fused", False, param="fused", label="Fused with Autoguidance (atg+gfcg at ATG's cost)", group="gfcg",
+               excludes="gfcg_one_call")  # fmt: skip
+WINDOW = Option("gfcg_window", (0.0, 1.0), window="GFCG window", empty_window=True, param="window")
+# w_t below this fraction of w_max counts as 0 (docs/methods.md GFCG step 3)
+THRESHOLD = Option("gfcg_threshold", 0.0, Bound(0, 1), param="threshold")
+# c_ref and w_t from the previous step, so that every branch runs in one batched call (docs/methods.md GFCG, One call)
+ONE_CALL = Option("gfcg_one_call", False, param="one_call", group="gfcg",
+                  label="One batched call (reference class from the previous step; not with Fused)")
+# the classifier reads x0_hat every n steps of the window; c_ref and w_t hold in between (docs/methods.md GFCG, Interval)
+INTERVAL = Option("gfcg_interval", 1, Bound(1, 50, slider=(1, 10)), param="interval", group="gfcg",
+                  label="GFCG classifier interval (read x0_hat every n steps)")
+
 
 class GFCG(Predictor):
     """A classifier picks a reference class and a scale per sample and step; no gradients anywhere.
@@ -85,54 +100,38 @@ class GFCG(Predictor):
         interval: the classifier reads x0_hat every `interval` steps of the window; the reading holds in between.
 
     Raises:
-        MethodConfigError: an unknown base or scale rule, `fused` without base "atg" or with `one_call`, or
-            `interval` < 1.
+        MethodConfigError: an unknown base, a value outside its declared option (MAX_SCALE, RULE, WINDOW,
+            THRESHOLD, INTERVAL), or `fused` without base "atg" or with `one_call`.
     """
 
     name = "gfcg"
-    options = (  # base and base_scale come from the method's name and cfg_scale (guidance.methods.build_method)
-        Option("gfcg_max_scale", 2.0, Bound(0, 10, slider=(0, 5)), param="max_scale", label="GFCG maximum scale w_max", step=0.1, group="gfcg",
-               sweep="GFCG maximum scale", sweep_values="0, 1, 2"),
-        Option("gfcg_rule", "confusion", choices=SCALE_RULES, param="scale_rule", label="GFCG scale rule", group="gfcg"),
-        Option("gfcg_fused", False, param="fused", label="Fused with Autoguidance (atg+gfcg at ATG's cost)", group="gfcg",
-               excludes="gfcg_one_call"),
-        Option("gfcg_window", (0.0, 1.0), window="GFCG window", empty_window=True, param="window"),
-        # w_t below this fraction of w_max counts as 0 (docs/methods.md GFCG step 3)
-        Option("gfcg_threshold", 0.0, Bound(0, 1), param="threshold"),
-        TINY_DECODER,
-        # c_ref and w_t from the previous step, so that every branch runs in one batched call (docs/methods.md GFCG, One call)
-        Option("gfcg_one_call", False, param="one_call", label="One batched call (reference class from the previous step; not with Fused)",
-               group="gfcg"),
-        # the classifier reads x0_hat every n steps of the window; c_ref and w_t hold in between (docs/methods.md GFCG, Interval)
-        Option("gfcg_interval", 1, Bound(1, 50, slider=(1, 10)), param="interval", label="GFCG classifier interval (read x0_hat every n steps)",
-               group="gfcg"),
-    )  # fmt: skip
+    # base and base_scale come from the method's name and cfg_scale (guidance.methods.build_method)
+    options = (MAX_SCALE, RULE, FUSED, WINDOW, THRESHOLD, TINY_DECODER, ONE_CALL, INTERVAL)
 
     def __init__(
         self,
         classifier: Classifier,
-        max_scale: float = 2.0,
+        max_scale: float = MAX_SCALE.default,
         base: str = "none",
         base_scale: float = 1.0,
-        scale_rule: str = "confusion",
-        fused: bool = False,
-        window: "tuple[float, float]" = (0.0, 1.0),
-        threshold: float = 0.0,
-        tiny_decoder: bool = False,
-        one_call: bool = False,
-        interval: int = 1,
+        scale_rule: str = RULE.default,
+        fused: bool = FUSED.default,
+        window: "tuple[float, float]" = WINDOW.default,
+        threshold: float = THRESHOLD.default,
+        tiny_decoder: bool = TINY_DECODER.default,
+        one_call: bool = ONE_CALL.default,
+        interval: int = INTERVAL.default,
     ):
-        if base not in BASES or scale_rule not in SCALE_RULES:
-            raise MethodConfigError(f"GFCG base must be one of {BASES} and scale_rule one of {SCALE_RULES}")
+        if base not in BASES:
+            raise MethodConfigError(f"GFCG base must be one of {BASES}, got {base!r}")
         if fused and base != "atg":
             raise MethodConfigError("the fused GFCG variant is defined with Autoguidance (base='atg')")
         if fused and one_call:
             raise MethodConfigError("the fused GFCG variant already costs two calls; one_call applies to the unfused one")
-        if interval < 1:
-            raise MethodConfigError(f"GFCG's classifier interval must be a whole number of steps >= 1, got {interval}")
-        self.classifier, self.max_scale, self.base, self.base_scale = classifier, max_scale, base, base_scale
-        self.scale_rule, self.fused, self.window, self.threshold = scale_rule, fused, window, threshold
-        self.tiny_decoder, self.one_call, self.interval = tiny_decoder, one_call, interval
+        self.classifier, self.max_scale, self.base, self.base_scale = classifier, MAX_SCALE.checked(max_scale), base, base_scale
+        self.scale_rule, self.fused, self.window = RULE.checked(scale_rule), fused, WINDOW.checked(window)
+        self.threshold, self.interval = THRESHOLD.checked(threshold), INTERVAL.checked(interval)
+        self.tiny_decoder, self.one_call = tiny_decoder, one_call
         self.base_predictor = Predictor() if base == "none" else (CFG if base == "cfg" else Autoguidance)(base_scale)
         self.reset()
 
@@ -156,7 +155,7 @@ class GFCG(Predictor):
         names = self.classifier.class_names
         target = torch.tensor([names.index(c) for c in self._targets(ctx)])
         with torch.no_grad():
-            x0 = to_eps_and_x0(ctx.x.detach(), eps_c.detach(), ctx.a_t, "epsilon")[1]
+            x0 = to_eps_and_x0(ctx.x.detach(), eps_c.detach(), ctx.a_t, ctx.backbone.estimate_type)[1]
             probs = self.classifier(ctx.backbone.guidance_decode(x0, self.tiny_decoder)).float().cpu()
         p_c = probs.gather(1, target[:, None])[:, 0]
         others = probs.scatter(1, target[:, None], -1.0)

@@ -2,7 +2,7 @@
 
 Each part of a method (a predictor, FreeDoM and its kin, DSG, GFCG) lists its `options`: every `Option` names the
 setting, its default, what it may take (a `Bound`, `choices`, a window) and how the app shows it. guidance.methods.settings
-gathers the declarations of every registered part into `Settings`, `LIMITS`, `NAMES`, `WINDOWS` and the sweepable
+gathers the declarations of every part in its `PARTS` into `Settings`, `LIMITS`, `NAMES`, `WINDOWS` and the sweepable
 settings; guidance.methods.build_method hands each part its declared options (`Configurable.arguments`); the app draws
 a widget per shown option. The options of the loop (samples, steps, seed, eta, the noise rule) and the playground's
 strength are declared here.

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from guidance.methods.options import Bound, Configurable, Option
 from guidance.methods.step import StepContext
-from guidance.vp_arithmetic import to_eps_and_x0
+from guidance.vp_arithmetic import model_input, to_eps_and_x0
 
 
 @dataclass
@@ -21,7 +21,8 @@ class Estimate:
     """A predictor's output: eps, and delta = eps_c - eps_u (None if no such branch ran) with its weight w.
 
     Attributes:
-        eps: (B, C, H, W) the combined noise estimate.
+        eps: (B, C, H, W) the combined estimate, in the backbone's `estimate_type`: the noise estimate on VP models,
+            the clean estimate x0 on flow models (there eps does not determine x0 at the first step, s = 1).
         delta: (B, C, H, W) eps_c - eps_u (or eps_c - eps_guide), None where no such branch ran.
         scale: the weight w that delta carries in eps.
     """
@@ -32,7 +33,8 @@ class Estimate:
 
 
 def branch_eps(ctx: StepContext, x: Tensor, embeddings: Tensor, guide: bool = False) -> Tensor:
-    """Noise estimate of one denoiser branch (any prediction type is converted to eps).
+    """One denoiser branch's estimate in the backbone's `estimate_type`: eps, or x0 on a flow model (any prediction
+    type is converted).
 
     Args:
         ctx: the step (its timestep, a_t and control).
@@ -43,8 +45,10 @@ def branch_eps(ctx: StepContext, x: Tensor, embeddings: Tensor, guide: bool = Fa
     Returns:
         (B, C, H, W) eps.
     """
-    out = ctx.backbone.predict(x, ctx.t, embeddings, ctx.control, guide=guide)
-    return to_eps_and_x0(x, out, ctx.a_t, ctx.backbone.prediction_type)[0]
+    backbone = ctx.backbone
+    out = backbone.predict(model_input(x, ctx.a_t, backbone.prediction_type), ctx.t, embeddings, ctx.control, guide=guide)
+    eps, x0 = to_eps_and_x0(x, out, ctx.a_t, backbone.prediction_type)
+    return x0 if backbone.estimate_type == "sample" else eps
 
 
 def paired_eps(ctx: StepContext, x: Tensor, first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:

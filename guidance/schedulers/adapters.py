@@ -1,24 +1,132 @@
-"""The diffusers schedulers the loop can drive, built from a backbone's DDPM-family config."""
+"""The diffusers schedulers the loop can drive: built by name from a backbone's config, or handed over by a pipeline.
+
+Each scheduler keeps its state on a Gaussian path (docs/methods.md, "Gaussian paths"): the VP path x_t itself
+(DDIM, DDPM, DPM-Solver++, UniPC, EVODiff), z = x0 + sigma eps (Euler's, whose model input is z / sqrt(1 + sigma^2)),
+or rectified flow z = (1 - s) x0 + s eps (flow matching). `StepLevels` maps each onto the VP view the methods read.
+"""
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor
 
 from guidance.errors import MethodConfigError
-from guidance.vp_arithmetic import to_eps_and_x0
+from guidance.vp_arithmetic import flow_alpha, to_eps_and_x0
 
-SCHEDULERS = ("ddim", "ddpm", "dpmsolver++", "unipc", "evodiff")
-STATELESS = (DDIMScheduler, DDPMScheduler)  # a step can be repeated (FreeDoM's time travel)
+VP_SCHEDULERS = ("ddim", "ddpm", "dpmsolver++", "unipc", "evodiff", "euler")  # for DDPM-family (VP) models
+FLOW_SCHEDULERS = ("flow-euler", "flow-sde")  # for flow models: diffusers' flow-matching Euler, deterministic or stochastic
+SCHEDULERS = VP_SCHEDULERS + FLOW_SCHEDULERS
 NOISE_RULES = ("ddim", "freedom")  # how eta sets a DDIM step's noise std (docs/methods.md, Sampling loop step 2)
+NOISY = (DDPMScheduler, EulerAncestralDiscreteScheduler)  # their step adds noise of its own, not exposed
+SIGMA_STATE = (EulerDiscreteScheduler, EulerAncestralDiscreteScheduler)  # state z = x0 + sigma eps
+
+
+def scheduler_name(scheduler: SchedulerMixin) -> str:
+    """The name under which the loop knows a scheduler (one of SCHEDULERS, "euler-ancestral" besides).
+
+    Args:
+        scheduler: a diffusers scheduler, or EVODiff.
+
+    Returns:
+        Its name.
+
+    Raises:
+        MethodConfigError: a scheduler the loop cannot drive (Heun's and the other two-evaluation solvers, LCM, ...).
+    """
+    from guidance.schedulers.evodiff import EVODiffScheduler
+
+    names = {
+        DDIMScheduler: "ddim", DDPMScheduler: "ddpm", DPMSolverMultistepScheduler: "dpmsolver++",
+        UniPCMultistepScheduler: "unipc", EVODiffScheduler: "evodiff", EulerDiscreteScheduler: "euler",
+        EulerAncestralDiscreteScheduler: "euler-ancestral",
+    }  # fmt: skip
+    if type(scheduler) is FlowMatchEulerDiscreteScheduler:
+        return "flow-sde" if scheduler.config.stochastic_sampling else "flow-euler"
+    if type(scheduler) not in names:
+        known = ", ".join(cls.__name__ for cls in (*names, FlowMatchEulerDiscreteScheduler))
+        raise MethodConfigError(f"guided sampling drives {known}; {type(scheduler).__name__} is not among them: set "
+                                "pipe.scheduler to one of these (e.g. DDIMScheduler.from_config(pipe.scheduler.config))")
+    return names[type(scheduler)]
+
+
+def stateless(scheduler: SchedulerMixin) -> bool:
+    """Whether a step can be repeated (FreeDoM's time travel): its result depends on the timestep, not on a count
+    of the steps taken (DDIM and DDPM, and the stochastic flow step, which the loop computes itself)."""
+    return scheduler_name(scheduler) in ("ddim", "ddpm", "flow-sde")
+
+
+@dataclass(frozen=True)
+class StepLevels:
+    """Where one step starts and lands, in the VP view: the scheduler's state is `scale` times x_t, x_t has alpha-bar
+    `a_t` (docs/methods.md, "Gaussian paths").
+
+    Attributes:
+        a_t: alpha-bar of the VP view at the step's timestep.
+        a_prev: alpha-bar where the step lands (1 at the clean end).
+        scale: c_t, the state over its VP view at the step (1 on the VP path).
+        scale_prev: c_t where the step lands.
+    """
+
+    a_t: float
+    a_prev: float
+    scale: float = 1.0
+    scale_prev: float = 1.0
+
+
+def step_levels(scheduler: SchedulerMixin, index: int, alpha) -> StepLevels:
+    """The levels of step `index` of a scheduler whose timesteps are set.
+
+    Args:
+        scheduler: a scheduler of `scheduler_name`.
+        index: the step's index in `scheduler.timesteps`.
+        alpha: a_t of an integer timestep, for the VP path (the backbone's `alpha`).
+
+    Returns:
+        The step's StepLevels.
+    """
+    if isinstance(scheduler, SIGMA_STATE):  # z = x0 + sigma eps: a_t = 1 / (1 + sigma^2), c_t = sqrt(1 + sigma^2)
+        sigma, landing = float(scheduler.sigmas[index]), float(scheduler.sigmas[index + 1])
+        return StepLevels(1 / (1 + sigma**2), 1 / (1 + landing**2), (1 + sigma**2) ** 0.5, (1 + landing**2) ** 0.5)
+    if isinstance(scheduler, FlowMatchEulerDiscreteScheduler):  # z = (1 - s) x0 + s eps
+        s, landing = float(scheduler.sigmas[index]), float(scheduler.sigmas[index + 1])
+        return StepLevels(flow_alpha(s), flow_alpha(landing), ((1 - s) ** 2 + s**2) ** 0.5, ((1 - landing) ** 2 + landing**2) ** 0.5)
+    return StepLevels(alpha(scheduler.timesteps[index]), previous_alpha(scheduler, index))
+
+
+def vp_view(scheduler: SchedulerMixin, z: Tensor, t: Tensor, levels: StepLevels) -> Tensor:
+    """x_t, the VP view of the scheduler's state z at timestep t: the scheduler's own `scale_model_input` on the VP
+    and sigma paths (which is z / c_t there), z / c_t on the flow path.
+
+    Args:
+        scheduler: the run's scheduler.
+        z: (B, C, H, W) its state.
+        t: the step's timestep.
+        levels: the step's levels.
+
+    Returns:
+        x_t, shaped as z.
+    """
+    if isinstance(scheduler, FlowMatchEulerDiscreteScheduler):
+        return z / levels.scale
+    return scheduler.scale_model_input(z, t)
 
 
 def make_scheduler(name: str, config: dict) -> SchedulerMixin:
     """A scheduler by name; DPM-Solver++ is the 2M variant, EVODiff is ours (guidance/schedulers/evodiff.py), without the official
     final denoising call: every one of its calls is a solver step (docs/methods.md, EVODiff, "No final denoise").
+    A flow model's config (diffusers' FlowMatchEulerDiscreteScheduler) takes the FLOW_SCHEDULERS, any other the VP ones.
 
     A config with ``clip_sample`` (which DDIM, DDPM and EVODiff read) also turns on static thresholding at
     ``clip_sample_range`` in DPM-Solver++ and UniPC, so that every solver keeps x0 in range; the three
@@ -32,10 +140,18 @@ def make_scheduler(name: str, config: dict) -> SchedulerMixin:
         The scheduler, its timesteps not yet set.
 
     Raises:
-        MethodConfigError: an unknown name.
+        MethodConfigError: an unknown name, or a name of the other family than the config's.
     """
     from guidance.schedulers.evodiff import EVODiffScheduler
 
+    flow_config = config.get("_class_name", "").startswith("FlowMatch")
+    if name in SCHEDULERS and (name in FLOW_SCHEDULERS) != flow_config:
+        family, names = ("a flow-matching", FLOW_SCHEDULERS) if flow_config else ("a DDPM-family", VP_SCHEDULERS)
+        raise MethodConfigError(f"{name} cannot sample {family} model; use one of {names}")
+    if name in FLOW_SCHEDULERS:
+        return FlowMatchEulerDiscreteScheduler.from_config(config, stochastic_sampling=name == "flow-sde")
+    if name == "euler":
+        return EulerDiscreteScheduler.from_config(config)
     if name == "ddim":
         return DDIMScheduler.from_config(config)
     if name == "ddpm":
@@ -66,8 +182,9 @@ def mean_and_sigma(
 ) -> tuple[Tensor, float | None]:
     """The unguided mean of x_{t-1} and its noise std sigma_t (docs/methods.md, Sampling loop step 2).
 
-    DDIM: its formula (`ddim_mean_and_sigma`). DDPM adds its own noise: its step, sigma None (not exposed). DPM-Solver++,
-    UniPC and EVODiff are deterministic: their step, sigma 0.
+    DDIM: its formula (`ddim_mean_and_sigma`); the stochastic flow step likewise (`flow_mean_and_sigma`). DDPM and
+    Euler ancestral add their own noise: their step, sigma None (not exposed). DPM-Solver++, UniPC, Euler, EVODiff and
+    the flow's Euler step are deterministic: their step, sigma 0. All in the scheduler's state (`StepLevels`).
 
     Args:
         scheduler: a scheduler of `make_scheduler`, with its timesteps set.
@@ -82,7 +199,9 @@ def mean_and_sigma(
     """
     if isinstance(scheduler, DDIMScheduler):
         return ddim_mean_and_sigma(scheduler, out, t, x, eta)
-    if isinstance(scheduler, DDPMScheduler):
+    if isinstance(scheduler, FlowMatchEulerDiscreteScheduler) and scheduler.config.stochastic_sampling:
+        return flow_mean_and_sigma(scheduler, out, t, x)
+    if isinstance(scheduler, NOISY):
         return scheduler.step(out, t, x, generator=generator).prev_sample, None
     if "generator" in inspect.signature(scheduler.step).parameters:
         return scheduler.step(out, t, x, generator=generator).prev_sample, 0.0
@@ -119,6 +238,25 @@ def ddim_mean_and_sigma(scheduler: DDIMScheduler, out: Tensor, t: Tensor, x: Ten
     sigma = eta * ddim_sigma(a_t, a_prev)
     mean = a_prev**0.5 * x0 + (1 - a_prev - sigma**2) ** 0.5 * eps
     return mean, float(sigma)
+
+
+def flow_mean_and_sigma(scheduler: FlowMatchEulerDiscreteScheduler, out: Tensor, t: Tensor, z: Tensor) -> tuple[Tensor, float]:
+    """The stochastic flow-matching step without its noise: x0 = z - s v, and z_next = (1 - s') x0 + s' noise,
+    as diffusers' step with `stochastic_sampling` (docs/methods.md, "Gaussian paths").
+
+    Args:
+        scheduler: a FlowMatchEulerDiscreteScheduler with its timesteps set.
+        out: the velocity v at `t`.
+        t: the step's timestep (s times num_train_timesteps), one of the scheduler's.
+        z: the state at t.
+
+    Returns:
+        (mean, sigma_t) = ((1 - s') x0, s').
+    """
+    index = scheduler.index_for_timestep(t)
+    s, landing = scheduler.sigmas[index], scheduler.sigmas[index + 1]
+    x0 = z.float() - s * out
+    return (1.0 - landing) * x0, float(landing)
 
 
 def ddim_alphas(scheduler: DDIMScheduler, t: int) -> tuple[Tensor, Tensor]:

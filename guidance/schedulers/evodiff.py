@@ -183,9 +183,12 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
       m_A <- m_P (step 12); then steps 1-6 of step k + 1 return its predictor point.
     * the call with k = S-1 finishes with the EVODiff "last step" (no call of its own)
       instead and returns x_S. With ``final_denoise`` call k = S returns D(x_S, g_S).
+    * with ``lower_order_final=False`` step S is a full step (1-12) like the others: call
+      k = S-1 returns its predictor point and call k = S, at g_S, its corrected x_S.
 
     So NFE = ``len(timesteps)`` = ``num_inference_steps``, as in the official sampler
-    (which also counts the denoising call in its step budget). Step 12's x_E is recovered
+    (which also counts the denoising call in its step budget); with ``final_denoise`` or
+    ``lower_order_final=False``, S = ``num_inference_steps`` - 1 and g_S is called too. Step 12's x_E is recovered
     as ``sample`` - (x_P - x_E), so an edit the caller makes to the returned predictor
     point (e.g. an energy-guidance shift) is carried into the iterate x_n. In step 2,
     t_min, t_max are the continuous times (label + 1) / T of g_S and g_0 (also when a
@@ -207,6 +210,10 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         timestep_spacing, steps_offset: diffusers' "linspace" (default), "leading" (with
             ``steps_offset``) or "trailing", honoured on either grid (see above).
         final_denoise: spend the last call on x0 = D(x_S, g_S).
+        lower_order_final: the official sampler's option: True (its default) ends with
+            the "last step" rule and no call; False makes step S a full step whose
+            corrector calls the model at g_S (needs ``num_inference_steps`` >= 3 and no
+            ``final_denoise``).
         clip_sample, clip_sample_range: clamp every data prediction to
             [-range, range] before the solver uses it, as DPM-Solver++'s thresholding
             with ``sample_max_value=1`` does. [ours]: not in the paper. It reads the key
@@ -230,6 +237,7 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         rescale_betas_zero_snr: bool = False,
         time_grid: Literal["logsnr", "time"] = "logsnr",
         final_denoise: bool = False,
+        lower_order_final: bool = True,
         clip_sample: bool = False,
         clip_sample_range: float = 1.0,
         timestep_spacing: Literal["linspace", "leading", "trailing"] = "linspace",
@@ -241,6 +249,8 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError(f"time_grid must be 'logsnr' or 'time', got {time_grid!r}")
         if timestep_spacing not in SPACINGS:
             raise ValueError(f"timestep_spacing must be one of {SPACINGS}, got {timestep_spacing!r}")
+        if final_denoise and not lower_order_final:
+            raise ValueError("final_denoise needs lower_order_final=True (the last call is the denoising one)")
         betas = _make_betas(num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas)
         _check_betas(betas)
         if rescale_betas_zero_snr:
@@ -304,10 +314,12 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError("Must pass exactly one of `num_inference_steps` or `timesteps`.")
         last = self.config.num_train_timesteps - 1
         if timesteps is not None:
-            grid = _custom_grid(timesteps, last, self.config.final_denoise)
+            grid = _custom_grid(timesteps, last, self._calls_at_end)
         else:
             grid = self._spaced_grid(num_inference_steps)
-        calls = len(grid) if self.config.final_denoise else len(grid) - 1
+        calls = len(grid) if self._calls_at_end else len(grid) - 1
+        if not self.config.lower_order_final and calls < 3:
+            raise ValueError(f"lower_order_final=False needs at least 3 model calls, got {calls}")
         a = np.where(grid >= 0, self._alphas_cumprod64[np.maximum(grid, 0)], 1.0)
         self._solver_steps = len(grid) - 1
         self._alpha = np.sqrt(a).tolist()
@@ -325,10 +337,15 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         config = self.config
         if not 1 <= num_inference_steps <= config.num_train_timesteps:
             raise ValueError(f"num_inference_steps={num_inference_steps}: need 1 <= steps <= {config.num_train_timesteps}")
-        solver_steps = num_inference_steps - 1 if config.final_denoise else num_inference_steps
+        solver_steps = num_inference_steps - 1 if self._calls_at_end else num_inference_steps
         return _grid_labels(
             self._alphas_cumprod64, solver_steps, config.time_grid, config.timestep_spacing, config.steps_offset
         )
+
+    @property
+    def _calls_at_end(self) -> bool:
+        """Whether the model is also called at g_S (``final_denoise``, or a full last step)."""
+        return self.config.final_denoise or not self.config.lower_order_final
 
     def scale_model_input(self, sample: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         """Identity: the VP model takes x_t unscaled."""
@@ -388,9 +405,12 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         x_in = sample.to(dtype)
         # 0. Data prediction at the evaluated point: m_0 ("first step"), D(x_1), or m_P (step 6).
         x0 = self._data_prediction(model_output.to(dtype), x_in, k)
-        if k == self._solver_steps:
+        if k == self._solver_steps and self.config.final_denoise:
             # 0'. The final_denoise call: x0 = D(x_S, g_S).
             prev = x0
+        elif k == self._solver_steps:
+            # 7-11 of step S, then 12's iterate x_S (lower_order_final=False: no shift is needed after it).
+            prev = self._corrector(self._pending, x_in, x0)
         else:
             # 7-12. Finish step k at its predictor point (uses the old m_A, m_B).
             x = x_in if self._pending is None else self._corrector(self._pending, x_in, x0)
@@ -401,7 +421,7 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
             if self._m_b is None:
                 # "First step": first-order step, exactly DDIM / DPM-Solver++(1).
                 prev = self._first_order(x, n)
-            elif n == self._solver_steps:
+            elif n == self._solver_steps and self.config.lower_order_final:
                 # "Last step": no model call.
                 prev = self._last_step(x, n)
             else:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from guidance.errors import MethodConfigError, WeightsUnavailableError
+from guidance.errors import GuidanceError, MethodConfigError, WeightsUnavailableError
 from guidance.worlds.base import World
 from guidance.worlds.embedded import ASSETS
 from guidance.worlds.sd15 import SD_CLASSES
@@ -62,21 +62,30 @@ class WorldRegistry:
     def keys(self) -> list[str]:
         return [EMBEDDED, SD] if self.sd_model else [EMBEDDED]
 
+    def family_title(self) -> str:
+        """The diffusers model's family as people name it (from its model_index.json, without loading weights)."""
+        from guidance.pipelines.loading import TITLES, family
+
+        try:
+            return TITLES[family(self.sd_model)]
+        except GuidanceError:  # not readable yet: the load will say why
+            return "Stable Diffusion"
+
     def title(self, key: str) -> str:
         """The world's name as the app's backbone menu shows it."""
         if key == SD:
-            return "Stable Diffusion 1.5" + (" + ControlNet" if self.controlnet else "")
+            return self.family_title() + (" + ControlNet" if self.controlnet else "")
         return "Embedded world"
 
     def source(self, key: str) -> str:
         """Where the world's weights come from, in Markdown."""
         if key == SD:
-            return f"Stable Diffusion 1.5 (`{self.sd_model}`)" + (f" + ControlNet (`{self.controlnet}`)" if self.controlnet else "")
+            return f"{self.family_title()} (`{self.sd_model}`)" + (f" + ControlNet (`{self.controlnet}`)" if self.controlnet else "")
         return f"embedded world (`{self.embedded}`)"
 
     def default(self) -> str:
-        """SD 1.5 on a GPU with its weights on disk, else the embedded world."""
-        sd_ready = self.sd_model and weights_cached(self.sd_model, "unet/config.json")
+        """The diffusers model on a GPU with its weights on disk, else the embedded world."""
+        sd_ready = self.sd_model and (weights_cached(self.sd_model, "unet/config.json") or weights_cached(self.sd_model, "transformer/config.json"))
         control_ready = not self.controlnet or weights_cached(self.controlnet, "config.json")
         return SD if self.device == "cuda" and sd_ready and control_ready else EMBEDDED
 

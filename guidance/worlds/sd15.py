@@ -1,5 +1,6 @@
-"""Stable Diffusion 1.5 (+ ControlNet) as a backbone, loaded with diffusers by hub id or local folder, and as a World
-(load_sd15_world: facenet-pytorch faces, OpenCLIP style features and classifiers)."""
+"""Stable Diffusion 1.5 (+ ControlNet) as a backbone, loaded with diffusers by hub id or local folder, and a diffusers
+model of any family (SD 1.x/2.x, SDXL, SD 3) as a World (load_sd15_world: facenet-pytorch faces, OpenCLIP style
+features and classifiers)."""
 from __future__ import annotations
 
 import os
@@ -13,8 +14,9 @@ from huggingface_hub.errors import HTTPError
 from torch import Tensor
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from guidance.backbone import Condition, UNetBackbone
-from guidance.errors import WeightsUnavailableError
+from guidance.backbone import Backbone, Condition, UNetBackbone
+from guidance.errors import UnsupportedModelError, WeightsUnavailableError
+from guidance.pipelines.denoisers import PipelineBackbone
 from guidance.worlds.base import World, for_inference, optional
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -134,6 +136,25 @@ def load_sd15(
     return backbone
 
 
+def load_backbone(model: str, controlnet: str | None = None, device=None, tiny_vae: str | None = None) -> Backbone:
+    """The backbone of a diffusers folder or hub id of any family (its model_index.json says which): SD 1.x/2.x by
+    `load_sd15`, SDXL and SD 3 as their guided pipelines (guidance.pipelines.PipelineBackbone).
+
+    Raises:
+        WeightsUnavailableError: weights that cannot be had.
+        UnsupportedModelError: another family, or a ControlNet or tiny decoder with SDXL or SD 3.
+    """
+    from guidance.pipelines.loading import TITLES, family, load_pipeline
+
+    kind = "sd" if (Path(model).exists() and not (Path(model) / "model_index.json").exists()) else family(model)
+    if kind == "sd":
+        return load_sd15(model, controlnet=controlnet, device=device, tiny_vae=tiny_vae)
+    if tiny_vae is not None:
+        raise UnsupportedModelError(f"the tiny guidance decoder is offered for Stable Diffusion 1.x/2.x; {model} is {TITLES[kind]}")
+    device = torch.device(device) if device is not None else default_device()
+    return PipelineBackbone(load_pipeline(model, controlnet, device), name=model)
+
+
 def load_sd15_world(
     model: str | None = None,
     controlnet: str | None = None,
@@ -162,8 +183,7 @@ def load_sd15_world(
     from conditions.style import CLIPPatchTokens
 
     class_names = class_names or SD_CLASSES
-
-    backbone = load_sd15(model or SD15, controlnet=controlnet, device=device, tiny_vae=tiny_vae)
+    backbone = load_backbone(model or SD15, controlnet, device, tiny_vae)
     backbone.class_names = class_names
     return World(
         backbone=backbone,

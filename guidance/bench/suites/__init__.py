@@ -13,9 +13,9 @@ builds only those; quality metrics, and so the evaluator, are computed on the em
     Returns:
         Its rows, goals, configuration, notes and pictures (guidance.bench.common.SuiteOutput).
 """
-from guidance.bench.suites import dsg, figd, gfcg, gpu, load, memory, presets, preview, profile, solvers, world
+from guidance.bench.suites import dsg, families, figd, gfcg, gpu, load, memory, presets, preview, profile, solvers, world
 
 SUITES = {
     "world": world, "figd": figd, "dsg": dsg, "gfcg": gfcg, "solvers": solvers, "gpu": gpu, "profile": profile,
-    "preview": preview, "presets": presets, "memory": memory, "load": load,
+    "preview": preview, "presets": presets, "memory": memory, "load": load, "families": families,
 }  # fmt: skip

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from guidance.bench.common import (
-    FD_VERDICT_SAMPLES, Options, Rows, SuiteOutput, goal, images_of, realism, reference_images, task_request, task_row, timing
+    FD_VERDICT_SAMPLES, Options, Rows, SuiteOutput, goal_over, goal_told, images_of, realism, reference_images, task_request, task_row, timing
 )  # fmt: skip
 from guidance.playground.spread import mean_difference
 from guidance.playground.tasks import PRESETS, run_task
@@ -119,13 +119,13 @@ def goals(rows: list[dict], plan: Plan, energies: dict, rounds: dict[int, list[d
         if plain is None or dsg is None:
             continue
         pairs = list(zip(energies[(steps, *dsg_key)], energies[(steps, *plain_key)]))
-        found.append(goal(f"{steps} steps: DSG energy below the plain step's (DSG minus plain)", "< 0", samples=pairs, bar=0.0,
-                          strict=True, statistic=mean_difference))  # fmt: skip
+        found.append(goal_over(f"{steps} steps: DSG energy below the plain step's (DSG minus plain)", pairs, 0.0, strict=True,
+                               statistic=mean_difference))  # fmt: skip
         if "fd" in dsg:
             n = len(pairs)
-            found.append(goal(f"{steps} steps: DSG FD no worse (indicative below {FD_VERDICT_SAMPLES} samples)", f"<= {plain['fd']:.4g}",
+            found.append(goal_told(f"{steps} steps: DSG FD no worse (indicative below {FD_VERDICT_SAMPLES} samples)", f"<= {plain['fd']:.4g}",
                               dsg["fd"], dsg["fd"] <= plain["fd"], n=n, indicative=n < FD_VERDICT_SAMPLES))  # fmt: skip
         extra = [100 * (r[dsg_key] - 1) for r in rounds[steps]]
-        found.append(goal(f"{steps} steps: DSG extra time per step (median of interleaved rounds)", "< 5%", unit="%", samples=extra,
-                          bar=5.0, strict=True, statistic=np.median, over="rounds"))  # fmt: skip
+        found.append(goal_over(f"{steps} steps: DSG extra time per step (median of interleaved rounds)", extra, 5.0, "%", strict=True,
+                               statistic=np.median, over="rounds"))  # fmt: skip
     return found

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from guidance.bench.common import (
-    Options, Rows, SuiteOutput, balanced, class_quality, generate, goal, images_of, realism, timing, warm_up
+    Options, Rows, SuiteOutput, balanced, class_quality, generate, goal_over, images_of, realism, timing, warm_up
 )  # fmt: skip
 from guidance.bench.metrics import diversity, features, probabilities
 from guidance.playground.spread import mean_difference
@@ -126,17 +126,17 @@ def goals(rows: list[dict], correct: dict[str, list[float]], rounds: list[dict[s
     found = []
     if correct:
         both, cfg, own = correct["cfg+gfcg"], correct["cfg"], correct["cfg+gfcg, own order"]
-        found.append(goal("CFG+GFCG accuracy above CFG's, same CFG scale (CFG+GFCG minus CFG)", f"> 0 (CFG: {by['cfg']['accuracy']:.3f})",
-                          samples=list(zip(both, cfg)), bar=0.0, higher_is_better=True, strict=True, statistic=mean_difference))  # fmt: skip
-        found.append(goal("CFG+GFCG keeps the accuracy of GFCG in its own order (minus own order's)",
-                          f">= 0 (own order: {by['cfg+gfcg, own order']['accuracy']:.3f})", samples=list(zip(both, own)), bar=0.0,
-                          higher_is_better=True, statistic=mean_difference))  # fmt: skip
+        found.append(goal_over("CFG+GFCG accuracy above CFG's, same CFG scale (CFG+GFCG minus CFG)", list(zip(both, cfg)), 0.0,
+                               higher_is_better=True, strict=True, statistic=mean_difference, context=f"CFG: {by['cfg']['accuracy']:.3f}"))  # fmt: skip
+        found.append(goal_over("CFG+GFCG keeps the accuracy of GFCG in its own order (minus own order's)", list(zip(both, own)), 0.0,
+                               higher_is_better=True, statistic=mean_difference,
+                               context=f"own order: {by['cfg+gfcg, own order']['accuracy']:.3f}"))  # fmt: skip
     for label in ("cfg+gfcg", "cfg+gfcg tiny decoder"):
         if label in by:
-            found.append(goal(f"{label}: time per step over CFG's (median of interleaved rounds)", "<= 1.3x", unit="x",
-                              samples=[r[label] for r in rounds], bar=1.3, statistic=np.median, over="rounds"))  # fmt: skip
+            found.append(goal_over(f"{label}: time per step over CFG's (median of interleaved rounds)", [r[label] for r in rounds], 1.3,
+                                   "x", statistic=np.median, over="rounds"))  # fmt: skip
     if "atg+gfcg fused" in by:
         extra = [100 * (r["atg+gfcg fused"] / r["atg"] - 1) for r in rounds]
-        found.append(goal("fused ATG+GFCG extra time per step over ATG (median of interleaved rounds)", "<= 15%", unit="%",
-                          samples=extra, bar=15.0, statistic=np.median, over="rounds"))  # fmt: skip
+        found.append(goal_over("fused ATG+GFCG extra time per step over ATG (median of interleaved rounds)", extra, 15.0, "%",
+                               statistic=np.median, over="rounds"))  # fmt: skip
     return found

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from guidance.bench.common import Options, Rows, SuiteOutput, goal
+from guidance.bench.common import Options, Rows, SuiteOutput, goal_over, goal_told
 from guidance.bench.suites.world import EXAMPLE_METHODS, Plan, control_rows, face_rows, style_rows
 from guidance.errors import MethodConfigError
 from guidance.methods.figd import FISHER_WEIGHTS
@@ -98,13 +98,13 @@ def goals(rows: list[dict], picks: dict) -> list[dict]:
         plain = next(r for r in rows if r["task"] == task and r["method"] == "plain")
         for method, value in methods.items():
             if value is None:
-                found.append(goal(f"{task}, {method}: an admissible strength", "one of the grid", 0.0, False))
+                found.append(goal_told(f"{task}, {method}: an admissible strength", "one of the grid", 0.0, False))
                 continue
             row = next(r for r in rows if r["task"] == task and r["method"] == method and r["value"] == value and "fisher_weight" not in r)
             name = CONDITION[task]
             pairs = list(zip(row["values"][_values_key(name)], plain["values"][_values_key(name)]))
-            found.append(goal(f"{task}, {method} at {row['setting']} {value:g}: {name} above plain's", "> 0", samples=pairs,
-                              bar=0.0, higher_is_better=True, strict=True, statistic=_mean_gain))  # fmt: skip
+            found.append(goal_over(f"{task}, {method} at {row['setting']} {value:g}: {name} above plain's", pairs, 0.0,
+                                   higher_is_better=True, strict=True, statistic=_mean_gain))  # fmt: skip
     return found
 
 

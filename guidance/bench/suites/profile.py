@@ -1,11 +1,14 @@
 """`profile`: where one sampling step's time goes, part by part, for each method.
 
-Synchronised timers inside real sampling runs (guidance.sampling.sample): the denoiser calls (UNet with its
-ControlNet, or the guide UNet), the decoder, the energies and GFCG's classifier are timed around their forward
-passes; hooks on the tensors passed between them time the backward pass segment by segment (energy, decoder,
-denoiser); the scheduler's arithmetic (the step's mean and sigma, the method's update) is timed where the loop
-calls it; host-device copies (the loop's two noise draws sent to the device and per-sample values read back)
-are timed alone. `other` is the rest of the step: Python, step sizes, the x0 arithmetic, small tensors. The clock
+Synchronised timers inside real sampling runs (guidance.sampling.sample), through the library's own seams: the loop
+tells a StepObserver where each timed step starts and ends (guidance.recording.observing); the denoiser calls
+(UNet with its ControlNet, or the guide UNet) and the decoder are timed by the backbone the run samples with
+(`TimedBackbone`, the world's backbone behind it), the energies and GFCG's classifier by torch's forward hooks; hooks
+on the tensors passed between them time the backward pass segment by segment (energy, decoder, denoiser); the
+scheduler's arithmetic (the step's mean and sigma, with the noise draw handed to the update, and the method's update)
+is timed by the method the run samples with (`TimedMethod`, between its prediction and the end of its update);
+host-device copies (the loop's two noise draws sent to the device and per-sample values read back) are timed alone.
+`other` is the rest of the step: Python, step sizes, the x0 arithmetic, small tensors. The clock
 is synchronised wall time on CUDA and the process's CPU time on a CPU (run it with --threads 1 there: a machine
 shared with other jobs adds waiting to wall times, which the CPU time leaves out), so the parts add up to
 `ms_per_step` on CUDA and to `cpu_ms_per_step` on a CPU.
@@ -38,12 +41,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-import guidance.sampling as sampling
-from guidance.bench.common import Options, Rows, SuiteOutput, generate, goal, reference_images, warm_up
+from guidance.bench.common import Options, Rows, SuiteOutput, generate, WORLD_SPEED_BAR_S, goal_over, reference_images, warm_up
 from guidance.methods import Settings, Terms, build_method
 from guidance.playground.spread import median_iqr
-from guidance.playground.tasks import PRESETS, TaskRequest, build_energy, preset, run_task
-from guidance.recording import synchronize
+from guidance.playground.tasks import PRESETS, TaskRequest, build_energy, preset, run_task, spec
+from guidance.recording import observing, synchronize
+from guidance.sampling import sample
 from guidance.worlds import World
 
 NEEDS = ("face_embedder", "style_features", "classifier")
@@ -95,16 +98,23 @@ PLANS = {
 
 
 class StepTimer:
-    """Accumulates part times of the current step; active only inside the sampling loop's timed step.
+    """Accumulates part times of the current step: a StepObserver (guidance.recording.observing), active only between
+    the start and the end of each timed step of the sampling loop.
 
     Args:
         device: the device whose clock `now` reads (synchronised on CUDA, CPU time elsewhere).
+
+    Attributes:
+        steps: each timed step's record: seconds, CPU seconds and every part's seconds.
     """
 
     def __init__(self, device: torch.device):
-        self.device, self.active, self.depth = device, False, 0
+        self.device, self.active = device, False
         self.parts: dict[str, float] = defaultdict(float)
         self.marks: list[tuple[str, float]] = []
+        self.open: list[float | None] = []  # per running part, its start where it is timed (the outermost), else None
+        self.predicted: float | None = None  # when the method's prediction of this step returned
+        self.steps: list[dict] = []
 
     def now(self) -> float:
         """Synchronised wall time on CUDA; on a CPU the process's CPU time (a shared CPU's waiting left out)."""
@@ -113,21 +123,67 @@ class StepTimer:
         synchronize(self.device)
         return time.perf_counter()
 
-    @contextmanager
-    def part(self, name: str) -> Iterator[bool]:
-        """Times the block as `name` unless a part is already running; yields whether this block is timed."""
-        if not self.active or self.depth:
-            yield False
-            return
-        self.depth += 1
-        start = self.now()
+    def step_started(self, ctx) -> None:
+        """Forget the previous step's parts and marks, and time this step's."""
+        self.parts.clear()
+        self.marks.clear()
+        self.predicted, self.active = None, True
+
+    def step_ended(self, record) -> None:
+        """Keep the step's seconds with its parts, forward and backward."""
+        self.active = False
+        self.steps.append({"seconds": record.seconds, "cpu_seconds": record.cpu_seconds, **self.parts, **self.backward_parts()})
+
+    def begin(self) -> None:
+        """A part starts; it is timed unless another one is running (a part nested in another counts in the outer one)."""
+        self.open.append(self.now() if self.active and not any(start is not None for start in self.open) else None)
+
+    def end(self, name: str) -> bool:
+        """The part begun last ends; where it was timed, its time goes to `name`.
+
+        Returns:
+            Whether it was timed.
+        """
+        start = self.open.pop()
+        if start is None:
+            return False
+        end = self.now()
+        self.parts[name] += end - start
+        self.marks.append(("forward", end))
+        return True
+
+    def call(self, name: str, function: Callable, *args, hooks: tuple[str, str] | None = None, **kwargs):
+        """`function(*args, **kwargs)`, timed as the part `name`.
+
+        Args:
+            name: the part's name (one of PARTS).
+            function: what is timed.
+            *args, **kwargs: its arguments.
+            hooks: (input mark, output mark): its first argument and its output then mark the backward pass.
+
+        Returns:
+            What `function` returns.
+        """
+        self.begin()
         try:
-            yield True
+            out = function(*args, **kwargs)
         finally:
-            end = self.now()
-            self.parts[name] += end - start
-            self.marks.append(("forward", end))
-            self.depth -= 1
+            outermost = self.end(name)
+        if outermost and hooks is not None:
+            self.on_gradient(args[0], hooks[0])
+            self.on_gradient(out, hooks[1])
+        return out
+
+    def time_module(self, module: torch.nn.Module, name: str) -> list:
+        """Times each call of `module` as the part `name`, through torch's forward hooks.
+
+        Returns:
+            The hooks' handles (`remove()` each when done).
+        """
+        def ended(*_) -> None:  # a forward hook that returns something replaces the module's output
+            self.end(name)
+
+        return [module.register_forward_pre_hook(lambda *_: self.begin()), module.register_forward_hook(ended)]
 
     def on_gradient(self, tensor: Tensor, mark: str) -> None:
         """Marks the time the backward pass reaches `tensor` (a point of the energy -> decoder -> denoiser chain).
@@ -148,79 +204,98 @@ class StepTimer:
             previous = moment
         return found
 
-    def reset(self) -> None:
-        """Forget the previous step's parts and marks."""
-        self.parts.clear()
-        self.marks.clear()
 
-
-def timed(timer: StepTimer, name: str, function: Callable, hooks: tuple[str, str] | None = None) -> Callable:
-    """`function`, timed as a part.
+class TimedBackbone:
+    """A world's backbone whose denoiser calls (`predict`) and decodes are timed; every other attribute is the
+    backbone's own, and its evaluation counter is the backbone's (which the loop's Recorder resets and reads).
 
     Args:
+        backbone: the world's backbone.
         timer: the step's timer.
-        name: the part's name (one of PARTS).
-        function: what is timed.
-        hooks: (input mark, output mark): its first argument and its output then mark the backward pass.
     """
 
-    def wrapper(*args, **kwargs):
-        with timer.part(name) as outermost:
-            out = function(*args, **kwargs)
-        if outermost and hooks is not None:
-            timer.on_gradient(args[0], hooks[0])
-            timer.on_gradient(out, hooks[1])
-        return out
+    def __init__(self, backbone, timer: StepTimer):
+        self.backbone, self.timer = backbone, timer
 
-    return wrapper
+    def __getattr__(self, name: str):
+        return getattr(self.backbone, name)
+
+    @property
+    def evaluations(self) -> int:
+        """The backbone's count of denoiser evaluations."""
+        return self.backbone.evaluations
+
+    @evaluations.setter
+    def evaluations(self, value: int) -> None:
+        self.backbone.evaluations = value
+
+    def predict(self, *args, **kwargs) -> Tensor:
+        """The backbone's, timed as the denoiser's forward."""
+        return self.timer.call("denoiser_fwd", self.backbone.predict, *args, hooks=("denoiser_in", "denoiser_out"), **kwargs)
+
+    def decode(self, *args, **kwargs) -> Tensor:
+        """The backbone's, timed as the decoder's forward."""
+        return self.timer.call("decode_fwd", self.backbone.decode, *args, hooks=("decode_in", "decode_out"), **kwargs)
+
+    def guidance_decode(self, *args, **kwargs) -> Tensor:
+        """The backbone's, timed as the decoder's forward."""
+        return self.timer.call("decode_fwd", self.backbone.guidance_decode, *args, hooks=("decode_in", "decode_out"), **kwargs)
+
+
+class TimedMethod:
+    """A guidance method whose scheduler arithmetic is timed: the loop's mean and sigma, which it computes between the
+    method's `predict` and `update` (with the noise draw it hands to `update`), and the update itself. Every other
+    attribute is the method's own.
+
+    Args:
+        method: the guidance method.
+        timer: the step's timer.
+    """
+
+    def __init__(self, method, timer: StepTimer):
+        self.method, self.timer = method, timer
+
+    def __getattr__(self, name: str):
+        return getattr(self.method, name)
+
+    def predict(self, ctx):
+        """The method's prediction; the scheduler's part starts when it returns."""
+        pred = self.method.predict(ctx)
+        self.timer.predicted = self.timer.now() if self.timer.active and not self.timer.open else None
+        return pred
+
+    def update(self, *args):
+        """The method's update, timed with the mean and sigma before it as the scheduler's part."""
+        if self.timer.predicted is not None:
+            self.timer.parts["scheduler"] += self.timer.now() - self.timer.predicted
+            self.timer.predicted = None
+        return self.timer.call("scheduler", self.method.update, *args)
 
 
 @contextmanager
-def instrumented(world: World, timer: StepTimer, energy, method) -> Iterator[list[dict]]:
-    """Wraps the parts of `world`, `energy` and `method` and the loop's timed step for the block.
+def instrumented(world: World, energy, method) -> Iterator[tuple[TimedBackbone, TimedMethod, StepTimer]]:
+    """The backbone and the method timed, the energy's terms and the classifier timed through forward hooks, and the
+    sampling loop's timed steps observed (guidance.recording.observing), for the block.
 
     Args:
         world: its backbone's denoiser and decoders, and its classifier, are timed.
-        timer: the timer the parts report to.
         energy: the guidance energy (its terms are timed), or None.
         method: the guidance method (its update is timed as the scheduler's).
 
     Yields:
-        The per-step records, filled as the loop runs.
+        (the backbone and the method to sample with, the timer whose `steps` fill as the loop runs).
     """
-    backbone, steps = world.backbone, []
-    patched = [
-        (backbone, "_forward", timed(timer, "denoiser_fwd", backbone._forward, ("denoiser_in", "denoiser_out"))),
-        (backbone, "decode", timed(timer, "decode_fwd", backbone.decode, ("decode_in", "decode_out"))),
-        (backbone, "guidance_decode", timed(timer, "decode_fwd", backbone.guidance_decode, ("decode_in", "decode_out"))),
-        (method, "update", timed(timer, "scheduler", method.update)),
-    ]
-    if isinstance(world.classifier, torch.nn.Module):
-        patched.append((world.classifier, "forward", timed(timer, "classifier_fwd", world.classifier.forward)))
+    timer = StepTimer(world.backbone.device)
     leaves = [] if energy is None else [term.energy for term in energy.terms] if isinstance(energy, Terms) else [energy]
-    patched += [(leaf, "forward", timed(timer, "energy_fwd", leaf.forward)) for leaf in leaves]
-    timed_step, mean_and_sigma = sampling.Recorder.timed, sampling.mean_and_sigma
-
-    @contextmanager
-    def profiled_step(recorder, ctx):
-        timer.reset()
-        timer.active = True
-        try:
-            with timed_step(recorder, ctx) as record:
-                yield record
-        finally:
-            timer.active = False
-        steps.append({"seconds": record.seconds, "cpu_seconds": record.cpu_seconds, **timer.parts, **timer.backward_parts()})
-
-    for owner, name, wrapper in patched:
-        setattr(owner, name, wrapper)
-    sampling.Recorder.timed, sampling.mean_and_sigma = profiled_step, timed(timer, "scheduler", mean_and_sigma)
+    handles = [handle for leaf in leaves for handle in timer.time_module(leaf, "energy_fwd")]
+    if isinstance(world.classifier, torch.nn.Module):
+        handles += timer.time_module(world.classifier, "classifier_fwd")
     try:
-        yield steps
+        with observing(timer):
+            yield TimedBackbone(world.backbone, timer), TimedMethod(method, timer), timer
     finally:
-        sampling.Recorder.timed, sampling.mean_and_sigma = timed_step, mean_and_sigma
-        for owner, name, _ in patched:
-            delattr(owner, name)
+        for handle in handles:
+            handle.remove()
 
 
 def copies_seconds(backbone, batch: int, repeats: int = 20) -> float:
@@ -288,10 +363,10 @@ def profile_steps(world: World, label: str, plan: Plan, references: dict, warm_u
     kwargs = dict(scheduler=scheduler, eta=plan.eta if scheduler == "ddim" else 0.0, noise_rule=method_noise_rule(task),
                   energy=energy, control=control)  # fmt: skip
     if warm_up:
-        sampling.sample(world.backbone, method, [condition] * plan.batch, steps=2, **kwargs)
-    with instrumented(world, StepTimer(world.backbone.device), energy, method) as steps:
-        result = sampling.sample(world.backbone, method, [condition] * plan.batch, steps=plan.steps, **kwargs)
-    return steps[1:] or steps, result.nfe
+        sample(world.backbone, method, [condition] * plan.batch, steps=2, **kwargs)
+    with instrumented(world, energy, method) as (backbone, timed_method, timer):
+        result = sample(backbone, timed_method, [condition] * plan.batch, steps=plan.steps, **kwargs)
+    return timer.steps[1:] or timer.steps, result.nfe
 
 
 def profile_row(label: str, plan: Plan, steps: list[dict], nfe: float, copies: float, device: torch.device) -> dict:
@@ -375,13 +450,12 @@ def step_ratio_goals(rounds: dict[str, list[list[dict]]]) -> list[dict]:
             continue
         for key, clock in (("seconds", "wall"), ("cpu_seconds", "process CPU")):
             ratios = [statistics.median(s[key] for s in a) / statistics.median(s[key] for s in b) for a, b in zip(rounds[freedom], rounds[figd])]
-            found.append(goal(f"face, {decoder}: FreeDoM's step over FIGD's ({clock} time, median of interleaved rounds)", ">= 2x",
-                              unit="x", samples=ratios, bar=2.0, higher_is_better=True, statistic=np.median, over="rounds"))  # fmt: skip
+            found.append(goal_over(f"face, {decoder}: FreeDoM's step over FIGD's ({clock} time, median of interleaved rounds)", ratios,
+                                   2.0, "x", higher_is_better=True, statistic=np.median, over="rounds"))  # fmt: skip
     return found
 
 
-APP_EXAMPLE = "face_blond.png"  # the Face tab's first example (app.py)
-APP_METHODS = ["freedom", "figd", "figd+dsg"]  # the Face tab's default selection
+APP_TAB_BAR_S = 5.0  # the app's default tab run (the Face tab's default methods on its first example)
 UNGUIDED = "4 x 25 steps unguided"  # the world's speed row of unguided sampling
 
 
@@ -396,16 +470,15 @@ def world_speed(world: World, repeats: int) -> tuple[list[dict], dict[str, list[
     """
     from PIL import Image
 
-    from guidance.worlds.embedded.build.examples import EXAMPLES
-
     conditions = list(world.backbone.class_names[:4])
     warm_up(world, "plain", conditions[0])
     unguided = [generate(world, "plain", conditions, steps=25, seed=r)[0] for r in range(repeats)]
     runs = {UNGUIDED: [r.seconds + r.decode_seconds for r in unguided]}
     rows = [{"task": "speed", "method": UNGUIDED, "steps": 25, "batch": 4, "seconds": statistics.median(runs[UNGUIDED])}]
-    reference = Image.open(EXAMPLES / APP_EXAMPLE).convert("RGB")
+    face = spec("face")
+    reference = Image.open(face.examples[0][0]).convert("RGB")  # the Face tab's first example, with its default methods and eta
     for tiny in (False, True)[: 2 if world.backbone.tiny_decoder is not None else 1]:
-        request = TaskRequest(task="face", methods=APP_METHODS, samples=1, steps=20, eta=0.5, reference=reference,
+        request = TaskRequest(task="face", methods=list(face.selected), samples=1, steps=20, eta=face.eta, reference=reference,
                               settings=preset("face", tiny_decoder=tiny))  # fmt: skip
         run_task(world, replace(request, steps=2))
         seconds = []
@@ -423,8 +496,8 @@ def speed_goals(runs: dict[str, list[float]]) -> list[dict]:
     """The world's end-to-end speed bars: the median of the repeats, with a bootstrap interval over them."""
     found = []
     for label, seconds in runs.items():
-        name, bar = ("4 unguided 25-step samples, decode included", 1.5) if label == UNGUIDED else (label, 5.0)
-        found.append(goal(name, f"<= {bar:g} s", unit=" s", samples=seconds, bar=bar, statistic=np.median, over="repeats"))
+        name, bar = ("4 unguided 25-step samples, decode included", WORLD_SPEED_BAR_S) if label == UNGUIDED else (label, APP_TAB_BAR_S)
+        found.append(goal_over(name, seconds, bar, " s", statistic=np.median, over="repeats"))
     return found
 
 

@@ -25,6 +25,16 @@ the config clips (`clip_sample`), the whole sweep and its reference also run wit
 False): that is the probability-flow ODE the solvers' papers are about. The full plan adds EVODiff at `ode_nfe`
 steps, so that the FD of the ODE itself is known. With --grid, a labelled sample grid: the same noise through
 every solver at NFE 10 (and at ode_nfe), under each clipping mode, above held-out renders.
+
+One grid for every solver (--grids NAME,... or all; --data mixture): every solver, and EVODiff in each of the
+official sampler's options, runs on the same time grid (uniform in time, in log-SNR, quadratic in time, EDM's
+rho = 7, or "own": each solver's own, as above) from the same noise, and every run but "own" ends at label 0. The
+error is each sample's L2 distance (the latents' on the embedded world, the points' on the mixture) to the exact
+ODE solution at the run's end: DDIM through every label (every `reference_stride`-th on the quick world plan), on
+the mixture also `refine` steps per label interval, where its denoiser is exact (guidance/bench/mixture.py).
+Rows give the mean over samples with its bootstrap 95% interval per grid, method and NFE; goals test EVODiff's
+claim (-45% error against DPM-Solver++ at NFE 10) per grid, for the playground's EVODiff and its best option there
+(guidance/bench/solver_grids.py; docs/methods.md, EVODiff).
 """
 from __future__ import annotations
 
@@ -41,10 +51,12 @@ from guidance.bench.common import (
     FD_VERDICT_SAMPLES, Options, Rows, SuiteOutput, balanced, generate, goal, images_of, realism, renders, timing, warm_up
 )  # fmt: skip
 from guidance.bench.metrics import per_sample_rmse
+from guidance.bench.solver_grids import GridPlan, best_evodiff, claim_goals, compare, paths
 from guidance.bench.plots import labelled_rows
 from guidance.playground.spread import bootstrap_interval, ratio_of_means
 from guidance.recording import decode_estimate
 from guidance.vp_arithmetic import to_eps_and_x0
+from guidance.schedulers.grids import GRIDS
 from guidance.worlds import World
 
 SOLVERS = ("ddim", "dpmsolver++", "unipc", "evodiff")
@@ -53,6 +65,8 @@ SPACING = "linspace"  # every solver starts at t = T-1
 REFERENCE_SEED = 500
 GOAL_NFE, GRID_NFE, GRID_COLUMNS = 10, 10, 10
 NEEDS = ()
+GRIDS_AND_DATA = True  # takes --grids and --data mixture
+PATH_GRID, PATH_NFE, PATH_SAMPLES = "logsnr", 10, 8  # the mixture's teaching view: a few paths per solver
 
 
 @dataclass(frozen=True)
@@ -73,9 +87,20 @@ PLANS = {
 }
 
 
+GRID_PLANS = {
+    "mixture-quick": GridPlan(nfes=(5, 6, 8, 10, 12, 15, 20), samples=64, refine=4),
+    "mixture-full": GridPlan(nfes=(5, 6, 8, 10, 12, 15, 20), samples=256, refine=8),
+    "embedded-quick": GridPlan(nfes=(6, 10), samples=32, reference_stride=2, batch=16),
+    "embedded-full": GridPlan(nfes=(5, 6, 8, 10, 12, 15, 20), samples=64, batch=16),
+}
+
+
 def run(world: World, opts: Options) -> SuiteOutput:
-    """Every solver at every NFE against a near-exact reference, under each clipping mode the config allows
-    (the interface: guidance.bench.suites)."""
+    """Every solver at every NFE against a near-exact reference, under each clipping mode the config allows; with
+    --grids or --data mixture, every solver on each shared grid against the exact ODE solution (`grid_run`) (the
+    interface: guidance.bench.suites)."""
+    if opts.time_grids or opts.data == "mixture":
+        return grid_run(world, opts)
     plan = opts.plan(PLANS)
     clip_modes = (True, False) if world.backbone.scheduler_config.get("clip_sample") else (False,)
     rows, grid, errors, checks = Rows("solvers"), [], {}, {}
@@ -304,3 +329,44 @@ def goals(rows: list[dict], errors: dict, plan: Plan) -> list[dict]:
             name = f"EVODiff FD at NFE {GOAL_NFE} relative to DPM-Solver++ ({mode}; indicative below {FD_VERDICT_SAMPLES} samples)"
             found.append(goal(name, "<= 0.75x", ratio, ratio <= 0.75, "x", n=plan.samples, indicative=plan.samples < FD_VERDICT_SAMPLES))
     return found
+
+
+def grid_run(world: World, opts: Options) -> SuiteOutput:
+    """Every solver and EVODiff option on each grid at every NFE against the exact ODE solution (module docstring).
+
+    Args:
+        world: the embedded world, or the mixture's (guidance.bench.mixture.mixture_world).
+        opts: the grids (all where none are named), the data and the mode.
+    """
+    data = "mixture" if opts.data == "mixture" else "embedded"
+    plan = GRID_PLANS[f"{data}-{'quick' if opts.quick else 'full'}"]
+    grids = opts.time_grids or GRIDS
+    rows = Rows("solvers")
+    conditions = balanced(world.backbone.class_names or (None,), plan.samples)
+    _, errors, check = compare(world.backbone, conditions, grids, plan, rows.append)
+    best = best_evodiff(errors, grids, plan.nfes)
+    where = "mixture" if data == "mixture" else "embedded world"
+    notes = [grid_reference_note(plan, check)] + [f"grid {grid}: EVODiff's best option here is '{best[grid]}' "
+                                                  f"(lowest geometric mean error over NFE {', '.join(map(str, plan.nfes))})" for grid in grids]  # fmt: skip
+    config = asdict(plan) | {"grids": list(grids), "data": data, "best_evodiff": best,
+                             "exact_check": check, "error": "per-sample L2 distance to the exact ODE solution"}  # fmt: skip
+    if data == "mixture":
+        teaching = paths(world.backbone, PATH_GRID, PATH_NFE, PATH_SAMPLES)
+        config["paths"] = {"grid": PATH_GRID, "nfe": PATH_NFE, "points": {k: v.tolist() for k, v in teaching.items()},
+                           "means": world.backbone.mixture.means.tolist()}  # fmt: skip
+    return SuiteOutput(rows, claim_goals(errors, grids, plan.nfes, where), config=config, notes=notes)
+
+
+def grid_reference_note(plan: GridPlan, check: dict[str, float]) -> str:
+    """How near the exact solution is, from its half-step check.
+
+    Args:
+        plan: its resolution.
+        check: from guidance.bench.solver_grids.exact_check.
+    """
+    resolution = f"every {plan.reference_stride}-th label" if plan.reference_stride > 1 else "every label"
+    refine = f", {plan.refine} steps per label interval uniform in log-SNR" if plan.refine > 1 else ""
+    differences = ", ".join(f"{value:.2g} at {end}" for end, value in check.items())
+    return (f"the exact ODE solution is DDIM (float64 updates) through {resolution}{refine}; at half its steps it "
+            f"differs from it by a mean L2 distance of {differences} over {min(plan.batch, plan.samples)} samples: "
+            f"about its own error (first order)")  # fmt: skip

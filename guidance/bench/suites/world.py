@@ -24,7 +24,7 @@ from conditions.face import crop
 from conditions.images import pixels_from_uint8, to_pil, to_tensor
 from guidance import distributed
 from guidance.bench.common import (
-    CONTROL_SEED, ID_SEED, Options, Rows, SuiteOutput, balanced, class_quality, generate, goal, images_of, realism, renders,
+    CONTROL_SEED, ID_SEED, WORLD_SPEED_BAR_S, Options, Rows, SuiteOutput, balanced, class_quality, generate, goal_over, goal_told, images_of, realism, renders,
     timing, warm_up
 )  # fmt: skip
 from guidance.bench.metrics import roc_auc
@@ -37,7 +37,6 @@ from guidance.worlds.embedded.vocabulary import ATTRIBUTES, HAIR_STYLES, IDENTIT
 
 NEEDS = ()
 FACE_SEED, STYLE_SEED = 21, 22  # make_dataset seeds of the held-out references
-TASK_SAMPLING = {"face": 0.5, "style": 1.0, "control": 1.0}  # each tab's DDIM eta (app.py)
 EXAMPLE_TASKS = ("face", "style", "control")
 # The energy tabs' guided methods; DPS under the tabs' normalised rule takes FreeDoM's step (tests/test_energy_methods.py)
 EXAMPLE_METHODS = ("freedom", "figd", "freedom+dsg", "figd+dsg")
@@ -57,7 +56,7 @@ class Plan:
     batch: int = 20
     speed_repeats: int = 5
     style_seeds: int = 1  # samples per style reference
-    style_first: int = 0  # the first of the style references (guidance.worlds.embedded.build.examples.style_references)
+    style_first: int = 0  # the first of the style references (guidance.worlds.embedded.renderer.textures.style_references)
     example_seeds: int = 4  # samples per example of each energy tab, at every method's own preset
     ranking_renders: int = 400  # held-out renders the style energy ranks by background pattern
 
@@ -67,7 +66,6 @@ PLANS = {
                   ranking_renders=200),
     "full": Plan(per_class=100, face_references=16, face_seeds=2, style_references=8, control_maps=24, id_images=1000),
 }
-SPEED_TARGET_S = 1.5
 ENERGY_METHODS = ("plain", "freedom", "figd")
 
 
@@ -99,35 +97,35 @@ def goals(rows: list[dict]) -> list[dict]:
     by = {(r["task"], r["method"]): r for r in rows if r["bar"] != "examples"}
     found = []
     cfg, plain = by[("class", "cfg")], by[("class", "plain")]
-    found.append(goal("class accuracy, CFG", ">= 0.95", cfg["accuracy"], cfg["accuracy"] >= 0.95))
-    found.append(goal("class accuracy, unguided conditional", ">= 0.7", plain["accuracy"], plain["accuracy"] >= 0.7))
+    found.append(goal_told("class accuracy, CFG", ">= 0.95", cfg["accuracy"], cfg["accuracy"] >= 0.95))
+    found.append(goal_told("class accuracy, unguided conditional", ">= 0.7", plain["accuracy"], plain["accuracy"] >= 0.7))
     ratio = plain["fd"] / plain["fd_floor"]
-    found.append(goal("Frechet distance of unguided samples vs its floor", "<= 5x floor", ratio, ratio <= 5, "x floor"))
+    found.append(goal_told("Frechet distance of unguided samples vs its floor", "<= 5x floor", ratio, ratio <= 5, "x floor"))
     off = abs(plain["saturation_ratio"] - 1)
-    found.append(goal("colour saturation of samples vs renders", "within 10%", plain["saturation_ratio"], off <= 0.1, "x"))
+    found.append(goal_told("colour saturation of samples vs renders", "within 10%", plain["saturation_ratio"], off <= 0.1, "x"))
     if ("class", "atg") in by:
         atg, both = by[("class", "atg")], by[("class", "atg+gfcg")]
-        found.append(goal("ATG FD vs unguided FD at equal NFE", "lower", atg["fd"] / plain["fd"], atg["fd"] < plain["fd"], "x"))
-        found.append(goal("ATG+GFCG accuracy vs ATG", "higher", both["accuracy"], both["accuracy"] > atg["accuracy"]))
+        found.append(goal_told("ATG FD vs unguided FD at equal NFE", "lower", atg["fd"] / plain["fd"], atg["fd"] < plain["fd"], "x"))
+        found.append(goal_told("ATG+GFCG accuracy vs ATG", "higher", both["accuracy"], both["accuracy"] > atg["accuracy"]))
     for method in ("freedom", "figd"):
         agreement = by[("face", method)]["attribute_agreement"]
-        found.append(goal(f"face attribute agreement, {method}", ">= 0.8", agreement, agreement >= 0.8))
+        found.append(goal_told(f"face attribute agreement, {method}", ">= 0.8", agreement, agreement >= 0.8))
         style = by[("style", method)]
-        found.append(goal(f"style distance vs unguided, {method}", "<= 0.5x", style["style_ratio"], style["style_ratio"] <= 0.5, "x"))
-        found.append(goal(f"style samples judged a face, {method}", ">= 0.9", style["face_rate"], style["face_rate"] >= 0.9))
+        found.append(goal_told(f"style distance vs unguided, {method}", "<= 0.5x", style["style_ratio"], style["style_ratio"] <= 0.5, "x"))
+        found.append(goal_told(f"style samples judged a face, {method}", ">= 0.9", style["face_rate"], style["face_rate"] >= 0.9))
     found += example_goals(rows)
     for kind, auc in by[("style", "ranking")]["auc"].items():
-        found.append(goal(f"style energy ranks renders of the {kind} reference's pattern nearer (AUC)", ">= 0.9", auc, auc >= 0.9,
+        found.append(goal_told(f"style energy ranks renders of the {kind} reference's pattern nearer (AUC)", ">= 0.9", auc, auc >= 0.9,
                           n=by[("style", "ranking")]["n"]))  # fmt: skip
     f1 = by[("control", "figd")]["edge_f1"]
-    found.append(goal("ControlNet + FIGD edge F1", ">= 0.75", f1, f1 >= 0.75))
+    found.append(goal_told("ControlNet + FIGD edge F1", ">= 0.75", f1, f1 >= 0.75))
     guided = [r["face_rate"] for r in rows if "face_rate" in r and r["method"] != "plain"]
     rate = float(np.mean(guided))
-    found.append(goal("guided samples judged a face, all tabs", ">= 0.95", rate, rate >= 0.95))
+    found.append(goal_told("guided samples judged a face, all tabs", ">= 0.95", rate, rate >= 0.95))
     auc = by[("face", "verification")]["roc_auc"]
-    found.append(goal("face-ID verification ROC-AUC, held-out identities", ">= 0.98", auc, auc >= 0.98))
+    found.append(goal_told("face-ID verification ROC-AUC, held-out identities", ">= 0.98", auc, auc >= 0.98))
     seconds = by[("class", "speed")]["batch_seconds"]
-    found.append(goal("batch of 4 unguided 25-step samples", f"<= {SPEED_TARGET_S:g} s", seconds, seconds <= SPEED_TARGET_S, " s"))
+    found.append(goal_told("batch of 4 unguided 25-step samples", f"<= {WORLD_SPEED_BAR_S:g} s", seconds, seconds <= WORLD_SPEED_BAR_S, " s"))
     return found
 
 
@@ -186,7 +184,7 @@ def task_results(world: World, task: str, method: str, reference, samples: int, 
     """
     control = task == "control"
     request = TaskRequest(
-        task=task, methods=[method], samples=samples, steps=plan.task_steps, eta=TASK_SAMPLING[task], seed=seed,
+        task=task, methods=[method], samples=samples, steps=plan.task_steps, eta=spec(task).eta, seed=seed,
         settings=preset(task, **overrides), reference=None if control else reference, control_image=reference if control else None,
         annotator="canny", use_controlnet=control, strength=strength,
     )  # fmt: skip
@@ -301,7 +299,7 @@ def style_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHO
     Args:
         world, plan, methods, overrides: as `face_rows` takes them, for the style tab.
     """
-    from guidance.worlds.embedded.build.examples import style_references
+    from guidance.worlds.embedded.renderer.textures import style_references
 
     references = style_references(plan.style_references, plan.style_first)
     rows = guided_rows(world, "style", methods, references, plan, plan.style_seeds, **overrides)
@@ -338,12 +336,12 @@ def example_goals(rows: list[dict]) -> list[dict]:
             if method == "plain":
                 continue
             if task == "style":
-                found.append(goal(f"style examples, {method}: pattern agreement", ">= 0.8", samples=values["pattern_agreement"],
-                                  bar=0.8, higher_is_better=True))  # fmt: skip
+                found.append(goal_over(f"style examples, {method}: pattern agreement", values["pattern_agreement"], 0.8,
+                                       higher_is_better=True))  # fmt: skip
             if method != "freedom":
                 triples = list(zip(values["metric"], plain, freedom))
-                found.append(goal(f"{task} examples, {method}: metric gain over plain vs FreeDoM's", ">= 0.6x", unit="x",
-                                  samples=triples, bar=0.6, higher_is_better=True, statistic=gain_ratio))  # fmt: skip
+                found.append(goal_over(f"{task} examples, {method}: metric gain over plain vs FreeDoM's", triples, 0.6, "x",
+                                       higher_is_better=True, statistic=gain_ratio))  # fmt: skip
     return found
 
 
@@ -390,7 +388,7 @@ def ranking_row(world: World, plan: Plan) -> dict:
     """How well the style energy sees patterns: for each style example, the ROC-AUC of -E (its Gram distance) at
     telling held-out renders with the reference's background pattern (as rendered) from the others."""
     from guidance.playground.tasks import reference_energy
-    from guidance.worlds.embedded.build.dataset import make_dataset
+    from guidance.worlds.embedded.renderer.dataset import make_dataset
     from guidance.worlds.embedded.vocabulary import BG_PATTERNS
 
     images, _, _, attributes = make_dataset(plan.ranking_renders, seed=STYLE_SEED, split="heldout")

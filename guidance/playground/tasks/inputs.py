@@ -22,6 +22,7 @@ from PIL import Image
 from conditions.control import ANNOTATORS
 from conditions.images import load_image
 from guidance.errors import ImageInputError, MethodConfigError
+from guidance.schedulers.grids import LABELS
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples"
 EXTRAS = ("face", "style")  # the reference conditions a control map can carry on top
@@ -338,6 +339,10 @@ class MethodList(TaskInput):
         return []
 
 
+DEFAULT_GRID = "quadratic"  # EVODiff's best shared grid on the embedded world (docs/benchmarks.md, solvers, shared grids)
+GRID_LABELS = {**LABELS, "quadratic": "quadratic in time: EVODiff's best shared grid on the embedded world"}
+
+
 @dataclass(frozen=True)
 class SchedulerList(MethodList):
     """A request runs every selected solver with one method (GUIDED_BASES), at the same number of steps (NFE)."""
@@ -350,14 +355,24 @@ class SchedulerList(MethodList):
         return GUIDED_BASES
 
     def run_widgets(self, spec) -> dict[str, Any]:
-        """A radio, "guidance", for the method (GUIDED_BASES) every solver runs with."""
+        """A radio, "guidance", for the method (GUIDED_BASES) every solver runs with, and a dropdown, "grid", for the
+        time grid every solver shares (guidance.schedulers.grids)."""
         import gradio as gr
 
-        return {"guidance": gr.Radio(list(GUIDED_BASES), value="cfg", label="Guidance used with every solver")}
+        grids = [(label, name) for name, label in GRID_LABELS.items()]
+        return {"guidance": gr.Radio(list(GUIDED_BASES), value="cfg", label="Guidance used with every solver"),
+                "grid": gr.Dropdown(grids, value=DEFAULT_GRID, label="Time grid (the same labels for every solver)")}  # fmt: skip
 
     def parse(self, spec, values: dict[str, Any]) -> dict[str, Any]:
-        """The guiding method, and the selected solvers as `schedulers`."""
-        return {"methods": [values["guidance"]], "schedulers": list(values["methods"] or [])}
+        """The guiding method, the selected solvers as `schedulers`, and the grid.
+
+        Raises:
+            MethodConfigError: a grid that guidance.schedulers.grids does not know.
+        """
+        grid = values.get("grid") or DEFAULT_GRID
+        if grid not in GRID_LABELS:
+            raise MethodConfigError(f"the time grid is one of {tuple(GRID_LABELS)}, got {grid!r}")
+        return {"methods": [values["guidance"]], "schedulers": list(values["methods"] or []), "grid": grid}
 
     def runs(self, request) -> list[tuple[str, str, str]]:
         """Every solver with the one method, labelled by the solver."""

@@ -10,12 +10,13 @@ from dataclasses import replace
 from PIL import Image
 from torch import Tensor
 
-from guidance.backbone import Control
+from guidance.backbone import Backbone, Control
 from guidance.energy import Energy
 from guidance.errors import MethodConfigError
 from guidance.methods import Settings, build_method
 from guidance.playground.tasks.spec import TaskOutcome, TaskRequest, spec
 from guidance.sampling import StepRecord, sample
+from guidance.schedulers.adapters import FLOW_SCHEDULERS
 from guidance.worlds import World
 
 STRENGTH_SETTINGS = ("scale", "dsg_rate")  # what a method's strength sets (strength_setting)
@@ -89,6 +90,29 @@ def run_eta(request: TaskRequest, scheduler: str) -> float:
     return request.eta if scheduler in ("ddim", "ddpm") else 0.0
 
 
+def family_scheduler(backbone: Backbone, scheduler: str, eta: float) -> str:
+    """The scheduler a task's choice runs on the backbone's family: on a flow model (SD 3) DDIM and DDPM become the flow's
+    stochastic step where eta > 0 (DSG's noise, docs/methods.md "Gaussian paths") and its Euler step otherwise.
+
+    Args:
+        backbone: the world's backbone.
+        scheduler: the task's scheduler name.
+        eta: the run's eta.
+
+    Returns:
+        The scheduler's name for this backbone.
+
+    Raises:
+        MethodConfigError: a multistep VP solver on a flow model, which the flow has no counterpart of here.
+    """
+    if backbone.prediction_type != "flow_prediction" or scheduler in FLOW_SCHEDULERS:
+        return scheduler
+    if scheduler in ("ddim", "ddpm"):
+        return "flow-sde" if eta > 0 else "flow-euler"
+    raise MethodConfigError(f"{scheduler} solves the VP path of DDPM-family models; {backbone.name} is a flow-matching model "
+                            f"(SD 3): its solvers here are {FLOW_SCHEDULERS}")
+
+
 def run_task(
     world: World,
     request: TaskRequest,
@@ -123,9 +147,11 @@ def run_task(
         method = build_method(method_name, settings, world.classifier)
         tick = None if progress is None else (lambda i, n, k=number, name=label: progress(k * request.steps + i, total, name))
         hook = None if on_step is None else (lambda record, picture, name=label: on_step(name, record, picture))
+        eta, solver = run_eta(request, scheduler), family_scheduler(world.backbone, scheduler, run_eta(request, scheduler))
+        noise_rule = settings.noise_rule if solver == scheduler else "ddim"  # the flow's stochastic step has its own noise
         result = sample(
-            world.backbone, method, conditions, steps=request.steps, scheduler=scheduler,
-            eta=run_eta(request, scheduler), noise_rule=settings.noise_rule, seed=request.seed,
+            world.backbone, method, conditions, steps=request.steps, scheduler=solver, eta=eta, noise_rule=noise_rule, seed=request.seed,
+            grid=request.values.get("grid", "own"),
             energy=energy, control=control, progress=tick, should_stop=should_stop,
             snapshots=request.snapshots, on_step=hook,
         )  # fmt: skip

@@ -1,6 +1,6 @@
 """The embedded world's vocabulary: its classes and the attributes its evaluator reads.
 
-The renderer (build/dataset.py) draws people and scenes in these terms; the backbone names the classes, the
+The renderer (renderer/dataset.py) draws people and scenes in these terms; the backbone names the classes, the
 networks have one head per attribute. An attribute's value is an index into its tuple in ATTRIBUTES.
 """
 from __future__ import annotations

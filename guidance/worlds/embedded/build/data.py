@@ -18,8 +18,8 @@ from conditions.images import pixels_from_uint8
 
 from ..vocabulary import CLASS_NAMES
 from .config import Config
-from .dataset import identity_from_id, make_dataset, nuisance_from_seed
-from .render import SUPERSAMPLE, Pen, draw_body, pattern, relight
+from ..renderer.dataset import identity_from_id, make_dataset, nuisance_from_seed
+from ..renderer.render import SUPERSAMPLE, Pen, draw_body, pattern, relight
 
 
 def _render_chunk(args: tuple[int, int, str, int | None]) -> tuple[np.ndarray, ...]:

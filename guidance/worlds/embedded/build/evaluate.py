@@ -21,13 +21,13 @@ from PIL import Image
 from conditions.images import pixels_from_uint8, uint8_from_pixels
 from guidance.methods import Settings, build_method
 from guidance.sampling import sample
+from guidance.statistics import roc_auc
 
 from ...base import World
 from .. import ASSETS, load_world
 from ..vocabulary import ATTRIBUTES, CLASS_NAMES, UNSEEN
 from .autoencoder import vae_psnr
 from .data import load, negatives
-from .stats import roc_auc
 
 TEST_PHOTOS = ("astronaut", "coffee", "chelsea")  # kept out of the detector's training
 

@@ -18,7 +18,7 @@ from conditions.images import pixels_from_uint8
 
 from .. import ASSETS, FILES, NET_CLASSES
 from ..nets import AttributeEvaluator, evaluator_features, load_net
-from .dataset import make_dataset
+from ..renderer.dataset import make_dataset
 
 RENDERS, K, SEED = 1000, 3, 41  # held-out renders (make_dataset seed), the k of the k-NN radii
 

@@ -17,7 +17,7 @@ from ..nets import StyleNet, save_net
 from ..vocabulary import ATTRIBUTES, BG_PATTERNS, STYLE_ATTRIBUTES, UNSEEN
 from .config import Config
 from .data import degrade, flip, load, moved
-from .examples import style_reference
+from ..renderer.textures import style_reference
 from .training import train_loop
 
 

@@ -21,7 +21,7 @@ from diffusers import AutoencoderTiny
 from torch import Tensor
 
 from .. import ASSETS, FILES, load_backbone
-from .dataset import make_dataset
+from ..renderer.dataset import make_dataset
 from .training import record
 
 FOLDER = FILES["tiny_decoder"]

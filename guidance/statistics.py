@@ -1,4 +1,5 @@
-"""Statistics of the build pipeline's quality figures (evaluate.py); the benchmarks use them too."""
+"""Statistics that the library's tools share: the benchmarks (guidance.bench) and the embedded world's build
+(guidance.worlds.embedded.build.evaluate)."""
 from __future__ import annotations
 
 import numpy as np

@@ -17,7 +17,7 @@ held-out identities, so the two splits never share a person.
 (in increasing order) whose identity has class ``c``; ``make_dataset`` renders
 class-balanced sets.  Everything is a pure function of integer seeds.
 
-    python -m guidance.worlds.embedded.build.dataset [preview.png]   # render speed and a preview grid
+    python -m guidance.worlds.embedded.renderer.dataset [preview.png]   # render speed and a preview grid
 """
 
 from __future__ import annotations
