@@ -22,13 +22,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 torch.set_num_threads(2)
 
-from helpers import free_port  # noqa: E402
+from helpers import COMMITTED_WORLD, free_port, world_complete  # noqa: E402
 
 from guidance.bench.tiny_pipelines import build_tiny_families, build_tiny_sd  # noqa: E402
 from tiny_sd import build_tiny_world, tiny_autoencoder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMITTED_WORLD = ROOT / "assets" / "world"
 
 
 @pytest.fixture(scope="session")
@@ -65,13 +64,6 @@ def sd_with_tiny_decoder(tiny_sd_folders, tmp_path_factory):
 def tiny_world_path(tmp_path_factory) -> Path:
     """An embedded-world folder with random tiny networks (tiny_sd.build_tiny_world)."""
     return build_tiny_world(tmp_path_factory.mktemp("tiny_world"))
-
-
-def world_complete(path: Path) -> bool:
-    """Every file load_world needs, the guide UNet and the ControlNet included."""
-    from guidance.worlds.embedded import REQUIRED
-
-    return all((path / name).exists() for name in (*REQUIRED, "guide_unet/config.json", "controlnet/config.json"))
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,16 @@ from guidance.energy import Energy
 from guidance.methods import Settings, StepContext, build_method
 from guidance.sampling import sample
 
+COMMITTED_WORLD = Path(__file__).resolve().parents[1] / "assets" / "world"
+
+
+def world_complete(path: Path) -> bool:
+    """Every file load_world needs, the guide UNet and the ControlNet included."""
+    from guidance.worlds.embedded import REQUIRED
+
+    return all((path / name).exists() for name in (*REQUIRED, "guide_unet/config.json", "controlnet/config.json"))
+
+
 PROMPTS = ["a red cat", "a blue dog"]
 
 

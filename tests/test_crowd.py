@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from app_fixtures import free_port, world_path  # noqa: F401  (fixtures)
+from helpers import free_port
 from gradio_client import Client
 from gradio_client.exceptions import ValidationError
 

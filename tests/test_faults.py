@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from app_fixtures import COMMITTED_WORLD, app_url, world_complete, world_path  # noqa: F401  (fixtures)
+from helpers import COMMITTED_WORLD, world_complete
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from test_bench import tiny_world_path  # noqa: F401  (fixture)

@@ -10,7 +10,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-from app_fixtures import app_url, world_path  # noqa: F401  (fixtures)
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
