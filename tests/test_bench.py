@@ -361,6 +361,7 @@ def test_solvers_from_two_processes_give_the_json_and_grid_of_one(tiny_world_pat
     assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
 
 
+@pytest.mark.slow  # an app server, a crowd, a soak
 def test_load_suite_serves_the_app_to_a_small_crowd_a_soak_and_stops(tmp_path, monkeypatch):
     """The load suite end to end at a tiny size, on the committed world (the face tab needs its detector)."""
     from guidance.bench.suites import load

@@ -15,7 +15,6 @@ import pytest
 from helpers import COMMITTED_WORLD, world_complete
 from gradio_client import Client
 from gradio_client.exceptions import AppError
-from test_bench import tiny_world_path  # noqa: F401  (fixture)
 
 from guidance.errors import WeightsDamagedError, WeightsUnavailableError
 from guidance.sweep import comparable
@@ -83,7 +82,8 @@ def lines(file: Path) -> list[str]:
     return file.read_text().splitlines() if file.exists() else []
 
 
-def test_a_sweep_killed_while_it_writes_resumes_with_the_same_command(tiny_world_path: Path, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.slow  # three sweep processes
+def test_a_sweep_killed_while_it_writes_resumes_with_the_same_command(tiny_world_path: Path, tmp_path: Path) -> None:
     """SIGKILL after some cells; the kill cannot be timed inside a write, so the last line is then cut in half as a
     kill inside write() leaves it. The same command keeps every whole line, redoes the cut cell and the rest, and
     gives the cells of a run that was never killed."""
@@ -113,7 +113,7 @@ def test_a_sweep_killed_while_it_writes_resumes_with_the_same_command(tiny_world
     assert comparable(resumed) == comparable(json.loads((tmp_path / "whole" / "sweep.json").read_text()))
 
 
-def test_an_exception_inside_an_energy_is_a_readable_error_and_the_next_run_works(app_url: str, monkeypatch) -> None:  # noqa: F811
+def test_an_exception_inside_an_energy_is_a_readable_error_and_the_next_run_works(app_url: str, monkeypatch) -> None:
     from conditions.style import StyleEnergy
 
     def broken(self, images):
