@@ -1,6 +1,6 @@
 """The playground's web app: one tab per task (guidance.playground.tasks.SPECS), each run one call to guidance.playground.tasks.run_task.
 
-    python app.py [--host HOST] [--port PORT] [--world PATH] [--sd-model ID_OR_PATH] [--controlnet ID_OR_PATH]
+    python app.py [--host HOST] [--port PORT] [--world PATH] [--model ID_OR_PATH] [--controlnet ID_OR_PATH]
                   [--queue-size N] [--share]
 
 Tabs: Face, Style, Control map, Classes, Solvers. Each tab's run is an API endpoint (/face, /style,
@@ -11,8 +11,9 @@ between two steps. One run samples at a time; at most --queue-size runs wait beh
 per visitor (guidance.playground.crowd), and the endpoints that do not sample skip the queue.
 The handlers are in guidance/playground/app_handlers.py; this file lays out the page and wires it.
 The launcher decides which weights may be loaded: the embedded world
-from --world (env GUIDANCE_WORLD, default assets/world), Stable Diffusion 1.5 from --sd-model and
---controlnet (env GUIDANCE_SD_MODEL, GUIDANCE_CONTROLNET; "none" offers no SD).
+from --world (env GUIDANCE_WORLD, default assets/world), a diffusers model of any family (SD 1.x/2.x,
+SDXL or SD 3, read from its model_index.json) from --model and --controlnet (env GUIDANCE_MODEL, GUIDANCE_CONTROLNET;
+"none" offers none).
 """
 from __future__ import annotations
 
@@ -239,9 +240,9 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
 
     Args:
         world: the embedded world's folder.
-        sd_model: Stable Diffusion 1.5's hub id or folder; None offers no SD.
-        controlnet: the ControlNet's hub id or folder for SD 1.5.
-        tiny_vae: an AutoencoderTiny's hub id or folder for SD 1.5's guidance path.
+        sd_model: a diffusers model's hub id or folder (SD 1.x/2.x, SDXL or SD 3); None offers none.
+        controlnet: the ControlNet's hub id or folder (SD 1.x/2.x, SDXL).
+        tiny_vae: an AutoencoderTiny's hub id or folder for SD 1.x/2.x's guidance path.
         queue_size: the most runs waiting behind the one running.
         cache_seconds: how long uploads and outputs stay in Gradio's cache, checked as often (its `delete_cache`, and
             guidance.playground.upkeep.CacheCleaner, which goes on where Gradio's cleaning stops).
@@ -292,7 +293,7 @@ def public_endpoints(demo: gr.Blocks) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The launcher's options (the module docstring); the environment gives their defaults, "none" as --sd-model None.
+    """The launcher's options (the module docstring); the environment gives their defaults, "none" as --model None.
 
     Args:
         argv: the arguments (None: sys.argv's).
@@ -304,8 +305,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--world", type=Path, default=Path(os.environ.get("GUIDANCE_WORLD", ASSETS)), help="embedded-world folder")
-    parser.add_argument("--sd-model", default=os.environ.get("GUIDANCE_SD_MODEL", SD15), help="SD 1.5 hub id or folder; 'none' offers none")
-    parser.add_argument("--controlnet", default=os.environ.get("GUIDANCE_CONTROLNET"), help="ControlNet hub id or folder for SD 1.5")
+    parser.add_argument("--model", dest="sd_model", default=os.environ.get("GUIDANCE_MODEL", SD15),
+                        help="a diffusers model's hub id or folder: SD 1.x/2.x, SDXL or SD 3 (its model_index.json says which); 'none' offers none")
+    parser.add_argument("--controlnet", default=os.environ.get("GUIDANCE_CONTROLNET"), help="ControlNet hub id or folder (SD 1.x/2.x, SDXL)")
     parser.add_argument("--sd-tiny-vae", default=os.environ.get("GUIDANCE_SD_TINY_VAE"),
                         help="AutoencoderTiny hub id or folder for SD 1.5's guidance path, e.g. madebyollin/taesd")
     parser.add_argument("--queue-size", type=int, default=int(os.environ.get("GUIDANCE_QUEUE_SIZE", DEFAULT_QUEUE_SIZE)),

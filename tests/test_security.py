@@ -98,12 +98,12 @@ def test_a_public_launch_prints_what_it_exposes(monkeypatch, capsys) -> None:
             launched.update(options)
 
     monkeypatch.setattr(app, "build_app", lambda *args: Demo())
-    app.main(["--host", "127.0.0.1", "--sd-model", "none"])
+    app.main(["--host", "127.0.0.1", "--model", "none"])
     assert capsys.readouterr().out == ""  # local only: nothing to say
-    app.main(["--host", "0.0.0.0", "--sd-model", "none", "--queue-size", "3"])
+    app.main(["--host", "0.0.0.0", "--model", "none", "--queue-size", "3"])
     out = capsys.readouterr().out
     assert "Exposed to anyone who can reach every address of this machine, port 7860" in out
     assert "/face" in out and "/switch" not in out and "at most 3 waiting" in out
-    app.main(["--share", "--sd-model", "none"])
+    app.main(["--share", "--model", "none"])
     assert "gradio.live" in capsys.readouterr().out and launched["share"] is True
     assert launched["max_file_size"] == MAX_FILE_BYTES

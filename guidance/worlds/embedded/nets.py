@@ -206,7 +206,7 @@ class FaceDetector:
     fallback_box = (0.0, 0.0, 1.0, 1.0)  # a rendered face fills the frame
     no_face_hint = (
         "the embedded world knows only its own rendered cartoon faces (like the examples). "
-        "For photographs, run the app on Stable Diffusion 1.5 (set GUIDANCE_SD_MODEL)"
+        "For photographs, run the app on a Stable Diffusion model (--model, or GUIDANCE_MODEL)"
     )
 
     def __init__(self, net: FaceDetectorNet, threshold: float = 0.9):
