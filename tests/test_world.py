@@ -179,7 +179,7 @@ def test_a_photo_without_a_face_on_the_embedded_world_points_to_stable_diffusion
     from conditions.face import FaceIDEnergy
     from guidance.errors import NoFaceFoundError
 
-    with pytest.raises(NoFaceFoundError, match="Stable Diffusion 1.5"):
+    with pytest.raises(NoFaceFoundError, match="Stable Diffusion model"):
         FaceIDEnergy(Image.fromarray(data.coffee()), world.face_embedder, world.face_detector)
 
 
