@@ -1,5 +1,4 @@
-"""Every model family from a tiny folder through the tools: the sweep command on SDXL and SD 3 (SD 1.5's world
-loads at 512 px and is swept in tests/test_sweep.py's way on the tiny SD backbone)."""
+"""Every model family from a tiny folder through the tools: the sweep command on SD 1.5, SDXL and SD 3."""
 from __future__ import annotations
 
 import json
@@ -9,7 +8,7 @@ import pytest
 from guidance.sweep import cli
 
 
-@pytest.mark.parametrize("family", ["sdxl", "sd3"])
+@pytest.mark.parametrize("family", ["sd", "sdxl", "sd3"])
 def test_the_sweep_command_runs_each_family_from_a_folder(tiny_families, family, tmp_path):
     argv = ["control", "--methods", "plain,figd", "--setting", "scale", "--values", "0.1,0.3", "--seeds", "0:2", "--steps", "3",
             "--no-controlnet", "--world", str(tiny_families[family]), "--out", str(tmp_path / "out")]  # fmt: skip

@@ -223,16 +223,19 @@ def test_presets_are_what_the_rule_picks_from_the_committed_presets_run():
             assert spec(task).strengths[method.replace("freedom", "dps")] == value
 
 
-@pytest.mark.parametrize("family", ["sdxl", "sd3"])
+@pytest.mark.parametrize("family", ["sd", "sdxl", "sd3"])
 def test_every_family_runs_a_tab_from_its_folder(tiny_families, family):
     """The app's diffusers world from a tiny folder of each family: its title in the Backbone menu, and the face tab's
     methods, DSG included (on SD 3 the flow's stochastic step; a VP multistep solver is refused with the reason)."""
+    from guidance.pipelines import PipelineBackbone
     from guidance.worlds.registry import SD, WorldRegistry
     from guidance.worlds.sd15 import load_backbone
 
     registry = WorldRegistry(sd_model=str(tiny_families[family]), device="cpu")
-    assert registry.title(SD) == {"sdxl": "Stable Diffusion XL", "sd3": "Stable Diffusion 3"}[family]
-    world = World(load_backbone(str(tiny_families[family]), device="cpu"), CentreBox(), TinyEmbedder().eval().requires_grad_(False),
+    assert registry.title(SD) == {"sd": "Stable Diffusion 1.x/2.x", "sdxl": "Stable Diffusion XL", "sd3": "Stable Diffusion 3"}[family]
+    backbone = load_backbone(str(tiny_families[family]), device="cpu")
+    assert isinstance(backbone, PipelineBackbone) and backbone.family == family  # the guided pipeline of the folder's family
+    world = World(backbone, CentreBox(), TinyEmbedder().eval().requires_grad_(False),
                   pixel_tokens, classifier=None, evaluator=None)  # fmt: skip
     request = TaskRequest("face", ["plain", "figd", "figd+dsg"], steps=3, eta=1.0, settings=preset("face"), reference=picture())
     outcome = run_task(world, request)

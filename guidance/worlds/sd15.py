@@ -15,7 +15,7 @@ from torch import Tensor
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from guidance.backbone import Backbone, Condition, UNetBackbone
-from guidance.errors import UnsupportedModelError, WeightsUnavailableError
+from guidance.errors import WeightsUnavailableError
 from guidance.pipelines.denoisers import PipelineBackbone
 from guidance.worlds.base import World, for_inference, optional
 
@@ -137,22 +137,30 @@ def load_sd15(
 
 
 def load_backbone(model: str, controlnet: str | None = None, device=None, tiny_vae: str | None = None) -> Backbone:
-    """The backbone of a diffusers folder or hub id of any family (its model_index.json says which): SD 1.x/2.x by
-    `load_sd15`, SDXL and SD 3 as their guided pipelines (guidance.pipelines.PipelineBackbone).
+    """The backbone of a diffusers model of any family as its guided pipeline (guidance.pipelines.PipelineBackbone):
+    SD 1.x/2.x, SDXL or SD 3, as its model_index.json says; a folder of SD 1.5's components without one by `load_sd15`.
+
+    Args:
+        model: a hub id or folder.
+        controlnet: a ControlNet's hub id or folder (SD 1.x/2.x, SDXL), or None.
+        device: default CUDA where available, else the CPU.
+        tiny_vae: an AutoencoderTiny's hub id or folder for the guidance path (TAESD, TAESDXL, TAESD3), or None.
 
     Raises:
         WeightsUnavailableError: weights that cannot be had.
-        UnsupportedModelError: another family, or a ControlNet or tiny decoder with SDXL or SD 3.
+        UnsupportedModelError: another family, or a ControlNet with SD 3.
     """
-    from guidance.pipelines.loading import TITLES, family, load_pipeline
+    from guidance.pipelines.loading import load_pipeline, local_only
 
-    kind = "sd" if (Path(model).exists() and not (Path(model) / "model_index.json").exists()) else family(model)
-    if kind == "sd":
+    if Path(model).exists() and not (Path(model) / "model_index.json").exists():
         return load_sd15(model, controlnet=controlnet, device=device, tiny_vae=tiny_vae)
-    if tiny_vae is not None:
-        raise UnsupportedModelError(f"the tiny guidance decoder is offered for Stable Diffusion 1.x/2.x; {model} is {TITLES[kind]}")
     device = torch.device(device) if device is not None else default_device()
-    return PipelineBackbone(load_pipeline(model, controlnet, device), name=model)
+    backbone = PipelineBackbone(load_pipeline(model, controlnet, device), name=model)
+    if tiny_vae is not None:
+        tiny = _load("tiny decoder (AutoencoderTiny) weights", tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=backbone.dtype,
+                     local_files_only=local_only(tiny_vae))  # fmt: skip
+        backbone.tiny_decoder = for_inference(tiny, device)
+    return backbone
 
 
 def load_sd15_world(
