@@ -191,9 +191,9 @@ def test_bad_settings_are_explained(client: Client) -> None:
 
 SLIDER_BREAKERS = [  # values an API client can send that no slider would
     ("/solvers", {"samples": 1000}, r"samples must lie in \[1, 16\]"),
-    ("/classes", {"steps": 0}, r"steps must lie in \[1, 1000\], got 0"),
-    ("/classes", {"steps": -5}, r"steps must lie in \[1, 1000\], got -5"),
-    ("/classes", {"steps": 100000}, r"steps must lie in \[1, 1000\], got 100000"),
+    ("/classes", {"steps": 0}, r"steps must lie in \[1, 999\], got 0"),
+    ("/classes", {"steps": -5}, r"steps must lie in \[1, 999\], got -5"),
+    ("/classes", {"steps": 100000}, r"steps must lie in \[1, 999\], got 100000"),
     ("/classes", {"seed": 2**70}, "seed must lie in"),
     ("/classes", {"condition": "red hair"}, "unknown class 'red hair'; this world knows: .*ginger hair"),
     ("/face", {"condition": "red hair", "steps": 2}, "red hair"),

@@ -150,7 +150,7 @@ def test_stopping_a_sweep_returns_the_finished_columns_and_the_stopped_run(world
         ("fisher_weight", ["unit", "flat-prior", "uniform"], "fisher_weight must be one of"),
         ("eta", [0.5, 1.0, 1.5], r"eta must lie in \[0, 1\]"),
         ("dsg_rate", [0.1, 0.5, 2.0], r"dsg_rate must lie in \[0, 1\]"),
-        ("steps", [2, 4, 5000], r"steps must lie in \[1, 1000\]"),
+        ("steps", [2, 4, 5000], r"steps must lie in \[1, 999\]"),
         ("steps", [2, 4, 4], "repeat"),
         ("scale", ["a", "b", "c"], "takes numbers"),
     ],

@@ -204,7 +204,7 @@ def by_name(options: Mapping[str, Option] | tuple[Option, ...]) -> dict[str, Opt
 # setting (guidance/schedulers/adapters.py: NOISE_RULES)
 RUN_OPTIONS = (
     Option("samples", 1, Bound(1, 16, slider=(1, 4)), label="Samples", setting=False),
-    Option("steps", 25, Bound(1, 1000, slider=(4, 100)), label="Steps", setting=False,  # 1000: the training schedule's length
+    Option("steps", 25, Bound(1, 999, slider=(4, 100)), label="Steps", setting=False,  # 999: DDIM with steps_offset 1 at 1000 steps would ask for label 1000
            sweep="steps / NFE", sweep_values="6, 10, 20"),
     Option("seed", 0, Bound(0, 2**32 - 1), label="Seed", setting=False),
     Option("eta", 0.0, Bound(0, 1), label="DDIM eta", step=0.05, info="DSG needs eta > 0", setting=False,
