@@ -9,20 +9,17 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, ControlNetModel, DDIMScheduler, UNet2DConditionModel
-from huggingface_hub import constants as hub_constants
-from huggingface_hub.errors import HTTPError
 from torch import Tensor
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from guidance.backbone import Backbone, Condition, UNetBackbone
-from guidance.errors import WeightsUnavailableError
 from guidance.pipelines.denoisers import PipelineBackbone
+from guidance.pipelines.loading import load
 from guidance.worlds.base import World, for_inference, optional
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD_CLASSES = ("cat", "dog", "fox", "wolf", "lion", "tiger", "owl", "eagle")  # what the CLIP zero-shot classifiers tell apart
 TAESD = "madebyollin/taesd"  # AutoencoderTiny weights for SD 1.5's latents: the tiny guidance decoder
-LOAD_ERRORS = (OSError, ValueError, ConnectionError, HTTPError)
 
 
 def default_device() -> torch.device:
@@ -68,24 +65,6 @@ class StableDiffusionBackbone(UNetBackbone):
         return self.vae.decode(x0.to(self.dtype) / self.vae.config.scaling_factor).sample.float()
 
 
-def _where(source: str) -> str:
-    if Path(source).exists():
-        return f"local folder {Path(source).resolve()}"
-    offline = " (HF_HUB_OFFLINE is set)" if hub_constants.HF_HUB_OFFLINE else ""
-    return f"hub id {source!r}, cache {hub_constants.HF_HUB_CACHE}{offline}"
-
-
-def _load(what: str, source: str, loader, **kwargs):
-    try:
-        return loader(source, **kwargs)
-    except LOAD_ERRORS as error:
-        how = (
-            "Download them once with network access (e.g. `huggingface-cli download "
-            f"{source}`), or pass a local folder saved with `save_pretrained`."
-        )
-        raise WeightsUnavailableError(what, _where(source), f"{how} Cause: {type(error).__name__}: {error}") from error
-
-
 def load_sd15(
     model: str = SD15,
     controlnet: str | None = None,
@@ -115,19 +94,19 @@ def load_sd15(
     if local_files_only is None:
         local_files_only = bool(os.environ.get("HF_HUB_OFFLINE")) or Path(model).exists()
     common = {"local_files_only": local_files_only}
-    unet = _load("Stable Diffusion UNet weights", model, UNet2DConditionModel.from_pretrained, subfolder="unet", torch_dtype=dtype, **common)
-    vae = _load("Stable Diffusion VAE weights", model, AutoencoderKL.from_pretrained, subfolder="vae", torch_dtype=dtype, **common)
-    text_encoder = _load("CLIP text encoder weights", model, CLIPTextModel.from_pretrained, subfolder="text_encoder", torch_dtype=dtype, **common)
-    tokenizer = _load("CLIP tokenizer files", model, CLIPTokenizer.from_pretrained, subfolder="tokenizer", **common)
-    scheduler_config = _load("the scheduler config", model, DDIMScheduler.load_config, subfolder="scheduler", **common)
+    unet = load("Stable Diffusion UNet weights", model, UNet2DConditionModel.from_pretrained, subfolder="unet", torch_dtype=dtype, **common)
+    vae = load("Stable Diffusion VAE weights", model, AutoencoderKL.from_pretrained, subfolder="vae", torch_dtype=dtype, **common)
+    text_encoder = load("CLIP text encoder weights", model, CLIPTextModel.from_pretrained, subfolder="text_encoder", torch_dtype=dtype, **common)
+    tokenizer = load("CLIP tokenizer files", model, CLIPTokenizer.from_pretrained, subfolder="tokenizer", **common)
+    scheduler_config = load("the scheduler config", model, DDIMScheduler.load_config, subfolder="scheduler", **common)
     control = None
     if controlnet is not None:
         local = {"local_files_only": bool(os.environ.get("HF_HUB_OFFLINE")) or Path(controlnet).exists()}
-        control = _load("ControlNet weights", controlnet, ControlNetModel.from_pretrained, torch_dtype=dtype, **local)
+        control = load("ControlNet weights", controlnet, ControlNetModel.from_pretrained, torch_dtype=dtype, **local)
     tiny = None
     if tiny_vae is not None:
         local = {"local_files_only": bool(os.environ.get("HF_HUB_OFFLINE")) or Path(tiny_vae).exists()}
-        tiny = _load("tiny decoder (AutoencoderTiny) weights", tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=dtype, **local)
+        tiny = load("tiny decoder (AutoencoderTiny) weights", tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=dtype, **local)
     for module in (unet, vae, text_encoder, control, tiny):
         if module is not None:
             for_inference(module, device)
@@ -157,7 +136,7 @@ def load_backbone(model: str, controlnet: str | None = None, device=None, tiny_v
     device = torch.device(device) if device is not None else default_device()
     backbone = PipelineBackbone(load_pipeline(model, controlnet, device), name=model)
     if tiny_vae is not None:
-        tiny = _load("tiny decoder (AutoencoderTiny) weights", tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=backbone.dtype,
+        tiny = load("tiny decoder (AutoencoderTiny) weights", tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=backbone.dtype,
                      local_files_only=local_only(tiny_vae))  # fmt: skip
         backbone.tiny_decoder = for_inference(tiny, device)
     return backbone
