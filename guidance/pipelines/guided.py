@@ -100,8 +100,9 @@ class GuidedMixin:
             The stock output type with `records`; with return_dict=False the stock tuple.
 
         Raises:
-            MethodConfigError: an option or stock argument the guided call cannot take, a method that cannot run
-                with the pipeline's scheduler, or an energy of the wrong shape.
+            MethodConfigError: an option or stock argument the guided call cannot take, or a method that cannot run
+                with the pipeline's scheduler.
+            EnergyShapeError: an energy that does not return one value per image.
         """
         options = {name: kwargs.pop(name) for name in list(kwargs) if name in METHOD_OPTIONS}
         call = self._bind(prompt, *args, **kwargs)
@@ -116,7 +117,7 @@ class GuidedMixin:
         embeds = {name: call[name] for name in ("negative_prompt_embeds", "prompt_embeds", *self._embeds) if call.get(name) is not None}
         positive, negative = backbone.encode(call["prompt"], call["negative_prompt"], True, per_prompt, (height, width), **embeds)
         control = self._control(call, len(positive), height, width)
-        timesteps, _ = self._retrieve_timesteps(call, device, height, width)
+        self._retrieve_timesteps(call, device, height, width)  # sets the scheduler's timesteps, as the stock call does
         latents = self.prepare_latents(
             len(positive), backbone.denoiser.config.in_channels, height, width, positive.dtype, device, call["generator"], call["latents"]
         )  # fmt: skip
