@@ -177,6 +177,11 @@ class GuidedMixin:
         steps, timesteps, sigmas = call["num_inference_steps"], call.get("timesteps"), call.get("sigmas")
         return retrieve_timesteps(self.scheduler, steps, device, timesteps, sigmas, **self._timestep_kwargs(height, width))
 
+    def _size(self, call: dict) -> tuple[int, int]:
+        """(height, width): as given, else the pipeline's default sample size in pixels (SDXL's and SD 3's rule)."""
+        default = self.default_sample_size * self.vae_scale_factor
+        return call["height"] or default, call["width"] or default
+
     def _timestep_kwargs(self, height: int, width: int) -> dict:
         return {}
 
@@ -323,10 +328,6 @@ class GuidedStableDiffusionXLPipeline(GuidedMixin, StableDiffusionXLFinish, Stab
                           call["prompt_embeds"], call["negative_prompt_embeds"], call["pooled_prompt_embeds"],
                           call["negative_pooled_prompt_embeds"], None, None, call["callback_on_step_end_tensor_inputs"])  # fmt: skip
 
-    def _size(self, call: dict) -> tuple[int, int]:
-        default = self.default_sample_size * self.vae_scale_factor
-        return call["height"] or default, call["width"] or default
-
 
 class GuidedStableDiffusionXLControlNetPipeline(ControlNetInput, GuidedMixin, StableDiffusionXLFinish, StableDiffusionXLControlNetPipeline):
     """StableDiffusionXLControlNetPipeline (one ControlNet) with training-free guidance in __call__."""
@@ -352,14 +353,6 @@ class GuidedStableDiffusion3Pipeline(GuidedMixin, StableDiffusion3Pipeline):
                           call["negative_prompt_2"], call["negative_prompt_3"], call["prompt_embeds"], call["negative_prompt_embeds"],
                           call["pooled_prompt_embeds"], call["negative_pooled_prompt_embeds"],
                           call["callback_on_step_end_tensor_inputs"])  # fmt: skip
-
-    def _size(self, call: dict) -> tuple[int, int]:
-        default = self.default_sample_size * self.vae_scale_factor
-        return call["height"] or default, call["width"] or default
-
-    @property
-    def _embeds(self) -> tuple[str, ...]:
-        return ("prompt_2", "prompt_3", "negative_prompt_2", "negative_prompt_3", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
 
     def _timestep_kwargs(self, height: int, width: int) -> dict:
         """The stock resolution-dependent shift `mu` where the scheduler uses dynamic shifting."""

@@ -147,7 +147,8 @@ def run_task(
         method = build_method(method_name, settings, world.classifier)
         tick = None if progress is None else (lambda i, n, k=number, name=label: progress(k * request.steps + i, total, name))
         hook = None if on_step is None else (lambda record, picture, name=label: on_step(name, record, picture))
-        eta, solver = run_eta(request, scheduler), family_scheduler(world.backbone, scheduler, run_eta(request, scheduler))
+        eta = run_eta(request, scheduler)
+        solver = family_scheduler(world.backbone, scheduler, eta)
         noise_rule = settings.noise_rule if solver == scheduler else "ddim"  # the flow's stochastic step has its own noise
         result = sample(
             world.backbone, method, conditions, steps=request.steps, scheduler=solver, eta=eta, noise_rule=noise_rule, seed=request.seed,
