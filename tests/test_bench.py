@@ -28,7 +28,7 @@ from guidance.worlds import World
 
 TINY_PLANS = {
     world: world.Plan(per_class=1, face_references=1, face_seeds=1, style_references=1, control_maps=1, id_images=50, steps=2,
-                      task_steps=2, speed_repeats=1, example_seeds=1, ranking_renders=40),
+                      task_steps=2, speed_repeats=1, example_seeds=1, condition_example_seeds=1, ranking_renders=40),
     figd: figd.Plan(steps=2, samples=1, seeds=2, methods=("freedom", "figd")),
     dsg: dsg.Plan(steps=(3,), scales=(0.3, dsg.PRESETS["face"].scale), rates=(dsg.PRESETS["face"].dsg_rate,), samples=2, seeds=1, rounds=1),
     gfcg: gfcg.Plan(samples=10, steps=2, rounds=1, timing_steps=2),

@@ -57,13 +57,14 @@ class Plan:
     speed_repeats: int = 5
     style_seeds: int = 1  # samples per style reference
     style_first: int = 0  # the first of the style references (guidance.worlds.embedded.renderer.textures.style_references)
-    example_seeds: int = 4  # samples per example of each energy tab, at every method's own preset
+    example_seeds: int = 4  # samples per example of the face tab, at every method's own preset
+    condition_example_seeds: int = 16  # samples per example of the style and control tabs (3 examples each: 48 per method)
     ranking_renders: int = 400  # held-out renders the style energy ranks by background pattern
 
 
 PLANS = {
     "quick": Plan(per_class=6, face_references=4, face_seeds=2, style_references=2, control_maps=6, id_images=200, example_seeds=1,
-                  ranking_renders=200),
+                  condition_example_seeds=1, ranking_renders=200),
     "full": Plan(per_class=100, face_references=16, face_seeds=2, style_references=8, control_maps=24, id_images=1000),
 }
 ENERGY_METHODS = ("plain", "freedom", "figd")
@@ -352,14 +353,17 @@ def gain_ratio(triples: np.ndarray) -> float:
 
 
 def example_rows(world: World, plan: Plan) -> list[dict]:
-    """Every method of each energy tab on the tab's own examples (the app's first inputs), `plan.example_seeds`
-    samples each, at each method's own preset (strength 1): what a person sees in the app."""
+    """Every method of each energy tab on the tab's own examples (the app's first inputs; on Control, the source
+    renders that the app annotates by Canny), `plan.example_seeds` samples each on Face and
+    `plan.condition_example_seeds` on Style and Control, at each method's own preset (strength 1): what a person sees
+    in the app."""
     rows = []
     for task in EXAMPLE_TASKS:
         tab = spec(task)
         references = [Image.open(example[0]).convert("RGB") for example in tab.examples if example[1:] in (("",), ("canny", "none"))]
         methods = ("plain", *EXAMPLE_METHODS)
-        for row in guided_rows(world, task, methods, references, plan, plan.example_seeds, strength=1.0):
+        seeds = plan.example_seeds if task == "face" else plan.condition_example_seeds
+        for row in guided_rows(world, task, methods, references, plan, seeds, strength=1.0):
             rows.append(row | {"bar": "examples"})
     return rows
 

@@ -81,7 +81,8 @@ SHIPPED = (
         energy=control_energy, metric_label="edge F1", sd_prompt="a portrait of a person",
         example_fields=("control_image", "annotator", "extra"),
         examples=(
-            (example("control_face.png"), "canny", "none"), (example("control_canny.png"), "none", "none"),
+            (example("control_face.png"), "canny", "none"), (example("control_face_bald.png"), "canny", "none"),
+            (example("control_face_glasses.png"), "canny", "none"), (example("control_canny.png"), "none", "none"),
             (example("control_canny.png"), "none", "face"),
         ),
         eta=1.0,

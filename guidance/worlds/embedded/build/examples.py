@@ -4,7 +4,7 @@
 
 Faces are held-out renders (identity ids outside the training range), shown at 128 px; style references are
 full-frame textures of the kinds the renderer draws on backgrounds and clothes (stripes, checks, dots); control
-inputs are a held-out render (annotated by Canny in the app) and a ready Canny map of another one.
+inputs are three held-out renders (annotated by Canny in the app) and a ready Canny map of another one.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from ..renderer.textures import STYLE_KINDS, style_references
 EXAMPLES = Path(__file__).resolve().parents[4] / "assets" / "examples"
 # (file, class, index of the held-out identity of that class, nuisance seed); picked to show distinct people
 FACES = (("face_blond.png", 2, 3, 11), ("face_ginger.png", 3, 0, 12), ("face_black_beard.png", 7, 2, 13))
+# the control tab's source renders (annotated by Canny in the app), picked to give different edge maps
+CONTROL_SOURCES = (("control_face.png", 4, 1, 14), ("control_face_bald.png", 6, 0, 16), ("control_face_glasses.png", 8, 2, 17))
 
 
 def heldout_face(class_id: int, index: int, nuisance_seed: int, size: int = 128) -> Image.Image:
@@ -37,7 +39,8 @@ def write_examples(out: Path = EXAMPLES) -> None:
         heldout_face(class_id, index, seed).save(out / name)
     for kind, image in zip(STYLE_KINDS, style_references(3)):
         image.save(out / f"style_{kind}.png")
-    Image.fromarray(render(identity_for_class(4, 1, "heldout"), nuisance_from_seed(14))).save(out / "control_face.png")
+    for name, class_id, index, seed in CONTROL_SOURCES:
+        Image.fromarray(render(identity_for_class(class_id, index, "heldout"), nuisance_from_seed(seed))).save(out / name)
     source = render(identity_for_class(8, 1, "heldout"), nuisance_from_seed(15))
     edges = canny(to_tensor(Image.fromarray(source)))[0, 0].numpy()
     Image.fromarray((edges * 255).astype(np.uint8)).save(out / "control_canny.png")
