@@ -35,7 +35,7 @@ from typing import Any
 import gradio as gr
 
 from guidance.playground.app_handlers import (
-    SNAPSHOTS, ExampleCache, make_admission, make_example, make_run, make_sweep, make_sweep_command, status
+    SNAPSHOTS, ExampleCache, make_admission, make_example, make_run, make_sweep, make_sweep_command, solver_paths_view, status
 )  # fmt: skip
 from guidance.playground.crowd import DEFAULT_QUEUE_SIZE, Admissions, exposure
 from guidance.playground.export import TABLE_COLUMNS
@@ -79,6 +79,20 @@ def benchmark_panel(spec: TaskSpec) -> None:
         with gr.Accordion(f"Benchmark plots: python -m guidance.bench {spec.benchmark} (docs/benchmarks.md)", open=False):
             for path in figures:
                 gr.Image(str(path), show_label=False, interactive=False, elem_id=f"{spec.name}-benchmark-{path.stem}")
+
+
+def solver_paths_section(spec: TaskSpec, inputs: dict[str, gr.components.Component]) -> None:
+    """The Solvers tab's teaching view: the selected solvers' paths on a Gaussian mixture with an exact denoiser, on the
+    tab's grid and NFE (app_handlers.solver_paths_view), drawn at first for the tab's defaults."""
+    names = ["methods", "grid", "nfe"]
+    first = solver_paths_view(*(initial_value(inputs[name]) for name in names))
+    with gr.Accordion("Teaching view: the same solvers on a Gaussian mixture, whose denoiser is exact", open=True,
+                      elem_id=f"{spec.name}-mixture"):  # fmt: skip
+        gr.Markdown("Eight Gaussians on a ring. Each line is one solver's path from the same noise (a dot per step) to "
+                    "where it ends; a star is a mode. Change the solvers, the grid or the NFE above, then draw again.")  # fmt: skip
+        plot = gr.Plot(first, label="Paths from the same noise, one colour per solver", format="png", elem_id=f"{spec.name}-paths")
+        draw = gr.Button("Draw the paths", elem_id=f"{spec.name}-paths-draw")
+    draw.click(solver_paths_view, [inputs[name] for name in names], plot, api_name=f"{spec.name}_paths", queue=False)
 
 
 def result_outputs(spec: TaskSpec) -> list[gr.components.Component]:
@@ -218,6 +232,8 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
             with gr.Column(scale=3):
                 outputs = result_outputs(spec)
                 trajectory = trajectory_output(spec)
+                if {"grid", "nfe"} <= inputs.keys():  # the Solvers tab
+                    solver_paths_section(spec, inputs)
                 benchmark_panel(spec)
         with examples_column:
             examples_section(spec, inputs, [*outputs, trajectory], make_example(run, list(inputs), cache.backbone), cache)
@@ -263,6 +279,11 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
         """Forgets the run of a visitor who closed the page."""
         admissions.release(request.session_hash)
 
+    def arrive(key: str) -> str:
+        """The status line when a page opens: the backbone, and how full the line is (it also opens the visitor's
+        session, so that their first run's request to join the line need not)."""
+        return f"{status(worlds, key)} · {admissions.line()}"
+
     def switch(key: str) -> list:
         """The status line and every tab's prompt / class widget for the chosen backbone."""
         return [status(worlds, key), *(gr.Dropdown(**condition_widget(spec, worlds, key)) for spec in SPECS)]
@@ -282,6 +303,7 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
         conditions, halts = zip(*tabs)
         gr.on([halt.click for halt in halts], stop, api_name="stop", queue=False)
         backbone.change(switch, backbone, [status_line, *conditions], api_visibility="private", queue=False)
+        demo.load(arrive, backbone, status_line, api_visibility="private", queue=False)
         demo.unload(leave)
     CacheCleaner(demo, every=cache_seconds, age=cache_seconds)  # Gradio's own cleaning stops at its first race
     return demo.queue(max_size=admissions.gradio_max_size, default_concurrency_limit=1)

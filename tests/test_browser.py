@@ -56,6 +56,7 @@ def test_face_tab_runs_an_example_and_the_backbone_selector_updates_the_status(a
 
     with opened_page(app_url, tmp_path) as page:
         expect(page.locator("#status")).to_contain_text("embedded world", timeout=60_000)
+        expect(page.locator("#status")).to_contain_text("of 8 places taken")  # the line, as the page opens
 
         page.locator('#face-examples [data-testid="dataset-cell-1-0"]').click()
         expect(page.locator("#face-reference img[src*='face_ginger']")).to_be_visible()  # the example is loaded

@@ -57,6 +57,16 @@ def test_the_line_is_bounded_and_holds_one_run_per_visitor() -> None:
     assert line.admit("e") is None and line.waiting() == 1 and "already" in line.admit("e")
 
 
+def test_a_visitor_arriving_reads_how_full_the_line_is() -> None:
+    clock = Clock()
+    line = Admissions(3, clock)
+    assert line.line() == "**queue:** 0 of 3 places taken"
+    with line.running("a"):
+        clock.now += 4.5
+    assert line.admit("b") is None and line.admit("c") is None
+    assert line.line() == "**queue:** 2 of 3 places taken, about 14 s to wait"  # the two waiting and the next: 3 runs of 4.5 s
+
+
 def test_a_public_launch_says_what_it_exposes() -> None:
     text = exposure("0.0.0.0", 7860, True, ["/face", "/stop"], 8, 20 * 2**20)
     assert "every address of this machine, port 7860" in text and "gradio.live" in text

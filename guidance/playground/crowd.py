@@ -65,6 +65,12 @@ class Admissions:
         with self._lock:
             return sum(held.state == "waiting" for held in self._held.values())
 
+    def line(self) -> str:
+        """The line as a visitor arriving reads it: how many runs wait, of how many places, and the wait."""
+        waiting, seconds = self.waiting(), self.run_seconds()
+        wait = f", about {max(1, math.ceil((waiting + 1) * seconds))} s to wait" if waiting and seconds is not None else ""
+        return f"**queue:** {waiting} of {self.size} places taken{wait}"
+
     def run_seconds(self) -> float | None:
         """The median duration of the recent runs; None before the first has finished."""
         with self._lock:

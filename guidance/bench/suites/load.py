@@ -2,10 +2,13 @@
 
     python -m guidance.bench load --json runs/bench/load.json
 
-Crowd: the app with a line of `queue` runs (app.py's --queue-size); `clients` visitors, each its own session, submit a
-short Face run at the same moment, as a browser does (a POST to /gradio_api/queue/join, then the session's events). Each is finished or refused (guidance.playground.crowd): the
-time to a refusal, and for the admitted the place they were shown, Gradio's estimate and the wait until their run
-started; meanwhile /stop and the API info are timed (the endpoints that do not sample skip the line).
+Crowd: the app with a line of `queue` runs (app.py's --queue-size). `clients` visitors open the page one after
+another (a session each, its status line loaded, a kept-alive connection: `Page`), then all submit a short Face run
+at the same moment, as a browser does (a POST to /gradio_api/queue/join, then the session's events). Each is finished
+or refused (guidance.playground.crowd): the time to a refusal, and for the admitted the place they were shown,
+Gradio's estimate and the wait until their run started. Meanwhile the endpoints that skip the line are timed, as a
+page sends them (Stop, the status line, the sweep command's text, the API info), and /stop from gradio_client, which
+sends it through the queue.
 Soak: `soak` runs in a row from one visitor, each of a random tab, methods, steps, samples and seed: some are stopped
 mid-run, some raise inside the energy (an injected fault), some send bad input. After each: the process's resident
 memory, open file descriptors and threads, and the size of Gradio's cache (uploads and outputs), which the app
@@ -28,8 +31,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from guidance.bench.common import Options, SuiteOutput, goal, progress
+from guidance.bench.common import Options, SuiteOutput, goal_told, progress
 from guidance.worlds import World
 
 NEEDS = ()
@@ -169,21 +173,55 @@ def spread(values: list[float]) -> dict:
 # ----------------------------------------------------------------------------- crowd
 
 
-def visit(url: str, fn_index: int, data: list, start: threading.Barrier) -> dict:
-    """One visitor's Face run, submitted when every visitor is ready, as a browser submits it: a POST to
-    /gradio_api/queue/join under its own session, then the event stream of that session. Returns what became of it
-    (finished, refused with a message, error), the seconds to the answer of the join, the place and estimate it was
+@dataclass(frozen=True)
+class Page:
+    """One visitor's open page, as a browser holds it: a session, a kept-alive connection (an httpx.Client), and the
+    app's events by index."""
+
+    url: str
+    session: str
+    http: Any  # httpx.Client
+    events: dict[str, int]  # "load" (the status line when a page opens), "face", "stop", "face_sweep_command"
+
+    @classmethod
+    def opened(cls, url: str, events: dict[str, int], backbone: str) -> Page:
+        """A page that has opened: its load event (the status line) has run, as a browser runs it on opening."""
+        import uuid
+
+        import httpx
+
+        page = cls(url, uuid.uuid4().hex, httpx.Client(base_url=f"{url}gradio_api/", timeout=300), events)
+        page.call("load", [backbone])
+        return page
+
+    def body(self, event: str, data: list) -> dict:
+        return {"data": data, "fn_index": self.events[event], "session_hash": self.session, "event_data": None, "trigger_id": None}
+
+    def call(self, event: str, data: list) -> None:
+        """An event that skips the queue, sent as a browser sends it: a POST to /gradio_api/run/<name>."""
+        self.http.post(f"run/{event}", json=self.body(event, data)).raise_for_status()
+
+
+def browser_events(url: str) -> tuple[dict[str, int], dict[str, list]]:
+    """The app's events that the crowd sends, by name, and the Face run's and sweep command's default inputs."""
+    config = client(url).config
+    events = {d.get("api_name"): d["id"] for d in config["dependencies"] if d.get("api_name")}
+    events["load"] = next(d["id"] for d in config["dependencies"] if any(target[1] == "load" for target in d["targets"]))
+    named = client(url).view_api(print_info=False, return_format="dict")["named_endpoints"]
+    defaults = {name: [p["parameter_default"] for p in named[f"/{name}"]["parameters"]] for name in ("face", "face_sweep_command")}
+    return events, defaults
+
+
+def visit(page: Page, data: list, start: threading.Barrier) -> dict:
+    """One visitor's Face run from an open page, submitted when every visitor is ready, as a browser submits it: a
+    POST to /gradio_api/queue/join under the page's session, then the session's event stream. Returns what became of
+    it (finished, refused with a message, error), the seconds to the answer of the join, the place and estimate it was
     shown, and the seconds until its run started and until its result."""
     import json
-    import uuid
 
-    import httpx
-
-    session = uuid.uuid4().hex
-    body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
     start.wait()
     began = time.monotonic()
-    joined = httpx.post(f"{url}gradio_api/queue/join", json=body, timeout=60)
+    joined = page.http.post("queue/join", json=page.body("face", data))
     answered = time.monotonic() - began
     if joined.status_code != 200:
         outcome = "refused" if joined.status_code == 422 else "refused by Gradio" if joined.status_code == 503 else "error"
@@ -191,7 +229,7 @@ def visit(url: str, fn_index: int, data: list, start: threading.Barrier) -> dict
         message = detail[0].get("message", "") if isinstance(detail, list) else str(detail)
         return {"outcome": outcome, "message": message, "answered": answered, "rank": None, "eta": None, "started": None, "seconds": answered}
     seen: dict = {"rank": None, "eta": None, "started": None, "outcome": "error", "message": ""}
-    with httpx.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}, timeout=300) as events:
+    with page.http.stream("GET", "queue/data", params={"session_hash": page.session}) as events:
         for line in events.iter_lines():
             if not line.startswith("data:"):
                 continue
@@ -206,13 +244,19 @@ def visit(url: str, fn_index: int, data: list, start: threading.Barrier) -> dict
     return {**seen, "answered": answered, "seconds": time.monotonic() - began}
 
 
-def probe(url: str, visitor, until: threading.Event, into: dict[str, list[float]]) -> None:
-    """Times /stop (as `visitor`) and the API info, endpoints that do not sample, every 0.2 s until `until` is set."""
-    import httpx
-
+def probe(page: Page, visitor, command_data: list, until: threading.Event, into: dict[str, list[float]]) -> None:
+    """Every 0.2 s until `until` is set, times the endpoints that do not sample: from an open page as a browser sends
+    them (Stop, the status line of a page opening, the sweep command's text), the API info, and /stop from a
+    gradio_client `visitor` (which sends it through the queue)."""
+    calls = {
+        "stop": lambda: page.call("stop", []),
+        "status line": lambda: page.call("load", ["embedded"]),
+        "sweep command": lambda: page.call("face_sweep_command", command_data),
+        "api_info": lambda: page.http.get("info").raise_for_status(),
+        "stop from gradio_client": lambda: visitor.predict(api_name="/stop"),
+    }
     while not until.is_set():
-        for name, call in (("stop", lambda: visitor.predict(api_name="/stop")),
-                           ("api_info", lambda: httpx.get(f"{url}gradio_api/info", timeout=30).raise_for_status())):  # fmt: skip
+        for name, call in calls.items():
             began = time.monotonic()
             call()
             into[name].append(time.monotonic() - began)
@@ -224,16 +268,22 @@ def crowd(url: str, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
     from concurrent.futures import ThreadPoolExecutor
 
     client(url).predict(steps=plan.crowd_steps, api_name="/face")  # the world loaded, a run timed: Gradio can estimate
-    config = client(url).config
-    fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "face")
-    parameters = client(url).view_api(print_info=False, return_format="dict")["named_endpoints"]["/face"]["parameters"]
-    data = [plan.crowd_steps if p["parameter_name"] == "steps" else p["parameter_default"] for p in parameters]
-    start, done, timings = threading.Barrier(plan.clients), threading.Event(), {"stop": [], "api_info": []}
-    prober = threading.Thread(target=probe, args=(url, client(url), done, timings), daemon=True)
+    events, defaults = browser_events(url)
+    names = [p["parameter_name"] for p in client(url).view_api(print_info=False, return_format="dict")["named_endpoints"]["/face"]["parameters"]]
+    data = [plan.crowd_steps if name == "steps" else value for name, value in zip(names, defaults["face"])]
+    pages, opening = [], []
+    for _ in range(plan.clients):  # the visitors open the page, one after another, while the line is empty
+        began = time.monotonic()
+        pages.append(Page.opened(url, events, "embedded"))
+        opening.append(time.monotonic() - began)
+    start, done = threading.Barrier(plan.clients), threading.Event()
+    timings: dict[str, list[float]] = {name: [] for name in ("stop", "status line", "sweep command", "api_info", "stop from gradio_client")}
+    prober = threading.Thread(target=probe, args=(Page.opened(url, events, "embedded"), client(url), defaults["face_sweep_command"], done, timings),
+                              daemon=True)  # fmt: skip
     progress(f"load: {plan.clients} clients submit a {plan.crowd_steps}-step Face run at once (line of {plan.queue})")
     prober.start()
     with ThreadPoolExecutor(plan.clients) as pool:
-        visits = list(pool.map(lambda _: visit(url, fn_index, data, start), range(plan.clients)))
+        visits = list(pool.map(lambda page: visit(page, data, start), pages))
     done.set()
     prober.join()
     counts = {name: sum(v["outcome"] == name for v in visits) for name in ("finished", "refused", "refused by Gradio", "error")}
@@ -243,6 +293,7 @@ def crowd(url: str, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
     shown = sum(v["rank"] is not None and v["eta"] is not None for v in finished)
     rows = [
         {"task": "crowd", "method": "outcomes", **counts, "clients": plan.clients, "queue": plan.queue},
+        {"task": "crowd", "method": "seconds to open a page (its session and status line)", **spread(opening)},
         {"task": "crowd", "method": "seconds to a refusal", **refusals},
         {"task": "crowd", "method": "admitted: seconds to the join's answer", **spread([v["answered"] for v in finished])},
         {"task": "crowd", "method": "admitted: seconds until their run started", **waits},
@@ -250,16 +301,17 @@ def crowd(url: str, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
         {"task": "crowd", "method": "admitted: place and estimate shown", "n": len(finished), "shown": shown},
         *({"task": "crowd", "method": f"{name} while the line was full (s)", **spread(values)} for name, values in timings.items()),
     ]  # fmt: skip
-    probed = [*timings["stop"], *timings["api_info"]]
+    probed = [seconds for name, values in timings.items() if name != "stop from gradio_client" for seconds in values]
     slowest = max(probed, default=float("nan"))
     goals = [
-        goal("crowd: every visitor finished or refused readably", "all", counts["finished"] + counts["refused"], counts["error"] == 0
-             and counts["refused by Gradio"] == 0, n=plan.clients),
-        goal("crowd: worst time to a refusal", "<= 1 s", refusals["worst"] or float("nan"), bool(refusals["n"]) and refusals["worst"] <= 1, " s",
-             n=refusals["n"]),
-        goal("crowd: admitted runs, all within the line", f"<= {plan.queue + 1}", counts["finished"], counts["finished"] <= plan.queue + 1,
-             n=plan.clients),
-        goal("crowd: slowest /stop or API info while the line was full", "<= 1 s", slowest, bool(probed) and slowest <= 1, " s", n=len(probed)),
+        goal_told("crowd: every visitor finished or refused readably", "all", counts["finished"] + counts["refused"],
+                  counts["error"] == 0 and counts["refused by Gradio"] == 0, n=plan.clients),
+        goal_told("crowd: worst time to a refusal", "<= 1 s", refusals["worst"] or float("nan"), bool(refusals["n"]) and refusals["worst"] <= 1,
+                  " s", n=refusals["n"]),
+        goal_told("crowd: admitted runs, all within the line", f"<= {plan.queue + 1}", counts["finished"], counts["finished"] <= plan.queue + 1,
+                  n=plan.clients),
+        goal_told("crowd: slowest Stop, status line, sweep command or API info while the line was full", "<= 1 s", slowest,
+                  bool(probed) and slowest <= 1, " s", n=len(probed)),
     ]  # fmt: skip
     refusal = next((v["message"] for v in visits if v["outcome"] == "refused"), "")
     notes = [f"crowd: {counts['finished']} of {plan.clients} finished, {counts['refused']} refused (median {fmt(refusals['median'])} s,"
@@ -366,16 +418,16 @@ def soak(app: Served, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
     later = [s for s in samples if s["run"] >= first["run"]]
     cache_top = max(s["cache_mb"] for s in samples)
     goals = [
-        goal(f"soak: resident memory growth, run {first['run']} to {last['run']}", "< 100 MB", growth, growth < 100, " MB", n=len(later)),
-        goal(f"soak: open file descriptors, run {first['run']} to {last['run']}", "no growth", last["fds"] - first["fds"],
-             max(s["fds"] for s in later) <= first["fds"] + 5, n=len(later)),
-        goal(f"soak: threads, run {first['run']} to {last['run']}", "no growth", last["threads"] - first["threads"],
-             max(s["threads"] for s in later) <= first["threads"] + 2, n=len(later)),
+        goal_told(f"soak: resident memory growth, run {first['run']} to {last['run']}", "< 100 MB", growth, growth < 100, " MB", n=len(later)),
+        goal_told(f"soak: open file descriptors, run {first['run']} to {last['run']}", "no growth", last["fds"] - first["fds"],
+                  max(s["fds"] for s in later) <= first["fds"] + 5, n=len(later)),
+        goal_told(f"soak: threads, run {first['run']} to {last['run']}", "no growth", last["threads"] - first["threads"],
+                  max(s["threads"] for s in later) <= first["threads"] + 2, n=len(later)),
     ]  # fmt: skip
     if last["seconds"] > 2 * plan.cache_seconds:
         bounded = last["cache_mb"] <= 1.5 * max(s["cache_mb"] for s in samples if s["seconds"] <= last["seconds"] - plan.cache_seconds)
-        goals.append(goal(f"soak: Gradio's cache levels off (files older than {plan.cache_seconds} s deleted)", "bounded",
-                          last["cache_mb"], bounded, " MB", n=len(samples)))  # fmt: skip
+        goals.append(goal_told(f"soak: Gradio's cache levels off (files older than {plan.cache_seconds} s deleted)", "bounded",
+                               last["cache_mb"], bounded, " MB", n=len(samples)))  # fmt: skip
     notes = [f"soak: {len(kinds)} runs in {last['seconds']:.0f} s ({', '.join(f'{kinds.count(k)} {k}' for k in dict.fromkeys(kinds))}); "
              f"RSS {first['rss_mb']:.0f} MB at run {first['run']} and {last['rss_mb']:.0f} MB at run {last['run']}; fds {first['fds']} -> "
              f"{last['fds']}, threads {first['threads']} -> {last['threads']}; Gradio's cache at most {cache_top:.1f} MB, "
@@ -406,8 +458,8 @@ def stops(app: Served, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
         {"task": "stop", "method": "resident memory after Stop minus before the run (MB)", **spread(memory)},
     ]  # fmt: skip
     goals = [
-        goal("stop: worst seconds from /stop to the result", "<= 2 s", max(delays), max(delays) <= 2, " s", n=len(delays)),
-        goal("stop: worst memory after Stop above before the run", "<= 50 MB", max(memory), max(memory) <= 50, " MB", n=len(memory)),
+        goal_told("stop: worst seconds from /stop to the result", "<= 2 s", max(delays), max(delays) <= 2, " s", n=len(delays)),
+        goal_told("stop: worst memory after Stop above before the run", "<= 50 MB", max(memory), max(memory) <= 50, " MB", n=len(memory)),
     ]  # fmt: skip
     notes = [f"stop: result {statistics.median(delays):.2f} s (median; worst {max(delays):.2f} s) after /stop, "
              f"{statistics.median(after):.0f} steps (worst {max(after)}) after the step shown at the click; memory after Stop "
