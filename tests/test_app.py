@@ -126,6 +126,11 @@ def test_solvers_tab_spends_one_model_call_per_step_and_sample(client: Client) -
     assert {stats["options"]["grid"] for stats in summary.values()} == {"quadratic"}  # the tab's default grid, for every solver
 
 
+def test_solvers_tab_draws_the_paths_on_the_mixture_through_the_api(client: Client) -> None:
+    plot = client.predict(["ddim", "dpmsolver++"], "edm", 6, api_name="/solvers_paths")
+    assert plot["type"] == "matplotlib" and plot["plot"]  # a PNG of the paths
+
+
 def test_solvers_tab_gives_every_solver_the_chosen_grid(client: Client) -> None:
     summary = client.predict(nfe=4, guidance="plain", grid="logsnr", api_name="/solvers")[1]
     assert {stats["options"]["grid"] for stats in summary.values()} == {"logsnr"}

@@ -1,5 +1,5 @@
 """Tests for the shared time grids (guidance/schedulers/grids.py), EVODiff's official options on them, the Gaussian
-mixture's exact denoiser (guidance/bench/mixture.py) and the solvers suite's grid comparison, CPU only, seconds."""
+mixture's exact denoiser (guidance/worlds/mixture.py) and the solvers suite's grid comparison, CPU only, seconds."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,12 +7,12 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from guidance.bench.mixture import WORLD_SCHEDULE, GaussianMixture, MixtureBackbone
-from guidance.bench.solver_grids import GridPlan, compare, end_level, exact_solution, ode_solve
+from guidance.worlds.mixture import RING_STD, WORLD_SCHEDULE, GaussianMixture, MixtureBackbone, solver_paths
+from guidance.bench.solver_grids import GridPlan, compare, end_level, exact_solution
+from guidance.schedulers.grids import SOLVERS, ode_solve
 from guidance.schedulers.grids import SHARED, grid_scheduler, levels
 
 ALPHAS = MixtureBackbone().alphas_cumprod
-SOLVERS = ("ddim", "dpmsolver++", "unipc", "evodiff")
 
 
 @pytest.mark.parametrize("grid", SHARED)
@@ -109,3 +109,31 @@ def test_sample_runs_every_solver_on_the_shared_grid(tiny_sd):
     assert all(run.options["grid"] == "logsnr" for run in runs.values())
     own = sample(tiny_sd, build_method("plain"), ["a cat"], steps=5, scheduler="dpmsolver++")
     assert [record.timestep for record in own.steps] != labels["ddim"] and "grid" not in own.options
+
+
+def test_the_teaching_view_draws_each_solver_from_the_same_noise_to_the_modes():
+    """The Solvers tab's paths: the solvers that run on every grid (others skipped), one path per noise, all from the
+    same noise, each ending near a mode of the ring; another grid gives other points."""
+    paths = solver_paths([*SOLVERS, "euler"], "logsnr", 10, samples=4)
+    assert list(paths) == list(SOLVERS)
+    means = MixtureBackbone().mixture.means
+    for points in paths.values():
+        assert points.shape == (11, 4, 2) and torch.equal(points[0], paths["ddim"][0])
+        assert torch.cdist(points[-1].double(), means).min(dim=1).values.max() < 3 * RING_STD
+    other = solver_paths(["dpmsolver++"], "time", 10, samples=4)["dpmsolver++"]
+    assert not torch.allclose(other[1:], paths["dpmsolver++"][1:])
+
+
+def test_the_solvers_tab_draws_the_teaching_view():
+    """The app's handler: a figure for the selected solvers, and a readable refusal when none runs on every grid."""
+    import gradio as gr
+
+    from guidance.playground.app_handlers import solver_paths_view
+
+    figure = solver_paths_view(["ddim", "evodiff"], "edm", 6)
+    assert [line.get_label() for line in figure.axes[0].get_lines() if not line.get_label().startswith("_")] == ["ddim", "evodiff"]
+    assert "EDM" in figure.axes[0].get_title() and "NFE 6" in figure.axes[0].get_title()
+    with pytest.raises(gr.Error, match="select one of"):
+        solver_paths_view(["euler"], "edm", 6)
+    with pytest.raises(gr.Error, match="NFE must lie in"):
+        solver_paths_view(["ddim"], "edm", 0)

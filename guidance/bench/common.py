@@ -58,7 +58,7 @@ class Options:
         time_grids: the solvers suite's shared time grids (guidance.schedulers.grids.GRIDS), or None: each
             solver's own, as the suite ran before grids.
         data: "embedded" (the backbone's world) or "mixture" (the solvers suite's Gaussian mixture with an exact
-            denoiser, guidance/bench/mixture.py).
+            denoiser, guidance/worlds/mixture.py).
     """
 
     backbone: str = "embedded"

@@ -33,7 +33,7 @@ def load(opts: Options, needs: tuple[str, ...]) -> World:
         WeightsUnavailableError: weights are missing (embedded, sd15).
     """
     if opts.data == "mixture":
-        from guidance.bench.mixture import mixture_world
+        from guidance.worlds.mixture import mixture_world
 
         return mixture_world()
     if opts.backbone == "embedded":

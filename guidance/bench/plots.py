@@ -183,18 +183,13 @@ def plot_solver_grids(data: dict, folder: Path) -> list[Path]:
 
 
 def plot_solver_paths(data: dict, folder: Path) -> Path:
-    """The mixture's teaching view: each solver's iterates from the same noise to the modes, one colour per solver."""
+    """The mixture's teaching view (guidance.playground.views.paths_figure), as the suite ran it."""
+    from guidance.playground.views import paths_figure
+
     view = data["config"]["paths"]
-    fig, (ax,) = _figure()
-    means = view["means"]
-    ax.scatter([m[0] for m in means], [m[1] for m in means], marker="*", s=120, color="0.2", label="mixture modes", zorder=3)
-    for (solver, points), colour in zip(view["points"].items(), ("tab:gray", "tab:blue", "tab:green", "tab:red")):
-        for sample in range(len(points[0])):
-            xs, ys = [p[sample][0] for p in points], [p[sample][1] for p in points]
-            ax.plot(xs, ys, marker=".", color=colour, alpha=0.8, label=solver if sample == 0 else None)
-    ax.set(title=f"paths from the same noise, grid {view['grid']}, NFE {view['nfe']}", aspect="equal")
-    ax.legend(fontsize=7)
-    return _save(fig, data, folder, "paths")
+    figure = paths_figure(view["means"], view["points"], f"paths from the same noise, grid {view['grid']}, NFE {view['nfe']}")
+    figure.set_layout_engine("none")  # _save lays it out with its footer
+    return _save(figure, data, folder, "paths")
 
 
 def plot_gpu(data: dict, folder: Path) -> list[Path]:

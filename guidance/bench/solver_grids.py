@@ -22,10 +22,9 @@ from guidance.backbone import Backbone
 from guidance.bench.common import goal
 from guidance.playground.spread import bootstrap_interval, ratio_of_means
 from guidance.schedulers.evodiff import EVODiffScheduler
-from guidance.schedulers.grids import grid_scheduler
+from guidance.schedulers.grids import SOLVERS, grid_scheduler, ode_solve
 from guidance.vp_arithmetic import to_eps_and_x0
 
-SOLVERS = ("ddim", "dpmsolver++", "unipc", "evodiff")
 EVODIFF_OPTIONS = {  # the official sampler's options at order 2 (docs/methods.md, EVODiff, "Its own options")
     "evodiff": {},
     "evodiff, final denoise": {"final_denoise": True},
@@ -66,28 +65,6 @@ def end_level(scheduler) -> str:
     if hasattr(scheduler, "sigmas"):
         return "clean" if float(scheduler.sigmas[-1]) == 0 else "label 0"
     return "label 0" if float(scheduler.final_alpha_cumprod) < 1 else "clean"  # DDIMScheduler
-
-
-@torch.no_grad()
-def ode_solve(backbone: Backbone, scheduler, x: Tensor, embeddings: Tensor, on_step: Callable[[Tensor], None] | None = None) -> Tensor:
-    """The scheduler's deterministic solve from x (one model call per timestep).
-
-    Args:
-        backbone: the denoiser.
-        scheduler: with its timesteps set.
-        x: the initial noise.
-        embeddings: the conditions' embeddings.
-        on_step: called with each new iterate (or returned predictor point).
-
-    Returns:
-        The final sample.
-    """
-    for t in scheduler.timesteps:
-        out = backbone.predict(x, t, embeddings)
-        x = scheduler.step(out, t, x).prev_sample
-        if on_step is not None:
-            on_step(x)
-    return x
 
 
 def exact_levels(backbone: Backbone, stride: int, refine: int) -> tuple[list[float], list[int]]:
@@ -235,23 +212,3 @@ def claim_goals(errors: dict, grids: Sequence[str], nfes: Sequence[int], where: 
             name = f"{where}, grid {grid}: {label} error at NFE {CLAIM_NFE} over DPM-Solver++'s (claim: -45%)"
             found.append(goal(name, f"<= {CLAIM_RATIO}x", unit="x", samples=pairs, bar=CLAIM_RATIO, statistic=ratio_of_means))
     return found
-
-
-def paths(backbone: Backbone, grid: str, nfe: int, samples: int) -> dict[str, Tensor]:
-    """Each solver's path from the same noise (the teaching view): the points it passes, (steps + 1, samples, D).
-
-    Args:
-        backbone: the denoiser (the mixture: 2-D points).
-        grid: one of guidance.schedulers.grids.GRIDS.
-        nfe: model calls.
-        samples: how many paths per solver.
-    """
-    noise = backbone.initial_noise(samples, torch.Generator().manual_seed(SEED))
-    embeddings = backbone.embed([None] * samples)
-    found = {}
-    for solver in SOLVERS:
-        points = [noise]
-        ode_solve(backbone, grid_scheduler(solver, backbone.scheduler_config, grid, nfe), noise, embeddings, points.append)
-        found[solver] = torch.stack(points)
-    return found
-

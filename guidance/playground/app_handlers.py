@@ -32,19 +32,25 @@ from guidance.errors import (
     DeviceOutOfMemoryError, GuidanceError, ImageInputError, MethodConfigError, NoFaceFoundError, SamplingNaNError,
     WeightsUnavailableError
 )  # fmt: skip
+from guidance.methods.options import RUN_OPTIONS, by_name
 from guidance.playground.crowd import Admissions
 from guidance.playground.export import metrics_table, step_figure, strength_text, summarize, write_downloads
 from guidance.playground.preview import Frame, stream_task
 from guidance.playground.space import gpu_seconds, on_gpu
 from guidance.playground.stops import Stops
 from guidance.playground.tasks import SWEEP_VALUES, TaskOutcome, TaskRequest, TaskSpec, make_request, parse_values, sweep
+from guidance.playground.tasks.inputs import GRID_LABELS
 from guidance.playground.upkeep import released
-from guidance.playground.views import SWEEP_SERIES, sweep_figure, sweep_grid, sweep_summary, trajectory_strip, write_sweep_files
+from guidance.playground.views import (
+    SWEEP_SERIES, paths_figure, sweep_figure, sweep_grid, sweep_summary, trajectory_strip, write_sweep_files
+)  # fmt: skip
 from guidance.playground.widgets import settings_from
+from guidance.schedulers.grids import LABELS, SOLVERS
 from guidance.sweep import SweepInputs, sweep_command
 from guidance.sweep.plan import EMBEDDED as EMBEDDED_SOURCE
 from guidance.sweep.plan import setting_pairs
 from guidance.worlds.embedded import ASSETS
+from guidance.worlds.mixture import MixtureBackbone, solver_paths
 from guidance.worlds.registry import SD, WorldRegistry
 
 SNAPSHOTS = 8  # x0_hat kept at 8 evenly spaced steps per method: the live preview's frames and the trajectory strip
@@ -338,6 +344,26 @@ def make_sweep_command(spec: TaskSpec, worlds: WorldRegistry) -> Callable[..., s
             return sweep_command_of(spec, worlds, values)
 
     return sweep_command_line
+
+
+def solver_paths_view(solvers: list[str], grid: str, nfe: int) -> Any:
+    """The Solvers tab's teaching view: the selected solvers' paths from the same noise on a ring of Gaussians, whose
+    denoiser is exact (guidance.worlds.mixture), on the tab's grid and NFE, one colour per solver.
+
+    Raises:
+        gr.Error: no solver that runs on every grid is selected, or a grid or NFE out of range.
+    """
+    with readable_errors():
+        if grid not in GRID_LABELS:
+            raise MethodConfigError(f"the time grid is one of {tuple(GRID_LABELS)}, got {grid!r}")
+        by_name(RUN_OPTIONS)["steps"].bound.check("NFE", nfe)
+        shown = [s for s in solvers or [] if s in SOLVERS]
+        if not shown:
+            raise MethodConfigError(f"select one of {', '.join(SOLVERS)}: the paths compare the solvers that run on every grid")
+        backbone = MixtureBackbone()
+        paths = solver_paths(shown, grid, int(nfe), backbone=backbone)
+        where = "each solver's own grid" if grid == "own" else LABELS[grid]
+        return paths_figure(backbone.mixture.means.tolist(), {k: v.tolist() for k, v in paths.items()}, f"{where}, NFE {int(nfe)}")
 
 
 def make_admission(admissions: Admissions, names: list[str], shown_on: str) -> Callable[..., Any]:

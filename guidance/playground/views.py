@@ -107,6 +107,31 @@ def sweep_figure(outcome: SweepOutcome, key: str) -> Figure:
     return figure
 
 
+SOLVER_COLOURS = {"ddim": "tab:gray", "dpmsolver++": "tab:blue", "unipc": "tab:green", "evodiff": "tab:red"}
+
+
+def paths_figure(means: Sequence[Sequence[float]], paths: dict[str, Sequence], title: str) -> Figure:
+    """The mixture's teaching view: each solver's path from the same noise to the modes, one colour per solver.
+
+    Args:
+        means: the mixture's modes, (K, 2).
+        paths: per solver, the points it passes, (steps + 1, samples, 2) (guidance.worlds.mixture.solver_paths).
+        title: what the paths share (the grid, the NFE).
+    """
+    figure = Figure(figsize=(5, 5), layout="constrained")
+    axes = figure.subplots()
+    axes.scatter([m[0] for m in means], [m[1] for m in means], marker="*", s=160, color="0.2", label="the modes", zorder=3)
+    for solver, points in paths.items():
+        for sample in range(len(points[0])):
+            xs, ys = [float(p[sample][0]) for p in points], [float(p[sample][1]) for p in points]
+            axes.plot(xs, ys, marker=".", color=SOLVER_COLOURS.get(solver), alpha=0.75, label=solver if sample == 0 else None)
+        axes.scatter([float(p[0]) for p in points[-1]], [float(p[1]) for p in points[-1]], color=SOLVER_COLOURS.get(solver), s=30, zorder=4)
+    axes.set(title=title, aspect="equal")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return figure
+
+
 def sweep_summary(outcome: SweepOutcome) -> dict:
     """The sweep as JSON: the setting, its values, the methods, and per method its series."""
     return {"setting": outcome.setting, "values": outcome.values, "methods": outcome.labels,

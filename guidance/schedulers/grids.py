@@ -15,6 +15,9 @@ DPM-Solver++ of order 1, which is DDIM's deterministic step (eta = 0) in data pr
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
@@ -23,7 +26,11 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from guidance.schedulers.adapters import make_scheduler
 from guidance.schedulers.evodiff import EVODiffScheduler
 
+if TYPE_CHECKING:
+    from guidance.backbone import Backbone
+
 GRIDS = ("own", "time", "logsnr", "quadratic", "edm")
+SOLVERS = ("ddim", "dpmsolver++", "unipc", "evodiff")  # the solvers that run on every grid (grid_scheduler)
 SHARED = GRIDS[1:]  # the grids every solver runs alike
 LABELS = {
     "own": "each solver's own (DDIM and EVODiff end at label 0, DPM-Solver++ and UniPC at sigma = 0)",
@@ -159,3 +166,26 @@ def set_calls(scheduler: SchedulerMixin, calls: np.ndarray) -> None:
     sigmas = np.append(np.interp(calls, np.arange(len(a)), kappas), kappas[0])
     scheduler.sigmas = torch.from_numpy(sigmas.astype(np.float32))
     scheduler.timesteps = torch.from_numpy(calls.copy())
+
+
+@torch.no_grad()
+def ode_solve(backbone: Backbone, scheduler: SchedulerMixin, x: torch.Tensor, embeddings: torch.Tensor,
+              on_step: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+    """The scheduler's deterministic solve from x (one model call per timestep).
+
+    Args:
+        backbone: the denoiser.
+        scheduler: with its timesteps set.
+        x: the initial noise.
+        embeddings: the conditions' embeddings.
+        on_step: called with each new iterate (or returned predictor point).
+
+    Returns:
+        The final sample.
+    """
+    for t in scheduler.timesteps:
+        out = backbone.predict(x, t, embeddings)
+        x = scheduler.step(out, t, x).prev_sample
+        if on_step is not None:
+            on_step(x)
+    return x

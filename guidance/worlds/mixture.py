@@ -21,6 +21,7 @@ from torch import Tensor
 
 from guidance.backbone import Backbone, Condition, Control
 from guidance.errors import WeightsUnavailableError
+from guidance.schedulers.grids import SOLVERS, grid_scheduler, ode_solve
 from guidance.worlds.base import Unavailable, World
 
 RING_MODES, RING_RADIUS, RING_STD = 8, 4.0, 0.4  # the suite's mixture: modes on a circle, samples of scale about 4
@@ -158,3 +159,29 @@ def mixture_world() -> World:
                                                   "only the solvers suite runs on it"))
     return World(backbone=MixtureBackbone(), face_detector=missing, face_embedder=missing, style_features=missing,
                  classifier=missing, evaluator=missing)  # fmt: skip
+
+
+def solver_paths(solvers: Sequence[str], grid: str, nfe: int, samples: int = 8, seed: int = 500,
+                 backbone: MixtureBackbone | None = None) -> dict[str, Tensor]:  # fmt: skip
+    """Each solver's path through the plane from the same noise to the ring's modes (the Solvers tab's teaching view).
+
+    Args:
+        solvers: among guidance.schedulers.grids.SOLVERS (others are skipped).
+        grid: one of guidance.schedulers.grids.GRIDS, shared by every solver.
+        nfe: model calls per path.
+        samples: paths per solver.
+        seed: of the noise.
+        backbone: the mixture (default: the ring).
+
+    Returns:
+        Per solver, the points it passes: (steps + 1, samples, 2), the noise first.
+    """
+    backbone = backbone or MixtureBackbone()
+    noise = backbone.initial_noise(samples, torch.Generator().manual_seed(seed))
+    embeddings = backbone.embed([None] * samples)
+    found = {}
+    for solver in (s for s in solvers if s in SOLVERS):
+        points = [noise]
+        ode_solve(backbone, grid_scheduler(solver, backbone.scheduler_config, grid, nfe), noise, embeddings, points.append)
+        found[solver] = torch.stack(points)
+    return found

@@ -31,7 +31,7 @@ official sampler's options, runs on the same time grid (uniform in time, in log-
 rho = 7, or "own": each solver's own, as above) from the same noise, and every run but "own" ends at label 0. The
 error is each sample's L2 distance (the latents' on the embedded world, the points' on the mixture) to the exact
 ODE solution at the run's end: DDIM through every label (every `reference_stride`-th on the quick world plan), on
-the mixture also `refine` steps per label interval, where its denoiser is exact (guidance/bench/mixture.py).
+the mixture also `refine` steps per label interval, where its denoiser is exact (guidance/worlds/mixture.py).
 Rows give the mean over samples with its bootstrap 95% interval per grid, method and NFE; goals test EVODiff's
 claim (-45% error against DPM-Solver++ at NFE 10) per grid, for the playground's EVODiff and its best option there
 (guidance/bench/solver_grids.py; docs/methods.md, EVODiff).
@@ -51,15 +51,15 @@ from guidance.bench.common import (
     FD_VERDICT_SAMPLES, Options, Rows, SuiteOutput, balanced, generate, goal, images_of, realism, renders, timing, warm_up
 )  # fmt: skip
 from guidance.bench.metrics import per_sample_rmse
-from guidance.bench.solver_grids import GridPlan, best_evodiff, claim_goals, compare, paths
+from guidance.bench.solver_grids import GridPlan, best_evodiff, claim_goals, compare
 from guidance.bench.plots import labelled_rows
 from guidance.playground.spread import bootstrap_interval, ratio_of_means
 from guidance.recording import decode_estimate
 from guidance.vp_arithmetic import to_eps_and_x0
-from guidance.schedulers.grids import GRIDS
+from guidance.schedulers.grids import GRIDS, SOLVERS
 from guidance.worlds import World
+from guidance.worlds.mixture import solver_paths
 
-SOLVERS = ("ddim", "dpmsolver++", "unipc", "evodiff")
 REFERENCE_SOLVER = "dpmsolver++"  # second order; at hundreds of steps to label 0 (its half-step check in the notes)
 SPACING = "linspace"  # every solver starts at t = T-1
 REFERENCE_SEED = 500
@@ -335,7 +335,7 @@ def grid_run(world: World, opts: Options) -> SuiteOutput:
     """Every solver and EVODiff option on each grid at every NFE against the exact ODE solution (module docstring).
 
     Args:
-        world: the embedded world, or the mixture's (guidance.bench.mixture.mixture_world).
+        world: the embedded world, or the mixture's (guidance.worlds.mixture.mixture_world).
         opts: the grids (all where none are named), the data and the mode.
     """
     data = "mixture" if opts.data == "mixture" else "embedded"
@@ -351,7 +351,7 @@ def grid_run(world: World, opts: Options) -> SuiteOutput:
     config = asdict(plan) | {"grids": list(grids), "data": data, "best_evodiff": best,
                              "exact_check": check, "error": "per-sample L2 distance to the exact ODE solution"}  # fmt: skip
     if data == "mixture":
-        teaching = paths(world.backbone, PATH_GRID, PATH_NFE, PATH_SAMPLES)
+        teaching = solver_paths(SOLVERS, PATH_GRID, PATH_NFE, PATH_SAMPLES, backbone=world.backbone)
         config["paths"] = {"grid": PATH_GRID, "nfe": PATH_NFE, "points": {k: v.tolist() for k, v in teaching.items()},
                            "means": world.backbone.mixture.means.tolist()}  # fmt: skip
     return SuiteOutput(rows, claim_goals(errors, grids, plan.nfes, where), config=config, notes=notes)
