@@ -22,7 +22,7 @@ from guidance.bench.report import goals_table, verdict_counts, write_report
 from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
 from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, memory, presets, preview, profile, solvers, world
 from guidance.methods.figd import FISHER_WEIGHTS
-from guidance.playground.spread import ratio_of_means
+from guidance.statistics import ratio_of_means
 from guidance.playground.tasks import preset, strength_setting
 from guidance.worlds import World
 

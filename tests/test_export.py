@@ -9,7 +9,7 @@ import torch
 from matplotlib.colors import to_rgba
 
 from guidance.playground.export import TABLE_COLUMNS, metrics_table, step_figure, summarize
-from guidance.playground.spread import bootstrap_interval, median_iqr, ratio_of_means, t_interval, verdict
+from guidance.statistics import bootstrap_interval, median_iqr, ratio_of_means, t_interval, verdict
 from guidance.playground.tasks import TaskOutcome
 from guidance.sampling import SamplingResult, StepRecord
 

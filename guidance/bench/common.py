@@ -24,7 +24,7 @@ from guidance import distributed
 from guidance.bench.metrics import accuracy, confidence, features, frechet_distance, probabilities
 from guidance.energy import Energy
 from guidance.methods import Settings, build_method
-from guidance.playground.spread import bootstrap_interval, verdict
+from guidance.statistics import bootstrap_interval, verdict
 from guidance.playground.tasks import TaskRequest, preset, run_task
 from guidance.sampling import SamplingResult, sample
 from guidance.worlds import World

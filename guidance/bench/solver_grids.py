@@ -20,7 +20,7 @@ from torch import Tensor
 
 from guidance.backbone import Backbone
 from guidance.bench.common import goal
-from guidance.playground.spread import bootstrap_interval, ratio_of_means
+from guidance.statistics import bootstrap_interval, ratio_of_means
 from guidance.schedulers.evodiff import EVODiffScheduler
 from guidance.schedulers.grids import SOLVERS, grid_scheduler, ode_solve
 from guidance.vp_arithmetic import to_eps_and_x0

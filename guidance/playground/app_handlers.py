@@ -39,6 +39,8 @@ from guidance.playground.preview import Frame, stream_task
 from guidance.playground.space import gpu_seconds, on_gpu
 from guidance.playground.stops import Stops
 from guidance.playground.tasks import SWEEP_VALUES, TaskOutcome, TaskRequest, TaskSpec, make_request, parse_values, sweep
+from guidance.playground.tasks.command import EMBEDDED as EMBEDDED_SOURCE
+from guidance.playground.tasks.command import SweepInputs, setting_pairs, sweep_command
 from guidance.playground.tasks.inputs import GRID_LABELS
 from guidance.playground.upkeep import released
 from guidance.playground.views import (
@@ -46,9 +48,6 @@ from guidance.playground.views import (
 )  # fmt: skip
 from guidance.playground.widgets import settings_from
 from guidance.schedulers.grids import LABELS, SOLVERS
-from guidance.sweep import SweepInputs, sweep_command
-from guidance.sweep.plan import EMBEDDED as EMBEDDED_SOURCE
-from guidance.sweep.plan import setting_pairs
 from guidance.worlds.embedded import ASSETS
 from guidance.worlds.mixture import MixtureBackbone, solver_paths
 from guidance.worlds.registry import SD, WorldRegistry

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from conditions.images import to_pil
-from guidance.playground.spread import median_iqr, t_interval
+from guidance.statistics import median_iqr, t_interval
 from guidance.playground.tasks import TaskOutcome
 
 TABLE_COLUMNS = (

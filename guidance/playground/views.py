@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 from conditions.images import to_pil
-from guidance.playground.spread import t_interval
+from guidance.statistics import t_interval
 from guidance.playground.tasks import SWEEP_SETTINGS, SweepOutcome
 from guidance.sampling import SamplingResult
 

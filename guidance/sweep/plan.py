@@ -3,7 +3,6 @@ every bound checked before anything runs."""
 from __future__ import annotations
 
 import json
-import shlex
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -12,13 +11,13 @@ from guidance.methods import LIMITS, Settings, build_method
 from guidance.playground.tasks import (
     TaskRequest, check_sweep, make_request, method_settings, parse_values, preset, run_eta, runs_of, spec, sweep_request
 )  # fmt: skip
+from guidance.playground.tasks.command import SweepInputs
 from guidance.playground.tasks.run import STRENGTH_SETTINGS
 from guidance.schedulers.adapters import check_noise_rule
 from guidance.worlds import World
 
 MAX_CELLS = 4096  # cells per run unless --max-cells says more
 GRID_SEEDS = 4  # grid.png shows the first seeds of the plan
-EMBEDDED = "embedded"
 
 
 @dataclass(frozen=True)
@@ -33,35 +32,6 @@ class Cell:
     def key(self) -> str:
         """What names the cell among a sweep's finished cells."""
         return json.dumps([self.method, self.value, self.seed])
-
-
-@dataclass(frozen=True)
-class SweepInputs:
-    """Everything a sweep's cells share besides their (method, value, seed), as the command line gives it.
-
-    None means the task's own: its first example's reference or control map, its condition (on Stable Diffusion its
-    prompt, or its first class), its steps and eta. `strength` None runs every method at `settings` as given; a number
-    multiplies each method's preset strength (guidance.playground.tasks.method_settings). `settings` overrides the task's
-    preset, as (name, text) pairs (`--set name=value`). `controlnet_model` and `tiny_vae` complete a Stable Diffusion
-    world (hub ids or folders).
-    """
-
-    task: str
-    world: str = EMBEDDED
-    controlnet_model: str | None = None
-    tiny_vae: str | None = None
-    steps: int | None = None
-    eta: float | None = None
-    condition: str | None = None
-    reference: str | None = None
-    control_map: str | None = None
-    annotator: str | None = None
-    controlnet: bool = True
-    edge_energy: bool = True
-    extra: str | None = None
-    guidance: str = "cfg"
-    strength: float | None = 1.0
-    settings: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,34 +159,6 @@ def _typed(name: str, text: str, like: Any) -> Any:
         raise MethodConfigError(f"--set {name}={text}: not a value like {like!r}") from error
 
 
-def setting_pairs(task: str, settings: Settings) -> tuple[tuple[str, str], ...]:
-    """What `--set` must say to turn the task's preset into `settings`.
-
-    Args:
-        task: the task whose preset is the base.
-        settings: the settings wanted.
-
-    Returns:
-        (name, text) pairs, one per setting that differs from the preset.
-    """
-    base = asdict(preset(task))
-    pairs = []
-    for name, value in asdict(settings).items():
-        if value != base[name]:
-            text = ",".join(f"{v:g}" for v in value) if isinstance(value, (tuple, list)) else _text(value)
-            pairs.append((name, text))
-    return tuple(pairs)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-# ----------------------------------------------------------------------------- the base request
-
-
 def base_request(inputs: SweepInputs, class_names: tuple[str, ...] = ()) -> tuple[TaskRequest, dict]:
     """The request every cell starts from, and the inputs as the plan records them.
 
@@ -297,39 +239,3 @@ def check_plan(world: World, plan: SweepPlan) -> None:
             eta = run_eta(request, scheduler)
             build_method(name, settings, world.classifier).check(scheduler, eta)
             check_noise_rule(settings.noise_rule, scheduler, eta)
-
-
-# ----------------------------------------------------------------------------- the command
-
-
-def sweep_command(inputs: SweepInputs, setting: str, values_text: str, methods: tuple[str, ...], seeds: range,
-                  out: str, launcher: str = "python -m guidance.sweep") -> str:  # fmt: skip
-    """The command line that runs this sweep: every input that differs from the task's own, spelled out.
-
-    Args:
-        inputs: the sweep's inputs.
-        setting, values_text, methods, seeds: what it sweeps, over which methods and seeds.
-        out: its folder.
-        launcher: what runs the module (`accelerate launch -m guidance.sweep` on several processes).
-
-    Returns:
-        A shell-quoted command line.
-    """
-    words = [inputs.task, "--methods", ",".join(methods), "--setting", setting, "--values", values_text,
-             "--seeds", f"{seeds.start}:{seeds.stop}"]  # fmt: skip
-    for flag, value in (("--steps", inputs.steps), ("--eta", inputs.eta), ("--condition", inputs.condition),
-                        ("--reference", inputs.reference), ("--control-map", inputs.control_map),
-                        ("--annotator", inputs.annotator), ("--extra", inputs.extra)):  # fmt: skip
-        if value is not None:
-            words += [flag, _text(value)]
-    words += spec(inputs.task).runs.command_words(inputs)
-    if inputs.strength != 1.0:
-        words += ["--strength", "none" if inputs.strength is None else _text(inputs.strength)]
-    words += [] if inputs.controlnet else ["--no-controlnet"]
-    words += [] if inputs.edge_energy else ["--no-edge-energy"]
-    for name, text in inputs.settings:
-        words += ["--set", f"{name}={text}"]
-    words += [] if inputs.world == EMBEDDED else ["--world", inputs.world]
-    for flag, value in (("--controlnet", inputs.controlnet_model), ("--tiny-vae", inputs.tiny_vae)):
-        words += [] if value is None else [flag, value]
-    return f"{launcher} {shlex.join([*words, '--out', out])}"

@@ -18,7 +18,7 @@ import torch
 from conditions.images import to_pil
 from guidance import distributed
 from guidance.errors import SamplingNaNError, WeightsUnavailableError
-from guidance.playground.spread import t_interval
+from guidance.statistics import t_interval
 from guidance.playground.tasks import SWEEP_SETTINGS, run_task, spec
 from guidance.sweep.figures import curves_figure, grid_image
 from guidance.sweep.plan import Cell, SweepPlan

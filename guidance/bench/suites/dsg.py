@@ -18,7 +18,7 @@ import numpy as np
 from guidance.bench.common import (
     FD_VERDICT_SAMPLES, Options, Rows, SuiteOutput, goal_over, goal_told, images_of, realism, reference_images, task_request, task_row, timing
 )  # fmt: skip
-from guidance.playground.spread import mean_difference
+from guidance.statistics import mean_difference
 from guidance.playground.tasks import PRESETS, run_task
 from guidance.worlds import World
 

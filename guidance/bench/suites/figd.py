@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from guidance.bench.common import Options, Rows, SuiteOutput, energies, goal_over, reference_images, task_request, timing
-from guidance.playground.spread import mean_difference, ratio_of_means
+from guidance.statistics import mean_difference, ratio_of_means
 from guidance.playground.tasks import run_task
 from guidance.sampling import SamplingResult
 from guidance.worlds import World

@@ -20,7 +20,7 @@ from guidance.bench.common import (
     Options, Rows, SuiteOutput, balanced, class_quality, generate, goal_over, images_of, realism, timing, warm_up
 )  # fmt: skip
 from guidance.bench.metrics import diversity, features, probabilities
-from guidance.playground.spread import mean_difference
+from guidance.statistics import mean_difference
 from guidance.playground.tasks import preset
 from guidance.worlds import World
 

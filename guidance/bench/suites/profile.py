@@ -43,7 +43,7 @@ from torch import Tensor
 
 from guidance.bench.common import Options, Rows, SuiteOutput, generate, WORLD_SPEED_BAR_S, goal_over, reference_images, warm_up
 from guidance.methods import Settings, Terms, build_method
-from guidance.playground.spread import median_iqr
+from guidance.statistics import median_iqr
 from guidance.playground.tasks import PRESETS, TaskRequest, build_energy, preset, run_task, spec
 from guidance.recording import observing, synchronize
 from guidance.sampling import sample

@@ -53,7 +53,7 @@ from guidance.bench.common import (
 from guidance.bench.metrics import per_sample_rmse
 from guidance.bench.solver_grids import GridPlan, best_evodiff, claim_goals, compare
 from guidance.bench.plots import labelled_rows
-from guidance.playground.spread import bootstrap_interval, ratio_of_means
+from guidance.statistics import bootstrap_interval, ratio_of_means
 from guidance.recording import decode_estimate
 from guidance.vp_arithmetic import to_eps_and_x0
 from guidance.schedulers.grids import GRIDS, SOLVERS
