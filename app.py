@@ -15,6 +15,7 @@ from --world (env GUIDANCE_WORLD, default assets/world), a diffusers model of an
 SDXL or SD 3, read from its model_index.json) from --model and --controlnet (env GUIDANCE_MODEL, GUIDANCE_CONTROLNET;
 "none" offers none).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,16 @@ from typing import Any
 import gradio as gr
 
 from guidance.playground.app_handlers import (
-    SNAPSHOTS, ExampleCache, make_admission, make_example, make_run, make_sweep, make_sweep_command, solver_paths_view, status
-)  # fmt: skip
+    SNAPSHOTS,
+    ExampleCache,
+    make_admission,
+    make_example,
+    make_run,
+    make_sweep,
+    make_sweep_command,
+    solver_paths_view,
+    status,
+)
 from guidance.playground.crowd import DEFAULT_QUEUE_SIZE, Admissions, exposure
 from guidance.playground.export import TABLE_COLUMNS
 from guidance.playground.launcher import ASSETS, MAX_FILE_BYTES, SD, SD15, WorldRegistry  # noqa: F401  (app.SD: for callers)
@@ -47,8 +56,10 @@ from guidance.playground.widgets import common_inputs, condition_widget, has_met
 
 BENCH_FIGURES = Path(__file__).resolve().parent / "docs" / "figures"  # written by `python -m guidance.bench report`
 SWEEP_SEEDS = 8  # the most seeds per value a sweep takes in the app (the sweep command takes any number)
-SCALE_COMMAND = ("The same sweep at scale (one sample per seed; raise --seeds; on N GPUs: accelerate launch --num_processes N "
-                 "-m guidance.sweep ...; README, Sweeps at scale)")  # fmt: skip
+SCALE_COMMAND = (
+    "The same sweep at scale (one sample per seed; raise --seeds; on N GPUs: accelerate launch --num_processes N "
+    "-m guidance.sweep ...; README, Sweeps at scale)"
+)
 
 
 # ----------------------------------------------------------------------------- layout
@@ -86,11 +97,18 @@ def solver_paths_section(spec: TaskSpec, inputs: dict[str, gr.components.Compone
     tab's grid and NFE (app_handlers.solver_paths_view), drawn at first for the tab's defaults."""
     names = ["methods", "grid", "nfe"]
     first = solver_paths_view(*(initial_value(inputs[name]) for name in names))
-    with gr.Accordion("Teaching view: the same solvers on a Gaussian mixture, whose denoiser is exact", open=True,
-                      elem_id=f"{spec.name}-mixture"):  # fmt: skip
-        gr.Markdown("Eight Gaussians on a ring. Each line is one solver's path from the same noise (a dot per step) to "
-                    "where it ends; a star is a mode. Change the solvers, the grid or the NFE above, then draw again.")  # fmt: skip
-        plot = gr.Plot(first, label="Paths from the same noise, one colour per solver", format="png", elem_id=f"{spec.name}-paths")
+    with gr.Accordion(
+        "Teaching view: the same solvers on a Gaussian mixture, whose denoiser is exact",
+        open=True,
+        elem_id=f"{spec.name}-mixture",
+    ):
+        gr.Markdown(
+            "Eight Gaussians on a ring. Each line is one solver's path from the same noise (a dot per step) to "
+            "where it ends; a star is a mode. Change the solvers, the grid or the NFE above, then draw again."
+        )
+        plot = gr.Plot(
+            first, label="Paths from the same noise, one colour per solver", format="png", elem_id=f"{spec.name}-paths"
+        )
         draw = gr.Button("Draw the paths", elem_id=f"{spec.name}-paths-draw")
     draw.click(solver_paths_view, [inputs[name] for name in names], plot, api_name=f"{spec.name}_paths", queue=False)
 
@@ -102,14 +120,21 @@ def result_outputs(spec: TaskSpec) -> list[gr.components.Component]:
         Gallery, summary JSON, time and energy plots, metrics table, what was used, downloads: make_run's outputs in
         order, before the status line and the trajectory.
     """
-    images = gr.Gallery(label="Results", columns=4, height="auto", format="png", object_fit="contain", elem_id=f"{spec.name}-gallery")
+    images = gr.Gallery(
+        label="Results", columns=4, height="auto", format="png", object_fit="contain", elem_id=f"{spec.name}-gallery"
+    )
     with gr.Row():
         time_plot = gr.Plot(label="Time per step", format="png", elem_id=f"{spec.name}-time-plot")
         energy_plot = gr.Plot(label="Energy per step", format="png", elem_id=f"{spec.name}-energy-plot")
     table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="Metrics", interactive=False, elem_id=f"{spec.name}-metrics")
     with gr.Row():
         used = gr.Gallery(
-            label="Face crop / control map used", columns=3, height="auto", format="png", object_fit="contain", allow_preview=False,
+            label="Face crop / control map used",
+            columns=3,
+            height="auto",
+            format="png",
+            object_fit="contain",
+            allow_preview=False,
             elem_id=f"{spec.name}-artefacts",
         )
         files = gr.File(label="Download: images and figures as JSON", file_count="multiple", elem_id=f"{spec.name}-downloads")
@@ -120,12 +145,23 @@ def result_outputs(spec: TaskSpec) -> list[gr.components.Component]:
 
 def trajectory_output(spec: TaskSpec) -> gr.Image:
     """The trajectory image, shown after a run: per method, x0_hat at evenly spaced steps, then the final image."""
-    return gr.Image(label=f"Trajectory: x0_hat at {SNAPSHOTS} steps per method", type="pil", format="png", interactive=False,
-                    elem_id=f"{spec.name}-trajectory")  # fmt: skip
+    return gr.Image(
+        label=f"Trajectory: x0_hat at {SNAPSHOTS} steps per method",
+        type="pil",
+        format="png",
+        interactive=False,
+        elem_id=f"{spec.name}-trajectory",
+    )
 
 
-def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.components.Component], run_sweep: Callable,
-                  command_of: Callable, admissions: Admissions) -> None:  # fmt: skip
+def sweep_section(
+    spec: TaskSpec,
+    backbone: gr.Dropdown,
+    inputs: dict[str, gr.components.Component],
+    run_sweep: Callable,
+    command_of: Callable,
+    admissions: Admissions,
+) -> None:
     """Every selected method at 3-8 values of one of the task's settings (TaskSpec.sweeps), from 1-8 seeds per value,
     and the command that runs the same sweep at scale.
 
@@ -135,35 +171,69 @@ def sweep_section(spec: TaskSpec, backbone: gr.Dropdown, inputs: dict[str, gr.co
         admissions: who may join the queue (the sweep's validator).
     """
     low, high = SWEEP_VALUES
-    with gr.Accordion(f"Sweep: one setting, {low} to {high} values (Stop above ends it)", open=False, elem_id=f"{spec.name}-sweep"):
+    with gr.Accordion(
+        f"Sweep: one setting, {low} to {high} values (Stop above ends it)", open=False, elem_id=f"{spec.name}-sweep"
+    ):
         with gr.Row():
             choices = [(SWEEP_SETTINGS[s], s) for s in spec.sweeps]
             setting = gr.Dropdown(choices, value=spec.sweeps[0], label="Setting", elem_id=f"{spec.name}-sweep-setting")
-            values = gr.Textbox(SWEEP_DEFAULTS[spec.sweeps[0]], label="Values", info="a list (0.02, 0.05, 0.1) or a range start:stop:count",
-                                elem_id=f"{spec.name}-sweep-values")  # fmt: skip
-            seeds = gr.Slider(1, SWEEP_SEEDS, value=1, step=1, label="Seeds per value", info="the seed above and the ones after it",
-                              elem_id=f"{spec.name}-sweep-seeds")  # fmt: skip
+            values = gr.Textbox(
+                SWEEP_DEFAULTS[spec.sweeps[0]],
+                label="Values",
+                info="a list (0.02, 0.05, 0.1) or a range start:stop:count",
+                elem_id=f"{spec.name}-sweep-values",
+            )
+            seeds = gr.Slider(
+                1,
+                SWEEP_SEEDS,
+                value=1,
+                step=1,
+                label="Seeds per value",
+                info="the seed above and the ones after it",
+                elem_id=f"{spec.name}-sweep-seeds",
+            )
             start = gr.Button("Sweep", variant="primary", elem_id=f"{spec.name}-sweep-run")
-        grid = gr.Image(label="Grid: methods x values", type="pil", format="png", interactive=False, elem_id=f"{spec.name}-sweep-grid")
+        grid = gr.Image(
+            label="Grid: methods x values", type="pil", format="png", interactive=False, elem_id=f"{spec.name}-sweep-grid"
+        )
         with gr.Row():
             metric = gr.Plot(label="Metric against the value", format="png", elem_id=f"{spec.name}-sweep-metric")
             seconds = gr.Plot(label="Seconds per image against the value", format="png", elem_id=f"{spec.name}-sweep-seconds")
-        files = gr.File(label="Download: grid and figures as PNG, data as JSON", file_count="multiple", elem_id=f"{spec.name}-sweep-downloads")
+        files = gr.File(
+            label="Download: grid and figures as PNG, data as JSON", file_count="multiple", elem_id=f"{spec.name}-sweep-downloads"
+        )
         with gr.Accordion("Sweep data (JSON)", open=False):
             summary = gr.JSON(label="Per method", elem_id=f"{spec.name}-sweep-json")
         with gr.Row():
-            command = gr.Code(label=SCALE_COMMAND, language="shell", lines=2, interactive=False, wrap_lines=True,
-                              elem_id=f"{spec.name}-sweep-command")  # fmt: skip
+            command = gr.Code(
+                label=SCALE_COMMAND,
+                language="shell",
+                lines=2,
+                interactive=False,
+                wrap_lines=True,
+                elem_id=f"{spec.name}-sweep-command",
+            )
             name = gr.Button("Name the command", elem_id=f"{spec.name}-sweep-name", scale=0)
     setting.input(lambda key: SWEEP_DEFAULTS[key], setting, values, api_visibility="private", queue=False)  # the user's pick only
     sweep_inputs = {"backbone": backbone, **inputs, "sweep_setting": setting, "sweep_values": values, "sweep_seeds": seeds}
     start.click(
-        run_sweep, inputs_kwargs=sweep_inputs, outputs=[grid, metric, seconds, files, summary, command], api_name=f"{spec.name}_sweep",
-        concurrency_id="sampling", show_progress_on=grid, preprocess=False,
+        run_sweep,
+        inputs_kwargs=sweep_inputs,
+        outputs=[grid, metric, seconds, files, summary, command],
+        api_name=f"{spec.name}_sweep",
+        concurrency_id="sampling",
+        show_progress_on=grid,
+        preprocess=False,
         validator=make_admission(admissions, list(sweep_inputs), "sweep_values"),
-    )  # fmt: skip
-    name.click(command_of, inputs_kwargs=sweep_inputs, outputs=command, api_name=f"{spec.name}_sweep_command", preprocess=False,
-               queue=False)  # fmt: skip
+    )
+    name.click(
+        command_of,
+        inputs_kwargs=sweep_inputs,
+        outputs=command,
+        api_name=f"{spec.name}_sweep_command",
+        preprocess=False,
+        queue=False,
+    )
 
 
 def initial_value(component: gr.components.Component) -> Any:
@@ -179,8 +249,9 @@ def initial_value(component: gr.components.Component) -> Any:
     return value["path"] if isinstance(value, dict) and "path" in value else value
 
 
-def examples_section(spec: TaskSpec, inputs: dict[str, gr.components.Component], outputs: list, example: Callable,
-                     cache: ExampleCache) -> gr.Examples:  # fmt: skip
+def examples_section(
+    spec: TaskSpec, inputs: dict[str, gr.components.Component], outputs: list, example: Callable, cache: ExampleCache
+) -> gr.Examples:
     """The task's examples. Each row holds every input of the tab (those it does not show at their defaults), so a
     cached example's outputs match every widget it sets. Caching is Gradio's own, as `cache` says.
 
@@ -192,16 +263,35 @@ def examples_section(spec: TaskSpec, inputs: dict[str, gr.components.Component],
         The gr.Examples.
     """
     names = list(inputs)
-    rows = [[dict(zip(spec.example_fields, row)).get(name, initial_value(inputs[name])) for name in names] for row in spec.examples]
+    rows = [
+        [dict(zip(spec.example_fields, row)).get(name, initial_value(inputs[name])) for name in names] for row in spec.examples
+    ]
     return gr.Examples(
-        rows, list(inputs.values()), outputs=outputs, fn=example, cache_examples=cache.enabled, cache_mode=cache.mode,
-        visible_columns=[names.index(field) for field in spec.example_fields], preprocess=False,
-        label="Examples", elem_id=f"{spec.name}-examples", api_visibility="private",
-    )  # fmt: skip
+        rows,
+        list(inputs.values()),
+        outputs=outputs,
+        fn=example,
+        cache_examples=cache.enabled,
+        cache_mode=cache.mode,
+        visible_columns=[names.index(field) for field in spec.example_fields],
+        preprocess=False,
+        label="Examples",
+        elem_id=f"{spec.name}-examples",
+        api_visibility="private",
+    )
 
 
-def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], status_line: gr.Markdown, run: Callable,
-              run_sweep: Callable, command_of: Callable, cache: ExampleCache, admissions: Admissions | None = None) -> tuple:  # fmt: skip
+def build_tab(
+    spec: TaskSpec,
+    backbone: gr.Dropdown,
+    condition: dict[str, Any],
+    status_line: gr.Markdown,
+    run: Callable,
+    run_sweep: Callable,
+    command_of: Callable,
+    cache: ExampleCache,
+    admissions: Admissions | None = None,
+) -> tuple:
     """One tab, wired to its handlers.
 
     Args:
@@ -240,16 +330,26 @@ def build_tab(spec: TaskSpec, backbone: gr.Dropdown, condition: dict[str, Any], 
         sweep_section(spec, backbone, inputs, run_sweep, command_of, admissions)
         run_inputs = {"backbone": backbone, **inputs}
         start.click(
-            run, inputs_kwargs=run_inputs, outputs=[*outputs, status_line, trajectory],
-            api_name=spec.name, concurrency_id="sampling", show_progress_on=outputs[0],
+            run,
+            inputs_kwargs=run_inputs,
+            outputs=[*outputs, status_line, trajectory],
+            api_name=spec.name,
+            concurrency_id="sampling",
+            show_progress_on=outputs[0],
             preprocess=False,  # uploads reach load_image unopened
             validator=make_admission(admissions, list(run_inputs), "methods"),
-        )  # fmt: skip
+        )
     return inputs["condition"], halt
 
 
-def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlnet: str | None = None,
-              tiny_vae: str | None = None, queue_size: int = DEFAULT_QUEUE_SIZE, cache_seconds: int = 3600) -> gr.Blocks:  # fmt: skip
+def build_app(
+    world: str | Path = ASSETS,
+    sd_model: str | None = None,
+    controlnet: str | None = None,
+    tiny_vae: str | None = None,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    cache_seconds: int = 3600,
+) -> gr.Blocks:
     """The whole UI; every run goes through guidance.playground.tasks.run_task. Queued, one run at a time, at most
     `queue_size` waiting, one per visitor (guidance.playground.crowd); Stop, the status line and the sweep command
     skip the queue.
@@ -295,11 +395,19 @@ def build_app(world: str | Path = ASSETS, sd_model: str | None = None, controlne
             choices = [(worlds.title(key), key) for key in worlds.keys()]
             backbone = gr.Dropdown(choices, value=default, label="Backbone", scale=1, elem_id="backbone")
             status_line = gr.Markdown(status(worlds, default), label="Status", elem_id="status")
-        handlers = [(make_run(spec, worlds, stops, downloads, spaces, admissions), make_sweep(spec, worlds, stops, downloads, spaces, admissions),
-                     make_sweep_command(spec, worlds)) for spec in SPECS]  # fmt: skip
+        handlers = [
+            (
+                make_run(spec, worlds, stops, downloads, spaces, admissions),
+                make_sweep(spec, worlds, stops, downloads, spaces, admissions),
+                make_sweep_command(spec, worlds),
+            )
+            for spec in SPECS
+        ]
         cache = ExampleCache(default)
-        tabs = [build_tab(spec, backbone, condition_widget(spec, worlds, default), status_line, *pair, cache, admissions)
-                for spec, pair in zip(SPECS, handlers)]  # fmt: skip
+        tabs = [
+            build_tab(spec, backbone, condition_widget(spec, worlds, default), status_line, *pair, cache, admissions)
+            for spec, pair in zip(SPECS, handlers)
+        ]
         conditions, halts = zip(*tabs)
         gr.on([halt.click for halt in halts], stop, api_name="stop", queue=False)
         backbone.change(switch, backbone, [status_line, *conditions], api_visibility="private", queue=False)
@@ -326,14 +434,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
-    parser.add_argument("--world", type=Path, default=Path(os.environ.get("GUIDANCE_WORLD", ASSETS)), help="embedded-world folder")
-    parser.add_argument("--model", dest="sd_model", default=os.environ.get("GUIDANCE_MODEL", SD15),
-                        help="a diffusers model's hub id or folder: SD 1.x/2.x, SDXL or SD 3 (its model_index.json says which); 'none' offers none")
-    parser.add_argument("--controlnet", default=os.environ.get("GUIDANCE_CONTROLNET"), help="ControlNet hub id or folder (SD 1.x/2.x, SDXL)")
-    parser.add_argument("--sd-tiny-vae", default=os.environ.get("GUIDANCE_SD_TINY_VAE"),
-                        help="AutoencoderTiny hub id or folder for SD 1.5's guidance path, e.g. madebyollin/taesd")
-    parser.add_argument("--queue-size", type=int, default=int(os.environ.get("GUIDANCE_QUEUE_SIZE", DEFAULT_QUEUE_SIZE)),
-                        help=f"the most runs waiting behind the one running (default {DEFAULT_QUEUE_SIZE})")
+    parser.add_argument(
+        "--world", type=Path, default=Path(os.environ.get("GUIDANCE_WORLD", ASSETS)), help="embedded-world folder"
+    )
+    parser.add_argument(
+        "--model",
+        dest="sd_model",
+        default=os.environ.get("GUIDANCE_MODEL", SD15),
+        help="a diffusers model's hub id or folder: SD 1.x/2.x, SDXL or SD 3 (its model_index.json says which); 'none' offers none",
+    )
+    parser.add_argument(
+        "--controlnet", default=os.environ.get("GUIDANCE_CONTROLNET"), help="ControlNet hub id or folder (SD 1.x/2.x, SDXL)"
+    )
+    parser.add_argument(
+        "--sd-tiny-vae",
+        default=os.environ.get("GUIDANCE_SD_TINY_VAE"),
+        help="AutoencoderTiny hub id or folder for SD 1.5's guidance path, e.g. madebyollin/taesd",
+    )
+    parser.add_argument(
+        "--queue-size",
+        type=int,
+        default=int(os.environ.get("GUIDANCE_QUEUE_SIZE", DEFAULT_QUEUE_SIZE)),
+        help=f"the most runs waiting behind the one running (default {DEFAULT_QUEUE_SIZE})",
+    )
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     args = parser.parse_args(argv)
     args.sd_model = None if str(args.sd_model).lower() in ("", "none") else args.sd_model

@@ -1,4 +1,5 @@
 """Class probabilities (for GFCG and for metrics) and the class energy."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -22,12 +23,20 @@ class CLIPZeroShot(nn.Module):
         device: where the model runs.
     """
 
-    def __init__(self, class_names: Sequence[str], model: str = CLIP_MODEL, pretrained: str | None = CLIP_WEIGHTS,
-                 template: str = "a photo of a {}", device="cpu"):  # fmt: skip
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        model: str = CLIP_MODEL,
+        pretrained: str | None = CLIP_WEIGHTS,
+        template: str = "a photo of a {}",
+        device="cpu",
+    ):
         super().__init__()
         self.class_names = tuple(class_names)
         self.clip, tokenizer = load_clip(model, pretrained, device)
-        self.size = self.clip.visual.image_size[0] if isinstance(self.clip.visual.image_size, tuple) else self.clip.visual.image_size
+        self.size = (
+            self.clip.visual.image_size[0] if isinstance(self.clip.visual.image_size, tuple) else self.clip.visual.image_size
+        )
         with torch.no_grad():
             text = self.clip.encode_text(tokenizer([template.format(n) for n in self.class_names]).to(device), normalize=True)
         self.register_buffer("text_features", text)

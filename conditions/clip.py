@@ -1,4 +1,5 @@
 """OpenCLIP loading shared by the style energy and the zero-shot classifier."""
+
 from __future__ import annotations
 
 import open_clip

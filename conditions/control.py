@@ -1,4 +1,5 @@
 """Control maps: controlnet-aux annotators, a training-free edge energy, and edge F1."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,12 +36,16 @@ def annotate(image: Image.Image, annotator: str = "canny", low: int = 100, high:
     if annotator == "canny":
         from controlnet_aux import CannyDetector
 
-        return CannyDetector()(image, low_threshold=low, high_threshold=high, detect_resolution=min(image.size), image_resolution=min(image.size))
+        return CannyDetector()(
+            image, low_threshold=low, high_threshold=high, detect_resolution=min(image.size), image_resolution=min(image.size)
+        )
     if annotator not in ANNOTATORS:
         raise MethodConfigError(f"unknown annotator {annotator!r}; known: {ANNOTATORS}")
     import controlnet_aux
 
-    cls = {"hed": "HEDdetector", "lineart": "LineartDetector", "openpose": "OpenposeDetector", "midas": "MidasDetector"}[annotator]
+    cls = {"hed": "HEDdetector", "lineart": "LineartDetector", "openpose": "OpenposeDetector", "midas": "MidasDetector"}[
+        annotator
+    ]
     try:
         detector = getattr(controlnet_aux, cls).from_pretrained(ANNOTATOR_WEIGHTS)
     except (OSError, ValueError, ImportError, HTTPError) as error:  # missing or partial weights, offline hub, missing extras

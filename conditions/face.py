@@ -4,6 +4,7 @@ Real photos use facenet-pytorch, as Universal Guidance did: MTCNN boxes (no grad
 InceptionResnetV1 (vggface2) embeddings of a differentiable crop resized to 160. The embedded
 world substitutes its own detector and embedder through the two protocols (guidance.energy).
 """
+
 from __future__ import annotations
 
 import os
@@ -143,8 +144,14 @@ class FaceIDEnergy(Energy):
 
     name, metric_name = "face", "id_distance"
 
-    def __init__(self, reference: Image.Image, embedder: FaceEmbedder, detector: FaceDetector, distance: str = "l2",
-                 redetect_every: int = 5):  # fmt: skip
+    def __init__(
+        self,
+        reference: Image.Image,
+        embedder: FaceEmbedder,
+        detector: FaceDetector,
+        distance: str = "l2",
+        redetect_every: int = 5,
+    ):
         super().__init__()
         if distance not in DISTANCES:
             raise MethodConfigError(f"distance must be one of {DISTANCES}, not {distance!r}")

@@ -1,4 +1,5 @@
 """Reading user images safely: any file, mode or size becomes RGB or a typed, readable error."""
+
 from __future__ import annotations
 
 import io
@@ -59,8 +60,10 @@ def _decode(read):
     try:
         return read()
     except Image.DecompressionBombError as error:
-        raise ImageInputError(f"the image declares more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
-                              f"at most {MAX_PIXELS / 1e6:.0f} megapixels are accepted") from error  # fmt: skip
+        raise ImageInputError(
+            f"the image declares more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
+            f"at most {MAX_PIXELS / 1e6:.0f} megapixels are accepted"
+        ) from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageInputError(f"could not read the image ({type(error).__name__}): is it a PNG, JPEG or WebP file?") from error
 

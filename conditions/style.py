@@ -1,5 +1,6 @@
 """Style energy (FreeDoM's definition): distance between Gram matrices of early feature tokens (CLIP's patch tokens on
 Stable Diffusion), and pattern agreement where the world can name a picture's pattern."""
+
 from __future__ import annotations
 
 import torch

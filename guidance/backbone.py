@@ -4,6 +4,7 @@ A backbone owns the denoiser (and optionally a ControlNet and a weaker "guide" d
 Autoguidance), the noise schedule, the conditioning encoder and the decoder to pixels.
 It counts denoiser evaluations so that every run reports its NFE.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -144,8 +145,10 @@ class Backbone(ABC):
         if not tiny:
             return self.decode(x0)
         if self.tiny_decoder is None:
-            raise MethodConfigError(f"{self.name} was loaded without a tiny decoder for the guidance path "
-                                    "(load it with tiny_vae=..., e.g. madebyollin/taesd; the app: --sd-tiny-vae)")
+            raise MethodConfigError(
+                f"{self.name} was loaded without a tiny decoder for the guidance path "
+                "(load it with tiny_vae=..., e.g. madebyollin/taesd; the app: --sd-tiny-vae)"
+            )
         scaled = x0.to(self.tiny_decoder.dtype) / self.tiny_decoder.config.scaling_factor
         return self.tiny_decoder.decode(scaled).sample.float()
 
@@ -254,9 +257,13 @@ class UNetBackbone(Backbone):
         residuals = {}
         if control is not None:
             down, mid = self.controlnet(
-                x, t, encoder_hidden_states=embeddings, controlnet_cond=control.image,
-                conditioning_scale=control.scale, return_dict=False,
-            )  # fmt: skip
+                x,
+                t,
+                encoder_hidden_states=embeddings,
+                controlnet_cond=control.image,
+                conditioning_scale=control.scale,
+                return_dict=False,
+            )
             residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
         unet = self.guide_unet if guide else self.unet
         return unet(x, t, encoder_hidden_states=embeddings, **residuals).sample

@@ -5,6 +5,7 @@ One process (plain `python`) is the same code with a share of everything. The pr
 GPU). A result is the same whichever process computes it, so gathered results equal one process's, bit for bit on a
 CPU with the same torch threads per process.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ The networks that energies and predictors read are protocols here, so that condi
 the worlds (guidance.worlds.World, whose fields have these types) share one declaration: FaceDetector and
 FaceEmbedder (conditions/face.py), StyleFeatures and PatternJudge (conditions/style.py), Classifier (guidance/methods/gfcg.py).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -38,8 +39,10 @@ def checked(energy: "Energy", images: Tensor) -> Tensor:
     """
     values = energy(images)
     if values.shape != (images.shape[0],):
-        raise EnergyShapeError(f"{type(energy).__name__} returned shape {tuple(values.shape)} for {images.shape[0]} images; an "
-                               "energy returns one value per image, shape (B,): reduce over the other dimensions in forward()")
+        raise EnergyShapeError(
+            f"{type(energy).__name__} returned shape {tuple(values.shape)} for {images.shape[0]} images; an "
+            "energy returns one value per image, shape (B,): reduce over the other dimensions in forward()"
+        )
     return values
 
 

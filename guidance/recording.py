@@ -2,6 +2,7 @@
 `Recorder` that guidance.sampling.sample reports to (wall and CPU time between CUDA-synchronised clocks, denoiser
 evaluations, the energy of each step's clean estimate, snapshots of it, the final decode and figures).
 """
+
 from __future__ import annotations
 
 import threading
@@ -98,13 +99,20 @@ class SamplingResult:
     def to_dict(self) -> dict:
         """Time, NFE, per-step timings and energies, final metric and options: JSON-ready, without the images."""
         return {
-            "seconds": self.seconds, "nfe": self.nfe, "steps": len(self.steps),
-            "ms_per_step": self.ms_per_step, "nfe_per_step": [step.nfe for step in self.steps],
-            "energy_per_step": self.energy_per_step, "metric_name": self.metric_name, "metric": self.metric,
+            "seconds": self.seconds,
+            "nfe": self.nfe,
+            "steps": len(self.steps),
+            "ms_per_step": self.ms_per_step,
+            "nfe_per_step": [step.nfe for step in self.steps],
+            "energy_per_step": self.energy_per_step,
+            "metric_name": self.metric_name,
+            "metric": self.metric,
             "extra_metrics": self.extra_metrics,
-            "final_energy": self.final_energy, "peak_mem_mb": self.peak_mem_mb, "cancelled": self.cancelled,
+            "final_energy": self.final_energy,
+            "peak_mem_mb": self.peak_mem_mb,
+            "cancelled": self.cancelled,
             "options": self.options,
-        }  # fmt: skip
+        }
 
 
 def combine(results: Sequence[SamplingResult]) -> SamplingResult:
@@ -118,16 +126,28 @@ def combine(results: Sequence[SamplingResult]) -> SamplingResult:
         The combined result (the first run's options and trajectory).
     """
     first, images = results[0], sum(r.images.shape[0] for r in results)
-    joined = lambda name: None if any(getattr(r, name) is None for r in results) else [v for r in results for v in getattr(r, name)]  # noqa: E731
+
+    def joined(name: str) -> list | None:
+        return None if any(getattr(r, name) is None for r in results) else [v for r in results for v in getattr(r, name)]
+
     extra = {name: [v for r in results for v in r.extra_metrics.get(name, [])] for name in first.extra_metrics}
     return SamplingResult(
-        images=torch.cat([r.images for r in results]), method=first.method, scheduler=first.scheduler,
-        steps=[step for r in results for step in r.steps], seconds=sum(r.seconds for r in results),
-        decode_seconds=sum(r.decode_seconds for r in results), nfe=sum(r.nfe * r.images.shape[0] for r in results) / images,
-        peak_mem_mb=max(r.peak_mem_mb for r in results), final_energy=joined("final_energy"), metric=joined("metric"),
-        metric_name=first.metric_name, extra_metrics=extra,
-        cancelled=any(r.cancelled for r in results), options=first.options, trajectory=first.trajectory,
-    )  # fmt: skip
+        images=torch.cat([r.images for r in results]),
+        method=first.method,
+        scheduler=first.scheduler,
+        steps=[step for r in results for step in r.steps],
+        seconds=sum(r.seconds for r in results),
+        decode_seconds=sum(r.decode_seconds for r in results),
+        nfe=sum(r.nfe * r.images.shape[0] for r in results) / images,
+        peak_mem_mb=max(r.peak_mem_mb for r in results),
+        final_energy=joined("final_energy"),
+        metric=joined("metric"),
+        metric_name=first.metric_name,
+        extra_metrics=extra,
+        cancelled=any(r.cancelled for r in results),
+        options=first.options,
+        trajectory=first.trajectory,
+    )
 
 
 class PeakMemory:
@@ -386,10 +406,16 @@ class Recorder:
         """
         backbone, energy = self.backbone, self.energy
         result = SamplingResult(
-            images=torch.empty(0), method=method, scheduler=scheduler, steps=self.records,
-            seconds=sum(s.seconds for s in self.records), nfe=backbone.evaluations / final.shape[0],
-            peak_mem_mb=self.peak_mb, cancelled=cancelled, options=options,
-        )  # fmt: skip
+            images=torch.empty(0),
+            method=method,
+            scheduler=scheduler,
+            steps=self.records,
+            seconds=sum(s.seconds for s in self.records),
+            nfe=backbone.evaluations / final.shape[0],
+            peak_mem_mb=self.peak_mb,
+            cancelled=cancelled,
+            options=options,
+        )
         with torch.no_grad():
             synchronize(backbone.device)
             start = time.perf_counter()
@@ -404,7 +430,9 @@ class Recorder:
                 result.final_energy = energy(images).float().cpu().tolist()
                 result.metric = energy.metric(images).float().cpu().tolist()
                 result.metric_name = energy.metric_name
-                result.extra_metrics = {name: values.float().cpu().tolist() for name, values in energy.extra_metrics(images).items()}
+                result.extra_metrics = {
+                    name: values.float().cpu().tolist() for name, values in energy.extra_metrics(images).items()
+                }
         return result
 
 

@@ -8,6 +8,7 @@ its state on its own Gaussian path; the methods read and write its VP view (docs
 `sample` starts a run from a seed on a world's backbone; a guided pipeline (guidance.pipelines) starts it from the
 stock pipeline's own preparation.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -125,9 +126,17 @@ def sample(
     start = Start(sched, z, backbone.embed(conditions), backbone.embed([None] * len(conditions)), draw, generator)
     recorder = Recorder(backbone, energy, len(sched.timesteps), snapshots, on_step, progress)
     final, cancelled = guided_loop(
-        backbone, method, start, conditions, recorder, eta=eta, noise_rule=noise_rule, energy=energy, control=control,
+        backbone,
+        method,
+        start,
+        conditions,
+        recorder,
+        eta=eta,
+        noise_rule=noise_rule,
+        energy=energy,
+        control=control,
         should_stop=should_stop,
-    )  # fmt: skip
+    )
     options = {**method.describe(), "noise_rule": noise_rule, **({"grid": grid} if grid != "own" else {})}
     return recorder.result(final, method.name, scheduler, options, cancelled)
 
@@ -188,9 +197,20 @@ def guided_loop(
                 break
             level = levels[index]
             ctx = StepContext(
-                backbone, vp_view(sched, z, t, level), t, index, steps, level.a_t, level.a_prev,
-                conditions, start.embeddings, start.null_embeddings, control, energy, alphas,
-            )  # fmt: skip
+                backbone,
+                vp_view(sched, z, t, level),
+                t,
+                index,
+                steps,
+                level.a_t,
+                level.a_prev,
+                conditions,
+                start.embeddings,
+                start.null_embeddings,
+                control,
+                energy,
+                alphas,
+            )
             eta_t = ddim_eta(noise_rule, eta, ctx.a_t, ctx.a_prev)  # the noise rule's sigma_t as DDIM's eta
             repeats = method.repeats(ctx)
             if repeats > 1 and not stateless(sched):

@@ -1,6 +1,7 @@
 """Statistics that the playground, the benchmarks (guidance.bench), the sweeps (guidance.sweep) and the embedded
 world's build share: a mean's 95% t-interval, a median's interquartile range, a bootstrap interval of any statistic,
 the three-way verdict of a figure's interval against a bar, and the ROC-AUC of a score."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -36,8 +37,13 @@ def median_iqr(values: Sequence[float]) -> tuple[float, float, float]:
     return float(median), float(q1), float(q3)
 
 
-def bootstrap_interval(samples: Sequence, statistic: Callable[[np.ndarray], float] = np.mean, level: float = LEVEL,
-                       resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float] | None:  # fmt: skip
+def bootstrap_interval(
+    samples: Sequence,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    level: float = LEVEL,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float] | None:
     """The percentile bootstrap interval of a statistic; seeded, so a document's interval is reproducible.
 
     Args:

@@ -9,6 +9,7 @@ The conversions read the same arguments: x is x_t, (B, C, H, W); a_t is alpha-ba
 (B,); prediction_type is what the model predicts: "epsilon", "v_prediction", "sample" or "flow_prediction" (the
 velocity of a flow model, whose input is c_t x_t).
 """
+
 from __future__ import annotations
 
 import torch

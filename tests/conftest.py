@@ -4,6 +4,7 @@ embedded world on disk and the app served from this process on a free port.
 The app's world is $GUIDANCE_WORLD when set, else the committed assets/world when complete, else a smoke world trained
 by `python -m guidance.worlds.embedded.build.train all --config smoke` in a temporary folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -73,7 +74,18 @@ def world_path(tmp_path_factory) -> Path:
     if world_complete(COMMITTED_WORLD):
         return COMMITTED_WORLD
     folder = tmp_path_factory.mktemp("smoke_world")
-    command = [sys.executable, "-m", "guidance.worlds.embedded.build.train", "all", "--config", "smoke", "--out", str(folder / "world"), "--workdir", str(folder / "work")]
+    command = [
+        sys.executable,
+        "-m",
+        "guidance.worlds.embedded.build.train",
+        "all",
+        "--config",
+        "smoke",
+        "--out",
+        str(folder / "world"),
+        "--workdir",
+        str(folder / "work"),
+    ]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
     return folder / "world"
 

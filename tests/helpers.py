@@ -1,4 +1,5 @@
 """Energies, classifiers and shortcuts shared by the tests of the sampling loop and the methods (tiny SD components)."""
+
 from __future__ import annotations
 
 import json
@@ -67,7 +68,9 @@ def step_context(backbone, x, energy, index=2, steps=6):
     embeddings = backbone.embed(PROMPTS)
     null = backbone.embed([None, None])
     alphas = tuple(backbone.alpha(t + 100 * (index - i)) for i in range(steps))  # the run's grid around t
-    return StepContext(backbone, x, t, index, steps, backbone.alpha(t), backbone.alpha(t - 100), PROMPTS, embeddings, null, None, energy, alphas)
+    return StepContext(
+        backbone, x, t, index, steps, backbone.alpha(t), backbone.alpha(t - 100), PROMPTS, embeddings, null, None, energy, alphas
+    )
 
 
 class FixedClassifier:

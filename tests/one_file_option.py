@@ -2,6 +2,7 @@
 `dsg_toy_gain` (a gain on DSG's rate; test_options.TOY_EDITS): checks that it reaches LIMITS, Settings, build_method,
 the tab's slider, the request and the run. Not collected on its own (no test_ prefix): in this repository the option
 does not exist."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -41,8 +42,10 @@ def test_the_tab_has_its_slider_and_its_value_reaches_the_run(tiny_sd, tmp_path)
         assert request.settings.dsg_toy_gain == 1.5
         with pytest.raises(MethodConfigError, match="dsg_toy_gain must lie in"):
             request_from(task, tab_values(task, dsg_toy_gain=9))
-        guided = [run_task(world, replace(request, methods=["freedom+dsg"], settings=replace(request.settings, dsg_toy_gain=gain)))
-                  for gain in (1.0, 1.5)]  # fmt: skip
+        guided = [
+            run_task(world, replace(request, methods=["freedom+dsg"], settings=replace(request.settings, dsg_toy_gain=gain)))
+            for gain in (1.0, 1.5)
+        ]
         (_, plain), (_, faster) = guided[0].results[0], guided[1].results[0]
         assert faster.options["dsg_toy_gain"] == 1.5
         assert not torch.equal(plain.images, faster.images)  # the gain acts on DSG's rate

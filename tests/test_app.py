@@ -1,4 +1,5 @@
 """The app through its API (gradio_client) on the embedded world: every tab, defaults, bad input, stopping."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,13 @@ from guidance.playground.tasks import SPECS
 from guidance.playground.views import HEADER_HEIGHT, LABEL_WIDTH
 from guidance.sweep import cli as sweep_cli
 
-METRICS = {"face": "id_distance", "style": "style_distance", "control": "edge_f1", "classes": "class_probability", "solvers": "class_probability"}
+METRICS = {
+    "face": "id_distance",
+    "style": "style_distance",
+    "control": "edge_f1",
+    "classes": "class_probability",
+    "solvers": "class_probability",
+}
 TABS = {spec.name: spec for spec in SPECS}
 EXTRA_METRICS = {"style": ("pattern_agreement",)}  # the embedded world judges a style's pattern
 
@@ -103,7 +110,11 @@ def test_the_strength_slider_multiplies_each_methods_own_preset_and_the_table_sh
     assert summary["figd"]["options"]["scale"] == pytest.approx(2 * own["figd"])
     assert summary["figd+dsg"]["options"]["dsg_rate"] == pytest.approx(2 * own["figd+dsg"])
     shown = dict(zip([row[0] for row in table["data"]], [row[1] for row in table["data"]]))
-    assert shown == {"freedom": f"k {2 * own['freedom']:.3g}", "figd": f"k {2 * own['figd']:.3g}", "figd+dsg": f"DSG rate {2 * own['figd+dsg']:.3g}"}
+    assert shown == {
+        "freedom": f"k {2 * own['freedom']:.3g}",
+        "figd": f"k {2 * own['figd']:.3g}",
+        "figd+dsg": f"DSG rate {2 * own['figd+dsg']:.3g}",
+    }
     assert all(shown[item["caption"].split(" · ")[0]] in item["caption"] for item in outputs[0])
 
 
@@ -138,13 +149,20 @@ def test_solvers_tab_gives_every_solver_the_chosen_grid(client: Client) -> None:
 
 @pytest.mark.parametrize("task, method", [("face", "figd"), ("classes", "atg+gfcg")])
 def test_the_tiny_decoder_box_reaches_the_guidance_path(client: Client, task: str, method: str) -> None:
-    on, off = (json.dumps(client.predict(**fast(task, 2), tiny_decoder=tiny, api_name=f"/{task}")[1][method]["options"]) for tiny in (True, False))
+    on, off = (
+        json.dumps(client.predict(**fast(task, 2), tiny_decoder=tiny, api_name=f"/{task}")[1][method]["options"])
+        for tiny in (True, False)
+    )
     assert '"tiny_decoder": true' in on and "tiny_decoder" not in off  # FreeDoM/FIGD's option, or GFCG's (its predictor)
 
 
 def test_the_one_call_box_and_the_interval_slider_reach_gfcg(client: Client) -> None:
-    on, off = (client.predict(**fast("classes", 2), methods=["cfg+gfcg"], gfcg_one_call=one, gfcg_interval=1 + one, api_name="/classes")[1]["cfg+gfcg"]["options"]
-               for one in (True, False))  # fmt: skip
+    on, off = (
+        client.predict(**fast("classes", 2), methods=["cfg+gfcg"], gfcg_one_call=one, gfcg_interval=1 + one, api_name="/classes")[
+            1
+        ]["cfg+gfcg"]["options"]
+        for one in (True, False)
+    )
     assert on["predictor"]["one_call"] is True and "one_call" not in off["predictor"]
     assert on["predictor"]["interval"] == 2 and "interval" not in off["predictor"]
 
@@ -212,7 +230,9 @@ SLIDER_BREAKERS = [  # values an API client can send that no slider would
 ]
 
 
-@pytest.mark.parametrize(("api_name", "values", "message"), SLIDER_BREAKERS, ids=[f"{a}-{next(iter(v))}" for a, v, _ in SLIDER_BREAKERS])
+@pytest.mark.parametrize(
+    ("api_name", "values", "message"), SLIDER_BREAKERS, ids=[f"{a}-{next(iter(v))}" for a, v, _ in SLIDER_BREAKERS]
+)
 def test_values_no_slider_sends_get_a_readable_error(client: Client, api_name: str, values: dict, message: str) -> None:
     started = time.monotonic()
     with pytest.raises(AppError, match=message):
@@ -292,7 +312,9 @@ def test_a_sweep_is_a_grid_with_one_column_per_value_and_downloads(client: Clien
     assert json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())["values"] == [0.0, 1.0, 2.0]
 
 
-def test_seeds_per_value_give_means_with_intervals_and_the_named_command_repeats_the_sweep(client: Client, tmp_path: Path) -> None:
+def test_seeds_per_value_give_means_with_intervals_and_the_named_command_repeats_the_sweep(
+    client: Client, tmp_path: Path
+) -> None:
     """2 seeds per value: every cell holds 2 samples, the plot's mean and interval; the command the section names
     runs the same cells (the same seeds, one sample each) through `python -m guidance.sweep`."""
     inputs = {"steps": 3, "seed": 4, "sweep_setting": "gfcg_max_scale", "sweep_values": "0, 2, 4", "sweep_seeds": 2}
@@ -316,14 +338,18 @@ def test_seeds_per_value_give_means_with_intervals_and_the_named_command_repeats
 
 
 def test_a_sweep_of_steps_takes_a_range_and_bad_values_are_explained(client: Client) -> None:
-    summary = client.predict(methods=["ddim", "evodiff"], sweep_setting="steps", sweep_values="3:5:3", api_name="/solvers_sweep")[4]
+    summary = client.predict(methods=["ddim", "evodiff"], sweep_setting="steps", sweep_values="3:5:3", api_name="/solvers_sweep")[
+        4
+    ]
     assert summary["values"] == [3, 4, 5] and summary["methods"] == ["ddim", "evodiff"]
     with pytest.raises(AppError, match="3 to 8 values"):
         client.predict(sweep_setting="steps", sweep_values="3, 4", api_name="/solvers_sweep")
 
 
 def test_stopping_a_sweep_returns_the_finished_part(client: Client) -> None:
-    job = client.submit(methods=["figd"], steps=300, sweep_setting="scale", sweep_values="0.02, 0.05, 0.1", api_name="/face_sweep")
+    job = client.submit(
+        methods=["figd"], steps=300, sweep_setting="scale", sweep_values="0.02, 0.05, 0.1", api_name="/face_sweep"
+    )
     assert wait_for_steps(job).startswith("method 1 of 1, value 1 of 3, step ")
     client.predict(api_name="/stop")
     summary = job.result(timeout=60)[4]
@@ -354,8 +380,12 @@ def test_on_zerogpu_every_endpoint_holds_the_gpu_for_its_steps_and_samples(world
     run_duration, sweep_duration = spaces.calls[0][1], spaces.calls[1][1]  # the face tab's
     methods = ["freedom", "figd", "figd+dsg"]
     assert run_duration(None, None, steps=50, samples=2, methods=methods) == gpu_seconds(50, 2, 3)
-    assert run_duration(None, None, steps=10, samples=1, methods=methods) < run_duration(None, None, steps=20, samples=1, methods=methods)
-    assert run_duration(None, None, steps=20, samples=1, methods=methods) < run_duration(None, None, steps=20, samples=2, methods=methods)
+    assert run_duration(None, None, steps=10, samples=1, methods=methods) < run_duration(
+        None, None, steps=20, samples=1, methods=methods
+    )
+    assert run_duration(None, None, steps=20, samples=1, methods=methods) < run_duration(
+        None, None, steps=20, samples=2, methods=methods
+    )
     assert run_duration(None, None, steps=100, samples=4, methods=methods) == MAX_SECONDS
     sweep = {"steps": 10, "samples": 1, "methods": methods, "sweep_setting": "scale"}
     assert sweep_duration(None, None, **sweep, sweep_values="0.1, 0.2, 0.3") == gpu_seconds(10, 1, 3, 3)
@@ -364,7 +394,9 @@ def test_on_zerogpu_every_endpoint_holds_the_gpu_for_its_steps_and_samples(world
     assert solvers_run(None, None, nfe=12, samples=1, methods=["ddim", "evodiff"]) == gpu_seconds(12, 1, 2)
 
 
-def test_a_cached_example_shows_what_run_gives_for_the_inputs_it_sets(client: Client, world_path: Path, tmp_path: Path, monkeypatch) -> None:
+def test_a_cached_example_shows_what_run_gives_for_the_inputs_it_sets(
+    client: Client, world_path: Path, tmp_path: Path, monkeypatch
+) -> None:
     """Gradio's example caching (lazy here): an example row sets every input of the tab, so its cached outputs are
     the run's for those inputs; the second click reads the cache and samples nothing."""
     monkeypatch.setenv("GRADIO_CACHE_EXAMPLES", "true")

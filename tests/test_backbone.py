@@ -1,5 +1,6 @@
 """What the backbones hold and pass: loaded convolution weights channels-last and frozen, a control map repeated per
 batch."""
+
 from __future__ import annotations
 
 import torch
@@ -18,7 +19,9 @@ def test_loaded_worlds_keep_their_convolution_weights_channels_last(sd_with_tiny
     from guidance.worlds.embedded import load_backbone
 
     for backbone in (sd_with_tiny_decoder, load_backbone()):
-        weights = [p for net in (backbone.unet, backbone.vae, backbone.controlnet, backbone.tiny_decoder) for p in net.parameters()]
+        weights = [
+            p for net in (backbone.unet, backbone.vae, backbone.controlnet, backbone.tiny_decoder) for p in net.parameters()
+        ]
         kernels = [p for p in weights if p.dim() == 4]
         assert len(kernels) > 20 and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
         assert not any(p.requires_grad for p in weights)

@@ -3,6 +3,7 @@
 A tiny random-weight embedded world is written to disk and loaded with `load_world`; the suites run through
 the CLI with their quick plans swapped for tiny ones, so each writes its JSON and plots in seconds.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,17 +28,32 @@ from guidance.playground.tasks import preset, strength_setting
 from guidance.worlds import World
 
 TINY_PLANS = {
-    world: world.Plan(per_class=1, face_references=1, face_seeds=1, style_references=1, control_maps=1, id_images=50, steps=2,
-                      task_steps=2, speed_repeats=1, example_seeds=1, condition_example_seeds=1, ranking_renders=40),
+    world: world.Plan(
+        per_class=1,
+        face_references=1,
+        face_seeds=1,
+        style_references=1,
+        control_maps=1,
+        id_images=50,
+        steps=2,
+        task_steps=2,
+        speed_repeats=1,
+        example_seeds=1,
+        condition_example_seeds=1,
+        ranking_renders=40,
+    ),
     figd: figd.Plan(steps=2, samples=1, seeds=2, methods=("freedom", "figd")),
-    dsg: dsg.Plan(steps=(3,), scales=(0.3, dsg.PRESETS["face"].scale), rates=(dsg.PRESETS["face"].dsg_rate,), samples=2, seeds=1, rounds=1),
+    dsg: dsg.Plan(
+        steps=(3,), scales=(0.3, dsg.PRESETS["face"].scale), rates=(dsg.PRESETS["face"].dsg_rate,), samples=2, seeds=1, rounds=1
+    ),
     gfcg: gfcg.Plan(samples=10, steps=2, rounds=1, timing_steps=2),
     solvers: solvers.Plan(nfes=(3, solvers.GRID_NFE), samples=10, reference_samples=2, reference_steps=6),
     profile: profile.Plan(steps=3, rounds=1, speed_repeats=1),
     memory: memory.Plan(steps=2),
     preview: preview.Plan(methods=("freedom", "figd"), steps=3, snapshots=2, repeats=1),
-    presets: world.Plan(per_class=0, face_references=1, face_seeds=1, style_references=1, control_maps=1, id_images=0,
-                        task_steps=2, style_first=3),
+    presets: world.Plan(
+        per_class=0, face_references=1, face_seeds=1, style_references=1, control_maps=1, id_images=0, task_steps=2, style_first=3
+    ),
 }
 DOCUMENT_KEYS = {"suite", "backbone", "device", "machine", "rows"}
 
@@ -50,7 +66,14 @@ def tiny_sd_world(tiny_sd):
     nets = tiny_nets()
     for net in nets.values():
         net.eval().requires_grad_(False)
-    return World(tiny_sd, FullFrameDetector(), nets["face_embedder"], StyleFeatures(nets["style_net"].trunk), nets["classifier"], nets["evaluator"])
+    return World(
+        tiny_sd,
+        FullFrameDetector(),
+        nets["face_embedder"],
+        StyleFeatures(nets["style_net"].trunk),
+        nets["classifier"],
+        nets["evaluator"],
+    )
 
 
 @pytest.fixture()
@@ -94,11 +117,34 @@ def test_roc_auc_and_diversity():
 
 
 # world and presets run the longest suites (slow: about 10 s each on a shared 2-core CPU)
-@pytest.mark.parametrize("suite", [pytest.param("world", marks=pytest.mark.slow), "figd", "dsg", "gfcg", "solvers", "profile", "preview",
-                                   pytest.param("presets", marks=pytest.mark.slow), "memory"])  # fmt: skip
+@pytest.mark.parametrize(
+    "suite",
+    [
+        pytest.param("world", marks=pytest.mark.slow),
+        "figd",
+        "dsg",
+        "gfcg",
+        "solvers",
+        "profile",
+        "preview",
+        pytest.param("presets", marks=pytest.mark.slow),
+        "memory",
+    ],
+)
 def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, tmp_path, capsys):
     out = tmp_path / "out.json"
-    argv = [suite, "--quick", "--world", str(tiny_world_path), "--json", str(out), "--plots", str(tmp_path / "plots"), "--grid", str(tmp_path / "grid.png")]
+    argv = [
+        suite,
+        "--quick",
+        "--world",
+        str(tiny_world_path),
+        "--json",
+        str(out),
+        "--plots",
+        str(tmp_path / "plots"),
+        "--grid",
+        str(tmp_path / "grid.png"),
+    ]
     assert cli.main(argv) == 0
     data = json.loads(out.read_text())
     assert DOCUMENT_KEYS <= set(data) and data["suite"] == suite and data["backbone"] == "embedded"
@@ -112,23 +158,45 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
     assert "| task | method |" in printed and data["machine"]["cpu"] in printed
     if suite == "solvers":  # a latent world does not clip x0: every solver solves the plain ODE
         assert {(r["method"], r["x0_clip"]) for r in data["rows"]} == {(m, False) for m in solvers.SOLVERS}
-        assert all(r["rmse_ref"] >= 0 and r["rmse_ref_n"] == 2 and r["rmse_ref_ci"][0] <= r["rmse_ref"] <= r["rmse_ref_ci"][1] for r in data["rows"])
+        assert all(
+            r["rmse_ref"] >= 0 and r["rmse_ref_n"] == 2 and r["rmse_ref_ci"][0] <= r["rmse_ref"] <= r["rmse_ref_ci"][1]
+            for r in data["rows"]
+        )
         error, fd = data["goals"]  # the reconstruction error decides; FD over 10 samples is indicative
-        assert "reconstruction error" in error["goal"] and error["n"] == 2 and error["verdict"] != "indicative" and len(error["interval"]) == 2
+        assert (
+            "reconstruction error" in error["goal"]
+            and error["n"] == 2
+            and error["verdict"] != "indicative"
+            and len(error["interval"]) == 2
+        )
         assert fd["verdict"] == "indicative" and not fd["met"] and fd["n"] == 10
-        assert data["config"]["timestep_spacing"] == "linspace" and set(data["config"]["reference_check_rmse"]["false"]) == {"clean", "label 0"}
-        assert {(r["method"], r["end"]) for r in data["rows"]} >= {("evodiff", "label 0"), ("ddim", "label 0"), ("dpmsolver++", "clean")}
+        assert data["config"]["timestep_spacing"] == "linspace" and set(data["config"]["reference_check_rmse"]["false"]) == {
+            "clean",
+            "label 0",
+        }
+        assert {(r["method"], r["end"]) for r in data["rows"]} >= {
+            ("evodiff", "label 0"),
+            ("ddim", "label 0"),
+            ("dpmsolver++", "clean"),
+        }
     if suite in ("world", "solvers"):
         assert (tmp_path / "grid.png").exists() and data["images"] == [str(tmp_path / "grid.png")]
     if suite == "dsg":  # the time goal reads interleaved rounds of the preset pair
         assert [r["step_ratio_to_plain"] for r in data["rows"] if "step_ratio_to_plain" in r][0] == 1.0
         timing_goal = next(g for g in data["goals"] if "interleaved" in g["goal"])
-        assert timing_goal["n"] == 1 and timing_goal["over"] == "rounds" and timing_goal["verdict"] == "undecided"  # one round: no interval
+        assert (
+            timing_goal["n"] == 1 and timing_goal["over"] == "rounds" and timing_goal["verdict"] == "undecided"
+        )  # one round: no interval
         assert next(g for g in data["goals"] if "energy" in g["goal"])["n"] == 2  # two images, paired
     if suite == "memory":
         assert [r["method"] for r in data["rows"]] == ["unguided (cfg)", *memory.GUIDED]
-        assert all(r["peak_total_mb"] >= r["peak_mem_mb"] for r in data["rows"]) and {r["task"] for r in data["rows"][1:]} == {"face"}
-        assert [g["goal"] for g in data["goals"]][:2] == ["FreeDoM's peak with checkpointing vs without", "DPS's peak with checkpointing vs without"]
+        assert all(r["peak_total_mb"] >= r["peak_mem_mb"] for r in data["rows"]) and {r["task"] for r in data["rows"][1:]} == {
+            "face"
+        }
+        assert [g["goal"] for g in data["goals"]][:2] == [
+            "FreeDoM's peak with checkpointing vs without",
+            "DPS's peak with checkpointing vs without",
+        ]
         assert "over the unguided step's" in data["notes"][0] and any(note.startswith("FIGD:") for note in data["notes"])
     if suite == "profile":  # FreeDoM's step has a denoiser backward, FIGD's has none; both differentiate the decoder
         by = {r["method"]: r for r in data["rows"]}
@@ -139,9 +207,13 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         assert 0.5 * by["face freedom"]["cpu_ms_per_step"] < parts <= by["face freedom"]["cpu_ms_per_step"] * 1.001  # CPU clock
         assert any("FreeDoM's step / FIGD's" in note for note in data["notes"])
         freedom, figd_ = by["face freedom"], by["face figd"]
-        assert any(f"{profile.ceiling(freedom, figd_):.2f}x at most" in note for note in data["notes"])  # a figure, not a timing claim
+        assert any(
+            f"{profile.ceiling(freedom, figd_):.2f}x at most" in note for note in data["notes"]
+        )  # a figure, not a timing claim
         assert by["4 x 25 steps unguided"]["seconds"] > 0 and by["app face tab, 3 methods x 20 steps"]["seconds"] > 0
-        assert [g["target"] for g in data["goals"]] == ["<= 1.5 s", "<= 5 s"] and all(g["over"] == "repeats" for g in data["goals"])
+        assert [g["target"] for g in data["goals"]] == ["<= 1.5 s", "<= 5 s"] and all(
+            g["over"] == "repeats" for g in data["goals"]
+        )
     if suite == "presets":  # every tab's guided methods at every strength of their grid, and a pick per (tab, method)
         tried = {(r["task"], r["method"], r["value"]) for r in data["rows"] if "fisher_weight" not in r}
         for task, grid in presets.GRIDS.items():
@@ -153,13 +225,17 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
         by = {(r["task"], r["method"]): r for r in data["rows"] if r["bar"] != "examples"}
         assert {"accuracy", "fd", "fd_floor", "saturation_ratio"} <= set(by[("class", "plain")]) & set(by[("class", "atg")])
         assert by[("class", "plain")]["nfe"] == by[("class", "atg")]["nfe"] and by[("class", "cfg")]["accuracy"] >= 0
-        assert {"attribute_agreement", "face_rate"} <= set(by[("face", "freedom")]) & set(by[("face", "figd")]) & set(by[("face", "plain")])
+        assert {"attribute_agreement", "face_rate"} <= set(by[("face", "freedom")]) & set(by[("face", "figd")]) & set(
+            by[("face", "plain")]
+        )
         assert by[("style", "plain")]["style_ratio"] == 1 and "style_ratio" in by[("style", "figd")]
         assert {"edge_f1", "face_rate"} <= set(by[("control", "figd")]) and by[("class", "speed")]["batch_seconds"] > 0
         assert set(by[("style", "ranking")]["auc"]) == {"stripes", "checker", "dots"}
         examples = {(r["task"], r["method"]) for r in data["rows"] if r["bar"] == "examples"}
         assert examples == {(t, m) for t in world.EXAMPLE_TASKS for m in ("plain", *world.EXAMPLE_METHODS)}
-        assert any("pattern agreement" in g["goal"] for g in data["goals"]) and any("FreeDoM's" in g["goal"] for g in data["goals"])
+        assert any("pattern agreement" in g["goal"] for g in data["goals"]) and any(
+            "FreeDoM's" in g["goal"] for g in data["goals"]
+        )
     (tmp_path / "notes.md").write_text("FIGD is faster here.")
     write_report([out], tmp_path / "benchmarks.md", tmp_path / "figures", tmp_path / "notes.md")
     written = (tmp_path / "benchmarks.md").read_text()
@@ -187,7 +263,10 @@ def test_goal_over_samples_is_undecided_while_its_interval_spans_the_bar_and_wri
     pairs = np.stack([narrow, narrow / 2], axis=1)  # the first twice the second, sample by sample
     ratio = goal_over("g", pairs, 1.5, "x", statistic=ratio_of_means, over="seeds")
     assert ratio["measured"] == "2x" and ratio["interval"] == pytest.approx([2.0, 2.0]) and ratio["verdict"] == "not met"
-    assert ratio["target"] == "<= 1.5x" and goal_over("g", narrow, 0.0, "%", strict=True, context="plain: 3")["target"] == "< 0% (plain: 3)"
+    assert (
+        ratio["target"] == "<= 1.5x"
+        and goal_over("g", narrow, 0.0, "%", strict=True, context="plain: 3")["target"] == "< 0% (plain: 3)"
+    )
     assert goal_over("g", [0.5], 1.0)["verdict"] == "undecided"  # one sample: no interval
     assert goal_over("g", narrow, 1.0, indicative=True)["verdict"] == "indicative"
 
@@ -210,7 +289,10 @@ def test_goals_table_shows_interval_n_and_verdict_and_reads_old_documents():
     lines = goals_table([new, old]).splitlines()
     assert lines[0] == "| goal | target | measured | 95% interval | n | verdict |"
     low, high = new["interval"]
-    assert lines[2] == f"| g | >= 1x | 1.2x | [{low:.4g}, {high:.4g}]x | 3 rounds | met |" and lines[3] == "| old | <= 5 s | 4 s |  |  | met |"
+    assert (
+        lines[2] == f"| g | >= 1x | 1.2x | [{low:.4g}, {high:.4g}]x | 3 rounds | met |"
+        and lines[3] == "| old | <= 5 s | 4 s |  |  | met |"
+    )
     assert verdict_counts([new, old, goal_over("u", [0.5], 1.0)]) == "2 met, 1 undecided (of 3)"
 
 
@@ -246,7 +328,9 @@ def test_gpu_suite_path_runs_on_a_cpu_at_tiny_size(tiny_sd_world):
     backbone.guide_unet, backbone.has_guide_model, backbone.tiny_decoder = backbone.unet, True, tiny_autoencoder().eval()
     output = gpu.measure(replace(tiny_sd_world, backbone=backbone), gpu.Plan(steps=3), compile_unet=False)
     assert [r["method"] for r in output.rows] == list(gpu.METHODS)
-    assert output.rows[0]["ratio_to_plain"] == 1.0 and all(r["ms_per_step"] > 0 and r["seconds_per_image"] > 0 for r in output.rows)
+    assert output.rows[0]["ratio_to_plain"] == 1.0 and all(
+        r["ms_per_step"] > 0 and r["seconds_per_image"] > 0 for r in output.rows
+    )
     assert all(r["peak_total_mb"] >= output.config["weights_mb"] > 0 for r in output.rows)
     assert len(output.goals) == 7 and output.config["channels_last"] and output.config["attention"]
 
@@ -265,7 +349,20 @@ def test_char_tokenizer_pads_to_clip_length():
 
 
 def test_every_suite_is_registered():
-    assert set(SUITES) == {"world", "figd", "dsg", "gfcg", "solvers", "gpu", "profile", "preview", "presets", "memory", "load", "families"}
+    assert set(SUITES) == {
+        "world",
+        "figd",
+        "dsg",
+        "gfcg",
+        "solvers",
+        "gpu",
+        "profile",
+        "preview",
+        "presets",
+        "memory",
+        "load",
+        "families",
+    }
 
 
 def test_families_suite_compares_each_method_with_unguided_on_every_family(monkeypatch):
@@ -350,13 +447,33 @@ def test_solvers_from_two_processes_give_the_json_and_grid_of_one(tiny_world_pat
     finally:
         torch.set_num_threads(threads)
     script = Path(tiny_suite.__file__)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), str(script),
-               *common, "--json", str(tmp_path / "two.json"), "--grid", str(tmp_path / "two.png")]  # fmt: skip
-    done = subprocess.run(command, cwd=script.parents[1], capture_output=True, text=True, timeout=240, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        str(script),
+        *common,
+        "--json",
+        str(tmp_path / "two.json"),
+        "--grid",
+        str(tmp_path / "two.png"),
+    ]
+    done = subprocess.run(
+        command, cwd=script.parents[1], capture_output=True, text=True, timeout=240, env=os.environ | {"OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("one", "two"))
     assert (one["processes"], two["processes"]) == (1, 2) and done.stdout.count("json: ") == 1  # rank 0 alone reports
-    without = lambda data: {k: v for k, v in data.items() if k not in RUN} | {"rows": [{k: v for k, v in r.items() if k not in TIMES} for r in data["rows"]]}  # noqa: E731
+
+    def without(data: dict) -> dict:
+        return {k: v for k, v in data.items() if k not in RUN} | {
+            "rows": [{k: v for k, v in r.items() if k not in TIMES} for r in data["rows"]]
+        }
+
     assert without(one) == without(two)
     assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
 
@@ -366,16 +483,26 @@ def test_load_suite_serves_the_app_to_a_small_crowd_a_soak_and_stops(tmp_path, m
     """The load suite end to end at a tiny size, on the committed world (the face tab needs its detector)."""
     from guidance.bench.suites import load
 
-    monkeypatch.setitem(load.PLANS, "quick", load.Plan(clients=4, queue=1, crowd_steps=2, soak=6, soak_steps=2, stops=1, stopped=0.3,
-                                                       faulty=0.3, bad=0.2))  # fmt: skip
+    monkeypatch.setitem(
+        load.PLANS,
+        "quick",
+        load.Plan(clients=4, queue=1, crowd_steps=2, soak=6, soak_steps=2, stops=1, stopped=0.3, faulty=0.3, bad=0.2),
+    )
     out = tmp_path / "load.json"
     assert cli.main(["load", "--quick", "--json", str(out), "--plots", str(tmp_path / "plots")]) == 0
     data = json.loads(out.read_text())
     by = {(r["task"], r["method"]): r for r in data["rows"]}
     outcomes = by[("crowd", "outcomes")]
     assert outcomes["error"] == 0 and outcomes["refused by Gradio"] == 0 and outcomes["finished"] + outcomes["refused"] == 4
-    assert outcomes["finished"] >= 1 and outcomes["refused"] >= 1 and by[("crowd", "seconds to a refusal")]["n"] == outcomes["refused"]
-    assert sum(by[("soak", "runs by kind")][kind] for kind in ("ran", "stopped", "fault", "bad input")) == 6 and by[("soak", "after run 6")]["rss_mb"] > 0
+    assert (
+        outcomes["finished"] >= 1
+        and outcomes["refused"] >= 1
+        and by[("crowd", "seconds to a refusal")]["n"] == outcomes["refused"]
+    )
+    assert (
+        sum(by[("soak", "runs by kind")][kind] for kind in ("ran", "stopped", "fault", "bad input")) == 6
+        and by[("soak", "after run 6")]["rss_mb"] > 0
+    )
     assert by[("stop", "steps after the step shown at Stop")]["n"] == 1
     assert {g["goal"].split(":")[0] for g in data["goals"]} == {"crowd", "soak", "stop"}
     assert list((tmp_path / "plots").glob("load-embedded-quick-soak.png"))

@@ -2,6 +2,7 @@
 
 Never downloads a browser: without /usr/bin/chromium the test is skipped, or fails when $CI is set.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,15 @@ import pytest
 pytestmark = pytest.mark.slow  # a browser
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOT = Path("/tmp/app_screenshot.png")
 SWEEP_SCREENSHOT = Path("/tmp/app_sweep_screenshot.png")
 
@@ -40,9 +47,12 @@ def opened_page(url: str, tmp_path: Path) -> Iterator:
     browser = chromium()
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(browser), headless=True, args=ARGS,
+            str(tmp_path / "profile"),
+            executable_path=str(browser),
+            headless=True,
+            args=ARGS,
             viewport={"width": 1400, "height": 1000},
-        )  # fmt: skip
+        )
         try:
             page = context.new_page()
             page.goto(url)

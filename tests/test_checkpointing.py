@@ -1,5 +1,6 @@
 """Gradient checkpointing for FreeDoM and DPS: the same gradient with the denoisers recomputing their activations, and
 the denoisers switched back afterwards."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,9 +22,12 @@ def test_checkpointed_freedom_takes_the_same_gradient_with_the_unet_checkpointed
     handle = tiny_sd.unet.register_forward_pre_hook(lambda *a: seen.append(all(b.gradient_checkpointing for b in blocks)))
     try:
         gradients = [
-            build_method(name, Settings(cfg_scale=2.0, checkpointing=on)).energy_gradients(step_context(tiny_sd, x, energy), [energy])[1][0]
-            for name in ("freedom", "dps") for on in (False, True)
-        ]  # fmt: skip
+            build_method(name, Settings(cfg_scale=2.0, checkpointing=on)).energy_gradients(
+                step_context(tiny_sd, x, energy), [energy]
+            )[1][0]
+            for name in ("freedom", "dps")
+            for on in (False, True)
+        ]
     finally:
         handle.remove()
     assert seen == [False, True, False, True]

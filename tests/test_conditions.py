@@ -1,4 +1,5 @@
 """Energies, annotators and image reading: offline, with random weights where real ones would download."""
+
 from __future__ import annotations
 
 import io

@@ -3,6 +3,7 @@
 The app test serves its own app with a line of 2 runs on the embedded world: one client holds the sampling slot with
 a long run (stopped at the end), and a handful of clients arrive at once.
 """
+
 from __future__ import annotations
 
 import threading
@@ -85,7 +86,9 @@ def test_the_cache_cleaner_deletes_old_files_but_the_kept_ones_while_runs_add_fi
     old = CacheCleaner(blocks, every=3600, age=-1)
     adding = threading.Thread(target=lambda: [cached.add(str(tmp_path / f"new{i}")) for i in range(20_000)])
     adding.start()
-    assert old.clean() == 199  # tracked by Gradio's sets or not (a run's downloads are not); a set growing meanwhile stops nothing
+    assert (
+        old.clean() == 199
+    )  # tracked by Gradio's sets or not (a run's downloads are not); a set growing meanwhile stops nothing
     adding.join()
     assert files[0].exists() and not any(f.exists() for f in files[1:])
     young.stop(), old.stop()
@@ -147,7 +150,9 @@ def test_a_full_line_refuses_at_once_admits_in_order_and_every_admitted_run_fini
         assert seconds < 1
     # while the line is full: the endpoints that do not sample answer at once
     assert timed(lambda: crowd[admitted[0]].predict(api_name="/stop")) < 1  # not running yet: nothing to stop
-    assert timed(lambda: crowd[0].predict(sweep_setting="scale", sweep_values="0.05, 0.1, 0.2", api_name="/face_sweep_command")) < 1
+    assert (
+        timed(lambda: crowd[0].predict(sweep_setting="scale", sweep_values="0.05, 0.1, 0.2", api_name="/face_sweep_command")) < 1
+    )
     assert timed(lambda: httpx.get(f"{small_app}gradio_api/info", timeout=10).raise_for_status()) < 1
     # a visitor whose run waits cannot queue a second one, on any tab
     with pytest.raises(ValidationError, match="You already have a run waiting in the queue"):

@@ -1,4 +1,5 @@
 """DSG: steps on the sphere around the unguided mean, its rate and interval, and the noise it needs."""
+
 from __future__ import annotations
 
 import math
@@ -64,7 +65,14 @@ def test_dsg_runs_on_the_sphere_of_the_freedom_noise_rule(tiny_sd):
         assert sigma == pytest.approx(0.5 * (1 - a_prev) ** 0.5, rel=1e-4) and radii == pytest.approx([sigma, sigma], rel=1e-4)
     for bad in ({"scheduler": "ddpm"}, {"eta": 1.5}, {"noise_rule": "ancestral"}):
         with pytest.raises(MethodConfigError):
-            sample(tiny_sd, build_method("freedom"), PROMPTS, steps=2, energy=MeanColour(), **{"eta": 0.5, "noise_rule": "freedom", **bad})
+            sample(
+                tiny_sd,
+                build_method("freedom"),
+                PROMPTS,
+                steps=2,
+                energy=MeanColour(),
+                **{"eta": 0.5, "noise_rule": "freedom", **bad},
+            )
 
 
 def test_dsg_needs_exposed_noise(tiny_sd):

@@ -1,4 +1,5 @@
 """The gradient methods (FreeDoM, FIGD, DPS): their gradients, step rules, weight profiles, and terms with windows."""
+
 from __future__ import annotations
 
 import itertools
@@ -56,14 +57,18 @@ def test_freedom_gradient_matches_finite_differences(tiny_sd_folders):
 
 def _float64_predict(backbone):
     """The backbone's predict, kept in float64 (the default casts outputs to float32)."""
+
     def predict(x, t, embeddings, control=None, guide=False):
         backbone.evaluations += x.shape[0]
         return backbone._forward(x, t.expand(x.shape[0]), embeddings.to(x.dtype), control, guide)
+
     return predict
 
 
 # FIGD's default (unit) weight under the alpha rule steps scale sqrt(a_t) grad_{x0} E: it needs a larger scale here
-@pytest.mark.parametrize("name, scale", [("freedom", 30.0), ("figd", 60.0), ("dps", 30.0), ("freedom+dsg", 30.0), ("figd+dsg", 30.0)])
+@pytest.mark.parametrize(
+    "name, scale", [("freedom", 30.0), ("figd", 60.0), ("dps", 30.0), ("freedom+dsg", 30.0), ("figd+dsg", 30.0)]
+)
 def test_guided_run_lowers_the_energy(tiny_sd, name, scale):
     energy = reachable_target(tiny_sd)
     plain = run(tiny_sd, "plain", energy, eta=1.0, steps=10)
@@ -188,7 +193,18 @@ def test_each_term_of_a_sum_takes_its_own_step_in_its_own_window(tiny_sd, name):
 def test_dps_under_the_normalised_rule_takes_freedoms_step(tiny_sd):
     """Why the energy tabs give DPS FreeDoM's preset strength: with the tabs' normalised rule the two steps are one."""
     settings = Settings(scale=0.3, step_rule="normalized", cfg_scale=2.0)
-    freedom, dps = (sample(tiny_sd, build_method(name, settings), PROMPTS, steps=3, energy=reachable_target(tiny_sd)) for name in ("freedom", "dps"))
+    freedom, dps = (
+        sample(tiny_sd, build_method(name, settings), PROMPTS, steps=3, energy=reachable_target(tiny_sd))
+        for name in ("freedom", "dps")
+    )
     assert torch.equal(freedom.images, dps.images)
-    assert not torch.equal(freedom.images, sample(tiny_sd, build_method("dps", replace(settings, step_rule="constant")), PROMPTS, steps=3,
-                                                  energy=reachable_target(tiny_sd)).images)  # fmt: skip
+    assert not torch.equal(
+        freedom.images,
+        sample(
+            tiny_sd,
+            build_method("dps", replace(settings, step_rule="constant")),
+            PROMPTS,
+            steps=3,
+            energy=reachable_target(tiny_sd),
+        ).images,
+    )

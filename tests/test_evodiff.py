@@ -10,8 +10,14 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers import (
-    AutoencoderKL, DDIMScheduler, DDPMPipeline, DiTPipeline, DiTTransformer2DModel, DPMSolverMultistepScheduler, UNet2DModel
-)  # fmt: skip
+    AutoencoderKL,
+    DDIMScheduler,
+    DDPMPipeline,
+    DiTPipeline,
+    DiTTransformer2DModel,
+    DPMSolverMultistepScheduler,
+    UNet2DModel,
+)
 
 from guidance.schedulers.evodiff import EVODiffScheduler
 
@@ -159,9 +165,7 @@ def test_close_to_exact_ode_solution(data_std: torch.Tensor, steps: int, officia
     assert err == pytest.approx(official_error, rel=1e-5)
 
 
-def test_predictor_is_dpm_solver_pp_2m_with_plain_differences(
-    data_std: torch.Tensor, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_predictor_is_dpm_solver_pp_2m_with_plain_differences(data_std: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
     evo = EVODiffScheduler()
     monkeypatch.setattr(evo, "_balance", lambda new, old, beta0, w: 1.0)  # b1 = b2 = 1
     monkeypatch.setattr(evo, "_damped_ratio", lambda b1, r: r)  # r_i = r
@@ -220,9 +224,7 @@ def test_clip_sample_clamps_every_data_prediction(data_std: torch.Tensor) -> Non
     """With clip_sample the solver sees x0_hat clamped to [-1, 1]; without it, the same run is untouched."""
     small = data_std * 0.1  # an exact model whose x0_hat stays well inside [-1, 1] at every step
     x = noise()
-    torch.testing.assert_close(
-        sample(EVODiffScheduler(clip_sample=True), 8, x, small), sample(EVODiffScheduler(), 8, x, small)
-    )
+    torch.testing.assert_close(sample(EVODiffScheduler(clip_sample=True), 8, x, small), sample(EVODiffScheduler(), 8, x, small))
     clipped, plain = EVODiffScheduler(clip_sample=True), EVODiffScheduler()
     for scheduler in (clipped, plain):
         scheduler.set_timesteps(8)

@@ -1,4 +1,5 @@
 """The app's summary, metrics table and per-step figure give each figure with its spread (guidance.playground.export)."""
+
 from __future__ import annotations
 
 import statistics
@@ -16,13 +17,25 @@ from guidance.sampling import SamplingResult, StepRecord
 
 def result(ms: list[float], metric: list[float]) -> SamplingResult:
     steps = [StepRecord(index=i, timestep=999 - i, seconds=m / 1000, nfe=1.0) for i, m in enumerate(ms)]
-    return SamplingResult(images=torch.zeros(len(metric), 3, 8, 8), method="m", scheduler="ddim", steps=steps,
-                          seconds=sum(ms) / 1000, nfe=float(len(ms)), metric=metric, metric_name="id_distance",
-                          final_energy=[2 * v for v in metric])  # fmt: skip
+    return SamplingResult(
+        images=torch.zeros(len(metric), 3, 8, 8),
+        method="m",
+        scheduler="ddim",
+        steps=steps,
+        seconds=sum(ms) / 1000,
+        nfe=float(len(ms)),
+        metric=metric,
+        metric_name="id_distance",
+        final_energy=[2 * v for v in metric],
+    )
 
 
-OUTCOME = TaskOutcome([("figd", result([900.0, 10.0, 12.0, 11.0, 30.0], [0.2, 0.4, 0.3, 0.5])),
-                       ("freedom", result([800.0, 20.0, 22.0, 21.0, 25.0], [0.25]))])  # fmt: skip
+OUTCOME = TaskOutcome(
+    [
+        ("figd", result([900.0, 10.0, 12.0, 11.0, 30.0], [0.2, 0.4, 0.3, 0.5])),
+        ("freedom", result([800.0, 20.0, 22.0, 21.0, 25.0], [0.25])),
+    ]
+)
 
 
 def test_t_interval_matches_the_textbook_formula():
@@ -82,9 +95,17 @@ def test_bootstrap_interval_covers_the_statistic_and_narrows_with_more_samples()
 
 @pytest.mark.parametrize(
     ("interval", "higher", "strict", "expected"),
-    [((1.1, 1.4), True, False, "met"), ((0.5, 0.9), True, False, "not met"), ((0.9, 1.1), True, False, "undecided"),
-     ((0.5, 0.9), False, False, "met"), ((1.1, 1.4), False, False, "not met"), ((0.9, 1.1), False, False, "undecided"),
-     ((1.0, 1.0), True, False, "met"), ((1.0, 1.0), True, True, "not met"), (None, True, False, "undecided")],
-)  # fmt: skip
+    [
+        ((1.1, 1.4), True, False, "met"),
+        ((0.5, 0.9), True, False, "not met"),
+        ((0.9, 1.1), True, False, "undecided"),
+        ((0.5, 0.9), False, False, "met"),
+        ((1.1, 1.4), False, False, "not met"),
+        ((0.9, 1.1), False, False, "undecided"),
+        ((1.0, 1.0), True, False, "met"),
+        ((1.0, 1.0), True, True, "not met"),
+        (None, True, False, "undecided"),
+    ],
+)
 def test_verdict_against_a_bar_of_one(interval, higher, strict, expected):
     assert verdict(interval, 1.0, higher, strict) == expected

@@ -1,4 +1,5 @@
 """Faults: damaged world files, a sweep killed while it writes, an exception inside an energy during a run."""
+
 from __future__ import annotations
 
 import json
@@ -48,13 +49,22 @@ def append_bytes(file: Path) -> None:
     file.write_bytes(file.read_bytes() + b"\x00" * 100)
 
 
-@pytest.mark.parametrize("name", ["unet/diffusion_pytorch_model.safetensors", "face_embedder.safetensors", "controlnet/diffusion_pytorch_model.safetensors"])
-@pytest.mark.parametrize("damage, message", [
-    (Path.unlink, "is missing|not available"), (cut_in_half, "is cut short"), (scramble_header, "is corrupted: its header"),
-    (append_bytes, "is corrupted: .* bytes where its header says"),
-])  # fmt: skip
-def test_a_missing_cut_or_corrupted_weight_file_is_named_with_the_command_that_rebuilds_it(world_copy: Path, name: str, damage,
-                                                                                            message: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    ["unet/diffusion_pytorch_model.safetensors", "face_embedder.safetensors", "controlnet/diffusion_pytorch_model.safetensors"],
+)
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (Path.unlink, "is missing|not available"),
+        (cut_in_half, "is cut short"),
+        (scramble_header, "is corrupted: its header"),
+        (append_bytes, "is corrupted: .* bytes where its header says"),
+    ],
+)
+def test_a_missing_cut_or_corrupted_weight_file_is_named_with_the_command_that_rebuilds_it(
+    world_copy: Path, name: str, damage, message: str
+) -> None:
     original = (COMMITTED_WORLD / name).read_bytes()
     damage(world_copy / name)
     started = time.monotonic()
@@ -74,8 +84,21 @@ def test_the_mended_copy_loads(world_copy: Path) -> None:
     assert load_world(world_copy).backbone is not None
 
 
-SWEEP = ["face", "--methods", "freedom,figd", "--setting", "scale", "--values", "0.05,0.1", "--seeds", "0:4", "--steps", "2",
-         "--threads", "1"]  # fmt: skip
+SWEEP = [
+    "face",
+    "--methods",
+    "freedom,figd",
+    "--setting",
+    "scale",
+    "--values",
+    "0.05,0.1",
+    "--seeds",
+    "0:4",
+    "--steps",
+    "2",
+    "--threads",
+    "1",
+]
 
 
 def lines(file: Path) -> list[str]:
@@ -90,7 +113,9 @@ def test_a_sweep_killed_while_it_writes_resumes_with_the_same_command(tiny_world
     command = [sys.executable, "-m", "guidance.sweep", *SWEEP, "--world", str(tiny_world_path)]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     folder = tmp_path / "killed"
-    child = subprocess.Popen([*command, "--out", str(folder)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [*command, "--out", str(folder)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     cells = folder / "cells-rank0.jsonl"
     deadline = time.monotonic() + 180
     while len(lines(cells)) < 4:
@@ -108,7 +133,9 @@ def test_a_sweep_killed_while_it_writes_resumes_with_the_same_command(tiny_world
     assert f"{kept} of 16 cells were finished" in done.stdout + done.stderr
     resumed = json.loads((folder / "sweep.json").read_text())
     assert (resumed["run"]["cells_resumed"], resumed["run"]["cells_run"]) == (kept, 16 - kept)
-    whole = subprocess.run([*command, "--out", str(tmp_path / "whole")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    whole = subprocess.run(
+        [*command, "--out", str(tmp_path / "whole")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert whole.returncode == 0, whole.stderr[-2000:]
     assert comparable(resumed) == comparable(json.loads((tmp_path / "whole" / "sweep.json").read_text()))
 

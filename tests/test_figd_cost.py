@@ -1,5 +1,6 @@
 """FIGD's cost: its denoiser pass keeps no graph (inference mode, the gradient taken from x0_hat), and its w_t
 profile's mean is computed once per run."""
+
 from __future__ import annotations
 
 import torch

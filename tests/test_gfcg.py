@@ -1,4 +1,5 @@
 """GFCG: the reference class and scale, its cost against its base, one-call batching, its interval, and autoguidance."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -25,13 +26,16 @@ def test_gfcg_picks_the_most_probable_other_class(tiny_sd, probs, reference):
 def test_gfcg_scale_rises_with_confusion(tiny_sd):
     ctx = step_context(tiny_sd, torch.randn(1, *tiny_sd.sample_shape), None)
     ctx.conditions = ["cat"]
-    scales = [GFCG(FixedClassifier([p, 1 - p, 0, 0]), rule).reference(ctx, torch.zeros(1, *tiny_sd.sample_shape))[1].item()
-              for p in (0.9, 0.6, 0.3) for rule in [3.0]]  # fmt: skip
+    scales = [
+        GFCG(FixedClassifier([p, 1 - p, 0, 0]), rule).reference(ctx, torch.zeros(1, *tiny_sd.sample_shape))[1].item()
+        for p in (0.9, 0.6, 0.3)
+        for rule in [3.0]
+    ]
     assert scales[0] < scales[1] < scales[2]
 
 
 def test_a_gradient_method_with_gfcg_runs_on_cfg_when_cfg_scale_is_set_and_reports_what_runs(tiny_sd):
-    """"freedom+gfcg" at cfg_scale 3 is GFCG on CFG 3 (D_c and D_u each step), as "freedom" at cfg_scale 3 is CFG 3;
+    """ "freedom+gfcg" at cfg_scale 3 is GFCG on CFG 3 (D_c and D_u each step), as "freedom" at cfg_scale 3 is CFG 3;
     GFCG without a base reports no base weight, whatever cfg_scale says."""
     certain = FixedClassifier([1.0, 0.0, 0.0, 0.0])  # p_c = 1: w_t = 0, the base alone runs
     method = build_method("freedom+gfcg", Settings(cfg_scale=3.0), certain)
@@ -94,7 +98,9 @@ def test_gfcg_runs_the_reference_branch_only_for_the_samples_it_acts_on(tiny_sd)
     probs = CountingClassifier([0.95, 0.05, 0.0, 0.0])
     batches, handle = unet_batches(tiny_sd)
     try:
-        subset = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0, gfcg_threshold=0.1), probs), ["cat", "dog"], steps=3)
+        subset = sample(
+            tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0, gfcg_threshold=0.1), probs), ["cat", "dog"], steps=3
+        )
     finally:
         handle.remove()
     both = sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0), probs), ["cat", "dog"], steps=3)
@@ -113,7 +119,9 @@ def test_gfcg_in_one_call_batches_every_branch_with_the_reference_of_the_step_be
     settings = Settings(cfg_scale=2.0, gfcg_threshold=0.1, gfcg_window=(0.25, 1.0))
     batches, handle = unet_batches(tiny_sd)
     try:
-        one_call = sample(tiny_sd, build_method("cfg+gfcg", replace(settings, gfcg_one_call=True), probs), ["cat", "dog"], steps=4)
+        one_call = sample(
+            tiny_sd, build_method("cfg+gfcg", replace(settings, gfcg_one_call=True), probs), ["cat", "dog"], steps=4
+        )
         calls_one = list(batches)
         batches.clear()
         separate = sample(tiny_sd, build_method("cfg+gfcg", settings, probs), ["cat", "dog"], steps=4)
@@ -124,8 +132,12 @@ def test_gfcg_in_one_call_batches_every_branch_with_the_reference_of_the_step_be
     assert one_call.options["predictor"]["one_call"] is True and "one_call" not in separate.options["predictor"]
     torch.testing.assert_close(one_call.images, separate.images, rtol=1e-5, atol=1e-5)
     maps = tiny_sd.prepare_control(torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)))  # one per sample
-    mapped = [sample(tiny_sd, build_method("cfg+gfcg", replace(settings, gfcg_one_call=one), probs), ["cat", "dog"], steps=4, control=maps)
-              for one in (True, False)]  # fmt: skip
+    mapped = [
+        sample(
+            tiny_sd, build_method("cfg+gfcg", replace(settings, gfcg_one_call=one), probs), ["cat", "dog"], steps=4, control=maps
+        )
+        for one in (True, False)
+    ]
     torch.testing.assert_close(mapped[0].images, mapped[1].images, rtol=1e-5, atol=1e-5)
 
 
@@ -133,8 +145,15 @@ def test_gfcg_in_one_call_on_autoguidance_matches_gfcg_and_refuses_the_fused_var
     monkeypatch.setattr(tiny_sd, "guide_unet", tiny_sd.unet)  # any second network serves as the guide here
     monkeypatch.setattr(tiny_sd, "has_guide_model", True)
     settings = Settings(cfg_scale=2.0, gfcg_window=(0.25, 1.0))
-    runs = [sample(tiny_sd, build_method("atg+gfcg", replace(settings, gfcg_one_call=one), CountingClassifier([0.4, 0.3, 0.2, 0.1])),
-                   ["cat", "dog"], steps=4) for one in (True, False)]  # fmt: skip
+    runs = [
+        sample(
+            tiny_sd,
+            build_method("atg+gfcg", replace(settings, gfcg_one_call=one), CountingClassifier([0.4, 0.3, 0.2, 0.1])),
+            ["cat", "dog"],
+            steps=4,
+        )
+        for one in (True, False)
+    ]
     torch.testing.assert_close(runs[0].images, runs[1].images, rtol=1e-5, atol=1e-5)
     with pytest.raises(MethodConfigError, match="fused"):
         build_method("atg+gfcg", replace(settings, gfcg_one_call=True, gfcg_fused=True), CountingClassifier([1.0, 0, 0, 0]))
@@ -168,7 +187,9 @@ def test_gfcg_interval_reads_the_classifier_every_n_steps_of_its_window_and_hold
     assert every_other.calls == 3 and repeated.calls == 6 and held.options["predictor"]["interval"] == 2
     torch.testing.assert_close(held.images, each_step.images, rtol=1e-5, atol=1e-5)
     fresh = ReadingsClassifier(READINGS[:3])
-    changing = sample(tiny_sd, build_method("cfg+gfcg", settings, ReadingsClassifier(READINGS[:3] + READINGS[:3])), ["cat", "dog"], steps=8)
+    changing = sample(
+        tiny_sd, build_method("cfg+gfcg", settings, ReadingsClassifier(READINGS[:3] + READINGS[:3])), ["cat", "dog"], steps=8
+    )
     assert (held.images - changing.images).abs().max() > 1e-4  # readings at every step move the picture (by 7e-4 here)
     method.predictor.classifier = fresh  # a second run on the same method reads afresh from its window's first step
     again = sample(tiny_sd, method, ["cat"], steps=8)
@@ -180,7 +201,12 @@ def test_gfcg_interval_counts_from_the_first_step_that_can_use_a_reading(tiny_sd
     """Window (0, 1), 7 steps, interval 3: GFCG's own order reads for steps 0, 3 and 6; one call has no reference
     branch at step 0, so it reads for steps 1 and 4 (and the reading for step 7 would fall past the end)."""
     classifier = CountingClassifier([0.4, 0.3, 0.2, 0.1])
-    sample(tiny_sd, build_method("cfg+gfcg", Settings(cfg_scale=2.0, gfcg_one_call=one_call, gfcg_interval=3), classifier), ["cat"], steps=7)
+    sample(
+        tiny_sd,
+        build_method("cfg+gfcg", Settings(cfg_scale=2.0, gfcg_one_call=one_call, gfcg_interval=3), classifier),
+        ["cat"],
+        steps=7,
+    )
     assert classifier.calls == reads
 
 
@@ -202,7 +228,11 @@ def test_gfcg_on_autoguidance_is_autoguidance_where_it_does_not_act(tiny_sd, mon
     settings = Settings(cfg_scale=2.0, gfcg_fused=fused, gfcg_window=(0.5, 1.0))
     result = sample(tiny_sd, build_method("atg+gfcg", settings, classifier), ["cat", "dog"], steps=4)
     assert [s.nfe for s in result.steps] == ([2, 2, 2, 2] if fused else [2, 2, 3, 3]) and classifier.calls == 2
-    never = sample(tiny_sd, build_method("atg+gfcg", Settings(cfg_scale=2.0, gfcg_fused=fused, gfcg_window=(0.0, 0.0)), classifier),
-                   ["cat", "dog"], steps=4)  # fmt: skip
+    never = sample(
+        tiny_sd,
+        build_method("atg+gfcg", Settings(cfg_scale=2.0, gfcg_fused=fused, gfcg_window=(0.0, 0.0)), classifier),
+        ["cat", "dog"],
+        steps=4,
+    )
     torch.testing.assert_close(never.images, atg.images, rtol=1e-5, atol=1e-5)
     assert classifier.calls == 2

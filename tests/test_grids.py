@@ -1,5 +1,6 @@
 """Tests for the shared time grids (guidance/schedulers/grids.py), EVODiff's official options on them, the Gaussian
 mixture's exact denoiser (guidance/worlds/mixture.py) and the solvers suite's grid comparison, CPU only, seconds."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,12 +65,19 @@ def test_the_grids_ddim_is_diffusers_ddim_on_its_uniform_grid():
 
 def test_the_mixture_denoiser_is_the_score_of_its_density():
     """eps_hat = -sqrt(1 - a) grad log p_t, checked by central differences of log p_t in float64."""
-    mixture = GaussianMixture(torch.tensor([[3.0, 0.0], [-1.0, 2.0], [0.5, -2.5]]), torch.tensor([0.3, 0.6, 0.2]), torch.tensor([1.0, 2.0, 0.5]))
+    mixture = GaussianMixture(
+        torch.tensor([[3.0, 0.0], [-1.0, 2.0], [0.5, -2.5]]), torch.tensor([0.3, 0.6, 0.2]), torch.tensor([1.0, 2.0, 0.5])
+    )
     x = torch.randn(32, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2
     step = 1e-5
     for a in (0.999, 0.7, 0.2, 0.005):
-        score = torch.stack([(mixture.log_density(x + step * e, a) - mixture.log_density(x - step * e, a)) / (2 * step)
-                             for e in torch.eye(2, dtype=torch.float64)], dim=1)  # fmt: skip
+        score = torch.stack(
+            [
+                (mixture.log_density(x + step * e, a) - mixture.log_density(x - step * e, a)) / (2 * step)
+                for e in torch.eye(2, dtype=torch.float64)
+            ],
+            dim=1,
+        )
         assert torch.allclose(mixture.eps_hat(x, a), -((1 - a) ** 0.5) * score, atol=1e-6)
 
 
@@ -88,7 +96,9 @@ def test_the_mixtures_ends_are_consistent():
 def test_second_order_solvers_converge_on_a_shared_grid():
     """On the mixture, DPM-Solver++ and UniPC lose most of their error from NFE 5 to 20 on every shared grid, and EVODiff
     with its full last step does on the quadratic grid, where its last-step rule keeps a floor."""
-    rows, errors, check = compare(MixtureBackbone(), [None] * 16, ("logsnr", "quadratic"), GridPlan(nfes=(5, 20), samples=16, refine=2))
+    rows, errors, check = compare(
+        MixtureBackbone(), [None] * 16, ("logsnr", "quadratic"), GridPlan(nfes=(5, 20), samples=16, refine=2)
+    )
     mean = {key: float(np.mean(value)) for key, value in errors.items()}
     for grid in ("logsnr", "quadratic"):
         for solver in ("dpmsolver++", "unipc"):
@@ -102,8 +112,10 @@ def test_sample_runs_every_solver_on_the_shared_grid(tiny_sd):
     """sample(grid=...) gives every solver the grid's labels, and records the grid in the options."""
     from guidance import build_method, sample
 
-    runs = {name: sample(tiny_sd, build_method("plain"), ["a cat"], steps=5, scheduler=name, grid="logsnr")
-            for name in ("ddim", "dpmsolver++", "unipc", "evodiff")}  # fmt: skip
+    runs = {
+        name: sample(tiny_sd, build_method("plain"), ["a cat"], steps=5, scheduler=name, grid="logsnr")
+        for name in ("ddim", "dpmsolver++", "unipc", "evodiff")
+    }
     labels = {name: [record.timestep for record in run.steps] for name, run in runs.items()}
     assert len({tuple(v) for v in labels.values()}) == 1 and labels["ddim"][0] == 999
     assert all(run.options["grid"] == "logsnr" for run in runs.values())
@@ -131,7 +143,10 @@ def test_the_solvers_tab_draws_the_teaching_view():
     from guidance.playground.app_handlers import solver_paths_view
 
     figure = solver_paths_view(["ddim", "evodiff"], "edm", 6)
-    assert [line.get_label() for line in figure.axes[0].get_lines() if not line.get_label().startswith("_")] == ["ddim", "evodiff"]
+    assert [line.get_label() for line in figure.axes[0].get_lines() if not line.get_label().startswith("_")] == [
+        "ddim",
+        "evodiff",
+    ]
     assert "EDM" in figure.axes[0].get_title() and "NFE 6" in figure.axes[0].get_title()
     with pytest.raises(gr.Error, match="select one of"):
         solver_paths_view(["euler"], "edm", 6)

@@ -4,6 +4,7 @@ Every tab runs on the embedded world (tests/conftest.py: world_path) at 5 steps 
 is wrapped so that the box it finds moves with the image: a box kept from another image, or from another run,
 changes the crop, and so the images and the ID distance.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -61,8 +62,12 @@ def tab_request(task: str) -> TaskRequest:
     if task in ("face", "style"):
         inputs["reference"] = example("face_blond.png" if task == "face" else "style_stripes.png")
     if task == "control":
-        inputs |= {"control_image": example("control_canny.png"), "annotator": "none", "extra": "face",
-                   "reference": example("face_blond.png")}  # fmt: skip
+        inputs |= {
+            "control_image": example("control_canny.png"),
+            "annotator": "none",
+            "extra": "face",
+            "reference": example("face_blond.png"),
+        }
     if tab.runs_over == "schedulers":
         inputs |= {"methods": ["cfg"], "schedulers": list(tab.selected)}
     else:
@@ -91,7 +96,7 @@ def test_a_method_gives_the_same_alone_as_after_others_in_one_request(world, tas
     together = run_task(world, request).results
     assert len(together) > 1
     for label, result in together:
-        (alone_label, alone), = run_task(world, only(request, label)).results
+        ((alone_label, alone),) = run_task(world, only(request, label)).results
         assert alone_label == label
         assert_same(alone, result)
 

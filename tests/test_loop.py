@@ -1,4 +1,5 @@
 """The sampling loop on tiny SD components: loading, plain runs, schedulers and solvers, errors, cancellation, time travel."""
+
 from __future__ import annotations
 
 import pytest
@@ -72,7 +73,9 @@ def test_controlnet_changes_the_output(tiny_sd):
 
 def test_cancellation_stops_between_steps(tiny_sd):
     seen = []
-    result = sample(tiny_sd, build_method("plain"), PROMPTS, steps=8, progress=lambda i, n: seen.append(i), should_stop=lambda: len(seen) >= 3)
+    result = sample(
+        tiny_sd, build_method("plain"), PROMPTS, steps=8, progress=lambda i, n: seen.append(i), should_stop=lambda: len(seen) >= 3
+    )
     assert result.cancelled and len(result.steps) == 3 and result.images.shape == (2, 3, 16, 16)
 
 
@@ -82,10 +85,15 @@ def test_evodiff_drives_a_stock_stable_diffusion_pipeline_with_cfg(tiny_sd):
     from guidance import EVODiffScheduler
 
     pipe = StableDiffusionPipeline(
-        vae=tiny_sd.vae, text_encoder=tiny_sd.text_encoder, tokenizer=tiny_sd.tokenizer, unet=tiny_sd.unet,
-        scheduler=DDIMScheduler.from_config(tiny_sd.scheduler_config), safety_checker=None, feature_extractor=None,
+        vae=tiny_sd.vae,
+        text_encoder=tiny_sd.text_encoder,
+        tokenizer=tiny_sd.tokenizer,
+        unet=tiny_sd.unet,
+        scheduler=DDIMScheduler.from_config(tiny_sd.scheduler_config),
+        safety_checker=None,
+        feature_extractor=None,
         requires_safety_checker=False,
-    )  # fmt: skip
+    )
     pipe.scheduler = EVODiffScheduler.from_config(pipe.scheduler.config)
     calls = []
     handle = tiny_sd.unet.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
@@ -113,8 +121,15 @@ def test_gfcg_with_evodiff_and_controlnet_with_face_style_combinations(tiny_sd):
     result = sample(tiny_sd, build_method("gfcg", Settings(), classifier), ["cat"], steps=4, scheduler="evodiff")
     assert result.nfe == 8 and torch.isfinite(result.images).all()
     control = tiny_sd.prepare_control(torch.rand(1, 3, 16, 16))
-    guided = sample(tiny_sd, build_method("figd+dsg", Settings(cfg_scale=2.0)), PROMPTS, steps=4, eta=1.0,
-                    energy=reachable_target(tiny_sd), control=control)  # fmt: skip
+    guided = sample(
+        tiny_sd,
+        build_method("figd+dsg", Settings(cfg_scale=2.0)),
+        PROMPTS,
+        steps=4,
+        eta=1.0,
+        energy=reachable_target(tiny_sd),
+        control=control,
+    )
     assert torch.isfinite(guided.images).all() and guided.nfe == 8
 
 

@@ -1,4 +1,5 @@
 """Peak memory on the CPU (guidance.recording.PeakMemory)."""
+
 from __future__ import annotations
 
 import pytest

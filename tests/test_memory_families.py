@@ -1,5 +1,6 @@
 """The memory suite on SDXL and SD 3: their random-weight builders at the published sizes, and the suite's run on
 the tiny pipelines of each family."""
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,10 @@ def test_random_families_have_the_published_denoiser_sizes():
     assert sum(p.numel() for p in sd3.transformer.parameters()) == pytest.approx(2.028e9, rel=1e-3)
     assert sdxl.text_encoder.config.hidden_size + sdxl.text_encoder_2.config.hidden_size == sdxl.unet.config.cross_attention_dim
     assert sd3.text_encoder_3 is None and sd3.vae.config.latent_channels == sd3.transformer.config.in_channels == 16
-    assert loading.image_size(Options(backbone="sdxl-random")) == 256 and loading.image_size(Options(backbone="sd3-random", device="cuda")) == 1024
+    assert (
+        loading.image_size(Options(backbone="sdxl-random")) == 256
+        and loading.image_size(Options(backbone="sd3-random", device="cuda")) == 1024
+    )
 
 
 @pytest.mark.parametrize("family", ["sdxl", "sd3"])

@@ -1,4 +1,5 @@
 """The workshop notebooks (docs/notebooks) run top to bottom in a Jupyter kernel, in their quick configuration."""
+
 from __future__ import annotations
 
 from pathlib import Path

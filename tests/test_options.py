@@ -1,6 +1,7 @@
 """Options and task inputs declared once: a new method option is written in one file, its part's (its declaration reaches
 Settings, LIMITS, build_method and the app's tab), a new task with a new kind of input is one spec and one energy (it
 runs through run_task, and its tab has the input's widget)."""
+
 from __future__ import annotations
 
 import os
@@ -38,10 +39,13 @@ TOY = 'TOY = Option("dsg_toy_gain", 1.0, Bound(0, 4, slider=(0, 2)), param="toy_
 TOY_EDITS = (
     ("\n\nclass DSG(Configurable):", f"\n{TOY}\n\n\nclass DSG(Configurable):"),
     ("options = (RATE, INTERVAL)", "options = (RATE, INTERVAL, TOY)"),
-    ("interval: int = INTERVAL.default):", "interval: int = INTERVAL.default, toy_gain: float = TOY.default):\n        self.toy_gain = TOY.checked(toy_gain)"),
+    (
+        "interval: int = INTERVAL.default):",
+        "interval: int = INTERVAL.default, toy_gain: float = TOY.default):\n        self.toy_gain = TOY.checked(toy_gain)",
+    ),
     ("min(1.0, weight * self.rate)", "min(1.0, weight * self.rate * self.toy_gain)"),
     ('"dsg_interval": self.interval}', '"dsg_interval": self.interval, "dsg_toy_gain": self.toy_gain}'),
-)  # fmt: skip
+)
 
 
 @pytest.mark.slow
@@ -77,8 +81,20 @@ def test_an_option_declared_twice_differently_is_refused():
 def test_the_shipped_options_are_what_the_constructors_were_given_by_hand():
     """Each part receives its declared options: FIGD no checkpointing, DPS its constant rule under "auto", GFCG's fused
     variant only on Autoguidance."""
-    settings = Settings(scale=0.3, window=(0.1, 0.9), repeats=2, travel_window=(0.2, 0.5), fisher_weight="flat-prior", checkpointing=True,
-                        tiny_decoder=True, dsg_rate=0.3, dsg_interval=2, cfg_scale=3.0, gfcg_fused=True, gfcg_interval=2)  # fmt: skip
+    settings = Settings(
+        scale=0.3,
+        window=(0.1, 0.9),
+        repeats=2,
+        travel_window=(0.2, 0.5),
+        fisher_weight="flat-prior",
+        checkpointing=True,
+        tiny_decoder=True,
+        dsg_rate=0.3,
+        dsg_interval=2,
+        cfg_scale=3.0,
+        gfcg_fused=True,
+        gfcg_interval=2,
+    )
     figd = build_method("figd+dsg", settings)
     assert (figd.fisher_weight, figd.checkpointing, figd.tiny_decoder, figd.scale) == ("flat-prior", False, True, 0.3)
     assert (figd.window.start, figd.window.end, figd.time_travel.repeats, figd.time_travel.window.end) == (0.1, 0.9, 2, 0.5)
@@ -100,7 +116,11 @@ def built_tab(task: TaskSpec, tmp_path: Path) -> gr.Blocks:
     worlds, cache = WorldRegistry(tmp_path / "no-world"), ExampleCache("embedded", False, None)
     with gr.Blocks() as demo:
         backbone, status_line = gr.Dropdown(["embedded"], value="embedded"), gr.Markdown()
-        handlers = make_run(task, worlds, Stops(), tmp_path), make_sweep(task, worlds, Stops(), tmp_path), make_sweep_command(task, worlds)
+        handlers = (
+            make_run(task, worlds, Stops(), tmp_path),
+            make_sweep(task, worlds, Stops(), tmp_path),
+            make_sweep_command(task, worlds),
+        )
         app.build_tab(task, backbone, {"choices": [("(unconditional)", "")], "value": ""}, status_line, *handlers, cache)
     return demo
 
@@ -146,10 +166,20 @@ def brightness_energy(world: World, request: TaskRequest, artefacts: dict) -> tu
 
 def brightness_task(choices: tuple[str, ...] = ("plain", "freedom")) -> TaskSpec:
     return TaskSpec(
-        name="brightness", title="Brightness", intro="Reach a target brightness.", inputs=(Brightness(),), choices=choices,
-        selected=choices, choices_label="Methods", preset=Settings(scale=0.5, step_rule="normalized"), energy=brightness_energy,
-        example_fields=("brightness",), examples=((0.5,), (-0.5,)), metric_label="brightness gap", sweeps=("scale", "steps"),
-    )  # fmt: skip
+        name="brightness",
+        title="Brightness",
+        intro="Reach a target brightness.",
+        inputs=(Brightness(),),
+        choices=choices,
+        selected=choices,
+        choices_label="Methods",
+        preset=Settings(scale=0.5, step_rule="normalized"),
+        energy=brightness_energy,
+        example_fields=("brightness",),
+        examples=((0.5,), (-0.5,)),
+        metric_label="brightness gap",
+        sweeps=("scale", "steps"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -159,12 +189,16 @@ def world(tiny_sd) -> World:
 
 def test_a_new_task_with_a_new_input_runs_through_run_task(world):
     with registered(brightness_task()):
-        request = TaskRequest("brightness", ["plain", "freedom"], steps=3, settings=preset("brightness"), values={"brightness": 0.8})
+        request = TaskRequest(
+            "brightness", ["plain", "freedom"], steps=3, settings=preset("brightness"), values={"brightness": 0.8}
+        )
         outcome = run_task(world, request)
         assert [label for label, _ in outcome.results] == ["plain", "freedom"]
         (_, plain), (_, guided) = outcome.results
         assert plain.metric_name == "brightness_gap"
-        assert plain.metric == pytest.approx(((plain.images.mean((1, 2, 3)) - 0.8) ** 2).tolist(), rel=1e-4)  # the energy measured
+        assert plain.metric == pytest.approx(
+            ((plain.images.mean((1, 2, 3)) - 0.8) ** 2).tolist(), rel=1e-4
+        )  # the energy measured
         assert not torch.equal(plain.images, guided.images)  # the energy guided FreeDoM
         assert guided.options["scale"] == 0.5
     assert "brightness" not in [task.name for task in SPECS]

@@ -1,5 +1,6 @@
 """Guided diffusers pipelines on tiny random SD 1.5, SDXL and SD 3 folders: equal to the stock pipelines when unguided,
 the energy falls under each gradient method, and they behave as diffusers pipelines."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,7 +59,9 @@ def stock(folders):
 
 
 def images(pipe, prompt="a red cat", steps=4, seed=0, **kwargs):
-    return pipe(prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs).images
+    return pipe(
+        prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs
+    ).images
 
 
 @pytest.mark.parametrize(("name", "scheduler"), CASES, ids=[f"{n}-{s.__name__}" for n, s in CASES])
@@ -100,8 +103,16 @@ def final_energy(pipe, energy, guidance=None, seeds=range(2), **kwargs) -> float
     """The energy of the final images, averaged over seeds (2 samples each)."""
     values = []
     for seed in seeds:
-        out = pipe(["a cat"] * 2, num_inference_steps=6, generator=torch.Generator().manual_seed(seed), output_type="pt",
-                   guidance=guidance, energy=energy, guidance_scale=1.0, **kwargs)  # fmt: skip
+        out = pipe(
+            ["a cat"] * 2,
+            num_inference_steps=6,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="pt",
+            guidance=guidance,
+            energy=energy,
+            guidance_scale=1.0,
+            **kwargs,
+        )
         values.append(energy(out.images * 2 - 1).mean().item())
     return sum(values) / len(values)
 
@@ -134,8 +145,16 @@ def test_records_per_step_beside_the_images(stock):
 def test_gfcg_runs_on_sd3_classifier_free_guidance(stock):
     guided = GUIDED["sd3"].from_pipe(stock["sd3"])
     classifier = FixedClassifier([0.3, 0.5, 0.1, 0.1])
-    out = guided(["cat"], num_inference_steps=3, guidance="cfg+gfcg", classifier=classifier, guidance_scale=3.0, gfcg_max_scale=2.0,
-                 output_type="np", generator=torch.Generator().manual_seed(0))  # fmt: skip
+    out = guided(
+        ["cat"],
+        num_inference_steps=3,
+        guidance="cfg+gfcg",
+        classifier=classifier,
+        guidance_scale=3.0,
+        gfcg_max_scale=2.0,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    )
     cfg = images(guided, prompt=["cat"], steps=3, guidance_scale=3.0)
     assert all(r.nfe == 3 for r in out.records)  # D_c, D_u and D(c_ref)
     assert abs(out.images - cfg).max() > 1e-3
@@ -154,8 +173,13 @@ def test_diffusers_behaviour(stock, folders, tmp_path):
         seen.append((index, tuple(tensors["latents"].shape), tuple(tensors["prompt_embeds"].shape)))
         return {"latents": tensors["latents"] * 0 if index == 3 else tensors["latents"]}
 
-    zeroed = pipe("a cat", num_inference_steps=4, callback_on_step_end=callback,
-                  callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"], output_type="latent").images  # fmt: skip
+    zeroed = pipe(
+        "a cat",
+        num_inference_steps=4,
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"],
+        output_type="latent",
+    ).images
     assert [s[0] for s in seen] == [0, 1, 2, 3] and seen[0][1] == (1, 4, 8, 8) and torch.count_nonzero(zeroed) == 0
     # encode_prompt alone, output types, save_pretrained / from_pretrained
     embeds, negative = pipe.encode_prompt("a cat", "cpu", 1, True)
@@ -175,7 +199,9 @@ def test_load_pipeline_reads_the_family_from_model_index(folders, tmp_path):
     for name in ("sd", "sdxl", "sd3"):
         assert family(str(folders[name])) == name
         assert isinstance(load_pipeline(str(folders[name])), GUIDED[name])
-    assert isinstance(load_pipeline(str(folders["sd"]), controlnet=str(folders["controlnet"])), GuidedStableDiffusionControlNetPipeline)
+    assert isinstance(
+        load_pipeline(str(folders["sd"]), controlnet=str(folders["controlnet"])), GuidedStableDiffusionControlNetPipeline
+    )
     with pytest.raises(WeightsUnavailableError, match="model_index.json"):
         load_pipeline(str(tmp_path / "nowhere"))
     with pytest.raises(WeightsUnavailableError, match="huggingface-cli download"):
@@ -184,7 +210,9 @@ def test_load_pipeline_reads_the_family_from_model_index(folders, tmp_path):
     (tmp_path / "other" / "model_index.json").write_text('{"_class_name": "FluxPipeline"}')
     with pytest.raises(UnsupportedModelError, match="FluxPipeline"):
         load_pipeline(str(tmp_path / "other"))
-    assert isinstance(load_pipeline(str(folders["sdxl"]), controlnet=str(folders["sdxl-controlnet"])), GuidedStableDiffusionXLControlNetPipeline)
+    assert isinstance(
+        load_pipeline(str(folders["sdxl"]), controlnet=str(folders["sdxl-controlnet"])), GuidedStableDiffusionXLControlNetPipeline
+    )
     with pytest.raises(UnsupportedModelError, match="ControlNet"):
         load_pipeline(str(folders["sd3"]), controlnet=str(folders["controlnet"]))
 

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 
 from guidance.worlds.embedded.renderer.dataset import (
-    SPLIT_ID_RANGES, class_of, identity_for_class, identity_from_id, make_dataset, nuisance_from_seed
-)  # fmt: skip
+    SPLIT_ID_RANGES,
+    class_of,
+    identity_for_class,
+    identity_from_id,
+    make_dataset,
+    nuisance_from_seed,
+)
 from guidance.worlds.embedded.renderer.render import render
 from guidance.worlds.embedded.vocabulary import CLASS_NAMES, CONFUSABLE_PAIRS
 

@@ -1,5 +1,6 @@
 """What a visitor sends cannot run commands or exhaust the server: the sweep command's quoting, bounded uploads, and
 what a public launch says it exposes."""
+
 from __future__ import annotations
 
 import shlex
@@ -18,7 +19,7 @@ from conditions.images import MAX_FILE_BYTES, load_image
 from guidance.errors import ImageInputError
 from guidance.sweep import SweepInputs, sweep_command
 
-EVIL = ["a; touch {canary}", "$(touch {canary})", "`touch {canary}`", "x\ntouch {canary}", "it's \"quoted\" & | > {canary}"]
+EVIL = ["a; touch {canary}", "$(touch {canary})", "`touch {canary}`", "x\ntouch {canary}", 'it\'s "quoted" & | > {canary}']
 
 
 def words_as_the_shell_reads_them(command: str) -> list[str]:
@@ -33,14 +34,22 @@ def words_as_the_shell_reads_them(command: str) -> list[str]:
 def test_the_sweep_command_quotes_file_names_and_prompts(tmp_path: Path, evil: str) -> None:
     canary = tmp_path / "ran"
     text = evil.format(canary=canary)
-    inputs = SweepInputs("control", world="sd/folder", condition=text, control_map=f"/uploads/{text}.png", extra="face",
-                         reference=f"/uploads/{text}-face.png")  # fmt: skip
+    inputs = SweepInputs(
+        "control",
+        world="sd/folder",
+        condition=text,
+        control_map=f"/uploads/{text}.png",
+        extra="face",
+        reference=f"/uploads/{text}-face.png",
+    )
     line = sweep_command(inputs, "scale", "0.1,0.2,0.3", ("figd",), range(0, 4), f"runs/{text}")
     words = words_as_the_shell_reads_them(line)
     assert not canary.exists()  # nothing ran
     assert words == shlex.split(line)
     assert words[words.index("--condition") + 1] == text and words[words.index("--control-map") + 1] == f"/uploads/{text}.png"
-    assert words[words.index("--reference") + 1] == f"/uploads/{text}-face.png" and words[words.index("--out") + 1] == f"runs/{text}"
+    assert (
+        words[words.index("--reference") + 1] == f"/uploads/{text}-face.png" and words[words.index("--out") + 1] == f"runs/{text}"
+    )
 
 
 def test_the_apps_sweep_command_quotes_what_a_visitor_typed_and_uploaded(app_url: str, tmp_path: Path) -> None:  # noqa: F811
@@ -48,8 +57,13 @@ def test_the_apps_sweep_command_quotes_what_a_visitor_typed_and_uploaded(app_url
     prompt = f"$(touch {canary}); `touch {canary}`\ntouch {canary}"
     upload = tmp_path / f"face $(touch {canary.name}) `x`; y.png"
     upload.write_bytes((app.EXAMPLES / "face_blond.png").read_bytes())
-    command = Client(app_url, verbose=False).predict(condition=prompt, reference=handle_file(str(upload)), sweep_setting="scale",
-                                                     sweep_values="0.05, 0.1, 0.2", api_name="/face_sweep_command")  # fmt: skip
+    command = Client(app_url, verbose=False).predict(
+        condition=prompt,
+        reference=handle_file(str(upload)),
+        sweep_setting="scale",
+        sweep_values="0.05, 0.1, 0.2",
+        api_name="/face_sweep_command",
+    )
     words = words_as_the_shell_reads_them(command)
     assert not canary.exists()
     assert words[words.index("--condition") + 1] == prompt
@@ -91,8 +105,10 @@ def test_a_public_launch_prints_what_it_exposes(monkeypatch, capsys) -> None:
     launched = {}
 
     class Demo:
-        fns = {0: type("Fn", (), {"api_name": "face", "api_visibility": "public"})(),
-               1: type("Fn", (), {"api_name": "switch", "api_visibility": "private"})()}  # fmt: skip
+        fns = {
+            0: type("Fn", (), {"api_name": "face", "api_visibility": "public"})(),
+            1: type("Fn", (), {"api_name": "switch", "api_visibility": "private"})(),
+        }
 
         def launch(self, **options):
             launched.update(options)

@@ -1,5 +1,6 @@
 """One guided step: DDIM's mean and sigma_t by its formula against diffusers' step, the loop against a hand-written
 diffusers loop, and GFCG on its base predictor with its state carried explicitly."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,10 +21,15 @@ from guidance.schedulers.adapters import ddim_eta, ddim_mean_and_sigma, make_sch
 def test_ddim_formula_is_diffusers_ddim_step_bit_for_bit(prediction_type, clip, set_alpha_to_one):
     """mean is DDIMScheduler.step with zero noise and mean + sigma_t z its step with noise z, at every eta."""
     scheduler = DDIMScheduler(
-        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type=prediction_type,
-        clip_sample=clip == "clip_sample", thresholding=clip == "thresholding", set_alpha_to_one=set_alpha_to_one,
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        prediction_type=prediction_type,
+        clip_sample=clip == "clip_sample",
+        thresholding=clip == "thresholding",
+        set_alpha_to_one=set_alpha_to_one,
         steps_offset=1,
-    )  # fmt: skip
+    )
     scheduler.set_timesteps(7)
     generator = torch.Generator().manual_seed(0)
     for t in scheduler.timesteps:
@@ -61,8 +67,21 @@ def context(backbone, x: torch.Tensor, index: int, steps: int = 4) -> StepContex
     t = torch.tensor(900 - 250 * index)
     conditions = ["cat", "dog"]
     alphas = tuple(backbone.alpha(900 - 250 * i) for i in range(steps))
-    return StepContext(backbone, x, t, index, steps, backbone.alpha(t), backbone.alpha(t - 250), conditions,
-                       backbone.embed(conditions), backbone.embed([None, None]), None, None, alphas)  # fmt: skip
+    return StepContext(
+        backbone,
+        x,
+        t,
+        index,
+        steps,
+        backbone.alpha(t),
+        backbone.alpha(t - 250),
+        conditions,
+        backbone.embed(conditions),
+        backbone.embed([None, None]),
+        None,
+        None,
+        alphas,
+    )
 
 
 @pytest.mark.parametrize("base", ["none", "cfg"])

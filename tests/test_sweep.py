@@ -3,6 +3,7 @@
 The runs use the tiny random-weight embedded world of tests/test_bench.py at 2 steps, so that each takes seconds;
 the 2-process run is `python -m torch.distributed.run --nproc_per_node 2 -m guidance.sweep` on gloo.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,21 @@ from guidance.sweep import Cell, SweepInputs, base_request, cli, comparable, pla
 from guidance.worlds.base import realism
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["face", "--methods", "freedom,figd", "--setting", "scale", "--values", "0.05,0.1", "--seeds", "0:2", "--steps", "2",
-        "--threads", "1"]  # fmt: skip
+TINY = [
+    "face",
+    "--methods",
+    "freedom,figd",
+    "--setting",
+    "scale",
+    "--values",
+    "0.05,0.1",
+    "--seeds",
+    "0:2",
+    "--steps",
+    "2",
+    "--threads",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +55,30 @@ def tiny_plan(world_path: Path, seeds: range = range(2), steps: int = 2, values:
     return plan_sweep(request, "scale", values, ("freedom", "figd"), seeds, inputs=recorded)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--setting", "scale", "--values", "0.1,200"], "scale must lie in"),
-    (["--seeds", "3:3"], "stop must be above start"),
-    (["--methods", "freedom,cfg"], "the face task offers"),
-    (["--methods", "freedom", "--setting", "scale", "--values", "0.1:0.2:10", "--seeds", "0:500"], "5000 cells; at most 4096"),
-    (["--methods", "freedom", "--setting", "scale", "--values", "0.1:0.2:10", "--seeds", "0:50", "--max-cells", "100"], "at most 100"),
-    (["--setting", "gfcg_max_scale"], "sweeps one of"),
-    (["--set", "window=0.5,0.1"], "guidance window"),
-    (["--strength", "50"], "strength must lie in"),
-    (["--methods", "freedom,figd+dsg", "--setting", "strength", "--values", "5,19"], "dsg_rate must lie in"),  # 19 x its preset rate
-    (["--reference", "no/such/face.png"], "no such file"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--setting", "scale", "--values", "0.1,200"], "scale must lie in"),
+        (["--seeds", "3:3"], "stop must be above start"),
+        (["--methods", "freedom,cfg"], "the face task offers"),
+        (
+            ["--methods", "freedom", "--setting", "scale", "--values", "0.1:0.2:10", "--seeds", "0:500"],
+            "5000 cells; at most 4096",
+        ),
+        (
+            ["--methods", "freedom", "--setting", "scale", "--values", "0.1:0.2:10", "--seeds", "0:50", "--max-cells", "100"],
+            "at most 100",
+        ),
+        (["--setting", "gfcg_max_scale"], "sweeps one of"),
+        (["--set", "window=0.5,0.1"], "guidance window"),
+        (["--strength", "50"], "strength must lie in"),
+        (
+            ["--methods", "freedom,figd+dsg", "--setting", "strength", "--values", "5,19"],
+            "dsg_rate must lie in",
+        ),  # 19 x its preset rate
+        (["--reference", "no/such/face.png"], "no such file"),
+    ],
+)
 def test_a_bad_value_is_a_one_line_error_before_anything_runs(argv, message, tmp_path, capsys):
     assert cli.main(["face", *argv, "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip()
@@ -63,8 +89,9 @@ def test_a_bad_value_is_a_one_line_error_before_anything_runs(argv, message, tmp
 def test_a_sweep_records_every_cell_keeps_them_when_stopped_and_starts_over_on_force(tiny_world, tiny_world_path, tmp_path):
     plan = tiny_plan(tiny_world_path)
     whole = run_sweep(tiny_world, plan, tmp_path / "whole")
-    assert [(c["method"], c["value"], c["seed"]) for c in whole["cells"]] == [(m, v, s) for s in (0, 1) for m in ("freedom", "figd")
-                                                                              for v in (0.05, 0.1)]  # fmt: skip
+    assert [(c["method"], c["value"], c["seed"]) for c in whole["cells"]] == [
+        (m, v, s) for s in (0, 1) for m in ("freedom", "figd") for v in (0.05, 0.1)
+    ]
     assert all(isinstance(c["realism"], float) and isinstance(c["metric"], float) and c["nfe"] == 2 for c in whole["cells"])
     assert whole["summary"]["figd"]["n"] == [2, 2]
     assert (whole["run"]["processes"], whole["run"]["cells_run"], whole["run"]["cells_resumed"]) == (1, 8, 0)
@@ -102,8 +129,14 @@ def test_the_apps_sweep_over_seeds_holds_the_cells_of_the_sweep_command(tiny_wor
     plan = tiny_plan(tiny_world_path, values="0.05,0.1,0.2")
     cells = {(c["method"], c["value"], c["seed"]): c["metric"] for c in run_sweep(tiny_world, plan, tmp_path / "cells")["cells"]}
     seen = []
-    outcome = sweep(tiny_world, replace(plan.request, methods=list(plan.methods)), "scale", list(plan.values),
-                    progress=lambda where: seen.append(str(where)), seeds=2)  # fmt: skip
+    outcome = sweep(
+        tiny_world,
+        replace(plan.request, methods=list(plan.methods)),
+        "scale",
+        list(plan.values),
+        progress=lambda where: seen.append(str(where)),
+        seeds=2,
+    )
     for column, value in enumerate(plan.values):
         for method in plan.methods:
             assert outcome.cell(method, column).metric == [cells[method, value, 0], cells[method, value, 1]]
@@ -116,14 +149,31 @@ def test_the_apps_sweep_over_seeds_holds_the_cells_of_the_sweep_command(tiny_wor
 
 
 def test_the_command_a_sweep_names_gives_back_its_inputs():
-    inputs = SweepInputs("control", world="sd/folder", controlnet_model="lllyasviel/sd-controlnet-canny", steps=12, eta=0.5,
-                         control_map="map.png", annotator="none", controlnet=False,
-                         extra="face", reference="face.png", strength=None, settings=(("window", "0,0.8"), ("repeats", "2")))  # fmt: skip
+    inputs = SweepInputs(
+        "control",
+        world="sd/folder",
+        controlnet_model="lllyasviel/sd-controlnet-canny",
+        steps=12,
+        eta=0.5,
+        control_map="map.png",
+        annotator="none",
+        controlnet=False,
+        extra="face",
+        reference="face.png",
+        strength=None,
+        settings=(("window", "0,0.8"), ("repeats", "2")),
+    )
     line = sweep_command(inputs, "dsg_rate", "0.05:0.2:4", ("freedom", "figd+dsg"), range(8, 24), "runs/x y")
     assert line.startswith("python -m guidance.sweep control ")
     args = cli.parser().parse_args(shlex.split(line)[3:])
     assert cli.inputs_from(args) == inputs
-    assert (args.methods, args.setting, args.values, args.seeds, args.out) == ("freedom,figd+dsg", "dsg_rate", "0.05:0.2:4", "8:24", Path("runs/x y"))
+    assert (args.methods, args.setting, args.values, args.seeds, args.out) == (
+        "freedom,figd+dsg",
+        "dsg_rate",
+        "0.05:0.2:4",
+        "8:24",
+        Path("runs/x y"),
+    )
 
 
 @pytest.mark.slow
@@ -134,9 +184,23 @@ def test_two_processes_give_the_same_sweep_and_figures_as_one(tiny_world_path, t
         assert cli.main([*argv, "--out", str(tmp_path / "one")]) == 0
     finally:
         torch.set_num_threads(threads)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-               "-m", "guidance.sweep", *argv, "--out", str(tmp_path / "two")]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "guidance.sweep",
+        *argv,
+        "--out",
+        str(tmp_path / "two"),
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=240, env=os.environ | {"OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = (json.loads((tmp_path / name / "sweep.json").read_text()) for name in ("one", "two"))
     assert (one["run"]["processes"], two["run"]["processes"]) == (1, 2)

@@ -1,4 +1,5 @@
 """The task layer (guidance/playground/tasks): presets and energies reach the sampler, on the tiny SD backbone."""
+
 from __future__ import annotations
 
 import json
@@ -58,14 +59,14 @@ def world(tiny_sd) -> World:
 
 def test_face_preset_samples_with_freedoms_noise_rule(world):
     request = TaskRequest("face", ["freedom"], steps=2, eta=0.5, settings=preset("face"), reference=picture())
-    (_, result), = run_task(world, request).results
+    ((_, result),) = run_task(world, request).results
     assert result.options["noise_rule"] == "freedom"
 
 
 def test_style_preset_travels_in_time_three_times_on_freedoms_window(world):
     """FreeDoM's SD style run: 3 runs per step on index 69..40 of 100, i.e. progress [0.3, 0.6) (FreeDoM step 6)."""
     request = TaskRequest("style", ["freedom"], steps=10, eta=1.0, settings=preset("style"), reference=picture())
-    (_, result), = run_task(world, request).results
+    ((_, result),) = run_task(world, request).results
     assert [s.nfe for s in result.steps] == [1, 1, 1, 3, 3, 3, 1, 1, 1, 1]
 
 
@@ -73,21 +74,38 @@ def test_a_face_on_a_control_map_guides_in_its_own_window_with_its_own_k(world, 
     """FreeDoM's ControlNet face-ID run: the face guides progress [0.6, 1.0) with k = 0.08, the edge map the preset's
     (0, 0.8) with k = 0.2; each term its own step size, no time travel (docs/methods.md, FreeDoM step 7)."""
     request = TaskRequest(
-        "control", ["freedom"], steps=10, eta=1.0, settings=preset("control"), reference=picture(1),
-        control_image=picture(2), annotator="none", extra="face",
-    )  # fmt: skip
+        "control",
+        ["freedom"],
+        steps=10,
+        eta=1.0,
+        settings=preset("control"),
+        reference=picture(1),
+        control_image=picture(2),
+        annotator="none",
+        extra="face",
+    )
     energy = build_energy(world, request)[0]
     assert isinstance(energy, Terms) and [(t.window, t.scale) for t in energy.terms] == [(None, None), (Window(0.6, 1.0), 0.08)]
     scales, step_size = {}, FreeDoM.step_size
-    monkeypatch.setattr(FreeDoM, "step_size", lambda self, ctx, pred, g, k: scales.setdefault(ctx.index, []).append(k) or step_size(self, ctx, pred, g, k))
-    (_, result), = run_task(world, request).results
+    monkeypatch.setattr(
+        FreeDoM,
+        "step_size",
+        lambda self, ctx, pred, g, k: scales.setdefault(ctx.index, []).append(k) or step_size(self, ctx, pred, g, k),
+    )
+    ((_, result),) = run_task(world, request).results
     assert scales == {**{i: [0.2] for i in range(6)}, 6: [0.2, 0.08], 7: [0.2, 0.08], 8: [0.08], 9: [0.08]}
     assert [s.nfe for s in result.steps] == [1] * 10
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"steps": 0}, "steps"), ({"samples": 1000}, "samples"), ({"seed": 2**70}, "seed"), ({"eta": 5.0}, "eta"), ({"task": "faces"}, "known")],
+    [
+        ({"steps": 0}, "steps"),
+        ({"samples": 1000}, "samples"),
+        ({"seed": 2**70}, "seed"),
+        ({"eta": 5.0}, "eta"),
+        ({"task": "faces"}, "known"),
+    ],
 )
 def test_requests_out_of_range_are_refused_with_the_range(overrides: dict, message: str) -> None:
     with pytest.raises(MethodConfigError, match=message):
@@ -96,8 +114,14 @@ def test_requests_out_of_range_are_refused_with_the_range(overrides: dict, messa
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"cfg_scale": 1e9}, r"cfg_scale must lie in \[0, 20\]"), ({"scale": 1e6}, "scale"), ({"gfcg_max_scale": 1e6}, "gfcg_max_scale"),
-     ({"window": (0.8, 0.2)}, "guidance window"), ({"gfcg_rule": "max"}, "confusion"), ({"repeats": 0}, "repeats")],
+    [
+        ({"cfg_scale": 1e9}, r"cfg_scale must lie in \[0, 20\]"),
+        ({"scale": 1e6}, "scale"),
+        ({"gfcg_max_scale": 1e6}, "gfcg_max_scale"),
+        ({"window": (0.8, 0.2)}, "guidance window"),
+        ({"gfcg_rule": "max"}, "confusion"),
+        ({"repeats": 0}, "repeats"),
+    ],
 )
 def test_settings_out_of_range_are_refused_with_the_range(overrides: dict, message: str) -> None:
     with pytest.raises(MethodConfigError, match=message):
@@ -132,12 +156,16 @@ def test_a_sweep_of_steps_runs_each_method_for_that_many_steps_and_reports_where
 def test_stopping_a_sweep_returns_the_finished_columns_and_the_stopped_run(world):
     ticks: list[object] = []
     outcome = sweep(
-        world, face_request(methods=["freedom", "figd"], steps=3), "eta", [0.2, 0.5, 1.0],
-        progress=ticks.append, should_stop=lambda: len(ticks) >= 8,
-    )  # fmt: skip
+        world,
+        face_request(methods=["freedom", "figd"], steps=3),
+        "eta",
+        [0.2, 0.5, 1.0],
+        progress=ticks.append,
+        should_stop=lambda: len(ticks) >= 8,
+    )
     assert outcome.cancelled and len(outcome.columns) == 2
     assert [len(r.steps) for _, r in outcome.columns[0].results] == [3, 3]
-    (label, stopped), = outcome.columns[1].results
+    ((label, stopped),) = outcome.columns[1].results
     assert label == "freedom" and stopped.cancelled and len(stopped.steps) == 2
 
 
@@ -169,10 +197,16 @@ def test_sweep_values_come_as_a_list_or_a_range():
 
 
 def test_snapshots_decode_x0_hat_at_evenly_spaced_steps_and_every_step_is_seen(world):
-    assert snapshot_indices(20, 6) == {0, 4, 8, 11, 15, 19} and snapshot_indices(3, 8) == {0, 1, 2} and snapshot_indices(5, 0) == set()
+    assert (
+        snapshot_indices(20, 6) == {0, 4, 8, 11, 15, 19}
+        and snapshot_indices(3, 8) == {0, 1, 2}
+        and snapshot_indices(5, 0) == set()
+    )
     seen: list[tuple[str, int, bool]] = []
     request = face_request(methods=["freedom"], steps=5, snapshots=3)
-    (_, result), = run_task(world, request, on_step=lambda label, record, x0: seen.append((label, record.index, x0 is not None))).results
+    ((_, result),) = run_task(
+        world, request, on_step=lambda label, record, x0: seen.append((label, record.index, x0 is not None))
+    ).results
     assert seen == [("freedom", i, i in (0, 2, 4)) for i in range(5)]
     assert [index for index, _ in result.trajectory] == [0, 2, 4]
     assert all(images.shape == result.images.shape for _, images in result.trajectory)
@@ -181,8 +215,9 @@ def test_snapshots_decode_x0_hat_at_evenly_spaced_steps_and_every_step_is_seen(w
 def test_each_method_runs_at_its_own_preset_strength_times_the_request_strength(world):
     """k for FreeDoM and FIGD, the DSG rate for a "+dsg" method, each from TaskSpec.strengths; None keeps `settings`."""
     strengths = spec("style").strengths
-    request = TaskRequest("style", ["freedom", "figd+dsg", "plain"], steps=2, eta=1.0, settings=preset("style"),
-                          reference=picture(), strength=2.0)  # fmt: skip
+    request = TaskRequest(
+        "style", ["freedom", "figd+dsg", "plain"], steps=2, eta=1.0, settings=preset("style"), reference=picture(), strength=2.0
+    )
     assert method_settings(request, "freedom").scale == pytest.approx(2 * strengths["freedom"])
     assert method_settings(request, "figd+dsg").dsg_rate == pytest.approx(2 * strengths["figd+dsg"])
     assert method_settings(request, "plain") == preset("style")
@@ -201,10 +236,14 @@ def test_a_strength_out_of_range_is_a_config_error():
 
 
 def test_a_sweep_of_the_strength_multiplies_the_presets_and_one_of_k_shares_it(world):
-    request = TaskRequest("face", ["freedom", "figd"], steps=2, eta=0.5, settings=preset("face"), reference=picture(), strength=1.0)
+    request = TaskRequest(
+        "face", ["freedom", "figd"], steps=2, eta=0.5, settings=preset("face"), reference=picture(), strength=1.0
+    )
     by_strength = sweep(world, request, "strength", [0.5, 1.0, 2.0])
     own = spec("face").strengths
-    assert [by_strength.cell("figd", c).options["scale"] for c in range(3)] == pytest.approx([own["figd"] * m for m in (0.5, 1, 2)])
+    assert [by_strength.cell("figd", c).options["scale"] for c in range(3)] == pytest.approx(
+        [own["figd"] * m for m in (0.5, 1, 2)]
+    )
     by_k = sweep(world, request, "scale", [0.05, 0.1, 0.2])
     assert [by_k.cell("freedom", c).options["scale"] for c in range(3)] == [0.05, 0.1, 0.2]
 
@@ -232,11 +271,15 @@ def test_every_family_runs_a_tab_from_its_folder(tiny_families, family):
     from guidance.worlds.sd15 import load_backbone
 
     registry = WorldRegistry(sd_model=str(tiny_families[family]), device="cpu")
-    assert registry.title(SD) == {"sd": "Stable Diffusion 1.x/2.x", "sdxl": "Stable Diffusion XL", "sd3": "Stable Diffusion 3"}[family]
+    assert (
+        registry.title(SD)
+        == {"sd": "Stable Diffusion 1.x/2.x", "sdxl": "Stable Diffusion XL", "sd3": "Stable Diffusion 3"}[family]
+    )
     backbone = load_backbone(str(tiny_families[family]), device="cpu")
     assert isinstance(backbone, PipelineBackbone) and backbone.family == family  # the guided pipeline of the folder's family
-    world = World(backbone, CentreBox(), TinyEmbedder().eval().requires_grad_(False),
-                  pixel_tokens, classifier=None, evaluator=None)  # fmt: skip
+    world = World(
+        backbone, CentreBox(), TinyEmbedder().eval().requires_grad_(False), pixel_tokens, classifier=None, evaluator=None
+    )
     request = TaskRequest("face", ["plain", "figd", "figd+dsg"], steps=3, eta=1.0, settings=preset("face"), reference=picture())
     outcome = run_task(world, request)
     assert [label for label, _ in outcome.results] == ["plain", "figd", "figd+dsg"]

@@ -1,5 +1,6 @@
 """The tiny decoder on the guidance path: it decodes x0_hat for the energies only, loads like any other weights, and
 its absence is a typed error."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,6 +23,7 @@ def test_tiny_decoder_feeds_only_the_guidance_path(sd_with_tiny_decoder, name):
         def wrapper(*args, **kwargs):
             calls[kind] += 1
             return function(*args, **kwargs)
+
         return wrapper
 
     backbone.tiny_decoder.decode, backbone.vae.decode = counted("tiny", tiny_decode), counted("full", full_decode)
@@ -31,8 +33,10 @@ def test_tiny_decoder_feeds_only_the_guidance_path(sd_with_tiny_decoder, name):
         del backbone.tiny_decoder.decode, backbone.vae.decode
     assert calls == {"tiny": 6, "full": 1}  # one guidance decode per step, the final image from the full VAE
     with torch.no_grad():
-        assert not torch.allclose(backbone.guidance_decode(torch.randn(1, *backbone.sample_shape), tiny=True),
-                                  backbone.decode(torch.randn(1, *backbone.sample_shape)))  # fmt: skip
+        assert not torch.allclose(
+            backbone.guidance_decode(torch.randn(1, *backbone.sample_shape), tiny=True),
+            backbone.decode(torch.randn(1, *backbone.sample_shape)),
+        )
     assert result.options["tiny_decoder"] is True and result.final_energy is not None
 
 
@@ -40,7 +44,10 @@ def test_the_app_registry_loads_sd_with_its_tiny_decoder(tiny_sd_folders, tmp_pa
     from guidance.worlds.registry import SD, WorldRegistry
 
     tiny_autoencoder().save_pretrained(tmp_path / "taesd")
-    worlds = {vae: WorldRegistry(sd_model=str(tiny_sd_folders[0]), tiny_vae=vae, device="cpu") for vae in (str(tmp_path / "taesd"), None)}
+    worlds = {
+        vae: WorldRegistry(sd_model=str(tiny_sd_folders[0]), tiny_vae=vae, device="cpu")
+        for vae in (str(tmp_path / "taesd"), None)
+    }
     assert isinstance(worlds[str(tmp_path / "taesd")].load(SD).backbone.tiny_decoder, AutoencoderTiny)
     assert worlds[None].load(SD).backbone.tiny_decoder is None
 

@@ -33,7 +33,18 @@ def smoke_world(smoke):
 def test_smoke_pipeline_writes_every_model(smoke):
     out = smoke / "out"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest) == {"vae", "decoder", "classifier", "evaluator", "face", "detector", "denoiser", "guide", "controlnet", "style"}
+    assert set(manifest) == {
+        "vae",
+        "decoder",
+        "classifier",
+        "evaluator",
+        "face",
+        "detector",
+        "denoiser",
+        "guide",
+        "controlnet",
+        "style",
+    }
     assert all(entry["params"] > 0 and entry["iterations"] > 0 for entry in manifest.values())
     for folder in ("vae", "unet", "guide_unet", "controlnet", "scheduler"):
         assert (out / folder).is_dir()
@@ -114,7 +125,9 @@ def test_missing_weights_name_the_rebuild_command(tmp_path):
         load_world(tmp_path)
 
 
-@pytest.mark.parametrize("damage, message", [("swapped", "do not load"), ("garbage", "classifier.safetensors.*cut short or corrupted")])
+@pytest.mark.parametrize(
+    "damage, message", [("swapped", "do not load"), ("garbage", "classifier.safetensors.*cut short or corrupted")]
+)
 def test_stale_or_damaged_weights_are_a_typed_error(smoke, tmp_path, damage, message):
     out = tmp_path / "out"
     shutil.copytree(smoke / "out", out)

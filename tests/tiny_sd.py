@@ -1,5 +1,6 @@
 """Tiny components and a tiny embedded world built offline from configs, with random weights (the tiny SD, SDXL
 and SD 3 pipelines: guidance.bench.tiny_pipelines)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,17 +13,29 @@ from safetensors.torch import save_file
 def tiny_autoencoder(latent_channels: int = 4) -> AutoencoderTiny:
     """A TAESD-architecture AutoencoderTiny with one upsampling (the tiny SD VAE's factor 2), random weights."""
     torch.manual_seed(1)
-    return AutoencoderTiny(latent_channels=latent_channels, encoder_block_out_channels=(8, 8), num_encoder_blocks=(1, 1),
-                           decoder_block_out_channels=(8, 8), num_decoder_blocks=(1, 1))  # fmt: skip
+    return AutoencoderTiny(
+        latent_channels=latent_channels,
+        encoder_block_out_channels=(8, 8),
+        num_encoder_blocks=(1, 1),
+        decoder_block_out_channels=(8, 8),
+        num_decoder_blocks=(1, 1),
+    )
 
 
 def tiny_unet() -> UNet2DConditionModel:
     """A latent UNet like the embedded world's (4 x 16 x 16), tiny."""
     return UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
-    )  # fmt: skip
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=2,
+        norm_num_groups=4,
+    )
 
 
 def tiny_nets() -> dict[str, torch.nn.Module]:
@@ -31,8 +44,13 @@ def tiny_nets() -> dict[str, torch.nn.Module]:
 
     detector = FaceDetectorNet((8, 16))
     torch.nn.init.constant_(detector.head.bias, 10.0)  # always "a face": the energies need a box
-    return {"classifier": Classifier((8, 16)), "evaluator": AttributeEvaluator((8, 16)), "face_embedder": FaceEmbedder((8, 16), 16), "face_detector": detector,
-            "style_net": StyleNet((8, 16))}
+    return {
+        "classifier": Classifier((8, 16)),
+        "evaluator": AttributeEvaluator((8, 16)),
+        "face_embedder": FaceEmbedder((8, 16), 16),
+        "face_detector": detector,
+        "style_net": StyleNet((8, 16)),
+    }
 
 
 def build_tiny_world(root: Path) -> Path:

@@ -4,6 +4,7 @@
 
 The solvers plan samples in batches of 4, so that two processes share its batches.
 """
+
 from __future__ import annotations
 
 import sys

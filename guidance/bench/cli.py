@@ -21,6 +21,7 @@ Several processes (`accelerate launch --num_processes N -m guidance.bench SUITE 
 of world, solvers, gfcg and dsg: each samples its share on its own device, every process gets every result, and the
 main process writes the JSON (its `processes` says how many), whose figures equal one process's (timings aside).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,10 +61,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=None, help="sd15-random, sdxl-random, sd3-random: image size in pixels")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--plan", default=None, help="one of the suite's named plans (default: --quick's, or the full one)")
-    p.add_argument("--grids", type=time_grids, default=None,
-                   help=f"solvers: shared time grids, comma-separated, or 'all' ({', '.join(GRIDS)})")
-    p.add_argument("--data", choices=("embedded", "mixture"), default="embedded",
-                   help="solvers: the backbone's world, or a Gaussian mixture with an exact denoiser")
+    p.add_argument(
+        "--grids",
+        type=time_grids,
+        default=None,
+        help=f"solvers: shared time grids, comma-separated, or 'all' ({', '.join(GRIDS)})",
+    )
+    p.add_argument(
+        "--data",
+        choices=("embedded", "mixture"),
+        default="embedded",
+        help="solvers: the backbone's world, or a Gaussian mixture with an exact denoiser",
+    )
     return p
 
 
@@ -99,18 +108,37 @@ def document(
     """
     notes = list(output.notes)
     if opts.backbone == "sd15-random":
-        notes.insert(0, f"sd15-random: the SD 1.5 architecture at its real sizes with random weights, {image_size} px, "
-                        f"on {opts.device}: right for timing, not for quality (quality figures are not computed)")  # fmt: skip
+        notes.insert(
+            0,
+            f"sd15-random: the SD 1.5 architecture at its real sizes with random weights, {image_size} px, "
+            f"on {opts.device}: right for timing, not for quality (quality figures are not computed)",
+        )
     if opts.backbone in loading.FAMILY_RANDOM:
-        notes.insert(0, f"{opts.backbone}: the denoiser and VAE at their published sizes with random weights and small text encoders "
-                        f"of the published widths (guidance.bench.family_random), {image_size} px, on {opts.device}: right for "
-                        "memory and timing, not for quality")  # fmt: skip
+        notes.insert(
+            0,
+            f"{opts.backbone}: the denoiser and VAE at their published sizes with random weights and small text encoders "
+            f"of the published widths (guidance.bench.family_random), {image_size} px, on {opts.device}: right for "
+            "memory and timing, not for quality",
+        )
     return {
-        "suite": suite, "backbone": "mixture" if opts.data == "mixture" else opts.backbone, "data": opts.data, "device": opts.device, "machine": machine,
-        "quick": opts.quick, "plan": opts.plan_name, "image_size": image_size, "command": command(argv),
-        "processes": distributed.processes(), "created": datetime.datetime.now().isoformat(timespec="seconds"), "wall_seconds": seconds,
-        "config": output.config, "goals": output.goals, "notes": notes, "images": output.images, "rows": output.rows,
-    }  # fmt: skip
+        "suite": suite,
+        "backbone": "mixture" if opts.data == "mixture" else opts.backbone,
+        "data": opts.data,
+        "device": opts.device,
+        "machine": machine,
+        "quick": opts.quick,
+        "plan": opts.plan_name,
+        "image_size": image_size,
+        "command": command(argv),
+        "processes": distributed.processes(),
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "wall_seconds": seconds,
+        "config": output.config,
+        "goals": output.goals,
+        "notes": notes,
+        "images": output.images,
+        "rows": output.rows,
+    }
 
 
 def command(argv: list[str]) -> str:
@@ -133,7 +161,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         BenchUnavailable, GuidanceError: with a readable message.
     """
     module = SUITES[args.suite]
-    opts = Options(args.backbone, args.device, args.quick, args.seeds, args.size, args.world, args.grid, args.plan, args.grids, args.data)
+    opts = Options(
+        args.backbone, args.device, args.quick, args.seeds, args.size, args.world, args.grid, args.plan, args.grids, args.data
+    )
     if (opts.data == "mixture" or opts.time_grids) and not getattr(module, "GRIDS_AND_DATA", False):
         raise BenchUnavailable(f"--grids and --data mixture are the solvers suite's; {args.suite} has neither")
     if opts.plan_name is not None:

@@ -4,6 +4,7 @@ Timing conventions (every suite): `seconds_per_image` is the summed wall time of
 divided by the number of images; `ms_per_step` is the wall time of one sampling step of a whole batch
 (batch sizes are in each suite's config). Each method runs once untimed (2 steps) before it is measured.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -30,9 +31,22 @@ from guidance.sampling import SamplingResult, sample
 from guidance.worlds import World
 
 ROW_KEYS = (
-    "task", "method", "steps", "nfe", "seconds_per_image", "ms_per_step", "peak_mem_mb", "energy", "energy_std",
-    "fd", "fd_floor", "accuracy", "id_distance", "edge_f1", "roc_auc",
-)  # fmt: skip
+    "task",
+    "method",
+    "steps",
+    "nfe",
+    "seconds_per_image",
+    "ms_per_step",
+    "peak_mem_mb",
+    "energy",
+    "energy_std",
+    "fd",
+    "fd_floor",
+    "accuracy",
+    "id_distance",
+    "edge_f1",
+    "roc_auc",
+)
 REFERENCE_SEED, FD_SEEDS, CONTROL_SEED, ID_SEED = 7, (11, 12), 13, 14  # make_dataset seeds of held-out renders
 WORLD_SPEED_BAR_S = 1.5  # the embedded world's speed: a batch of 4 unguided 25-step samples, decode included, on a 2-core CPU
 FD_VERDICT_SAMPLES = 1000  # fewer samples: a Frechet distance goal is indicative (its sampling noise decides it)
@@ -127,8 +141,9 @@ class Rows(list):
 VERDICTS = ("met", "not met", "undecided", "indicative")
 
 
-def goal_told(name: str, target: str, measured: float, met: bool, unit: str = "", *, n: int | None = None,
-              indicative: bool = False) -> dict:  # fmt: skip
+def goal_told(
+    name: str, target: str, measured: float, met: bool, unit: str = "", *, n: int | None = None, indicative: bool = False
+) -> dict:
     """A goal whose verdict the suite decides itself: "met" or "not met" as told.
 
     Args:
@@ -147,9 +162,19 @@ def goal_told(name: str, target: str, measured: float, met: bool, unit: str = ""
     return _goal(name, target, measured, found, unit, n, None, "samples")
 
 
-def goal_over(name: str, samples: Sequence, bar: float, unit: str = "", *, higher_is_better: bool = False, strict: bool = False,
-              statistic: Callable[[np.ndarray], float] = np.mean, over: str = "samples", indicative: bool = False,
-              context: str = "") -> dict:  # fmt: skip
+def goal_over(
+    name: str,
+    samples: Sequence,
+    bar: float,
+    unit: str = "",
+    *,
+    higher_is_better: bool = False,
+    strict: bool = False,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    over: str = "samples",
+    indicative: bool = False,
+    context: str = "",
+) -> dict:
     """A goal decided over samples: the figure is `statistic(samples)`, its interval the percentile bootstrap of
     `statistic` over the samples (or over timing rounds: `over` names them); the verdict is "met" when the interval
     lies wholly on the good side of `bar` (above it when `higher_is_better`; beyond it when `strict`), "not met" when
@@ -185,14 +210,31 @@ def goal_over(name: str, samples: Sequence, bar: float, unit: str = "", *, highe
 def _goal(name: str, target: str, measured: float, found: str, unit: str, n: int | None, interval, over: str) -> dict:
     """The goal's JSON entry."""
     return {
-        "goal": name, "target": target, "measured": f"{measured:.4g}{unit}", "met": found == "met", "verdict": found,
-        "n": n, "over": over if n is not None else None, "interval": None if interval is None else list(interval),
+        "goal": name,
+        "target": target,
+        "measured": f"{measured:.4g}{unit}",
+        "met": found == "met",
+        "verdict": found,
+        "n": n,
+        "over": over if n is not None else None,
+        "interval": None if interval is None else list(interval),
         "unit": unit,
-    }  # fmt: skip
+    }
 
 
-def goal(name: str, target: str, measured: float | None = None, met: bool | None = None, unit: str = "", *, n: int | None = None,
-         samples: Sequence | None = None, bar: float | None = None, indicative: bool = False, **over_samples) -> dict:  # fmt: skip
+def goal(
+    name: str,
+    target: str,
+    measured: float | None = None,
+    met: bool | None = None,
+    unit: str = "",
+    *,
+    n: int | None = None,
+    samples: Sequence | None = None,
+    bar: float | None = None,
+    indicative: bool = False,
+    **over_samples,
+) -> dict:
     """`goal_told`, or with `samples` and a `bar` `goal_over`, in one call (guidance.bench.suites.solvers calls it).
 
     Raises:
@@ -279,10 +321,20 @@ def balanced(class_names: Sequence[str], n: int) -> list[str]:
 
 
 def generate(
-    world: World, method: str, conditions: Sequence[str | None], *, steps: int, settings: Settings | None = None,
-    scheduler: str = "ddim", eta: float = 0.0, seed: int = 0, batch: int = 16, control: Tensor | None = None,
-    energy: Energy | None = None, shard: bool = True,
-) -> list[SamplingResult]:  # fmt: skip
+    world: World,
+    method: str,
+    conditions: Sequence[str | None],
+    *,
+    steps: int,
+    settings: Settings | None = None,
+    scheduler: str = "ddim",
+    eta: float = 0.0,
+    seed: int = 0,
+    batch: int = 16,
+    control: Tensor | None = None,
+    energy: Energy | None = None,
+    shard: bool = True,
+) -> list[SamplingResult]:
     """Samples for many conditions in batches (batch k uses seed + k); `control`: (N, 3, H, W) maps in [0, 1].
 
     Under `accelerate launch` (or torchrun) the batches are shared across the processes (`shard`; every process must
@@ -309,7 +361,9 @@ def generate(
         k, start = batch_start
         maps = None if control is None else world.backbone.prepare_control(control[start : start + batch])
         chunk = list(conditions[start : start + batch])
-        return sample(world.backbone, guidance, chunk, steps=steps, scheduler=scheduler, eta=eta, seed=seed + k, control=maps, energy=energy)
+        return sample(
+            world.backbone, guidance, chunk, steps=steps, scheduler=scheduler, eta=eta, seed=seed + k, control=maps, energy=energy
+        )
 
     batches = list(enumerate(range(0, len(conditions), batch)))
     return distributed.shard_map(run, batches) if shard else [run(b) for b in batches]
@@ -337,10 +391,13 @@ def timing(results: Sequence[SamplingResult]) -> dict:
     seconds, steps = sum(r.seconds for r in results), sum(len(r.steps) for r in results)
     cpu = sum(s.cpu_seconds for r in results for s in r.steps)
     return {
-        "steps": len(results[0].steps), "nfe": results[0].nfe, "seconds_per_image": seconds / images,
-        "cpu_seconds_per_image": cpu / images, "ms_per_step": 1000 * seconds / steps,
+        "steps": len(results[0].steps),
+        "nfe": results[0].nfe,
+        "seconds_per_image": seconds / images,
+        "cpu_seconds_per_image": cpu / images,
+        "ms_per_step": 1000 * seconds / steps,
         "peak_mem_mb": max(r.peak_mem_mb for r in results),
-    }  # fmt: skip
+    }
 
 
 def energies(results: Sequence[SamplingResult]) -> dict:
@@ -353,8 +410,9 @@ def energies(results: Sequence[SamplingResult]) -> dict:
     return row
 
 
-def task_request(world: World, task: str, method: str, references: dict[str, Image.Image], *, steps: int, samples: int,
-                 eta: float, **settings) -> TaskRequest:  # fmt: skip
+def task_request(
+    world: World, task: str, method: str, references: dict[str, Image.Image], *, steps: int, samples: int, eta: float, **settings
+) -> TaskRequest:
     """A single-method, unconditional request of the app's face, style or control tab, with the task's preset
     settings (overridden by `settings`); the control map is Canny of the reference render, with the ControlNet.
 
@@ -368,10 +426,17 @@ def task_request(world: World, task: str, method: str, references: dict[str, Ima
     """
     control = task == "control"
     return TaskRequest(
-        task=task, methods=[method], samples=samples, steps=steps, eta=eta, settings=preset(task, **settings),
-        reference=None if control else references[task], control_image=references[task] if control else None,
-        annotator="canny", use_controlnet=world.backbone.has_controlnet,
-    )  # fmt: skip
+        task=task,
+        methods=[method],
+        samples=samples,
+        steps=steps,
+        eta=eta,
+        settings=preset(task, **settings),
+        reference=None if control else references[task],
+        control_image=references[task] if control else None,
+        annotator="canny",
+        use_controlnet=world.backbone.has_controlnet,
+    )
 
 
 def run_seeds(world: World, request: TaskRequest, seeds: int) -> list[SamplingResult]:
@@ -387,8 +452,18 @@ def run_seeds(world: World, request: TaskRequest, seeds: int) -> list[SamplingRe
     return distributed.shard_map(lambda seed: run_task(world, replace(request, seed=seed)).results[0][1], range(seeds))
 
 
-def task_row(world: World, task: str, method: str, references: dict[str, Image.Image], seeds: int, *, steps: int,
-             samples: int, eta: float, **settings) -> tuple[dict, list[SamplingResult]]:  # fmt: skip
+def task_row(
+    world: World,
+    task: str,
+    method: str,
+    references: dict[str, Image.Image],
+    seeds: int,
+    *,
+    steps: int,
+    samples: int,
+    eta: float,
+    **settings,
+) -> tuple[dict, list[SamplingResult]]:
     """A task tab's method over seeds: the row (task, method, timing, final energy) and the results.
 
     Args:

@@ -8,6 +8,7 @@ character-level tokenizer of guidance.bench.sd15_random, and SD 3 runs without i
 zero T5 rows, so its text sequence keeps its 77 + 256 tokens): the text encoders run once per sample, outside
 the denoising step whose memory and time these backbones measure.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,26 +32,53 @@ from guidance.worlds.base import for_inference
 
 FAMILIES = ("sdxl", "sd3")
 SDXL_UNET = {
-    "sample_size": 128, "in_channels": 4, "out_channels": 4, "layers_per_block": 2, "block_out_channels": (320, 640, 1280),
+    "sample_size": 128,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280),
     "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), "transformer_layers_per_block": (1, 2, 10),
-    "attention_head_dim": (5, 10, 20), "cross_attention_dim": 2048, "use_linear_projection": True,
-    "addition_embed_type": "text_time", "addition_time_embed_dim": 256, "projection_class_embeddings_input_dim": 2816,
-}  # fmt: skip
+    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    "transformer_layers_per_block": (1, 2, 10),
+    "attention_head_dim": (5, 10, 20),
+    "cross_attention_dim": 2048,
+    "use_linear_projection": True,
+    "addition_embed_type": "text_time",
+    "addition_time_embed_dim": 256,
+    "projection_class_embeddings_input_dim": 2816,
+}
 SDXL_VAE = {**VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True}
 SDXL_SCHEDULER = {
-    "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-    "steps_offset": 1, "timestep_spacing": "leading", "prediction_type": "epsilon",
-}  # fmt: skip
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+    "prediction_type": "epsilon",
+}
 SD3_TRANSFORMER = {
-    "sample_size": 128, "patch_size": 2, "in_channels": 16, "out_channels": 16, "num_layers": 24, "attention_head_dim": 64,
-    "num_attention_heads": 24, "joint_attention_dim": 4096, "caption_projection_dim": 1536, "pooled_projection_dim": 2048,
+    "sample_size": 128,
+    "patch_size": 2,
+    "in_channels": 16,
+    "out_channels": 16,
+    "num_layers": 24,
+    "attention_head_dim": 64,
+    "num_attention_heads": 24,
+    "joint_attention_dim": 4096,
+    "caption_projection_dim": 1536,
+    "pooled_projection_dim": 2048,
     "pos_embed_max_size": 192,
-}  # fmt: skip
+}
 SD3_VAE = {
-    **VAE, "latent_channels": 16, "sample_size": 1024, "scaling_factor": 1.5305, "shift_factor": 0.0609,
-    "use_quant_conv": False, "use_post_quant_conv": False,
-}  # fmt: skip
+    **VAE,
+    "latent_channels": 16,
+    "sample_size": 1024,
+    "scaling_factor": 1.5305,
+    "shift_factor": 0.0609,
+    "use_quant_conv": False,
+    "use_post_quant_conv": False,
+}
 CLIP_L, CLIP_G = 768, 1280  # the published text encoders' widths (CLIP ViT-L/14, OpenCLIP ViT-bigG/14)
 
 
@@ -63,9 +91,17 @@ def small_text_encoder(width: int, projection: bool, vocab: int) -> CLIPTextMode
         vocab: the tokenizer's vocabulary size.
     """
     config = CLIPTextConfig(
-        vocab_size=vocab, hidden_size=width, intermediate_size=width, num_hidden_layers=2, num_attention_heads=width // 64,
-        max_position_embeddings=77, projection_dim=width, bos_token_id=0, eos_token_id=1, pad_token_id=1,
-    )  # fmt: skip
+        vocab_size=vocab,
+        hidden_size=width,
+        intermediate_size=width,
+        num_hidden_layers=2,
+        num_attention_heads=width // 64,
+        max_position_embeddings=77,
+        projection_dim=width,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
     return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
 
 
@@ -73,10 +109,14 @@ def build_sdxl() -> GuidedStableDiffusionXLPipeline:
     """SDXL base's UNet and VAE at their published sizes, small text encoders of its widths, its Euler scheduler."""
     tokenizer = char_tokenizer()
     return GuidedStableDiffusionXLPipeline(
-        vae=AutoencoderKL(**SDXL_VAE), unet=UNet2DConditionModel(**SDXL_UNET), scheduler=EulerDiscreteScheduler(**SDXL_SCHEDULER),
-        text_encoder=small_text_encoder(CLIP_L, False, len(tokenizer)), text_encoder_2=small_text_encoder(CLIP_G, True, len(tokenizer)),
-        tokenizer=tokenizer, tokenizer_2=tokenizer,
-    )  # fmt: skip
+        vae=AutoencoderKL(**SDXL_VAE),
+        unet=UNet2DConditionModel(**SDXL_UNET),
+        scheduler=EulerDiscreteScheduler(**SDXL_SCHEDULER),
+        text_encoder=small_text_encoder(CLIP_L, False, len(tokenizer)),
+        text_encoder_2=small_text_encoder(CLIP_G, True, len(tokenizer)),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+    )
 
 
 def build_sd3() -> GuidedStableDiffusion3Pipeline:
@@ -84,18 +124,24 @@ def build_sd3() -> GuidedStableDiffusion3Pipeline:
     flow-matching Euler scheduler (shift 3)."""
     tokenizer = char_tokenizer()
     return GuidedStableDiffusion3Pipeline(
-        transformer=SD3Transformer2DModel(**SD3_TRANSFORMER), vae=AutoencoderKL(**SD3_VAE),
+        transformer=SD3Transformer2DModel(**SD3_TRANSFORMER),
+        vae=AutoencoderKL(**SD3_VAE),
         scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0),
-        text_encoder=small_text_encoder(CLIP_L, True, len(tokenizer)), text_encoder_2=small_text_encoder(CLIP_G, True, len(tokenizer)),
-        tokenizer=tokenizer, tokenizer_2=tokenizer, text_encoder_3=None, tokenizer_3=None,
-    )  # fmt: skip
+        text_encoder=small_text_encoder(CLIP_L, True, len(tokenizer)),
+        text_encoder_2=small_text_encoder(CLIP_G, True, len(tokenizer)),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        text_encoder_3=None,
+        tokenizer_3=None,
+    )
 
 
 BUILDERS = {"sdxl": build_sdxl, "sd3": build_sd3}
 
 
-def build_world(family: str, image_size: int, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                seed: int = 0) -> World:  # fmt: skip
+def build_world(
+    family: str, image_size: int, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> World:
     """A World whose backbone is a PipelineBackbone over the random-weight guided pipeline of `family`; it has no face,
     style or class networks (the memory suite guides with an energy of its own).
 

@@ -1,4 +1,5 @@
 """The world a suite runs on: the embedded world, SD 1.5, SDXL or SD 3 with random weights, or the real SD 1.5."""
+
 from __future__ import annotations
 
 import torch

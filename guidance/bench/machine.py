@@ -1,4 +1,5 @@
 """What machine a benchmark ran on: every JSON file and every plot carries this description."""
+
 from __future__ import annotations
 
 import os

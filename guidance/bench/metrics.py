@@ -1,4 +1,5 @@
 """Measurements on samples: Frechet distance, evaluator accuracy and confidence, diversity, ROC-AUC, RMSE."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -145,7 +146,6 @@ def rmse(a: Tensor, b: Tensor) -> float:
         The RMSE.
     """
     return float((a.float() - b.float()).pow(2).mean().sqrt())
-
 
 
 def per_sample_rmse(a: Tensor, b: Tensor) -> list[float]:

@@ -3,6 +3,7 @@
 Every plot_<suite> function (PLOTTERS) takes `data` and `folder` as `plot` does and returns the paths of the PNGs it
 wrote.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -90,8 +91,13 @@ def plot_world(data: dict, folder: Path) -> list[Path]:
     fd = {m: rows[("class", m)] for m in ("plain", "atg", "cfg") if ("class", m) in rows}
     labels = [f"{m} vs renders" for m in fd] + ["floor", "5x floor"]
     floor = fd["plain"]["fd_floor"]
-    _bars(right, labels, [r["fd"] for r in fd.values()] + [floor, 5 * floor],
-          "Frechet distance (evaluator features)", f"Frechet distance, N = {fd['plain']['n']}")  # fmt: skip
+    _bars(
+        right,
+        labels,
+        [r["fd"] for r in fd.values()] + [floor, 5 * floor],
+        "Frechet distance (evaluator features)",
+        f"Frechet distance, N = {fd['plain']['n']}",
+    )
     return [_save(fig, data, folder, "quality")]
 
 
@@ -207,9 +213,17 @@ def plot_memory(data: dict, folder: Path) -> list[Path]:
     step's where the rows have one."""
     rows = data["rows"]
     fig, (memory, step) = _figure(2)
-    for ax, key, ratio, label, title in ((memory, "peak_mem_mb", "peak_ratio", "MB above the weights", "peak memory"),
-                                         (step, "ms_per_step", "time_ratio", "ms per step", "time per step")):  # fmt: skip
-        _bars(ax, [r["method"] for r in rows], [r[key] for r in rows], label, title + (" (ratio to unguided)" if ratio in rows[0] else ""))
+    for ax, key, ratio, label, title in (
+        (memory, "peak_mem_mb", "peak_ratio", "MB above the weights", "peak memory"),
+        (step, "ms_per_step", "time_ratio", "ms per step", "time per step"),
+    ):
+        _bars(
+            ax,
+            [r["method"] for r in rows],
+            [r[key] for r in rows],
+            label,
+            title + (" (ratio to unguided)" if ratio in rows[0] else ""),
+        )
         for i, r in enumerate(rows):
             if ratio in r:
                 ax.annotate(f"{r[ratio]:.2f}x", (i, r[key]), ha="center", va="bottom", fontsize=7)
@@ -226,7 +240,10 @@ def plot_families(data: dict, folder: Path) -> list[Path]:
         ax.errorbar(i, row["difference"], yerr=[[row["difference"] - low], [high - row["difference"]]], color="black", capsize=3)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xticks(range(len(rows)), [f"{r['family']}\n{r['method']}" for r in rows], fontsize=7)
-    ax.set(ylabel="final energy - unguided (same seeds)", title=f"guided pipelines on tiny random models, n = {rows[0]['seeds']} seeds")
+    ax.set(
+        ylabel="final energy - unguided (same seeds)",
+        title=f"guided pipelines on tiny random models, n = {rows[0]['seeds']} seeds",
+    )
     return [_save(fig, data, folder, "energy")]
 
 
@@ -283,7 +300,13 @@ def labelled_rows(rows: list[tuple[str, "torch.Tensor"]], path: Path, title: str
 def plot_preview(data: dict, folder: Path) -> list[Path]:
     """The app's run with the live preview and without: median seconds per run."""
     fig, (ax,) = _figure(1)
-    _bars(ax, [r["method"] for r in data["rows"]], [r["seconds"] for r in data["rows"]], "seconds per run (median)", "live preview: total time")
+    _bars(
+        ax,
+        [r["method"] for r in data["rows"]],
+        [r["seconds"] for r in data["rows"]],
+        "seconds per run (median)",
+        "live preview: total time",
+    )
     return [_save(fig, data, folder, "overhead")]
 
 
@@ -292,7 +315,9 @@ def plot_presets(data: dict, folder: Path) -> list[Path]:
     plain sampling's as a dashed line."""
     fig, grid = plt.subplots(2, 3, figsize=(15.6, 8.0))
     axes = list(grid.flat)
-    for column, (task, metric) in enumerate((("face", "attribute_agreement"), ("style", "pattern_agreement"), ("control", "edge_f1"))):
+    for column, (task, metric) in enumerate(
+        (("face", "attribute_agreement"), ("style", "pattern_agreement"), ("control", "edge_f1"))
+    ):
         rows = [r for r in data["rows"] if r["task"] == task]
         plain = next(r for r in rows if r["method"] == "plain")
         guided = [r for r in rows if r["method"] != "plain" and "fisher_weight" not in r]
@@ -317,10 +342,19 @@ def plot_load(data: dict, folder: Path) -> list[Path]:
 
 
 PLOTTERS: dict[str, Callable[[dict, Path], list[Path]]] = {
-    "world": plot_world, "figd": plot_figd, "dsg": plot_dsg, "gfcg": plot_gfcg, "solvers": plot_solvers, "gpu": plot_gpu,
-    "profile": plot_profile, "preview": plot_preview, "presets": plot_presets, "memory": plot_memory, "load": plot_load,
+    "world": plot_world,
+    "figd": plot_figd,
+    "dsg": plot_dsg,
+    "gfcg": plot_gfcg,
+    "solvers": plot_solvers,
+    "gpu": plot_gpu,
+    "profile": plot_profile,
+    "preview": plot_preview,
+    "presets": plot_presets,
+    "memory": plot_memory,
+    "load": plot_load,
     "families": plot_families,
-}  # fmt: skip
+}
 
 
 def plot(data: dict, folder: Path) -> list[Path]:

@@ -4,6 +4,7 @@ Every network is built from its published configuration: the SD 1.5 UNet, VAE an
 ViT-L/14 text encoder (with a character-level tokenizer, since the real one needs vocabulary files),
 facenet's InceptionResnetV1 for faces and OpenCLIP ViT-B-16 / ViT-B-32 for style, GFCG and evaluation.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,24 +22,47 @@ from guidance.worlds.sd15 import SD_CLASSES as CLASS_NAMES
 from guidance.worlds.sd15 import StableDiffusionBackbone
 
 SCHEDULER = {
-    "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-    "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1, "prediction_type": "epsilon",
-}  # fmt: skip
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+}
 UNET = {
-    "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280), "cross_attention_dim": 768, "attention_head_dim": 8,
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280, 1280),
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
     "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-}  # fmt: skip
+}
 VAE = {
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "sample_size": 512,
-    "block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4, "scaling_factor": 0.18215,
-}  # fmt: skip
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "sample_size": 512,
+    "block_out_channels": (128, 256, 512, 512),
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "scaling_factor": 0.18215,
+}
 TEXT = {  # CLIP ViT-L/14's text tower
-    "vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-    "num_attention_heads": 12, "max_position_embeddings": 77, "hidden_act": "quick_gelu", "projection_dim": 768,
-}  # fmt: skip
+    "vocab_size": 49408,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 77,
+    "hidden_act": "quick_gelu",
+    "projection_dim": 768,
+}
 
 
 def char_tokenizer(max_length: int = 77) -> CLIPTokenizer:
@@ -63,8 +87,9 @@ class FullFrameDetector:
         return (0.1, 0.1, 0.9, 0.9)
 
 
-def build_backbone(image_size: int, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                   seed: int = 0) -> StableDiffusionBackbone:  # fmt: skip
+def build_backbone(
+    image_size: int, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> StableDiffusionBackbone:
     """The SD 1.5 UNet, VAE, ViT-L/14 text encoder and ControlNet, and TAESD's AutoencoderTiny (its default
     configuration) as the tiny guidance decoder, randomly initialised. The UNet doubles as Autoguidance's guide
     model (timing only).
@@ -91,8 +116,9 @@ def build_backbone(image_size: int, device: str | torch.device = "cpu", dtype: t
 NETWORKS = ("face_embedder", "style_features", "classifier", "evaluator")
 
 
-def build_world(image_size: int, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                needs: tuple[str, ...] = NETWORKS) -> World:  # fmt: skip
+def build_world(
+    image_size: int, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, needs: tuple[str, ...] = NETWORKS
+) -> World:
     """A World around `build_backbone` with real-size, random-weight networks (timing only).
 
     Args:

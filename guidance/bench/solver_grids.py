@@ -7,6 +7,7 @@ solution's denoised estimate at label 0). The exact solution is DDIM (first orde
 label from T-1 to 0, each label interval cut into `refine` steps uniform in log-SNR where the data's denoiser is
 exact at any noise level (the mixture); its own error is read from the same solve at half the steps.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,7 +56,9 @@ class GridPlan:
 
 def methods() -> dict[str, tuple[str, dict]]:
     """Every row's method: the solvers, then EVODiff's options (label: (solver, options))."""
-    return {name: (name, {}) for name in SOLVERS[:-1]} | {label: ("evodiff", options) for label, options in EVODIFF_OPTIONS.items()}
+    return {name: (name, {}) for name in SOLVERS[:-1]} | {
+        label: ("evodiff", options) for label, options in EVODIFF_OPTIONS.items()
+    }
 
 
 def end_level(scheduler) -> str:
@@ -129,8 +132,9 @@ def error_row(errors: list[float]) -> dict:
     return {"error": statistics.fmean(errors), "error_ci": None if interval is None else list(interval), "error_n": len(errors)}
 
 
-def compare(backbone: Backbone, conditions: Sequence, grids: Sequence[str], plan: GridPlan,
-            progress: Callable[[dict], None] | None = None) -> tuple[list[dict], dict, dict]:  # fmt: skip
+def compare(
+    backbone: Backbone, conditions: Sequence, grids: Sequence[str], plan: GridPlan, progress: Callable[[dict], None] | None = None
+) -> tuple[list[dict], dict, dict]:
     """Every method on every grid at every NFE against the exact solution.
 
     Args:
@@ -147,8 +151,12 @@ def compare(backbone: Backbone, conditions: Sequence, grids: Sequence[str], plan
     noise = backbone.initial_noise(len(conditions), generator)
     embeddings = backbone.embed(list(conditions))
     chunks = range(0, len(conditions), plan.batch)
-    exact = _batched(chunks, plan, lambda s: exact_solution(backbone, noise[s], embeddings[s], plan.reference_stride, plan.refine))
-    check = exact_check(backbone, noise[: plan.batch], embeddings[: plan.batch], plan, {e: v[: plan.batch] for e, v in exact.items()})
+    exact = _batched(
+        chunks, plan, lambda s: exact_solution(backbone, noise[s], embeddings[s], plan.reference_stride, plan.refine)
+    )
+    check = exact_check(
+        backbone, noise[: plan.batch], embeddings[: plan.batch], plan, {e: v[: plan.batch] for e, v in exact.items()}
+    )
     rows, errors = [], {}
     for grid in grids:
         for label, (solver, options) in methods().items():
@@ -161,7 +169,15 @@ def compare(backbone: Backbone, conditions: Sequence, grids: Sequence[str], plan
                     end = end_level(scheduler)
                 finals = torch.cat(finals)
                 errors[grid, label, nfe] = distances(finals, exact[end])
-                row = {"task": "ode", "method": label, "grid": grid, "steps": nfe, "nfe": nfe, **error_row(errors[grid, label, nfe]), "end": end}
+                row = {
+                    "task": "ode",
+                    "method": label,
+                    "grid": grid,
+                    "steps": nfe,
+                    "nfe": nfe,
+                    **error_row(errors[grid, label, nfe]),
+                    "end": end,
+                }
                 rows.append(row)
                 if progress is not None:
                     progress(row)
@@ -173,7 +189,9 @@ def _batched(chunks: range, plan: GridPlan, solve: Callable[[slice], dict[str, T
     return {end: torch.cat([p[end] for p in parts]) for end in parts[0]}
 
 
-def exact_check(backbone: Backbone, noise: Tensor, embeddings: Tensor, plan: GridPlan, exact: dict[str, Tensor]) -> dict[str, float]:
+def exact_check(
+    backbone: Backbone, noise: Tensor, embeddings: Tensor, plan: GridPlan, exact: dict[str, Tensor]
+) -> dict[str, float]:
     """The exact solution's own error, read as its mean distance to the same solve at half the steps (first batch).
 
     Args:
@@ -193,7 +211,10 @@ def best_evodiff(errors: dict, grids: Sequence[str], nfes: Sequence[int]) -> dic
     """Per grid, EVODiff's option with the lowest geometric mean error over the NFEs."""
     best = {}
     for grid in grids:
-        scores = {label: statistics.fmean(math.log(statistics.fmean(errors[grid, label, n]) + 1e-300) for n in nfes) for label in EVODIFF_OPTIONS}
+        scores = {
+            label: statistics.fmean(math.log(statistics.fmean(errors[grid, label, n]) + 1e-300) for n in nfes)
+            for label in EVODIFF_OPTIONS
+        }
         best[grid] = min(scores, key=scores.get)
     return best
 

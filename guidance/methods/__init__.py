@@ -1,5 +1,6 @@
 """Guidance methods, and `build_method` which turns a name such as "figd+dsg" into one, each part built with the options
 it declares (guidance.methods.options) taken from Settings."""
+
 from __future__ import annotations
 
 from guidance.errors import MethodConfigError
@@ -11,14 +12,22 @@ from guidance.methods.freedom import FreeDoM
 from guidance.methods.gfcg import GFCG, Classifier
 from guidance.methods.options import Option
 from guidance.methods.predictors import CFG, Autoguidance, Predictor
-from guidance.methods.settings import (
-    GRADIENT_METHODS, LIMITS, OPTIONS, PARTS, Bound, Settings, options_of
-)  # fmt: skip
+from guidance.methods.settings import GRADIENT_METHODS, LIMITS, OPTIONS, PARTS, Bound, Settings, options_of
 
 METHODS = (
-    "plain", "cfg", "atg", "gfcg", "cfg+gfcg", "atg+gfcg",
-    "freedom", "figd", "dps", "freedom+dsg", "figd+dsg", "dps+dsg",
-)  # fmt: skip
+    "plain",
+    "cfg",
+    "atg",
+    "gfcg",
+    "cfg+gfcg",
+    "atg+gfcg",
+    "freedom",
+    "figd",
+    "dps",
+    "freedom+dsg",
+    "figd+dsg",
+    "dps+dsg",
+)
 
 
 def build_method(name: str, settings: Settings | None = None, classifier: Classifier | None = None) -> Guidance:
@@ -71,6 +80,28 @@ def _predictor(parts: set[str], s: Settings, classifier: Classifier | None, use_
 
 
 __all__ = [
-    "CFG", "DPS", "DSG", "FIGD", "GFCG", "LIMITS", "METHODS", "OPTIONS", "Bound", "Autoguidance", "Classifier", "FreeDoM", "Guidance",
-    "Option", "Prediction", "Predictor", "Settings", "StepContext", "Term", "Terms", "TimeTravel", "Window", "build_method", "options_of",
-]  # fmt: skip
+    "CFG",
+    "DPS",
+    "DSG",
+    "FIGD",
+    "GFCG",
+    "LIMITS",
+    "METHODS",
+    "OPTIONS",
+    "Bound",
+    "Autoguidance",
+    "Classifier",
+    "FreeDoM",
+    "Guidance",
+    "Option",
+    "Prediction",
+    "Predictor",
+    "Settings",
+    "StepContext",
+    "Term",
+    "Terms",
+    "TimeTravel",
+    "Window",
+    "build_method",
+    "options_of",
+]

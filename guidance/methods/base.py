@@ -5,6 +5,7 @@ The sampling loop (guidance/sampling.py) calls, per step and per time-travel rep
   2. the scheduler gives the unguided mean of x_{t-1} and its noise std sigma_t
   3. `method.update(ctx, prediction, mean, sigma, noise)` -> x_{t-1}
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -114,9 +115,7 @@ class Guidance(Configurable):
         eps, x0 = to_eps_and_x0(x, estimate.eps.detach(), ctx.a_t, estimate_type)
         out = to_output(x, estimate.eps.detach(), ctx.a_t, backbone.prediction_type, estimate_type)
         delta = None if estimate.delta is None else eps_difference(estimate.delta.detach(), ctx.a_t, estimate_type)
-        return Prediction(
-            model_output=out, eps=eps, x0=x0, guidance_delta=delta, guidance_scale=estimate.scale, **extra
-        )
+        return Prediction(model_output=out, eps=eps, x0=x0, guidance_delta=delta, guidance_scale=estimate.scale, **extra)
 
     def describe(self) -> dict:
         """Options for reports and captions.

@@ -1,4 +1,5 @@
 """DPS (Chung et al., ICLR 2023): the gradient through the denoiser with a constant step size."""
+
 from __future__ import annotations
 
 from guidance.methods.freedom import FreeDoM

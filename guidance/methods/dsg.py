@@ -1,4 +1,5 @@
 """DSG: diffusion with spherical Gaussian constraint (Yang et al., ICML 2024), a plug-in update rule."""
+
 from __future__ import annotations
 
 import math
@@ -10,9 +11,17 @@ from guidance.methods.options import Bound, Configurable, Option
 from guidance.vp_arithmetic import expand, norm
 
 
-RATE = Option("dsg_rate", 0.1, Bound(0, 1), param="rate", sweep="DSG rate", sweep_values="0.05, 0.1, 0.2")  # the app's strength sets it
-INTERVAL = Option("dsg_interval", 1, Bound(1, 50, slider=(1, 10)), param="interval", label="DSG interval (guide every n steps)",
-                  group="gradient")
+RATE = Option(
+    "dsg_rate", 0.1, Bound(0, 1), param="rate", sweep="DSG rate", sweep_values="0.05, 0.1, 0.2"
+)  # the app's strength sets it
+INTERVAL = Option(
+    "dsg_interval",
+    1,
+    Bound(1, 50, slider=(1, 10)),
+    param="interval",
+    label="DSG interval (guide every n steps)",
+    group="gradient",
+)
 
 
 class DSG(Configurable):
@@ -49,10 +58,14 @@ class DSG(Configurable):
             MethodConfigError: another scheduler, or DDIM with eta = 0.
         """
         if scheduler.startswith("flow") and scheduler != "flow-sde":
-            raise MethodConfigError("DSG steps on the sphere of the sampler's noise, and the flow's Euler step has none: use "
-                                    "FlowMatchEulerDiscreteScheduler with stochastic_sampling=True (the app: flow-sde)")
+            raise MethodConfigError(
+                "DSG steps on the sphere of the sampler's noise, and the flow's Euler step has none: use "
+                "FlowMatchEulerDiscreteScheduler with stochastic_sampling=True (the app: flow-sde)"
+            )
         if not (scheduler == "flow-sde" or (scheduler == "ddim" and eta > 0)):
-            raise MethodConfigError("DSG steps on the sphere of the sampler's noise: use DDIM with eta > 0 (eta = 1 in the paper)")
+            raise MethodConfigError(
+                "DSG steps on the sphere of the sampler's noise: use DDIM with eta > 0 (eta = 1 in the paper)"
+            )
 
     def applies(self, index: int, steps: int) -> bool:
         """Whether a step is guided: the official idx = steps - 1 - index, idx % interval == 0.

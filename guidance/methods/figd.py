@@ -1,4 +1,5 @@
 """FIGD (arXiv 2404.18252): the guidance gradient with the denoiser's Jacobian replaced by a scalar per step."""
+
 from __future__ import annotations
 
 import functools
@@ -37,8 +38,15 @@ def mean_weight(profile: str, alphas: tuple[float, ...]) -> float:
     return statistics.fmean(FISHER_WEIGHTS[profile](a) for a in alphas)
 
 
-FISHER_WEIGHT = Option("fisher_weight", "unit", choices=tuple(FISHER_WEIGHTS), label="FIGD Fisher weight w_t", group="gradient",
-                       sweep="FIGD Fisher weight", sweep_values="unit, flat-prior, gaussian-data")  # fmt: skip
+FISHER_WEIGHT = Option(
+    "fisher_weight",
+    "unit",
+    choices=tuple(FISHER_WEIGHTS),
+    label="FIGD Fisher weight w_t",
+    group="gradient",
+    sweep="FIGD Fisher weight",
+    sweep_values="unit, flat-prior, gaussian-data",
+)
 
 
 class FIGD(FreeDoM):

@@ -1,4 +1,5 @@
 """FreeDoM (Yu et al., ICCV 2023): energy guidance with the gradient taken through the denoiser."""
+
 from __future__ import annotations
 
 import torch
@@ -16,11 +17,19 @@ STEP_RULES = ("auto", "alpha", "normalized", "constant", "freedom-pixel")
 # the shared k; the app sets it through the strength (x each method's preset); the constant rule (DPS) takes raw step sizes
 SCALE = Option("scale", 1.0, Bound(0, 100, slider=(0, 2)), sweep="guidance scale k (shared)", sweep_values="0.02, 0.05, 0.1")
 STEP_RULE = Option("step_rule", "auto", choices=STEP_RULES)
-WINDOW = Option("window", (0.0, 1.0), window="guidance window", convert=lambda window: Window(*window), label="Guidance window", step=0.05,
-                group="gradient")  # fmt: skip
+WINDOW = Option(
+    "window",
+    (0.0, 1.0),
+    window="guidance window",
+    convert=lambda window: Window(*window),
+    label="Guidance window",
+    step=0.05,
+    group="gradient",
+)
 REPEATS = Option("repeats", 1, Bound(1, 10, slider=(1, 5)), param=None, label="Time-travel repeats", group="gradient")
-TRAVEL_WINDOW = Option("travel_window", (0.0, 1.0), window="time-travel window", param=None, label="Time-travel window", step=0.05,
-                       group="gradient")  # fmt: skip
+TRAVEL_WINDOW = Option(
+    "travel_window", (0.0, 1.0), window="time-travel window", param=None, label="Time-travel window", step=0.05, group="gradient"
+)
 CHECKPOINTING = Option("checkpointing", False)  # recompute the denoiser's activations in the backward pass (less memory)
 
 

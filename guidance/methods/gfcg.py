@@ -1,4 +1,5 @@
 """GFCG: gradient-free classifier guidance (arXiv 2411.15393), a predictor built on CFG or Autoguidance."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -51,20 +52,47 @@ class GFCGState:
     read_at: int | None = None
     reading: Reading | None = None
 
-MAX_SCALE = Option("gfcg_max_scale", 2.0, Bound(0, 10, slider=(0, 5)), param="max_scale", label="GFCG maximum scale w_max", step=0.1,
-                   group="gfcg", sweep="GFCG maximum scale", sweep_values="0, 1, 2")  # fmt: skip
+
+MAX_SCALE = Option(
+    "gfcg_max_scale",
+    2.0,
+    Bound(0, 10, slider=(0, 5)),
+    param="max_scale",
+    label="GFCG maximum scale w_max",
+    step=0.1,
+    group="gfcg",
+    sweep="GFCG maximum scale",
+    sweep_values="0, 1, 2",
+)
 RULE = Option("gfcg_rule", "confusion", choices=SCALE_RULES, param="scale_rule", label="GFCG scale rule", group="gfcg")
-FUSED = Option("gfcg_fused", False, param="fused", label="Fused with Autoguidance (atg+gfcg at ATG's cost)", group="gfcg",
-               excludes="gfcg_one_call")  # fmt: skip
+FUSED = Option(
+    "gfcg_fused",
+    False,
+    param="fused",
+    label="Fused with Autoguidance (atg+gfcg at ATG's cost)",
+    group="gfcg",
+    excludes="gfcg_one_call",
+)
 WINDOW = Option("gfcg_window", (0.0, 1.0), window="GFCG window", empty_window=True, param="window")
 # w_t below this fraction of w_max counts as 0 (docs/methods.md GFCG step 3)
 THRESHOLD = Option("gfcg_threshold", 0.0, Bound(0, 1), param="threshold")
 # c_ref and w_t from the previous step, so that every branch runs in one batched call (docs/methods.md GFCG, One call)
-ONE_CALL = Option("gfcg_one_call", False, param="one_call", group="gfcg",
-                  label="One batched call (reference class from the previous step; not with Fused)")
+ONE_CALL = Option(
+    "gfcg_one_call",
+    False,
+    param="one_call",
+    group="gfcg",
+    label="One batched call (reference class from the previous step; not with Fused)",
+)
 # the classifier reads x0_hat every n steps of the window; c_ref and w_t hold in between (docs/methods.md GFCG, Interval)
-INTERVAL = Option("gfcg_interval", 1, Bound(1, 50, slider=(1, 10)), param="interval", group="gfcg",
-                  label="GFCG classifier interval (read x0_hat every n steps)")
+INTERVAL = Option(
+    "gfcg_interval",
+    1,
+    Bound(1, 50, slider=(1, 10)),
+    param="interval",
+    group="gfcg",
+    label="GFCG classifier interval (read x0_hat every n steps)",
+)
 
 
 class GFCG(Predictor):

@@ -7,6 +7,7 @@ settings; guidance.methods.build_method hands each part its declared options (`C
 a widget per shown option. The options of the loop (samples, steps, seed, eta, the noise rule) and the playground's
 strength are declared here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -178,8 +179,11 @@ class Configurable:
         Returns:
             Each declared option with a parameter, converted, by parameter name.
         """
-        return {option.param or option.name: option.argument(getattr(values, option.name)) for option in cls.options
-                if option.param is not None}  # fmt: skip
+        return {
+            option.param or option.name: option.argument(getattr(values, option.name))
+            for option in cls.options
+            if option.param is not None
+        }
 
 
 def without(options: tuple[Option, ...], *names: str) -> tuple[Option, ...]:
@@ -204,17 +208,46 @@ def by_name(options: Mapping[str, Option] | tuple[Option, ...]) -> dict[str, Opt
 # setting (guidance/schedulers/adapters.py: NOISE_RULES)
 RUN_OPTIONS = (
     Option("samples", 1, Bound(1, 16, slider=(1, 4)), label="Samples", setting=False),
-    Option("steps", 25, Bound(1, 999, slider=(4, 100)), label="Steps", setting=False,  # 999: DDIM with steps_offset 1 at 1000 steps would ask for label 1000
-           sweep="steps / NFE", sweep_values="6, 10, 20"),
+    Option(
+        "steps",
+        25,
+        Bound(1, 999, slider=(4, 100)),
+        label="Steps",
+        setting=False,  # 999: DDIM with steps_offset 1 at 1000 steps would ask for label 1000
+        sweep="steps / NFE",
+        sweep_values="6, 10, 20",
+    ),
     Option("seed", 0, Bound(0, 2**32 - 1), label="Seed", setting=False),
-    Option("eta", 0.0, Bound(0, 1), label="DDIM eta", step=0.05, info="DSG needs eta > 0", setting=False,
-           sweep="DDIM eta", sweep_values="0.25, 0.5, 1"),
+    Option(
+        "eta",
+        0.0,
+        Bound(0, 1),
+        label="DDIM eta",
+        step=0.05,
+        info="DSG needs eta > 0",
+        setting=False,
+        sweep="DDIM eta",
+        sweep_values="0.25, 0.5, 1",
+    ),
     # a multiplier on each method's preset strength (guidance.playground.tasks.method_settings)
-    Option("strength", 1.0, Bound(0, 20, slider=(0, 3)), label="Guidance strength (x each method's preset)", step=0.05,
-           info="1: every method at its own preset k (its DSG rate with +dsg), shown in the table", group="gradient",
-           sweep="strength (x each method's preset)", sweep_values="0.5, 1, 2", setting=False),
-)  # fmt: skip
+    Option(
+        "strength",
+        1.0,
+        Bound(0, 20, slider=(0, 3)),
+        label="Guidance strength (x each method's preset)",
+        step=0.05,
+        info="1: every method at its own preset k (its DSG rate with +dsg), shown in the table",
+        group="gradient",
+        sweep="strength (x each method's preset)",
+        sweep_values="0.5, 1, 2",
+        setting=False,
+    ),
+)
 LOOP_OPTIONS = (Option("noise_rule", "ddim", choices=NOISE_RULES, param=None),)  # how DDIM's eta sets the sampler's noise
 # The guidance path's decoder, for the gradient methods and GFCG's classifier: the backbone's tiny one or the full VAE
-TINY_DECODER = Option("tiny_decoder", False, label="Tiny decoder on the guidance path (faster; the final image still uses the full VAE)",
-                      group="decoder")  # fmt: skip
+TINY_DECODER = Option(
+    "tiny_decoder",
+    False,
+    label="Tiny decoder on the guidance path (faster; the final image still uses the full VAE)",
+    group="decoder",
+)

@@ -4,6 +4,7 @@ Each predictor returns an `Estimate`: the combined noise estimate and, where an 
 guide) branch ran, delta = eps_c - eps_u with the weight w it carries, which FreeDoM's normalised
 step size uses (docs/methods.md, "Step size").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,8 +69,17 @@ def paired_eps(ctx: StepContext, x: Tensor, first: Tensor, second: Tensor) -> tu
 
 
 # w of CFG or Autoguidance; under a gradient method 1 disables CFG
-CFG_SCALE = Option("cfg_scale", 1.0, Bound(0, 20, slider=(1, 10)), param="scale", label="CFG / guidance scale", step=0.1, info="1: off",
-                   sweep="CFG scale", sweep_values="1.5, 2.5, 4")  # fmt: skip
+CFG_SCALE = Option(
+    "cfg_scale",
+    1.0,
+    Bound(0, 20, slider=(1, 10)),
+    param="scale",
+    label="CFG / guidance scale",
+    step=0.1,
+    info="1: off",
+    sweep="CFG scale",
+    sweep_values="1.5, 2.5, 4",
+)
 
 
 class Predictor(Configurable):

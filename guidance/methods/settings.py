@@ -8,6 +8,7 @@ what is allowed. `LIMITS` (ranges), `NAMES` (choices), `WINDOWS` and `SWEEPS` (w
 are read from the same declarations; `LIMITS` also bounds a run's samples, steps, seed, eta and strength
 (guidance.playground.tasks.TaskRequest checks those).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -23,7 +24,14 @@ from guidance.methods.options import LOOP_OPTIONS, RUN_OPTIONS, Bound, Configura
 from guidance.methods.predictors import CFG, Autoguidance, Predictor
 
 GRADIENT_METHODS: dict[str, type[FreeDoM]] = {"freedom": FreeDoM, "figd": FIGD, "dps": DPS}
-PARTS: dict[str, type[Configurable]] = {"plain": Predictor, "cfg": CFG, "atg": Autoguidance, **GRADIENT_METHODS, "dsg": DSG, "gfcg": GFCG}
+PARTS: dict[str, type[Configurable]] = {
+    "plain": Predictor,
+    "cfg": CFG,
+    "atg": Autoguidance,
+    **GRADIENT_METHODS,
+    "dsg": DSG,
+    "gfcg": GFCG,
+}
 
 
 def declared(options: Iterable[Option]) -> dict[str, Option]:
@@ -98,5 +106,18 @@ def options_of(methods: Iterable[str]) -> list[Option]:
     return sorted(found.values(), key=lambda option: order.index(option.name))
 
 
-__all__ = ["GRADIENT_METHODS", "LIMITS", "NAMES", "OPTIONS", "PARTS", "SWEEPS", "SWEEP_DEFAULTS", "WINDOWS", "Bound", "Settings",
-           "check_window", "declared", "options_of"]  # fmt: skip
+__all__ = [
+    "GRADIENT_METHODS",
+    "LIMITS",
+    "NAMES",
+    "OPTIONS",
+    "PARTS",
+    "SWEEPS",
+    "SWEEP_DEFAULTS",
+    "WINDOWS",
+    "Bound",
+    "Settings",
+    "check_window",
+    "declared",
+    "options_of",
+]

@@ -2,6 +2,7 @@
 
 Their own module so that predictors and methods both import them without a cycle.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -57,8 +58,14 @@ class StepContext:
         """
         kept = keep.nonzero()[:, 0].tolist()
         control = None if self.control is None else self.control.rows(keep)
-        return replace(self, x=self.x[keep], conditions=[self.conditions[i] for i in kept], embeddings=self.embeddings[keep],
-                       null_embeddings=self.null_embeddings[keep], control=control)  # fmt: skip
+        return replace(
+            self,
+            x=self.x[keep],
+            conditions=[self.conditions[i] for i in kept],
+            embeddings=self.embeddings[keep],
+            null_embeddings=self.null_embeddings[keep],
+            control=control,
+        )
 
     @property
     def progress(self) -> float:

@@ -5,6 +5,7 @@
 
 `load_pipeline` loads the guided pipeline of a folder's or hub id's family (its model_index.json).
 """
+
 from guidance.pipelines.denoisers import FAMILIES, PipelineBackbone
 from guidance.pipelines.guided import (
     GuidedStableDiffusion3Pipeline,
@@ -15,6 +16,11 @@ from guidance.pipelines.guided import (
 )
 
 __all__ = [
-    "FAMILIES", "GuidedStableDiffusion3Pipeline", "GuidedStableDiffusionControlNetPipeline", "GuidedStableDiffusionPipeline",
-    "GuidedStableDiffusionXLControlNetPipeline", "GuidedStableDiffusionXLPipeline", "PipelineBackbone",
-]  # fmt: skip
+    "FAMILIES",
+    "GuidedStableDiffusion3Pipeline",
+    "GuidedStableDiffusionControlNetPipeline",
+    "GuidedStableDiffusionPipeline",
+    "GuidedStableDiffusionXLControlNetPipeline",
+    "GuidedStableDiffusionXLPipeline",
+    "PipelineBackbone",
+]

@@ -5,6 +5,7 @@ A condition's tensors travel as one (B, L, D) tensor, as the methods pass embedd
 cuts rows of them): SDXL appends its pooled text embedding and its time ids as two more rows, SD 3 its pooled
 embedding as one, each zero-padded to D (`pack`, `unpack`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -50,7 +51,7 @@ def unpack(packed: Tensor, sizes: Sequence[int]) -> tuple[Tensor, ...]:
 
 
 def family_of(pipe) -> str:
-    """"sd3" for a pipeline with a transformer, "sdxl" for one with a second text encoder, else "sd"."""
+    """ "sd3" for a pipeline with a transformer, "sdxl" for one with a second text encoder, else "sd"."""
     if getattr(pipe, "transformer", None) is not None:
         return "sd3"
     return "sdxl" if hasattr(pipe, "text_encoder_2") else "sd"
@@ -116,9 +117,13 @@ class PipelineBackbone(Backbone):
             return pipe.encode_prompt(prompts, device, per_prompt, guidance, negative, **embeds)
         if self.family == "sdxl":
             positive, negative_embeds, pooled, negative_pooled = pipe.encode_prompt(
-                prompt=prompts, device=device, num_images_per_prompt=per_prompt, do_classifier_free_guidance=guidance,
-                negative_prompt=negative, **embeds,
-            )  # fmt: skip
+                prompt=prompts,
+                device=device,
+                num_images_per_prompt=per_prompt,
+                do_classifier_free_guidance=guidance,
+                negative_prompt=negative,
+                **embeds,
+            )
             time_ids = self.time_ids(pooled, size)
             self.extra_sizes = (pooled.shape[-1], time_ids.shape[-1])
             positive = pack(positive, pooled, time_ids.repeat(len(positive), 1))
@@ -127,9 +132,13 @@ class PipelineBackbone(Backbone):
             return positive, negative_embeds
         embeds = {"prompt_2": None, "prompt_3": None, **embeds}
         positive, negative_embeds, pooled, negative_pooled = pipe.encode_prompt(
-            prompt=prompts, device=device, num_images_per_prompt=per_prompt, do_classifier_free_guidance=guidance,
-            negative_prompt=negative, **embeds,
-        )  # fmt: skip
+            prompt=prompts,
+            device=device,
+            num_images_per_prompt=per_prompt,
+            do_classifier_free_guidance=guidance,
+            negative_prompt=negative,
+            **embeds,
+        )
         self.extra_sizes = (pooled.shape[-1],)
         positive = pack(positive, pooled)
         return positive, None if negative_embeds is None else pack(negative_embeds, negative_pooled)
@@ -148,7 +157,9 @@ class PipelineBackbone(Backbone):
         size = size or (self.image_size, self.image_size)
         pipe = self.pipe
         projection = int(pooled.shape[-1]) if pipe.text_encoder_2 is None else pipe.text_encoder_2.config.projection_dim
-        return pipe._get_add_time_ids(size, (0, 0), size, dtype=pooled.dtype, text_encoder_projection_dim=projection).to(self.device)
+        return pipe._get_add_time_ids(size, (0, 0), size, dtype=pooled.dtype, text_encoder_projection_dim=projection).to(
+            self.device
+        )
 
     def gradient_checkpointing(self, enabled: bool = True):
         """diffusers' gradient checkpointing on the denoiser and the ControlNet inside the block (FreeDoM and DPS)."""
@@ -157,8 +168,9 @@ class PipelineBackbone(Backbone):
     def _forward(self, x: Tensor, t: Tensor, embeddings: Tensor, control: Control | None, guide: bool) -> Tensor:
         if self.family == "sd3":
             hidden, pooled = unpack(embeddings, self.extra_sizes)
-            return self.denoiser(hidden_states=x, timestep=t, encoder_hidden_states=hidden, pooled_projections=pooled,
-                                 return_dict=False)[0]  # fmt: skip
+            return self.denoiser(
+                hidden_states=x, timestep=t, encoder_hidden_states=hidden, pooled_projections=pooled, return_dict=False
+            )[0]
         added = None
         if self.family == "sdxl":
             embeddings, pooled, time_ids = unpack(embeddings, self.extra_sizes)
@@ -166,9 +178,14 @@ class PipelineBackbone(Backbone):
         residuals = {}
         if control is not None:
             down, mid = self.controlnet(
-                x, t, encoder_hidden_states=embeddings, controlnet_cond=control.image, conditioning_scale=control.scale,
-                added_cond_kwargs=added, return_dict=False,
-            )  # fmt: skip
+                x,
+                t,
+                encoder_hidden_states=embeddings,
+                controlnet_cond=control.image,
+                conditioning_scale=control.scale,
+                added_cond_kwargs=added,
+                return_dict=False,
+            )
             residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
         return self.denoiser(x, t, encoder_hidden_states=embeddings, added_cond_kwargs=added, return_dict=False, **residuals)[0]
 

@@ -9,6 +9,7 @@ the stock pipeline's own `check_inputs`, `encode_prompt`, `retrieve_timesteps` a
 per-step records beside the images. With `guidance=None` it is the stock pipeline: CFG at `guidance_scale`
 (docs/methods.md, "Guided pipelines").
 """
+
 from __future__ import annotations
 
 import inspect
@@ -40,11 +41,29 @@ from guidance.sampling import Start, guided_loop
 
 # the stock arguments every guided call reads; others must keep their defaults
 COMMON = (
-    "prompt", "negative_prompt", "height", "width", "num_inference_steps", "timesteps", "sigmas", "guidance_scale",
-    "num_images_per_prompt", "eta", "generator", "latents", "prompt_embeds", "negative_prompt_embeds", "output_type",
-    "return_dict", "callback_on_step_end", "callback_on_step_end_tensor_inputs", "kwargs",
-)  # fmt: skip
-METHOD_OPTIONS = frozenset(name for name, option in OPTIONS.items() if option.setting) - {"cfg_scale"}  # CFG's w is guidance_scale
+    "prompt",
+    "negative_prompt",
+    "height",
+    "width",
+    "num_inference_steps",
+    "timesteps",
+    "sigmas",
+    "guidance_scale",
+    "num_images_per_prompt",
+    "eta",
+    "generator",
+    "latents",
+    "prompt_embeds",
+    "negative_prompt_embeds",
+    "output_type",
+    "return_dict",
+    "callback_on_step_end",
+    "callback_on_step_end_tensor_inputs",
+    "kwargs",
+)
+METHOD_OPTIONS = frozenset(name for name, option in OPTIONS.items() if option.setting) - {
+    "cfg_scale"
+}  # CFG's w is guidance_scale
 
 
 @dataclass
@@ -109,24 +128,40 @@ class GuidedMixin:
         self._check(call)
         height, width = self._size(call)
         do_cfg = call["guidance_scale"] > 1
-        self._guidance_scale, self._interrupt, self._clip_skip, self._cross_attention_kwargs = call["guidance_scale"], False, None, None
+        self._guidance_scale, self._interrupt, self._clip_skip, self._cross_attention_kwargs = (
+            call["guidance_scale"],
+            False,
+            None,
+            None,
+        )
         self._guidance_rescale, self._joint_attention_kwargs = 0.0, None
         method = self._method(guidance, call["guidance_scale"] if do_cfg else 1.0, options, classifier)
         backbone = PipelineBackbone(self)
         device, per_prompt = self._execution_device, call["num_images_per_prompt"]
-        embeds = {name: call[name] for name in ("negative_prompt_embeds", "prompt_embeds", *self._embeds) if call.get(name) is not None}
+        embeds = {
+            name: call[name] for name in ("negative_prompt_embeds", "prompt_embeds", *self._embeds) if call.get(name) is not None
+        }
         positive, negative = backbone.encode(call["prompt"], call["negative_prompt"], True, per_prompt, (height, width), **embeds)
         control = self._control(call, len(positive), height, width)
         self._retrieve_timesteps(call, device, height, width)  # sets the scheduler's timesteps, as the stock call does
         latents = self.prepare_latents(
-            len(positive), backbone.denoiser.config.in_channels, height, width, positive.dtype, device, call["generator"], call["latents"]
-        )  # fmt: skip
+            len(positive),
+            backbone.denoiser.config.in_channels,
+            height,
+            width,
+            positive.dtype,
+            device,
+            call["generator"],
+            call["latents"],
+        )
 
         def noise() -> Tensor:
             return randn_tensor(latents.shape, generator=call["generator"], device=device, dtype=latents.dtype)
 
         start = Start(self.scheduler, latents, positive, negative, noise, call["generator"])
-        latents, records = self._loop(backbone, method, start, self._conditions(call, len(positive)), energy, control, call, noise_rule)
+        latents, records = self._loop(
+            backbone, method, start, self._conditions(call, len(positive)), energy, control, call, noise_rule
+        )
         return self._finish(latents, call, records)
 
     def _bind(self, prompt, *args, **kwargs) -> dict[str, Any]:
@@ -140,17 +175,24 @@ class GuidedMixin:
         bound.apply_defaults()
         call = dict(bound.arguments)
         del call["self"]
-        ignored = [name for name, value in call.items()
-                   if name not in COMMON + self._reads and value is not signature.parameters[name].default]  # fmt: skip
+        ignored = [
+            name
+            for name, value in call.items()
+            if name not in COMMON + self._reads and value is not signature.parameters[name].default
+        ]
         if ignored or call.get("kwargs"):
-            raise MethodConfigError(f"a guided {stock.__name__} does not take {ignored or sorted(call['kwargs'])}; "
-                                    f"it reads {sorted(COMMON + self._reads)} and the method options")  # fmt: skip
+            raise MethodConfigError(
+                f"a guided {stock.__name__} does not take {ignored or sorted(call['kwargs'])}; "
+                f"it reads {sorted(COMMON + self._reads)} and the method options"
+            )
         return call
 
     @property
     def _embeds(self) -> tuple[str, ...]:
         """The family's further encode_prompt arguments among its stock arguments."""
-        return tuple(name for name in self._reads if name.startswith(("prompt_", "negative_prompt_", "pooled_", "negative_pooled_")))
+        return tuple(
+            name for name in self._reads if name.startswith(("prompt_", "negative_prompt_", "pooled_", "negative_pooled_"))
+        )
 
     @staticmethod
     def _method(guidance: str | Guidance | None, cfg_scale: float, options: dict, classifier: Classifier | None) -> Guidance:
@@ -204,9 +246,18 @@ class GuidedMixin:
         with self.progress_bar(total=steps) as bar:
             recorder = Recorder(backbone, energy, steps, progress=lambda done, total: bar.update())
             latents, _ = guided_loop(
-                backbone, method, start, conditions, recorder, eta=call.get("eta", 0.0), noise_rule=noise_rule, energy=energy,
-                control=control, should_stop=lambda: self.interrupt, after_step=after_step,
-            )  # fmt: skip
+                backbone,
+                method,
+                start,
+                conditions,
+                recorder,
+                eta=call.get("eta", 0.0),
+                noise_rule=noise_rule,
+                energy=energy,
+                control=control,
+                should_stop=lambda: self.interrupt,
+                after_step=after_step,
+            )
         return latents, recorder.records
 
 
@@ -251,8 +302,17 @@ class GuidedStableDiffusionPipeline(GuidedMixin, StableDiffusionFinish, StableDi
     """StableDiffusionPipeline (SD 1.x and 2.x, epsilon and v-prediction) with training-free guidance in __call__."""
 
     def _check(self, call: dict) -> None:
-        self.check_inputs(call["prompt"], *self._size(call), None, call["negative_prompt"], call["prompt_embeds"],
-                          call["negative_prompt_embeds"], None, None, call["callback_on_step_end_tensor_inputs"])  # fmt: skip
+        self.check_inputs(
+            call["prompt"],
+            *self._size(call),
+            None,
+            call["negative_prompt"],
+            call["prompt_embeds"],
+            call["negative_prompt_embeds"],
+            None,
+            None,
+            call["callback_on_step_end_tensor_inputs"],
+        )
 
     def _size(self, call: dict) -> tuple[int, int]:
         default = self.unet.config.sample_size * self.vae_scale_factor
@@ -268,19 +328,34 @@ class ControlNetInput:
 
     def _control(self, call: dict, batch: int, height: int, width: int) -> Control:
         """One map per sample (the loop repeats it for CFG's batch)."""
-        image = self.prepare_image(call["image"], width, height, batch, call["num_images_per_prompt"], self._execution_device,
-                                   self.controlnet.dtype)  # fmt: skip
+        image = self.prepare_image(
+            call["image"], width, height, batch, call["num_images_per_prompt"], self._execution_device, self.controlnet.dtype
+        )
         return Control(image, float(call["controlnet_conditioning_scale"]))
 
 
-class GuidedStableDiffusionControlNetPipeline(ControlNetInput, GuidedMixin, StableDiffusionFinish, StableDiffusionControlNetPipeline):
+class GuidedStableDiffusionControlNetPipeline(
+    ControlNetInput, GuidedMixin, StableDiffusionFinish, StableDiffusionControlNetPipeline
+):
     """StableDiffusionControlNetPipeline (one ControlNet) with training-free guidance in __call__."""
 
     _reads = ("image", "controlnet_conditioning_scale")
 
     def _check(self, call: dict) -> None:
-        self.check_inputs(call["prompt"], call["image"], None, call["negative_prompt"], call["prompt_embeds"], call["negative_prompt_embeds"],
-                          None, None, call["controlnet_conditioning_scale"], 0.0, 1.0, call["callback_on_step_end_tensor_inputs"])  # fmt: skip
+        self.check_inputs(
+            call["prompt"],
+            call["image"],
+            None,
+            call["negative_prompt"],
+            call["prompt_embeds"],
+            call["negative_prompt_embeds"],
+            None,
+            None,
+            call["controlnet_conditioning_scale"],
+            0.0,
+            1.0,
+            call["callback_on_step_end_tensor_inputs"],
+        )
 
 
 class StableDiffusionXLFinish:
@@ -324,35 +399,80 @@ class GuidedStableDiffusionXLPipeline(GuidedMixin, StableDiffusionXLFinish, Stab
     _reads = SDXL_PROMPTS
 
     def _check(self, call: dict) -> None:
-        self.check_inputs(call["prompt"], call["prompt_2"], *self._size(call), None, call["negative_prompt"], call["negative_prompt_2"],
-                          call["prompt_embeds"], call["negative_prompt_embeds"], call["pooled_prompt_embeds"],
-                          call["negative_pooled_prompt_embeds"], None, None, call["callback_on_step_end_tensor_inputs"])  # fmt: skip
+        self.check_inputs(
+            call["prompt"],
+            call["prompt_2"],
+            *self._size(call),
+            None,
+            call["negative_prompt"],
+            call["negative_prompt_2"],
+            call["prompt_embeds"],
+            call["negative_prompt_embeds"],
+            call["pooled_prompt_embeds"],
+            call["negative_pooled_prompt_embeds"],
+            None,
+            None,
+            call["callback_on_step_end_tensor_inputs"],
+        )
 
 
-class GuidedStableDiffusionXLControlNetPipeline(ControlNetInput, GuidedMixin, StableDiffusionXLFinish, StableDiffusionXLControlNetPipeline):
+class GuidedStableDiffusionXLControlNetPipeline(
+    ControlNetInput, GuidedMixin, StableDiffusionXLFinish, StableDiffusionXLControlNetPipeline
+):
     """StableDiffusionXLControlNetPipeline (one ControlNet) with training-free guidance in __call__."""
 
     _reads = (*SDXL_PROMPTS, "image", "controlnet_conditioning_scale")
 
     def _check(self, call: dict) -> None:
-        self.check_inputs(call["prompt"], call["prompt_2"], call["image"], None, call["negative_prompt"], call["negative_prompt_2"],
-                          call["prompt_embeds"], call["negative_prompt_embeds"], call["pooled_prompt_embeds"], None, None,
-                          call["negative_pooled_prompt_embeds"], call["controlnet_conditioning_scale"], 0.0, 1.0,
-                          call["callback_on_step_end_tensor_inputs"])  # fmt: skip
+        self.check_inputs(
+            call["prompt"],
+            call["prompt_2"],
+            call["image"],
+            None,
+            call["negative_prompt"],
+            call["negative_prompt_2"],
+            call["prompt_embeds"],
+            call["negative_prompt_embeds"],
+            call["pooled_prompt_embeds"],
+            None,
+            None,
+            call["negative_pooled_prompt_embeds"],
+            call["controlnet_conditioning_scale"],
+            0.0,
+            1.0,
+            call["callback_on_step_end_tensor_inputs"],
+        )
 
 
 class GuidedStableDiffusion3Pipeline(GuidedMixin, StableDiffusion3Pipeline):
     """StableDiffusion3Pipeline (rectified flow) with training-free guidance in __call__; the methods read the flow's
     VP view (docs/methods.md, "Gaussian paths"). It runs without its T5 encoder where the pipeline has none."""
 
-    _reads = ("prompt_2", "prompt_3", "negative_prompt_2", "negative_prompt_3", "pooled_prompt_embeds",
-              "negative_pooled_prompt_embeds", "mu")  # fmt: skip
+    _reads = (
+        "prompt_2",
+        "prompt_3",
+        "negative_prompt_2",
+        "negative_prompt_3",
+        "pooled_prompt_embeds",
+        "negative_pooled_prompt_embeds",
+        "mu",
+    )
 
     def _check(self, call: dict) -> None:
-        self.check_inputs(call["prompt"], call["prompt_2"], call["prompt_3"], *self._size(call), call["negative_prompt"],
-                          call["negative_prompt_2"], call["negative_prompt_3"], call["prompt_embeds"], call["negative_prompt_embeds"],
-                          call["pooled_prompt_embeds"], call["negative_pooled_prompt_embeds"],
-                          call["callback_on_step_end_tensor_inputs"])  # fmt: skip
+        self.check_inputs(
+            call["prompt"],
+            call["prompt_2"],
+            call["prompt_3"],
+            *self._size(call),
+            call["negative_prompt"],
+            call["negative_prompt_2"],
+            call["negative_prompt_3"],
+            call["prompt_embeds"],
+            call["negative_prompt_embeds"],
+            call["pooled_prompt_embeds"],
+            call["negative_pooled_prompt_embeds"],
+            call["callback_on_step_end_tensor_inputs"],
+        )
 
     def _timestep_kwargs(self, height: int, width: int) -> dict:
         """The stock resolution-dependent shift `mu` where the scheduler uses dynamic shifting."""
@@ -361,8 +481,13 @@ class GuidedStableDiffusion3Pipeline(GuidedMixin, StableDiffusion3Pipeline):
             return {}
         patch = self.transformer.config.patch_size
         tokens = (height // self.vae_scale_factor // patch) * (width // self.vae_scale_factor // patch)
-        mu = calculate_shift(tokens, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
-                             config.get("base_shift", 0.5), config.get("max_shift", 1.16))  # fmt: skip
+        mu = calculate_shift(
+            tokens,
+            config.get("base_image_seq_len", 256),
+            config.get("max_image_seq_len", 4096),
+            config.get("base_shift", 0.5),
+            config.get("max_shift", 1.16),
+        )
         return {"mu": mu}
 
     def _finish(self, latents: Tensor, call: dict, records: list[StepRecord]):

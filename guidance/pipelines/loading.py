@@ -1,4 +1,5 @@
 """A guided pipeline of the family that a folder's or hub id's model_index.json names, loaded offline where asked."""
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,10 @@ def load(what: str, source: str, loader, **kwargs):
     try:
         return loader(source, **kwargs)
     except LOAD_ERRORS as error:
-        how = (f"Download them once with network access (e.g. `huggingface-cli download {source}`), or pass a local "
-               f"folder saved with `save_pretrained`. Cause: {type(error).__name__}: {error}")  # fmt: skip
+        how = (
+            f"Download them once with network access (e.g. `huggingface-cli download {source}`), or pass a local "
+            f"folder saved with `save_pretrained`. Cause: {type(error).__name__}: {error}"
+        )
         raise WeightsUnavailableError(what, where(source), how) from error
 
 
@@ -68,13 +71,17 @@ def family(source: str) -> str:
         WeightsUnavailableError: no model_index.json could be read.
         UnsupportedModelError: a pipeline class of another family.
     """
-    index = load("the pipeline's files (model_index.json)", source, DiffusionPipeline.load_config, local_files_only=local_only(source))
+    index = load(
+        "the pipeline's files (model_index.json)", source, DiffusionPipeline.load_config, local_files_only=local_only(source)
+    )
     name = index.get("_class_name", "")
     for prefix, found in FAMILY_OF_CLASS:
         if prefix in name:
             return found
-    raise UnsupportedModelError(f"{source} is a {name or 'pipeline without a class name'}; guided pipelines cover Stable "
-                                "Diffusion 1.x/2.x (+ ControlNet), SDXL and SD 3 (guidance.pipelines)")  # fmt: skip
+    raise UnsupportedModelError(
+        f"{source} is a {name or 'pipeline without a class name'}; guided pipelines cover Stable "
+        "Diffusion 1.x/2.x (+ ControlNet), SDXL and SD 3 (guidance.pipelines)"
+    )
 
 
 def load_pipeline(
@@ -106,11 +113,21 @@ def load_pipeline(
     if kind == "sd":
         common.update(safety_checker=None, requires_safety_checker=False)
     if controlnet is not None:
-        net = load("ControlNet weights", controlnet, ControlNetModel.from_pretrained, torch_dtype=dtype, local_files_only=local_only(controlnet))
+        net = load(
+            "ControlNet weights",
+            controlnet,
+            ControlNetModel.from_pretrained,
+            torch_dtype=dtype,
+            local_files_only=local_only(controlnet),
+        )
         cls = GuidedStableDiffusionControlNetPipeline if kind == "sd" else GuidedStableDiffusionXLControlNetPipeline
         pipe = load(f"{TITLES[kind]} weights", source, cls.from_pretrained, controlnet=net, **common)
     else:
-        cls = {"sd": GuidedStableDiffusionPipeline, "sdxl": GuidedStableDiffusionXLPipeline, "sd3": GuidedStableDiffusion3Pipeline}[kind]
+        cls = {
+            "sd": GuidedStableDiffusionPipeline,
+            "sdxl": GuidedStableDiffusionXLPipeline,
+            "sd3": GuidedStableDiffusion3Pipeline,
+        }[kind]
         pipe = load(f"{TITLES[kind]} weights", source, cls.from_pretrained, **common)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)

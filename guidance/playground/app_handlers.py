@@ -13,6 +13,7 @@ Wherever a function takes them:
     admissions: who holds a run (guidance.playground.crowd); a run or sweep counts as its session's while it goes, and
         gives back the memory it freed when it ends (guidance.playground.upkeep).
 """
+
 from __future__ import annotations
 
 import os
@@ -29,9 +30,14 @@ from PIL import Image
 
 from conditions.images import to_pil
 from guidance.errors import (
-    DeviceOutOfMemoryError, GuidanceError, ImageInputError, MethodConfigError, NoFaceFoundError, SamplingNaNError,
-    WeightsUnavailableError
-)  # fmt: skip
+    DeviceOutOfMemoryError,
+    GuidanceError,
+    ImageInputError,
+    MethodConfigError,
+    NoFaceFoundError,
+    SamplingNaNError,
+    WeightsUnavailableError,
+)
 from guidance.methods.options import RUN_OPTIONS, by_name
 from guidance.playground.crowd import Admissions
 from guidance.playground.export import metrics_table, step_figure, strength_text, summarize, write_downloads
@@ -44,8 +50,14 @@ from guidance.playground.tasks.command import SweepInputs, setting_pairs, sweep_
 from guidance.playground.tasks.inputs import GRID_LABELS
 from guidance.playground.upkeep import released
 from guidance.playground.views import (
-    SWEEP_SERIES, paths_figure, sweep_figure, sweep_grid, sweep_summary, trajectory_strip, write_sweep_files
-)  # fmt: skip
+    SWEEP_SERIES,
+    paths_figure,
+    sweep_figure,
+    sweep_grid,
+    sweep_summary,
+    trajectory_strip,
+    write_sweep_files,
+)
 from guidance.playground.widgets import settings_from
 from guidance.schedulers.grids import LABELS, SOLVERS
 from guidance.worlds.embedded import ASSETS
@@ -54,9 +66,13 @@ from guidance.worlds.registry import SD, WorldRegistry
 
 SNAPSHOTS = 8  # x0_hat kept at 8 evenly spaced steps per method: the live preview's frames and the trajectory strip
 ERROR_TITLES = {
-    NoFaceFoundError: "No face found", ImageInputError: "Unusable image", WeightsUnavailableError: "Weights not available",
-    MethodConfigError: "Invalid settings", SamplingNaNError: "Sampling diverged", DeviceOutOfMemoryError: "Out of memory",
-}  # fmt: skip
+    NoFaceFoundError: "No face found",
+    ImageInputError: "Unusable image",
+    WeightsUnavailableError: "Weights not available",
+    MethodConfigError: "Invalid settings",
+    SamplingNaNError: "Sampling diverged",
+    DeviceOutOfMemoryError: "Out of memory",
+}
 
 
 # ----------------------------------------------------------------------------- widgets -> request
@@ -73,11 +89,15 @@ def request_from(spec: TaskSpec, values: dict[str, Any]) -> TaskRequest:
         MethodConfigError: a value is not allowed.
     """
     request: dict[str, Any] = {
-        "task": spec.name, "condition": values["condition"] or None, "samples": int(values["samples"]),
-        "steps": int(values[spec.runs.steps_key]), "eta": float(values["eta"]),
-        "seed": int(values["seed"] or 0), "settings": settings_from(spec, values),
+        "task": spec.name,
+        "condition": values["condition"] or None,
+        "samples": int(values["samples"]),
+        "steps": int(values[spec.runs.steps_key]),
+        "eta": float(values["eta"]),
+        "seed": int(values["seed"] or 0),
+        "settings": settings_from(spec, values),
         "strength": float(values["strength"]) if "strength" in values else None,
-    }  # fmt: skip
+    }
     for kind in spec.all_inputs:
         request |= kind.parse(spec, values)
     return make_request(**request)
@@ -87,8 +107,12 @@ def request_from(spec: TaskSpec, values: dict[str, Any]) -> TaskRequest:
 
 
 def _caption(label: str, stats: dict[str, Any], index: int, metric_label: str) -> str:
-    parts = [f"{label}{'' if index == 0 else f' #{index + 1}'}", strength_text(stats["options"]), f"{stats['seconds']:.2f} s",
-             f"{stats['nfe']:g} NFE"]  # fmt: skip
+    parts = [
+        f"{label}{'' if index == 0 else f' #{index + 1}'}",
+        strength_text(stats["options"]),
+        f"{stats['seconds']:.2f} s",
+        f"{stats['nfe']:g} NFE",
+    ]
     if stats["metric"] is not None:
         parts.append(f"{metric_label} {stats['metric'][index]:.3f}")
     parts += [f"{name.replace('_', ' ')} {values[index]:g}" for name, values in (stats.get("extra_metrics") or {}).items()]
@@ -163,10 +187,14 @@ def readable_errors() -> Iterator[None]:
         title = next((t for cls, t in ERROR_TITLES.items() if isinstance(error, cls)), "Error")
         raise gr.Error(str(error), title=title, print_exception=False) from error
     except (torch.OutOfMemoryError, MemoryError) as error:
-        raise gr.Error("out of memory: try fewer samples, fewer methods or a smaller backbone", title="Out of memory", print_exception=False) from error
+        raise gr.Error(
+            "out of memory: try fewer samples, fewer methods or a smaller backbone", title="Out of memory", print_exception=False
+        ) from error
     except Exception as error:
-        raise gr.Error(f"the run failed ({type(error).__name__}: {error}). The app is fine: change a setting or try again.",
-                       title="Run failed") from error  # fmt: skip
+        raise gr.Error(
+            f"the run failed ({type(error).__name__}: {error}). The app is fine: change a setting or try again.",
+            title="Run failed",
+        ) from error
 
 
 def _warn_if_stopped(outcome: TaskOutcome, requested: int) -> None:
@@ -191,8 +219,9 @@ def run_seconds(spec: TaskSpec, values: dict[str, Any], sweep_values: int = 1) -
     return gpu_seconds(steps, int(values.get("samples", 1)), runs, sweep_values)
 
 
-def make_run(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None,
-             admissions: Admissions | None = None) -> Callable[..., Iterator[tuple]]:  # fmt: skip
+def make_run(
+    spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None, admissions: Admissions | None = None
+) -> Callable[..., Iterator[tuple]]:
     """The tab's run endpoint. Under ZeroGPU (`spaces`) it holds the GPU for its steps.
 
     Returns:
@@ -259,9 +288,14 @@ def sweep_inputs(spec: TaskSpec, request: TaskRequest, values: dict[str, Any], w
         The SweepInputs: the request's settings, and what each of the task's inputs gives (its uploads by file path).
     """
     fields: dict[str, Any] = {
-        **world, "task": spec.name, "steps": request.steps, "eta": request.eta, "condition": request.condition or "",
-        "strength": request.strength, "settings": setting_pairs(spec.name, request.settings),
-    }  # fmt: skip
+        **world,
+        "task": spec.name,
+        "steps": request.steps,
+        "eta": request.eta,
+        "condition": request.condition or "",
+        "strength": request.strength,
+        "settings": setting_pairs(spec.name, request.settings),
+    }
     for kind in spec.all_inputs:
         fields |= kind.sweep_fields(request, values)
     return SweepInputs(**fields)
@@ -287,11 +321,19 @@ def sweep_command_of(spec: TaskSpec, worlds: WorldRegistry, values: dict[str, An
     request = request_from(spec, values)
     methods = spec.runs.selected(request)
     inputs = sweep_inputs(spec, request, values, world_options(worlds, backbone))
-    return sweep_command(inputs, setting, text.replace(" ", ""), tuple(methods), range(request.seed, request.seed + seeds), f"runs/sweep-{spec.name}")
+    return sweep_command(
+        inputs,
+        setting,
+        text.replace(" ", ""),
+        tuple(methods),
+        range(request.seed, request.seed + seeds),
+        f"runs/sweep-{spec.name}",
+    )
 
 
-def make_sweep(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None,
-               admissions: Admissions | None = None) -> Callable[..., tuple]:  # fmt: skip
+def make_sweep(
+    spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: Path, spaces: Any = None, admissions: Admissions | None = None
+) -> Callable[..., tuple]:
     """The tab's sweep endpoint. Under ZeroGPU (`spaces`) it holds the GPU for every value's steps.
 
     Returns:
@@ -310,10 +352,14 @@ def make_sweep(spec: TaskSpec, worlds: WorldRegistry, stops: Stops, downloads: P
                 progress(0, desc=f"loading the {backbone} backbone")
                 world = worlds.load(backbone)
                 outcome = sweep(
-                    world, request_from(spec, values), setting, parse_values(setting, text),
-                    progress=lambda where: progress((where.step, where.steps), desc=str(where), unit="steps"), should_stop=stop.is_set,
+                    world,
+                    request_from(spec, values),
+                    setting,
+                    parse_values(setting, text),
+                    progress=lambda where: progress((where.step, where.steps), desc=str(where), unit="steps"),
+                    should_stop=stop.is_set,
                     seeds=seeds,
-                )  # fmt: skip
+                )
             if outcome.cancelled:
                 gr.Warning(f"Stopped after {len(outcome.columns) - 1} of {len(outcome.values)} values; finished cells shown.")
             figures = {key: sweep_figure(outcome, key) for key in SWEEP_SERIES}
@@ -362,7 +408,9 @@ def solver_paths_view(solvers: list[str], grid: str, nfe: int) -> Any:
         backbone = MixtureBackbone()
         paths = solver_paths(shown, grid, int(nfe), backbone=backbone)
         where = "each solver's own grid" if grid == "own" else LABELS[grid]
-        return paths_figure(backbone.mixture.means.tolist(), {k: v.tolist() for k, v in paths.items()}, f"{where}, NFE {int(nfe)}")
+        return paths_figure(
+            backbone.mixture.means.tolist(), {k: v.tolist() for k, v in paths.items()}, f"{where}, NFE {int(nfe)}"
+        )
 
 
 def make_admission(admissions: Admissions, names: list[str], shown_on: str) -> Callable[..., Any]:

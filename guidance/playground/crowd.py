@@ -9,6 +9,7 @@ when to try again; Gradio's max_size stays above the line (`gradio_max_size`) as
 
 A visitor is a Gradio session (gr.Request.session_hash): one browser tab, or one gradio_client.Client.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -93,8 +94,10 @@ class Admissions:
                 del self._held[key]
             if session in self._held:
                 state = "waiting in the queue" if self._held[session].state == "waiting" else "running"
-                return (f"You already have a run {state}: one run at a time per visitor. Wait for its results, or press "
-                        "Stop, then start this one.")  # fmt: skip
+                return (
+                    f"You already have a run {state}: one run at a time per visitor. Wait for its results, or press "
+                    "Stop, then start this one."
+                )
             waiting = sum(held.state == "waiting" for held in self._held.values())
             if waiting >= self.size:
                 return self._full(waiting)
@@ -152,9 +155,11 @@ def exposure(host: str, port: int, share: bool, endpoints: list[str], queue_size
     """
     where = [f"every address of this machine, port {port}" if host in ("0.0.0.0", "::") else f"{host}:{port}"]
     where += ["the public gradio.live link printed below"] if share else []
-    return "\n".join([
-        f"Exposed to anyone who can reach {' and '.join(where)}:",
-        f"  the page and its API (gradio_client, /gradio_api/info): {', '.join(endpoints)}",
-        f"  uploads of images up to {max_upload_bytes // 2**20} MB, kept in Gradio's cache, deleted after an hour",
-        f"  this machine's CPU or GPU: one run at a time, at most {queue_size} waiting, one per visitor; no login",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"Exposed to anyone who can reach {' and '.join(where)}:",
+            f"  the page and its API (gradio_client, /gradio_api/info): {', '.join(endpoints)}",
+            f"  uploads of images up to {max_upload_bytes // 2**20} MB, kept in Gradio's cache, deleted after an hour",
+            f"  this machine's CPU or GPU: one run at a time, at most {queue_size} waiting, one per visitor; no login",
+        ]
+    )

@@ -4,6 +4,7 @@ figure, metrics table) and files: results.json and images.zip (one PNG per image
 Spread: a per-sample figure (the metric, the final energy) is its mean with a 95% Student's t-interval over the
 samples, beside every sample's value; a time per step is the median with its interquartile range over the steps
 after the first (the first step warms up caches and lazy initialisation, so it is left out)."""
+
 from __future__ import annotations
 
 import io
@@ -25,9 +26,17 @@ from guidance.statistics import median_iqr, t_interval
 from guidance.playground.tasks import TaskOutcome
 
 TABLE_COLUMNS = (
-    "method", "strength", "seconds", "NFE", "steps", "samples", "ms / step (median, IQR)", "metric mean [95% CI]",
-    "final energy mean [95% CI]", "peak MB",
-)  # fmt: skip
+    "method",
+    "strength",
+    "seconds",
+    "NFE",
+    "steps",
+    "samples",
+    "ms / step (median, IQR)",
+    "metric mean [95% CI]",
+    "final energy mean [95% CI]",
+    "peak MB",
+)
 WARM_UP_STEPS = 1  # steps left out of the time per step
 
 
@@ -35,8 +44,13 @@ def mean_spread(values: list[float] | None) -> dict[str, Any] | None:
     """Mean, 95% t-interval (None for one value), n and every value; None without values."""
     if not values:
         return None
-    return {"mean": sum(values) / len(values), "ci95": t_interval(values), "n": len(values), "values": list(values),
-            "interval": "Student's t, 95%"}  # fmt: skip
+    return {
+        "mean": sum(values) / len(values),
+        "ci95": t_interval(values),
+        "n": len(values),
+        "values": list(values),
+        "interval": "Student's t, 95%",
+    }
 
 
 def step_spread(ms_per_step: list[float]) -> dict[str, Any] | None:
@@ -50,9 +64,12 @@ def step_spread(ms_per_step: list[float]) -> dict[str, Any] | None:
 
 def spread(stats: dict[str, Any]) -> dict[str, Any]:
     """A run's summarised figures: the metric and final energy over samples, the time per step over steps."""
-    return {"metric": mean_spread(stats["metric"]), "final_energy": mean_spread(stats["final_energy"]),
-            "ms_per_step": step_spread(stats["ms_per_step"]),
-            **{name: mean_spread(values) for name, values in (stats.get("extra_metrics") or {}).items()}}  # fmt: skip
+    return {
+        "metric": mean_spread(stats["metric"]),
+        "final_energy": mean_spread(stats["final_energy"]),
+        "ms_per_step": step_spread(stats["ms_per_step"]),
+        **{name: mean_spread(values) for name, values in (stats.get("extra_metrics") or {}).items()},
+    }
 
 
 def summarize(outcome: TaskOutcome) -> dict[str, dict[str, Any]]:
@@ -81,8 +98,14 @@ def step_figure(summary: dict[str, dict[str, Any]], key: str, ylabel: str, media
         (line,) = axes.plot(range(1, len(values) + 1), values, marker=".", label=label)
         timed = [v for v in values[WARM_UP_STEPS:] if not math.isnan(v)]
         if medians and timed:
-            axes.hlines(median_iqr(timed)[0], WARM_UP_STEPS + 1, len(values), colors=line.get_color(), linestyles="--",
-                        label=f"{label} median (steps {WARM_UP_STEPS + 1}-{len(values)})")  # fmt: skip
+            axes.hlines(
+                median_iqr(timed)[0],
+                WARM_UP_STEPS + 1,
+                len(values),
+                colors=line.get_color(),
+                linestyles="--",
+                label=f"{label} median (steps {WARM_UP_STEPS + 1}-{len(values)})",
+            )
     axes.set(xlabel="step", ylabel=ylabel)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
@@ -91,7 +114,7 @@ def step_figure(summary: dict[str, dict[str, Any]], key: str, ylabel: str, media
 
 
 def mean_cell(values: list[float] | None) -> str:
-    """"mean [low, high]" (the 95% t-interval) for several values, the value alone for one, "" for none."""
+    """ "mean [low, high]" (the 95% t-interval) for several values, the value alone for one, "" for none."""
     found = mean_spread(values)
     if found is None:
         return ""
@@ -102,7 +125,7 @@ def mean_cell(values: list[float] | None) -> str:
 
 
 def step_cell(ms_per_step: list[float]) -> str:
-    """"median (q1-q3)" of the ms per step after the warm-up, "" when there is no such step."""
+    """ "median (q1-q3)" of the ms per step after the warm-up, "" when there is no such step."""
     found = step_spread(ms_per_step)
     if found is None:
         return ""
@@ -133,14 +156,20 @@ def metrics_table(summary: dict[str, dict[str, Any]], metric_label: str) -> pd.D
     """
     rows = [
         {
-            "method": label, "strength": strength_text(stats["options"]), "seconds": round(stats["seconds"], 3), "NFE": stats["nfe"], "steps": stats["steps"],
+            "method": label,
+            "strength": strength_text(stats["options"]),
+            "seconds": round(stats["seconds"], 3),
+            "NFE": stats["nfe"],
+            "steps": stats["steps"],
             "samples": len(stats["metric"] or stats["final_energy"] or []) or None,
-            "ms / step (median, IQR)": step_cell(stats["ms_per_step"]), f"{metric_label} mean [95% CI]": mean_cell(stats["metric"]),
+            "ms / step (median, IQR)": step_cell(stats["ms_per_step"]),
+            f"{metric_label} mean [95% CI]": mean_cell(stats["metric"]),
             **extra_cells(stats.get("extra_metrics") or {}),
-            "final energy mean [95% CI]": mean_cell(stats["final_energy"]), "peak MB": round(stats["peak_mem_mb"], 1),
+            "final energy mean [95% CI]": mean_cell(stats["final_energy"]),
+            "peak MB": round(stats["peak_mem_mb"], 1),
         }
         for label, stats in summary.items()
-    ]  # fmt: skip
+    ]
     return pd.DataFrame(rows)
 
 

@@ -3,6 +3,7 @@
 The app's generator handlers and the `preview` benchmark consume `stream_task`. x0_hat is kept at the request's
 `snapshots` steps (guidance.recording.snapshot_indices) and decoded only when a frame is shown, by its consumer.
 """
+
 from __future__ import annotations
 
 import queue

@@ -4,6 +4,7 @@
 samples and methods requested. The per-step figure is [ours]: a guided SD 1.5 step at 512 px (UNet backward
 included) on an A100-class GPU, with a 1.5x margin; loading the weights is counted once.
 """
+
 from __future__ import annotations
 
 import math

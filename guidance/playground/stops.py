@@ -1,4 +1,5 @@
 """Stopping a run between two steps: one flag per session, registered while that session's run is going."""
+
 from __future__ import annotations
 
 import threading

@@ -6,6 +6,7 @@ of cached files while runs add to them; in Gradio 6.31 the first "Set changed si
 for good, and files a run returns to a gr.File never enter those sets: the cache grows without bound (`python -m
 guidance.bench load` measured it). `CacheCleaner` deletes old files from the cache folder itself.
 """
+
 from __future__ import annotations
 
 import ctypes

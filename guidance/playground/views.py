@@ -1,4 +1,5 @@
 """Pictures of results for the app and the notebooks: sweep grids and plots, x0_hat trajectories, live frames."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,9 @@ LABEL_WIDTH, HEADER_HEIGHT = 84, 18
 SWEEP_SERIES = {"metric": "metric (mean over samples)", "seconds_per_image": "seconds per image"}
 
 
-def labelled_grid(rows: Sequence[Sequence[Image.Image | None]], row_labels: Sequence[str], column_labels: Sequence[str], cell: int = 96) -> Image.Image:
+def labelled_grid(
+    rows: Sequence[Sequence[Image.Image | None]], row_labels: Sequence[str], column_labels: Sequence[str], cell: int = 96
+) -> Image.Image:
     """Images in rows and columns with a label left of each row and above each column.
 
     Args:
@@ -53,9 +56,12 @@ def sweep_grid(outcome: SweepOutcome, sample: int = 0, cell: int = 96) -> Image.
         cell: the side of each image in pixels.
     """
     rows = [
-        [None if (r := outcome.cell(label, c)) is None else to_pil(r.images[sample : sample + 1])[0] for c in range(len(outcome.values))]
+        [
+            None if (r := outcome.cell(label, c)) is None else to_pil(r.images[sample : sample + 1])[0]
+            for c in range(len(outcome.values))
+        ]
         for label in outcome.labels
-    ]  # fmt: skip
+    ]
     header = [f"{outcome.setting}={_value_text(v)}" for v in outcome.values]
     return labelled_grid(rows, outcome.labels, header, cell)
 
@@ -125,7 +131,9 @@ def paths_figure(means: Sequence[Sequence[float]], paths: dict[str, Sequence], t
         for sample in range(len(points[0])):
             xs, ys = [float(p[sample][0]) for p in points], [float(p[sample][1]) for p in points]
             axes.plot(xs, ys, marker=".", color=SOLVER_COLOURS.get(solver), alpha=0.75, label=solver if sample == 0 else None)
-        axes.scatter([float(p[0]) for p in points[-1]], [float(p[1]) for p in points[-1]], color=SOLVER_COLOURS.get(solver), s=30, zorder=4)
+        axes.scatter(
+            [float(p[0]) for p in points[-1]], [float(p[1]) for p in points[-1]], color=SOLVER_COLOURS.get(solver), s=30, zorder=4
+        )
     axes.set(title=title, aspect="equal")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
@@ -134,8 +142,14 @@ def paths_figure(means: Sequence[Sequence[float]], paths: dict[str, Sequence], t
 
 def sweep_summary(outcome: SweepOutcome) -> dict:
     """The sweep as JSON: the setting, its values, the methods, and per method its series."""
-    return {"setting": outcome.setting, "values": outcome.values, "methods": outcome.labels,
-            "columns": len(outcome.columns), "cancelled": outcome.cancelled, "series": sweep_series(outcome)}  # fmt: skip
+    return {
+        "setting": outcome.setting,
+        "values": outcome.values,
+        "methods": outcome.labels,
+        "columns": len(outcome.columns),
+        "cancelled": outcome.cancelled,
+        "series": sweep_series(outcome),
+    }
 
 
 def write_sweep_files(folder: Path, outcome: SweepOutcome, figures: dict[str, Figure]) -> list[str]:
@@ -166,7 +180,10 @@ def trajectory_strip(results: Sequence[tuple[str, SamplingResult]], sample: int 
         cell: the side of each image in pixels.
     """
     steps = max((len(r.trajectory) for _, r in results), default=0)
-    rows = [[*(to_pil(images[sample : sample + 1])[0] for _, images in r.trajectory), to_pil(r.images[sample : sample + 1])[0]] for _, r in results]
+    rows = [
+        [*(to_pil(images[sample : sample + 1])[0] for _, images in r.trajectory), to_pil(r.images[sample : sample + 1])[0]]
+        for _, r in results
+    ]
     first = next((r for _, r in results if r.trajectory), None)
     header = [f"step {index + 1}" for index, _ in first.trajectory] if first else [""] * steps
     return labelled_grid(rows, [label for label, _ in results], [*header, "final"], cell)

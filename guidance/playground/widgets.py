@@ -8,6 +8,7 @@ A method option's widget: a slider over its bound, a radio over its choices, a c
 Wherever a function takes them, `spec` is the task's TaskSpec and `values` a tab's raw widget values by API parameter
 name; widgets come back as Components, keyed by API parameter name.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -67,8 +68,10 @@ def option_widgets(option: Option, value: Any) -> Components:
         The widgets.
     """
     if option.window:
-        return {key: gr.Slider(0, 1, value=part, step=option.step, label=f"{option.label} {end}")
-                for key, part, end in zip(widget_keys(option), value, ("start", "end"))}  # fmt: skip
+        return {
+            key: gr.Slider(0, 1, value=part, step=option.step, label=f"{option.label} {end}")
+            for key, part, end in zip(widget_keys(option), value, ("start", "end"))
+        }
     if isinstance(option.default, bool):
         return {option.name: gr.Checkbox(value, label=option.label)}
     if option.choices is not None:
@@ -169,11 +172,13 @@ def common_inputs(spec: TaskSpec, condition: dict[str, Any]) -> Components:
     """
     inputs: Components = {
         "condition": gr.Dropdown(
-            label=spec.conditioning.label, allow_custom_value=True,
-            info="a class of the embedded world, or free text for Stable Diffusion", **condition,
+            label=spec.conditioning.label,
+            allow_custom_value=True,
+            info="a class of the embedded world, or free text for Stable Diffusion",
+            **condition,
         ),
         "methods": gr.Dropdown(list(spec.choices), value=list(spec.selected), multiselect=True, label=spec.choices_label),
-    }  # fmt: skip
+    }
     for kind in spec.all_inputs:
         inputs |= kind.run_widgets(spec)
     runs, seed = spec.runs, LIMITS["seed"]
@@ -192,5 +197,15 @@ def has_method_settings(spec: TaskSpec) -> bool:
     return any(option.group for option in spec.options)
 
 
-__all__ = ["common_inputs", "condition_widget", "has_method_settings", "method_inputs", "option_value", "option_widgets", "settings_from",
-           "slider", "task_inputs", "widget_keys"]  # fmt: skip
+__all__ = [
+    "common_inputs",
+    "condition_widget",
+    "has_method_settings",
+    "method_inputs",
+    "option_value",
+    "option_widgets",
+    "settings_from",
+    "slider",
+    "task_inputs",
+    "widget_keys",
+]

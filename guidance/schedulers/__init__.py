@@ -1,4 +1,5 @@
 """The schedulers the sampling loop drives: diffusers' DDIM, DDPM, DPM-Solver++ and UniPC, and EVODiff."""
+
 from guidance.schedulers.adapters import SCHEDULERS, make_scheduler
 from guidance.schedulers.evodiff import EVODiffScheduler
 

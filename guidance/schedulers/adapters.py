@@ -4,6 +4,7 @@ Each scheduler keeps its state on a Gaussian path (docs/methods.md, "Gaussian pa
 (DDIM, DDPM, DPM-Solver++, UniPC, EVODiff), z = x0 + sigma eps (Euler's, whose model input is z / sqrt(1 + sigma^2)),
 or rectified flow z = (1 - s) x0 + s eps (flow matching). `StepLevels` maps each onto the VP view the methods read.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -48,16 +49,22 @@ def scheduler_name(scheduler: SchedulerMixin) -> str:
     from guidance.schedulers.evodiff import EVODiffScheduler
 
     names = {
-        DDIMScheduler: "ddim", DDPMScheduler: "ddpm", DPMSolverMultistepScheduler: "dpmsolver++",
-        UniPCMultistepScheduler: "unipc", EVODiffScheduler: "evodiff", EulerDiscreteScheduler: "euler",
+        DDIMScheduler: "ddim",
+        DDPMScheduler: "ddpm",
+        DPMSolverMultistepScheduler: "dpmsolver++",
+        UniPCMultistepScheduler: "unipc",
+        EVODiffScheduler: "evodiff",
+        EulerDiscreteScheduler: "euler",
         EulerAncestralDiscreteScheduler: "euler-ancestral",
-    }  # fmt: skip
+    }
     if type(scheduler) is FlowMatchEulerDiscreteScheduler:
         return "flow-sde" if scheduler.config.stochastic_sampling else "flow-euler"
     if type(scheduler) not in names:
         known = ", ".join(cls.__name__ for cls in (*names, FlowMatchEulerDiscreteScheduler))
-        raise MethodConfigError(f"guided sampling drives {known}; {type(scheduler).__name__} is not among them: set "
-                                "pipe.scheduler to one of these (e.g. DDIMScheduler.from_config(pipe.scheduler.config))")
+        raise MethodConfigError(
+            f"guided sampling drives {known}; {type(scheduler).__name__} is not among them: set "
+            "pipe.scheduler to one of these (e.g. DDIMScheduler.from_config(pipe.scheduler.config))"
+        )
     return names[type(scheduler)]
 
 
@@ -101,7 +108,9 @@ def step_levels(scheduler: SchedulerMixin, index: int, alpha) -> StepLevels:
         return StepLevels(1 / (1 + sigma**2), 1 / (1 + landing**2), (1 + sigma**2) ** 0.5, (1 + landing**2) ** 0.5)
     if isinstance(scheduler, FlowMatchEulerDiscreteScheduler):  # z = (1 - s) x0 + s eps
         s, landing = float(scheduler.sigmas[index]), float(scheduler.sigmas[index + 1])
-        return StepLevels(flow_alpha(s), flow_alpha(landing), ((1 - s) ** 2 + s**2) ** 0.5, ((1 - landing) ** 2 + landing**2) ** 0.5)
+        return StepLevels(
+            flow_alpha(s), flow_alpha(landing), ((1 - s) ** 2 + s**2) ** 0.5, ((1 - landing) ** 2 + landing**2) ** 0.5
+        )
     return StepLevels(alpha(scheduler.timesteps[index]), previous_alpha(scheduler, index))
 
 
@@ -157,7 +166,9 @@ def make_scheduler(name: str, config: dict) -> SchedulerMixin:
     if name == "ddpm":
         return DDPMScheduler.from_config(config)
     if name == "dpmsolver++":
-        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2, **_static_threshold(config))
+        return DPMSolverMultistepScheduler.from_config(
+            config, algorithm_type="dpmsolver++", solver_order=2, **_static_threshold(config)
+        )
     if name == "unipc":
         return UniPCMultistepScheduler.from_config(config, **_static_threshold(config))
     if name == "evodiff":  # EVODiff's own logSNR grid from label T-1, whatever spacing the config names

@@ -112,9 +112,7 @@ def _spacing_labels(timestep_spacing: str, steps: int, num_train_timesteps: int,
     return np.arange(num_train_timesteps, 0, -num_train_timesteps / steps)[:steps].round() - 1
 
 
-def _grid_labels(
-    alphas_cumprod: np.ndarray, steps: int, time_grid: str, timestep_spacing: str, steps_offset: int
-) -> np.ndarray:
+def _grid_labels(alphas_cumprod: np.ndarray, steps: int, time_grid: str, timestep_spacing: str, steps_offset: int) -> np.ndarray:
     """steps + 1 strictly decreasing integer labels: the spacing's ``steps`` call labels, then label 0.
 
     "time": the call labels are DPM-Solver++'s under ``timestep_spacing``; "logsnr": uniform in
@@ -338,9 +336,7 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         if not 1 <= num_inference_steps <= config.num_train_timesteps:
             raise ValueError(f"num_inference_steps={num_inference_steps}: need 1 <= steps <= {config.num_train_timesteps}")
         solver_steps = num_inference_steps - 1 if self._calls_at_end else num_inference_steps
-        return _grid_labels(
-            self._alphas_cumprod64, solver_steps, config.time_grid, config.timestep_spacing, config.steps_offset
-        )
+        return _grid_labels(self._alphas_cumprod64, solver_steps, config.time_grid, config.timestep_spacing, config.steps_offset)
 
     @property
     def _calls_at_end(self) -> bool:
@@ -351,9 +347,7 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         """Identity: the VP model takes x_t unscaled."""
         return sample
 
-    def add_noise(
-        self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
-    ) -> torch.Tensor:
+    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(a_t) x0 + sqrt(1 - a_t) noise, with t the integer labels (one per sample).
 
         Args:
@@ -528,7 +522,7 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         return torch.sigmoid(-shifted * c)
 
     def _last_step(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        """"Last step": x_N = c_f x_E + 0.5 sigma_N h (m_A - r_f m_B), no model call."""
+        """ "Last step": x_N = c_f x_E + 0.5 sigma_N h (m_A - r_f m_B), no model call."""
         sigma, sigma_prev = self._sigma[n], self._sigma[n - 1]
         rho = sigma / sigma_prev
         c_f = 1.0 - math.sqrt(sigma * sigma_prev)

@@ -13,6 +13,7 @@ same level. The grids follow DPM-Solver's `skip_type`s, with the continuous time
 DDIMScheduler's step always strides by T // steps, so it cannot run a non-uniform grid; on a grid, "ddim" is
 DPM-Solver++ of order 1, which is DDIM's deterministic step (eta = 0) in data prediction, the same update.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -118,7 +119,11 @@ def grid_scheduler(name: str, config: dict, grid: str, steps: int, **options) ->
     if options and name != "evodiff":
         raise ValueError(f"options {sorted(options)} are EVODiff's; {name} takes none")
     if grid == "own":
-        scheduler = EVODiffScheduler.from_config(config, timestep_spacing="linspace", **options) if options else make_scheduler(name, config)
+        scheduler = (
+            EVODiffScheduler.from_config(config, timestep_spacing="linspace", **options)
+            if options
+            else make_scheduler(name, config)
+        )
         scheduler.set_timesteps(steps)
         return scheduler
     to_label_0 = {**config, "final_sigmas_type": "sigma_min"}
@@ -128,7 +133,9 @@ def grid_scheduler(name: str, config: dict, grid: str, steps: int, **options) ->
         scheduler = EVODiffScheduler.from_config(config, **options)
     else:
         scheduler = make_scheduler(name, to_label_0)
-    calls_at_end = isinstance(scheduler, EVODiffScheduler) and (scheduler.config.final_denoise or not scheduler.config.lower_order_final)
+    calls_at_end = isinstance(scheduler, EVODiffScheduler) and (
+        scheduler.config.final_denoise or not scheduler.config.lower_order_final
+    )
     labels = levels(grid, steps - 1 if calls_at_end else steps, scheduler.alphas_cumprod)
     set_calls(scheduler, labels if calls_at_end else labels[:-1])
     return scheduler
@@ -169,8 +176,13 @@ def set_calls(scheduler: SchedulerMixin, calls: np.ndarray) -> None:
 
 
 @torch.no_grad()
-def ode_solve(backbone: Backbone, scheduler: SchedulerMixin, x: torch.Tensor, embeddings: torch.Tensor,
-              on_step: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+def ode_solve(
+    backbone: Backbone,
+    scheduler: SchedulerMixin,
+    x: torch.Tensor,
+    embeddings: torch.Tensor,
+    on_step: Callable[[torch.Tensor], None] | None = None,
+) -> torch.Tensor:
     """The scheduler's deterministic solve from x (one model call per timestep).
 
     Args:

@@ -8,6 +8,7 @@ Writes OUT/sweep.json (every sample's metric, realism and time; the means with 9
 OUT/curves.png (the metric against the value, and against realism) and OUT/grid.png (a few seeds by the values).
 A stopped run keeps its finished cells: the same command continues it, --force starts over.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,10 +48,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-edge-energy", dest="edge_energy", action="store_false", help="control task: without the edge energy")
     p.add_argument("--guidance", default="cfg", choices=GUIDED_BASES, help="solvers task: the guidance every solver runs")
     p.add_argument("--strength", default="1", help="x each method's preset strength, or 'none': the settings as given")
-    p.add_argument("--set", action="append", default=[], type=setting_pair, metavar="NAME=VALUE",
-                   help="override a setting of the task's preset (repeatable; a window as start,end)")
-    p.add_argument("--world", default=EMBEDDED, help="'embedded' (default), an embedded-world folder, or an SD 1.5 hub id or folder")
-    p.add_argument("--controlnet", dest="controlnet_model", help="SD 1.5: ControlNet hub id or folder (the control task needs one)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=setting_pair,
+        metavar="NAME=VALUE",
+        help="override a setting of the task's preset (repeatable; a window as start,end)",
+    )
+    p.add_argument(
+        "--world", default=EMBEDDED, help="'embedded' (default), an embedded-world folder, or an SD 1.5 hub id or folder"
+    )
+    p.add_argument(
+        "--controlnet", dest="controlnet_model", help="SD 1.5: ControlNet hub id or folder (the control task needs one)"
+    )
     p.add_argument("--tiny-vae", help="SD 1.5: AutoencoderTiny hub id or folder for the guidance path")
     p.add_argument("--out", type=Path, required=True, help="the sweep's folder (every process must see it)")
     p.add_argument("--force", action="store_true", help="start over: drop the cells an earlier run left in --out")
@@ -60,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def setting_pair(text: str) -> tuple[str, str]:
-    """"name=value" as a pair."""
+    """ "name=value" as a pair."""
     name, equals, value = text.partition("=")
     if not equals or not name:
         raise argparse.ArgumentTypeError(f"--set takes NAME=VALUE, got {text!r}")
@@ -80,11 +91,23 @@ def strength(text: str) -> float | None:
 def inputs_from(args: argparse.Namespace) -> SweepInputs:
     """The sweep's inputs from the command line."""
     return SweepInputs(
-        task=args.task, world=args.world, controlnet_model=args.controlnet_model, tiny_vae=args.tiny_vae, steps=args.steps, eta=args.eta, condition=args.condition,
-        reference=args.reference, control_map=args.control_map, annotator=args.annotator, controlnet=args.controlnet,
-        edge_energy=args.edge_energy, extra=args.extra, guidance=args.guidance, strength=strength(args.strength),
+        task=args.task,
+        world=args.world,
+        controlnet_model=args.controlnet_model,
+        tiny_vae=args.tiny_vae,
+        steps=args.steps,
+        eta=args.eta,
+        condition=args.condition,
+        reference=args.reference,
+        control_map=args.control_map,
+        annotator=args.annotator,
+        controlnet=args.controlnet,
+        edge_energy=args.edge_energy,
+        extra=args.extra,
+        guidance=args.guidance,
+        strength=strength(args.strength),
         settings=tuple(args.set),
-    )  # fmt: skip
+    )
 
 
 def is_embedded(source: str) -> bool:
@@ -146,8 +169,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict | None:
             bars[0].write(f"{resumed} of {len(plan.cells())} cells were finished in {args.out}: kept (--force starts over)")
 
     try:
-        return run_sweep(world, plan, args.out, force=args.force, command=f"{PROGRAM} {shlex.join(argv)}",
-                         progress=lambda done, total: bars[0].update(1), on_start=started)  # fmt: skip
+        return run_sweep(
+            world,
+            plan,
+            args.out,
+            force=args.force,
+            command=f"{PROGRAM} {shlex.join(argv)}",
+            progress=lambda done, total: bars[0].update(1),
+            on_start=started,
+        )
     finally:
         for bar in bars:
             bar.close()
@@ -162,8 +192,10 @@ def report(data: dict, out: Path) -> str:
     """
     run = data["run"]
     rate = "" if run["samples_per_second"] is None else f", {run['samples_per_second']:.3g} samples/s"
-    lines = [f"{run['cells_run']} cells run ({run['cells_resumed']} kept from before) in {run['wall_seconds']:.1f} s on "
-             f"{run['processes']} process(es){rate}"]  # fmt: skip
+    lines = [
+        f"{run['cells_run']} cells run ({run['cells_resumed']} kept from before) in {run['wall_seconds']:.1f} s on "
+        f"{run['processes']} process(es){rate}"
+    ]
     lines += [f"{name}: {out / name}" for name in ("sweep.json", "curves.png", "grid.png")]
     return "\n".join(lines)
 

@@ -1,5 +1,6 @@
 """A sweep's figures: curves.png (the metric against the value with 95% intervals, and the metric against realism)
 and grid.png (a few seeds by the values, per method)."""
+
 from __future__ import annotations
 
 import math
@@ -49,16 +50,26 @@ def curves_figure(data: dict) -> Figure:
         line = against_value.plot(xs, metric, marker="o", label=method)[0]
         against_value.fill_between(xs, *_band(series["metric"], series["metric_ci95"]), color=line.get_color(), alpha=0.2)
         realism = [_number(r) for r in series["realism"]]
-        trade_off.errorbar(realism, metric, xerr=_errors(series["realism"], series["realism_ci95"]),
-                           yerr=_errors(series["metric"], series["metric_ci95"]), marker="o", capsize=2, label=method)  # fmt: skip
+        trade_off.errorbar(
+            realism,
+            metric,
+            xerr=_errors(series["realism"], series["realism_ci95"]),
+            yerr=_errors(series["metric"], series["metric_ci95"]),
+            marker="o",
+            capsize=2,
+            label=method,
+        )
         for x, y, value in zip(realism, metric, values):
             if not (math.isnan(x) or math.isnan(y)):
                 trade_off.annotate(_label(value), (x, y), textcoords="offset points", xytext=(4, 4), fontsize="x-small")
     if text:
         against_value.set_xticks(xs, values)
     start, stop = data["seeds"]
-    against_value.set(xlabel=data["setting_label"], ylabel=f"{data['metric_name']} (mean, 95% interval)",
-                      title=f"{data['task']}: seeds {start} to {stop - 1} at every value")  # fmt: skip
+    against_value.set(
+        xlabel=data["setting_label"],
+        ylabel=f"{data['metric_name']} (mean, 95% interval)",
+        title=f"{data['task']}: seeds {start} to {stop - 1} at every value",
+    )
     trade_off.set(xlabel=f"realism: {data['realism_name']}", ylabel=data["metric_name"], title="trade-off (labels: the value)")
     for axes in (against_value, trade_off):
         axes.grid(alpha=0.3)

@@ -1,5 +1,6 @@
 """What a sweep at scale runs: its inputs (as a command line gives them), its cells (method, value, seed), and
 every bound checked before anything runs."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,17 @@ from typing import Any
 from guidance.errors import MethodConfigError
 from guidance.methods import LIMITS, Settings, build_method
 from guidance.playground.tasks import (
-    TaskRequest, check_sweep, make_request, method_settings, parse_values, preset, run_eta, runs_of, spec, sweep_request
-)  # fmt: skip
+    TaskRequest,
+    check_sweep,
+    make_request,
+    method_settings,
+    parse_values,
+    preset,
+    run_eta,
+    runs_of,
+    spec,
+    sweep_request,
+)
 from guidance.playground.tasks.command import SweepInputs
 from guidance.playground.tasks.run import STRENGTH_SETTINGS
 from guidance.schedulers.adapters import check_noise_rule
@@ -66,8 +76,14 @@ class SweepPlan:
     def config(self) -> dict:
         """What decides every cell besides its method, value and seed, JSON-ready (the swept setting left out)."""
         request = self.request
-        fixed = {"steps": request.steps, "eta": request.eta, "scheduler": request.scheduler, "condition": request.condition,
-                 "strength": request.strength, "settings": asdict(request.settings)}  # fmt: skip
+        fixed = {
+            "steps": request.steps,
+            "eta": request.eta,
+            "scheduler": request.scheduler,
+            "condition": request.condition,
+            "strength": request.strength,
+            "settings": asdict(request.settings),
+        }
         fixed.pop(self.setting, None)
         fixed["settings"].pop(self.setting, None)
         if self.setting in STRENGTH_SETTINGS:  # a shared k or rate replaces the per-method strengths
@@ -175,10 +191,14 @@ def base_request(inputs: SweepInputs, class_names: tuple[str, ...] = ()) -> tupl
     # the given condition, else the task's: its example's (embedded), its prompt or first class (Stable Diffusion)
     condition = inputs.condition if inputs.condition is not None else task.conditioning.default(task, first, class_names)
     request: dict[str, Any] = {
-        "task": task.name, "methods": list(task.selected), "condition": condition or None,
-        "steps": inputs.steps or int(first.get(task.runs.steps_key, task.steps)), "eta": task.eta if inputs.eta is None else inputs.eta,
-        "settings": parse_settings(task.name, inputs.settings), "strength": inputs.strength,
-    }  # fmt: skip
+        "task": task.name,
+        "methods": list(task.selected),
+        "condition": condition or None,
+        "steps": inputs.steps or int(first.get(task.runs.steps_key, task.steps)),
+        "eta": task.eta if inputs.eta is None else inputs.eta,
+        "settings": parse_settings(task.name, inputs.settings),
+        "strength": inputs.strength,
+    }
     recorded: dict[str, Any] = {"world": inputs.world}
     recorded |= {name: getattr(inputs, name) for name in ("controlnet_model", "tiny_vae") if getattr(inputs, name) is not None}
     for kind in task.all_inputs:  # each of the task's inputs from the command line (its files recorded by hash)
@@ -189,8 +209,15 @@ def base_request(inputs: SweepInputs, class_names: tuple[str, ...] = ()) -> tupl
 # ----------------------------------------------------------------------------- the plan
 
 
-def plan_sweep(request: TaskRequest, setting: str, values_text: str, methods: tuple[str, ...], seeds: range,
-               max_cells: int = MAX_CELLS, inputs: dict | None = None) -> SweepPlan:  # fmt: skip
+def plan_sweep(
+    request: TaskRequest,
+    setting: str,
+    values_text: str,
+    methods: tuple[str, ...],
+    seeds: range,
+    max_cells: int = MAX_CELLS,
+    inputs: dict | None = None,
+) -> SweepPlan:
     """A checked plan: the setting is one the task sweeps, every value lies within its bounds for every method (the
     per-method strengths included), the seeds within theirs, and the cells number at most `max_cells`.
 
@@ -211,8 +238,10 @@ def plan_sweep(request: TaskRequest, setting: str, values_text: str, methods: tu
     values = tuple(check_sweep(request, setting, parse_values(setting, values_text), counts=(1, max_cells)))
     count = len(methods) * len(values) * len(seeds)
     if count > max_cells:
-        raise MethodConfigError(f"{len(methods)} methods x {len(values)} values x {len(seeds)} seeds = {count} cells; "
-                                f"at most {max_cells} per run (--max-cells raises it)")  # fmt: skip
+        raise MethodConfigError(
+            f"{len(methods)} methods x {len(values)} values x {len(seeds)} seeds = {count} cells; "
+            f"at most {max_cells} per run (--max-cells raises it)"
+        )
     plan = SweepPlan(request, setting, values, tuple(methods), seeds, inputs or {})
     for method in methods:
         for value in values:
@@ -234,7 +263,7 @@ def check_plan(world: World, plan: SweepPlan) -> None:
     for method in plan.methods:
         for value in plan.values:
             request = plan.cell_request(Cell(method, value, plan.seeds[0]))
-            (_, name, scheduler), = runs_of(request)
+            ((_, name, scheduler),) = runs_of(request)
             settings = method_settings(request, name)
             eta = run_eta(request, scheduler)
             build_method(name, settings, world.classifier).check(scheduler, eta)

@@ -4,6 +4,7 @@ Each cell is one sample through `run_task` from its own seed, so its result does
 it, nor on the cells run before it: 1 and N processes give the same samples and figures (bit for bit on a CPU with
 the same torch threads per process).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -46,15 +47,23 @@ def run_cell(world: World, plan: SweepPlan, cell: Cell) -> tuple[dict, torch.Ten
     try:
         result = run_task(world, plan.cell_request(cell)).results[0][1]
     except SamplingNaNError as error:
-        return record | {"error": str(error), "metric": None, "realism": None, "seconds": 0.0,
-                         "wall_seconds": time.perf_counter() - start}, None  # fmt: skip
+        return record | {
+            "error": str(error),
+            "metric": None,
+            "realism": None,
+            "seconds": 0.0,
+            "wall_seconds": time.perf_counter() - start,
+        }, None
     wall = time.perf_counter() - start
     judged = judge_realism(world, result.images)
     record |= {
-        "metric": result.metric[0] if result.metric else None, "realism": judged,
-        "extra_metrics": {name: values[0] for name, values in result.extra_metrics.items()}, "nfe": result.nfe,
-        "seconds": result.seconds + result.decode_seconds, "wall_seconds": wall,
-    }  # fmt: skip
+        "metric": result.metric[0] if result.metric else None,
+        "realism": judged,
+        "extra_metrics": {name: values[0] for name, values in result.extra_metrics.items()},
+        "nfe": result.nfe,
+        "seconds": result.seconds + result.decode_seconds,
+        "wall_seconds": wall,
+    }
     return record, result.images
 
 
@@ -74,8 +83,9 @@ def judge_realism(world: World, images: torch.Tensor) -> float | None:
         return None
 
 
-def run_share(world: World, plan: SweepPlan, store: CellStore, cells: list[Cell],
-              progress: Callable[[int, int], None] | None = None) -> list[dict]:  # fmt: skip
+def run_share(
+    world: World, plan: SweepPlan, store: CellStore, cells: list[Cell], progress: Callable[[int, int], None] | None = None
+) -> list[dict]:
     """This process's cells, each recorded as soon as it is done (and its image kept on the grid's seeds).
 
     Args:
@@ -99,9 +109,16 @@ def run_share(world: World, plan: SweepPlan, store: CellStore, cells: list[Cell]
     return records
 
 
-def run_sweep(world: World, plan: SweepPlan, folder: Path, *, force: bool = False, command: str = "",
-              progress: Callable[[int, int], None] | None = None,
-              on_start: Callable[[int, int], None] | None = None) -> dict | None:  # fmt: skip
+def run_sweep(
+    world: World,
+    plan: SweepPlan,
+    folder: Path,
+    *,
+    force: bool = False,
+    command: str = "",
+    progress: Callable[[int, int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> dict | None:
     """Runs the plan's unfinished cells, shared across the launched processes; the main process gathers them and
     writes sweep.json, curves.png and grid.png in `folder`.
 
@@ -160,11 +177,17 @@ def run_info(world: World, cells_run: int, resumed: int, seconds: float, command
     processes = distributed.processes()
     rate = cells_run / seconds if seconds > 0 and cells_run else None
     return {
-        "processes": processes, "device": world.backbone.device.type, "torch_threads": torch.get_num_threads(),
-        "cells_run": cells_run, "cells_resumed": resumed, "wall_seconds": seconds, "samples_per_second": rate,
-        "samples_per_second_per_process": None if rate is None else rate / processes, "command": command,
+        "processes": processes,
+        "device": world.backbone.device.type,
+        "torch_threads": torch.get_num_threads(),
+        "cells_run": cells_run,
+        "cells_resumed": resumed,
+        "wall_seconds": seconds,
+        "samples_per_second": rate,
+        "samples_per_second_per_process": None if rate is None else rate / processes,
+        "command": command,
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
-    }  # fmt: skip
+    }
 
 
 def realism_label(world: World) -> str:
@@ -185,8 +208,16 @@ def summary(plan: SweepPlan, records: list[dict]) -> dict[str, dict[str, list]]:
     """
     found = {}
     for method in plan.methods:
-        series: dict[str, list] = {"values": list(plan.values), "n": [], "diverged": [], "metric": [], "metric_ci95": [],
-                                   "realism": [], "realism_ci95": [], "seconds": []}  # fmt: skip
+        series: dict[str, list] = {
+            "values": list(plan.values),
+            "n": [],
+            "diverged": [],
+            "metric": [],
+            "metric_ci95": [],
+            "realism": [],
+            "realism_ci95": [],
+            "seconds": [],
+        }
         ran = [r for r in records if r["method"] == method]
         extra = sorted({name for r in ran if "error" not in r for name in r["extra_metrics"]})
         for value in plan.values:
@@ -218,11 +249,19 @@ def document(plan: SweepPlan, records: list[dict], run: dict, realism_name: str)
     """
     task = spec(plan.request.task)
     return {
-        "task": task.name, "setting": plan.setting, "setting_label": SWEEP_SETTINGS[plan.setting], "values": list(plan.values),
-        "methods": list(plan.methods), "seeds": [plan.seeds.start, plan.seeds.stop], "metric_name": task.metric_label,
-        "realism_name": realism_name, "config": plan.config(), "summary": summary(plan, records), "run": run,
+        "task": task.name,
+        "setting": plan.setting,
+        "setting_label": SWEEP_SETTINGS[plan.setting],
+        "values": list(plan.values),
+        "methods": list(plan.methods),
+        "seeds": [plan.seeds.start, plan.seeds.stop],
+        "metric_name": task.metric_label,
+        "realism_name": realism_name,
+        "config": plan.config(),
+        "summary": summary(plan, records),
+        "run": run,
         "cells": records,
-    }  # fmt: skip
+    }
 
 
 def comparable(data: dict) -> dict:

@@ -8,6 +8,7 @@
 
 The folder must be one that every process sees (on several nodes, a shared file system).
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ class CellStore:
         stored = json.loads(path.read_text())
         for key in sorted(set(stored) | set(config)):
             if stored.get(key) != config.get(key):
-                raise MethodConfigError(f"{self.folder} holds a sweep with {key} {json.dumps(stored.get(key))}, not "
-                                        f"{json.dumps(config.get(key))}: add --force to start over, or pick another --out")  # fmt: skip
+                raise MethodConfigError(
+                    f"{self.folder} holds a sweep with {key} {json.dumps(stored.get(key))}, not "
+                    f"{json.dumps(config.get(key))}: add --force to start over, or pick another --out"
+                )
 
     def start(self, config: dict, force: bool) -> None:
         """Creates the folder, writes the plan's config (through a temporary file, so that a kill leaves the old one

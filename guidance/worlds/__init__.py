@@ -1,4 +1,5 @@
 """Model worlds: a backbone plus the networks its energies and metrics use (base), Stable Diffusion 1.5 (sd15), the embedded world (embedded)."""
+
 from guidance.worlds.base import World
 
 __all__ = ["World", "load_sd15_world"]

@@ -4,6 +4,7 @@ The networks satisfy the protocols FaceDetector, FaceEmbedder, StyleFeatures and
 probabilities). They are declared in guidance.energy, the one guidance module that conditions/ (which uses them)
 may import besides guidance.errors, and are importable from here too.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -17,9 +18,17 @@ from guidance.energy import Classifier, FaceDetector, FaceEmbedder, PatternJudge
 from guidance.errors import WeightsUnavailableError
 
 __all__ = [
-    "Classifier", "FaceDetector", "FaceEmbedder", "PatternJudge", "StyleFeatures", "Unavailable", "World", "for_inference", "optional",
+    "Classifier",
+    "FaceDetector",
+    "FaceEmbedder",
+    "PatternJudge",
+    "StyleFeatures",
+    "Unavailable",
+    "World",
+    "for_inference",
+    "optional",
     "realism",
-]  # fmt: skip
+]
 REALISM = "the evaluator's top-class probability"  # what `realism` measures on a world without a realism score
 
 

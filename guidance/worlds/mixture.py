@@ -10,6 +10,7 @@ w_k ~ pi_k N(x_t; sqrt(a) mu_k, v_k I) with v_k = a s_k^2 + 1 - a, and
 
 so a solver's distance to the probability-flow ODE's solution is its own error alone.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,10 +27,16 @@ from guidance.worlds.base import Unavailable, World
 
 RING_MODES, RING_RADIUS, RING_STD = 8, 4.0, 0.4  # the suite's mixture: modes on a circle, samples of scale about 4
 WORLD_SCHEDULE = {  # the embedded world's and Stable Diffusion 1.5's training schedule, eps prediction
-    "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-    "prediction_type": "epsilon", "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1,
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "epsilon",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
     "timestep_spacing": "leading",
-}  # fmt: skip
+}
 
 
 class GaussianMixture:
@@ -155,14 +162,24 @@ class MixtureBackbone(Backbone):
 
 def mixture_world() -> World:
     """A World around the mixture backbone, for the solvers suite; it has no networks to measure images with."""
-    missing = Unavailable(WeightsUnavailableError("the Gaussian mixture's image networks", "nowhere: it has none",
-                                                  "only the solvers suite runs on it"))
-    return World(backbone=MixtureBackbone(), face_detector=missing, face_embedder=missing, style_features=missing,
-                 classifier=missing, evaluator=missing)  # fmt: skip
+    missing = Unavailable(
+        WeightsUnavailableError(
+            "the Gaussian mixture's image networks", "nowhere: it has none", "only the solvers suite runs on it"
+        )
+    )
+    return World(
+        backbone=MixtureBackbone(),
+        face_detector=missing,
+        face_embedder=missing,
+        style_features=missing,
+        classifier=missing,
+        evaluator=missing,
+    )
 
 
-def solver_paths(solvers: Sequence[str], grid: str, nfe: int, samples: int = 8, seed: int = 500,
-                 backbone: MixtureBackbone | None = None) -> dict[str, Tensor]:  # fmt: skip
+def solver_paths(
+    solvers: Sequence[str], grid: str, nfe: int, samples: int = 8, seed: int = 500, backbone: MixtureBackbone | None = None
+) -> dict[str, Tensor]:
     """Each solver's path through the plane from the same noise to the ring's modes (the Solvers tab's teaching view).
 
     Args:

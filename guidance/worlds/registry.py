@@ -3,6 +3,7 @@
 The app offers the embedded world always and Stable Diffusion 1.5 when a model id or folder is given;
 `default()` picks SD 1.5 only on a GPU with its weights already on disk.
 """
+
 from __future__ import annotations
 
 import threading
@@ -80,12 +81,16 @@ class WorldRegistry:
     def source(self, key: str) -> str:
         """Where the world's weights come from, in Markdown."""
         if key == SD:
-            return f"{self.family_title()} (`{self.sd_model}`)" + (f" + ControlNet (`{self.controlnet}`)" if self.controlnet else "")
+            return f"{self.family_title()} (`{self.sd_model}`)" + (
+                f" + ControlNet (`{self.controlnet}`)" if self.controlnet else ""
+            )
         return f"embedded world (`{self.embedded}`)"
 
     def default(self) -> str:
         """The diffusers model on a GPU with its weights on disk, else the embedded world."""
-        sd_ready = self.sd_model and (weights_cached(self.sd_model, "unet/config.json") or weights_cached(self.sd_model, "transformer/config.json"))
+        sd_ready = self.sd_model and (
+            weights_cached(self.sd_model, "unet/config.json") or weights_cached(self.sd_model, "transformer/config.json")
+        )
         control_ready = not self.controlnet or weights_cached(self.controlnet, "config.json")
         return SD if self.device == "cuda" and sd_ready and control_ready else EMBEDDED
 

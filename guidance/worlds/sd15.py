@@ -1,6 +1,7 @@
 """Stable Diffusion 1.5 (+ ControlNet) as a backbone, loaded with diffusers by hub id or local folder, and a diffusers
 model of any family (SD 1.x/2.x, SDXL, SD 3) as a World (load_sd15_world: facenet-pytorch faces, OpenCLIP style
 features and classifiers)."""
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,9 @@ class StableDiffusionBackbone(UNetBackbone):
         name: the model's hub id or folder, shown in results.
     """
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config: dict, controlnet=None, image_size: int = 512, name: str = SD15):
+    def __init__(
+        self, unet, vae, text_encoder, tokenizer, scheduler_config: dict, controlnet=None, image_size: int = 512, name: str = SD15
+    ):
         super().__init__(unet, controlnet)
         self.vae, self.text_encoder, self.tokenizer = vae, text_encoder, tokenizer
         self.name, self.image_size = name, image_size
@@ -94,9 +97,18 @@ def load_sd15(
     if local_files_only is None:
         local_files_only = bool(os.environ.get("HF_HUB_OFFLINE")) or Path(model).exists()
     common = {"local_files_only": local_files_only}
-    unet = load("Stable Diffusion UNet weights", model, UNet2DConditionModel.from_pretrained, subfolder="unet", torch_dtype=dtype, **common)
+    unet = load(
+        "Stable Diffusion UNet weights",
+        model,
+        UNet2DConditionModel.from_pretrained,
+        subfolder="unet",
+        torch_dtype=dtype,
+        **common,
+    )
     vae = load("Stable Diffusion VAE weights", model, AutoencoderKL.from_pretrained, subfolder="vae", torch_dtype=dtype, **common)
-    text_encoder = load("CLIP text encoder weights", model, CLIPTextModel.from_pretrained, subfolder="text_encoder", torch_dtype=dtype, **common)
+    text_encoder = load(
+        "CLIP text encoder weights", model, CLIPTextModel.from_pretrained, subfolder="text_encoder", torch_dtype=dtype, **common
+    )
     tokenizer = load("CLIP tokenizer files", model, CLIPTokenizer.from_pretrained, subfolder="tokenizer", **common)
     scheduler_config = load("the scheduler config", model, DDIMScheduler.load_config, subfolder="scheduler", **common)
     control = None
@@ -106,7 +118,9 @@ def load_sd15(
     tiny = None
     if tiny_vae is not None:
         local = {"local_files_only": bool(os.environ.get("HF_HUB_OFFLINE")) or Path(tiny_vae).exists()}
-        tiny = load("tiny decoder (AutoencoderTiny) weights", tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=dtype, **local)
+        tiny = load(
+            "tiny decoder (AutoencoderTiny) weights", tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=dtype, **local
+        )
     for module in (unet, vae, text_encoder, control, tiny):
         if module is not None:
             for_inference(module, device)
@@ -136,8 +150,13 @@ def load_backbone(model: str, controlnet: str | None = None, device=None, tiny_v
     device = torch.device(device) if device is not None else default_device()
     backbone = PipelineBackbone(load_pipeline(model, controlnet, device), name=model)
     if tiny_vae is not None:
-        tiny = load("tiny decoder (AutoencoderTiny) weights", tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=backbone.dtype,
-                     local_files_only=local_only(tiny_vae))  # fmt: skip
+        tiny = load(
+            "tiny decoder (AutoencoderTiny) weights",
+            tiny_vae,
+            AutoencoderTiny.from_pretrained,
+            torch_dtype=backbone.dtype,
+            local_files_only=local_only(tiny_vae),
+        )
         backbone.tiny_decoder = for_inference(tiny, device)
     return backbone
 

@@ -13,9 +13,20 @@ builds only those; quality metrics, and so the evaluator, are computed on the em
     Returns:
         Its rows, goals, configuration, notes and pictures (guidance.bench.common.SuiteOutput).
 """
+
 from guidance.bench.suites import dsg, families, figd, gfcg, gpu, load, memory, presets, preview, profile, solvers, world
 
 SUITES = {
-    "world": world, "figd": figd, "dsg": dsg, "gfcg": gfcg, "solvers": solvers, "gpu": gpu, "profile": profile,
-    "preview": preview, "presets": presets, "memory": memory, "load": load, "families": families,
-}  # fmt: skip
+    "world": world,
+    "figd": figd,
+    "dsg": dsg,
+    "gfcg": gfcg,
+    "solvers": solvers,
+    "gpu": gpu,
+    "profile": profile,
+    "preview": preview,
+    "presets": presets,
+    "memory": memory,
+    "load": load,
+    "families": families,
+}

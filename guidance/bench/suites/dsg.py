@@ -8,6 +8,7 @@ from the same noise, a bootstrap interval over the images), with equal or better
 (timed in interleaved rounds of the preset pair, a bootstrap interval over the rounds). The FD over a few dozen
 samples is reported as indicative: below FD_VERDICT_SAMPLES samples it measures noise.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -16,8 +17,19 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from guidance.bench.common import (
-    FD_VERDICT_SAMPLES, Options, Rows, SuiteOutput, goal_over, goal_told, images_of, realism, reference_images, task_request, task_row, timing
-)  # fmt: skip
+    FD_VERDICT_SAMPLES,
+    Options,
+    Rows,
+    SuiteOutput,
+    goal_over,
+    goal_told,
+    images_of,
+    realism,
+    reference_images,
+    task_request,
+    task_row,
+    timing,
+)
 from guidance.statistics import mean_difference
 from guidance.playground.tasks import PRESETS, run_task
 from guidance.worlds import World
@@ -58,7 +70,7 @@ def run(world: World, opts: Options) -> SuiteOutput:
         for method, knob, strength in sweeps:
             row, results = task_row(
                 world, TASK, method, references, seeds, steps=steps, samples=plan.samples, eta=plan.eta, **{knob: strength}
-            )  # fmt: skip
+            )
             rows.append(row | {"strength": strength} | (realism(world, images_of(results)) if opts.embedded else {}))
             energies[steps, method, strength] = [e for r in results for e in r.final_energy]
         at = {(r["method"], r["strength"]): r for r in rows if r["steps"] == steps}
@@ -85,8 +97,10 @@ def interleaved_rounds(world: World, plan: Plan, references: dict, steps: int) -
         Per round, by (method, strength), the time per step over the plain step's.
     """
     pair = preset_pair(plan)
-    requests = {key: task_request(world, TASK, key[0], references, steps=steps, samples=plan.samples, eta=plan.eta, **knob)
-                for key, knob in pair.items()}  # fmt: skip
+    requests = {
+        key: task_request(world, TASK, key[0], references, steps=steps, samples=plan.samples, eta=plan.eta, **knob)
+        for key, knob in pair.items()
+    }
     plain = next(iter(pair))
     rounds = []
     for seed in range(plan.rounds):
@@ -99,7 +113,10 @@ def interleaved_rounds(world: World, plan: Plan, references: dict, steps: int) -
 def preset_pair(plan: Plan) -> dict[tuple[str, float], dict]:
     """(method, strength) of the plain step and of DSG at the face preset, with the setting each sets."""
     preset = PRESETS[TASK]
-    return {(plan.base, preset.scale): {"scale": preset.scale}, (f"{plan.base}+dsg", preset.dsg_rate): {"dsg_rate": preset.dsg_rate}}
+    return {
+        (plan.base, preset.scale): {"scale": preset.scale},
+        (f"{plan.base}+dsg", preset.dsg_rate): {"dsg_rate": preset.dsg_rate},
+    }
 
 
 def goals(rows: list[dict], plan: Plan, energies: dict, rounds: dict[int, list[dict]]) -> list[dict]:
@@ -119,13 +136,37 @@ def goals(rows: list[dict], plan: Plan, energies: dict, rounds: dict[int, list[d
         if plain is None or dsg is None:
             continue
         pairs = list(zip(energies[(steps, *dsg_key)], energies[(steps, *plain_key)]))
-        found.append(goal_over(f"{steps} steps: DSG energy below the plain step's (DSG minus plain)", pairs, 0.0, strict=True,
-                               statistic=mean_difference))  # fmt: skip
+        found.append(
+            goal_over(
+                f"{steps} steps: DSG energy below the plain step's (DSG minus plain)",
+                pairs,
+                0.0,
+                strict=True,
+                statistic=mean_difference,
+            )
+        )
         if "fd" in dsg:
             n = len(pairs)
-            found.append(goal_told(f"{steps} steps: DSG FD no worse (indicative below {FD_VERDICT_SAMPLES} samples)", f"<= {plain['fd']:.4g}",
-                              dsg["fd"], dsg["fd"] <= plain["fd"], n=n, indicative=n < FD_VERDICT_SAMPLES))  # fmt: skip
+            found.append(
+                goal_told(
+                    f"{steps} steps: DSG FD no worse (indicative below {FD_VERDICT_SAMPLES} samples)",
+                    f"<= {plain['fd']:.4g}",
+                    dsg["fd"],
+                    dsg["fd"] <= plain["fd"],
+                    n=n,
+                    indicative=n < FD_VERDICT_SAMPLES,
+                )
+            )
         extra = [100 * (r[dsg_key] - 1) for r in rounds[steps]]
-        found.append(goal_over(f"{steps} steps: DSG extra time per step (median of interleaved rounds)", extra, 5.0, "%", strict=True,
-                               statistic=np.median, over="rounds"))  # fmt: skip
+        found.append(
+            goal_over(
+                f"{steps} steps: DSG extra time per step (median of interleaved rounds)",
+                extra,
+                5.0,
+                "%",
+                strict=True,
+                statistic=np.median,
+                over="rounds",
+            )
+        )
     return found

@@ -10,6 +10,7 @@ Per seed: one sample, unguided and guided from the same noise; the figure is the
 (guided - unguided) with its bootstrap 95% interval, and the goal is that it lies below 0. DSG runs where the step has
 noise: DDIM with eta 1 on SD and SDXL (its unguided baseline too), the stochastic flow step on SD 3.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -71,12 +72,25 @@ def run(world: World, opts: Options) -> SuiteOutput:
                 dsg = label.endswith("+dsg")
                 set_scheduler(pipe, family, stochastic=dsg)
                 noise = {} if family == "sd3" or not dsg else {"eta": 1.0}
-                pairs = [(final_energy(pipe, energy, seed, plan.steps, method, options, noise),
-                          final_energy(pipe, energy, seed, plan.steps, None, {}, noise)) for seed in range(plan.seeds)]  # fmt: skip
+                pairs = [
+                    (
+                        final_energy(pipe, energy, seed, plan.steps, method, options, noise),
+                        final_energy(pipe, energy, seed, plan.steps, None, {}, noise),
+                    )
+                    for seed in range(plan.seeds)
+                ]
                 differences = [guided - plain for guided, plain in pairs]
-                rows.append({"family": family, "method": label, "scheduler": type(pipe.scheduler).__name__, "seeds": plan.seeds,
-                             "energy_unguided": sum(p for _, p in pairs) / len(pairs), "energy_guided": sum(g for g, _ in pairs) / len(pairs),
-                             "difference": sum(differences) / len(differences)})  # fmt: skip
+                rows.append(
+                    {
+                        "family": family,
+                        "method": label,
+                        "scheduler": type(pipe.scheduler).__name__,
+                        "seeds": plan.seeds,
+                        "energy_unguided": sum(p for _, p in pairs) / len(pairs),
+                        "energy_guided": sum(g for g, _ in pairs) / len(pairs),
+                        "difference": sum(differences) / len(differences),
+                    }
+                )
                 goals.append(goal_over(f"{family} {label}: final energy - unguided", differences, 0.0, strict=True))
     return SuiteOutput(rows, goals, config={"steps": plan.steps, "seeds": plan.seeds, "methods": METHODS, "size_px": 16})
 
@@ -102,6 +116,15 @@ def final_energy(pipe, energy: Energy, seed: int, steps: int, method: str | None
         options: the method's options.
         noise: DDIM's eta, where it is given.
     """
-    out = pipe("a red cat", num_inference_steps=steps, guidance_scale=1.0, generator=torch.Generator().manual_seed(seed),
-               output_type="pt", guidance=method, energy=energy, **options, **noise)  # fmt: skip
+    out = pipe(
+        "a red cat",
+        num_inference_steps=steps,
+        guidance_scale=1.0,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="pt",
+        guidance=method,
+        energy=energy,
+        **options,
+        **noise,
+    )
     return float(energy(out.images * 2 - 1)[0])

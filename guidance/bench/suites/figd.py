@@ -9,6 +9,7 @@ Where the world has a tiny decoder, the methods of
 `tiny` run again with it on the guidance path ("... tiny-decoder" rows; final images and energies from the full
 VAE), with the same goals for FIGD with it against FreeDoM without it.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -56,9 +57,13 @@ def run(world: World, opts: Options) -> SuiteOutput:
     runs = {}
     for task in plan.tasks:
         for label, results in interleaved(world, task, variants, references, seeds, plan).items():
-            rows.append({"task": task, "method": label, **timing(results), **energies(results), "samples": plan.samples, "seeds": seeds})
+            rows.append(
+                {"task": task, "method": label, **timing(results), **energies(results), "samples": plan.samples, "seeds": seeds}
+            )
             runs[task, label] = results
-    return SuiteOutput(rows, goals(rows, runs, plan.tasks, bool(tiny)), config={**asdict(plan), "tiny": list(tiny), "seeds": seeds})
+    return SuiteOutput(
+        rows, goals(rows, runs, plan.tasks, bool(tiny)), config={**asdict(plan), "tiny": list(tiny), "seeds": seeds}
+    )
 
 
 def interleaved(world: World, task: str, variants: dict, references: dict, seeds: int, plan: Plan) -> dict[str, list]:
@@ -79,7 +84,7 @@ def interleaved(world: World, task: str, variants: dict, references: dict, seeds
     requests = {
         label: task_request(world, task, method, references, steps=plan.steps, samples=plan.samples, eta=plan.eta, **options)
         for label, (method, options) in variants.items()
-    }  # fmt: skip
+    }
     for request in requests.values():
         run_task(world, replace(request, steps=2, samples=1))
     results = {label: [] for label in requests}
@@ -99,7 +104,9 @@ def per_image(results: list[SamplingResult], key: str) -> list[float]:
     return [sum(getattr(step, key) for step in r.steps) / len(r.images) for r in results]
 
 
-def goals(rows: list[dict], runs: dict[tuple[str, str], list[SamplingResult]], tasks: tuple[str, ...], tiny: bool = False) -> list[dict]:
+def goals(
+    rows: list[dict], runs: dict[tuple[str, str], list[SamplingResult]], tasks: tuple[str, ...], tiny: bool = False
+) -> list[dict]:
     """Per task: FreeDoM / FIGD seconds per image (>= 2, over seeds), and FIGD's final energy against FreeDoM's (image
     by image); the same for FIGD with the tiny decoder against FreeDoM with the full one, where the tiny decoder ran.
 
@@ -116,12 +123,28 @@ def goals(rows: list[dict], runs: dict[tuple[str, str], list[SamplingResult]], t
             freedom, row = runs[task, "freedom"], runs[task, figd]
             for key, kind in (("seconds", ""), ("cpu_seconds", " (process CPU time)")):
                 pairs = list(zip(per_image(freedom, key), per_image(row, key)))
-                found.append(goal_over(f"{task}: {name} speed-up over FreeDoM{kind}", pairs, 2.0, "x", higher_is_better=True,
-                                       statistic=ratio_of_means, over="seeds"))  # fmt: skip
+                found.append(
+                    goal_over(
+                        f"{task}: {name} speed-up over FreeDoM{kind}",
+                        pairs,
+                        2.0,
+                        "x",
+                        higher_is_better=True,
+                        statistic=ratio_of_means,
+                        over="seeds",
+                    )
+                )
             pairs = list(zip(*(flatten(r.final_energy for r in results) for results in (row, freedom))))
             margin = by["freedom"]["energy_std"]
-            found.append(goal_over(f"{task}: {name} final energy no worse (minus FreeDoM's)", pairs, margin, statistic=mean_difference,
-                                   context="FreeDoM's spread over seeds"))  # fmt: skip
+            found.append(
+                goal_over(
+                    f"{task}: {name} final energy no worse (minus FreeDoM's)",
+                    pairs,
+                    margin,
+                    statistic=mean_difference,
+                    context="FreeDoM's spread over seeds",
+                )
+            )
     return found
 
 

@@ -8,6 +8,7 @@ accurate than CFG at the same CFG scale and as accurate as GFCG in its own order
 noise and class, a bootstrap interval over the samples), at <= 1.3x CFG's time per step (with the classifier
 reading the full decoder's x0_hat, and the tiny decoder's; a bootstrap interval over the interleaved rounds).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -17,14 +18,25 @@ import numpy as np
 import torch
 
 from guidance.bench.common import (
-    Options, Rows, SuiteOutput, balanced, class_quality, generate, goal_over, images_of, realism, timing, warm_up
-)  # fmt: skip
+    Options,
+    Rows,
+    SuiteOutput,
+    balanced,
+    class_quality,
+    generate,
+    goal_over,
+    images_of,
+    realism,
+    timing,
+    warm_up,
+)
 from guidance.bench.metrics import diversity, features, probabilities
 from guidance.statistics import mean_difference
 from guidance.playground.tasks import preset
 from guidance.worlds import World
 
 NEEDS = ("classifier",)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -106,8 +118,12 @@ def interleaved_rounds(world: World, variants: dict, conditions: list[str], plan
     """
     rounds = []
     for _ in range(plan.rounds):
-        ms = {label: timing(generate(world, method, conditions, steps=plan.timing_steps, settings=settings, batch=plan.batch))["ms_per_step"]
-              for label, (method, settings) in variants.items()}  # fmt: skip
+        ms = {
+            label: timing(generate(world, method, conditions, steps=plan.timing_steps, settings=settings, batch=plan.batch))[
+                "ms_per_step"
+            ]
+            for label, (method, settings) in variants.items()
+        }
         rounds.append({label: value / ms["cfg"] for label, value in ms.items()})
     return rounds
 
@@ -126,17 +142,49 @@ def goals(rows: list[dict], correct: dict[str, list[float]], rounds: list[dict[s
     found = []
     if correct:
         both, cfg, own = correct["cfg+gfcg"], correct["cfg"], correct["cfg+gfcg, own order"]
-        found.append(goal_over("CFG+GFCG accuracy above CFG's, same CFG scale (CFG+GFCG minus CFG)", list(zip(both, cfg)), 0.0,
-                               higher_is_better=True, strict=True, statistic=mean_difference, context=f"CFG: {by['cfg']['accuracy']:.3f}"))  # fmt: skip
-        found.append(goal_over("CFG+GFCG keeps the accuracy of GFCG in its own order (minus own order's)", list(zip(both, own)), 0.0,
-                               higher_is_better=True, statistic=mean_difference,
-                               context=f"own order: {by['cfg+gfcg, own order']['accuracy']:.3f}"))  # fmt: skip
+        found.append(
+            goal_over(
+                "CFG+GFCG accuracy above CFG's, same CFG scale (CFG+GFCG minus CFG)",
+                list(zip(both, cfg)),
+                0.0,
+                higher_is_better=True,
+                strict=True,
+                statistic=mean_difference,
+                context=f"CFG: {by['cfg']['accuracy']:.3f}",
+            )
+        )
+        found.append(
+            goal_over(
+                "CFG+GFCG keeps the accuracy of GFCG in its own order (minus own order's)",
+                list(zip(both, own)),
+                0.0,
+                higher_is_better=True,
+                statistic=mean_difference,
+                context=f"own order: {by['cfg+gfcg, own order']['accuracy']:.3f}",
+            )
+        )
     for label in ("cfg+gfcg", "cfg+gfcg tiny decoder"):
         if label in by:
-            found.append(goal_over(f"{label}: time per step over CFG's (median of interleaved rounds)", [r[label] for r in rounds], 1.3,
-                                   "x", statistic=np.median, over="rounds"))  # fmt: skip
+            found.append(
+                goal_over(
+                    f"{label}: time per step over CFG's (median of interleaved rounds)",
+                    [r[label] for r in rounds],
+                    1.3,
+                    "x",
+                    statistic=np.median,
+                    over="rounds",
+                )
+            )
     if "atg+gfcg fused" in by:
         extra = [100 * (r["atg+gfcg fused"] / r["atg"] - 1) for r in rounds]
-        found.append(goal_over("fused ATG+GFCG extra time per step over ATG (median of interleaved rounds)", extra, 15.0, "%",
-                               statistic=np.median, over="rounds"))  # fmt: skip
+        found.append(
+            goal_over(
+                "fused ATG+GFCG extra time per step over ATG (median of interleaved rounds)",
+                extra,
+                15.0,
+                "%",
+                statistic=np.median,
+                over="rounds",
+            )
+        )
     return found

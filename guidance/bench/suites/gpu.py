@@ -14,6 +14,7 @@ PyTorch's scaled-dot-product attention (diffusers' AttnProcessor2_0), channels_l
 in the full plan, torch.compile of the UNet, kept only where it makes the plain step faster.
 `measure` is the suite without the CUDA requirement; the tests run it on a CPU at tiny size.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -21,7 +22,17 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from guidance.bench.common import BenchUnavailable, Options, Rows, SuiteOutput, generate, goal_told, reference_images, timing, warm_up
+from guidance.bench.common import (
+    BenchUnavailable,
+    Options,
+    Rows,
+    SuiteOutput,
+    generate,
+    goal_told,
+    reference_images,
+    timing,
+    warm_up,
+)
 from guidance.methods import Settings
 from guidance.playground.tasks import TaskRequest, build_energy
 from guidance.sampling import SamplingResult
@@ -40,7 +51,12 @@ METHODS = {  # label: (method, scheduler, uses the face energy, settings)
     "figd+dsg": ("figd+dsg", "ddim", True, SETTINGS),
     "cfg+gfcg": ("cfg+gfcg", "ddim", False, SETTINGS),
     "cfg+gfcg tiny decoder": ("cfg+gfcg", "ddim", False, replace(SETTINGS, tiny_decoder=True)),
-    "cfg+gfcg one call, interval 3": ("cfg+gfcg", "ddim", False, replace(SETTINGS, gfcg_one_call=True, gfcg_interval=3)),  # the classes preset's
+    "cfg+gfcg one call, interval 3": (
+        "cfg+gfcg",
+        "ddim",
+        False,
+        replace(SETTINGS, gfcg_one_call=True, gfcg_interval=3),
+    ),  # the classes preset's
     "atg+gfcg": ("atg+gfcg", "ddim", False, replace(SETTINGS, cfg_scale=2.0)),
     "evodiff": ("cfg", "evodiff", False, SETTINGS),
     "dpm-solver++": ("cfg", "dpmsolver++", False, SETTINGS),
@@ -98,8 +114,12 @@ def measure(world: World, plan: Plan, compile_unet: bool) -> SuiteOutput:
     for label, (method, scheduler, guided, settings) in METHODS.items():
         if "tiny decoder" in label and world.backbone.tiny_decoder is None:
             continue
-        kwargs = {"settings": settings, "scheduler": scheduler, "eta": 1.0 if scheduler == "ddim" else 0.0,
-                  "energy": energy if guided else None}  # fmt: skip
+        kwargs = {
+            "settings": settings,
+            "scheduler": scheduler,
+            "eta": 1.0 if scheduler == "ddim" else 0.0,
+            "energy": energy if guided else None,
+        }
         try:
             results = timed_run(world, method, condition, plan, kwargs)
         except Exception as error:  # a compiled UNet that fails on this method: measure it eagerly
@@ -109,8 +129,17 @@ def measure(world: World, plan: Plan, compile_unet: bool) -> SuiteOutput:
             used[f"eager_from_{label}"] = f"{type(error).__name__}: {error}"[:300]
             results = timed_run(world, method, condition, plan, kwargs)
         peak = max(r.peak_mem_mb for r in results)
-        rows.append({**timing(results), "task": "face" if guided else "class", "method": label, "scheduler": scheduler,
-                     "ms_per_step": median_step_ms(results), "peak_mem_mb": peak, "peak_total_mb": peak + weights})  # fmt: skip
+        rows.append(
+            {
+                **timing(results),
+                "task": "face" if guided else "class",
+                "method": label,
+                "scheduler": scheduler,
+                "ms_per_step": median_step_ms(results),
+                "peak_mem_mb": peak,
+                "peak_total_mb": peak + weights,
+            }
+        )
     by = {r["method"]: r for r in rows}
     for row in rows:
         row["ratio_to_plain"] = row["ms_per_step"] / by["plain"]["ms_per_step"]
@@ -128,18 +157,33 @@ def goals(by: dict[str, dict], weights: float) -> list[dict]:
     """
     ms = {label: row["ms_per_step"] for label, row in by.items()}
     figd, dsg, gfcg = ms["figd"] / ms["cfg"], ms["figd+dsg"] / ms["figd"] - 1, ms["cfg+gfcg"] / ms["cfg"]
-    speedup, tiny_gfcg, one_call = ms["freedom"] / ms["figd"], ms["cfg+gfcg tiny decoder"] / ms["cfg"], ms["cfg+gfcg one call, interval 3"] / ms["cfg"]
+    speedup, tiny_gfcg, one_call = (
+        ms["freedom"] / ms["figd"],
+        ms["cfg+gfcg tiny decoder"] / ms["cfg"],
+        ms["cfg+gfcg one call, interval 3"] / ms["cfg"],
+    )
     checkpointed = by["freedom checkpointed"]
     return [
         goal_told("FIGD step vs plain CFG step", "<= 1.5x", figd, figd <= 1.5, "x"),
         goal_told("FIGD+DSG step vs FIGD step", "within 5%", 100 * dsg, abs(dsg) <= 0.05, "%"),
         goal_told("CFG+GFCG step vs CFG step", "<= 1.3x", gfcg, gfcg <= 1.3, "x"),
         goal_told("CFG+GFCG (classifier on the tiny decoder) step vs CFG step", "<= 1.3x", tiny_gfcg, tiny_gfcg <= 1.3, "x"),
-        goal_told("CFG+GFCG (one call, classifier every 3 steps: the classes preset) step vs CFG step", "<= 1.3x", one_call, one_call <= 1.3, "x"),
+        goal_told(
+            "CFG+GFCG (one call, classifier every 3 steps: the classes preset) step vs CFG step",
+            "<= 1.3x",
+            one_call,
+            one_call <= 1.3,
+            "x",
+        ),
         goal_told("FIGD speed-up over FreeDoM per step", ">= 2x", speedup, speedup >= 2, "x"),
-        goal_told(f"FreeDoM checkpointed: peak incl. all {weights:.0f} MB of weights", "<= 8 GB", checkpointed["peak_total_mb"],
-             checkpointed["peak_total_mb"] <= EIGHT_GB, " MB"),
-    ]  # fmt: skip
+        goal_told(
+            f"FreeDoM checkpointed: peak incl. all {weights:.0f} MB of weights",
+            "<= 8 GB",
+            checkpointed["peak_total_mb"],
+            checkpointed["peak_total_mb"] <= EIGHT_GB,
+            " MB",
+        ),
+    ]
 
 
 def weights_mb(world: World) -> float:
@@ -185,7 +229,7 @@ def speed_ups(world: World) -> dict:
         "dtype": str(backbone.dtype).removeprefix("torch."),
         "channels_last": backbone.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last),
         "attention": sorted(processors),
-    }  # fmt: skip
+    }
 
 
 def try_compile(world: World, plan: Plan) -> dict:

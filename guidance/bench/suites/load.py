@@ -17,6 +17,7 @@ Stop: `stops` Face runs stopped mid-run: the seconds from the /stop call to the 
 after the step shown when Stop was pressed, and the resident memory after the result against before the run.
 The app runs in a child process (the clients in this one); its memory, descriptors and threads are read from /proc.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,10 +41,12 @@ NEEDS = ()
 ROOT = Path(__file__).resolve().parents[3]  # app.py's folder
 RUNNING = ("PROCESSING", "PROGRESS", "ITERATING")
 TABS = {  # each tab's methods to draw from, and its steps widget
-    "face": (("plain", "freedom", "figd", "figd+dsg"), "steps"), "style": (("plain", "freedom", "figd"), "steps"),
-    "control": (("plain", "figd"), "steps"), "classes": (("plain", "cfg", "atg+gfcg"), "steps"),
+    "face": (("plain", "freedom", "figd", "figd+dsg"), "steps"),
+    "style": (("plain", "freedom", "figd"), "steps"),
+    "control": (("plain", "figd"), "steps"),
+    "classes": (("plain", "cfg", "atg+gfcg"), "steps"),
     "solvers": (("ddim", "dpmsolver++", "evodiff"), "nfe"),
-}  # fmt: skip
+}
 BAD_INPUTS = ({"eta": 5}, {"steps": 0}, {"condition": "red hair"}, {"window_start": 0.8, "window_end": 0.2})
 
 
@@ -73,8 +76,12 @@ def run(world: World, opts: Options) -> SuiteOutput:
         crowd_rows, crowd_goals, crowd_notes = crowd(app.url, plan)
         soak_rows, soak_goals, soak_notes = soak(app, plan)
         stop_rows, stop_goals, stop_notes = stops(app, plan)
-    return SuiteOutput(crowd_rows + soak_rows + stop_rows, crowd_goals + soak_goals + stop_goals, config=asdict(plan),
-                       notes=crowd_notes + soak_notes + stop_notes)  # fmt: skip
+    return SuiteOutput(
+        crowd_rows + soak_rows + stop_rows,
+        crowd_goals + soak_goals + stop_goals,
+        config=asdict(plan),
+        notes=crowd_notes + soak_notes + stop_notes,
+    )
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,13 @@ class Page:
         return page
 
     def body(self, event: str, data: list) -> dict:
-        return {"data": data, "fn_index": self.events[event], "session_hash": self.session, "event_data": None, "trigger_id": None}
+        return {
+            "data": data,
+            "fn_index": self.events[event],
+            "session_hash": self.session,
+            "event_data": None,
+            "trigger_id": None,
+        }
 
     def call(self, event: str, data: list) -> None:
         """An event that skips the queue, sent as a browser sends it: a POST to /gradio_api/run/<name>."""
@@ -208,7 +221,9 @@ def browser_events(url: str) -> tuple[dict[str, int], dict[str, list]]:
     events = {d.get("api_name"): d["id"] for d in config["dependencies"] if d.get("api_name")}
     events["load"] = next(d["id"] for d in config["dependencies"] if any(target[1] == "load" for target in d["targets"]))
     named = client(url).view_api(print_info=False, return_format="dict")["named_endpoints"]
-    defaults = {name: [p["parameter_default"] for p in named[f"/{name}"]["parameters"]] for name in ("face", "face_sweep_command")}
+    defaults = {
+        name: [p["parameter_default"] for p in named[f"/{name}"]["parameters"]] for name in ("face", "face_sweep_command")
+    }
     return events, defaults
 
 
@@ -227,7 +242,15 @@ def visit(page: Page, data: list, start: threading.Barrier) -> dict:
         outcome = "refused" if joined.status_code == 422 else "refused by Gradio" if joined.status_code == 503 else "error"
         detail = joined.json().get("detail")
         message = detail[0].get("message", "") if isinstance(detail, list) else str(detail)
-        return {"outcome": outcome, "message": message, "answered": answered, "rank": None, "eta": None, "started": None, "seconds": answered}
+        return {
+            "outcome": outcome,
+            "message": message,
+            "answered": answered,
+            "rank": None,
+            "eta": None,
+            "started": None,
+            "seconds": answered,
+        }
     seen: dict = {"rank": None, "eta": None, "started": None, "outcome": "error", "message": ""}
     with page.http.stream("GET", "queue/data", params={"session_hash": page.session}) as events:
         for line in events.iter_lines():
@@ -239,7 +262,10 @@ def visit(page: Page, data: list, start: threading.Barrier) -> dict:
             elif message["msg"] == "process_starts" and seen["started"] is None:
                 seen["started"] = time.monotonic() - began
             elif message["msg"] == "process_completed":
-                seen |= {"outcome": "finished" if message.get("success") else "error", "message": str(message.get("output", ""))[:200]}
+                seen |= {
+                    "outcome": "finished" if message.get("success") else "error",
+                    "message": str(message.get("output", ""))[:200],
+                }
                 break
     return {**seen, "answered": answered, "seconds": time.monotonic() - began}
 
@@ -269,7 +295,10 @@ def crowd(url: str, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
 
     client(url).predict(steps=plan.crowd_steps, api_name="/face")  # the world loaded, a run timed: Gradio can estimate
     events, defaults = browser_events(url)
-    names = [p["parameter_name"] for p in client(url).view_api(print_info=False, return_format="dict")["named_endpoints"]["/face"]["parameters"]]
+    names = [
+        p["parameter_name"]
+        for p in client(url).view_api(print_info=False, return_format="dict")["named_endpoints"]["/face"]["parameters"]
+    ]
     data = [plan.crowd_steps if name == "steps" else value for name, value in zip(names, defaults["face"])]
     pages, opening = [], []
     for _ in range(plan.clients):  # the visitors open the page, one after another, while the line is empty
@@ -277,9 +306,14 @@ def crowd(url: str, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
         pages.append(Page.opened(url, events, "embedded"))
         opening.append(time.monotonic() - began)
     start, done = threading.Barrier(plan.clients), threading.Event()
-    timings: dict[str, list[float]] = {name: [] for name in ("stop", "status line", "sweep command", "api_info", "stop from gradio_client")}
-    prober = threading.Thread(target=probe, args=(Page.opened(url, events, "embedded"), client(url), defaults["face_sweep_command"], done, timings),
-                              daemon=True)  # fmt: skip
+    timings: dict[str, list[float]] = {
+        name: [] for name in ("stop", "status line", "sweep command", "api_info", "stop from gradio_client")
+    }
+    prober = threading.Thread(
+        target=probe,
+        args=(Page.opened(url, events, "embedded"), client(url), defaults["face_sweep_command"], done, timings),
+        daemon=True,
+    )
     progress(f"load: {plan.clients} clients submit a {plan.crowd_steps}-step Face run at once (line of {plan.queue})")
     prober.start()
     with ThreadPoolExecutor(plan.clients) as pool:
@@ -299,23 +333,50 @@ def crowd(url: str, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
         {"task": "crowd", "method": "admitted: seconds until their run started", **waits},
         {"task": "crowd", "method": "admitted: seconds until their result", **totals},
         {"task": "crowd", "method": "admitted: place and estimate shown", "n": len(finished), "shown": shown},
-        *({"task": "crowd", "method": f"{name} while the line was full (s)", **spread(values)} for name, values in timings.items()),
-    ]  # fmt: skip
+        *(
+            {"task": "crowd", "method": f"{name} while the line was full (s)", **spread(values)}
+            for name, values in timings.items()
+        ),
+    ]
     probed = [seconds for name, values in timings.items() if name != "stop from gradio_client" for seconds in values]
     slowest = max(probed, default=float("nan"))
     goals = [
-        goal_told("crowd: every visitor finished or refused readably", "all", counts["finished"] + counts["refused"],
-                  counts["error"] == 0 and counts["refused by Gradio"] == 0, n=plan.clients),
-        goal_told("crowd: worst time to a refusal", "<= 1 s", refusals["worst"] or float("nan"), bool(refusals["n"]) and refusals["worst"] <= 1,
-                  " s", n=refusals["n"]),
-        goal_told("crowd: admitted runs, all within the line", f"<= {plan.queue + 1}", counts["finished"], counts["finished"] <= plan.queue + 1,
-                  n=plan.clients),
-        goal_told("crowd: slowest Stop, status line, sweep command or API info while the line was full", "<= 1 s", slowest,
-                  bool(probed) and slowest <= 1, " s", n=len(probed)),
-    ]  # fmt: skip
+        goal_told(
+            "crowd: every visitor finished or refused readably",
+            "all",
+            counts["finished"] + counts["refused"],
+            counts["error"] == 0 and counts["refused by Gradio"] == 0,
+            n=plan.clients,
+        ),
+        goal_told(
+            "crowd: worst time to a refusal",
+            "<= 1 s",
+            refusals["worst"] or float("nan"),
+            bool(refusals["n"]) and refusals["worst"] <= 1,
+            " s",
+            n=refusals["n"],
+        ),
+        goal_told(
+            "crowd: admitted runs, all within the line",
+            f"<= {plan.queue + 1}",
+            counts["finished"],
+            counts["finished"] <= plan.queue + 1,
+            n=plan.clients,
+        ),
+        goal_told(
+            "crowd: slowest Stop, status line, sweep command or API info while the line was full",
+            "<= 1 s",
+            slowest,
+            bool(probed) and slowest <= 1,
+            " s",
+            n=len(probed),
+        ),
+    ]
     refusal = next((v["message"] for v in visits if v["outcome"] == "refused"), "")
-    notes = [f"crowd: {counts['finished']} of {plan.clients} finished, {counts['refused']} refused (median {fmt(refusals['median'])} s,"
-             f" worst {fmt(refusals['worst'])} s); a refusal reads: {refusal.splitlines()[-1].lstrip('- ') if refusal else '(none)'}"]  # fmt: skip
+    notes = [
+        f"crowd: {counts['finished']} of {plan.clients} finished, {counts['refused']} refused (median {fmt(refusals['median'])} s,"
+        f" worst {fmt(refusals['worst'])} s); a refusal reads: {refusal.splitlines()[-1].lstrip('- ') if refusal else '(none)'}"
+    ]
     return rows, goals, notes
 
 
@@ -344,17 +405,24 @@ def resources(app: Served) -> dict:
             with contextlib.suppress(FileNotFoundError):  # deleted by Gradio meanwhile
                 sizes.append(os.stat(os.path.join(folder, name)).st_size)
     return {
-        "rss_mb": rss_mb(app.pid), "fds": len(os.listdir(f"/proc/{app.pid}/fd")), "threads": int(process_status(app.pid)["Threads"]),
-        "cache_mb": sum(sizes) / 2**20, "cache_files": len(sizes),
-    }  # fmt: skip
+        "rss_mb": rss_mb(app.pid),
+        "fds": len(os.listdir(f"/proc/{app.pid}/fd")),
+        "threads": int(process_status(app.pid)["Threads"]),
+        "cache_mb": sum(sizes) / 2**20,
+        "cache_files": len(sizes),
+    }
 
 
 def random_run(rng: random.Random, plan: Plan) -> tuple[str, dict]:
     """A random tab and its inputs: methods, steps, samples, seed."""
     tab = rng.choice(list(TABS))
     methods, steps_key = TABS[tab]
-    inputs = {"methods": rng.sample(methods, rng.randint(1, 2)), steps_key: rng.randint(2, plan.soak_steps), "samples": rng.randint(1, 2),
-              "seed": rng.randint(0, 10_000)}  # fmt: skip
+    inputs = {
+        "methods": rng.sample(methods, rng.randint(1, 2)),
+        steps_key: rng.randint(2, plan.soak_steps),
+        "samples": rng.randint(1, 2),
+        "seed": rng.randint(0, 10_000),
+    }
     return tab, inputs
 
 
@@ -412,26 +480,65 @@ def soak(app: Served, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
             progress(f"load: soak run {number}: {samples[-1]}")
     first = samples[min(19, len(samples) - 1)]
     last = samples[-1]
-    rows = [{"task": "soak", "method": f"after run {s['run']}", **s} for s in samples if s["run"] == 1 or s["run"] % 20 == 0 or s is last]
-    rows.append({"task": "soak", "method": "runs by kind", **{kind: kinds.count(kind) for kind in ("ran", "stopped", "fault", "bad input")}})
+    rows = [
+        {"task": "soak", "method": f"after run {s['run']}", **s}
+        for s in samples
+        if s["run"] == 1 or s["run"] % 20 == 0 or s is last
+    ]
+    rows.append(
+        {
+            "task": "soak",
+            "method": "runs by kind",
+            **{kind: kinds.count(kind) for kind in ("ran", "stopped", "fault", "bad input")},
+        }
+    )
     growth = last["rss_mb"] - first["rss_mb"]
     later = [s for s in samples if s["run"] >= first["run"]]
     cache_top = max(s["cache_mb"] for s in samples)
     goals = [
-        goal_told(f"soak: resident memory growth, run {first['run']} to {last['run']}", "< 100 MB", growth, growth < 100, " MB", n=len(later)),
-        goal_told(f"soak: open file descriptors, run {first['run']} to {last['run']}", "no growth", last["fds"] - first["fds"],
-                  max(s["fds"] for s in later) <= first["fds"] + 5, n=len(later)),
-        goal_told(f"soak: threads, run {first['run']} to {last['run']}", "no growth", last["threads"] - first["threads"],
-                  max(s["threads"] for s in later) <= first["threads"] + 2, n=len(later)),
-    ]  # fmt: skip
+        goal_told(
+            f"soak: resident memory growth, run {first['run']} to {last['run']}",
+            "< 100 MB",
+            growth,
+            growth < 100,
+            " MB",
+            n=len(later),
+        ),
+        goal_told(
+            f"soak: open file descriptors, run {first['run']} to {last['run']}",
+            "no growth",
+            last["fds"] - first["fds"],
+            max(s["fds"] for s in later) <= first["fds"] + 5,
+            n=len(later),
+        ),
+        goal_told(
+            f"soak: threads, run {first['run']} to {last['run']}",
+            "no growth",
+            last["threads"] - first["threads"],
+            max(s["threads"] for s in later) <= first["threads"] + 2,
+            n=len(later),
+        ),
+    ]
     if last["seconds"] > 2 * plan.cache_seconds:
-        bounded = last["cache_mb"] <= 1.5 * max(s["cache_mb"] for s in samples if s["seconds"] <= last["seconds"] - plan.cache_seconds)
-        goals.append(goal_told(f"soak: Gradio's cache levels off (files older than {plan.cache_seconds} s deleted)", "bounded",
-                               last["cache_mb"], bounded, " MB", n=len(samples)))  # fmt: skip
-    notes = [f"soak: {len(kinds)} runs in {last['seconds']:.0f} s ({', '.join(f'{kinds.count(k)} {k}' for k in dict.fromkeys(kinds))}); "
-             f"RSS {first['rss_mb']:.0f} MB at run {first['run']} and {last['rss_mb']:.0f} MB at run {last['run']}; fds {first['fds']} -> "
-             f"{last['fds']}, threads {first['threads']} -> {last['threads']}; Gradio's cache at most {cache_top:.1f} MB, "
-             f"{last['cache_mb']:.1f} MB at the end"]  # fmt: skip
+        bounded = last["cache_mb"] <= 1.5 * max(
+            s["cache_mb"] for s in samples if s["seconds"] <= last["seconds"] - plan.cache_seconds
+        )
+        goals.append(
+            goal_told(
+                f"soak: Gradio's cache levels off (files older than {plan.cache_seconds} s deleted)",
+                "bounded",
+                last["cache_mb"],
+                bounded,
+                " MB",
+                n=len(samples),
+            )
+        )
+    notes = [
+        f"soak: {len(kinds)} runs in {last['seconds']:.0f} s ({', '.join(f'{kinds.count(k)} {k}' for k in dict.fromkeys(kinds))}); "
+        f"RSS {first['rss_mb']:.0f} MB at run {first['run']} and {last['rss_mb']:.0f} MB at run {last['run']}; fds {first['fds']} -> "
+        f"{last['fds']}, threads {first['threads']} -> {last['threads']}; Gradio's cache at most {cache_top:.1f} MB, "
+        f"{last['cache_mb']:.1f} MB at the end"
+    ]
     return rows, goals, notes
 
 
@@ -456,12 +563,16 @@ def stops(app: Served, plan: Plan) -> tuple[list[dict], list[dict], list[str]]:
         {"task": "stop", "method": "seconds from /stop to the result", **spread(delays)},
         {"task": "stop", "method": "steps after the step shown at Stop", **spread([float(a) for a in after])},
         {"task": "stop", "method": "resident memory after Stop minus before the run (MB)", **spread(memory)},
-    ]  # fmt: skip
+    ]
     goals = [
         goal_told("stop: worst seconds from /stop to the result", "<= 2 s", max(delays), max(delays) <= 2, " s", n=len(delays)),
-        goal_told("stop: worst memory after Stop above before the run", "<= 50 MB", max(memory), max(memory) <= 50, " MB", n=len(memory)),
-    ]  # fmt: skip
-    notes = [f"stop: result {statistics.median(delays):.2f} s (median; worst {max(delays):.2f} s) after /stop, "
-             f"{statistics.median(after):.0f} steps (worst {max(after)}) after the step shown at the click; memory after Stop "
-             f"{statistics.median(memory):+.1f} MB (worst {max(memory):+.1f} MB) against before the run"]  # fmt: skip
+        goal_told(
+            "stop: worst memory after Stop above before the run", "<= 50 MB", max(memory), max(memory) <= 50, " MB", n=len(memory)
+        ),
+    ]
+    notes = [
+        f"stop: result {statistics.median(delays):.2f} s (median; worst {max(delays):.2f} s) after /stop, "
+        f"{statistics.median(after):.0f} steps (worst {max(after)}) after the step shown at the click; memory after Stop "
+        f"{statistics.median(memory):+.1f} MB (worst {max(memory):+.1f} MB) against before the run"
+    ]
     return rows, goals, notes

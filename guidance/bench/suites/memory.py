@@ -15,6 +15,7 @@ the CUDA allocator's peak, or on a CPU the process's peak resident set (guidance
 `peak_total_mb` adds every weight loaded; `peak_ratio` and `time_ratio` are each run's over the unguided step's.
 It runs on any device, in the backbone's dtype: fp16 on CUDA, fp32 on a CPU, where activations take twice the bytes.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -80,10 +81,24 @@ def run(world: World, opts: Options) -> SuiteOutput:
 
     def measure(label: str, method: str, checkpointing: bool, guided: bool) -> dict:
         release_memory()
-        result = generate(world, method, [condition] * plan.batch, steps=plan.steps, settings=replace(settings, checkpointing=checkpointing),
-                          scheduler=scheduler, eta=1.0, energy=energy if guided else None)[0]  # fmt: skip
-        return {"task": task if guided else "unguided", "method": label, "steps": plan.steps, "peak_mem_mb": result.peak_mem_mb,
-                "peak_total_mb": result.peak_mem_mb + weights, "ms_per_step": 1000 * statistics.median(s.seconds for s in result.steps)}  # fmt: skip
+        result = generate(
+            world,
+            method,
+            [condition] * plan.batch,
+            steps=plan.steps,
+            settings=replace(settings, checkpointing=checkpointing),
+            scheduler=scheduler,
+            eta=1.0,
+            energy=energy if guided else None,
+        )[0]
+        return {
+            "task": task if guided else "unguided",
+            "method": label,
+            "steps": plan.steps,
+            "peak_mem_mb": result.peak_mem_mb,
+            "peak_total_mb": result.peak_mem_mb + weights,
+            "ms_per_step": 1000 * statistics.median(s.seconds for s in result.steps),
+        }
 
     generate(world, unguided, [condition], steps=1, settings=settings, scheduler=scheduler, eta=1.0)  # lazy set-up, unmeasured
     rows = Rows("memory")
@@ -93,8 +108,16 @@ def run(world: World, opts: Options) -> SuiteOutput:
     for row in rows:
         row["peak_ratio"] = ratio(row["peak_mem_mb"], rows[0]["peak_mem_mb"])
         row["time_ratio"] = ratio(row["ms_per_step"], rows[0]["ms_per_step"])
-    config = {**asdict(plan), "weights_mb": weights, "scheduler": scheduler, "energy": task, "dtype": str(world.backbone.dtype).removeprefix("torch.")}
-    return SuiteOutput(rows, goals({row["method"]: row for row in rows}), config=config, notes=notes({row["method"]: row for row in rows}))
+    config = {
+        **asdict(plan),
+        "weights_mb": weights,
+        "scheduler": scheduler,
+        "energy": task,
+        "dtype": str(world.backbone.dtype).removeprefix("torch."),
+    }
+    return SuiteOutput(
+        rows, goals({row["method"]: row for row in rows}), config=config, notes=notes({row["method"]: row for row in rows})
+    )
 
 
 def goals(by: dict[str, dict]) -> list[dict]:
@@ -122,11 +145,15 @@ def notes(by: dict[str, dict]) -> list[str]:
     lines = [f"peak memory above the weights over the unguided step's: {ratios}"]
     for method, name in NAMES.items():
         plain, checkpointed = by[method], by[f"{method} checkpointed"]
-        lines.append(f"{name} checkpointed: {ratio(checkpointed['peak_mem_mb'], plain['peak_mem_mb']):.2f}x {name}'s peak "
-                     f"for {ratio(checkpointed['ms_per_step'], plain['ms_per_step']):.2f}x its step time")  # fmt: skip
+        lines.append(
+            f"{name} checkpointed: {ratio(checkpointed['peak_mem_mb'], plain['peak_mem_mb']):.2f}x {name}'s peak "
+            f"for {ratio(checkpointed['ms_per_step'], plain['ms_per_step']):.2f}x its step time"
+        )
     saved = by["freedom"]["peak_mem_mb"] - by["figd"]["peak_mem_mb"]
-    lines.append(f"FIGD: {ratio(by['figd']['peak_mem_mb'], by['freedom']['peak_mem_mb']):.2f}x FreeDoM's peak ({saved:.0f} MB less) "
-                 f"for {ratio(by['figd']['ms_per_step'], by['freedom']['ms_per_step']):.2f}x its step time")  # fmt: skip
+    lines.append(
+        f"FIGD: {ratio(by['figd']['peak_mem_mb'], by['freedom']['peak_mem_mb']):.2f}x FreeDoM's peak ({saved:.0f} MB less) "
+        f"for {ratio(by['figd']['ms_per_step'], by['freedom']['ms_per_step']):.2f}x its step time"
+    )
     return lines
 
 

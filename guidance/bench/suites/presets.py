@@ -12,6 +12,7 @@ and whose samples the world's detector still calls faces (at least FACE_RATE of 
 each tab's preset strength with each of its other Fisher weight profiles w_t (docs/methods.md, FIGD step 3); every
 profile costs the same time, so the tab's metric compares them at equal time.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -25,11 +26,27 @@ from guidance.worlds import World
 
 NEEDS = ()
 PLANS = {
-    "quick": Plan(per_class=0, face_references=2, face_seeds=2, style_references=2, style_seeds=2, style_first=3, control_maps=2,
-                  id_images=0),
-    "full": Plan(per_class=0, face_references=4, face_seeds=3, style_references=4, style_seeds=3, style_first=3, control_maps=10,
-                 id_images=0),
-}  # fmt: skip
+    "quick": Plan(
+        per_class=0,
+        face_references=2,
+        face_seeds=2,
+        style_references=2,
+        style_seeds=2,
+        style_first=3,
+        control_maps=2,
+        id_images=0,
+    ),
+    "full": Plan(
+        per_class=0,
+        face_references=4,
+        face_seeds=3,
+        style_references=4,
+        style_seeds=3,
+        style_first=3,
+        control_maps=10,
+        id_images=0,
+    ),
+}
 GRIDS = {
     "face": {"scale": (0.05, 0.1, 0.2, 0.4), "dsg_rate": (0.05, 0.1, 0.2, 0.4)},
     "style": {"scale": (0.1, 0.2, 0.4, 0.8), "dsg_rate": (0.1, 0.2, 0.4, 0.8)},
@@ -80,7 +97,11 @@ def choose(rows: list[dict]) -> dict[str, dict[str, float | None]]:
     for task in ROWS:
         plain = next(r for r in rows if r["task"] == task and r["method"] == "plain")
         for method in EXAMPLE_METHODS:
-            tried = [r for r in rows if r["task"] == task and r["method"] == method and "fisher_weight" not in r and admissible(r, plain)]
+            tried = [
+                r
+                for r in rows
+                if r["task"] == task and r["method"] == method and "fisher_weight" not in r and admissible(r, plain)
+            ]
             best = max(tried, key=lambda r: (r[CONDITION[task]], -r["value"]), default=None)
             picks.setdefault(task, {})[method] = None if best is None else best["value"]
     return picks
@@ -100,11 +121,23 @@ def goals(rows: list[dict], picks: dict) -> list[dict]:
             if value is None:
                 found.append(goal_told(f"{task}, {method}: an admissible strength", "one of the grid", 0.0, False))
                 continue
-            row = next(r for r in rows if r["task"] == task and r["method"] == method and r["value"] == value and "fisher_weight" not in r)
+            row = next(
+                r
+                for r in rows
+                if r["task"] == task and r["method"] == method and r["value"] == value and "fisher_weight" not in r
+            )
             name = CONDITION[task]
             pairs = list(zip(row["values"][_values_key(name)], plain["values"][_values_key(name)]))
-            found.append(goal_over(f"{task}, {method} at {row['setting']} {value:g}: {name} above plain's", pairs, 0.0,
-                                   higher_is_better=True, strict=True, statistic=_mean_gain))  # fmt: skip
+            found.append(
+                goal_over(
+                    f"{task}, {method} at {row['setting']} {value:g}: {name} above plain's",
+                    pairs,
+                    0.0,
+                    higher_is_better=True,
+                    strict=True,
+                    statistic=_mean_gain,
+                )
+            )
     return found
 
 
@@ -120,6 +153,7 @@ def _mean_gain(pairs) -> float:
 def pick_note(picks: dict) -> str:
     """The picks as one line per tab, for the report."""
     return "Picks (guidance/playground/tasks/catalog.py TaskSpec.strengths): " + "; ".join(
-        f"{task}: " + ", ".join(f"{method} {value:g}" if value is not None else f"{method} none" for method, value in methods.items())
+        f"{task}: "
+        + ", ".join(f"{method} {value:g}" if value is not None else f"{method} none" for method, value in methods.items())
         for task, methods in picks.items()
     )

@@ -3,6 +3,7 @@ with x0_hat kept at `snapshots` steps, each frame drawn as the app draws it: gal
 as PNG, and the trajectory strip after the run), in pairs of adjacent runs, alternating which goes first. Goal: the
 median of the pairs' time ratios (robust to a shared machine's changing load) at most 1.10.
 """
+
 from __future__ import annotations
 
 import io
@@ -28,7 +29,12 @@ class Plan:
     eta: float = 0.5
 
 
-PLANS = {"quick": Plan(repeats=2), "full": Plan(), "quick-sd": Plan(steps=4, snapshots=4, repeats=1), "full-sd": Plan(steps=10, repeats=2)}
+PLANS = {
+    "quick": Plan(repeats=2),
+    "full": Plan(),
+    "quick-sd": Plan(steps=4, snapshots=4, repeats=1),
+    "full-sd": Plan(steps=10, repeats=2),
+}
 
 
 def watched(world: World, request) -> float:
@@ -58,7 +64,9 @@ def unwatched(world: World, request) -> float:
 def run(world: World, opts: Options) -> SuiteOutput:
     """The face tab's run with the preview off and on, in alternating pairs (the interface: guidance.bench.suites)."""
     plan = opts.plan(PLANS)
-    base = task_request(world, "face", plan.methods[0], reference_images(world.backbone.image_size), steps=plan.steps, samples=1, eta=plan.eta)
+    base = task_request(
+        world, "face", plan.methods[0], reference_images(world.backbone.image_size), steps=plan.steps, samples=1, eta=plan.eta
+    )
     base = replace(base, methods=list(plan.methods))
     unwatched(world, replace(base, steps=2))  # warm-up, untimed
     seconds: dict[str, list[float]] = {"off": [], "on": []}
@@ -69,9 +77,13 @@ def run(world: World, opts: Options) -> SuiteOutput:
             progress(f"preview {mode}, repeat {repeat + 1}: {seconds[mode][-1]:.2f} s")
     rows = Rows("preview")
     for mode, times in seconds.items():
-        rows.append({"task": "face", "method": f"preview {mode}", "steps": plan.steps, "seconds": statistics.median(times), "runs": times})
+        rows.append(
+            {"task": "face", "method": f"preview {mode}", "steps": plan.steps, "seconds": statistics.median(times), "runs": times}
+        )
     ratios = [on / off for on, off in zip(seconds["on"], seconds["off"])]
     ratio = statistics.median(ratios)
     rows[1]["pair_ratios"] = [round(r, 3) for r in ratios]
     goals = [goal_told("total time, preview on / off (median of pairs)", "<= 1.10x", ratio, ratio <= 1.10, "x")]
-    return SuiteOutput(rows, goals, config=asdict(plan), notes=[f"{len(plan.methods)} methods x {plan.steps} steps per run, timed as whole runs"])
+    return SuiteOutput(
+        rows, goals, config=asdict(plan), notes=[f"{len(plan.methods)} methods x {plan.steps} steps per run, timed as whole runs"]
+    )

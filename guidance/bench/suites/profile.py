@@ -28,6 +28,7 @@ of 4 unguided class-conditional 25-step DDIM samples with the final decode (goal
 the app's default tab run, the Face tab's three methods (FreeDoM, FIGD, FIGD+DSG) at 20 steps, 1 sample, eta 0.5,
 on its first example, energy built and images decoded and scored (goal <= 5 s), with and without the tiny decoder.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -50,8 +51,18 @@ from guidance.sampling import sample
 from guidance.worlds import World
 
 NEEDS = ("face_embedder", "style_features", "classifier")
-PARTS = ("denoiser_fwd", "denoiser_bwd", "decode_fwd", "decode_bwd", "energy_fwd", "energy_bwd", "classifier_fwd",
-         "scheduler", "copies", "other")  # fmt: skip
+PARTS = (
+    "denoiser_fwd",
+    "denoiser_bwd",
+    "decode_fwd",
+    "decode_bwd",
+    "energy_fwd",
+    "energy_bwd",
+    "classifier_fwd",
+    "scheduler",
+    "copies",
+    "other",
+)
 BACKWARD = {"decode_out": "energy_bwd", "decode_in": "decode_bwd", "denoiser_out": "other", "denoiser_in": "denoiser_bwd"}
 # label: (task, method, scheduler, settings overrides); class-task rows sample the classifier's first class, the others
 # are unconditional
@@ -88,12 +99,18 @@ class Plan:
 
 
 FACE_PAIRS = {  # FreeDoM's run and FIGD's, with the full VAE and with the tiny decoder on the guidance path
-    "full VAE": ("face freedom", "face figd"), "tiny decoder": ("face freedom tiny decoder", "face figd tiny decoder"),
-}  # fmt: skip
+    "full VAE": ("face freedom", "face figd"),
+    "tiny decoder": ("face freedom tiny decoder", "face figd tiny decoder"),
+}
 PLANS = {
-    "quick": Plan(steps=5), "full": Plan(steps=10, rounds=4), "quick-sd": Plan(steps=4), "full-sd": Plan(steps=8),
+    "quick": Plan(steps=5),
+    "full": Plan(steps=10, rounds=4),
+    "quick-sd": Plan(steps=4),
+    "full-sd": Plan(steps=8),
     # --plan figd-sd: FIGD against FreeDoM per step on sd15-random (on a CPU, --size 256 keeps it short)
-    "figd-sd": Plan(steps=4, rounds=3, runs=tuple(label for pair in FACE_PAIRS.values() for label in pair), step_ratio_goals=True),
+    "figd-sd": Plan(
+        steps=4, rounds=3, runs=tuple(label for pair in FACE_PAIRS.values() for label in pair), step_ratio_goals=True
+    ),
 }
 
 
@@ -180,6 +197,7 @@ class StepTimer:
         Returns:
             The hooks' handles (`remove()` each when done).
         """
+
         def ended(*_) -> None:  # a forward hook that returns something replaces the module's output
             self.end(name)
 
@@ -325,9 +343,13 @@ def copies_seconds(backbone, batch: int, repeats: int = 20) -> float:
 def request_for(world: World, task: str, references: dict) -> TaskRequest:
     """A request whose energy `build_energy` makes for `task`, on the held-out references."""
     control = task == "control"
-    return TaskRequest(task=task, methods=[], reference=None if control else references.get(task),
-                       control_image=references["control"] if control else None,
-                       use_controlnet=world.backbone.has_controlnet)  # fmt: skip
+    return TaskRequest(
+        task=task,
+        methods=[],
+        reference=None if control else references.get(task),
+        control_image=references["control"] if control else None,
+        use_controlnet=world.backbone.has_controlnet,
+    )
 
 
 def settings_for(task: str, overrides: dict) -> Settings:
@@ -360,8 +382,13 @@ def profile_steps(world: World, label: str, plan: Plan, references: dict, warm_u
     method = build_method(name, settings_for(task, overrides), world.classifier)
     energy = energy if method.uses_energy else None
     condition = world.classifier.class_names[0] if task == "class" else None  # GFCG needs one of its classes
-    kwargs = dict(scheduler=scheduler, eta=plan.eta if scheduler == "ddim" else 0.0, noise_rule=method_noise_rule(task),
-                  energy=energy, control=control)  # fmt: skip
+    kwargs = dict(
+        scheduler=scheduler,
+        eta=plan.eta if scheduler == "ddim" else 0.0,
+        noise_rule=method_noise_rule(task),
+        energy=energy,
+        control=control,
+    )
     if warm_up:
         sample(world.backbone, method, [condition] * plan.batch, steps=2, **kwargs)
     with instrumented(world, energy, method) as (backbone, timed_method, timer):
@@ -388,8 +415,17 @@ def profile_row(label: str, plan: Plan, steps: list[dict], nfe: float, copies: f
     for key, name in (("seconds", "ms_per_step"), ("cpu_seconds", "cpu_ms_per_step")):
         median, q1, q3 = median_iqr([1000 * s[key] for s in steps])
         spread |= {f"{name}_median": median, f"{name}_iqr": [q1, q3]}
-    return {"task": RUNS[label][0], "method": label, "steps": plan.steps, "nfe": nfe, "ms_per_step": mean.pop("seconds"),
-            "cpu_ms_per_step": mean.pop("cpu_seconds"), **mean, **spread, "timed_steps": len(steps)}  # fmt: skip
+    return {
+        "task": RUNS[label][0],
+        "method": label,
+        "steps": plan.steps,
+        "nfe": nfe,
+        "ms_per_step": mean.pop("seconds"),
+        "cpu_ms_per_step": mean.pop("cpu_seconds"),
+        **mean,
+        **spread,
+        "timed_steps": len(steps),
+    }
 
 
 def clock_key(device: torch.device) -> str:
@@ -411,8 +447,11 @@ def usable(world: World, label: str) -> bool:
     """
     task, name, _, overrides = RUNS[label]
     backbone = world.backbone
-    return not (("atg" in name and not backbone.has_guide_model) or (overrides.get("tiny_decoder") and backbone.tiny_decoder is None)
-                or (task == "control" and not backbone.has_controlnet))  # fmt: skip
+    return not (
+        ("atg" in name and not backbone.has_guide_model)
+        or (overrides.get("tiny_decoder") and backbone.tiny_decoder is None)
+        or (task == "control" and not backbone.has_controlnet)
+    )
 
 
 def run(world: World, opts: Options) -> SuiteOutput:
@@ -429,7 +468,9 @@ def run(world: World, opts: Options) -> SuiteOutput:
             rounds[label].append(found)
     rows = Rows("profile")
     for label in labels:
-        rows.append(profile_row(label, plan, [s for found in rounds[label] for s in found], nfe[label], copies, world.backbone.device))
+        rows.append(
+            profile_row(label, plan, [s for found in rounds[label] for s in found], nfe[label], copies, world.backbone.device)
+        )
     step_goals = step_ratio_goals(rounds) if plan.step_ratio_goals else []
     skipped = [label for label in plan.runs if label not in labels]
     notes = [f"not run (the world lacks what they need): {', '.join(skipped)}"] if skipped else []
@@ -437,8 +478,12 @@ def run(world: World, opts: Options) -> SuiteOutput:
     for row in speed:
         rows.append(row)
     total = "ms_per_step" if world.backbone.device.type == "cuda" else "cpu_ms_per_step"
-    return SuiteOutput(rows, step_goals + speed_goals(repeats), config={**asdict(plan), "parts_add_up_to": total},
-                       notes=notes + explain(rows, total))  # fmt: skip
+    return SuiteOutput(
+        rows,
+        step_goals + speed_goals(repeats),
+        config={**asdict(plan), "parts_add_up_to": total},
+        notes=notes + explain(rows, total),
+    )
 
 
 def step_ratio_goals(rounds: dict[str, list[list[dict]]]) -> list[dict]:
@@ -449,9 +494,21 @@ def step_ratio_goals(rounds: dict[str, list[list[dict]]]) -> list[dict]:
         if freedom not in rounds or figd not in rounds:
             continue
         for key, clock in (("seconds", "wall"), ("cpu_seconds", "process CPU")):
-            ratios = [statistics.median(s[key] for s in a) / statistics.median(s[key] for s in b) for a, b in zip(rounds[freedom], rounds[figd])]
-            found.append(goal_over(f"face, {decoder}: FreeDoM's step over FIGD's ({clock} time, median of interleaved rounds)", ratios,
-                                   2.0, "x", higher_is_better=True, statistic=np.median, over="rounds"))  # fmt: skip
+            ratios = [
+                statistics.median(s[key] for s in a) / statistics.median(s[key] for s in b)
+                for a, b in zip(rounds[freedom], rounds[figd])
+            ]
+            found.append(
+                goal_over(
+                    f"face, {decoder}: FreeDoM's step over FIGD's ({clock} time, median of interleaved rounds)",
+                    ratios,
+                    2.0,
+                    "x",
+                    higher_is_better=True,
+                    statistic=np.median,
+                    over="rounds",
+                )
+            )
     return found
 
 
@@ -478,8 +535,15 @@ def world_speed(world: World, repeats: int) -> tuple[list[dict], dict[str, list[
     face = spec("face")
     reference = Image.open(face.examples[0][0]).convert("RGB")  # the Face tab's first example, with its default methods and eta
     for tiny in (False, True)[: 2 if world.backbone.tiny_decoder is not None else 1]:
-        request = TaskRequest(task="face", methods=list(face.selected), samples=1, steps=20, eta=face.eta, reference=reference,
-                              settings=preset("face", tiny_decoder=tiny))  # fmt: skip
+        request = TaskRequest(
+            task="face",
+            methods=list(face.selected),
+            samples=1,
+            steps=20,
+            eta=face.eta,
+            reference=reference,
+            settings=preset("face", tiny_decoder=tiny),
+        )
         run_task(world, replace(request, steps=2))
         seconds = []
         for _ in range(repeats):
@@ -496,7 +560,9 @@ def speed_goals(runs: dict[str, list[float]]) -> list[dict]:
     """The world's end-to-end speed bars: the median of the repeats, with a bootstrap interval over them."""
     found = []
     for label, seconds in runs.items():
-        name, bar = ("4 unguided 25-step samples, decode included", WORLD_SPEED_BAR_S) if label == UNGUIDED else (label, APP_TAB_BAR_S)
+        name, bar = (
+            ("4 unguided 25-step samples, decode included", WORLD_SPEED_BAR_S) if label == UNGUIDED else (label, APP_TAB_BAR_S)
+        )
         found.append(goal_over(name, seconds, bar, " s", statistic=np.median, over="repeats"))
     return found
 
@@ -533,5 +599,5 @@ def explain(rows: list[dict], total: str) -> list[str]:
             f"take {figd['decode_fwd'] + figd['decode_bwd']:.0f} ms. With a free decoder and energy the ratio would be "
             f"{ceiling(freedom, figd):.2f}x at most: with frozen weights the denoiser's backward computes only the "
             f"input's gradient, about one forward's work, so the ratio stays under 2x while any other part costs time."
-        )  # fmt: skip
+        )
     return lines

@@ -36,6 +36,7 @@ Rows give the mean over samples with its bootstrap 95% interval per grid, method
 claim (-45% error against DPM-Solver++ at NFE 10) per grid, for the playground's EVODiff and its best option there
 (guidance/bench/solver_grids.py; docs/methods.md, EVODiff).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -48,8 +49,19 @@ from torch import Tensor
 
 from guidance import distributed
 from guidance.bench.common import (
-    FD_VERDICT_SAMPLES, Options, Rows, SuiteOutput, balanced, generate, goal, images_of, realism, renders, timing, warm_up
-)  # fmt: skip
+    FD_VERDICT_SAMPLES,
+    Options,
+    Rows,
+    SuiteOutput,
+    balanced,
+    generate,
+    goal,
+    images_of,
+    realism,
+    renders,
+    timing,
+    warm_up,
+)
 from guidance.bench.metrics import per_sample_rmse
 from guidance.bench.solver_grids import GridPlan, best_evodiff, claim_goals, compare
 from guidance.bench.plots import labelled_rows
@@ -114,14 +126,21 @@ def run(world: World, opts: Options) -> SuiteOutput:
     if grid:
         grid.append(("held-out renders", renders(GRID_COLUMNS, REFERENCE_SEED)[0]))
         images.append(str(labelled_rows(grid, opts.grid, "the same noise and class (one per column) in every sample row")))
-    notes = [reference_note(plan, clip, check) for clip, check in checks.items()] or ["no near-exact ODE reference on this backbone (too slow here)"]
+    notes = [reference_note(plan, clip, check) for clip, check in checks.items()] or [
+        "no near-exact ODE reference on this backbone (too slow here)"
+    ]
     if len(clip_modes) > 1:
-        notes.append("the scheduler config has clip_sample=True: rows with x0_clip true clip every solver's x0 "
-                     "to [-1, 1], rows with x0_clip false solve the unclipped ODE. When clipping, DDIM keeps the "
-                     "model's eps (diffusers' default) while the multistep solvers clamp their data prediction, so "
-                     "only the unclipped rmse_ref measures convergence to one solution")  # fmt: skip
-    config = asdict(plan) | {"reference_solver": REFERENCE_SOLVER, "timestep_spacing": SPACING,
-                             "reference_check_rmse": {str(clip).lower(): check for clip, check in checks.items()}}  # fmt: skip
+        notes.append(
+            "the scheduler config has clip_sample=True: rows with x0_clip true clip every solver's x0 "
+            "to [-1, 1], rows with x0_clip false solve the unclipped ODE. When clipping, DDIM keeps the "
+            "model's eps (diffusers' default) while the multistep solvers clamp their data prediction, so "
+            "only the unclipped rmse_ref measures convergence to one solution"
+        )
+    config = asdict(plan) | {
+        "reference_solver": REFERENCE_SOLVER,
+        "timestep_spacing": SPACING,
+        "reference_check_rmse": {str(clip).lower(): check for clip, check in checks.items()},
+    }
     return SuiteOutput(rows, goals(rows, errors, plan), config=config, notes=notes, images=images)
 
 
@@ -189,8 +208,16 @@ def reference(world: World, conditions: list, steps: int, plan: Plan) -> dict[st
         k, start = batch_start
         chunk = conditions[start : start + plan.batch]
         with scheduler_config(world, final_sigmas_type="sigma_min"), decoded_latents(world) as seen:
-            at_label_0 = generate(world, "plain", chunk, steps=steps, scheduler=REFERENCE_SOLVER, seed=REFERENCE_SEED + k,
-                                  batch=plan.batch, shard=False)[0].images  # fmt: skip
+            at_label_0 = generate(
+                world,
+                "plain",
+                chunk,
+                steps=steps,
+                scheduler=REFERENCE_SOLVER,
+                seed=REFERENCE_SEED + k,
+                batch=plan.batch,
+                shard=False,
+            )[0].images
         return at_label_0, denoised_at_label_0(world, seen[-1], chunk)
 
     ends = distributed.shard_map(run, list(enumerate(range(0, len(conditions), plan.batch))))
@@ -215,8 +242,9 @@ def denoised_at_label_0(world: World, latents: Tensor, conditions: list) -> Tens
     return decode_estimate(backbone, x0)
 
 
-def sweep(world: World, opts: Options, plan: Plan, clip: bool, rows: Rows, errors: dict
-          ) -> tuple[list[tuple[str, Tensor]], dict[str, float] | None]:  # fmt: skip
+def sweep(
+    world: World, opts: Options, plan: Plan, clip: bool, rows: Rows, errors: dict
+) -> tuple[list[tuple[str, Tensor]], dict[str, float] | None]:
     """Every solver at every NFE (and EVODiff at ode_nfe) under one clipping mode; appends to `rows`, puts each
     run's per-sample reconstruction errors in `errors[clip, solver, nfe]`, and returns the grid rows (first samples
     at GRID_NFE and ode_nfe) when a grid was asked for, and the reference's half-step check (None: no reference).
@@ -259,7 +287,11 @@ def sweep(world: World, opts: Options, plan: Plan, clip: bool, rows: Rows, error
 def error_row(errors: list[float]) -> dict:
     """The mean reconstruction error over samples, its bootstrap 95% interval and the number of samples."""
     interval = bootstrap_interval(errors)
-    return {"rmse_ref": sum(errors) / len(errors), "rmse_ref_ci": None if interval is None else list(interval), "rmse_ref_n": len(errors)}
+    return {
+        "rmse_ref": sum(errors) / len(errors),
+        "rmse_ref_ci": None if interval is None else list(interval),
+        "rmse_ref_n": len(errors),
+    }
 
 
 def reference_check(world: World, plan: Plan, references: dict[str, Tensor]) -> dict[str, float]:
@@ -285,11 +317,13 @@ def reference_note(plan: Plan, clip: bool, check: dict[str, float]) -> str:
         check: from `reference_check`.
     """
     differences = ", ".join(f"{value:.2g} at {end}" for end, value in check.items())
-    return (f"x0 {'clipped' if clip else 'not clipped'}: the reference is DPM-Solver++(2M) at {plan.reference_steps} steps "
-            f"to label 0; at {plan.reference_steps // 2} steps it differs from it by a mean RMSE of {differences} over "
-            f"{min(plan.batch, plan.reference_samples)} samples: about the reference's own error at first-order "
-            f"convergence, a third of it at second order. By the triangle inequality every rmse_ref lies within the "
-            f"reference's error of the distance to the exact solution")  # fmt: skip
+    return (
+        f"x0 {'clipped' if clip else 'not clipped'}: the reference is DPM-Solver++(2M) at {plan.reference_steps} steps "
+        f"to label 0; at {plan.reference_steps // 2} steps it differs from it by a mean RMSE of {differences} over "
+        f"{min(plan.batch, plan.reference_samples)} samples: about the reference's own error at first-order "
+        f"convergence, a third of it at second order. By the triangle inequality every rmse_ref lies within the "
+        f"reference's error of the distance to the exact solution"
+    )
 
 
 @contextmanager
@@ -321,13 +355,26 @@ def goals(rows: list[dict], errors: dict, plan: Plan) -> list[dict]:
         mode = f"x0 {'clipped' if clip else 'not clipped'}"
         if (clip, "evodiff", GOAL_NFE) in errors and (clip, "dpmsolver++", GOAL_NFE) in errors:
             pairs = list(zip(errors[clip, "evodiff", GOAL_NFE], errors[clip, "dpmsolver++", GOAL_NFE]))
-            found.append(goal(f"EVODiff reconstruction error (RMSE to the near-exact ODE solution) at NFE {GOAL_NFE} over DPM-Solver++'s ({mode})",
-                              "< 1x", unit="x", samples=pairs, bar=1.0, strict=True, statistic=ratio_of_means))  # fmt: skip
+            found.append(
+                goal(
+                    f"EVODiff reconstruction error (RMSE to the near-exact ODE solution) at NFE {GOAL_NFE} over DPM-Solver++'s ({mode})",
+                    "< 1x",
+                    unit="x",
+                    samples=pairs,
+                    bar=1.0,
+                    strict=True,
+                    statistic=ratio_of_means,
+                )
+            )
         at = {r["method"]: r for r in rows if r["nfe"] == GOAL_NFE and r["x0_clip"] == clip and "fd" in r}
         if {"evodiff", "dpmsolver++"} <= set(at):
             ratio = at["evodiff"]["fd"] / at["dpmsolver++"]["fd"]
-            name = f"EVODiff FD at NFE {GOAL_NFE} relative to DPM-Solver++ ({mode}; indicative below {FD_VERDICT_SAMPLES} samples)"
-            found.append(goal(name, "<= 0.75x", ratio, ratio <= 0.75, "x", n=plan.samples, indicative=plan.samples < FD_VERDICT_SAMPLES))
+            name = (
+                f"EVODiff FD at NFE {GOAL_NFE} relative to DPM-Solver++ ({mode}; indicative below {FD_VERDICT_SAMPLES} samples)"
+            )
+            found.append(
+                goal(name, "<= 0.75x", ratio, ratio <= 0.75, "x", n=plan.samples, indicative=plan.samples < FD_VERDICT_SAMPLES)
+            )
     return found
 
 
@@ -346,14 +393,26 @@ def grid_run(world: World, opts: Options) -> SuiteOutput:
     _, errors, check = compare(world.backbone, conditions, grids, plan, rows.append)
     best = best_evodiff(errors, grids, plan.nfes)
     where = "mixture" if data == "mixture" else "embedded world"
-    notes = [grid_reference_note(plan, check)] + [f"grid {grid}: EVODiff's best option here is '{best[grid]}' "
-                                                  f"(lowest geometric mean error over NFE {', '.join(map(str, plan.nfes))})" for grid in grids]  # fmt: skip
-    config = asdict(plan) | {"grids": list(grids), "data": data, "best_evodiff": best,
-                             "exact_check": check, "error": "per-sample L2 distance to the exact ODE solution"}  # fmt: skip
+    notes = [grid_reference_note(plan, check)] + [
+        f"grid {grid}: EVODiff's best option here is '{best[grid]}' "
+        f"(lowest geometric mean error over NFE {', '.join(map(str, plan.nfes))})"
+        for grid in grids
+    ]
+    config = asdict(plan) | {
+        "grids": list(grids),
+        "data": data,
+        "best_evodiff": best,
+        "exact_check": check,
+        "error": "per-sample L2 distance to the exact ODE solution",
+    }
     if data == "mixture":
         teaching = solver_paths(SOLVERS, PATH_GRID, PATH_NFE, PATH_SAMPLES, backbone=world.backbone)
-        config["paths"] = {"grid": PATH_GRID, "nfe": PATH_NFE, "points": {k: v.tolist() for k, v in teaching.items()},
-                           "means": world.backbone.mixture.means.tolist()}  # fmt: skip
+        config["paths"] = {
+            "grid": PATH_GRID,
+            "nfe": PATH_NFE,
+            "points": {k: v.tolist() for k, v in teaching.items()},
+            "means": world.backbone.mixture.means.tolist(),
+        }
     return SuiteOutput(rows, claim_goals(errors, grids, plan.nfes, where), config=config, notes=notes)
 
 
@@ -367,6 +426,8 @@ def grid_reference_note(plan: GridPlan, check: dict[str, float]) -> str:
     resolution = f"every {plan.reference_stride}-th label" if plan.reference_stride > 1 else "every label"
     refine = f", {plan.refine} steps per label interval uniform in log-SNR" if plan.refine > 1 else ""
     differences = ", ".join(f"{value:.2g} at {end}" for end, value in check.items())
-    return (f"the exact ODE solution is DDIM (float64 updates) through {resolution}{refine}; at half its steps it "
-            f"differs from it by a mean L2 distance of {differences} over {min(plan.batch, plan.samples)} samples: "
-            f"about its own error (first order)")  # fmt: skip
+    return (
+        f"the exact ODE solution is DDIM (float64 updates) through {resolution}{refine}; at half its steps it "
+        f"differs from it by a mean L2 distance of {differences} over {min(plan.batch, plan.samples)} samples: "
+        f"about its own error (first order)"
+    )

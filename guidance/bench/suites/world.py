@@ -7,6 +7,7 @@ scored by attribute agreement with held-out reference renders; style distance ag
 ControlNet + FIGD edge F1; the share of guided samples the face detector still calls a face; face-ID verification
 ROC-AUC; the time of a batch of 4 unguided 25-step samples.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -24,9 +25,23 @@ from conditions.face import crop
 from conditions.images import pixels_from_uint8, to_pil, to_tensor
 from guidance import distributed
 from guidance.bench.common import (
-    CONTROL_SEED, ID_SEED, WORLD_SPEED_BAR_S, Options, Rows, SuiteOutput, balanced, class_quality, generate, goal_over, goal_told, images_of, realism, renders,
-    timing, warm_up
-)  # fmt: skip
+    CONTROL_SEED,
+    ID_SEED,
+    WORLD_SPEED_BAR_S,
+    Options,
+    Rows,
+    SuiteOutput,
+    balanced,
+    class_quality,
+    generate,
+    goal_over,
+    goal_told,
+    images_of,
+    realism,
+    renders,
+    timing,
+    warm_up,
+)
 from guidance.bench.metrics import roc_auc
 from guidance.errors import MethodConfigError
 from guidance.playground.tasks import TaskRequest, preset, run_task, spec
@@ -63,8 +78,17 @@ class Plan:
 
 
 PLANS = {
-    "quick": Plan(per_class=6, face_references=4, face_seeds=2, style_references=2, control_maps=6, id_images=200, example_seeds=1,
-                  condition_example_seeds=1, ranking_renders=200),
+    "quick": Plan(
+        per_class=6,
+        face_references=4,
+        face_seeds=2,
+        style_references=2,
+        control_maps=6,
+        id_images=200,
+        example_seeds=1,
+        condition_example_seeds=1,
+        ranking_renders=200,
+    ),
     "full": Plan(per_class=100, face_references=16, face_seeds=2, style_references=8, control_maps=24, id_images=1000),
 }
 ENERGY_METHODS = ("plain", "freedom", "figd")
@@ -106,18 +130,29 @@ def goals(rows: list[dict]) -> list[dict]:
     found.append(goal_told("colour saturation of samples vs renders", "within 10%", plain["saturation_ratio"], off <= 0.1, "x"))
     if ("class", "atg") in by:
         atg, both = by[("class", "atg")], by[("class", "atg+gfcg")]
-        found.append(goal_told("ATG FD vs unguided FD at equal NFE", "lower", atg["fd"] / plain["fd"], atg["fd"] < plain["fd"], "x"))
+        found.append(
+            goal_told("ATG FD vs unguided FD at equal NFE", "lower", atg["fd"] / plain["fd"], atg["fd"] < plain["fd"], "x")
+        )
         found.append(goal_told("ATG+GFCG accuracy vs ATG", "higher", both["accuracy"], both["accuracy"] > atg["accuracy"]))
     for method in ("freedom", "figd"):
         agreement = by[("face", method)]["attribute_agreement"]
         found.append(goal_told(f"face attribute agreement, {method}", ">= 0.8", agreement, agreement >= 0.8))
         style = by[("style", method)]
-        found.append(goal_told(f"style distance vs unguided, {method}", "<= 0.5x", style["style_ratio"], style["style_ratio"] <= 0.5, "x"))
+        found.append(
+            goal_told(f"style distance vs unguided, {method}", "<= 0.5x", style["style_ratio"], style["style_ratio"] <= 0.5, "x")
+        )
         found.append(goal_told(f"style samples judged a face, {method}", ">= 0.9", style["face_rate"], style["face_rate"] >= 0.9))
     found += example_goals(rows)
     for kind, auc in by[("style", "ranking")]["auc"].items():
-        found.append(goal_told(f"style energy ranks renders of the {kind} reference's pattern nearer (AUC)", ">= 0.9", auc, auc >= 0.9,
-                          n=by[("style", "ranking")]["n"]))  # fmt: skip
+        found.append(
+            goal_told(
+                f"style energy ranks renders of the {kind} reference's pattern nearer (AUC)",
+                ">= 0.9",
+                auc,
+                auc >= 0.9,
+                n=by[("style", "ranking")]["n"],
+            )
+        )
     f1 = by[("control", "figd")]["edge_f1"]
     found.append(goal_told("ControlNet + FIGD edge F1", ">= 0.75", f1, f1 >= 0.75))
     guided = [r["face_rate"] for r in rows if "face_rate" in r and r["method"] != "plain"]
@@ -126,7 +161,11 @@ def goals(rows: list[dict]) -> list[dict]:
     auc = by[("face", "verification")]["roc_auc"]
     found.append(goal_told("face-ID verification ROC-AUC, held-out identities", ">= 0.98", auc, auc >= 0.98))
     seconds = by[("class", "speed")]["batch_seconds"]
-    found.append(goal_told("batch of 4 unguided 25-step samples", f"<= {WORLD_SPEED_BAR_S:g} s", seconds, seconds <= WORLD_SPEED_BAR_S, " s"))
+    found.append(
+        goal_told(
+            "batch of 4 unguided 25-step samples", f"<= {WORLD_SPEED_BAR_S:g} s", seconds, seconds <= WORLD_SPEED_BAR_S, " s"
+        )
+    )
     return found
 
 
@@ -153,7 +192,11 @@ def class_fidelity(world: World, method: str, plan: Plan) -> tuple[dict, torch.T
     images, targets = images_of(results), torch.tensor([names.index(c) for c in conditions])
     fd = realism(world, images)
     row = {"bar": "class fidelity", "task": "class", "method": method, **timing(results), **class_quality(world, images, targets)}
-    row |= {"fd": fd["fd"], "fd_floor": fd["fd_floor"], "saturation_ratio": saturation(images) / saturation(renders(len(images), 11)[0])}
+    row |= {
+        "fd": fd["fd"],
+        "fd_floor": fd["fd_floor"],
+        "saturation_ratio": saturation(images) / saturation(renders(len(images), 11)[0]),
+    }
     return row | {"n": len(images)} | ({"cfg_scale": plan.cfg_scale} if "cfg" in method else {}), images
 
 
@@ -167,8 +210,17 @@ def saturation(images: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- guided tasks
 
 
-def task_results(world: World, task: str, method: str, reference, samples: int, plan: Plan, seed: int,
-                 strength: float | None = None, **overrides):  # fmt: skip
+def task_results(
+    world: World,
+    task: str,
+    method: str,
+    reference,
+    samples: int,
+    plan: Plan,
+    seed: int,
+    strength: float | None = None,
+    **overrides,
+):
     """One tab run of `method` on one reference (face, style) or control source image, at the tab's preset with
     `overrides` (shared settings) or, given `strength`, at the method's own preset strength times it.
 
@@ -185,10 +237,19 @@ def task_results(world: World, task: str, method: str, reference, samples: int, 
     """
     control = task == "control"
     request = TaskRequest(
-        task=task, methods=[method], samples=samples, steps=plan.task_steps, eta=spec(task).eta, seed=seed,
-        settings=preset(task, **overrides), reference=None if control else reference, control_image=reference if control else None,
-        annotator="canny", use_controlnet=control, strength=strength,
-    )  # fmt: skip
+        task=task,
+        methods=[method],
+        samples=samples,
+        steps=plan.task_steps,
+        eta=spec(task).eta,
+        seed=seed,
+        settings=preset(task, **overrides),
+        reference=None if control else reference,
+        control_image=reference if control else None,
+        annotator="canny",
+        use_controlnet=control,
+        strength=strength,
+    )
     return run_task(world, request).results[0][1]
 
 
@@ -233,7 +294,11 @@ def per_sample(world: World, task: str, result, reference) -> dict[str, list[flo
     Returns:
         Per-sample values by name.
     """
-    found = {"metric": list(result.metric), "realism": world_realism(world, result.images), "face": faces_found(world, result.images)}
+    found = {
+        "metric": list(result.metric),
+        "realism": world_realism(world, result.images),
+        "face": faces_found(world, result.images),
+    }
     if task == "face":
         found["attribute_agreement"] = attribute_agreement(world, result.images, to_tensor(reference)[0])
     if task == "control":
@@ -241,8 +306,16 @@ def per_sample(world: World, task: str, result, reference) -> dict[str, list[flo
     return found | result.extra_metrics
 
 
-def guided_rows(world: World, task: str, methods: tuple[str, ...], references: list, plan: Plan, samples: int,
-                strength: float | None = None, **overrides) -> list[dict]:  # fmt: skip
+def guided_rows(
+    world: World,
+    task: str,
+    methods: tuple[str, ...],
+    references: list,
+    plan: Plan,
+    samples: int,
+    strength: float | None = None,
+    **overrides,
+) -> list[dict]:
     """Each method on every reference (`samples` images each, seed k for reference k): a row with the per-sample
     figures (`per_sample`, under "values") and their means under the world suite's names. The (method, reference)
     runs are shared across the launched processes.
@@ -337,12 +410,23 @@ def example_goals(rows: list[dict]) -> list[dict]:
             if method == "plain":
                 continue
             if task == "style":
-                found.append(goal_over(f"style examples, {method}: pattern agreement", values["pattern_agreement"], 0.8,
-                                       higher_is_better=True))  # fmt: skip
+                found.append(
+                    goal_over(
+                        f"style examples, {method}: pattern agreement", values["pattern_agreement"], 0.8, higher_is_better=True
+                    )
+                )
             if method != "freedom":
                 triples = list(zip(values["metric"], plain, freedom))
-                found.append(goal_over(f"{task} examples, {method}: metric gain over plain vs FreeDoM's", triples, 0.6, "x",
-                                       higher_is_better=True, statistic=gain_ratio))  # fmt: skip
+                found.append(
+                    goal_over(
+                        f"{task} examples, {method}: metric gain over plain vs FreeDoM's",
+                        triples,
+                        0.6,
+                        "x",
+                        higher_is_better=True,
+                        statistic=gain_ratio,
+                    )
+                )
     return found
 
 
@@ -360,7 +444,9 @@ def example_rows(world: World, plan: Plan) -> list[dict]:
     rows = []
     for task in EXAMPLE_TASKS:
         tab = spec(task)
-        references = [Image.open(example[0]).convert("RGB") for example in tab.examples if example[1:] in (("",), ("canny", "none"))]
+        references = [
+            Image.open(example[0]).convert("RGB") for example in tab.examples if example[1:] in (("",), ("canny", "none"))
+        ]
         methods = ("plain", *EXAMPLE_METHODS)
         seeds = plan.example_seeds if task == "face" else plan.condition_example_seeds
         for row in guided_rows(world, task, methods, references, plan, seeds, strength=1.0):
@@ -379,7 +465,9 @@ def verification_row(world: World, plan: Plan) -> dict:
     embedder = world.face_embedder
     device = next(embedder.parameters()).device
     full_frame = (0.0, 0.0, 1.0, 1.0)  # rendered faces fill the frame
-    embeddings = torch.cat([embedder(crop(chunk.to(device), full_frame, embedder.input_size)).cpu() for chunk in images.split(250)])
+    embeddings = torch.cat(
+        [embedder(crop(chunk.to(device), full_frame, embedder.input_size)).cpu() for chunk in images.split(250)]
+    )
     upper = np.triu_indices(len(ids), 1)
     distances = torch.cdist(embeddings, embeddings).numpy()[upper]
     same = (ids[:, None] == ids[None, :]).numpy()[upper]

@@ -6,6 +6,7 @@ RMS(eps) without CFG), which makes k comparable across worlds; windows and DSG r
 A new task is one more TaskSpec (here, or registered where it is declared), plus its energy in conditions/; a new
 kind of input is one more TaskInput (guidance/playground/tasks/inputs.py) that its spec lists.
 """
+
 from __future__ import annotations
 
 from guidance.methods import Settings
@@ -46,70 +47,103 @@ def strengths(k: dict[str, float], dsg_rate: dict[str, float]) -> dict[str, floa
 
 SHIPPED = (
     TaskSpec(
-        name="face", title="Face",
+        name="face",
+        title="Face",
         intro="Identity guidance: the generated face should be the uploaded person (ID distance, lower is better).",
-        inputs=(ReferenceImage(),), choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
+        inputs=(ReferenceImage(),),
+        choices=ENERGY_METHODS,
+        selected=("freedom", "figd", "figd+dsg"),
         choices_label="Methods (FreeDoM is the baseline)",
         # scale and dsg_rate: the shared values a request without a strength runs at; each method's own are `strengths`
         preset=Settings(scale=0.1, step_rule="normalized", window=(0.0, 0.9), dsg_rate=0.1, noise_rule="freedom"),
-        energy=reference_task("face"), metric_label="ID distance", sd_prompt="a headshot photo of a person",
+        energy=reference_task("face"),
+        metric_label="ID distance",
+        sd_prompt="a headshot photo of a person",
         example_fields=("reference", "condition"),
         examples=((example("face_blond.png"), ""), (example("face_ginger.png"), ""), (example("face_black_beard.png"), "")),
         eta=0.5,  # FreeDoM's face set-up: DDIM eta 0.5
         strengths=strengths({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.2, "figd": 0.4, "dps": 0.2}),
     ),
     TaskSpec(
-        name="style", title="Style",
-        intro=("Style guidance: match the Gram matrices of early features of the uploaded image (style distance, lower is better; "
-               "on the embedded world also pattern agreement, the share of samples with the reference's pattern, higher is better)."),
-        inputs=(ReferenceImage(),), choices=ENERGY_METHODS, selected=("freedom", "figd", "figd+dsg"),
+        name="style",
+        title="Style",
+        intro=(
+            "Style guidance: match the Gram matrices of early features of the uploaded image (style distance, lower is better; "
+            "on the embedded world also pattern agreement, the share of samples with the reference's pattern, higher is better)."
+        ),
+        inputs=(ReferenceImage(),),
+        choices=ENERGY_METHODS,
+        selected=("freedom", "figd", "figd+dsg"),
         choices_label="Methods (FreeDoM is the baseline)",
         # shared scale and dsg_rate as on face; repeats 3 on (0.3, 0.6) and the window: FreeDoM's SD style script
         preset=Settings(scale=0.1, step_rule="normalized", window=(0.3, 0.7), repeats=3, travel_window=(0.3, 0.6), dsg_rate=0.1),
-        energy=reference_task("style"), metric_label="style distance", sd_prompt="a portrait of a person, oil painting",
+        energy=reference_task("style"),
+        metric_label="style distance",
+        sd_prompt="a portrait of a person, oil painting",
         example_fields=("reference", "condition"),
         examples=tuple((example(f"style_{name}.png"), "") for name in ("stripes", "checker", "dots")),
         eta=1.0,  # DSG's official style runs: DDIM eta 1
         strengths=strengths({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.1, "figd": 0.4, "dps": 0.1}),
     ),
     TaskSpec(
-        name="control", title="Control map",
+        name="control",
+        title="Control map",
         intro="Follow a control map with the ControlNet and/or the training-free edge energy (edge F1, higher is better).",
-        inputs=(ControlMap(),), choices=ENERGY_METHODS, selected=("plain", "freedom", "figd"),
+        inputs=(ControlMap(),),
+        choices=ENERGY_METHODS,
+        selected=("plain", "freedom", "figd"),
         choices_label="Methods (plain: the ControlNet alone; FreeDoM is the baseline)",
         preset=Settings(scale=0.2, step_rule="normalized", window=(0.0, 0.8), dsg_rate=0.1),
-        energy=control_energy, metric_label="edge F1", sd_prompt="a portrait of a person",
+        energy=control_energy,
+        metric_label="edge F1",
+        sd_prompt="a portrait of a person",
         example_fields=("control_image", "annotator", "extra"),
         examples=(
-            (example("control_face.png"), "canny", "none"), (example("control_face_bald.png"), "canny", "none"),
-            (example("control_face_glasses.png"), "canny", "none"), (example("control_canny.png"), "none", "none"),
+            (example("control_face.png"), "canny", "none"),
+            (example("control_face_bald.png"), "canny", "none"),
+            (example("control_face_glasses.png"), "canny", "none"),
+            (example("control_canny.png"), "none", "none"),
             (example("control_canny.png"), "none", "face"),
         ),
         eta=1.0,
         strengths=strengths({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.1, "figd": 0.1, "dps": 0.1}),
     ),
     TaskSpec(
-        name="classes", title="Classes",
+        name="classes",
+        title="Classes",
         intro="Gradient-free classifier guidance (GFCG) against CFG and Autoguidance (class probability under a separate evaluator).",
-        inputs=(ClassCondition(),), choices=CLASS_METHODS, selected=("cfg", "atg", "atg+gfcg"),
+        inputs=(ClassCondition(),),
+        choices=CLASS_METHODS,
+        selected=("cfg", "atg", "atg+gfcg"),
         choices_label="Methods (CFG is the baseline; cfg+gfcg / atg+gfcg pick GFCG's base)",
         # one call and interval 3: the gfcg benchmark's pick, CFG+GFCG's accuracy at 1.23x CFG's step (docs/methods.md, GFCG)
         preset=Settings(cfg_scale=2.5, gfcg_max_scale=2.0, gfcg_threshold=0.05, gfcg_one_call=True, gfcg_interval=3),
-        energy=class_energy, metric_label="class probability",
-        condition="ginger hair", example_fields=("condition", "seed"),
-        examples=(("ginger hair", 0), ("brown hair", 1), ("sunglasses", 2)), benchmark="gfcg",
+        energy=class_energy,
+        metric_label="class probability",
+        condition="ginger hair",
+        example_fields=("condition", "seed"),
+        examples=(("ginger hair", 0), ("brown hair", 1), ("sunglasses", 2)),
+        benchmark="gfcg",
         sweeps=("gfcg_max_scale", "cfg_scale", "steps", "eta"),
     ),
     TaskSpec(
-        name="solvers", title="Solvers",
+        name="solvers",
+        title="Solvers",
         intro="EVODiff against DDIM, DPM-Solver++(2M) and UniPC at the same number of steps (NFE).",
-        inputs=(ClassCondition(), SchedulerList()), choices=SCHEDULERS, selected=("ddim", "dpmsolver++", "unipc", "evodiff"),
+        inputs=(ClassCondition(), SchedulerList()),
+        choices=SCHEDULERS,
+        selected=("ddim", "dpmsolver++", "unipc", "evodiff"),
         choices_label="Solvers (DDIM is the baseline)",
-        preset=Settings(cfg_scale=2.5), energy=class_energy, metric_label="class probability",
-        condition="black hair", example_fields=("condition", "nfe"),
-        examples=(("black hair", 10), ("blue hair", 6), ("bald", 15)), steps=10, benchmark="solvers",
+        preset=Settings(cfg_scale=2.5),
+        energy=class_energy,
+        metric_label="class probability",
+        condition="black hair",
+        example_fields=("condition", "nfe"),
+        examples=(("black hair", 10), ("blue hair", 6), ("bald", 15)),
+        steps=10,
+        benchmark="solvers",
         sweeps=("steps", "cfg_scale"),
     ),
-)  # fmt: skip
+)
 for task in SHIPPED:
     register_task(task)

@@ -1,5 +1,6 @@
 """The command line that runs a sweep at scale (`python -m guidance.sweep`), as the app shows it for copying and as
 guidance.sweep parses it: the sweep's inputs, and every value spelled out and shell-quoted."""
+
 from __future__ import annotations
 
 import shlex
@@ -41,8 +42,15 @@ class SweepInputs:
     settings: tuple[tuple[str, str], ...] = ()
 
 
-def sweep_command(inputs: SweepInputs, setting: str, values_text: str, methods: tuple[str, ...], seeds: range,
-                  out: str, launcher: str = "python -m guidance.sweep") -> str:  # fmt: skip
+def sweep_command(
+    inputs: SweepInputs,
+    setting: str,
+    values_text: str,
+    methods: tuple[str, ...],
+    seeds: range,
+    out: str,
+    launcher: str = "python -m guidance.sweep",
+) -> str:
     """The command line that runs this sweep: every input that differs from the task's own, spelled out.
 
     Args:
@@ -54,11 +62,26 @@ def sweep_command(inputs: SweepInputs, setting: str, values_text: str, methods: 
     Returns:
         A shell-quoted command line.
     """
-    words = [inputs.task, "--methods", ",".join(methods), "--setting", setting, "--values", values_text,
-             "--seeds", f"{seeds.start}:{seeds.stop}"]  # fmt: skip
-    for flag, value in (("--steps", inputs.steps), ("--eta", inputs.eta), ("--condition", inputs.condition),
-                        ("--reference", inputs.reference), ("--control-map", inputs.control_map),
-                        ("--annotator", inputs.annotator), ("--extra", inputs.extra)):  # fmt: skip
+    words = [
+        inputs.task,
+        "--methods",
+        ",".join(methods),
+        "--setting",
+        setting,
+        "--values",
+        values_text,
+        "--seeds",
+        f"{seeds.start}:{seeds.stop}",
+    ]
+    for flag, value in (
+        ("--steps", inputs.steps),
+        ("--eta", inputs.eta),
+        ("--condition", inputs.condition),
+        ("--reference", inputs.reference),
+        ("--control-map", inputs.control_map),
+        ("--annotator", inputs.annotator),
+        ("--extra", inputs.extra),
+    ):
         if value is not None:
             words += [flag, text_of(value)]
     words += spec(inputs.task).runs.command_words(inputs)

@@ -5,6 +5,7 @@ ControlNet input, and pictures of what was used.
 arguments: guidance.playground.tasks.spec.EnergyBuilder). A request that lacks what its energy needs raises
 MethodConfigError.
 """
+
 from __future__ import annotations
 
 from PIL import Image

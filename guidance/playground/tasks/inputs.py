@@ -10,6 +10,7 @@ where a task lists no input for them: the condition (`Prompt`, or `ClassConditio
 
 A field that is not one of TaskRequest's goes to `TaskRequest.values` under its name, where the task's energy reads it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -148,8 +149,11 @@ class ReferenceImage(TaskInput):
         """An image upload, "reference", labelled with the task's title."""
         import gradio as gr
 
-        return {"reference": gr.Image(first["reference"], type="filepath", label=f"{spec.title} image", height=200,
-                                      elem_id=f"{spec.name}-reference")}  # fmt: skip
+        return {
+            "reference": gr.Image(
+                first["reference"], type="filepath", label=f"{spec.title} image", height=200, elem_id=f"{spec.name}-reference"
+            )
+        }
 
     def parse(self, spec, values: dict[str, Any]) -> dict[str, Any]:
         """The uploaded reference image."""
@@ -177,30 +181,42 @@ class ControlMap(TaskInput):
 
         inputs = {
             "control_image": gr.Image(first["control_image"], type="filepath", label="Image or control map", height=200),
-            "annotator": gr.Dropdown([*ANNOTATORS, "none"], value=first["annotator"], label="Annotator", info="none: the upload is already a map"),
-        }  # fmt: skip
+            "annotator": gr.Dropdown(
+                [*ANNOTATORS, "none"], value=first["annotator"], label="Annotator", info="none: the upload is already a map"
+            ),
+        }
         with gr.Row():
             inputs["use_controlnet"] = gr.Checkbox(True, label="ControlNet")
             inputs["edge_energy"] = gr.Checkbox(True, label="Edge energy (training-free)")
         with gr.Accordion("Face or style on top (optional)", open=False):
             inputs["extra"] = gr.Radio(["none", *EXTRAS], value=first["extra"], label="Also guide by")
-            inputs["extra_reference"] = gr.Image(str(EXAMPLES / "face_blond.png"), type="filepath", label="Face or style image", height=160)
+            inputs["extra_reference"] = gr.Image(
+                str(EXAMPLES / "face_blond.png"), type="filepath", label="Face or style image", height=160
+            )
         return inputs
 
     def parse(self, spec, values: dict[str, Any]) -> dict[str, Any]:
         """The map and its options; the extra's reference only where an extra is chosen."""
         extra = None if values["extra"] == "none" else values["extra"]
         return {
-            "control_image": upload(values["control_image"], "an image or a control map"), "annotator": values["annotator"],
-            "use_controlnet": bool(values["use_controlnet"]), "edge_energy": bool(values["edge_energy"]), "extra": extra,
+            "control_image": upload(values["control_image"], "an image or a control map"),
+            "annotator": values["annotator"],
+            "use_controlnet": bool(values["use_controlnet"]),
+            "edge_energy": bool(values["edge_energy"]),
+            "extra": extra,
             "reference": upload(values["extra_reference"], f"a {extra} reference") if extra else None,
-        }  # fmt: skip
+        }
 
     def sweep_fields(self, request, values: dict[str, Any]) -> dict[str, Any]:
         """The uploads' file paths and the map's options as the request holds them."""
-        return {"control_map": upload_path(values, "control_image"), "annotator": request.annotator, "controlnet": request.use_controlnet,
-                "edge_energy": request.edge_energy, "extra": request.extra,
-                "reference": upload_path(values, "extra_reference") if request.extra else None}  # fmt: skip
+        return {
+            "control_map": upload_path(values, "control_image"),
+            "annotator": request.annotator,
+            "controlnet": request.use_controlnet,
+            "edge_energy": request.edge_energy,
+            "extra": request.extra,
+            "reference": upload_path(values, "extra_reference") if request.extra else None,
+        }
 
     def from_sweep(self, spec, inputs, first: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
         """The map (a given one is a ready map unless an annotator is named), ControlNet, edge energy, and a face or
@@ -211,10 +227,20 @@ class ControlMap(TaskInput):
             raise MethodConfigError(f"--extra is one of {', '.join(EXTRAS)}, got {inputs.extra!r}")
         if inputs.extra and not inputs.reference:
             raise MethodConfigError(f"--extra {inputs.extra} needs --reference")
-        recorded |= {"control_map": file_input(source), "annotator": annotator, "controlnet": inputs.controlnet,
-                     "edge_energy": inputs.edge_energy, "extra": inputs.extra}  # fmt: skip
-        fields = {"control_image": load_image(source), "annotator": annotator, "use_controlnet": inputs.controlnet,
-                  "edge_energy": inputs.edge_energy, "extra": inputs.extra}  # fmt: skip
+        recorded |= {
+            "control_map": file_input(source),
+            "annotator": annotator,
+            "controlnet": inputs.controlnet,
+            "edge_energy": inputs.edge_energy,
+            "extra": inputs.extra,
+        }
+        fields = {
+            "control_image": load_image(source),
+            "annotator": annotator,
+            "use_controlnet": inputs.controlnet,
+            "edge_energy": inputs.edge_energy,
+            "extra": inputs.extra,
+        }
         if inputs.extra:
             recorded["reference"] = file_input(inputs.reference)
             fields["reference"] = load_image(inputs.reference)
@@ -360,8 +386,10 @@ class SchedulerList(MethodList):
         import gradio as gr
 
         grids = [(label, name) for name, label in GRID_LABELS.items()]
-        return {"guidance": gr.Radio(list(GUIDED_BASES), value="cfg", label="Guidance used with every solver"),
-                "grid": gr.Dropdown(grids, value=DEFAULT_GRID, label="Time grid (the same labels for every solver)")}  # fmt: skip
+        return {
+            "guidance": gr.Radio(list(GUIDED_BASES), value="cfg", label="Guidance used with every solver"),
+            "grid": gr.Dropdown(grids, value=DEFAULT_GRID, label="Time grid (the same labels for every solver)"),
+        }
 
     def parse(self, spec, values: dict[str, Any]) -> dict[str, Any]:
         """The guiding method, the selected solvers as `schedulers`, and the grid.

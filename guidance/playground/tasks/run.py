@@ -2,6 +2,7 @@
 
 `request` is a TaskRequest wherever a function takes one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -109,8 +110,10 @@ def family_scheduler(backbone: Backbone, scheduler: str, eta: float) -> str:
         return scheduler
     if scheduler in ("ddim", "ddpm"):
         return "flow-sde" if eta > 0 else "flow-euler"
-    raise MethodConfigError(f"{scheduler} solves the VP path of DDPM-family models; {backbone.name} is a flow-matching model "
-                            f"(SD 3): its solvers here are {FLOW_SCHEDULERS}")
+    raise MethodConfigError(
+        f"{scheduler} solves the VP path of DDPM-family models; {backbone.name} is a flow-matching model "
+        f"(SD 3): its solvers here are {FLOW_SCHEDULERS}"
+    )
 
 
 def run_task(
@@ -151,11 +154,22 @@ def run_task(
         solver = family_scheduler(world.backbone, scheduler, eta)
         noise_rule = settings.noise_rule if solver == scheduler else "ddim"  # the flow's stochastic step has its own noise
         result = sample(
-            world.backbone, method, conditions, steps=request.steps, scheduler=solver, eta=eta, noise_rule=noise_rule, seed=request.seed,
+            world.backbone,
+            method,
+            conditions,
+            steps=request.steps,
+            scheduler=solver,
+            eta=eta,
+            noise_rule=noise_rule,
+            seed=request.seed,
             grid=request.values.get("grid", "own"),
-            energy=energy, control=control, progress=tick, should_stop=should_stop,
-            snapshots=request.snapshots, on_step=hook,
-        )  # fmt: skip
+            energy=energy,
+            control=control,
+            progress=tick,
+            should_stop=should_stop,
+            snapshots=request.snapshots,
+            on_step=hook,
+        )
         results.append((label, result))
         if result.cancelled:
             break

@@ -3,6 +3,7 @@
 A task is registered where it is declared (`register_task`, guidance/playground/tasks/catalog.py for the shipped
 ones); `spec(name)` finds it, and a TaskRequest names one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -192,7 +193,7 @@ class TaskSpec:
 
     @property
     def runs_over(self) -> str:
-        """"methods", or "schedulers" (every selected solver with one method)."""
+        """ "methods", or "schedulers" (every selected solver with one method)."""
         return self.runs.over
 
     @property

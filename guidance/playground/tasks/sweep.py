@@ -4,6 +4,7 @@ What a sweep may vary and its label are declared with each option (guidance.meth
 the ones its sweep offers (TaskSpec.sweeps). `request` is a TaskRequest and `setting` a key of SWEEP_SETTINGS
 wherever a function takes them.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,17 @@ from guidance.worlds import World
 
 SWEEP_SETTINGS = SWEEPS  # what a sweep may vary, with its label (each task names its own: TaskSpec.sweeps)
 SWEEP_VALUES = (3, 8)  # the fewest and most values of a sweep
-__all__ = ["SWEEP_DEFAULTS", "SWEEP_SETTINGS", "SWEEP_VALUES", "SweepOutcome", "SweepProgress", "check_sweep", "parse_values", "sweep",
-           "sweep_request"]  # fmt: skip
+__all__ = [
+    "SWEEP_DEFAULTS",
+    "SWEEP_SETTINGS",
+    "SWEEP_VALUES",
+    "SweepOutcome",
+    "SweepProgress",
+    "check_sweep",
+    "parse_values",
+    "sweep",
+    "sweep_request",
+]
 
 
 @dataclass
@@ -41,7 +51,9 @@ class SweepProgress:
 
     def __str__(self) -> str:
         seed = f", seed {self.seed} of {self.seeds}" if self.seeds > 1 else ""
-        return f"method {self.method} of {self.methods}, value {self.value} of {self.values}{seed}, step {self.step} of {self.steps}"
+        return (
+            f"method {self.method} of {self.methods}, value {self.value} of {self.values}{seed}, step {self.step} of {self.steps}"
+        )
 
 
 @dataclass
@@ -208,8 +220,14 @@ def sweep(
         current = sweep_request(request, setting, value)
         keys = {label: _run_key(world, current, label, method, scheduler) for label, method, scheduler in runs_of(current)}
         missing = [label for label in labels if keys[label] not in done]
-        ticker = partial(_sweep_ticker, progress, labels, missing, column, len(values), current.steps, seeds=seeds)  # ticker(seed)
-        fresh = _over_seeds(world, spec(current.task).runs.only(current, missing), seeds, ticker, should_stop) if missing else TaskOutcome([])
+        ticker = partial(
+            _sweep_ticker, progress, labels, missing, column, len(values), current.steps, seeds=seeds
+        )  # ticker(seed)
+        fresh = (
+            _over_seeds(world, spec(current.task).runs.only(current, missing), seeds, ticker, should_stop)
+            if missing
+            else TaskOutcome([])
+        )
         finished = dict(fresh.results)
         done |= {keys[label]: result for label, result in fresh.results if not result.cancelled}
         shown = [(label, finished.get(label) or done.get(keys[label])) for label in labels]
@@ -236,8 +254,9 @@ def _over_seeds(world: World, request: TaskRequest, seeds: int, ticker: Callable
     return TaskOutcome(combined, outcomes[0].artefacts)
 
 
-def _sweep_ticker(progress, labels: list[str], running: list[str], column: int, columns: int, steps: int, seed: int = 0,
-                  seeds: int = 1):  # fmt: skip
+def _sweep_ticker(
+    progress, labels: list[str], running: list[str], column: int, columns: int, steps: int, seed: int = 0, seeds: int = 1
+):
     """run_task's (done, total, label) over the runs it does, as a SweepProgress over the whole sweep."""
     if progress is None:
         return None

@@ -3,6 +3,7 @@
 `load_world()` returns a guidance.worlds.World whose backbone is an EmbeddedBackbone, so that every guidance
 method runs on a laptop CPU in seconds. Rebuild the assets with `python -m guidance.worlds.embedded.build.train all`.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,23 +22,38 @@ LABEL_EMBEDDING = "label_embedding.safetensors"
 STYLE_STAGES = 2  # the style features: the style net's stem and both its stages
 STYLE_ANGLES = tuple(k * math.pi / 4 for k in range(4))  # read at the renderer's four pattern orientations
 FILES = {  # every asset's name under ASSETS, for the loader and the trainer
-    "vae": "vae", "unet": "unet", "guide_unet": "guide_unet", "controlnet": "controlnet", "scheduler": "scheduler",
-    "classifier": "classifier.safetensors", "evaluator": "evaluator.safetensors",
-    "face_embedder": "face_embedder.safetensors", "face_detector": "face_detector.safetensors",
-    "style_net": "style_net.safetensors", "tiny_decoder": "tiny_decoder", "realism": "realism_reference.safetensors",
-}  # fmt: skip
+    "vae": "vae",
+    "unet": "unet",
+    "guide_unet": "guide_unet",
+    "controlnet": "controlnet",
+    "scheduler": "scheduler",
+    "classifier": "classifier.safetensors",
+    "evaluator": "evaluator.safetensors",
+    "face_embedder": "face_embedder.safetensors",
+    "face_detector": "face_detector.safetensors",
+    "style_net": "style_net.safetensors",
+    "tiny_decoder": "tiny_decoder",
+    "realism": "realism_reference.safetensors",
+}
 NET_CLASSES = {
-    "classifier": "Classifier", "evaluator": "AttributeEvaluator", "face_embedder": "FaceEmbedder", "face_detector": "FaceDetectorNet",
+    "classifier": "Classifier",
+    "evaluator": "AttributeEvaluator",
+    "face_embedder": "FaceEmbedder",
+    "face_detector": "FaceDetectorNet",
     "style_net": "StyleNet",
-}  # fmt: skip
+}
 MODEL_WEIGHTS = "diffusion_pytorch_model.safetensors"  # a diffusers model folder's weights
 MODEL_FOLDERS = ("vae", "unet", "guide_unet", "controlnet", "tiny_decoder")
 REQUIRED = (
-    f"{FILES['vae']}/config.json", f"{FILES['vae']}/{MODEL_WEIGHTS}", f"{FILES['unet']}/config.json",
-    f"{FILES['unet']}/{MODEL_WEIGHTS}", f"{FILES['unet']}/{LABEL_EMBEDDING}",
+    f"{FILES['vae']}/config.json",
+    f"{FILES['vae']}/{MODEL_WEIGHTS}",
+    f"{FILES['unet']}/config.json",
+    f"{FILES['unet']}/{MODEL_WEIGHTS}",
+    f"{FILES['unet']}/{LABEL_EMBEDDING}",
     f"{FILES['scheduler']}/scheduler_config.json",
-    *(FILES[name] for name in NET_CLASSES), FILES["realism"],
-)  # fmt: skip
+    *(FILES[name] for name in NET_CLASSES),
+    FILES["realism"],
+)
 
 
 def load_label_embedding(folder: Path, device: str | torch.device) -> nn.Embedding:
@@ -91,9 +107,10 @@ def load_world(path: str | Path = ASSETS, device: str | torch.device = "cpu") ->
     except (RuntimeError, ValueError, TypeError, KeyError, OSError, SafetensorError) as error:  # wrong net, shapes, bad file
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise WeightsUnavailableError(
-            "embedded-world weights that fit this version of the nets", str(path),
+            "embedded-world weights that fit this version of the nets",
+            str(path),
             f"The files there do not load ({first_line}). {rebuild}",
-        ) from error  # fmt: skip
+        ) from error
 
 
 def weight_files(path: Path) -> list[str]:
@@ -109,7 +126,9 @@ def weight_files(path: Path) -> list[str]:
     names = [name for name in REQUIRED if name.endswith(".safetensors")]
     for folder in (FILES[key] for key in MODEL_FOLDERS):
         if (path / folder / "config.json").exists():
-            names += [f"{folder}/{MODEL_WEIGHTS}"] + ([f"{folder}/{LABEL_EMBEDDING}"] if (path / folder / LABEL_EMBEDDING).exists() else [])
+            names += [f"{folder}/{MODEL_WEIGHTS}"] + (
+                [f"{folder}/{LABEL_EMBEDDING}"] if (path / folder / LABEL_EMBEDDING).exists() else []
+            )
     return list(dict.fromkeys(names))
 
 
@@ -162,11 +181,14 @@ def load_backbone(path: str | Path = ASSETS, device: str | torch.device = "cpu")
     unet = for_inference(UNet2DConditionModel.from_pretrained(path / FILES["unet"], torch_dtype=torch.float32), device)
     guide = _optional(path / FILES["guide_unet"], UNet2DConditionModel.from_pretrained, device)
     backbone = EmbeddedBackbone(
-        unet, load_label_embedding(path / FILES["unet"], device), dict(DDPMScheduler.load_config(path / FILES["scheduler"])),
+        unet,
+        load_label_embedding(path / FILES["unet"], device),
+        dict(DDPMScheduler.load_config(path / FILES["scheduler"])),
         vae=for_inference(AutoencoderKL.from_pretrained(path / FILES["vae"]), device),
         controlnet=_optional(path / FILES["controlnet"], ControlNetModel.from_pretrained, device),
-        guide_unet=guide, guide_label_embedding=load_label_embedding(path / FILES["guide_unet"], device) if guide is not None else None,
-    )  # fmt: skip
+        guide_unet=guide,
+        guide_label_embedding=load_label_embedding(path / FILES["guide_unet"], device) if guide is not None else None,
+    )
     backbone.tiny_decoder = _optional(path / FILES["tiny_decoder"], AutoencoderTiny.from_pretrained, device)
     return backbone
 

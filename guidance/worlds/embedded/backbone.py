@@ -1,5 +1,6 @@
 """The embedded world's backbone: a small latent diffusion model with SD 1.5's structure (VAE, class-token UNet,
 guide UNet, ControlNet on pixel-space maps)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -39,8 +40,16 @@ class EmbeddedBackbone(UNetBackbone):
     class_names = CLASS_NAMES
     image_size = 64
 
-    def __init__(self, unet, label_embedding: nn.Embedding, scheduler_config: dict, vae, controlnet=None,
-                 guide_unet=None, guide_label_embedding: nn.Embedding | None = None):  # fmt: skip
+    def __init__(
+        self,
+        unet,
+        label_embedding: nn.Embedding,
+        scheduler_config: dict,
+        vae,
+        controlnet=None,
+        guide_unet=None,
+        guide_label_embedding: nn.Embedding | None = None,
+    ):
         super().__init__(unet, controlnet=controlnet, guide_unet=guide_unet)
         if (guide_unet is None) != (guide_label_embedding is None):
             raise MethodConfigError("a guide UNet needs its own label embedding, and only then")

@@ -4,6 +4,7 @@ Every network takes pixels (B, 3, 64, 64) in [-1, 1] (other sizes are resized to
 one safetensors file whose metadata holds its constructor arguments (`save_net` / `load_net`). A net's `widths` are
 its channels: the stem's, then one stride-2 stage's per further width (ConvTrunk), the last one its feature size.
 """
+
 from __future__ import annotations
 
 import json
@@ -94,9 +95,13 @@ class _ResBlock(nn.Module):
     def __init__(self, width: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1),
-            nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1),
-        )  # fmt: skip
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, 1, 1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, 1, 1),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)

@@ -3,6 +3,7 @@
 The renderer (renderer/dataset.py) draws people and scenes in these terms; the backbone names the classes, the
 networks have one head per attribute. An attribute's value is an index into its tuple in ATTRIBUTES.
 """
+
 from __future__ import annotations
 
 HAIR_COLOURS = ("black", "brown", "blond", "ginger", "grey", "blue")

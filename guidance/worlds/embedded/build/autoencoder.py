@@ -1,5 +1,6 @@
 """The autoencoder stages: `vae` trains the AutoencoderKL and caches the training latents, `decoder` fine-tunes its
 decoder with the encoder frozen; `vae_psnr` measures reconstructions."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -93,7 +94,9 @@ def encode_all(vae, images: np.ndarray, batch: int = 500) -> Tensor:
         (N, C, h, w) latent means.
     """
     device = next(vae.parameters()).device
-    return torch.cat([vae.encode(pixels_from_uint8(images[i : i + batch]).to(device)).latent_dist.mean for i in range(0, len(images), batch)])
+    return torch.cat(
+        [vae.encode(pixels_from_uint8(images[i : i + batch]).to(device)).latent_dist.mean for i in range(0, len(images), batch)]
+    )
 
 
 @torch.no_grad()

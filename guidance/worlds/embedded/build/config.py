@@ -1,5 +1,6 @@
 """The build pipeline's configurations: dataset sizes, network shapes and each model stage's Loop (Config), the three
 named ones (CONFIGS: full on 2 CPU cores, gpu, smoke for the tests) and the noise schedule (SCHEDULE)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -8,12 +9,19 @@ from .training import Loop
 
 # Stable Diffusion 1.5's noise schedule (scaled-linear betas 0.00085..0.012), no x0 clipping in latent space.
 SCHEDULE = {
-    "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-    "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1,
-}  # fmt: skip
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+}
 
 
-def unet_config(channels: tuple[int, ...], dim: int, heads: int, groups: int, size: int, in_channels: int, layers: int = 1) -> dict:
+def unet_config(
+    channels: tuple[int, ...], dim: int, heads: int, groups: int, size: int, in_channels: int, layers: int = 1
+) -> dict:
     """UNet2DConditionModel arguments; cross-attention (to the class token) in every block but the first.
 
     diffusers' UNet2DConditionModel reads `attention_head_dim` as the NUMBER of heads (a known naming quirk).
@@ -33,10 +41,17 @@ def unet_config(channels: tuple[int, ...], dim: int, heads: int, groups: int, si
     down = ["DownBlock2D"] + ["CrossAttnDownBlock2D"] * (len(channels) - 1)
     up = [b.replace("Down", "Up") for b in reversed(down)]
     return {
-        "sample_size": size, "in_channels": in_channels, "out_channels": in_channels, "layers_per_block": layers,
-        "block_out_channels": list(channels), "down_block_types": down, "up_block_types": up,
-        "cross_attention_dim": dim, "attention_head_dim": heads, "norm_num_groups": groups,
-    }  # fmt: skip
+        "sample_size": size,
+        "in_channels": in_channels,
+        "out_channels": in_channels,
+        "layers_per_block": layers,
+        "block_out_channels": list(channels),
+        "down_block_types": down,
+        "up_block_types": up,
+        "cross_attention_dim": dim,
+        "attention_head_dim": heads,
+        "norm_num_groups": groups,
+    }
 
 
 def vae_config(channels: tuple[int, ...], latent_channels: int, groups: int) -> dict:
@@ -51,10 +66,16 @@ def vae_config(channels: tuple[int, ...], latent_channels: int, groups: int) -> 
         The keyword arguments.
     """
     return {
-        "in_channels": 3, "out_channels": 3, "latent_channels": latent_channels, "sample_size": 64,
-        "down_block_types": ["DownEncoderBlock2D"] * len(channels), "up_block_types": ["UpDecoderBlock2D"] * len(channels),
-        "block_out_channels": list(channels), "layers_per_block": 1, "norm_num_groups": groups,
-    }  # fmt: skip
+        "in_channels": 3,
+        "out_channels": 3,
+        "latent_channels": latent_channels,
+        "sample_size": 64,
+        "down_block_types": ["DownEncoderBlock2D"] * len(channels),
+        "up_block_types": ["UpDecoderBlock2D"] * len(channels),
+        "block_out_channels": list(channels),
+        "layers_per_block": 1,
+        "norm_num_groups": groups,
+    }
 
 
 @dataclass(frozen=True)
@@ -81,7 +102,9 @@ class Config:
     unet: dict = field(default_factory=lambda: unet_config((48, 96, 144), 128, 4, 16, 16, 8))
     prediction_type: str = "v_prediction"
     min_snr_gamma: float | None = 5.0  # min-SNR loss weighting (Hang et al. 2023); None: uniform
-    guide_fraction: float = 0.42  # the Autoguidance guide: the EMA snapshot at this fraction of the run (tuned, assets/world/README.md)
+    guide_fraction: float = (
+        0.42  # the Autoguidance guide: the EMA snapshot at this fraction of the run (tuned, assets/world/README.md)
+    )
     classifier_widths: tuple[int, ...] = (16, 32, 64, 128)
     evaluator_widths: tuple[int, ...] = (24, 48, 96, 160)
     face_widths: tuple[int, ...] = (16, 32, 64, 128)
@@ -114,22 +137,61 @@ def _loops() -> dict[str, Loop]:
     }
 
 
-GPU_BUDGETS = {"vae": 90, "decoder": 60, "evaluator": 30, "denoiser": 360, "controlnet": 90, "classifier": 40, "face": 50, "detector": 20, "style": 30}
-FULL = Config(n_train=30000, n_val=1000, n_face=24000, face_ids_per_class=200, n_face_val=1000, n_negatives=8000,
-              n_estimates=8000, face_adversarial=2.0, **_loops())  # fmt: skip
+GPU_BUDGETS = {
+    "vae": 90,
+    "decoder": 60,
+    "evaluator": 30,
+    "denoiser": 360,
+    "controlnet": 90,
+    "classifier": 40,
+    "face": 50,
+    "detector": 20,
+    "style": 30,
+}
+FULL = Config(
+    n_train=30000,
+    n_val=1000,
+    n_face=24000,
+    face_ids_per_class=200,
+    n_face_val=1000,
+    n_negatives=8000,
+    n_estimates=8000,
+    face_adversarial=2.0,
+    **_loops(),
+)
 CONFIGS = {
     "full": FULL,
     # One call on one large GPU (`--device cuda`): 4x the batches, short budgets.
     "gpu": replace(
-        FULL, **{name: replace(loop, batch=4 * loop.batch, time_budget_s=GPU_BUDGETS[name]) for name, loop in _loops().items()},
-    ),  # fmt: skip
+        FULL,
+        **{name: replace(loop, batch=4 * loop.batch, time_budget_s=GPU_BUDGETS[name]) for name, loop in _loops().items()},
+    ),
     "smoke": Config(
-        n_train=120, n_val=40, n_face=80, face_ids_per_class=2, n_face_val=40, n_negatives=40, n_estimates=32,
-        vae=Loop(3, 8, 1e-3, 8), decoder=Loop(2, 8, 1e-3, 9), evaluator=Loop(3, 8, 1e-3, 2), denoiser=Loop(8, 4, 1e-3, 5, checkpoint_every=2, snapshot_every=2),
-        controlnet=Loop(2, 4, 1e-3, 7), classifier=Loop(3, 8, 1e-3, 1), face=Loop(3, 8, 1e-3, 3), detector=Loop(3, 8, 1e-3, 4), style=Loop(3, 8, 1e-3, 10),
-        vae_net=vae_config((8, 16, 16), 4, 4), unet=unet_config((8, 16), 16, 1, 4, 16, 4),
-        classifier_widths=(8, 16), evaluator_widths=(8, 16), face_widths=(8, 16), detector_widths=(8, 16), style_widths=(8, 16, 16),
+        n_train=120,
+        n_val=40,
+        n_face=80,
+        face_ids_per_class=2,
+        n_face_val=40,
+        n_negatives=40,
+        n_estimates=32,
+        vae=Loop(3, 8, 1e-3, 8),
+        decoder=Loop(2, 8, 1e-3, 9),
+        evaluator=Loop(3, 8, 1e-3, 2),
+        denoiser=Loop(8, 4, 1e-3, 5, checkpoint_every=2, snapshot_every=2),
+        controlnet=Loop(2, 4, 1e-3, 7),
+        classifier=Loop(3, 8, 1e-3, 1),
+        face=Loop(3, 8, 1e-3, 3),
+        detector=Loop(3, 8, 1e-3, 4),
+        style=Loop(3, 8, 1e-3, 10),
+        vae_net=vae_config((8, 16, 16), 4, 4),
+        unet=unet_config((8, 16), 16, 1, 4, 16, 4),
+        classifier_widths=(8, 16),
+        evaluator_widths=(8, 16),
+        face_widths=(8, 16),
+        detector_widths=(8, 16),
+        style_widths=(8, 16, 16),
         n_textures=16,
-        control_channels=(4, 8, 8), face_adversarial=2.0,
+        control_channels=(4, 8, 8),
+        face_adversarial=2.0,
     ),
 }

@@ -1,6 +1,7 @@
 """The build pipeline's data: the `data` stage (rendered datasets and detector negatives, cached as .npy under the
 workdir; `load` reads them), the negatives (pictures that are not faces of this world) and the augmentations of
 training batches (blur, degrade, flip) with `moved`, which puts a batch on the config's device."""
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,24 @@ def _blob(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # Photographs shipped inside scikit-image's wheel, used as "not one of this world's faces". astronaut, coffee and
 # chelsea are kept out: the tests use them.
-TRAINING_PHOTOS = ("camera", "rocket", "hubble_deep_field", "immunohistochemistry", "moon", "page", "text", "coins",
-                   "clock", "brick", "grass", "gravel", "colorwheel", "logo", "horse", "microaneurysms")  # fmt: skip
+TRAINING_PHOTOS = (
+    "camera",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "page",
+    "text",
+    "coins",
+    "clock",
+    "brick",
+    "grass",
+    "gravel",
+    "colorwheel",
+    "logo",
+    "horse",
+    "microaneurysms",
+)
 
 
 @lru_cache(maxsize=1)
@@ -109,7 +126,9 @@ def _negative(kind: int, rng: np.random.Generator, faces: np.ndarray) -> np.ndar
         return np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (64, 64, 3)).copy()
     if kind == 2:
         a, b = rng.integers(0, 256, (2, 3))
-        w = np.linspace(0, 1, 64)[:, None] * math.cos(rng.uniform(0, 6.3)) + np.linspace(0, 1, 64)[None] * math.sin(rng.uniform(0, 6.3))
+        w = np.linspace(0, 1, 64)[:, None] * math.cos(rng.uniform(0, 6.3)) + np.linspace(0, 1, 64)[None] * math.sin(
+            rng.uniform(0, 6.3)
+        )
         w = ((w - w.min()) / max(w.max() - w.min(), 1e-6))[..., None]
         return (a * (1 - w) + b * w).astype(np.uint8)
     if kind == 3:
@@ -180,7 +199,9 @@ def load(work: Path, name: str) -> np.ndarray:
     """
     path = work / "data" / f"{name}.npy"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; run the stage that writes it first (`python -m guidance.worlds.embedded.build.train data`)")
+        raise FileNotFoundError(
+            f"{path} is missing; run the stage that writes it first (`python -m guidance.worlds.embedded.build.train data`)"
+        )
     return np.load(path, mmap_mode="r")
 
 

@@ -1,6 +1,7 @@
 """The diffusion stages: `denoiser` trains the class-conditional UNet (EMA snapshots kept), `guide` picks the
 Autoguidance guide among the snapshots, `controlnet` trains a Canny ControlNet on the frozen denoiser, and
 `estimates` caches decoded clean estimates x0_hat of noised training latents for the guiding networks."""
+
 from __future__ import annotations
 
 import json
@@ -155,8 +156,13 @@ def stage_denoiser(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
     entry = train_loop("denoiser", model, loss_fn, loop, work, resume, ema)
     save_unet(model, out / FILES["unet"])
     DDIMScheduler(**SCHEDULE, prediction_type=cfg.prediction_type).save_pretrained(out / FILES["scheduler"])
-    return {**entry, "ema_decay": cfg.ema_decay, "prediction_type": cfg.prediction_type, "min_snr_gamma": cfg.min_snr_gamma,
-            "config": {k: cfg.unet[k] for k in ("block_out_channels", "layers_per_block")}}  # fmt: skip
+    return {
+        **entry,
+        "ema_decay": cfg.ema_decay,
+        "prediction_type": cfg.prediction_type,
+        "min_snr_gamma": cfg.min_snr_gamma,
+        "config": {k: cfg.unet[k] for k in ("block_out_channels", "layers_per_block")},
+    }
 
 
 def stage_guide(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
@@ -188,7 +194,12 @@ def stage_controlnet(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 
     loop = cfg.controlnet
     torch.manual_seed(loop.seed)
-    unet = UNet2DConditionModel.from_pretrained(out / FILES["unet"], torch_dtype=torch.float32).to(cfg.device).eval().requires_grad_(False)
+    unet = (
+        UNet2DConditionModel.from_pretrained(out / FILES["unet"], torch_dtype=torch.float32)
+        .to(cfg.device)
+        .eval()
+        .requires_grad_(False)
+    )
     embedding = load_label_embedding(out / FILES["unet"], cfg.device)
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=cfg.control_channels)
     samples, labels = training_samples(work)
@@ -200,7 +211,9 @@ def stage_controlnet(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
         x_t, t, eps, x0, y, cond = moved(cfg, x_t, t, eps, x0, y, cond)
         states = embedding(y)[:, None]
         down, mid = controlnet(x_t, t, encoder_hidden_states=states, controlnet_cond=cond, return_dict=False)
-        pred = unet(x_t, t, encoder_hidden_states=states, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+        pred = unet(
+            x_t, t, encoder_hidden_states=states, down_block_additional_residuals=down, mid_block_additional_residual=mid
+        ).sample
         return diffusion_loss(cfg, pred, x_t, t, eps, x0)
 
     entry = train_loop("controlnet", controlnet, loss_fn, loop, work, resume)

@@ -8,6 +8,7 @@ its verdict on scikit-image's photographs; ControlNet edge F1 (with and without 
 seconds for 4 samples x 25 DDIM steps. Every sample is drawn through guidance.sampling.sample. The figures are
 printed, and with --record stored under "metrics" in <out>/manifest.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ from .data import load, negatives
 TEST_PHOTOS = ("astronaut", "coffee", "chelsea")  # kept out of the detector's training
 
 
-def cfg_samples(world: World, classes: list[str | None], steps: int = 25, scale: float = 2.5, seed: int = 0, control=None) -> torch.Tensor:
+def cfg_samples(
+    world: World, classes: list[str | None], steps: int = 25, scale: float = 2.5, seed: int = 0, control=None
+) -> torch.Tensor:
     """CFG (or plain, for scale 1) + deterministic DDIM through the library's sampling loop; pixels in [-1, 1]."""
     method = build_method("cfg" if scale != 1 else "plain", Settings(cfg_scale=scale))
     return sample(world.backbone, method, classes, steps=steps, seed=seed, control=control).images
@@ -41,15 +44,21 @@ def cfg_samples(world: World, classes: list[str | None], steps: int = 25, scale:
 @torch.no_grad()
 def accuracy(net, images: np.ndarray, labels: np.ndarray, batch: int = 200) -> float:
     """Top-1 accuracy of a probability-returning classifier."""
-    preds = np.concatenate([net(pixels_from_uint8(images[i : i + batch])).argmax(1).numpy() for i in range(0, len(images), batch)])
+    preds = np.concatenate(
+        [net(pixels_from_uint8(images[i : i + batch])).argmax(1).numpy() for i in range(0, len(images), batch)]
+    )
     return float((preds == labels).mean())
 
 
 @torch.no_grad()
 def attribute_accuracy(evaluator, images: np.ndarray, attributes: np.ndarray) -> dict[str, float]:
     """Per-attribute accuracy of the evaluator's heads (UNSEEN ground truth skipped)."""
-    predicted = torch.cat([evaluator.attributes(pixels_from_uint8(images[i : i + 250])) for i in range(0, len(images), 250)]).numpy()
-    return {name: float((predicted[:, k] == attributes[:, k])[attributes[:, k] != UNSEEN].mean()) for k, name in enumerate(ATTRIBUTES)}
+    predicted = torch.cat(
+        [evaluator.attributes(pixels_from_uint8(images[i : i + 250])) for i in range(0, len(images), 250)]
+    ).numpy()
+    return {
+        name: float((predicted[:, k] == attributes[:, k])[attributes[:, k] != UNSEEN].mean()) for k, name in enumerate(ATTRIBUTES)
+    }
 
 
 @torch.no_grad()

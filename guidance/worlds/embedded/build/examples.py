@@ -6,6 +6,7 @@ Faces are held-out renders (identity ids outside the training range), shown at 1
 full-frame textures of the kinds the renderer draws on backgrounds and clothes (stripes, checks, dots); control
 inputs are three held-out renders (annotated by Canny in the app) and a ready Canny map of another one.
 """
+
 from __future__ import annotations
 
 import argparse

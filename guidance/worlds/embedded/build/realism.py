@@ -5,6 +5,7 @@ loads it. For a world whose evaluator is there but whose reference is not:
 
     python -m guidance.worlds.embedded.build.realism [--world assets/world]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,9 @@ from ..renderer.dataset import make_dataset
 RENDERS, K, SEED = 1000, 3, 41  # held-out renders (make_dataset seed), the k of the k-NN radii
 
 
-def realism_reference(evaluator: AttributeEvaluator, renders: int = RENDERS, k: int = K,
-                      seed: int = SEED) -> tuple[Tensor, Tensor]:  # fmt: skip
+def realism_reference(
+    evaluator: AttributeEvaluator, renders: int = RENDERS, k: int = K, seed: int = SEED
+) -> tuple[Tensor, Tensor]:
     """The reals of the k-NN realism score (Kynkäänniemi et al. 2019): held-out renders' evaluator features and the
     distance from each to its k-th nearest other, keeping the reals whose radius is at most the median (the
     outliers' wide balls would admit anything).
@@ -45,8 +47,9 @@ def realism_reference(evaluator: AttributeEvaluator, renders: int = RENDERS, k: 
     return features[dense], radii[dense]
 
 
-def write_realism_reference(world: Path, device: str | torch.device = "cpu", renders: int = RENDERS, k: int = K,
-                            seed: int = SEED) -> Path:  # fmt: skip
+def write_realism_reference(
+    world: Path, device: str | torch.device = "cpu", renders: int = RENDERS, k: int = K, seed: int = SEED
+) -> Path:
     """Computes the realism reference from the world's saved evaluator and writes it into the world's folder.
 
     Args:

@@ -1,5 +1,6 @@
 """The stages of the small networks that read pictures: the metrics-only attribute evaluator (and the realism
 score's reference), the GFCG guide classifier, the face embedder and the face detector (the style net: style.py)."""
+
 from __future__ import annotations
 
 import math
@@ -59,7 +60,9 @@ def attribute_loss(heads: dict[str, Tensor], targets: Tensor, names) -> Tensor:
     return sum(F.cross_entropy(heads[n], targets[:, columns.index(n)], ignore_index=UNSEEN) for n in names)
 
 
-def mixed_batch(images: np.ndarray, estimates: np.ndarray, sources: np.ndarray, idx: np.ndarray, g: torch.Generator) -> tuple[Tensor, np.ndarray]:
+def mixed_batch(
+    images: np.ndarray, estimates: np.ndarray, sources: np.ndarray, idx: np.ndarray, g: torch.Generator
+) -> tuple[Tensor, np.ndarray]:
     """Half clean renders (blur and noise augmented), half decoded clean estimates x0_hat, flipped at random.
 
     Args:
@@ -80,8 +83,7 @@ def mixed_batch(images: np.ndarray, estimates: np.ndarray, sources: np.ndarray, 
 
 
 def stage_classifier(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
-    """GFCG guide classifier (and the style features' trunk), on renders and decoded clean estimates x0_hat.
-    """
+    """GFCG guide classifier (and the style features' trunk), on renders and decoded clean estimates x0_hat."""
     loop = cfg.classifier
     torch.manual_seed(loop.seed)
     images, labels = load(work, "train_images"), torch.from_numpy(np.array(load(work, "train_labels")))
@@ -199,8 +201,7 @@ def stage_face(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 
 
 def stage_detector(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
-    """Face / no-face classifier: half faces (renders, and clean estimates of late steps), half negatives.
-    """
+    """Face / no-face classifier: half faces (renders, and clean estimates of late steps), half negatives."""
     loop = cfg.detector
     torch.manual_seed(loop.seed)
     faces, negatives_ = load(work, "train_images"), load(work, "negatives")

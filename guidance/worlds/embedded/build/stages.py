@@ -14,6 +14,7 @@ Every stage function takes (cfg: Config, out: Path, work: Path, resume: bool): t
 (the world's assets), the work folder (cached data, checkpoints, logs) and whether to resume from checkpoints; it
 returns the entry train.py records in the manifest (empty for the UNRECORDED stages).
 """
+
 from __future__ import annotations
 
 from .. import FILES, LABEL_EMBEDDING
@@ -23,19 +24,44 @@ from .denoisers import stage_controlnet, stage_denoiser, stage_estimates, stage_
 from .recognisers import stage_classifier, stage_detector, stage_evaluator, stage_face
 from .style import stage_style
 
-STAGES = ("data", "vae", "decoder", "evaluator", "denoiser", "guide", "controlnet", "estimates", "classifier", "face", "detector", "style")
+STAGES = (
+    "data",
+    "vae",
+    "decoder",
+    "evaluator",
+    "denoiser",
+    "guide",
+    "controlnet",
+    "estimates",
+    "classifier",
+    "face",
+    "detector",
+    "style",
+)
 STAGE_FUNCTIONS = {
-    "data": stage_data, "vae": stage_vae, "decoder": stage_decoder, "evaluator": stage_evaluator, "denoiser": stage_denoiser, "guide": stage_guide,
-    "controlnet": stage_controlnet, "estimates": stage_estimates, "classifier": stage_classifier, "face": stage_face,
-    "detector": stage_detector, "style": stage_style,
-}  # fmt: skip
+    "data": stage_data,
+    "vae": stage_vae,
+    "decoder": stage_decoder,
+    "evaluator": stage_evaluator,
+    "denoiser": stage_denoiser,
+    "guide": stage_guide,
+    "controlnet": stage_controlnet,
+    "estimates": stage_estimates,
+    "classifier": stage_classifier,
+    "face": stage_face,
+    "detector": stage_detector,
+    "style": stage_style,
+}
 UNRECORDED = ("data", "estimates")
 PARAM_FILES = {
     "vae": [f"{FILES['vae']}/diffusion_pytorch_model.safetensors"],
     "decoder": [f"{FILES['vae']}/diffusion_pytorch_model.safetensors"],
-    "evaluator": [FILES["evaluator"]], "classifier": [FILES["classifier"]], "face": [FILES["face_embedder"]],
-    "detector": [FILES["face_detector"]], "style": [FILES["style_net"]],
+    "evaluator": [FILES["evaluator"]],
+    "classifier": [FILES["classifier"]],
+    "face": [FILES["face_embedder"]],
+    "detector": [FILES["face_detector"]],
+    "style": [FILES["style_net"]],
     "denoiser": [f"{FILES['unet']}/diffusion_pytorch_model.safetensors", f"{FILES['unet']}/{LABEL_EMBEDDING}"],
     "guide": [f"{FILES['guide_unet']}/diffusion_pytorch_model.safetensors", f"{FILES['guide_unet']}/{LABEL_EMBEDDING}"],
     "controlnet": [f"{FILES['controlnet']}/diffusion_pytorch_model.safetensors"],
-}  # fmt: skip
+}

@@ -1,5 +1,6 @@
 """The `style` stage: the network whose early features the style energy reads, trained on renders and on
 full-frame textures (what a style reference looks like), every input recoloured at random."""
+
 from __future__ import annotations
 
 import math
@@ -34,10 +35,17 @@ def textures(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     kinds = rng.integers(len(BG_PATTERNS), size=n)
     images = [
-        np.asarray(style_reference(BG_PATTERNS[k], tuple(tuple(int(c) for c in rng.integers(0, 256, 3)) for _ in range(2)),
-                                   float(rng.uniform(7.0, 15.0)), float(rng.choice([0.0, 0.25, 0.5, 0.75]) * math.pi), size=64))
+        np.asarray(
+            style_reference(
+                BG_PATTERNS[k],
+                tuple(tuple(int(c) for c in rng.integers(0, 256, 3)) for _ in range(2)),
+                float(rng.uniform(7.0, 15.0)),
+                float(rng.choice([0.0, 0.25, 0.5, 0.75]) * math.pi),
+                size=64,
+            )
+        )
         for k in kinds
-    ]  # fmt: skip
+    ]
     return np.stack(images), kinds
 
 

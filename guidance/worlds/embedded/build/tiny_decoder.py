@@ -8,6 +8,7 @@ The final image of a run always comes from the full VAE; this one only feeds the
 
     python -m guidance.worlds.embedded.build.tiny_decoder [--world assets/world] [--seconds 480] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,13 @@ from .training import record
 
 FOLDER = FILES["tiny_decoder"]
 CONFIG = {  # decoder: 24 channels, one block per resolution (16 -> 32 -> 64 px); the encoder is a stub, never used
-    "latent_channels": 8, "decoder_block_out_channels": (24, 24, 24), "num_decoder_blocks": (1, 1, 1),
-    "encoder_block_out_channels": (8, 8, 8), "num_encoder_blocks": (1, 1, 1), "scaling_factor": 1.0,
-}  # fmt: skip
+    "latent_channels": 8,
+    "decoder_block_out_channels": (24, 24, 24),
+    "num_decoder_blocks": (1, 1, 1),
+    "encoder_block_out_channels": (8, 8, 8),
+    "num_encoder_blocks": (1, 1, 1),
+    "scaling_factor": 1.0,
+}
 
 
 def new_tiny_decoder(latent_channels: int = 8) -> AutoencoderTiny:
@@ -63,8 +68,9 @@ def save(student: AutoencoderTiny, folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def distil(world: Path = ASSETS, seconds: float = 480.0, renders: int = 3000, batch: int = 32, seed: int = 0,
-           heldout: int = 256) -> dict:  # fmt: skip
+def distil(
+    world: Path = ASSETS, seconds: float = 480.0, renders: int = 3000, batch: int = 32, seed: int = 0, heldout: int = 256
+) -> dict:
     """Trains the tiny decoder for `seconds` (after the teacher's pixels are made), saves it in fp16 under
     <world>/tiny_decoder and records it in the manifest with its PSNR against the full decoder on `heldout`
     augmented latents of other renders; returns the record."""
@@ -87,17 +93,24 @@ def distil(world: Path = ASSETS, seconds: float = 480.0, renders: int = 3000, ba
         mse = F.mse_loss(student.decode(held[0]).sample.clamp(-1, 1), held[1].clamp(-1, 1)).item()
     save(student.half(), world / FOLDER)
     entry = {
-        "params": sum(p.numel() for p in student.decoder.parameters()), "iterations": steps, "batch": batch,
-        "seconds": round(time.perf_counter() - start, 1), "psnr_db_vs_full_decoder": round(10 * torch.log10(torch.tensor(4 / mse)).item(), 2),
-        "dtype": "float16", "config": {k: list(v) if isinstance(v, tuple) else v for k, v in CONFIG.items()},
-    }  # fmt: skip
+        "params": sum(p.numel() for p in student.decoder.parameters()),
+        "iterations": steps,
+        "batch": batch,
+        "seconds": round(time.perf_counter() - start, 1),
+        "psnr_db_vs_full_decoder": round(10 * torch.log10(torch.tensor(4 / mse)).item(), 2),
+        "dtype": "float16",
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in CONFIG.items()},
+    }
     record(world, "tiny_decoder", entry)
     return entry
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m guidance.worlds.embedded.build.tiny_decoder", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m guidance.worlds.embedded.build.tiny_decoder",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--world", type=Path, default=ASSETS)
     p.add_argument("--seconds", type=float, default=480.0, help="training time after the teacher's pixels are made")
     p.add_argument("--renders", type=int, default=3000)

@@ -13,6 +13,7 @@ GUIDANCE_TRAIN_THREADS sets torch's threads (default 2). Every batch and noise d
 (stage seed, step), so a resumed run continues exactly as an uninterrupted one.
 The stages are named in stages.py, their configurations are in config.py, the training loop in training.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,15 @@ def _count_saved(out: Path, files: list[str]) -> int:
     return total
 
 
-def run_stage(stage: str, config: str = "full", out: Path = ASSETS, work: Path = Path("runs/world"), resume: bool = False,
-              time_budget_s: float | None = None, device: str = "cpu") -> None:  # fmt: skip
+def run_stage(
+    stage: str,
+    config: str = "full",
+    out: Path = ASSETS,
+    work: Path = Path("runs/world"),
+    resume: bool = False,
+    time_budget_s: float | None = None,
+    device: str = "cpu",
+) -> None:
     """Run one stage (or all, in order) and record each model stage in the manifest.
 
     `time_budget_s` replaces the configured wall-clock budget of every model stage run (e.g. to extend

@@ -7,6 +7,7 @@ stdout and <workdir>/<model>/log.csv. Every batch and noise draw comes from a ge
 step), so a resumed run continues exactly as an uninterrupted one. `record` merges a model's entry into
 <out>/manifest.json; `save_half` saves a diffusers model in float16.
 """
+
 from __future__ import annotations
 
 import copy
@@ -85,8 +86,13 @@ def train_loop(name: str, model: nn.Module, loss_fn, loop: Loop, work: Path, res
         writer.writerow(["step", "loss", "seconds", "lr"])
 
     def checkpoint() -> None:
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed,
-                 "ema": ema.shadow if ema is not None else None}  # fmt: skip
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "elapsed": elapsed,
+            "ema": ema.shadow if ema is not None else None,
+        }
         torch.save(state, folder / "checkpoint.tmp")
         os.replace(folder / "checkpoint.tmp", ckpt_path)
 

@@ -32,21 +32,33 @@ import numpy as np
 from PIL import Image
 
 from ..vocabulary import (
-    ATTRIBUTES, BG_PATTERNS, CLASS_NAMES, CLOTH_TEXTURES, GLASSES, HAIR_COLOURS, HAIR_STYLES, UNSEEN,
-)  # fmt: skip
+    ATTRIBUTES,
+    BG_PATTERNS,
+    CLASS_NAMES,
+    CLOTH_TEXTURES,
+    GLASSES,
+    HAIR_COLOURS,
+    HAIR_STYLES,
+    UNSEEN,
+)
 from .render import render, shade
 from .scene import RGB, Identity, Nuisance, Texture
 
 IMAGES_PER_IDENTITY = 5
 
-HAIR_RGB: dict[str, RGB] = dict(zip(HAIR_COLOURS, (  # the colour of each of HAIR_COLOURS
-    (26, 22, 24),
-    (112, 62, 28),
-    (236, 204, 112),
-    (206, 96, 34),
-    (172, 172, 178),
-    (48, 92, 210),
-)))  # fmt: skip
+HAIR_RGB: dict[str, RGB] = dict(
+    zip(
+        HAIR_COLOURS,
+        (  # the colour of each of HAIR_COLOURS
+            (26, 22, 24),
+            (112, 62, 28),
+            (236, 204, 112),
+            (206, 96, 34),
+            (172, 172, 178),
+            (48, 92, 210),
+        ),
+    )
+)
 HAIR_STYLE_WEIGHTS = (0.12, 0.30, 0.25, 0.13, 0.20)
 SKIN_TONES: tuple[RGB, ...] = (
     (255, 226, 200),
@@ -253,9 +265,7 @@ def make_dataset(
     k = len(CLASS_NAMES)
     counts = [n // k + (c < n % k) for c in range(k)]
     per_class = identities_per_class or max(1, math.ceil(counts[0] / IMAGES_PER_IDENTITY))
-    identities = [
-        identity_for_class(c, j % per_class, split) for c in range(k) for j in range(counts[c])
-    ]
+    identities = [identity_for_class(c, j % per_class, split) for c in range(k) for j in range(counts[c])]
     rng = np.random.default_rng([seed, list(SPLIT_ID_RANGES).index(split)])
     order = rng.permutation(n)
     nuisance_seeds = rng.integers(0, 2**62, size=n)
@@ -279,8 +289,9 @@ def make_dataset(
 def preview_grid(samples_per_class: int = 8, split: str = "train") -> np.ndarray:
     """One row per class: distinct identities, each under its own nuisance."""
     rows = [
-        np.concatenate([render(identity_for_class(c, j, split), nuisance_from_seed(1000 * c + j))
-                        for j in range(samples_per_class)], axis=1)
+        np.concatenate(
+            [render(identity_for_class(c, j, split), nuisance_from_seed(1000 * c + j)) for j in range(samples_per_class)], axis=1
+        )
         for c in range(len(CLASS_NAMES))
     ]
     return np.concatenate(rows, axis=0)

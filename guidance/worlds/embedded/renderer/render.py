@@ -48,8 +48,7 @@ def _unit_arc(a0: float, a1: float, n: int) -> np.ndarray:
     return unit
 
 
-def _arc(cx: float, cy: float, rx: float, ry: float, a0: float = 0.0,
-         a1: float = 2 * math.pi, n: int = 32) -> np.ndarray:
+def _arc(cx: float, cy: float, rx: float, ry: float, a0: float = 0.0, a1: float = 2 * math.pi, n: int = 32) -> np.ndarray:
     """Points on an ellipse (y down), angles in radians."""
     return _unit_arc(a0, a1, n) * (rx, ry) + (cx, cy)
 
@@ -83,14 +82,11 @@ class Pen:
     def _xy(self, points: np.ndarray) -> list[float]:
         return (points @ self.matrix.T + self.offset).ravel().tolist()
 
-    def poly(self, points: np.ndarray, fill: RGB | None, outline: RGB | None = None,
-             width: float = 0.0) -> None:
-        self.draw.polygon(self._xy(points), fill=fill, outline=outline,
-                          width=max(1, round(width * self.unit)))
+    def poly(self, points: np.ndarray, fill: RGB | None, outline: RGB | None = None, width: float = 0.0) -> None:
+        self.draw.polygon(self._xy(points), fill=fill, outline=outline, width=max(1, round(width * self.unit)))
 
     def line(self, points: np.ndarray, fill: RGB, width: float) -> None:
-        self.draw.line(self._xy(points), fill=fill, width=max(1, round(width * self.unit)),
-                       joint="curve")
+        self.draw.line(self._xy(points), fill=fill, width=max(1, round(width * self.unit)), joint="curve")
 
     def textured(self, points: np.ndarray, texture: Texture) -> None:
         """Fill a polygon with a pattern, computed only over its bounding box."""
@@ -130,8 +126,7 @@ def pattern(texture: Texture, box: tuple[int, int, int, int]) -> Image.Image:
     elif texture.kind == "dots":
         mask = np.add.outer((v % 1.0 - 0.5) ** 2, (u % 1.0 - 0.5) ** 2) < 0.09
     else:
-        mask = np.bitwise_xor.outer(np.floor(v).astype(np.int32) & 1,
-                                    np.floor(u).astype(np.int32) & 1)
+        mask = np.bitwise_xor.outer(np.floor(v).astype(np.int32) & 1, np.floor(u).astype(np.int32) & 1)
     image = Image.frombytes("P", (x1 - x0, y1 - y0), mask.astype(np.uint8).tobytes())
     image.putpalette(texture.colours[0] + texture.colours[1])
     return image.convert("RGB")
@@ -155,7 +150,8 @@ def relight(image: np.ndarray, nuisance: Nuisance) -> np.ndarray:
     """
     x, y = _centred_grid(image.shape[0])
     gain = nuisance.brightness + nuisance.light_strength * (
-        x * math.cos(nuisance.light_angle) + y * math.sin(nuisance.light_angle))
+        x * math.cos(nuisance.light_angle) + y * math.sin(nuisance.light_angle)
+    )
     out = (image.astype(np.float32) - 128.0) * nuisance.contrast + 128.0
     out *= gain[..., None]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
@@ -169,13 +165,15 @@ def _draw_back_hair(pen: Pen, ident: Identity) -> None:
     """Long hair falling behind the head onto the shoulders."""
     cx, cy, rx, ry = _face_box(ident)
     top = _arc(cx, cy, rx * 1.16, ry * 1.12, math.pi, 2 * math.pi, 20)
-    fall = np.array([
-        [cx + rx * 1.3, cy + ry * 1.0],
-        [cx + rx * 1.4, cy + ry * 1.5],
-        [cx, cy + ry * 1.6],
-        [cx - rx * 1.4, cy + ry * 1.5],
-        [cx - rx * 1.3, cy + ry * 1.0],
-    ])
+    fall = np.array(
+        [
+            [cx + rx * 1.3, cy + ry * 1.0],
+            [cx + rx * 1.4, cy + ry * 1.5],
+            [cx, cy + ry * 1.6],
+            [cx - rx * 1.4, cy + ry * 1.5],
+            [cx - rx * 1.3, cy + ry * 1.0],
+        ]
+    )
     pen.poly(np.concatenate([top, fall]), ident.hair_rgb, shade(ident.hair_rgb, 0.7), 0.008)
 
 
@@ -189,13 +187,11 @@ def draw_body(pen: Pen, ident: Identity, nuis: Nuisance) -> None:
     """
     cx, cy, rx, ry = _face_box(ident)
     w = ident.shoulder_width
-    torso = np.concatenate([_arc(0.5, 1.02, w, 0.26, math.pi, 2 * math.pi, 24),
-                            [[0.5 + w, 1.4], [0.5 - w, 1.4]]])
+    torso = np.concatenate([_arc(0.5, 1.02, w, 0.26, math.pi, 2 * math.pi, 24), [[0.5 + w, 1.4], [0.5 - w, 1.4]]])
     pen.textured(torso, nuis.clothing)
     neck_rgb = shade(ident.skin, 0.86)
     nw = rx * 0.34
-    pen.poly(np.array([[cx - nw, cy + ry * 0.6], [cx + nw, cy + ry * 0.6],
-                       [cx + nw, 0.8], [cx - nw, 0.8]]), neck_rgb)
+    pen.poly(np.array([[cx - nw, cy + ry * 0.6], [cx + nw, cy + ry * 0.6], [cx + nw, 0.8], [cx - nw, 0.8]]), neck_rgb)
     pen.poly(_arc(cx, 0.78, nw * 1.25, 0.045, 0.0, math.pi, 12), neck_rgb)
 
 
@@ -204,8 +200,12 @@ def _draw_head(pen: Pen, ident: Identity) -> None:
     cx, cy, rx, ry = _face_box(ident)
     if ident.hair_style != "long":
         for side in (-1, 1):
-            pen.poly(_arc(cx + side * rx * 0.97, cy + ry * 0.02, rx * 0.17, ry * 0.2, n=16),
-                     shade(ident.skin, 0.93), shade(ident.skin, 0.75), 0.005)
+            pen.poly(
+                _arc(cx + side * rx * 0.97, cy + ry * 0.02, rx * 0.17, ry * 0.2, n=16),
+                shade(ident.skin, 0.93),
+                shade(ident.skin, 0.75),
+                0.005,
+            )
     unit = _unit_arc(0.0, 2 * math.pi, 48)
     narrow = 1.0 - ident.jaw * 0.32 * np.clip(unit[:, 1], 0, None) ** 2
     face = unit * (rx, ry) * np.stack([narrow, np.ones_like(narrow)], 1) + (cx, cy)
@@ -218,13 +218,15 @@ def _draw_beard(pen: Pen, ident: Identity) -> None:
     unit = _unit_arc(0.12, math.pi - 0.12, 20)
     narrow = 1.0 - ident.jaw * 0.32 * unit[:, 1] ** 2
     chin = unit * (1.04 * rx, 1.06 * ry) * np.stack([narrow, np.ones_like(narrow)], 1) + (cx, cy)
-    upper = np.array([
-        [cx - rx * 0.9, cy + ry * 0.15],
-        [cx - rx * 0.45, cy + ry * 0.36],
-        [cx, cy + ry * 0.38],
-        [cx + rx * 0.45, cy + ry * 0.36],
-        [cx + rx * 0.9, cy + ry * 0.15],
-    ])
+    upper = np.array(
+        [
+            [cx - rx * 0.9, cy + ry * 0.15],
+            [cx - rx * 0.45, cy + ry * 0.36],
+            [cx, cy + ry * 0.38],
+            [cx + rx * 0.45, cy + ry * 0.36],
+            [cx + rx * 0.9, cy + ry * 0.15],
+        ]
+    )
     pen.poly(np.concatenate([chin, upper]), ident.hair_rgb, shade(ident.hair_rgb, 0.7), 0.006)
 
 
@@ -235,14 +237,18 @@ def _draw_nose(pen: Pen, ident: Identity) -> None:
     if ident.nose == "button":
         pen.poly(_arc(cx, ny, rx * 0.1, ry * 0.07, n=14), shade(ident.skin, 0.85), dark, 0.004)
     elif ident.nose == "pointed":
-        pen.poly(np.array([[cx, cy], [cx + rx * 0.12, ny + ry * 0.04],
-                           [cx - rx * 0.08, ny + ry * 0.04]]), shade(ident.skin, 0.84))
+        pen.poly(
+            np.array([[cx, cy], [cx + rx * 0.12, ny + ry * 0.04], [cx - rx * 0.08, ny + ry * 0.04]]), shade(ident.skin, 0.84)
+        )
     elif ident.nose == "wide":
         for side in (-1, 1):
             pen.poly(_arc(cx + side * rx * 0.1, ny + ry * 0.03, rx * 0.05, ry * 0.03, n=10), dark)
     else:
-        pen.line(np.array([[cx + rx * 0.02, cy + ry * 0.02], [cx + rx * 0.06, ny + ry * 0.04],
-                           [cx - rx * 0.06, ny + ry * 0.04]]), dark, 0.01)
+        pen.line(
+            np.array([[cx + rx * 0.02, cy + ry * 0.02], [cx + rx * 0.06, ny + ry * 0.04], [cx - rx * 0.06, ny + ry * 0.04]]),
+            dark,
+            0.01,
+        )
 
 
 def _draw_mouth(pen: Pen, ident: Identity, nuis: Nuisance) -> None:
@@ -252,9 +258,17 @@ def _draw_mouth(pen: Pen, ident: Identity, nuis: Nuisance) -> None:
     lips = (150, 48, 52)
     if nuis.mouth == "open":
         pen.poly(_arc(cx, my + ry * 0.03, half * 0.7, ry * 0.12, n=20), (70, 18, 24), lips, 0.008)
-        pen.poly(np.array([[cx - half * 0.45, my - ry * 0.06], [cx + half * 0.45, my - ry * 0.06],
-                           [cx + half * 0.4, my - ry * 0.02], [cx - half * 0.4, my - ry * 0.02]]),
-                 (240, 240, 232))
+        pen.poly(
+            np.array(
+                [
+                    [cx - half * 0.45, my - ry * 0.06],
+                    [cx + half * 0.45, my - ry * 0.06],
+                    [cx + half * 0.4, my - ry * 0.02],
+                    [cx - half * 0.4, my - ry * 0.02],
+                ]
+            ),
+            (240, 240, 232),
+        )
         return
     t = np.linspace(-1.0, 1.0, 12)
     bend = 1.0 - t * t
@@ -262,8 +276,7 @@ def _draw_mouth(pen: Pen, ident: Identity, nuis: Nuisance) -> None:
         upper, lower = my - ry * 0.02 + ry * 0.05 * bend, my + ry * 0.16 * bend
     else:
         upper, lower = my - ry * 0.015 + ry * 0.01 * bend, my + ry * 0.02 + ry * 0.02 * bend
-    pts = np.concatenate([np.stack([cx + half * t, upper], 1),
-                          np.stack([cx - half * t, lower[::-1]], 1)])
+    pts = np.concatenate([np.stack([cx + half * t, upper], 1), np.stack([cx - half * t, lower[::-1]], 1)])
     pen.poly(pts, lips, (110, 30, 36), 0.006)
 
 
@@ -290,14 +303,12 @@ def _draw_eyes(pen: Pen, ident: Identity, nuis: Nuisance) -> None:
         _draw_brow(pen, ident, ex, ey - eh - ry * (0.1 + 0.1 * nuis.brow_raise), ew, side, brow_rgb)
 
 
-def _draw_brow(pen: Pen, ident: Identity, ex: float, by: float, ew: float, side: int,
-               rgb: RGB) -> None:
+def _draw_brow(pen: Pen, ident: Identity, ex: float, by: float, ew: float, side: int, rgb: RGB) -> None:
     t = np.linspace(-1.0, 1.0, 8)
     x = ex + ew * 1.15 * t
     y = by - ew * 0.25 * (1 - t * t) + side * ew * 0.08 * t
     thick = ident.brow_thickness * (1.0 - 0.3 * (side * t > 0.3))
-    pts = np.concatenate([np.stack([x, y - thick / 2], 1),
-                          np.stack([x[::-1], (y + thick / 2)[::-1]], 1)])
+    pts = np.concatenate([np.stack([x, y - thick / 2], 1), np.stack([x[::-1], (y + thick / 2)[::-1]], 1)])
     pen.poly(pts, rgb)
 
 
@@ -310,18 +321,15 @@ def _draw_hair(pen: Pen, ident: Identity) -> None:
     rgb, edge = ident.hair_rgb, shade(ident.hair_rgb, 0.7)
     if style == "bun":
         pen.poly(_arc(cx, cy - ry * 1.12, rx * 0.38, ry * 0.26, n=20), rgb, edge, 0.008)
-    grow = {"short": (1.06, 1.08, 0.18), "bun": (1.05, 1.06, 0.15),
-            "long": (1.12, 1.1, 0.3), "curly": (1.1, 1.1, 0.25)}[style]
+    grow = {"short": (1.06, 1.08, 0.18), "bun": (1.05, 1.06, 0.15), "long": (1.12, 1.1, 0.3), "curly": (1.1, 1.1, 0.25)}[style]
     ox, oy, drop = grow
     outer = _arc(cx, cy, rx * ox, ry * oy, math.pi - drop, 2 * math.pi + drop, 28)
     inner_ry = ry * (1.0 - ident.hairline - 0.05)
-    inner = _arc(cx + ident.parting * rx, cy - ry * 0.05, rx * 0.97, inner_ry,
-                 2 * math.pi + drop, math.pi - drop, 24)
+    inner = _arc(cx + ident.parting * rx, cy - ry * 0.05, rx * 0.97, inner_ry, 2 * math.pi + drop, math.pi - drop, 24)
     pen.poly(np.concatenate([outer, inner]), rgb, edge, 0.008)
     if style == "curly":
         for a in np.linspace(math.pi - 0.35, 2 * math.pi + 0.35, 13):
-            pen.poly(_arc(cx + rx * 1.08 * math.cos(a), cy + ry * 1.06 * math.sin(a),
-                          rx * 0.2, rx * 0.2, n=12), rgb, edge, 0.006)
+            pen.poly(_arc(cx + rx * 1.08 * math.cos(a), cy + ry * 1.06 * math.sin(a), rx * 0.2, rx * 0.2, n=12), rgb, edge, 0.006)
 
 
 def _draw_glasses(pen: Pen, ident: Identity) -> None:

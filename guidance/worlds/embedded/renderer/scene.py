@@ -3,6 +3,7 @@ Textures of its background and clothing.
 
 dataset.py samples them from integer seeds; render.py draws them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,6 @@
 """Full-frame style textures drawn by the renderer's pattern code: the app's style examples are the first three of
 `style_references`, the benchmarks' held-out references the ones after them."""
+
 from __future__ import annotations
 
 import math
