@@ -222,36 +222,6 @@ def _goal(name: str, target: str, measured: float, found: str, unit: str, n: int
     }
 
 
-def goal(
-    name: str,
-    target: str,
-    measured: float | None = None,
-    met: bool | None = None,
-    unit: str = "",
-    *,
-    n: int | None = None,
-    samples: Sequence | None = None,
-    bar: float | None = None,
-    indicative: bool = False,
-    **over_samples,
-) -> dict:
-    """`goal_told`, or with `samples` and a `bar` `goal_over`, in one call (guidance.bench.suites.solvers calls it).
-
-    Raises:
-        ValueError: neither `met` nor `samples` with a `bar`, or both; or a target that is not the bar's.
-    """
-    if samples is None:
-        if met is None and not indicative:
-            raise ValueError("a goal takes either `met` or `samples` and a `bar`")
-        return goal_told(name, target, measured, bool(met), unit, n=n, indicative=indicative)
-    if bar is None or met is not None:
-        raise ValueError("a goal over samples takes a bar and computes its own verdict")
-    found = goal_over(name, samples, bar, unit, indicative=indicative, **over_samples)
-    if found["target"] != target:
-        raise ValueError(f"the target {target!r} is not the bar's, {found['target']!r}")
-    return found
-
-
 @lru_cache(maxsize=16)
 def renders(n: int, seed: int, identities_per_class: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Held-out renders of the embedded world's renderer, class-balanced (cached).

@@ -62,7 +62,7 @@ def goal_cells(found: dict) -> dict:
 
 
 def goals_table(goals: list[dict]) -> str:
-    """The goals (guidance.bench.common.goal) as a Markdown table of GOAL_COLUMNS."""
+    """The goals (guidance.bench.common.goal_told, goal_over) as a Markdown table of GOAL_COLUMNS."""
     return table([goal_cells(g) for g in goals], GOAL_COLUMNS)
 
 
@@ -73,6 +73,9 @@ def verdict_counts(goals: list[dict]) -> str:
     return f"{', '.join(counts) or 'none'} (of {len(goals)})"
 
 
+PLOTTED = ("paths",)  # config entries that a plot shows (the JSON keeps them), left out of the printed config
+
+
 def describe(data: dict) -> str:
     """The header every printed or written result starts with."""
     mode = run_mode(data)
@@ -80,7 +83,7 @@ def describe(data: dict) -> str:
         f"suite `{data['suite']}` ({mode}), backbone `{data['backbone']}` on `{data['device']}`",
         f"machine: {machine_label(data['machine'])}",
         f"command: `{data['command']}` ({data['wall_seconds']:.0f} s, {data['created']})",
-        f"config: {json.dumps(data['config'])}",
+        f"config: {json.dumps({key: value for key, value in data['config'].items() if key not in PLOTTED})}",
     ]
     return "\n".join(["- " + line for line in lines] + [f"- note: {note}" for note in data["notes"]])
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from guidance.backbone import Backbone
-from guidance.bench.common import goal
+from guidance.bench.common import goal_over
 from guidance.statistics import bootstrap_interval, ratio_of_means
 from guidance.schedulers.evodiff import EVODiffScheduler
 from guidance.schedulers.grids import SOLVERS, grid_scheduler, ode_solve
@@ -231,5 +231,5 @@ def claim_goals(errors: dict, grids: Sequence[str], nfes: Sequence[int], where: 
         for label in dict.fromkeys(("evodiff", best[grid])):
             pairs = list(zip(errors[grid, label, CLAIM_NFE], errors[grid, "dpmsolver++", CLAIM_NFE]))
             name = f"{where}, grid {grid}: {label} error at NFE {CLAIM_NFE} over DPM-Solver++'s (claim: -45%)"
-            found.append(goal(name, f"<= {CLAIM_RATIO}x", unit="x", samples=pairs, bar=CLAIM_RATIO, statistic=ratio_of_means))
+            found.append(goal_over(name, pairs, CLAIM_RATIO, "x", statistic=ratio_of_means))
     return found

@@ -55,7 +55,8 @@ from guidance.bench.common import (
     SuiteOutput,
     balanced,
     generate,
-    goal,
+    goal_over,
+    goal_told,
     images_of,
     realism,
     renders,
@@ -356,12 +357,11 @@ def goals(rows: list[dict], errors: dict, plan: Plan) -> list[dict]:
         if (clip, "evodiff", GOAL_NFE) in errors and (clip, "dpmsolver++", GOAL_NFE) in errors:
             pairs = list(zip(errors[clip, "evodiff", GOAL_NFE], errors[clip, "dpmsolver++", GOAL_NFE]))
             found.append(
-                goal(
+                goal_over(
                     f"EVODiff reconstruction error (RMSE to the near-exact ODE solution) at NFE {GOAL_NFE} over DPM-Solver++'s ({mode})",
-                    "< 1x",
-                    unit="x",
-                    samples=pairs,
-                    bar=1.0,
+                    pairs,
+                    1.0,
+                    "x",
                     strict=True,
                     statistic=ratio_of_means,
                 )
@@ -373,7 +373,9 @@ def goals(rows: list[dict], errors: dict, plan: Plan) -> list[dict]:
                 f"EVODiff FD at NFE {GOAL_NFE} relative to DPM-Solver++ ({mode}; indicative below {FD_VERDICT_SAMPLES} samples)"
             )
             found.append(
-                goal(name, "<= 0.75x", ratio, ratio <= 0.75, "x", n=plan.samples, indicative=plan.samples < FD_VERDICT_SAMPLES)
+                goal_told(
+                    name, "<= 0.75x", ratio, ratio <= 0.75, "x", n=plan.samples, indicative=plan.samples < FD_VERDICT_SAMPLES
+                )
             )
     return found
 
