@@ -1,4 +1,5 @@
-"""The small interface every condition energy implements (conditions/ builds on it; the methods read it).
+"""The small interface every condition energy implements (conditions/ holds the energies, conditions/__init__.py says
+how to add one; the methods read it).
 
 An energy E(c, x0) >= 0 is small when the image x0 satisfies the condition c. It takes pixels
 in [-1, 1], (B, 3, H, W), is differentiable in them, and returns one value per sample.

@@ -101,8 +101,8 @@ def test_each_tab_runs_its_methods_side_by_side(client: Client, task: str) -> No
 
 
 def test_the_strength_slider_multiplies_each_methods_own_preset_and_the_table_shows_it(client: Client) -> None:
-    """One slider moves every method, each from its own preset strength: k, or the DSG rate under DSG."""
-    own = TABS["style"].strengths
+    """One slider moves every method, each from its own guiding value: its scale, or its dsg_rate under DSG."""
+    own = TABS["style"].guiding
     methods = ["freedom", "figd", "figd+dsg"]
     outputs = client.predict(methods=methods, strength=2.0, steps=2, api_name="/style")
     summary, table = outputs[1], outputs[4]
@@ -111,9 +111,9 @@ def test_the_strength_slider_multiplies_each_methods_own_preset_and_the_table_sh
     assert summary["figd+dsg"]["options"]["dsg_rate"] == pytest.approx(2 * own["figd+dsg"])
     shown = dict(zip([row[0] for row in table["data"]], [row[1] for row in table["data"]]))
     assert shown == {
-        "freedom": f"k {2 * own['freedom']:.3g}",
-        "figd": f"k {2 * own['figd']:.3g}",
-        "figd+dsg": f"DSG rate {2 * own['figd+dsg']:.3g}",
+        "freedom": f"scale {2 * own['freedom']:.3g}",
+        "figd": f"scale {2 * own['figd']:.3g}",
+        "figd+dsg": f"dsg_rate {2 * own['figd+dsg']:.3g}",
     }
     assert all(shown[item["caption"].split(" · ")[0]] in item["caption"] for item in outputs[0])
 

@@ -24,7 +24,7 @@ from guidance.bench.sd15_random import FullFrameDetector, char_tokenizer
 from guidance.bench.suites import SUITES, dsg, figd, gfcg, gpu, memory, presets, preview, profile, solvers, world
 from guidance.methods.figd import FISHER_WEIGHTS
 from guidance.statistics import ratio_of_means
-from guidance.playground.tasks import preset, strength_setting
+from guidance.playground.tasks import preset, guiding_setting
 from guidance.worlds import World
 
 TINY_PLANS = {
@@ -217,7 +217,7 @@ def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, t
     if suite == "presets":  # every tab's guided methods at every strength of their grid, and a pick per (tab, method)
         tried = {(r["task"], r["method"], r["value"]) for r in data["rows"] if "fisher_weight" not in r}
         for task, grid in presets.GRIDS.items():
-            assert all((task, m, v) in tried for m in world.EXAMPLE_METHODS for v in grid[strength_setting(m)])
+            assert all((task, m, v) in tried for m in world.EXAMPLE_METHODS for v in grid[guiding_setting(m)])
         assert set(data["config"]["picks"]) == set(presets.ROWS) and data["notes"][0].startswith("Picks")
         profiles = {(r["task"], r["fisher_weight"]) for r in data["rows"] if "fisher_weight" in r}
         assert profiles == {(task, w) for task in presets.ROWS for w in FISHER_WEIGHTS if w != preset(task).fisher_weight}

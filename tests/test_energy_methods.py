@@ -191,7 +191,7 @@ def test_each_term_of_a_sum_takes_its_own_step_in_its_own_window(tiny_sd, name):
 
 
 def test_dps_under_the_normalised_rule_takes_freedoms_step(tiny_sd):
-    """Why the energy tabs give DPS FreeDoM's preset strength: with the tabs' normalised rule the two steps are one."""
+    """Why the energy tabs give DPS FreeDoM's guiding value (its scale): with the tabs' normalised rule the two steps are one."""
     settings = Settings(scale=0.3, step_rule="normalized", cfg_scale=2.0)
     freedom, dps = (
         sample(tiny_sd, build_method(name, settings), PROMPTS, steps=3, energy=reachable_target(tiny_sd))

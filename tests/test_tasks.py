@@ -70,15 +70,16 @@ def test_style_preset_travels_in_time_three_times_on_freedoms_window(world):
     assert [s.nfe for s in result.steps] == [1, 1, 1, 3, 3, 3, 1, 1, 1, 1]
 
 
-def test_a_face_on_a_control_map_guides_in_its_own_window_with_its_own_k(world, monkeypatch):
-    """FreeDoM's ControlNet face-ID run: the face guides progress [0.6, 1.0) with k = 0.08, the edge map the preset's
-    (0, 0.8) with k = 0.2; each term its own step size, no time travel (docs/methods.md, FreeDoM step 7)."""
+def test_a_face_on_a_control_map_guides_in_its_own_window_with_its_own_scale(world, monkeypatch):
+    """FreeDoM's ControlNet face-ID run: the face guides progress [0.6, 1.0) with scale 0.08, the edge map the preset's
+    (0, 0.8) with the run's scale (0.2 here); each term its own step size, no time travel (docs/methods.md, FreeDoM
+    step 7)."""
     request = TaskRequest(
         "control",
         ["freedom"],
         steps=10,
         eta=1.0,
-        settings=preset("control"),
+        settings=preset("control", scale=0.2),
         reference=picture(1),
         control_image=picture(2),
         annotator="none",
@@ -213,8 +214,8 @@ def test_snapshots_decode_x0_hat_at_evenly_spaced_steps_and_every_step_is_seen(w
 
 
 def test_each_method_runs_at_its_own_preset_strength_times_the_request_strength(world):
-    """k for FreeDoM and FIGD, the DSG rate for a "+dsg" method, each from TaskSpec.strengths; None keeps `settings`."""
-    strengths = spec("style").strengths
+    """The scale for FreeDoM and FIGD, the dsg_rate for a "+dsg" method, each from TaskSpec.guiding; None keeps `settings`."""
+    strengths = spec("style").guiding
     request = TaskRequest(
         "style", ["freedom", "figd+dsg", "plain"], steps=2, eta=1.0, settings=preset("style"), reference=picture(), strength=2.0
     )
@@ -240,7 +241,7 @@ def test_a_sweep_of_the_strength_multiplies_the_presets_and_one_of_k_shares_it(w
         "face", ["freedom", "figd"], steps=2, eta=0.5, settings=preset("face"), reference=picture(), strength=1.0
     )
     by_strength = sweep(world, request, "strength", [0.5, 1.0, 2.0])
-    own = spec("face").strengths
+    own = spec("face").guiding
     assert [by_strength.cell("figd", c).options["scale"] for c in range(3)] == pytest.approx(
         [own["figd"] * m for m in (0.5, 1, 2)]
     )
@@ -249,7 +250,7 @@ def test_a_sweep_of_the_strength_multiplies_the_presets_and_one_of_k_shares_it(w
 
 
 def test_presets_are_what_the_rule_picks_from_the_committed_presets_run():
-    """TaskSpec.strengths hold what the presets suite's rule picks from the committed run's rows (docs/methods.md,
+    """TaskSpec.guiding hold what the presets suite's rule picks from the committed run's rows (docs/methods.md,
     Presets); DPS takes FreeDoM's strength (the same step under the tabs' normalised rule)."""
     from guidance.bench.suites.presets import choose
 
@@ -258,8 +259,8 @@ def test_presets_are_what_the_rule_picks_from_the_committed_presets_run():
     assert picks == run["config"]["picks"]
     for task, methods in picks.items():
         for method, value in methods.items():
-            assert spec(task).strengths[method] == value, (task, method)
-            assert spec(task).strengths[method.replace("freedom", "dps")] == value
+            assert spec(task).guiding[method] == value, (task, method)
+            assert spec(task).guiding[method.replace("freedom", "dps")] == value
 
 
 @pytest.mark.parametrize("family", ["sd", "sdxl", "sd3"])

@@ -49,6 +49,8 @@ ROW_KEYS = (
 )
 REFERENCE_SEED, FD_SEEDS, CONTROL_SEED, ID_SEED = 7, (11, 12), 13, 14  # make_dataset seeds of held-out renders
 WORLD_SPEED_BAR_S = 1.5  # the embedded world's speed: a batch of 4 unguided 25-step samples, decode included, on a 2-core CPU
+# the one scale FreeDoM and FIGD share where a suite compares them at a shared step (strength None), by energy tab
+SHARED_SCALE = {"face": 0.1, "style": 0.1, "control": 0.2}
 FD_VERDICT_SAMPLES = 1000  # fewer samples: a Frechet distance goal is indicative (its sampling noise decides it)
 
 
@@ -384,7 +386,8 @@ def task_request(
     world: World, task: str, method: str, references: dict[str, Image.Image], *, steps: int, samples: int, eta: float, **settings
 ) -> TaskRequest:
     """A single-method, unconditional request of the app's face, style or control tab, with the task's preset
-    settings (overridden by `settings`); the control map is Canny of the reference render, with the ControlNet.
+    settings at SHARED_SCALE (overridden by `settings`); the control map is Canny of the reference render, with the
+    ControlNet.
 
     Args:
         world: the world (whether it has a ControlNet).
@@ -401,7 +404,7 @@ def task_request(
         samples=samples,
         steps=steps,
         eta=eta,
-        settings=preset(task, **settings),
+        settings=preset(task, **({"scale": SHARED_SCALE[task]} | settings)),
         reference=None if control else references[task],
         control_image=references[task] if control else None,
         annotator="canny",

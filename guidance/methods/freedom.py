@@ -14,8 +14,9 @@ from guidance.vp_arithmetic import expand, rms, to_eps_and_x0
 
 STEP_RULES = ("auto", "alpha", "normalized", "constant", "freedom-pixel")
 
-# the shared k; the app sets it through the strength (x each method's preset); the constant rule (DPS) takes raw step sizes
-SCALE = Option("scale", 1.0, Bound(0, 100, slider=(0, 2)), sweep="guidance scale k (shared)", sweep_values="0.02, 0.05, 0.1")
+# the scale (k in docs/methods.md's equations); the app sets it through the strength (x each method's guiding value);
+# the constant rule (DPS) takes raw step sizes
+SCALE = Option("scale", 1.0, Bound(0, 100, slider=(0, 2)), sweep="scale (shared by every method)", sweep_values="0.02, 0.05, 0.1")
 STEP_RULE = Option("step_rule", "auto", choices=STEP_RULES)
 WINDOW = Option(
     "window",

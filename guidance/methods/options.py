@@ -229,14 +229,14 @@ RUN_OPTIONS = (
         sweep="DDIM eta",
         sweep_values="0.25, 0.5, 1",
     ),
-    # a multiplier on each method's preset strength (guidance.playground.tasks.method_settings)
+    # a multiplier on each method's guiding value (guidance.playground.tasks.method_settings)
     Option(
         "strength",
         1.0,
         Bound(0, 20, slider=(0, 3)),
         label="Guidance strength (x each method's preset)",
         step=0.05,
-        info="1: every method at its own preset k (its DSG rate with +dsg), shown in the table",
+        info="1: every method at its own preset scale (its dsg_rate with +dsg), shown in the table",
         group="gradient",
         sweep="strength (x each method's preset)",
         sweep_values="0.5, 1, 2",

@@ -40,7 +40,7 @@ from guidance.errors import (
 )
 from guidance.methods.options import RUN_OPTIONS, by_name
 from guidance.playground.crowd import Admissions
-from guidance.playground.export import metrics_table, step_figure, strength_text, summarize, write_downloads
+from guidance.playground.export import metrics_table, step_figure, guiding_text, summarize, write_downloads
 from guidance.playground.preview import Frame, stream_task
 from guidance.playground.space import gpu_seconds, on_gpu
 from guidance.playground.stops import Stops
@@ -109,7 +109,7 @@ def request_from(spec: TaskSpec, values: dict[str, Any]) -> TaskRequest:
 def _caption(label: str, stats: dict[str, Any], index: int, metric_label: str) -> str:
     parts = [
         f"{label}{'' if index == 0 else f' #{index + 1}'}",
-        strength_text(stats["options"]),
+        guiding_text(stats["options"]),
         f"{stats['seconds']:.2f} s",
         f"{stats['nfe']:g} NFE",
     ]
@@ -120,7 +120,7 @@ def _caption(label: str, stats: dict[str, Any], index: int, metric_label: str) -
 
 
 def gallery(outcome: TaskOutcome, summary: dict[str, dict[str, Any]], metric_label: str) -> list[tuple[Image.Image, str]]:
-    """The result gallery: every image, captioned with its method's strength, seconds, NFE and metric.
+    """The result gallery: every image, captioned with its method's guiding setting, seconds, NFE and metric.
 
     Args:
         outcome: the run's TaskOutcome.

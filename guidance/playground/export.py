@@ -27,7 +27,7 @@ from guidance.playground.tasks import TaskOutcome
 
 TABLE_COLUMNS = (
     "method",
-    "strength",
+    "guided at",
     "seconds",
     "NFE",
     "steps",
@@ -133,11 +133,11 @@ def step_cell(ms_per_step: list[float]) -> str:
     return f"{found['median']:.4g} ({q1:.4g}-{q3:.4g})"
 
 
-def strength_text(options: dict[str, Any]) -> str:
-    """What set a run's guidance strength: "DSG rate r" under DSG, "k v" for a gradient method, "" otherwise."""
+def guiding_text(options: dict[str, Any]) -> str:
+    """The guiding setting a run ran at: "dsg_rate r" under DSG, "scale v" for a gradient method, "" otherwise."""
     if "dsg_rate" in options:
-        return f"DSG rate {options['dsg_rate']:.3g}"
-    return f"k {options['scale']:.3g}" if "scale" in options and "step_rule" in options else ""
+        return f"dsg_rate {options['dsg_rate']:.3g}"
+    return f"scale {options['scale']:.3g}" if "scale" in options and "step_rule" in options else ""
 
 
 def extra_cells(extra_metrics: dict[str, list[float]]) -> dict[str, str]:
@@ -146,7 +146,7 @@ def extra_cells(extra_metrics: dict[str, list[float]]) -> dict[str, str]:
 
 
 def metrics_table(summary: dict[str, dict[str, Any]], metric_label: str) -> pd.DataFrame:
-    """One row per method: the strength it ran at, totals, the median time per step with its IQR, and means over the
+    """One row per method: the guiding setting it ran at, totals, the median time per step with its IQR, and means over the
     samples with their 95% t-intervals; each further metric (`SamplingResult.extra_metrics`) has a column after
     the metric's.
 
@@ -157,7 +157,7 @@ def metrics_table(summary: dict[str, dict[str, Any]], metric_label: str) -> pd.D
     rows = [
         {
             "method": label,
-            "strength": strength_text(stats["options"]),
+            "guided at": guiding_text(stats["options"]),
             "seconds": round(stats["seconds"], 3),
             "NFE": stats["nfe"],
             "steps": stats["steps"],

@@ -47,7 +47,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-controlnet", dest="controlnet", action="store_false", help="control task: without the ControlNet")
     p.add_argument("--no-edge-energy", dest="edge_energy", action="store_false", help="control task: without the edge energy")
     p.add_argument("--guidance", default="cfg", choices=GUIDED_BASES, help="solvers task: the guidance every solver runs")
-    p.add_argument("--strength", default="1", help="x each method's preset strength, or 'none': the settings as given")
+    p.add_argument(
+        "--strength",
+        default="1",
+        help="x each method's guiding value (its scale, or its dsg_rate with +dsg), or 'none': the settings as given",
+    )
     p.add_argument(
         "--set",
         action="append",

@@ -22,7 +22,7 @@ from guidance.playground.tasks import (
     sweep_request,
 )
 from guidance.playground.tasks.command import SweepInputs
-from guidance.playground.tasks.run import STRENGTH_SETTINGS
+from guidance.playground.tasks.run import GUIDING_SETTINGS
 from guidance.schedulers.adapters import check_noise_rule
 from guidance.worlds import World
 
@@ -86,7 +86,7 @@ class SweepPlan:
         }
         fixed.pop(self.setting, None)
         fixed["settings"].pop(self.setting, None)
-        if self.setting in STRENGTH_SETTINGS:  # a shared k or rate replaces the per-method strengths
+        if self.setting in GUIDING_SETTINGS:  # a shared scale or dsg_rate replaces the per-method guiding values
             fixed.pop("strength")
         return json.loads(json.dumps({"task": request.task, "setting": self.setting, **fixed, "inputs": self.inputs}))
 
@@ -219,7 +219,7 @@ def plan_sweep(
     inputs: dict | None = None,
 ) -> SweepPlan:
     """A checked plan: the setting is one the task sweeps, every value lies within its bounds for every method (the
-    per-method strengths included), the seeds within theirs, and the cells number at most `max_cells`.
+    per-method guiding values included), the seeds within theirs, and the cells number at most `max_cells`.
 
     Args:
         request: the base request (`base_request`).

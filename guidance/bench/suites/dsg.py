@@ -1,6 +1,6 @@
 """`dsg`: energy and realism against guidance strength, the plain gradient step vs DSG's spherical step.
 
-The gradient is FreeDoM's (or FIGD's, a plan option) on the face-ID task; strength is the step scale k
+The gradient is FreeDoM's (or FIGD's, a plan option) on the face-ID task; strength is the step's scale
 for the plain step and the guidance rate g_r for DSG. Realism: Frechet distance of all samples of a
 setting to as many held-out renders (floor alongside) and evaluator confidence. Goal (at the presets,
 guidance.playground.tasks.PRESETS["face"]): DSG reaches a lower energy than the plain step at equal steps (image by image

@@ -1,15 +1,15 @@
-"""Presets: each guided method's own strength on each energy tab, chosen on references and seeds held out from the
+"""Presets: each guided method's own guiding value on each energy tab, chosen on references and seeds held out from the
 app's examples.
 
-Every guided method of a tab runs at each value of its strength grid (k, or the DSG rate of a "+dsg" method:
-guidance.playground.tasks.strength_setting) with the rest of the tab's preset fixed; plain sampling runs once per tab on the same
+Every guided method of a tab runs at each value of its guiding setting's grid (the scale, or the dsg_rate of a
+"+dsg" method: guidance.playground.tasks.guiding_setting) with the rest of the tab's preset fixed; plain sampling runs once per tab on the same
 references and seeds. References: held-out renders (face; control: their Canny maps) and style references 3, 4, ...
 (the examples are 0-2). The rule (docs/methods.md, Presets) picks, per (tab, method), the value with the best
 condition metric (face: attribute agreement; style: pattern agreement; control: edge F1) among the values whose mean
 realism (guidance.worlds.base.realism) is at least REALISM_FLOOR of plain sampling's on the same references and seeds,
 and whose samples the world's detector still calls faces (at least FACE_RATE of them); the smallest value wins a tie. guidance/playground/tasks/catalog.py's
-`TaskSpec.strengths` hold the picks of the committed run; tests/test_tasks.py checks that they agree. Then FIGD runs at
-each tab's preset strength with each of its other Fisher weight profiles w_t (docs/methods.md, FIGD step 3); every
+`TaskSpec.guiding` hold the picks of the committed run; tests/test_tasks.py checks that they agree. Then FIGD runs at
+its own scale on each tab with each of its other Fisher weight profiles w_t (docs/methods.md, FIGD step 3); every
 profile costs the same time, so the tab's metric compares them at equal time.
 """
 
@@ -21,7 +21,7 @@ from guidance.bench.common import Options, Rows, SuiteOutput, goal_over, goal_to
 from guidance.bench.suites.world import EXAMPLE_METHODS, Plan, control_rows, face_rows, style_rows
 from guidance.errors import MethodConfigError
 from guidance.methods.figd import FISHER_WEIGHTS
-from guidance.playground.tasks import preset, spec, strength_setting
+from guidance.playground.tasks import preset, spec, guiding_setting
 from guidance.worlds import World
 
 NEEDS = ()
@@ -68,10 +68,10 @@ def run(world: World, opts: Options) -> SuiteOutput:
     for task, rows_of in ROWS.items():
         rows.append(rows_of(world, plan, ("plain",))[0] | {"value": None, "setting": None})
         for method in EXAMPLE_METHODS:
-            setting = strength_setting(method)
+            setting = guiding_setting(method)
             for value in GRIDS[task][setting]:
                 rows.append(rows_of(world, plan, (method,), **{setting: value})[0] | {"value": value, "setting": setting})
-        own = spec(task).strengths["figd"]
+        own = spec(task).guiding["figd"]
         for profile in (p for p in FISHER_WEIGHTS if p != preset(task).fisher_weight):
             row = rows_of(world, plan, ("figd",), scale=own, fisher_weight=profile)[0]
             rows.append(row | {"value": own, "setting": "scale", "fisher_weight": profile})
@@ -152,7 +152,7 @@ def _mean_gain(pairs) -> float:
 
 def pick_note(picks: dict) -> str:
     """The picks as one line per tab, for the report."""
-    return "Picks (guidance/playground/tasks/catalog.py TaskSpec.strengths): " + "; ".join(
+    return "Picks (guidance/playground/tasks/catalog.py TaskSpec.guiding): " + "; ".join(
         f"{task}: "
         + ", ".join(f"{method} {value:g}" if value is not None else f"{method} none" for method, value in methods.items())
         for task, methods in picks.items()

@@ -27,6 +27,7 @@ from guidance import distributed
 from guidance.bench.common import (
     CONTROL_SEED,
     ID_SEED,
+    SHARED_SCALE,
     WORLD_SPEED_BAR_S,
     Options,
     Rows,
@@ -221,8 +222,8 @@ def task_results(
     strength: float | None = None,
     **overrides,
 ):
-    """One tab run of `method` on one reference (face, style) or control source image, at the tab's preset with
-    `overrides` (shared settings) or, given `strength`, at the method's own preset strength times it.
+    """One tab run of `method` on one reference (face, style) or control source image: at the tab's preset with
+    SHARED_SCALE and `overrides` (shared settings), or, given `strength`, at the method's own guiding value times it.
 
     Args:
         world: the embedded world.
@@ -232,7 +233,8 @@ def task_results(
         samples: images in the run.
         plan: the tabs' steps.
         seed: the run's seed.
-        strength: times each method's own preset strength; None: the preset with `overrides`.
+        strength: times each method's own guiding value (TaskSpec.guiding); None: the preset with SHARED_SCALE and
+            `overrides`.
         overrides: settings of the tab's preset.
     """
     control = task == "control"
@@ -243,7 +245,7 @@ def task_results(
         steps=plan.task_steps,
         eta=spec(task).eta,
         seed=seed,
-        settings=preset(task, **overrides),
+        settings=preset(task, **({"scale": SHARED_SCALE[task]} | overrides)),
         reference=None if control else reference,
         control_image=reference if control else None,
         annotator="canny",

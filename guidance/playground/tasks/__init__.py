@@ -34,7 +34,7 @@ from guidance.playground.tasks.run import (
     run_eta,
     run_task,
     runs_of,
-    strength_setting,
+    guiding_setting,
 )
 from guidance.playground.tasks.spec import (
     ENERGY_SWEEPS,
@@ -111,7 +111,7 @@ __all__ = [
     "run_task",
     "runs_of",
     "spec",
-    "strength_setting",
+    "guiding_setting",
     "sweep",
     "sweep_request",
     "unregister_task",

@@ -1,8 +1,9 @@
 """The playground's tasks, each declared once as a TaskSpec and registered: what it takes, offers and selects, its
 preset, energy and examples.
 
-Presets are [ours]: step sizes use FreeDoM's normalised rule (rho_t = k RMS(w_cfg (eps_c - eps_u)) / RMS(g), or
-RMS(eps) without CFG), which makes k comparable across worlds; windows and DSG rates follow the papers' defaults.
+Presets are [ours]: step sizes use FreeDoM's normalised rule (rho_t = scale RMS(w_cfg (eps_c - eps_u)) / RMS(g),
+or RMS(eps) without CFG), which makes a scale comparable across worlds; windows and DSG rates follow the papers'
+defaults.
 A new task is one more TaskSpec (here, or registered where it is declared), plus its energy in conditions/; a new
 kind of input is one more TaskInput (guidance/playground/tasks/inputs.py) that its spec lists.
 """
@@ -31,18 +32,18 @@ def example(name: str) -> str:
     return str(EXAMPLES / name)
 
 
-def strengths(k: dict[str, float], dsg_rate: dict[str, float]) -> dict[str, float]:
-    """Per-method preset strengths of an energy task (TaskSpec.strengths): the presets suite's picks (docs/methods.md,
-    Presets), DPS taking FreeDoM's (the same step under the normalised rule).
+def guiding_values(scale: dict[str, float], dsg_rate: dict[str, float]) -> dict[str, float]:
+    """Each guided method's own value of its guiding setting on an energy task (TaskSpec.guiding): the presets suite's
+    picks (docs/methods.md, Presets), DPS taking FreeDoM's (the same step under the normalised rule).
 
     Args:
-        k: the step size k of FreeDoM, FIGD and DPS, by method.
-        dsg_rate: the DSG rate of each "+dsg" method, by its base method.
+        scale: the scale of FreeDoM, FIGD and DPS, by method.
+        dsg_rate: the dsg_rate of each "+dsg" method, by its base method.
 
     Returns:
-        Strengths by method name.
+        Guiding values by method name.
     """
-    return {**k, **{f"{method}+dsg": rate for method, rate in dsg_rate.items()}}
+    return {**scale, **{f"{method}+dsg": rate for method, rate in dsg_rate.items()}}
 
 
 SHIPPED = (
@@ -54,15 +55,15 @@ SHIPPED = (
         choices=ENERGY_METHODS,
         selected=("freedom", "figd", "figd+dsg"),
         choices_label="Methods (FreeDoM is the baseline)",
-        # scale and dsg_rate: the shared values a request without a strength runs at; each method's own are `strengths`
-        preset=Settings(scale=0.1, step_rule="normalized", window=(0.0, 0.9), dsg_rate=0.1, noise_rule="freedom"),
+        # dsg_rate: the shared value a request without a strength runs at; each method's own values are `guiding`
+        preset=Settings(step_rule="normalized", window=(0.0, 0.9), dsg_rate=0.1, noise_rule="freedom"),
         energy=reference_task("face"),
         metric_label="ID distance",
         sd_prompt="a headshot photo of a person",
         example_fields=("reference", "condition"),
         examples=((example("face_blond.png"), ""), (example("face_ginger.png"), ""), (example("face_black_beard.png"), "")),
         eta=0.5,  # FreeDoM's face set-up: DDIM eta 0.5
-        strengths=strengths({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.2, "figd": 0.4, "dps": 0.2}),
+        guiding=guiding_values({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.2, "figd": 0.4, "dps": 0.2}),
     ),
     TaskSpec(
         name="style",
@@ -76,14 +77,14 @@ SHIPPED = (
         selected=("freedom", "figd", "figd+dsg"),
         choices_label="Methods (FreeDoM is the baseline)",
         # shared scale and dsg_rate as on face; repeats 3 on (0.3, 0.6) and the window: FreeDoM's SD style script
-        preset=Settings(scale=0.1, step_rule="normalized", window=(0.3, 0.7), repeats=3, travel_window=(0.3, 0.6), dsg_rate=0.1),
+        preset=Settings(step_rule="normalized", window=(0.3, 0.7), repeats=3, travel_window=(0.3, 0.6), dsg_rate=0.1),
         energy=reference_task("style"),
         metric_label="style distance",
         sd_prompt="a portrait of a person, oil painting",
         example_fields=("reference", "condition"),
         examples=tuple((example(f"style_{name}.png"), "") for name in ("stripes", "checker", "dots")),
         eta=1.0,  # DSG's official style runs: DDIM eta 1
-        strengths=strengths({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.1, "figd": 0.4, "dps": 0.1}),
+        guiding=guiding_values({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.1, "figd": 0.4, "dps": 0.1}),
     ),
     TaskSpec(
         name="control",
@@ -93,7 +94,7 @@ SHIPPED = (
         choices=ENERGY_METHODS,
         selected=("plain", "freedom", "figd"),
         choices_label="Methods (plain: the ControlNet alone; FreeDoM is the baseline)",
-        preset=Settings(scale=0.2, step_rule="normalized", window=(0.0, 0.8), dsg_rate=0.1),
+        preset=Settings(step_rule="normalized", window=(0.0, 0.8), dsg_rate=0.1),
         energy=control_energy,
         metric_label="edge F1",
         sd_prompt="a portrait of a person",
@@ -106,7 +107,7 @@ SHIPPED = (
             (example("control_canny.png"), "none", "face"),
         ),
         eta=1.0,
-        strengths=strengths({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.1, "figd": 0.1, "dps": 0.1}),
+        guiding=guiding_values({"freedom": 0.1, "figd": 0.2, "dps": 0.1}, {"freedom": 0.1, "figd": 0.1, "dps": 0.1}),
     ),
     TaskSpec(
         name="classes",

@@ -19,7 +19,7 @@ class SweepInputs:
 
     None means the task's own: its first example's reference or control map, its condition (on Stable Diffusion its
     prompt, or its first class), its steps and eta. `strength` None runs every method at `settings` as given; a number
-    multiplies each method's preset strength (guidance.playground.tasks.method_settings). `settings` overrides the task's
+    multiplies each method's guiding value (guidance.playground.tasks.method_settings). `settings` overrides the task's
     preset, as (name, text) pairs (`--set name=value`). `controlnet_model` and `tiny_vae` complete a Stable Diffusion
     world (hub ids or folders).
     """

@@ -1,5 +1,5 @@
-"""The tasks' energies: each builds, from a world and a request, the energy that guides (and measures) a run, the
-ControlNet input, and pictures of what was used.
+"""The tasks' energy builders: each builds, from a world and a request, the energy (from conditions/) that guides
+(and measures) a run, the ControlNet input, and pictures of what was used (conditions/__init__.py: adding a condition).
 
 `control_energy`, `class_energy` and what `reference_task` returns are EnergyBuilders (TaskSpec.energy; their
 arguments: guidance.playground.tasks.spec.EnergyBuilder). A request that lacks what its energy needs raises
@@ -23,7 +23,7 @@ from guidance.playground.tasks.inputs import EXTRAS
 from guidance.playground.tasks.spec import EnergyBuilder, TaskRequest
 from guidance.worlds import World
 
-# A condition on top of a control map guides in its own window with its own k (docs/methods.md, FreeDoM step 7):
+# A condition on top of a control map guides in its own window with its own scale (docs/methods.md, FreeDoM step 7):
 # FreeDoM's ControlNet face-ID run guides index 39..0 of 100 with k = 0.08 and no time travel [code]
 EXTRA_TERMS = {"face": {"window": Window(0.6, 1.0), "scale": 0.08}}
 

@@ -20,7 +20,7 @@ from guidance.sampling import StepRecord, sample
 from guidance.schedulers.adapters import FLOW_SCHEDULERS
 from guidance.worlds import World
 
-STRENGTH_SETTINGS = ("scale", "dsg_rate")  # what a method's strength sets (strength_setting)
+GUIDING_SETTINGS = ("scale", "dsg_rate")  # a method's guiding setting, which the strength multiplies (guiding_setting)
 
 
 def build_energy(world: World, request: TaskRequest) -> tuple[Energy, Control | None, dict[str, Image.Image]]:
@@ -50,14 +50,14 @@ def runs_of(request: TaskRequest) -> list[tuple[str, str, str]]:
     return spec(request.task).runs.runs(request)
 
 
-def strength_setting(method: str) -> str:
-    """The setting that sets a method's strength.
+def guiding_setting(method: str) -> str:
+    """A method's guiding setting: the one its preset value (TaskSpec.guiding) sets and the strength multiplies.
 
     Args:
         method: a method name ("figd", "figd+dsg", ...).
 
     Returns:
-        "dsg_rate" for a method with DSG (k then only weighs terms), else "scale".
+        "dsg_rate" for a method with DSG (the scale then only weighs terms), else "scale".
     """
     return "dsg_rate" if "dsg" in method.split("+") else "scale"
 
@@ -74,16 +74,21 @@ def method_settings(request: TaskRequest, method: str) -> Settings:
         method: one of its methods.
 
     Returns:
-        The request's settings (`request_settings`), at the method's preset strength times `request.strength` where
+        The request's settings (`request_settings`), at the method's guiding value times `request.strength` where
         both are given.
 
     Raises:
         MethodConfigError: the product lies outside the setting's bound.
     """
-    settings, own = request_settings(request), spec(request.task).strengths.get(method)
+    return guided_settings(request, method, spec(request.task).guiding)
+
+
+def guided_settings(request: TaskRequest, method: str, guiding: dict[str, float]) -> Settings:
+    """`method_settings` with the task's guiding values (TaskSpec.guiding) given."""
+    settings, own = request_settings(request), guiding.get(method)
     if request.strength is None or own is None:
         return settings
-    return replace(settings, **{strength_setting(method): own * request.strength})
+    return replace(settings, **{guiding_setting(method): own * request.strength})
 
 
 def run_eta(request: TaskRequest, scheduler: str) -> float:
@@ -139,14 +144,15 @@ def run_task(
         MethodConfigError: no method is selected, or a method does not fit the request (its energy, its scheduler).
         SamplingNaNError: a run diverged.
     """
-    energy, control, artefacts = build_energy(world, request)
+    task, artefacts = spec(request.task), {}
+    energy, control = task.energy(world, request, artefacts)
     conditions = [request.condition] * request.samples
-    runs = runs_of(request)
+    runs = task.runs.runs(request)
     if not runs:
         raise MethodConfigError("select at least one method")
     total, results = len(runs) * request.steps, []
     for number, (label, method_name, scheduler) in enumerate(runs):
-        settings = method_settings(request, method_name)
+        settings = guided_settings(request, method_name, task.guiding)
         method = build_method(method_name, settings, world.classifier)
         tick = None if progress is None else (lambda i, n, k=number, name=label: progress(k * request.steps + i, total, name))
         hook = None if on_step is None else (lambda record, picture, name=label: on_step(name, record, picture))

@@ -45,8 +45,8 @@ class TaskRequest:
         use_controlnet: feed the control map to the ControlNet.
         edge_energy: guide by the map's edge energy (off, it only measures).
         schedulers: the solvers a SchedulerList task runs.
-        strength: None: every method runs at `settings` as given (one shared k and DSG rate). A number: each method
-            with a preset strength on the task (TaskSpec.strengths) runs at that strength times this multiplier; 1 is
+        strength: None: every method runs at `settings` as given (one shared scale and dsg_rate). A number: each
+            method with a guiding value on the task (TaskSpec.guiding) runs at that value times this multiplier; 1 is
             the presets.
         values: the fields of inputs of other kinds, by name.
 
@@ -138,8 +138,9 @@ class TaskSpec:
         metric_label: what its energy measures, as the tab names it.
         steps: its default number of steps.
         eta: its default DDIM eta.
-        strengths: each guided method's own preset strength, chosen by the presets suite (docs/methods.md, Presets):
-            its k, or its DSG rate for a "+dsg" method (`strength_setting`); a request's `strength` multiplies them.
+        guiding: each guided method's own value of its guiding setting (`guiding_setting`: its scale, or its dsg_rate
+            for a "+dsg" method), chosen by the presets suite (docs/methods.md, Presets); a request's `strength`
+            multiplies them.
     """
 
     name: str
@@ -160,7 +161,7 @@ class TaskSpec:
     eta: float = 0.0
     benchmark: str | None = None  # the guidance.bench suite whose committed plots the app shows
     sweeps: tuple[str, ...] = ENERGY_SWEEPS  # the settings its sweep may vary (keys of SWEEP_SETTINGS), the first shown
-    strengths: dict[str, float] = field(default_factory=dict)
+    guiding: dict[str, float] = field(default_factory=dict)
 
     def _role(self, role: str, default: TaskInput) -> TaskInput:
         return next((kind for kind in self.inputs if kind.role == role), default)

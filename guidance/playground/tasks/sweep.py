@@ -15,7 +15,7 @@ from functools import partial
 from guidance.errors import MethodConfigError
 from guidance.methods import LIMITS, OPTIONS, build_method
 from guidance.methods.settings import SWEEP_DEFAULTS, SWEEPS
-from guidance.playground.tasks.run import STRENGTH_SETTINGS, method_settings, request_settings, run_eta, run_task, runs_of
+from guidance.playground.tasks.run import GUIDING_SETTINGS, method_settings, request_settings, run_eta, run_task, runs_of
 from guidance.playground.tasks.spec import TaskOutcome, TaskRequest, spec
 from guidance.recording import combine
 from guidance.sampling import SamplingResult
@@ -93,7 +93,7 @@ class SweepOutcome:
 def sweep_request(request: TaskRequest, setting: str, value) -> TaskRequest:
     """A request with one setting changed.
 
-    A sweep of k or of the DSG rate sets it for every method (no per-method presets); one of the strength multiplies
+    A sweep of the scale or of the dsg_rate sets it for every method (no per-method guiding values); one of the strength multiplies
     each method's preset.
 
     Args:
@@ -108,7 +108,7 @@ def sweep_request(request: TaskRequest, setting: str, value) -> TaskRequest:
     """
     if not OPTIONS[setting].setting:  # a run's value: steps, eta, strength
         return replace(request, **{setting: value})
-    shared = {"strength": None} if setting in STRENGTH_SETTINGS else {}
+    shared = {"strength": None} if setting in GUIDING_SETTINGS else {}
     return replace(request, settings=replace(request.settings, **{setting: value}), **shared)
 
 
