@@ -17,7 +17,7 @@ from PIL import Image
 
 from guidance.energy import Box, FaceDetector
 from guidance.methods import GFCG, Settings, build_method
-from guidance.playground.tasks import EXAMPLES, TaskRequest, build_energy, preset, run_task, spec
+from guidance.playground.tasks import EXAMPLES, TaskRequest, build_energy, make_request, preset, run_task, spec
 from guidance.sampling import SamplingResult, sample
 from guidance.worlds import World
 
@@ -72,7 +72,7 @@ def tab_request(task: str) -> TaskRequest:
         inputs |= {"methods": ["cfg"], "schedulers": list(tab.selected)}
     else:
         inputs["methods"] = list(tab.selected)
-    return TaskRequest(task, samples=1, steps=STEPS, **inputs)
+    return make_request(task=task, samples=1, steps=STEPS, **inputs)
 
 
 def only(request: TaskRequest, label: str) -> TaskRequest:

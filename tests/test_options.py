@@ -160,8 +160,15 @@ class BrightnessEnergy(Energy):
         return (images.mean((1, 2, 3)) - self.target) ** 2
 
 
-def brightness_energy(world: World, request: TaskRequest, artefacts: dict) -> tuple[Energy, None]:
-    return BrightnessEnergy(request.values["brightness"]), None
+@dataclass
+class BrightnessRequest(TaskRequest):
+    """The brightness task's request: TaskRequest's fields and the input's."""
+
+    brightness: float = 0.0
+
+
+def brightness_energy(world: World, request: BrightnessRequest, artefacts: dict) -> tuple[Energy, None]:
+    return BrightnessEnergy(request.brightness), None
 
 
 def brightness_task(choices: tuple[str, ...] = ("plain", "freedom")) -> TaskSpec:
@@ -179,6 +186,7 @@ def brightness_task(choices: tuple[str, ...] = ("plain", "freedom")) -> TaskSpec
         examples=((0.5,), (-0.5,)),
         metric_label="brightness gap",
         sweeps=("scale", "steps"),
+        request=BrightnessRequest,
     )
 
 
@@ -189,9 +197,7 @@ def world(tiny_sd) -> World:
 
 def test_a_new_task_with_a_new_input_runs_through_run_task(world):
     with registered(brightness_task()):
-        request = TaskRequest(
-            "brightness", ["plain", "freedom"], steps=3, settings=preset("brightness"), values={"brightness": 0.8}
-        )
+        request = BrightnessRequest("brightness", ["plain", "freedom"], steps=3, settings=preset("brightness"), brightness=0.8)
         outcome = run_task(world, request)
         assert [label for label, _ in outcome.results] == ["plain", "freedom"]
         (_, plain), (_, guided) = outcome.results
@@ -210,6 +216,11 @@ def test_the_new_input_has_its_widget_in_the_tab_and_its_value_reaches_the_reque
     with registered(brightness_task()) as task:
         assert widgets_of(built_tab(task, tmp_path), gr.Number)["Target brightness"].value == 0.5  # the first example's
         request = request_from(task, tab_values(task, brightness=-0.25, steps=4))
-        assert request.values == {"brightness": -0.25} and request.steps == 4 and request.methods == ["plain", "freedom"]
+        assert (
+            isinstance(request, BrightnessRequest)
+            and request.brightness == -0.25
+            and request.steps == 4
+            and request.methods == ["plain", "freedom"]
+        )
         with pytest.raises(MethodConfigError, match="target brightness"):
             request_from(task, tab_values(task, brightness=3))

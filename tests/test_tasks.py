@@ -14,7 +14,18 @@ from torch import nn
 
 from guidance.errors import MethodConfigError
 from guidance.methods import FreeDoM, Terms, Window
-from guidance.playground.tasks import TaskRequest, build_energy, method_settings, parse_values, preset, run_task, spec, sweep
+from guidance.playground.tasks import (
+    ControlRequest,
+    ReferenceRequest,
+    TaskRequest,
+    build_energy,
+    method_settings,
+    parse_values,
+    preset,
+    run_task,
+    spec,
+    sweep,
+)
 from guidance.recording import snapshot_indices
 from guidance.worlds import World
 
@@ -58,14 +69,14 @@ def world(tiny_sd) -> World:
 
 
 def test_face_preset_samples_with_freedoms_noise_rule(world):
-    request = TaskRequest("face", ["freedom"], steps=2, eta=0.5, settings=preset("face"), reference=picture())
+    request = ReferenceRequest("face", ["freedom"], steps=2, eta=0.5, settings=preset("face"), reference=picture())
     ((_, result),) = run_task(world, request).results
     assert result.options["noise_rule"] == "freedom"
 
 
 def test_style_preset_travels_in_time_three_times_on_freedoms_window(world):
     """FreeDoM's SD style run: 3 runs per step on index 69..40 of 100, i.e. progress [0.3, 0.6) (FreeDoM step 6)."""
-    request = TaskRequest("style", ["freedom"], steps=10, eta=1.0, settings=preset("style"), reference=picture())
+    request = ReferenceRequest("style", ["freedom"], steps=10, eta=1.0, settings=preset("style"), reference=picture())
     ((_, result),) = run_task(world, request).results
     assert [s.nfe for s in result.steps] == [1, 1, 1, 3, 3, 3, 1, 1, 1, 1]
 
@@ -74,7 +85,7 @@ def test_a_face_on_a_control_map_guides_in_its_own_window_with_its_own_scale(wor
     """FreeDoM's ControlNet face-ID run: the face guides progress [0.6, 1.0) with scale 0.08, the edge map the preset's
     (0, 0.8) with the run's scale (0.2 here); each term its own step size, no time travel (docs/methods.md, FreeDoM
     step 7)."""
-    request = TaskRequest(
+    request = ControlRequest(
         "control",
         ["freedom"],
         steps=10,
@@ -131,7 +142,7 @@ def test_settings_out_of_range_are_refused_with_the_range(overrides: dict, messa
 
 def face_request(methods=("plain", "freedom", "figd+dsg"), **overrides) -> TaskRequest:
     fields = {"steps": 2, "eta": 0.5, "settings": preset("face"), "reference": picture()} | overrides
-    return TaskRequest("face", list(methods), **fields)
+    return ReferenceRequest("face", list(methods), **fields)
 
 
 def test_a_sweep_is_a_grid_of_methods_by_values_and_samples_what_the_setting_does_not_change_once(world):
@@ -216,7 +227,7 @@ def test_snapshots_decode_x0_hat_at_evenly_spaced_steps_and_every_step_is_seen(w
 def test_each_method_runs_at_its_own_preset_strength_times_the_request_strength(world):
     """The scale for FreeDoM and FIGD, the dsg_rate for a "+dsg" method, each from TaskSpec.guiding; None keeps `settings`."""
     strengths = spec("style").guiding
-    request = TaskRequest(
+    request = ReferenceRequest(
         "style", ["freedom", "figd+dsg", "plain"], steps=2, eta=1.0, settings=preset("style"), reference=picture(), strength=2.0
     )
     assert method_settings(request, "freedom").scale == pytest.approx(2 * strengths["freedom"])
@@ -231,13 +242,13 @@ def test_each_method_runs_at_its_own_preset_strength_times_the_request_strength(
 
 def test_a_strength_out_of_range_is_a_config_error():
     with pytest.raises(MethodConfigError, match="strength"):
-        TaskRequest("face", ["freedom"], strength=-1.0)
+        ReferenceRequest("face", ["freedom"], strength=-1.0)
     with pytest.raises(MethodConfigError, match="dsg_rate"):  # the product is checked as any DSG rate
-        method_settings(TaskRequest("face", ["figd+dsg"], settings=preset("face"), strength=20.0), "figd+dsg")
+        method_settings(ReferenceRequest("face", ["figd+dsg"], settings=preset("face"), strength=20.0), "figd+dsg")
 
 
 def test_a_sweep_of_the_strength_multiplies_the_presets_and_one_of_k_shares_it(world):
-    request = TaskRequest(
+    request = ReferenceRequest(
         "face", ["freedom", "figd"], steps=2, eta=0.5, settings=preset("face"), reference=picture(), strength=1.0
     )
     by_strength = sweep(world, request, "strength", [0.5, 1.0, 2.0])
@@ -281,7 +292,9 @@ def test_every_family_runs_a_tab_from_its_folder(tiny_families, family):
     world = World(
         backbone, CentreBox(), TinyEmbedder().eval().requires_grad_(False), pixel_tokens, classifier=None, evaluator=None
     )
-    request = TaskRequest("face", ["plain", "figd", "figd+dsg"], steps=3, eta=1.0, settings=preset("face"), reference=picture())
+    request = ReferenceRequest(
+        "face", ["plain", "figd", "figd+dsg"], steps=3, eta=1.0, settings=preset("face"), reference=picture()
+    )
     outcome = run_task(world, request)
     assert [label for label, _ in outcome.results] == ["plain", "figd", "figd+dsg"]
     assert all(r.images.shape == (1, 3, 16, 16) and torch.isfinite(r.images).all() for _, r in outcome.results)

@@ -26,7 +26,7 @@ from guidance.bench.metrics import accuracy, confidence, features, frechet_dista
 from guidance.energy import Energy
 from guidance.methods import Settings, build_method
 from guidance.statistics import bootstrap_interval, verdict
-from guidance.playground.tasks import TaskRequest, preset, run_task
+from guidance.playground.tasks import TaskRequest, make_request, preset, run_task
 from guidance.sampling import SamplingResult, sample
 from guidance.worlds import World
 
@@ -397,18 +397,19 @@ def task_request(
         steps, samples, eta: the request's.
         settings: overrides of the task's preset.
     """
-    control = task == "control"
-    return TaskRequest(
+    inputs = (
+        {"control_image": references[task], "annotator": "canny", "use_controlnet": world.backbone.has_controlnet}
+        if task == "control"
+        else {"reference": references[task]}
+    )
+    return make_request(
         task=task,
         methods=[method],
         samples=samples,
         steps=steps,
         eta=eta,
         settings=preset(task, **({"scale": SHARED_SCALE[task]} | settings)),
-        reference=None if control else references[task],
-        control_image=references[task] if control else None,
-        annotator="canny",
-        use_controlnet=world.backbone.has_controlnet,
+        **inputs,
     )
 
 

@@ -34,7 +34,7 @@ from guidance.bench.common import (
     warm_up,
 )
 from guidance.methods import Settings
-from guidance.playground.tasks import TaskRequest, build_energy
+from guidance.playground.tasks import build_energy, make_request
 from guidance.sampling import SamplingResult
 from guidance.worlds import World
 
@@ -218,7 +218,7 @@ def median_step_ms(results: list[SamplingResult]) -> float:
 def face_energy(world: World):
     """The face-ID energy of the held-out reference render, as the face tab builds it."""
     reference = reference_images(world.backbone.image_size)["face"]
-    return build_energy(world, TaskRequest(task="face", methods=[], reference=reference))[0]
+    return build_energy(world, make_request(task="face", methods=[], reference=reference))[0]
 
 
 def speed_ups(world: World) -> dict:

@@ -45,7 +45,7 @@ from torch import Tensor
 from guidance.bench.common import Options, Rows, SuiteOutput, generate, WORLD_SPEED_BAR_S, goal_over, reference_images, warm_up
 from guidance.methods import Settings, Terms, build_method
 from guidance.statistics import median_iqr
-from guidance.playground.tasks import PRESETS, TaskRequest, build_energy, preset, run_task, spec
+from guidance.playground.tasks import PRESETS, TaskRequest, build_energy, make_request, preset, run_task, spec
 from guidance.recording import observing, synchronize
 from guidance.sampling import sample
 from guidance.worlds import World
@@ -342,14 +342,11 @@ def copies_seconds(backbone, batch: int, repeats: int = 20) -> float:
 
 def request_for(world: World, task: str, references: dict) -> TaskRequest:
     """A request whose energy `build_energy` makes for `task`, on the held-out references."""
-    control = task == "control"
-    return TaskRequest(
-        task=task,
-        methods=[],
-        reference=None if control else references.get(task),
-        control_image=references["control"] if control else None,
-        use_controlnet=world.backbone.has_controlnet,
-    )
+    if task == "control":
+        return make_request(
+            task=task, methods=[], control_image=references["control"], use_controlnet=world.backbone.has_controlnet
+        )
+    return make_request(task=task, methods=[], reference=references.get(task))
 
 
 def settings_for(task: str, overrides: dict) -> Settings:
@@ -535,7 +532,7 @@ def world_speed(world: World, repeats: int) -> tuple[list[dict], dict[str, list[
     face = spec("face")
     reference = Image.open(face.examples[0][0]).convert("RGB")  # the Face tab's first example, with its default methods and eta
     for tiny in (False, True)[: 2 if world.backbone.tiny_decoder is not None else 1]:
-        request = TaskRequest(
+        request = make_request(
             task="face",
             methods=list(face.selected),
             samples=1,
@@ -543,6 +540,7 @@ def world_speed(world: World, repeats: int) -> tuple[list[dict], dict[str, list[
             eta=face.eta,
             reference=reference,
             settings=preset("face", tiny_decoder=tiny),
+            strength=1.0,  # the app's slider: each method at its own guiding value
         )
         run_task(world, replace(request, steps=2))
         seconds = []

@@ -45,7 +45,7 @@ from guidance.bench.common import (
 )
 from guidance.bench.metrics import roc_auc
 from guidance.errors import MethodConfigError
-from guidance.playground.tasks import TaskRequest, preset, run_task, spec
+from guidance.playground.tasks import make_request, preset, run_task, spec
 from guidance.sampling import SamplingResult
 from guidance.worlds import World
 from guidance.worlds.base import realism as world_realism
@@ -237,8 +237,8 @@ def task_results(
             `overrides`.
         overrides: settings of the tab's preset.
     """
-    control = task == "control"
-    request = TaskRequest(
+    inputs = {"control_image": reference, "annotator": "canny"} if task == "control" else {"reference": reference}
+    request = make_request(
         task=task,
         methods=[method],
         samples=samples,
@@ -246,11 +246,8 @@ def task_results(
         eta=spec(task).eta,
         seed=seed,
         settings=preset(task, **({"scale": SHARED_SCALE[task]} | overrides)),
-        reference=None if control else reference,
-        control_image=reference if control else None,
-        annotator="canny",
-        use_controlnet=control,
         strength=strength,
+        **inputs,
     )
     return run_task(world, request).results[0][1]
 

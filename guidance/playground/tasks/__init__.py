@@ -1,7 +1,7 @@
 """The playground's tasks, each declared once as a TaskSpec (catalog.py), and `run_task`, which runs one.
 
 The app builds a tab per spec and wires its widgets to `run_task`; the benchmarks and guidance.sweep call it too.
-    spec.py      TaskSpec, TaskRequest, TaskOutcome, the tasks by name (register_task, spec, preset)
+    spec.py      TaskSpec, TaskRequest (and ReferenceRequest, ControlRequest, SolverRequest), TaskOutcome, the tasks by name (register_task, spec, preset)
     inputs.py    the kinds of input a task takes: widgets, parsing, what the sweep command takes for each
     energies.py  the tasks' energies
     catalog.py   the shipped tasks (face, style, control map, classes, solvers)
@@ -42,7 +42,10 @@ from guidance.playground.tasks.spec import (
     SPECS,
     TASK_SWEEPS,
     TASKS,
+    ControlRequest,
     EnergyBuilder,
+    ReferenceRequest,
+    SolverRequest,
     TaskOutcome,
     TaskRequest,
     TaskSpec,
@@ -92,6 +95,9 @@ __all__ = [
     "TaskInput",
     "TaskOutcome",
     "TaskRequest",
+    "ReferenceRequest",
+    "ControlRequest",
+    "SolverRequest",
     "TaskSpec",
     "build_energy",
     "check_sweep",

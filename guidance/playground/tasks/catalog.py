@@ -13,7 +13,7 @@ from __future__ import annotations
 from guidance.methods import Settings
 from guidance.playground.tasks.energies import class_energy, control_energy, reference_task
 from guidance.playground.tasks.inputs import EXAMPLES, ClassCondition, ControlMap, ReferenceImage, SchedulerList
-from guidance.playground.tasks.spec import TaskSpec, register_task
+from guidance.playground.tasks.spec import ControlRequest, ReferenceRequest, SolverRequest, TaskSpec, register_task
 from guidance.schedulers.adapters import SCHEDULERS
 
 ENERGY_METHODS = ("plain", "freedom", "figd", "dps", "freedom+dsg", "figd+dsg", "dps+dsg")
@@ -49,6 +49,7 @@ def guiding_values(scale: dict[str, float], dsg_rate: dict[str, float]) -> dict[
 SHIPPED = (
     TaskSpec(
         name="face",
+        request=ReferenceRequest,
         title="Face",
         intro="Identity guidance: the generated face should be the uploaded person (ID distance, lower is better).",
         inputs=(ReferenceImage(),),
@@ -67,6 +68,7 @@ SHIPPED = (
     ),
     TaskSpec(
         name="style",
+        request=ReferenceRequest,
         title="Style",
         intro=(
             "Style guidance: match the Gram matrices of early features of the uploaded image (style distance, lower is better; "
@@ -88,6 +90,7 @@ SHIPPED = (
     ),
     TaskSpec(
         name="control",
+        request=ControlRequest,
         title="Control map",
         intro="Follow a control map with the ControlNet and/or the training-free edge energy (edge F1, higher is better).",
         inputs=(ControlMap(),),
@@ -129,6 +132,7 @@ SHIPPED = (
     ),
     TaskSpec(
         name="solvers",
+        request=SolverRequest,
         title="Solvers",
         intro="EVODiff against DDIM, DPM-Solver++(2M) and UniPC at the same number of steps (NFE).",
         inputs=(ClassCondition(), SchedulerList()),

@@ -20,7 +20,7 @@ from guidance.energy import Energy
 from guidance.errors import MethodConfigError
 from guidance.methods import Term, Terms, Window
 from guidance.playground.tasks.inputs import EXTRAS
-from guidance.playground.tasks.spec import EnergyBuilder, TaskRequest
+from guidance.playground.tasks.spec import ControlRequest, EnergyBuilder, ReferenceRequest, TaskRequest
 from guidance.worlds import World
 
 # A condition on top of a control map guides in its own window with its own scale (docs/methods.md, FreeDoM step 7):
@@ -73,7 +73,7 @@ def reference_energy(world: World, kind: str, reference: Image.Image, artefacts:
 
 
 def reference_task(kind: str) -> EnergyBuilder:
-    """The energy of a task guided by a reference image (TaskRequest.reference).
+    """The energy of a task guided by a reference image (ReferenceRequest.reference).
 
     Args:
         kind: "face" or "style".
@@ -82,14 +82,14 @@ def reference_task(kind: str) -> EnergyBuilder:
         The task's EnergyBuilder; it gives no ControlNet input.
     """
 
-    def build(world: World, request: TaskRequest, artefacts: dict) -> tuple[Energy, None]:
+    def build(world: World, request: ReferenceRequest, artefacts: dict) -> tuple[Energy, None]:
         reference = need(request.reference, f"the {kind} task needs a reference image")
         return reference_energy(world, kind, reference, artefacts), None
 
     return build
 
 
-def control_energy(world: World, request: TaskRequest, artefacts: dict) -> tuple[Energy, Control | None]:
+def control_energy(world: World, request: ControlRequest, artefacts: dict) -> tuple[Energy, Control | None]:
     """The control-map task's energy: the map's edge energy (only measured when it is off), plus a face or style on
     top (EXTRA_TERMS); the ControlNet input where the request uses it. The map used goes to `artefacts`."""
     image = need(request.control_image, "the control-map task needs an image or a map")

@@ -8,7 +8,8 @@ fields), and guidance.sweep builds the request of a command line from those (`fr
 where a task lists no input for them: the condition (`Prompt`, or `ClassCondition`) and what a request runs over
 (`MethodList`, or `SchedulerList`: every selected solver with one method).
 
-A field that is not one of TaskRequest's goes to `TaskRequest.values` under its name, where the task's energy reads it.
+The fields an input gives are those of its task's request (TaskSpec.request: TaskRequest, or ReferenceRequest,
+ControlRequest, SolverRequest, or the request a new task declares with its new kind of input).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class TaskInput:
         """A request's fields from a tab's raw widget values.
 
         Returns:
-            TaskRequest fields by name (make_request puts those of no TaskRequest field in `values`).
+            Fields of the task's request (TaskSpec.request) by name.
 
         Raises:
             ImageInputError: an upload is missing or unusable.
@@ -326,6 +327,10 @@ class MethodList(TaskInput):
         """
         return [(m, m, request.scheduler) for m in request.methods]
 
+    def grid(self, request) -> str:
+        """The time grid its runs share: each solver's own (guidance.schedulers.grids)."""
+        return "own"
+
     def selected(self, request) -> list[str]:
         """A request's run labels.
 
@@ -405,6 +410,10 @@ class SchedulerList(MethodList):
     def runs(self, request) -> list[tuple[str, str, str]]:
         """Every solver with the one method, labelled by the solver."""
         return [(s, request.methods[0], s) for s in request.schedulers] if request.methods else []
+
+    def grid(self, request) -> str:
+        """The grid the request chose, every solver's."""
+        return request.grid
 
     def sweep_fields(self, request, values: dict[str, Any]) -> dict[str, Any]:
         """The guiding method."""

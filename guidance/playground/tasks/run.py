@@ -168,7 +168,7 @@ def run_task(
             eta=eta,
             noise_rule=noise_rule,
             seed=request.seed,
-            grid=request.values.get("grid", "own"),
+            grid=task.runs.grid(request),
             energy=energy,
             control=control,
             progress=tick,

@@ -1,4 +1,4 @@
-"""A task, declared once (TaskSpec), one run's inputs (TaskRequest), and the tasks by name.
+"""A task, declared once (TaskSpec), one run's inputs (TaskRequest, or the request of its kind), and the tasks by name.
 
 A task is registered where it is declared (`register_task`, guidance/playground/tasks/catalog.py for the shipped
 ones); `spec(name)` finds it, and a TaskRequest names one.
@@ -28,9 +28,9 @@ RUN_FIELDS = ("samples", "steps", "seed", "eta", "strength")  # checked against 
 
 @dataclass
 class TaskRequest:
-    """One run's inputs: the task, what it runs, the condition and the run's settings, checked when built.
-
-    The task's inputs (TaskSpec.inputs) fill `reference` ... `schedulers`; `values` holds those of other kinds by name.
+    """One run's inputs that every task shares: the task, what it runs, the condition and the run's settings, checked
+    when built. A task whose inputs take more (an image, a control map, solvers) has a request of its own that adds
+    them (ReferenceRequest, ControlRequest, SolverRequest; TaskSpec.request names it).
 
     Attributes:
         task: the name of a registered task.
@@ -42,17 +42,14 @@ class TaskRequest:
         eta: DDIM's eta (`run_eta`: 0 on solvers that take none).
         seed: the seed of the initial noise, the same for every run.
         settings: the methods' settings, shared by every run.
-        use_controlnet: feed the control map to the ControlNet.
-        edge_energy: guide by the map's edge energy (off, it only measures).
-        schedulers: the solvers a SchedulerList task runs.
+        snapshots: x0_hat decoded at this many evenly spaced steps: the live preview and the trajectory.
         strength: None: every method runs at `settings` as given (one shared scale and dsg_rate). A number: each
             method with a guiding value on the task (TaskSpec.guiding) runs at that value times this multiplier; 1 is
             the presets.
-        values: the fields of inputs of other kinds, by name.
 
     Raises:
-        MethodConfigError: the task is unknown, or samples, steps, seed, eta or strength lies outside its bound
-            (guidance.methods.LIMITS).
+        MethodConfigError: the task is unknown or takes another kind of request, or samples, steps, seed, eta or
+            strength lies outside its bound (guidance.methods.LIMITS).
     """
 
     task: str
@@ -64,39 +61,74 @@ class TaskRequest:
     eta: float = 0.0
     seed: int = 0
     settings: Settings = field(default_factory=Settings)
-    reference: Image.Image | None = None  # the face or style image
-    control_image: Image.Image | None = None  # an image to annotate, or a ready map
-    annotator: str = "canny"  # "none": control_image is already a map
-    use_controlnet: bool = True
-    edge_energy: bool = True
-    extra: str | None = None  # "face" or "style" on top of a control map, with `reference`
-    schedulers: list[str] = field(default_factory=lambda: ["ddim", "dpmsolver++", "unipc", "evodiff"])
-    snapshots: int = 0  # x0_hat decoded at this many evenly spaced steps: the live preview and the trajectory
+    snapshots: int = 0
     strength: float | None = None
-    values: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        spec(self.task)
+        kind = spec(self.task).request
+        if type(self) is not kind:
+            raise MethodConfigError(f"the {self.task} task takes a {kind.__name__}, not a {type(self).__name__}")
         for name in RUN_FIELDS:
             if getattr(self, name) is not None:
                 LIMITS[name].check(name, getattr(self, name))
 
 
+@dataclass
+class ReferenceRequest(TaskRequest):
+    """A request of a task guided by a reference image (the face and style tabs).
+
+    Attributes:
+        reference: the face or style image.
+    """
+
+    reference: Image.Image | None = None
+
+
+@dataclass
+class ControlRequest(TaskRequest):
+    """A request of a task guided by a control map (the control tab).
+
+    Attributes:
+        control_image: an image to annotate, or a ready map.
+        annotator: "none": control_image is already a map.
+        use_controlnet: feed the map to the ControlNet.
+        edge_energy: guide by the map's edge energy (off, it only measures).
+        extra: "face" or "style" on top of the map, with `reference`.
+        reference: the extra's face or style image.
+    """
+
+    control_image: Image.Image | None = None
+    annotator: str = "canny"
+    use_controlnet: bool = True
+    edge_energy: bool = True
+    extra: str | None = None
+    reference: Image.Image | None = None
+
+
+@dataclass
+class SolverRequest(TaskRequest):
+    """A request that runs every selected solver with one method (the solvers tab).
+
+    Attributes:
+        schedulers: the solvers to run.
+        grid: the time grid every solver shares (guidance.schedulers.grids.GRIDS; "own": each solver's own).
+    """
+
+    schedulers: list[str] = field(default_factory=lambda: ["ddim", "dpmsolver++", "unipc", "evodiff"])
+    grid: str = "own"
+
+
 def make_request(**given: Any) -> TaskRequest:
-    """A TaskRequest from the fields that task inputs gave.
-
-    Args:
-        **given: request fields; those that are not TaskRequest's go to `values`, beside a given `values`.
-
-    Returns:
-        The TaskRequest.
+    """The request of the task that `given["task"]` names (TaskSpec.request), from the fields its inputs gave.
 
     Raises:
-        MethodConfigError: as TaskRequest raises it.
+        MethodConfigError: a field that the task's request does not have, or as TaskRequest raises it.
     """
-    known = {f.name for f in fields(TaskRequest)}
-    values = {name: given.pop(name) for name in list(given) if name not in known}
-    return TaskRequest(**given, values={**given.pop("values", {}), **values})
+    kind = spec(given.get("task", "")).request
+    unknown = sorted(set(given) - {f.name for f in fields(kind)})
+    if unknown:
+        raise MethodConfigError(f"the {given['task']} task takes no {', '.join(unknown)} (its request: {kind.__name__})")
+    return kind(**given)
 
 
 @dataclass
@@ -141,6 +173,7 @@ class TaskSpec:
         guiding: each guided method's own value of its guiding setting (`guiding_setting`: its scale, or its dsg_rate
             for a "+dsg" method), chosen by the presets suite (docs/methods.md, Presets); a request's `strength`
             multiplies them.
+        request: the kind of request it takes (TaskRequest, or ReferenceRequest, ControlRequest, SolverRequest, ...).
     """
 
     name: str
@@ -162,6 +195,7 @@ class TaskSpec:
     benchmark: str | None = None  # the guidance.bench suite whose committed plots the app shows
     sweeps: tuple[str, ...] = ENERGY_SWEEPS  # the settings its sweep may vary (keys of SWEEP_SETTINGS), the first shown
     guiding: dict[str, float] = field(default_factory=dict)
+    request: type[TaskRequest] = TaskRequest  # the request it takes: TaskRequest's fields and those its inputs add
 
     def _role(self, role: str, default: TaskInput) -> TaskInput:
         return next((kind for kind in self.inputs if kind.role == role), default)
