@@ -494,3 +494,16 @@ def test_load_suite_serves_the_app_to_a_small_crowd_a_soak_and_stops(tmp_path, m
     assert by[("stop", "steps after the step shown at Stop")]["n"] == 1
     assert {g["goal"].split(":")[0] for g in data["goals"]} == {"crowd", "soak", "stop"}
     assert list((tmp_path / "plots").glob("load-embedded-quick-soak.png"))
+
+
+def test_the_world_suites_examples_plan_runs_only_the_examples(tiny_world_path, tmp_path, monkeypatch):
+    """`--plan examples`: every energy tab's examples at its own seeds, and only their goals."""
+    tiny = replace(world.PLANS["examples"], task_steps=2, example_seeds=1, condition_example_seeds=2)
+    monkeypatch.setitem(world.PLANS, "examples", tiny)
+    out = tmp_path / "out.json"
+    assert cli.main(["world", "--plan", "examples", "--world", str(tiny_world_path), "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert {row["bar"] for row in data["rows"]} == {"examples"} and data["plan"] == "examples"
+    samples = {row["task"]: row["n"] for row in data["rows"] if row["method"] == "plain"}
+    assert samples == {"face": 3, "style": 6, "control": 6}  # 3 examples each, 1 and 2 seeds
+    assert data["goals"] and all(g["goal"].split(" examples")[0] in ("face", "style", "control") for g in data["goals"])

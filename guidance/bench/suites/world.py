@@ -76,6 +76,7 @@ class Plan:
     example_seeds: int = 4  # samples per example of the face tab, at every method's own preset
     condition_example_seeds: int = 16  # samples per example of the style and control tabs (3 examples each: 48 per method)
     ranking_renders: int = 400  # held-out renders the style energy ranks by background pattern
+    examples_only: bool = False  # only the energy tabs' examples (the "examples" plan: their verdicts at more samples)
 
 
 PLANS = {
@@ -91,6 +92,17 @@ PLANS = {
         ranking_renders=200,
     ),
     "full": Plan(per_class=100, face_references=16, face_seeds=2, style_references=8, control_maps=24, id_images=1000),
+    # the examples' verdicts at 96 seeds per style and control example (288 samples per method)
+    "examples": Plan(
+        per_class=0,
+        face_references=0,
+        face_seeds=0,
+        style_references=0,
+        control_maps=0,
+        id_images=0,
+        condition_example_seeds=96,
+        examples_only=True,
+    ),
 }
 ENERGY_METHODS = ("plain", "freedom", "figd")
 
@@ -102,6 +114,10 @@ def run(world: World, opts: Options) -> SuiteOutput:
         raise MethodConfigError("the world suite measures the embedded world: use --backbone embedded")
     plan = opts.plan(PLANS)
     rows, images = Rows("world"), []
+    if plan.examples_only:
+        for row in example_rows(world, plan):
+            rows.append(row)
+        return SuiteOutput(rows, example_goals(rows), config=asdict(plan))
     for method in ("cfg", "plain", "atg", "atg+gfcg"):
         if method == "atg" and not world.backbone.has_guide_model:
             continue
