@@ -106,9 +106,7 @@ def solver_paths_section(spec: TaskSpec, inputs: dict[str, gr.components.Compone
             "Eight Gaussians on a ring. Each line is one solver's path from the same noise (a dot per step) to "
             "where it ends; a star is a mode. Change the solvers, the grid or the NFE above, then draw again."
         )
-        plot = gr.Plot(
-            first, label="Paths from the same noise, one colour per solver", format="png", elem_id=f"{spec.name}-paths"
-        )
+        plot = gr.Plot(first, label="Paths from the same noise", show_label=False, format="png", elem_id=f"{spec.name}-paths")
         draw = gr.Button("Draw the paths", elem_id=f"{spec.name}-paths-draw")
     draw.click(solver_paths_view, [inputs[name] for name in names], plot, api_name=f"{spec.name}_paths", queue=False)
 

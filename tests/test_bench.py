@@ -500,6 +500,7 @@ def test_the_world_suites_examples_plan_runs_only_the_examples(tiny_world_path, 
     """`--plan examples`: every energy tab's examples at its own seeds, and only their goals."""
     tiny = replace(world.PLANS["examples"], task_steps=2, example_seeds=1, condition_example_seeds=2)
     monkeypatch.setitem(world.PLANS, "examples", tiny)
+    monkeypatch.setattr(world, "RUN_SAMPLES", 1)  # two runs of one seed each per style and control example
     out = tmp_path / "out.json"
     assert cli.main(["world", "--plan", "examples", "--world", str(tiny_world_path), "--json", str(out)]) == 0
     data = json.loads(out.read_text())

@@ -92,7 +92,7 @@ PLANS = {
         ranking_renders=200,
     ),
     "full": Plan(per_class=100, face_references=16, face_seeds=2, style_references=8, control_maps=24, id_images=1000),
-    # the examples' verdicts at 96 seeds per style and control example (288 samples per method)
+    # the examples' verdicts at 128 seeds per style and control example (384 samples per method)
     "examples": Plan(
         per_class=0,
         face_references=0,
@@ -100,7 +100,7 @@ PLANS = {
         style_references=0,
         control_maps=0,
         id_images=0,
-        condition_example_seeds=96,
+        condition_example_seeds=128,
         examples_only=True,
     ),
 }
@@ -331,9 +331,9 @@ def guided_rows(
     strength: float | None = None,
     **overrides,
 ) -> list[dict]:
-    """Each method on every reference (`samples` images each, seed k for reference k): a row with the per-sample
-    figures (`per_sample`, under "values") and their means under the world suite's names. The (method, reference)
-    runs are shared across the launched processes.
+    """Each method on every reference (`samples` images each, from runs of at most RUN_SAMPLES: seed k + c R for
+    reference k's c-th run of R references): a row with the per-sample figures (`per_sample`, under "values", reference
+    by reference) and their means under the world suite's names. The runs are shared across the launched processes.
 
     Args:
         world, task, plan, strength, overrides: as `task_results` takes them.
@@ -341,22 +341,25 @@ def guided_rows(
         references: reference (or source) images.
         samples: images per reference.
     """
+    chunks = [min(RUN_SAMPLES, samples - start) for start in range(0, samples, RUN_SAMPLES)]
 
-    def one(run: tuple[str, int, Any]) -> tuple[SamplingResult, dict[str, list[float]]]:
-        method, k, reference = run
-        result = task_results(world, task, method, reference, samples, plan, k, strength, **overrides)
+    def one(run: tuple[str, int, int, Any]) -> tuple[SamplingResult, dict[str, list[float]]]:
+        method, k, c, reference = run
+        seed = k + c * len(references)
+        result = task_results(world, task, method, reference, chunks[c], plan, seed, strength, **overrides)
         return result, per_sample(world, task, result, reference)
 
-    runs = [(method, k, reference) for method in methods for k, reference in enumerate(references)]
-    done = dict(zip([(method, k) for method, k, _ in runs], distributed.shard_map(one, runs)))
+    runs = [(method, k, c, reference) for method in methods for k, reference in enumerate(references) for c in range(len(chunks))]
+    done = dict(zip([run[:3] for run in runs], distributed.shard_map(one, runs)))
     rows = []
     for method in methods:
         results, values = [], {}
         for k in range(len(references)):
-            result, figures = done[method, k]
-            results.append(result)
-            for name, numbers in figures.items():
-                values.setdefault(name, []).extend(numbers)
+            for c in range(len(chunks)):
+                result, figures = done[method, k, c]
+                results.append(result)
+                for name, numbers in figures.items():
+                    values.setdefault(name, []).extend(numbers)
         row = {"bar": f"{task} guidance", "task": task, "method": method, **timing(results), "n": len(values["metric"])}
         means = {name: statistics.fmean(figures) for name, figures in values.items()}
         row |= {METRIC_KEYS[task]: means.pop("metric"), "face_rate": means.pop("face")} | means
@@ -365,6 +368,7 @@ def guided_rows(
 
 
 METRIC_KEYS = {"face": "id_distance", "style": "style_distance", "control": "edge_f1"}
+RUN_SAMPLES = 16  # the most images of one run (guidance.methods.LIMITS["samples"])
 
 
 def face_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHODS, **overrides) -> list[dict]:
