@@ -502,7 +502,8 @@ def test_the_world_suites_examples_plan_runs_only_the_examples(tiny_world_path, 
     monkeypatch.setitem(world.PLANS, "examples", tiny)
     monkeypatch.setattr(world, "RUN_SAMPLES", 1)  # two runs of one seed each per style and control example
     out = tmp_path / "out.json"
-    assert cli.main(["world", "--plan", "examples", "--world", str(tiny_world_path), "--json", str(out)]) == 0
+    argv = ["world", "--plan", "examples", "--world", str(tiny_world_path), "--json", str(out), "--plots", str(tmp_path)]
+    assert cli.main(argv) == 0 and (tmp_path / "world-embedded-examples-examples.png").exists()
     data = json.loads(out.read_text())
     assert {row["bar"] for row in data["rows"]} == {"examples"} and data["plan"] == "examples"
     samples = {row["task"]: row["n"] for row in data["rows"] if row["method"] == "plain"}

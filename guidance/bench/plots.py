@@ -75,7 +75,10 @@ def _lines(ax, rows: list[dict], x: str, y: str, group: str, title: str) -> None
 
 
 def plot_world(data: dict, folder: Path) -> list[Path]:
-    """The world suite's quality scores against their targets, and its Frechet distances against the floor."""
+    """The world suite's quality scores against their targets, and its Frechet distances against the floor (the
+    examples plan: `plot_world_examples`)."""
+    if data["config"].get("examples_only"):
+        return plot_world_examples(data, folder)
     rows = {(r["task"], r["method"]): r for r in data["rows"]}
     scores = {
         "CFG accuracy": (rows[("class", "cfg")]["accuracy"], 0.95),
@@ -99,6 +102,25 @@ def plot_world(data: dict, folder: Path) -> list[Path]:
         f"Frechet distance, N = {fd['plain']['n']}",
     )
     return [_save(fig, data, folder, "quality")]
+
+
+def plot_world_examples(data: dict, folder: Path) -> list[Path]:
+    """On the energy tabs' examples, per method: the style pattern agreement against its 0.8 bar, and the control
+    tab's edge F1."""
+    rows = {(r["task"], r["method"]): r for r in data["rows"]}
+    methods = [m for task, m in rows if task == "style"]
+    fig, (left, right) = _figure(2)
+    n = rows[("style", methods[0])]["n"]
+    _bars(
+        left, methods, [rows[("style", m)]["pattern_agreement"] for m in methods], "pattern agreement", f"style examples, n = {n}"
+    )
+    left.axhline(0.8, color="tab:red", linestyle="--", label="bar 0.8")
+    left.legend(fontsize=7)
+    n = rows[("control", methods[0])]["n"]
+    _bars(right, methods, [rows[("control", m)]["edge_f1"] for m in methods], "edge F1", f"control examples, n = {n}")
+    for ax in (left, right):
+        ax.tick_params(axis="x", labelrotation=20)
+    return [_save(fig, data, folder, "examples")]
 
 
 def plot_figd(data: dict, folder: Path) -> list[Path]:
