@@ -87,8 +87,8 @@ class TaskInput:
         spec: the task's TaskSpec.
         first: its first example as a dict (every input's default), by API parameter name.
         values: a tab's raw widget values, by API parameter name.
-        request: a TaskRequest.
-        inputs: a guidance.sweep.SweepInputs.
+        request: the task's request (TaskSpec.request: a TaskRequest or one that adds this kind's fields).
+        inputs: a guidance.playground.tasks.command.SweepInputs.
         recorded: what the sweep's plan records of the inputs; `from_sweep` adds to it.
     """
 
@@ -134,7 +134,7 @@ class TaskInput:
         """A request's fields from a sweep's inputs (those that are None: the first example's).
 
         Returns:
-            TaskRequest fields by name; what the plan records of them goes to `recorded`.
+            Fields of the task's request by name; what the plan records of them goes to `recorded`.
 
         Raises:
             MethodConfigError: an input is not allowed, or a file is missing.
@@ -357,7 +357,7 @@ class MethodList(TaskInput):
             label: the run's label.
 
         Returns:
-            TaskRequest fields by name.
+            Fields of the task's request by name.
         """
         return {self.over: [label]}
 
