@@ -122,7 +122,7 @@ def document(
         )
     return {
         "suite": suite,
-        "backbone": "mixture" if opts.data == "mixture" else opts.backbone,
+        "backbone": output.backbone or ("mixture" if opts.data == "mixture" else opts.backbone),
         "data": opts.data,
         "device": opts.device,
         "machine": machine,

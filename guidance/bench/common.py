@@ -105,14 +105,15 @@ class Options:
 
 @dataclass
 class SuiteOutput:
-    """Rows (keys from ROW_KEYS plus suite-specific ones), goal verdicts, the configuration used, notes, and
-    pictures written along the way (paths)."""
+    """Rows (keys from ROW_KEYS plus suite-specific ones), goal verdicts, the configuration used, notes, pictures
+    written along the way (paths), and the backbone it ran on where that is not --backbone's (None: --backbone's)."""
 
     rows: list[dict]
     goals: list[dict] = field(default_factory=list)
     config: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
+    backbone: str | None = None
 
 
 def progress(message: str) -> None:

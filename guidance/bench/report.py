@@ -98,7 +98,9 @@ def section(data: dict, out: Path, figures: Path) -> str:
     """
     mode = run_mode(data)
     doc = (SUITES[data["suite"]].__doc__ or "").strip()
-    parts = [f"## `{data['suite']}` - {data['backbone']}, {mode}", doc, describe(data)]
+    grids = data["config"].get("grids")
+    title = f"## `{data['suite']}` - {data['backbone']}, {mode}" + (f", grids {', '.join(grids)}" if grids else "")
+    parts = [title, doc, describe(data)]
     if data["goals"]:
         parts.append("Goals:\n\n" + goals_table(data["goals"]))
     parts.append("Results:\n\n" + table(data["rows"]))

@@ -92,7 +92,8 @@ def run(world: World, opts: Options) -> SuiteOutput:
                     }
                 )
                 goals.append(goal_over(f"{family} {label}: final energy - unguided", differences, 0.0, strict=True))
-    return SuiteOutput(rows, goals, config={"steps": plan.steps, "seeds": plan.seeds, "methods": METHODS, "size_px": 16})
+    config = {"steps": plan.steps, "seeds": plan.seeds, "methods": METHODS, "size_px": 16}
+    return SuiteOutput(rows, goals, config=config, backbone="tiny-random")  # guidance.bench.tiny_pipelines
 
 
 def set_scheduler(pipe, family: str, stochastic: bool) -> None:
