@@ -509,3 +509,16 @@ def test_the_world_suites_examples_plan_runs_only_the_examples(tiny_world_path, 
     samples = {row["task"]: row["n"] for row in data["rows"] if row["method"] == "plain"}
     assert samples == {"face": 3, "style": 6, "control": 6}  # 3 examples each, 1 and 2 seeds
     assert data["goals"] and all(g["goal"].split(" examples")[0] in ("face", "style", "control") for g in data["goals"])
+
+
+def test_the_world_suites_control_examples_plan_runs_its_tab_and_methods_alone(tiny_world_path, tmp_path, monkeypatch):
+    tiny = replace(world.PLANS["examples-control"], task_steps=2, condition_example_seeds=2)
+    monkeypatch.setitem(world.PLANS, "examples-control", tiny)
+    out = tmp_path / "out.json"
+    argv = ["world", "--plan", "examples-control", "--world", str(tiny_world_path), "--json", str(out), "--plots", str(tmp_path)]
+    assert cli.main(argv) == 0 and (tmp_path / "world-embedded-examples-control-examples.png").exists()
+    data = json.loads(out.read_text())
+    assert [(row["task"], row["method"], row["n"]) for row in data["rows"]] == [
+        ("control", m, 6) for m in ("plain", "freedom", "figd")
+    ]
+    assert [g["goal"] for g in data["goals"]] == ["control examples, figd: metric gain over plain vs FreeDoM's"]

@@ -108,17 +108,16 @@ def plot_world_examples(data: dict, folder: Path) -> list[Path]:
     """On the energy tabs' examples, per method: the style pattern agreement against its 0.8 bar, and the control
     tab's edge F1."""
     rows = {(r["task"], r["method"]): r for r in data["rows"]}
-    methods = [m for task, m in rows if task == "style"]
-    fig, (left, right) = _figure(2)
-    n = rows[("style", methods[0])]["n"]
-    _bars(
-        left, methods, [rows[("style", m)]["pattern_agreement"] for m in methods], "pattern agreement", f"style examples, n = {n}"
-    )
-    left.axhline(0.8, color="tab:red", linestyle="--", label="bar 0.8")
-    left.legend(fontsize=7)
-    n = rows[("control", methods[0])]["n"]
-    _bars(right, methods, [rows[("control", m)]["edge_f1"] for m in methods], "edge F1", f"control examples, n = {n}")
-    for ax in (left, right):
+    panels = [("style", "pattern_agreement", "pattern agreement"), ("control", "edge_f1", "edge F1")]
+    shown = [(task, key, label) for task, key, label in panels if any(t == task for t, _ in rows)]
+    fig, axes = _figure(len(shown))
+    for ax, (task, key, label) in zip(axes, shown):
+        methods = [m for t, m in rows if t == task]
+        title = f"{task} examples, n = {rows[(task, methods[0])]['n']}"
+        _bars(ax, methods, [rows[(task, m)][key] for m in methods], label, title)
+        if task == "style":
+            ax.axhline(0.8, color="tab:red", linestyle="--", label="bar 0.8")
+            ax.legend(fontsize=7)
         ax.tick_params(axis="x", labelrotation=20)
     return [_save(fig, data, folder, "examples")]
 

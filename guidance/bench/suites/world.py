@@ -76,7 +76,9 @@ class Plan:
     example_seeds: int = 4  # samples per example of the face tab, at every method's own preset
     condition_example_seeds: int = 16  # samples per example of the style and control tabs (3 examples each: 48 per method)
     ranking_renders: int = 400  # held-out renders the style energy ranks by background pattern
-    examples_only: bool = False  # only the energy tabs' examples (the "examples" plan: their verdicts at more samples)
+    examples_only: bool = False  # only the energy tabs' examples (the "examples" plans: their verdicts at more samples)
+    example_tasks: tuple[str, ...] = EXAMPLE_TASKS  # the tabs whose examples run
+    example_methods: tuple[str, ...] = ("plain", *EXAMPLE_METHODS)  # the methods they run (plain and FreeDoM: the baselines)
 
 
 PLANS = {
@@ -102,6 +104,19 @@ PLANS = {
         id_images=0,
         condition_example_seeds=128,
         examples_only=True,
+    ),
+    # FIGD's control verdict at 256 seeds per example (768 samples): plain, FreeDoM and FIGD alone
+    "examples-control": Plan(
+        per_class=0,
+        face_references=0,
+        face_seeds=0,
+        style_references=0,
+        control_maps=0,
+        id_images=0,
+        condition_example_seeds=256,
+        examples_only=True,
+        example_tasks=("control",),
+        example_methods=("plain", "freedom", "figd"),
     ),
 }
 ENERGY_METHODS = ("plain", "freedom", "figd")
@@ -422,7 +437,7 @@ def example_goals(rows: list[dict]) -> list[dict]:
     sampling as FreeDoM does (the ratio of mean gains, bootstrapped over the same examples and seeds), and on Style
     the reference's pattern is drawn in at least 0.8 of the samples (pattern agreement)."""
     found = []
-    for task in EXAMPLE_TASKS:
+    for task in dict.fromkeys(r["task"] for r in rows if r["bar"] == "examples"):
         tab = {r["method"]: r["values"] for r in rows if r["bar"] == "examples" and r["task"] == task}
         plain, freedom = tab["plain"]["metric"], tab["freedom"]["metric"]
         for method, values in tab.items():
@@ -459,16 +474,15 @@ def example_rows(world: World, plan: Plan) -> list[dict]:
     """Every method of each energy tab on the tab's own examples (the app's first inputs; on Control, the source
     renders that the app annotates by Canny), `plan.example_seeds` samples each on Face and
     `plan.condition_example_seeds` on Style and Control, at each method's own preset (strength 1): what a person sees
-    in the app."""
+    in the app. The plan names the tabs and methods (`example_tasks`, `example_methods`)."""
     rows = []
-    for task in EXAMPLE_TASKS:
+    for task in plan.example_tasks:
         tab = spec(task)
         references = [
             Image.open(example[0]).convert("RGB") for example in tab.examples if example[1:] in (("",), ("canny", "none"))
         ]
-        methods = ("plain", *EXAMPLE_METHODS)
         seeds = plan.example_seeds if task == "face" else plan.condition_example_seeds
-        for row in guided_rows(world, task, methods, references, plan, seeds, strength=1.0):
+        for row in guided_rows(world, task, plan.example_methods, references, plan, seeds, strength=1.0):
             rows.append(row | {"bar": "examples"})
     return rows
 
