@@ -47,7 +47,7 @@ from guidance.playground.stops import Stops
 from guidance.playground.tasks import SWEEP_VALUES, TaskOutcome, TaskRequest, TaskSpec, make_request, parse_values, sweep
 from guidance.playground.tasks.command import EMBEDDED as EMBEDDED_SOURCE
 from guidance.playground.tasks.command import SweepInputs, setting_pairs, sweep_command
-from guidance.playground.tasks.inputs import GRID_LABELS
+from guidance.playground.tasks.inputs import checked_grid
 from guidance.playground.upkeep import released
 from guidance.playground.views import (
     SWEEP_SERIES,
@@ -399,8 +399,7 @@ def solver_paths_view(solvers: list[str], grid: str, nfe: int) -> Any:
         gr.Error: no solver that runs on every grid is selected, or a grid or NFE out of range.
     """
     with readable_errors():
-        if grid not in GRID_LABELS:
-            raise MethodConfigError(f"the time grid is one of {tuple(GRID_LABELS)}, got {grid!r}")
+        checked_grid(grid)
         by_name(RUN_OPTIONS)["steps"].bound.check("NFE", nfe)
         shown = [s for s in solvers or [] if s in SOLVERS]
         if not shown:

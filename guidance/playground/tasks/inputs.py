@@ -371,7 +371,20 @@ class MethodList(TaskInput):
 
 
 DEFAULT_GRID = "quadratic"  # EVODiff's best shared grid on the embedded world (docs/benchmarks.md, solvers, shared grids)
+
+
 GRID_LABELS = {**LABELS, "quadratic": "quadratic in time: EVODiff's best shared grid on the embedded world"}
+
+
+def checked_grid(grid: str) -> str:
+    """`grid`, one of GRID_LABELS (guidance.schedulers.grids).
+
+    Raises:
+        MethodConfigError: another name.
+    """
+    if grid not in GRID_LABELS:
+        raise MethodConfigError(f"the time grid is one of {tuple(GRID_LABELS)}, got {grid!r}")
+    return grid
 
 
 @dataclass(frozen=True)
@@ -402,9 +415,7 @@ class SchedulerList(MethodList):
         Raises:
             MethodConfigError: a grid that guidance.schedulers.grids does not know.
         """
-        grid = values.get("grid") or DEFAULT_GRID
-        if grid not in GRID_LABELS:
-            raise MethodConfigError(f"the time grid is one of {tuple(GRID_LABELS)}, got {grid!r}")
+        grid = checked_grid(values.get("grid") or DEFAULT_GRID)
         return {"methods": [values["guidance"]], "schedulers": list(values["methods"] or []), "grid": grid}
 
     def runs(self, request) -> list[tuple[str, str, str]]:
