@@ -383,6 +383,14 @@ def energies(results: Sequence[SamplingResult]) -> dict:
     return row
 
 
+def request_inputs(task: str, image: Image.Image | None, use_controlnet: bool = True) -> dict:
+    """The request fields that an energy tab's image fills: the control tab's source (annotated by Canny, fed to the
+    ControlNet where `use_controlnet`), else the face or style reference."""
+    if task == "control":
+        return {"control_image": image, "annotator": "canny", "use_controlnet": use_controlnet}
+    return {"reference": image}
+
+
 def task_request(
     world: World, task: str, method: str, references: dict[str, Image.Image], *, steps: int, samples: int, eta: float, **settings
 ) -> TaskRequest:
@@ -398,11 +406,6 @@ def task_request(
         steps, samples, eta: the request's.
         settings: overrides of the task's preset.
     """
-    inputs = (
-        {"control_image": references[task], "annotator": "canny", "use_controlnet": world.backbone.has_controlnet}
-        if task == "control"
-        else {"reference": references[task]}
-    )
     return make_request(
         task=task,
         methods=[method],
@@ -410,7 +413,7 @@ def task_request(
         steps=steps,
         eta=eta,
         settings=preset(task, **({"scale": SHARED_SCALE[task]} | settings)),
-        **inputs,
+        **request_inputs(task, references[task], world.backbone.has_controlnet),
     )
 
 

@@ -42,7 +42,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from guidance.bench.common import Options, Rows, SuiteOutput, generate, WORLD_SPEED_BAR_S, goal_over, reference_images, warm_up
+from guidance.bench.common import (
+    Options,
+    Rows,
+    SuiteOutput,
+    generate,
+    WORLD_SPEED_BAR_S,
+    goal_over,
+    reference_images,
+    request_inputs,
+    warm_up,
+)
 from guidance.methods import Settings, Terms, build_method
 from guidance.statistics import median_iqr
 from guidance.playground.tasks import PRESETS, TaskRequest, build_energy, make_request, preset, run_task, spec
@@ -342,11 +352,7 @@ def copies_seconds(backbone, batch: int, repeats: int = 20) -> float:
 
 def request_for(world: World, task: str, references: dict) -> TaskRequest:
     """A request whose energy `build_energy` makes for `task`, on the held-out references."""
-    if task == "control":
-        return make_request(
-            task=task, methods=[], control_image=references["control"], use_controlnet=world.backbone.has_controlnet
-        )
-    return make_request(task=task, methods=[], reference=references.get(task))
+    return make_request(task=task, methods=[], **request_inputs(task, references.get(task), world.backbone.has_controlnet))
 
 
 def settings_for(task: str, overrides: dict) -> Settings:

@@ -40,6 +40,7 @@ from guidance.bench.common import (
     images_of,
     realism,
     renders,
+    request_inputs,
     timing,
     warm_up,
 )
@@ -81,6 +82,12 @@ class Plan:
     example_methods: tuple[str, ...] = ("plain", *EXAMPLE_METHODS)  # the methods they run (plain and FreeDoM: the baselines)
 
 
+def examples_plan(**fields) -> Plan:
+    """A plan of the energy tabs' examples alone (`examples_only`), with `fields` (seeds, tabs, methods)."""
+    none = {"per_class": 0, "face_references": 0, "face_seeds": 0, "style_references": 0, "control_maps": 0, "id_images": 0}
+    return Plan(**none, examples_only=True, **fields)
+
+
 PLANS = {
     "quick": Plan(
         per_class=6,
@@ -95,28 +102,10 @@ PLANS = {
     ),
     "full": Plan(per_class=100, face_references=16, face_seeds=2, style_references=8, control_maps=24, id_images=1000),
     # the examples' verdicts at 128 seeds per style and control example (384 samples per method)
-    "examples": Plan(
-        per_class=0,
-        face_references=0,
-        face_seeds=0,
-        style_references=0,
-        control_maps=0,
-        id_images=0,
-        condition_example_seeds=128,
-        examples_only=True,
-    ),
+    "examples": examples_plan(condition_example_seeds=128),
     # FIGD's control verdict at 256 seeds per example (768 samples): plain, FreeDoM and FIGD alone
-    "examples-control": Plan(
-        per_class=0,
-        face_references=0,
-        face_seeds=0,
-        style_references=0,
-        control_maps=0,
-        id_images=0,
-        condition_example_seeds=256,
-        examples_only=True,
-        example_tasks=("control",),
-        example_methods=("plain", "freedom", "figd"),
+    "examples-control": examples_plan(
+        condition_example_seeds=256, example_tasks=("control",), example_methods=("plain", "freedom", "figd")
     ),
 }
 ENERGY_METHODS = ("plain", "freedom", "figd")
@@ -268,7 +257,6 @@ def task_results(
             `overrides`.
         overrides: settings of the tab's preset.
     """
-    inputs = {"control_image": reference, "annotator": "canny"} if task == "control" else {"reference": reference}
     request = make_request(
         task=task,
         methods=[method],
@@ -278,7 +266,7 @@ def task_results(
         seed=seed,
         settings=preset(task, **({"scale": SHARED_SCALE[task]} | overrides)),
         strength=strength,
-        **inputs,
+        **request_inputs(task, reference),
     )
     return run_task(world, request).results[0][1]
 
