@@ -95,11 +95,13 @@ def test_every_tab_is_an_endpoint_whose_inputs_all_have_defaults(client: Client)
             assert all(p["parameter_has_default"] for p in parameters), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", list(TABS))
 def test_each_tab_runs_its_methods_side_by_side(client: Client, task: str) -> None:
     check_outputs(client.predict(**fast(task), api_name=f"/{task}"), task, steps=4)
 
 
+@pytest.mark.slow
 def test_the_strength_slider_multiplies_each_methods_own_preset_and_the_table_shows_it(client: Client) -> None:
     """One slider moves every method, each from its own guiding value: its scale, or its dsg_rate under DSG."""
     own = TABS["style"].guiding
@@ -118,12 +120,14 @@ def test_the_strength_slider_multiplies_each_methods_own_preset_and_the_table_sh
     assert all(shown[item["caption"].split(" · ")[0]] in item["caption"] for item in outputs[0])
 
 
+@pytest.mark.slow
 def test_face_tab_shows_the_face_crop_and_runs_several_samples(client: Client) -> None:
     outputs = client.predict(steps=3, samples=2, seed=5, api_name="/face")
     check_outputs(outputs, "face", steps=3, samples=2)
     assert [item["caption"] for item in outputs[5]] == ["face crop"]
 
 
+@pytest.mark.slow
 def test_control_tab_takes_a_ready_map_with_a_face_on_top(client: Client) -> None:
     ready_map = handle_file(str(app.EXAMPLES / "control_canny.png"))
     outputs = client.predict(control_image=ready_map, annotator="none", extra="face", steps=4, api_name="/control")
@@ -131,6 +135,7 @@ def test_control_tab_takes_a_ready_map_with_a_face_on_top(client: Client) -> Non
     assert sorted(item["caption"] for item in outputs[5]) == ["control map", "face crop"]
 
 
+@pytest.mark.slow
 def test_solvers_tab_spends_one_model_call_per_step_and_sample(client: Client) -> None:
     summary = client.predict(nfe=6, guidance="plain", api_name="/solvers")[1]
     assert {label: stats["nfe"] for label, stats in summary.items()} == dict.fromkeys(TABS["solvers"].selected, 6.0)
@@ -142,11 +147,13 @@ def test_solvers_tab_draws_the_paths_on_the_mixture_through_the_api(client: Clie
     assert plot["type"] == "matplotlib" and plot["plot"]  # a PNG of the paths
 
 
+@pytest.mark.slow
 def test_solvers_tab_gives_every_solver_the_chosen_grid(client: Client) -> None:
     summary = client.predict(nfe=4, guidance="plain", grid="logsnr", api_name="/solvers")[1]
     assert {stats["options"]["grid"] for stats in summary.values()} == {"logsnr"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task, method", [("face", "figd"), ("classes", "atg+gfcg")])
 def test_the_tiny_decoder_box_reaches_the_guidance_path(client: Client, task: str, method: str) -> None:
     on, off = (
@@ -156,6 +163,7 @@ def test_the_tiny_decoder_box_reaches_the_guidance_path(client: Client, task: st
     assert '"tiny_decoder": true' in on and "tiny_decoder" not in off  # FreeDoM/FIGD's option, or GFCG's (its predictor)
 
 
+@pytest.mark.slow
 def test_the_one_call_box_and_the_interval_slider_reach_gfcg(client: Client) -> None:
     on, off = (
         client.predict(**fast("classes", 2), methods=["cfg+gfcg"], gfcg_one_call=one, gfcg_interval=1 + one, api_name="/classes")[
@@ -167,6 +175,7 @@ def test_the_one_call_box_and_the_interval_slider_reach_gfcg(client: Client) -> 
     assert on["predictor"]["interval"] == 2 and "interval" not in off["predictor"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["face", "solvers"])  # the uploaded-image default, and the cheapest tab
 def test_a_call_without_arguments_runs_the_first_example(client: Client, task: str) -> None:
     tab = TABS[task]
@@ -251,6 +260,7 @@ def wait_for_steps(job, timeout: float = 60) -> str:
     raise AssertionError(f"no sampling step reported within {timeout} s")
 
 
+@pytest.mark.slow
 def test_stop_ends_the_run_between_steps_with_partial_results_and_a_warning(client: Client, monkeypatch) -> None:
     warnings: list[str] = []
     warn = gr.Warning
@@ -284,6 +294,7 @@ def test_classes_and_solvers_tabs_show_the_committed_benchmark_plots(client: Cli
         assert {f"{tab}-benchmark-{p.stem}" for p in figures} <= shown
 
 
+@pytest.mark.slow
 def test_a_run_streams_x0_hat_previews_before_its_final_result(client: Client) -> None:
     job = client.submit(methods=["freedom", "figd"], steps=6, api_name="/face")
     final = job.result(timeout=120)
@@ -295,6 +306,7 @@ def test_a_run_streams_x0_hat_previews_before_its_final_result(client: Client) -
     assert all("NFE" in item["caption"] for item in final[0])
 
 
+@pytest.mark.slow
 def test_a_sweep_is_a_grid_with_one_column_per_value_and_downloads(client: Client) -> None:
     grid, metric, seconds, files, summary, _command = client.predict(
         steps=3, sweep_setting="gfcg_max_scale", sweep_values="0, 1, 2", api_name="/classes_sweep"
@@ -312,6 +324,7 @@ def test_a_sweep_is_a_grid_with_one_column_per_value_and_downloads(client: Clien
     assert json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())["values"] == [0.0, 1.0, 2.0]
 
 
+@pytest.mark.slow
 def test_seeds_per_value_give_means_with_intervals_and_the_named_command_repeats_the_sweep(
     client: Client, tmp_path: Path
 ) -> None:
@@ -337,6 +350,7 @@ def test_seeds_per_value_give_means_with_intervals_and_the_named_command_repeats
     assert Path(face[face.index("--reference") + 1]).is_file() and face[face.index("--seeds") + 1] == "0:1"
 
 
+@pytest.mark.slow
 def test_a_sweep_of_steps_takes_a_range_and_bad_values_are_explained(client: Client) -> None:
     summary = client.predict(methods=["ddim", "evodiff"], sweep_setting="steps", sweep_values="3:5:3", api_name="/solvers_sweep")[
         4
@@ -346,6 +360,7 @@ def test_a_sweep_of_steps_takes_a_range_and_bad_values_are_explained(client: Cli
         client.predict(sweep_setting="steps", sweep_values="3, 4", api_name="/solvers_sweep")
 
 
+@pytest.mark.slow
 def test_stopping_a_sweep_returns_the_finished_part(client: Client) -> None:
     job = client.submit(
         methods=["figd"], steps=300, sweep_setting="scale", sweep_values="0.02, 0.05, 0.1", api_name="/face_sweep"
@@ -394,6 +409,7 @@ def test_on_zerogpu_every_endpoint_holds_the_gpu_for_its_steps_and_samples(world
     assert solvers_run(None, None, nfe=12, samples=1, methods=["ddim", "evodiff"]) == gpu_seconds(12, 1, 2)
 
 
+@pytest.mark.slow
 def test_a_cached_example_shows_what_run_gives_for_the_inputs_it_sets(
     client: Client, world_path: Path, tmp_path: Path, monkeypatch
 ) -> None:

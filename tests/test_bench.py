@@ -116,21 +116,8 @@ def test_roc_auc_and_diversity():
     assert diversity(feats, torch.tensor([0, 0, 1, 1])) == pytest.approx(2.5)
 
 
-# world and presets run the longest suites (slow: about 10 s each on a shared 2-core CPU)
-@pytest.mark.parametrize(
-    "suite",
-    [
-        pytest.param("world", marks=pytest.mark.slow),
-        "figd",
-        "dsg",
-        "gfcg",
-        "solvers",
-        "profile",
-        "preview",
-        pytest.param("presets", marks=pytest.mark.slow),
-        "memory",
-    ],
-)
+@pytest.mark.slow  # each suite end to end
+@pytest.mark.parametrize("suite", ["world", "figd", "dsg", "gfcg", "solvers", "profile", "preview", "presets", "memory"])
 def test_suite_writes_json_table_and_plots(suite, tiny_world_path, tiny_plans, tmp_path, capsys):
     out = tmp_path / "out.json"
     argv = [
@@ -284,6 +271,7 @@ def test_goals_table_shows_interval_n_and_verdict_and_reads_old_documents():
     assert verdict_counts([new, old, goal_over("u", [0.5], 1.0)]) == "2 met, 1 undecided (of 3)"
 
 
+@pytest.mark.slow
 def test_solvers_reference_ends_where_each_solver_ends(tiny_world_path):
     """DPM-Solver++ to label 0 lands where DDIM and EVODiff end; its denoised estimate there is the clean end, which
     DPM-Solver++ and UniPC approach as their steps grow."""
@@ -302,6 +290,7 @@ def test_solvers_reference_ends_where_each_solver_ends(tiny_world_path):
     assert [solvers.end_level(s, config) for s in solvers.SOLVERS] == ["label 0", "clean", "clean", "label 0"]
 
 
+@pytest.mark.slow
 def test_sd_plans_and_timing_rows_on_tiny_sd(tiny_sd_world, monkeypatch):
     monkeypatch.setitem(figd.PLANS, "quick-sd", figd.Plan(steps=2, samples=1, seeds=1, methods=("freedom", "figd")))
     output = figd.run(tiny_sd_world, Options(backbone="sd15-random", quick=True))
@@ -309,6 +298,7 @@ def test_sd_plans_and_timing_rows_on_tiny_sd(tiny_sd_world, monkeypatch):
     assert all(r["seconds_per_image"] > 0 and "fd" not in r for r in output.rows)
 
 
+@pytest.mark.slow
 def test_gpu_suite_path_runs_on_a_cpu_at_tiny_size(tiny_sd_world):
     """With a guide model (the UNet itself, as on sd15-random) and a tiny decoder, as the gpu suite's world has."""
 
@@ -353,6 +343,7 @@ def test_every_suite_is_registered():
     }
 
 
+@pytest.mark.slow
 def test_families_suite_compares_each_method_with_unguided_on_every_family(monkeypatch):
     from guidance.bench.suites import families
 
@@ -371,6 +362,7 @@ def test_profile_suite_runs_on_the_sd_path_without_the_embedded_worlds_speed_row
     assert all(r["denoiser_fwd"] > 0 and r["ms_per_step"] > 0 for r in output.rows)
 
 
+@pytest.mark.slow
 def test_profile_figd_plan_times_freedom_against_figd_with_both_decoders_in_rounds(tiny_sd_world, monkeypatch):
 
     backbone = copy.copy(tiny_sd_world.backbone)
@@ -390,6 +382,7 @@ def test_an_unknown_plan_is_refused_before_the_world_loads(tmp_path, capsys):
     assert "no plan 'nope'" in capsys.readouterr().err and not (tmp_path / "p.json").exists()
 
 
+@pytest.mark.slow
 def test_tiny_decoder_is_distilled_saved_in_fp16_and_loaded_with_the_world(tiny_world_path, tmp_path):
     import shutil
 
@@ -496,6 +489,7 @@ def test_load_suite_serves_the_app_to_a_small_crowd_a_soak_and_stops(tmp_path, m
     assert list((tmp_path / "plots").glob("load-embedded-quick-soak.png"))
 
 
+@pytest.mark.slow
 def test_the_world_suites_examples_plan_runs_only_the_examples(tiny_world_path, tmp_path, monkeypatch):
     """`--plan examples`: every energy tab's examples at its own seeds, and only their goals."""
     tiny = replace(world.PLANS["examples"], task_steps=2, example_seeds=1, condition_example_seeds=2)
@@ -511,6 +505,7 @@ def test_the_world_suites_examples_plan_runs_only_the_examples(tiny_world_path, 
     assert data["goals"] and all(g["goal"].split(" examples")[0] in ("face", "style", "control") for g in data["goals"])
 
 
+@pytest.mark.slow
 def test_the_world_suites_control_examples_plan_runs_its_tab_and_methods_alone(tiny_world_path, tmp_path, monkeypatch):
     tiny = replace(world.PLANS["examples-control"], task_steps=2, condition_example_seeds=2)
     monkeypatch.setitem(world.PLANS, "examples-control", tiny)

@@ -134,6 +134,7 @@ def timed(call) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_a_full_line_refuses_at_once_admits_in_order_and_every_admitted_run_finishes(small_app: str) -> None:
     holder = Client(small_app, verbose=False)
     holder.predict(methods=["plain"], steps=2, api_name="/classes")  # a finished run: Gradio's estimates have a time

@@ -9,6 +9,7 @@ import pytest
 from guidance.sweep import cli
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["sd", "sdxl", "sd3"])
 def test_the_sweep_command_runs_each_family_from_a_folder(tiny_families, family, tmp_path):
     argv = [

@@ -140,6 +140,7 @@ def test_a_sweep_killed_while_it_writes_resumes_with_the_same_command(tiny_world
     assert comparable(resumed) == comparable(json.loads((tmp_path / "whole" / "sweep.json").read_text()))
 
 
+@pytest.mark.slow
 def test_an_exception_inside_an_energy_is_a_readable_error_and_the_next_run_works(app_url: str, monkeypatch) -> None:
     from conditions.style import StyleEnergy
 

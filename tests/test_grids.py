@@ -81,6 +81,7 @@ def test_the_mixture_denoiser_is_the_score_of_its_density():
         assert torch.allclose(mixture.eps_hat(x, a), -((1 - a) ** 0.5) * score, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_mixtures_ends_are_consistent():
     """At label 0 the exact clean estimate is the denoiser's; the exact solution's own error shrinks with refine."""
     backbone = MixtureBackbone()
@@ -93,6 +94,7 @@ def test_the_mixtures_ends_are_consistent():
     assert torch.allclose(fine["clean"], backbone.mixture.x0_hat(fine["label 0"], float(backbone.alphas_cumprod.double()[0])))
 
 
+@pytest.mark.slow
 def test_second_order_solvers_converge_on_a_shared_grid():
     """On the mixture, DPM-Solver++ and UniPC lose most of their error from NFE 5 to 20 on every shared grid, and EVODiff
     with its full last step does on the quadratic grid, where its last-step rule keeps a floor."""

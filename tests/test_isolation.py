@@ -21,6 +21,8 @@ from guidance.playground.tasks import EXAMPLES, TaskRequest, build_energy, make_
 from guidance.sampling import SamplingResult, sample
 from guidance.worlds import World
 
+pytestmark = pytest.mark.slow  # every task run twice or more on the embedded world
+
 # A face-tab run calls the face energy STEPS + 2 times (each step, then the final energy and metric), a control-tab run
 # STEPS + 1 (its metric is edge F1): with neither a multiple of redetect_every (5), a run that inherited the run before
 # it (its call count and boxes) would detect on a shifted schedule

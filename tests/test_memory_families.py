@@ -16,6 +16,7 @@ from guidance.pipelines.loading import load_pipeline
 from guidance.worlds import World
 
 
+@pytest.mark.slow
 def test_random_families_have_the_published_denoiser_sizes():
     with init_empty_weights():  # parameters on the meta device: only their shapes
         sdxl, sd3 = family_random.build_sdxl(), family_random.build_sd3()
@@ -29,6 +30,7 @@ def test_random_families_have_the_published_denoiser_sizes():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["sdxl", "sd3"])
 def test_memory_suite_runs_on_each_family(tiny_families, family):
     backbone = PipelineBackbone(load_pipeline(str(tiny_families[family])))

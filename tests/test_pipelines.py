@@ -117,6 +117,7 @@ def final_energy(pipe, energy, guidance=None, seeds=range(2), **kwargs) -> float
     return sum(values) / len(values)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sd", "sdxl", "sd3"])
 def test_energy_falls_under_each_gradient_method(stock, name):
     guided = GUIDED[name].from_pipe(stock[name])

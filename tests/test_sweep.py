@@ -86,6 +86,7 @@ def test_a_bad_value_is_a_one_line_error_before_anything_runs(argv, message, tmp
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_records_every_cell_keeps_them_when_stopped_and_starts_over_on_force(tiny_world, tiny_world_path, tmp_path):
     plan = tiny_plan(tiny_world_path)
     whole = run_sweep(tiny_world, plan, tmp_path / "whole")
@@ -124,6 +125,7 @@ def test_a_cell_records_the_realism_the_world_judges_of_its_sample(tiny_world, t
     assert record["seed"] == 5 and record["metric"] > 0 and image.shape == (1, 3, 64, 64)
 
 
+@pytest.mark.slow
 def test_the_apps_sweep_over_seeds_holds_the_cells_of_the_sweep_command(tiny_world, tiny_world_path, tmp_path):
     """guidance.playground.tasks.sweep with 2 seeds per value (one sample each) gives, per cell, the samples of those seeds."""
     plan = tiny_plan(tiny_world_path, values="0.05,0.1,0.2")

@@ -57,30 +57,8 @@ def build_tiny_sd(root: Path, seed: int = 0) -> tuple[Path, Path]:
         attention_head_dim=4,
         norm_num_groups=8,
     )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        block_out_channels=(8, 16),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        layers_per_block=1,
-        norm_num_groups=8,
-        sample_size=16,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=TEXT_DIM,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=tokenizer.model_max_length,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-        )
-    )
+    vae = tiny_vae()
+    text_encoder = CLIPTextModel(text_config(tokenizer))
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -94,11 +72,7 @@ def build_tiny_sd(root: Path, seed: int = 0) -> tuple[Path, Path]:
         vae, text_encoder, tokenizer, unet, scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False
     )
     pipe.save_pretrained(sd)  # with model_index.json, as a hub repository
-    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
-    for name, parameter in controlnet.named_parameters():  # untrained zero convolutions would hide the map
-        if "controlnet_" in name or "conv_out" in name:
-            torch.nn.init.normal_(parameter, std=0.05)
-    controlnet.save_pretrained(root / "controlnet")
+    save_controlnet(unet, root / "controlnet")
     return sd, root / "controlnet"
 
 
@@ -132,6 +106,15 @@ def tiny_vae(**config) -> AutoencoderKL:
         sample_size=16,
         **config,
     )
+
+
+def save_controlnet(unet: UNet2DConditionModel, folder: Path) -> None:
+    """A ControlNet of `unet` whose zero convolutions are drawn small (untrained zeros would hide the map), saved."""
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
+    for name, parameter in controlnet.named_parameters():
+        if "controlnet_" in name or "conv_out" in name:
+            torch.nn.init.normal_(parameter, std=0.05)
+    controlnet.save_pretrained(folder)
 
 
 def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
@@ -168,11 +151,7 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
         scheduler=scheduler,
     )
     pipe.save_pretrained(folder)
-    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
-    for name, parameter in controlnet.named_parameters():  # untrained zero convolutions would hide the map
-        if "controlnet_" in name or "conv_out" in name:
-            torch.nn.init.normal_(parameter, std=0.05)
-    controlnet.save_pretrained(folder.parent / f"{folder.name}-controlnet")
+    save_controlnet(unet, folder.parent / f"{folder.name}-controlnet")
     return folder
 
 
