@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from helpers import free_port
+from helpers import torchrun
 from tiny_sd import tiny_autoencoder, tiny_nets
 
 from guidance.bench import cli, frechet_distance, roc_auc
@@ -412,9 +412,6 @@ RUN = {"machine", "created", "wall_seconds", "command", "processes", "images"}  
 @pytest.mark.slow
 def test_solvers_from_two_processes_give_the_json_and_grid_of_one(tiny_world_path, tmp_path, monkeypatch):
     """torchrun on gloo: the batches are shared, rank 0 writes; the figures equal one process's, timings aside."""
-    import os
-    import subprocess
-    import sys
     from pathlib import Path
 
     import tiny_suite
@@ -428,25 +425,9 @@ def test_solvers_from_two_processes_give_the_json_and_grid_of_one(tiny_world_pat
     finally:
         torch.set_num_threads(threads)
     script = Path(tiny_suite.__file__)
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-        str(script),
-        *common,
-        "--json",
-        str(tmp_path / "two.json"),
-        "--grid",
-        str(tmp_path / "two.png"),
-    ]
-    done = subprocess.run(
-        command, cwd=script.parents[1], capture_output=True, text=True, timeout=240, env=os.environ | {"OMP_NUM_THREADS": "1"}
+    done = torchrun(
+        str(script), *common, "--json", str(tmp_path / "two.json"), "--grid", str(tmp_path / "two.png"), cwd=script.parents[1]
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     one, two = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("one", "two"))
     assert (one["processes"], two["processes"]) == (1, 2) and done.stdout.count("json: ") == 1  # rank 0 alone reports
 

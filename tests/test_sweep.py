@@ -7,16 +7,13 @@ the 2-process run is `python -m torch.distributed.run --nproc_per_node 2 -m guid
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import free_port
+from helpers import torchrun
 from PIL import Image
 
 from guidance.errors import MethodConfigError
@@ -186,24 +183,7 @@ def test_two_processes_give_the_same_sweep_and_figures_as_one(tiny_world_path, t
         assert cli.main([*argv, "--out", str(tmp_path / "one")]) == 0
     finally:
         torch.set_num_threads(threads)
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-        "-m",
-        "guidance.sweep",
-        *argv,
-        "--out",
-        str(tmp_path / "two"),
-    ]
-    done = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=240, env=os.environ | {"OMP_NUM_THREADS": "1"}
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = torchrun("-m", "guidance.sweep", *argv, "--out", str(tmp_path / "two"), cwd=ROOT)
     one, two = (json.loads((tmp_path / name / "sweep.json").read_text()) for name in ("one", "two"))
     assert (one["run"]["processes"], two["run"]["processes"]) == (1, 2)
     assert comparable(one) == comparable(two)
