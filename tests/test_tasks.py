@@ -302,3 +302,23 @@ def test_every_family_runs_a_tab_from_its_folder(tiny_families, family):
         assert {r.scheduler for _, r in outcome.results} == {"flow-sde"}
         with pytest.raises(MethodConfigError, match="flow-matching"):
             run_task(world, replace(request, scheduler="dpmsolver++", methods=["plain"]))
+
+
+def test_the_backbone_menu_names_an_uncached_hub_model_without_the_network(monkeypatch, tmp_path):
+    """The page opens offline at once: the title reads model_index.json from disk only (HF_HUB_OFFLINE unset)."""
+    import socket
+
+    from huggingface_hub import constants
+
+    from guidance.worlds.registry import SD, WorldRegistry
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the Backbone menu's title asked the network")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    registry = WorldRegistry(sd_model="nobody/not-cached", device="cpu")
+    assert registry.title(SD) == "Stable Diffusion"

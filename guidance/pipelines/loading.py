@@ -58,11 +58,12 @@ def load(what: str, source: str, loader, **kwargs):
         raise WeightsUnavailableError(what, where(source), how) from error
 
 
-def family(source: str) -> str:
+def family(source: str, offline: bool = False) -> str:
     """The family of a diffusers pipeline folder or hub id, read from its model_index.json.
 
     Args:
         source: a hub id or folder.
+        offline: read a hub id's model_index.json from the cache only, never from the network.
 
     Returns:
         "sd", "sdxl" or "sd3".
@@ -72,7 +73,10 @@ def family(source: str) -> str:
         UnsupportedModelError: a pipeline class of another family.
     """
     index = load(
-        "the pipeline's files (model_index.json)", source, DiffusionPipeline.load_config, local_files_only=local_only(source)
+        "the pipeline's files (model_index.json)",
+        source,
+        DiffusionPipeline.load_config,
+        local_files_only=offline or local_only(source),
     )
     name = index.get("_class_name", "")
     for prefix, found in FAMILY_OF_CLASS:

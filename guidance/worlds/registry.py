@@ -64,12 +64,13 @@ class WorldRegistry:
         return [EMBEDDED, SD] if self.sd_model else [EMBEDDED]
 
     def family_title(self) -> str:
-        """The diffusers model's family as people name it (from its model_index.json, without loading weights)."""
+        """The diffusers model's family as people name it, from its model_index.json on disk (its folder, or the hub's
+        cache): the page opens without the network, and without waiting for it."""
         from guidance.pipelines.loading import TITLES, family
 
         try:
-            return TITLES[family(self.sd_model)]
-        except GuidanceError:  # not readable yet: the load will say why
+            return TITLES[family(self.sd_model, offline=True)]
+        except GuidanceError:  # not on disk yet: the first run loads it, or says why it cannot
             return "Stable Diffusion"
 
     def title(self, key: str) -> str:
