@@ -120,6 +120,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def tiny_sweep(seeds: str) -> list[str]:
+    """The arguments of a face-tab sweep of FreeDoM's and FIGD's scale over two values at 2 steps, on one thread."""
+    return ["face", *"--methods freedom,figd --setting scale --values 0.05,0.1 --steps 2 --threads 1".split(), "--seeds", seeds]
+
+
 def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`python -m torch.distributed.run` on 2 processes of one thread each with `args`; asserts that it succeeded."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), *args]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import COMMITTED_WORLD, world_complete
+from helpers import COMMITTED_WORLD, tiny_sweep, world_complete
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -84,23 +84,6 @@ def test_the_mended_copy_loads(world_copy: Path) -> None:
     assert load_world(world_copy).backbone is not None
 
 
-SWEEP = [
-    "face",
-    "--methods",
-    "freedom,figd",
-    "--setting",
-    "scale",
-    "--values",
-    "0.05,0.1",
-    "--seeds",
-    "0:4",
-    "--steps",
-    "2",
-    "--threads",
-    "1",
-]
-
-
 def lines(file: Path) -> list[str]:
     return file.read_text().splitlines() if file.exists() else []
 
@@ -110,7 +93,7 @@ def test_a_sweep_killed_while_it_writes_resumes_with_the_same_command(tiny_world
     """SIGKILL after some cells; the kill cannot be timed inside a write, so the last line is then cut in half as a
     kill inside write() leaves it. The same command keeps every whole line, redoes the cut cell and the rest, and
     gives the cells of a run that was never killed."""
-    command = [sys.executable, "-m", "guidance.sweep", *SWEEP, "--world", str(tiny_world_path)]
+    command = [sys.executable, "-m", "guidance.sweep", *tiny_sweep("0:4"), "--world", str(tiny_world_path)]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     folder = tmp_path / "killed"
     child = subprocess.Popen(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import torchrun
+from helpers import tiny_sweep, torchrun
 from PIL import Image
 
 from guidance.errors import MethodConfigError
@@ -23,21 +23,6 @@ from guidance.sweep import Cell, SweepInputs, base_request, cli, comparable, pla
 from guidance.worlds.base import realism
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "face",
-    "--methods",
-    "freedom,figd",
-    "--setting",
-    "scale",
-    "--values",
-    "0.05,0.1",
-    "--seeds",
-    "0:2",
-    "--steps",
-    "2",
-    "--threads",
-    "1",
-]
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +162,7 @@ def test_the_command_a_sweep_names_gives_back_its_inputs():
 
 @pytest.mark.slow
 def test_two_processes_give_the_same_sweep_and_figures_as_one(tiny_world_path, tmp_path):
-    argv = [*TINY, "--world", str(tiny_world_path)]
+    argv = [*tiny_sweep("0:2"), "--world", str(tiny_world_path)]
     threads = torch.get_num_threads()
     try:
         assert cli.main([*argv, "--out", str(tmp_path / "one")]) == 0

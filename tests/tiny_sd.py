@@ -64,7 +64,8 @@ def build_tiny_world(root: Path) -> Path:
     """
     from guidance.worlds.embedded import FILES, LABEL_EMBEDDING
     from guidance.worlds.embedded.build.realism import write_realism_reference
-    from guidance.worlds.embedded.build.config import SCHEDULE, vae_config
+    from guidance.schedulers import SD_SCHEDULE
+    from guidance.worlds.embedded.build.config import vae_config
     from guidance.worlds.embedded.nets import save_net
 
     torch.manual_seed(0)
@@ -74,7 +75,7 @@ def build_tiny_world(root: Path) -> Path:
         save_file({"weight": torch.randn(11, 16)}, str(root / name / LABEL_EMBEDDING))
     AutoencoderKL(**vae_config((8, 16, 16), 4, 4)).save_pretrained(root / "vae")
     ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 8)).save_pretrained(root / "controlnet")
-    DDIMScheduler(**SCHEDULE).save_pretrained(root / "scheduler")
+    DDIMScheduler(**SD_SCHEDULE).save_pretrained(root / "scheduler")
     for name, net in tiny_nets().items():
         save_net(net, root / FILES[name])
     write_realism_reference(root)

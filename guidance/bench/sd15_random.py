@@ -17,20 +17,11 @@ from diffusers import AutoencoderKL, AutoencoderTiny, ControlNetModel, UNet2DCon
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from guidance.worlds import World
+from guidance.schedulers import SD_SCHEDULE
 from guidance.worlds.base import for_inference
 from guidance.worlds.sd15 import SD_CLASSES as CLASS_NAMES
 from guidance.worlds.sd15 import StableDiffusionBackbone
 
-SCHEDULER = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-    "prediction_type": "epsilon",
-}
 UNET = {
     "sample_size": 64,
     "in_channels": 4,
@@ -108,7 +99,7 @@ def build_backbone(
     tiny = AutoencoderTiny()
     for module in (unet, vae, text, control, tiny):
         for_inference(module, device, dtype)
-    backbone = StableDiffusionBackbone(unet, vae, text, tokenizer, SCHEDULER, control, image_size, name="sd15-random")
+    backbone = StableDiffusionBackbone(unet, vae, text, tokenizer, SD_SCHEDULE, control, image_size, name="sd15-random")
     backbone.guide_unet, backbone.has_guide_model, backbone.tiny_decoder = unet, True, tiny
     return backbone
 

@@ -24,6 +24,7 @@ from diffusers import (
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
+from guidance.schedulers import SD_SCHEDULE
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 TEXT_DIM = 32
@@ -59,14 +60,7 @@ def build_tiny_sd(root: Path, seed: int = 0) -> tuple[Path, Path]:
     )
     vae = tiny_vae()
     text_encoder = CLIPTextModel(text_config(tokenizer))
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = DDIMScheduler(**SD_SCHEDULE)
     sd = root / "sd"
     pipe = StableDiffusionPipeline(
         vae, text_encoder, tokenizer, unet, scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False

@@ -22,21 +22,13 @@ from torch import Tensor
 
 from guidance.backbone import Backbone, Condition, Control
 from guidance.errors import WeightsUnavailableError
+from guidance.schedulers import SD_SCHEDULE
 from guidance.schedulers.grids import SOLVERS, grid_scheduler, ode_solve
 from guidance.worlds.base import Unavailable, World
 
 RING_MODES, RING_RADIUS, RING_STD = 8, 4.0, 0.4  # the suite's mixture: modes on a circle, samples of scale about 4
-WORLD_SCHEDULE = {  # the embedded world's and Stable Diffusion 1.5's training schedule, eps prediction
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "prediction_type": "epsilon",
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-    "timestep_spacing": "leading",
-}
+# the embedded world's and Stable Diffusion 1.5's training schedule, on "leading" timesteps for every solver
+WORLD_SCHEDULE = {**SD_SCHEDULE, "timestep_spacing": "leading"}
 
 
 class GaussianMixture:

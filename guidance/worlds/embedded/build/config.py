@@ -1,22 +1,12 @@
-"""The build pipeline's configurations: dataset sizes, network shapes and each model stage's Loop (Config), the three
-named ones (CONFIGS: full on 2 CPU cores, gpu, smoke for the tests) and the noise schedule (SCHEDULE)."""
+"""The build pipeline's configurations: dataset sizes, network shapes and each model stage's Loop (Config), and the three
+named ones (CONFIGS: full on 2 CPU cores, gpu, smoke for the tests). The noise schedule is guidance.schedulers'
+SD_SCHEDULE."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
 from .training import Loop
-
-# Stable Diffusion 1.5's noise schedule (scaled-linear betas 0.00085..0.012), no x0 clipping in latent space.
-SCHEDULE = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-}
 
 
 def unet_config(

@@ -13,10 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from conditions.images import pixels_from_uint8, uint8_from_pixels
+from guidance.schedulers import SD_SCHEDULE
 
 from .. import FILES, LABEL_EMBEDDING
 from ..vocabulary import CLASS_NAMES
-from .config import SCHEDULE, Config
+from .config import Config
 from .data import load, moved
 from .training import EMA, save_half, train_loop
 
@@ -43,7 +44,7 @@ class LabelledUNet(nn.Module):
 def alphas_cumprod() -> Tensor:
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(**SCHEDULE).alphas_cumprod.float()
+    return DDIMScheduler(**SD_SCHEDULE).alphas_cumprod.float()
 
 
 def training_samples(work: Path) -> tuple[np.ndarray, Tensor]:
@@ -59,7 +60,7 @@ def training_samples(work: Path) -> tuple[np.ndarray, Tensor]:
 
 
 def noisy_batch(cfg: Config, latents: np.ndarray, labels: Tensor, batch: int, g: torch.Generator):
-    """A training batch of noised latents under SCHEDULE, labels dropped to the null label at the config's rate.
+    """A training batch of noised latents under SD_SCHEDULE, labels dropped to the null label at the config's rate.
 
     Args:
         cfg: the configuration (its label dropout).
@@ -73,7 +74,7 @@ def noisy_batch(cfg: Config, latents: np.ndarray, labels: Tensor, batch: int, g:
     """
     idx = torch.randint(len(labels), (batch,), generator=g)
     x0 = torch.from_numpy(np.array(latents[idx.numpy()])).float()
-    t = torch.randint(0, SCHEDULE["num_train_timesteps"], (batch,), generator=g)
+    t = torch.randint(0, SD_SCHEDULE["num_train_timesteps"], (batch,), generator=g)
     eps = torch.randn(x0.shape, generator=g)
     a = alphas_cumprod()[t].view(-1, 1, 1, 1)
     y = torch.where(torch.rand(batch, generator=g) < cfg.label_dropout, torch.full_like(labels[idx], NULL_LABEL), labels[idx])
@@ -155,7 +156,7 @@ def stage_denoiser(cfg: Config, out: Path, work: Path, resume: bool) -> dict:
 
     entry = train_loop("denoiser", model, loss_fn, loop, work, resume, ema)
     save_unet(model, out / FILES["unet"])
-    DDIMScheduler(**SCHEDULE, prediction_type=cfg.prediction_type).save_pretrained(out / FILES["scheduler"])
+    DDIMScheduler(**{**SD_SCHEDULE, "prediction_type": cfg.prediction_type}).save_pretrained(out / FILES["scheduler"])
     return {
         **entry,
         "ema_decay": cfg.ema_decay,
