@@ -16,8 +16,8 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, ControlNetModel, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from guidance.worlds import World
 from guidance.schedulers import SD_SCHEDULE
+from guidance.worlds import World
 from guidance.worlds.base import for_inference
 from guidance.worlds.sd15 import SD_CLASSES as CLASS_NAMES
 from guidance.worlds.sd15 import StableDiffusionBackbone

@@ -24,8 +24,10 @@ from diffusers import (
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
-from guidance.schedulers import SD_SCHEDULE
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+from guidance.bench.family_random import SDXL_SCHEDULER
+from guidance.schedulers import SD_SCHEDULE
 
 TEXT_DIM = 32
 
@@ -132,9 +134,7 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
         addition_time_embed_dim=8,
         projection_class_embeddings_input_dim=6 * 8 + TEXT_DIM,
     )
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
-    )
+    scheduler = EulerDiscreteScheduler(**SDXL_SCHEDULER)
     pipe = StableDiffusionXLPipeline(
         vae=tiny_vae(),
         text_encoder=CLIPTextModel(text_config(tokenizer)),
