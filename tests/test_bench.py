@@ -44,7 +44,7 @@ TINY_PLANS = {
     ),
     figd: figd.Plan(steps=2, samples=1, seeds=2, methods=("freedom", "figd")),
     dsg: dsg.Plan(
-        steps=(3,), scales=(0.3, dsg.PRESETS["face"].scale), rates=(dsg.PRESETS["face"].dsg_rate,), samples=2, seeds=1, rounds=1
+        steps=(3,), scales=(0.3, dsg.SHARED_SCALE["face"]), rates=(dsg.PRESETS["face"].dsg_rate,), samples=2, seeds=1, rounds=1
     ),
     gfcg: gfcg.Plan(samples=10, steps=2, rounds=1, timing_steps=2),
     solvers: solvers.Plan(nfes=(3, solvers.GRID_NFE), samples=10, reference_samples=2, reference_steps=6),

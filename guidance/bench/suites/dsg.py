@@ -1,10 +1,10 @@
 """`dsg`: energy and realism against guidance strength, the plain gradient step vs DSG's spherical step.
 
-The gradient is FreeDoM's (or FIGD's, a plan option) on the face-ID task; strength is the step's scale
-for the plain step and the guidance rate g_r for DSG. Realism: Frechet distance of all samples of a
-setting to as many held-out renders (floor alongside) and evaluator confidence. Goal (at the presets,
-guidance.playground.tasks.PRESETS["face"]): DSG reaches a lower energy than the plain step at equal steps (image by image
-from the same noise, a bootstrap interval over the images), with equal or better FD, at < 5% extra time per step
+The gradient is FreeDoM's (or FIGD's, a plan option) on the face-ID task; strength is the step's scale for the plain
+step and the guidance rate g_r for DSG. Realism: Frechet distance of all samples of a setting to as many held-out
+renders (floor alongside) and evaluator confidence. Goal (at the face preset's DSG rate and the benchmarks' shared
+scale, guidance.bench.common.SHARED_SCALE): DSG reaches a lower energy than the plain step at equal steps (image by
+image from the same noise, a bootstrap interval over the images), with equal or better FD, at < 5% extra time per step
 (timed in interleaved rounds of the preset pair, a bootstrap interval over the rounds). The FD over a few dozen
 samples is reported as indicative: below FD_VERDICT_SAMPLES samples it measures noise.
 """
@@ -18,6 +18,7 @@ import numpy as np
 
 from guidance.bench.common import (
     FD_VERDICT_SAMPLES,
+    SHARED_SCALE,
     Options,
     Rows,
     SuiteOutput,
@@ -51,7 +52,7 @@ class Plan:
 
 
 PLANS = {
-    "quick": Plan(steps=(20, 50), scales=(PRESETS[TASK].scale,), rates=(PRESETS[TASK].dsg_rate,), samples=4, seeds=2),
+    "quick": Plan(steps=(20, 50), scales=(SHARED_SCALE[TASK],), rates=(PRESETS[TASK].dsg_rate,), samples=4, seeds=2),
     "full": Plan(steps=(20, 50), scales=(0.02, 0.05, 0.1, 0.3), rates=(0.02, 0.05, 0.1, 0.2), samples=8, seeds=2),
     "quick-sd": Plan(steps=(4,), scales=(0.3,), rates=(0.05,), samples=1, seeds=1),
     "full-sd": Plan(steps=(10,), scales=(0.3,), rates=(0.05,), samples=1, seeds=2),
@@ -112,10 +113,10 @@ def interleaved_rounds(world: World, plan: Plan, references: dict, steps: int) -
 
 def preset_pair(plan: Plan) -> dict[tuple[str, float], dict]:
     """(method, strength) of the plain step and of DSG at the face preset, with the setting each sets."""
-    preset = PRESETS[TASK]
+    scale, rate = SHARED_SCALE[TASK], PRESETS[TASK].dsg_rate
     return {
-        (plan.base, preset.scale): {"scale": preset.scale},
-        (f"{plan.base}+dsg", preset.dsg_rate): {"dsg_rate": preset.dsg_rate},
+        (plan.base, scale): {"scale": scale},
+        (f"{plan.base}+dsg", rate): {"dsg_rate": rate},
     }
 
 

@@ -45,6 +45,7 @@ from torch import Tensor
 from guidance.bench.common import (
     Options,
     Rows,
+    SHARED_SCALE,
     SuiteOutput,
     generate,
     WORLD_SPEED_BAR_S,
@@ -356,7 +357,7 @@ def request_for(world: World, task: str, references: dict) -> TaskRequest:
 
 
 def settings_for(task: str, overrides: dict) -> Settings:
-    """The task's preset with every step guided (window [0, 1), no time travel); class rows: the classes preset with
+    """The task's preset at the benchmarks' shared scale with every step guided (window [0, 1), no time travel); class rows: the classes preset with
     GFCG in its own order (the classifier at every step, the reference branch a call of its own), so that every
     step shows each part.
 
@@ -366,7 +367,7 @@ def settings_for(task: str, overrides: dict) -> Settings:
     """
     if task == "class":
         return replace(PRESETS["classes"], gfcg_one_call=False, gfcg_interval=1, **overrides)
-    return replace(PRESETS[task], window=(0.0, 1.0), repeats=1, dsg_interval=1, **overrides)
+    return replace(PRESETS[task], scale=SHARED_SCALE[task], window=(0.0, 1.0), repeats=1, dsg_interval=1, **overrides)
 
 
 def profile_steps(world: World, label: str, plan: Plan, references: dict, warm_up: bool = True) -> tuple[list[dict], float]:
