@@ -95,7 +95,7 @@ def benchmark_panel(spec: TaskSpec) -> None:
 def solver_paths_section(spec: TaskSpec, inputs: dict[str, gr.components.Component]) -> None:
     """The Solvers tab's teaching view: the selected solvers' paths on a Gaussian mixture with an exact denoiser, on the
     tab's grid and NFE (app_handlers.solver_paths_view), drawn at first for the tab's defaults."""
-    names = ["methods", "grid", "nfe"]
+    names = ["methods", "grid", spec.runs.steps_key]
     first = solver_paths_view(*(initial_value(inputs[name]) for name in names))
     with gr.Accordion(
         "Teaching view: the same solvers on a Gaussian mixture, whose denoiser is exact",
@@ -320,7 +320,7 @@ def build_tab(
             with gr.Column(scale=3):
                 outputs = result_outputs(spec)
                 trajectory = trajectory_output(spec)
-                if {"grid", "nfe"} <= inputs.keys():  # the Solvers tab
+                if spec.runs_over == "schedulers":
                     solver_paths_section(spec, inputs)
                 benchmark_panel(spec)
         with examples_column:

@@ -38,14 +38,13 @@ from guidance.errors import (
     SamplingNaNError,
     WeightsUnavailableError,
 )
-from guidance.methods.options import RUN_OPTIONS, by_name
+from guidance.methods import LIMITS
 from guidance.playground.crowd import Admissions
 from guidance.playground.export import metrics_table, step_figure, guiding_text, summarize, write_downloads
 from guidance.playground.preview import Frame, stream_task
 from guidance.playground.space import gpu_seconds, on_gpu
 from guidance.playground.stops import Stops
 from guidance.playground.tasks import SWEEP_VALUES, TaskOutcome, TaskRequest, TaskSpec, make_request, parse_values, sweep
-from guidance.playground.tasks.command import EMBEDDED as EMBEDDED_SOURCE
 from guidance.playground.tasks.command import SweepInputs, setting_pairs, sweep_command
 from guidance.playground.tasks.inputs import checked_grid
 from guidance.playground.upkeep import released
@@ -62,7 +61,7 @@ from guidance.playground.widgets import settings_from
 from guidance.schedulers.grids import LABELS, SOLVERS
 from guidance.worlds.embedded import ASSETS
 from guidance.worlds.mixture import MixtureBackbone, solver_paths
-from guidance.worlds.registry import SD, WorldRegistry
+from guidance.worlds.registry import EMBEDDED, SD, WorldRegistry
 
 SNAPSHOTS = 8  # x0_hat kept at 8 evenly spaced steps per method: the live preview's frames and the trajectory strip
 ERROR_TITLES = {
@@ -274,7 +273,7 @@ def world_options(worlds: WorldRegistry, backbone: str) -> dict[str, str | None]
     if backbone == SD:
         return {"world": worlds.sd_model, "controlnet_model": worlds.controlnet, "tiny_vae": worlds.tiny_vae}
     shipped = Path(worlds.embedded).resolve() == ASSETS.resolve()
-    return {"world": EMBEDDED_SOURCE if shipped else str(worlds.embedded)}
+    return {"world": EMBEDDED if shipped else str(worlds.embedded)}
 
 
 def sweep_inputs(spec: TaskSpec, request: TaskRequest, values: dict[str, Any], world: dict[str, str | None]) -> SweepInputs:
@@ -400,7 +399,7 @@ def solver_paths_view(solvers: list[str], grid: str, nfe: int) -> Any:
     """
     with readable_errors():
         checked_grid(grid)
-        by_name(RUN_OPTIONS)["steps"].bound.check("NFE", nfe)
+        LIMITS["steps"].check("NFE", nfe)
         shown = [s for s in solvers or [] if s in SOLVERS]
         if not shown:
             raise MethodConfigError(f"select one of {', '.join(SOLVERS)}: the paths compare the solvers that run on every grid")

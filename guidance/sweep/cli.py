@@ -22,10 +22,11 @@ from tqdm import tqdm
 from guidance import distributed
 from guidance.errors import GuidanceError, MethodConfigError
 from guidance.playground.tasks import GUIDED_BASES, SWEEP_DEFAULTS, TASKS, spec
-from guidance.playground.tasks.command import EMBEDDED, SweepInputs
+from guidance.playground.tasks.command import SweepInputs
 from guidance.sweep.plan import MAX_CELLS, base_request, check_plan, parse_methods, parse_seeds, plan_sweep
 from guidance.sweep.run import run_sweep
 from guidance.worlds import World
+from guidance.worlds.registry import EMBEDDED
 
 PROGRAM = "python -m guidance.sweep"
 

@@ -121,8 +121,8 @@ class MixtureBackbone(Backbone):
         self.mixture = mixture or GaussianMixture.ring()
         self.scheduler_config = dict(scheduler_config or WORLD_SCHEDULE)
         self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
-        self.alphas_cumprod = DDPMScheduler.from_config(self.scheduler_config).alphas_cumprod.float()
-        self._alphas64 = DDPMScheduler.from_config(self.scheduler_config).alphas_cumprod.double()
+        alphas_cumprod = DDPMScheduler.from_config(self.scheduler_config).alphas_cumprod
+        self.alphas_cumprod, self._alphas64 = alphas_cumprod.float(), alphas_cumprod.double()
         self.sample_shape = (self.mixture.dim,)
 
     def embed(self, conditions: Sequence[Condition]) -> Tensor:

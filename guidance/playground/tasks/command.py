@@ -9,8 +9,7 @@ from typing import Any
 
 from guidance.methods import Settings
 from guidance.playground.tasks.spec import preset, spec
-
-EMBEDDED = "embedded"
+from guidance.worlds.registry import EMBEDDED
 
 
 @dataclass(frozen=True)
@@ -121,6 +120,3 @@ def text_of(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-# ----------------------------------------------------------------------------- the base request
