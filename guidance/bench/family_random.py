@@ -27,6 +27,7 @@ from guidance.pipelines import (
     GuidedStableDiffusionXLPipeline,
 )
 from guidance.pipelines.denoisers import PipelineBackbone
+from guidance.schedulers import SD_SCHEDULE
 from guidance.worlds import World
 from guidance.worlds.base import for_inference
 
@@ -48,14 +49,9 @@ SDXL_UNET = {
     "projection_class_embeddings_input_dim": 2816,
 }
 SDXL_VAE = {**VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True}
-SDXL_SCHEDULER = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "steps_offset": 1,
-    "timestep_spacing": "leading",
-    "prediction_type": "epsilon",
+# SD 1.5's training schedule on "leading" timesteps, less DDIM's own keys (Euler takes neither)
+SDXL_SCHEDULER = {k: v for k, v in SD_SCHEDULE.items() if k not in ("clip_sample", "set_alpha_to_one")} | {
+    "timestep_spacing": "leading"
 }
 SD3_TRANSFORMER = {
     "sample_size": 128,

@@ -312,10 +312,10 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError("Must pass exactly one of `num_inference_steps` or `timesteps`.")
         last = self.config.num_train_timesteps - 1
         if timesteps is not None:
-            grid = _custom_grid(timesteps, last, self._calls_at_end)
+            grid = _custom_grid(timesteps, last, self.calls_at_end)
         else:
             grid = self._spaced_grid(num_inference_steps)
-        calls = len(grid) if self._calls_at_end else len(grid) - 1
+        calls = len(grid) if self.calls_at_end else len(grid) - 1
         if not self.config.lower_order_final and calls < 3:
             raise ValueError(f"lower_order_final=False needs at least 3 model calls, got {calls}")
         a = np.where(grid >= 0, self._alphas_cumprod64[np.maximum(grid, 0)], 1.0)
@@ -335,11 +335,11 @@ class EVODiffScheduler(SchedulerMixin, ConfigMixin):
         config = self.config
         if not 1 <= num_inference_steps <= config.num_train_timesteps:
             raise ValueError(f"num_inference_steps={num_inference_steps}: need 1 <= steps <= {config.num_train_timesteps}")
-        solver_steps = num_inference_steps - 1 if self._calls_at_end else num_inference_steps
+        solver_steps = num_inference_steps - 1 if self.calls_at_end else num_inference_steps
         return _grid_labels(self._alphas_cumprod64, solver_steps, config.time_grid, config.timestep_spacing, config.steps_offset)
 
     @property
-    def _calls_at_end(self) -> bool:
+    def calls_at_end(self) -> bool:
         """Whether the model is also called at g_S (``final_denoise``, or a full last step)."""
         return self.config.final_denoise or not self.config.lower_order_final
 

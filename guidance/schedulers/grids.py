@@ -133,9 +133,7 @@ def grid_scheduler(name: str, config: dict, grid: str, steps: int, **options) ->
         scheduler = EVODiffScheduler.from_config(config, **options)
     else:
         scheduler = make_scheduler(name, to_label_0)
-    calls_at_end = isinstance(scheduler, EVODiffScheduler) and (
-        scheduler.config.final_denoise or not scheduler.config.lower_order_final
-    )
+    calls_at_end = isinstance(scheduler, EVODiffScheduler) and scheduler.calls_at_end
     labels = levels(grid, steps - 1 if calls_at_end else steps, scheduler.alphas_cumprod)
     set_calls(scheduler, labels if calls_at_end else labels[:-1])
     return scheduler

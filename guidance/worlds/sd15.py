@@ -4,7 +4,6 @@ features and classifiers)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from guidance.backbone import Backbone, Condition, UNetBackbone
 from guidance.pipelines.denoisers import PipelineBackbone
-from guidance.pipelines.loading import load
+from guidance.pipelines.loading import load, local_only
 from guidance.worlds.base import World, for_inference, optional
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -68,6 +67,21 @@ class StableDiffusionBackbone(UNetBackbone):
         return self.vae.decode(x0.to(self.dtype) / self.vae.config.scaling_factor).sample.float()
 
 
+def load_tiny_decoder(source: str, dtype: torch.dtype) -> AutoencoderTiny:
+    """An AutoencoderTiny (e.g. TAESD) for the guidance path, from a hub id or folder.
+
+    Raises:
+        WeightsUnavailableError: naming the weights and where they were looked for.
+    """
+    return load(
+        "tiny decoder (AutoencoderTiny) weights",
+        source,
+        AutoencoderTiny.from_pretrained,
+        torch_dtype=dtype,
+        local_files_only=local_only(source),
+    )
+
+
 def load_sd15(
     model: str = SD15,
     controlnet: str | None = None,
@@ -95,7 +109,7 @@ def load_sd15(
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
     if local_files_only is None:
-        local_files_only = bool(os.environ.get("HF_HUB_OFFLINE")) or Path(model).exists()
+        local_files_only = local_only(model)
     common = {"local_files_only": local_files_only}
     unet = load(
         "Stable Diffusion UNet weights",
@@ -113,14 +127,14 @@ def load_sd15(
     scheduler_config = load("the scheduler config", model, DDIMScheduler.load_config, subfolder="scheduler", **common)
     control = None
     if controlnet is not None:
-        local = {"local_files_only": bool(os.environ.get("HF_HUB_OFFLINE")) or Path(controlnet).exists()}
-        control = load("ControlNet weights", controlnet, ControlNetModel.from_pretrained, torch_dtype=dtype, **local)
-    tiny = None
-    if tiny_vae is not None:
-        local = {"local_files_only": bool(os.environ.get("HF_HUB_OFFLINE")) or Path(tiny_vae).exists()}
-        tiny = load(
-            "tiny decoder (AutoencoderTiny) weights", tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=dtype, **local
+        control = load(
+            "ControlNet weights",
+            controlnet,
+            ControlNetModel.from_pretrained,
+            torch_dtype=dtype,
+            local_files_only=local_only(controlnet),
         )
+    tiny = None if tiny_vae is None else load_tiny_decoder(tiny_vae, dtype)
     for module in (unet, vae, text_encoder, control, tiny):
         if module is not None:
             for_inference(module, device)
@@ -143,21 +157,14 @@ def load_backbone(model: str, controlnet: str | None = None, device=None, tiny_v
         WeightsUnavailableError: weights that cannot be had.
         UnsupportedModelError: another family, or a ControlNet with SD 3.
     """
-    from guidance.pipelines.loading import load_pipeline, local_only
+    from guidance.pipelines.loading import load_pipeline
 
     if Path(model).exists() and not (Path(model) / "model_index.json").exists():
         return load_sd15(model, controlnet=controlnet, device=device, tiny_vae=tiny_vae)
     device = torch.device(device) if device is not None else default_device()
     backbone = PipelineBackbone(load_pipeline(model, controlnet, device), name=model)
     if tiny_vae is not None:
-        tiny = load(
-            "tiny decoder (AutoencoderTiny) weights",
-            tiny_vae,
-            AutoencoderTiny.from_pretrained,
-            torch_dtype=backbone.dtype,
-            local_files_only=local_only(tiny_vae),
-        )
-        backbone.tiny_decoder = for_inference(tiny, device)
+        backbone.tiny_decoder = for_inference(load_tiny_decoder(tiny_vae, backbone.dtype), device)
     return backbone
 
 
