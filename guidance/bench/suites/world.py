@@ -11,7 +11,7 @@ ROC-AUC; the time of a batch of 4 unguided 25-step samples.
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from guidance import distributed
 from guidance.bench.common import (
     CONTROL_SEED,
     ID_SEED,
-    SHARED_SCALE,
     WORLD_SPEED_BAR_S,
     Options,
     Rows,
@@ -40,13 +39,14 @@ from guidance.bench.common import (
     images_of,
     realism,
     renders,
-    request_inputs,
+    task_request,
     timing,
     warm_up,
 )
 from guidance.bench.metrics import roc_auc
 from guidance.errors import MethodConfigError
-from guidance.playground.tasks import make_request, preset, run_task, spec
+from guidance.methods import LIMITS
+from guidance.playground.tasks import preset, run_task, spec
 from guidance.sampling import SamplingResult
 from guidance.worlds import World
 from guidance.worlds.base import realism as world_realism
@@ -257,18 +257,10 @@ def task_results(
             `overrides`.
         overrides: settings of the tab's preset.
     """
-    request = make_request(
-        task=task,
-        methods=[method],
-        samples=samples,
-        steps=plan.task_steps,
-        eta=spec(task).eta,
-        seed=seed,
-        settings=preset(task, **({"scale": SHARED_SCALE[task]} | overrides)),
-        strength=strength,
-        **request_inputs(task, reference),
+    request = task_request(
+        world, task, method, {task: reference}, steps=plan.task_steps, samples=samples, eta=spec(task).eta, **overrides
     )
-    return run_task(world, request).results[0][1]
+    return run_task(world, replace(request, seed=seed, strength=strength)).results[0][1]
 
 
 def face_rate(world: World, images: torch.Tensor) -> float:
@@ -371,7 +363,7 @@ def guided_rows(
 
 
 METRIC_KEYS = {"face": "id_distance", "style": "style_distance", "control": "edge_f1"}
-RUN_SAMPLES = 16  # the most images of one run (guidance.methods.LIMITS["samples"])
+RUN_SAMPLES = int(LIMITS["samples"].high)  # the most images of one run
 
 
 def face_rows(world: World, plan: Plan, methods: tuple[str, ...] = ENERGY_METHODS, **overrides) -> list[dict]:
